@@ -1,0 +1,138 @@
+/*
+ * ipcluster: start, stop and watch a controller plus engines.
+ *
+ *   ipcluster local -n N [--daemonize]   0.10 mode: foreground, Ctrl-C stops all
+ *   ipcluster start [-n N]               background; returns once engines registered
+ *   ipcluster stop                       stop the profile's cluster
+ *
+ * All commands take --profile=NAME (default "default").
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plexa/version.h"
+#include "plx_cluster.h"
+#include "plx_log.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "Usage: ipcluster <command> [options]\n"
+        "\n"
+        "Commands:\n"
+        "  local     start a controller and -n engines on this host, in the foreground\n"
+        "            (Ctrl-C stops them all); with --daemonize return once the engines\n"
+        "            are registered and leave the cluster running\n"
+        "  start     start the profile's cluster in the background; returns once all\n"
+        "            engines are registered (launchers from the profile's cluster.conf)\n"
+        "  stop      stop the profile's cluster: engines, controller, everything\n"
+        "\n"
+        "Options:\n"
+        "  -n, --num N          number of engines (default: cluster.conf, else 2)\n"
+        "  --profile NAME       profile directory ~/.plexa/profile_NAME (default: default)\n"
+        "  --daemonize          (local) detach once the engines are registered\n"
+        "  --timeout SECONDS    how long start may take (default: cluster.conf, else 60)\n"
+        "  --log-level LEVEL    debug, info, warn or error\n"
+        "  -h, --help           show this help\n"
+        "  --version            show the version\n"
+        "\n"
+        "Logs are written to the profile's log/ directory; connection files to its\n"
+        "security/ directory. PLEXA_DIR overrides ~/.plexa.\n");
+}
+
+typedef struct args {
+    const char *command;
+    plx_cluster_opts_t o;
+} args_t;
+
+static int parse_num(const char *s, const char *what, double *out)
+{
+    char *end;
+    *out = strtod(s, &end);
+    if (*end || *out <= 0) {
+        fprintf(stderr, "ipcluster: %s: '%s' is not a positive number\n", what, s);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, args_t *a)
+{
+    static const struct option opts[] = {
+        {"num", required_argument, 0, 'n'},     {"n", required_argument, 0, 'n'},
+        {"profile", required_argument, 0, 'p'}, {"daemonize", no_argument, 0, 'd'},
+        {"daemon", no_argument, 0, 'd'},        {"timeout", required_argument, 0, 't'},
+        {"log-level", required_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},       {0, 0, 0, 0}};
+    int ch;
+    double v;
+    while ((ch = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'n':
+            if (parse_num(optarg, "-n", &v) || v != (int)v)
+                return 2;
+            a->o.engines = (int)v;
+            break;
+        case 'p': a->o.profile = optarg; break;
+        case 'd': a->o.daemonize = 1; break;
+        case 't':
+            if (parse_num(optarg, "--timeout", &a->o.timeout))
+                return 2;
+            break;
+        case 'v':
+            if (plx_log_parse_level(optarg) < 0) {
+                fprintf(stderr, "ipcluster: --log-level: unknown level '%s'\n", optarg);
+                return 2;
+            }
+            a->o.log_level = optarg;
+            break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("ipcluster (plexa) %s\n", PLX_VERSION_STRING); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    a->command = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "ipcluster: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    args_t a;
+    memset(&a, 0, sizeof a);
+    a.o.profile = "default";
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    plx_err_t err = {0};
+    if (strcmp(a.command, "stop") == 0) {
+        if (plx_cluster_stop(a.o.profile, a.o.timeout > 0 ? a.o.timeout : 15.0, &err)) {
+            fprintf(stderr, "ipcluster: %s\n", err.msg);
+            return 1;
+        }
+        printf("[ipcluster] stopped the cluster for profile '%s'\n", a.o.profile);
+        return 0;
+    }
+    if (strcmp(a.command, "local") == 0) {
+        a.o.engine_launcher = "local";
+        a.o.controller_launcher = "local";
+    } else if (strcmp(a.command, "start") == 0) {
+        a.o.daemonize = 1;
+    } else {
+        fprintf(stderr, "ipcluster: unknown command '%s' (try ipcluster --help)\n", a.command);
+        return 2;
+    }
+    rc = plx_cluster_run(&a.o, &err);
+    if (rc != 0)
+        fprintf(stderr, "ipcluster: %s\n", err.msg[0] ? err.msg : "failed");
+    return rc;
+}

@@ -1,0 +1,170 @@
+/*
+ * ipcontroller: parse arguments, run the controller loop until SIGINT or
+ * SIGTERM. Everything else lives in core/controller.
+ */
+#include <ev.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "plexa/version.h"
+#include "plx_conf.h"
+#include "plx_controller.h"
+#include "plx_log.h"
+#include "plx_profile.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "Usage: ipcontroller [options]\n"
+        "\n"
+        "Start the plexa controller: engines register with it and clients send it\n"
+        "work. It writes its connection files (capability URLs) into the profile's\n"
+        "security/ directory and removes them when it stops.\n"
+        "\n"
+        "Options:\n"
+        "  --profile NAME       profile to use (default: default)\n"
+        "  --ip HOST            address to listen on (default from cluster.conf, else 127.0.0.1)\n"
+        "  --port PORT          port to listen on (default: any free port)\n"
+        "  --location HOST      address written into connection files, for engines and\n"
+        "                       clients on other hosts (default: the listen address)\n"
+        "  --transport NAME     transport plugin: tcp (default from cluster.conf)\n"
+        "  --log-level LEVEL    debug, info, warn or error (default: info)\n"
+        "  -l, --logfile PATH   write the log there instead of stderr\n"
+        "  -h, --help           show this help\n"
+        "  --version            show the version\n");
+}
+
+typedef struct args {
+    const char *profile, *ip, *location, *transport, *logfile, *log_level;
+    long port;
+} args_t;
+
+static int parse_args(int argc, char **argv, args_t *a)
+{
+    static const struct option opts[] = {
+        {"profile", required_argument, 0, 'p'}, {"ip", required_argument, 0, 'i'},
+        {"port", required_argument, 0, 'P'},    {"location", required_argument, 0, 'L'},
+        {"transport", required_argument, 0, 't'}, {"log-level", required_argument, 0, 'v'},
+        {"logfile", required_argument, 0, 'l'}, {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},       {0, 0, 0, 0}};
+    int ch;
+    a->port = -1;
+    while ((ch = getopt_long(argc, argv, "l:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'p': a->profile = optarg; break;
+        case 'i': a->ip = optarg; break;
+        case 'L': a->location = optarg; break;
+        case 't': a->transport = optarg; break;
+        case 'v': a->log_level = optarg; break;
+        case 'l': a->logfile = optarg; break;
+        case 'P': {
+            char *end;
+            a->port = strtol(optarg, &end, 10);
+            if (*end || a->port < 0 || a->port > 65535) {
+                fprintf(stderr, "ipcontroller: --port: '%s' is not a port number\n", optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("ipcontroller (plexa) %s\n", PLX_VERSION_STRING); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ipcontroller: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    return -1;
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    PLX_INFO("received signal %d; shutting down", w->signum);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* Options from cluster.conf, overridden by the command line. */
+static int load_options(const args_t *a, plx_conf_t *conf, plx_controller_opts_t *o)
+{
+    plx_err_t err = {0};
+    plx_profile_t prof;
+    char path[4096];
+    if (plx_profile_open(o->profile, 1, &prof, &err) != PLX_OK ||
+        plx_profile_file(&prof, NULL, "cluster.conf", path, sizeof path) != PLX_OK ||
+        plx_conf_load(conf, path, &err) != PLX_OK) {
+        fprintf(stderr, "ipcontroller: %s\n", err.msg);
+        return 1;
+    }
+    const plx_cluster_conf_t *cc = plx_conf_cluster(conf);
+    o->transport = a->transport ? a->transport : cc->transport;
+    o->listen_host = a->ip ? a->ip : cc->listen;
+    o->location = a->location ? a->location : (cc->location[0] ? cc->location : NULL);
+    o->port = (uint16_t)(a->port >= 0 ? a->port : cc->port);
+    o->heartbeat_period = cc->heartbeat_period;
+    o->heartbeat_misses = cc->heartbeat_misses;
+    const plx_controller_conf_t *ctl = plx_conf_controller(conf);
+    o->limits.max_envelope = (uint32_t)ctl->max_envelope;
+    o->limits.max_bufs = (uint32_t)ctl->max_buffers;
+    if (!a->log_level)
+        plx_log_set_level((plx_log_level)cc->log_level);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    args_t a;
+    memset(&a, 0, sizeof a);
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    signal(SIGPIPE, SIG_IGN);
+    plx_log_set_component("controller");
+    if (a.logfile) {
+        int fd = open(a.logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            perror(a.logfile);
+            return 1;
+        }
+        plx_log_set_fd(fd);
+    }
+    if (a.log_level) {
+        int lvl = plx_log_parse_level(a.log_level);
+        if (lvl < 0) {
+            fprintf(stderr, "ipcontroller: --log-level: unknown level '%s'\n", a.log_level);
+            return 2;
+        }
+        plx_log_set_level((plx_log_level)lvl);
+    }
+    plx_controller_opts_t o = plx_controller_opts_default();
+    o.profile = a.profile ? a.profile : "default";
+    plx_conf_t *conf = plx_conf_new_defaults();
+    if (!conf || load_options(&a, conf, &o) != 0) {
+        plx_conf_destroy(&conf);
+        return 1;
+    }
+    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+    plx_err_t err = {0};
+    plx_controller_t *ctl = plx_controller_new(loop, &o, &err);
+    if (!ctl) {
+        fprintf(stderr, "ipcontroller: %s\n", err.msg);
+        PLX_ERROR("%s", err.msg);
+        plx_conf_destroy(&conf);
+        return 1;
+    }
+    ev_signal sint, sterm;
+    ev_signal_init(&sint, on_signal, SIGINT);
+    ev_signal_init(&sterm, on_signal, SIGTERM);
+    ev_signal_start(loop, &sint);
+    ev_signal_start(loop, &sterm);
+    ev_run(loop, 0);
+    plx_controller_destroy(&ctl);
+    plx_conf_destroy(&conf);
+    PLX_INFO("controller stopped");
+    return 0;
+}

@@ -1,0 +1,516 @@
+/*
+ * The client: a connection run by a private I/O thread.
+ *
+ * Callers never touch the connection. They pack their request, put it on
+ * a mutex-protected queue together with a pending-table entry, and wake
+ * the I/O thread with an ev_async; the I/O thread moves queued messages to
+ * the plx_conn and matches replies to table entries by id. Waiting happens
+ * on each request's own condition variable. When the connection goes, the
+ * I/O thread fails every table entry at once and marks the client lost so
+ * that later submissions fail without waiting.
+ */
+#include <ev.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "plexa/version.h"
+#include "plx_conn.h"
+#include "plx_envelope.h"
+#include "plx_log.h"
+#include "plx_plugin_loader.h"
+#include "plx_request_priv.h"
+#include "plx_url.h"
+
+#define HELLO_ID       1u     /* the handshake is always the first request */
+#define MEC_URL_FILE   "ipcontroller-mec.url"
+
+struct plx_client {
+    pthread_mutex_t          mu;
+    plx_msg_t              **outq;        /* (mu) packed, for the I/O thread */
+    size_t                   outn, outcap;
+    plx_reqtable_t           pending;     /* (mu) submitted, not answered */
+    uint64_t                 next_id;     /* (mu) */
+    int                      lost;        /* (mu) connection gone: refuse submits */
+    plx_err_t                lost_err;    /* (mu) why */
+    int                      stopping;    /* (mu) destroy asked the I/O thread to stop */
+    double                   timeout_s;   /* (mu) deadline of blocking calls */
+
+    struct ev_loop          *loop;
+    ev_async                 wake;        /* submissions and stop */
+    pthread_t                thread;
+    int                      running;     /* the I/O thread was started */
+    plx_conn_t              *conn;        /* I/O thread only while it runs */
+    int                      conn_closed; /* I/O thread: on_close ran */
+    int                      opened;      /* I/O thread: transport set-up finished */
+    char                     peer[300];   /* "HOST:PORT" */
+};
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* ---- failing requests ---------------------------------------------------- */
+
+/* Fail every pending request and queued message with code/msg, and refuse
+ * later submissions with the first such error. Any thread. */
+static void client_lose(plx_client_t *c, int code, const char *msg)
+{
+    pthread_mutex_lock(&c->mu);
+    if (!c->lost) {
+        c->lost = 1;
+        plx_err_set(&c->lost_err, code, "%s", msg);
+    }
+    plx_msg_t **q = c->outq;
+    size_t n = c->outn;
+    c->outq = NULL;
+    c->outn = c->outcap = 0;
+    plx_reqtable_t drained = c->pending;
+    c->pending = (plx_reqtable_t){0};
+    pthread_mutex_unlock(&c->mu);
+
+    for (size_t i = 0; i < n; i++)
+        plx_msg_destroy(&q[i]);
+    free(q);
+    plx_request_t *req;
+    while ((req = plx_reqtable_pop(&drained)) != NULL) {
+        plx_request_fail(req, code, msg);
+        plx_request_destroy(&req);
+    }
+    plx_reqtable_fini(&drained);
+}
+
+/* ---- the I/O thread ------------------------------------------------------ */
+
+static void on_open(plx_conn_t *conn, void *ud)
+{
+    plx_client_t *c = ud;
+    c->opened = 1;
+}
+
+/* Which request an incoming envelope answers; 0 for none. The handshake
+ * answer is matched by body, not reply_to, so that any controller's
+ * Welcome or Reject settles it. */
+static uint64_t answered_id(const Plexa__Envelope *env)
+{
+    if (env->body_case == PLEXA__ENVELOPE__BODY_WELCOME ||
+        env->body_case == PLEXA__ENVELOPE__BODY_REJECT)
+        return HELLO_ID;
+    return env->has_reply_to ? env->reply_to : 0;
+}
+
+static void on_msg(plx_conn_t *conn, plx_msg_t *m, void *ud)
+{
+    plx_client_t *c = ud;
+    plx_err_t err = {0};
+    Plexa__Envelope *env = plx_envelope_unpack(m, &err);
+    if (!env) {
+        /* A controller speaking garbage cannot be trusted with the rest. */
+        plx_msg_destroy(&m);
+        plx_conn_close(conn, 0, PLX_EPROTO, err.msg);
+        return;
+    }
+    uint64_t id = answered_id(env);
+    pthread_mutex_lock(&c->mu);
+    plx_request_t *req = id ? plx_reqtable_take(&c->pending, id) : NULL;
+    pthread_mutex_unlock(&c->mu);
+    if (!req) {
+        /* Unsolicited (heartbeat) or the answer to a forgotten request. */
+        PLX_DEBUG("client %s: ignoring %s (reply_to %llu)", c->peer,
+                  plx_envelope_body_name(env), (unsigned long long)id);
+        plx_envelope_free(&env);
+        plx_msg_destroy(&m);
+        return;
+    }
+    plx_request_complete(req, m, env);
+    plx_request_destroy(&req);
+}
+
+/* Failing to reach the controller is PLX_ECONNECT, except a security
+ * refusal by the transport (wrong certificate pin), which stays PLX_EAUTH. */
+static int connect_code(int transport_code)
+{
+    return transport_code == PLX_EAUTH ? PLX_EAUTH : PLX_ECONNECT;
+}
+
+static void on_close(plx_conn_t *conn, int code, const char *why, void *ud)
+{
+    plx_client_t *c = ud;
+    char msg[PLX_ERR_MSG_MAX];
+    snprintf(msg, sizeof msg, "%s the controller at %s (%s)",
+             c->opened ? "lost connection to" : "cannot connect to", c->peer,
+             why && *why ? why : "connection closed");
+    PLX_DEBUG("client: %s", msg);
+    /* The connection is freed by plx_client_destroy, not here: this may
+     * run inside plx_conn_send, where plx_conn cannot defer a free. */
+    c->conn_closed = 1;
+    client_lose(c, connect_code(code), msg);
+}
+
+/* Move queued messages to the connection; stop when asked. */
+static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    plx_client_t *c = container_of(w, plx_client_t, wake);
+    pthread_mutex_lock(&c->mu);
+    plx_msg_t **q = c->outq;
+    size_t n = c->outn;
+    c->outq = NULL;
+    c->outn = c->outcap = 0;
+    int stop = c->stopping;
+    pthread_mutex_unlock(&c->mu);
+
+    for (size_t i = 0; i < n; i++) {
+        if (c->conn && !c->conn_closed)
+            plx_conn_send(c->conn, q[i]);   /* owns q[i], even on error */
+        else
+            plx_msg_destroy(&q[i]);
+    }
+    free(q);
+    if (stop) {
+        plx_conn_destroy(&c->conn);
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
+static void *io_main(void *arg)
+{
+    plx_client_t *c = arg;
+    ev_run(c->loop, 0);
+    return NULL;
+}
+
+/* Start the I/O thread with every signal blocked, so that signals (SIGINT
+ * for Python's KeyboardInterrupt) go to the application's threads. */
+static int start_io_thread(plx_client_t *c, plx_err_t *err)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&c->thread, NULL, io_main, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return plx_err_set(err, PLX_EIO, "pthread_create: %s", strerror(rc));
+    c->running = 1;
+    return PLX_OK;
+}
+
+/* ---- submitting ---------------------------------------------------------- */
+
+static int outq_push(plx_client_t *c, plx_msg_t *m)
+{
+    if (c->outn == c->outcap) {
+        size_t cap = c->outcap ? c->outcap * 2 : 16;
+        plx_msg_t **q = realloc(c->outq, cap * sizeof *q);
+        if (!q)
+            return PLX_ENOMEM;
+        c->outq = q;
+        c->outcap = cap;
+    }
+    c->outq[c->outn++] = m;
+    return PLX_OK;
+}
+
+/* Pack env with id into a message carrying bufs. */
+static plx_msg_t *pack_request(const Plexa__Envelope *env, uint64_t id,
+                               plx_buf_t *const *bufs, size_t nbufs, plx_err_t *err)
+{
+    Plexa__Envelope e = *env;   /* shallow: only the id differs */
+    e.has_id = 1;
+    e.id = id;
+    plx_msg_t *m = plx_envelope_pack(&e, err);
+    for (size_t i = 0; m && i < nbufs; i++) {
+        if (plx_msg_add_buf(m, bufs[i]) != PLX_OK) {
+            plx_msg_destroy(&m);
+            plx_err_set(err, PLX_ENOMEM, "out of memory adding buffer %zu", i);
+        }
+    }
+    return m;
+}
+
+/* Under c->mu: give req an id, pack, and enqueue message and table entry
+ * together, so ids go out in increasing order. err is not NULL. */
+static int submit_locked(plx_client_t *c, const Plexa__Envelope *env, plx_buf_t *const *bufs,
+                         size_t nbufs, plx_request_t *req, plx_err_t *err)
+{
+    if (c->lost)
+        return plx_err_set(err, c->lost_err.code, "%s", c->lost_err.msg);
+    if (c->stopping)
+        return plx_err_set(err, PLX_ECLOSED, "the client is closing");
+    req->id = c->next_id;
+    plx_msg_t *m = pack_request(env, req->id, bufs, nbufs, err);
+    if (!m)
+        return err->code;
+    if (outq_push(c, m) != PLX_OK) {
+        plx_msg_destroy(&m);
+        return plx_err_set(err, PLX_ENOMEM, "out of memory queueing a request");
+    }
+    if (plx_reqtable_put(&c->pending, req) != PLX_OK) {
+        plx_msg_destroy(&c->outq[--c->outn]);
+        return plx_err_set(err, PLX_ENOMEM, "out of memory queueing a request");
+    }
+    plx_request_ref(req);   /* the table's reference */
+    c->next_id++;
+    return PLX_OK;
+}
+
+int plx_client_submit(plx_client_t *c, const Plexa__Envelope *env, plx_buf_t *const *bufs,
+                      size_t nbufs, plx_request_t **out, plx_err_t *err)
+{
+    *out = NULL;
+    plx_request_t *req = plx_request_new(0);
+    if (!req)
+        return plx_err_set(err, PLX_ENOMEM, "out of memory for a request");
+    plx_err_t e = {0};
+    pthread_mutex_lock(&c->mu);
+    int rc = submit_locked(c, env, bufs, nbufs, req, &e);
+    pthread_mutex_unlock(&c->mu);
+    if (rc != PLX_OK) {
+        plx_request_destroy(&req);
+        return plx_err_set(err, rc, "%s", e.msg);
+    }
+    ev_async_send(c->loop, &c->wake);
+    *out = req;
+    return PLX_OK;
+}
+
+int plx_client_submit_get_ids(plx_client_t *c, plx_request_t **req, plx_err_t *err)
+{
+    Plexa__GetIds gi = PLEXA__GET_IDS__INIT;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_GET_IDS;
+    env.get_ids = &gi;
+    return plx_client_submit(c, &env, NULL, 0, req, err);
+}
+
+int plx_client_submit_execute(plx_client_t *c, const plx_targets_t *t, const char *code,
+                              plx_request_t **req, plx_err_t *err)
+{
+    if (!code) {
+        *req = NULL;
+        return plx_err_set(err, PLX_EINVAL, "execute: code is NULL");
+    }
+    Plexa__Targets tg = PLEXA__TARGETS__INIT;
+    if (!t || t->all) {
+        tg.has_all = 1;
+        tg.all = 1;
+    } else {
+        tg.n_ids = t->n;
+        tg.ids = (int32_t *)t->ids;   /* only read while packing */
+    }
+    Plexa__Execute ex = PLEXA__EXECUTE__INIT;
+    ex.code = (char *)code;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.targets = &tg;
+    env.body_case = PLEXA__ENVELOPE__BODY_EXECUTE;
+    env.execute = &ex;
+    return plx_client_submit(c, &env, NULL, 0, req, err);
+}
+
+/* ---- connecting ---------------------------------------------------------- */
+
+static void format_peer(char *out, size_t len, const char *host, uint16_t port)
+{
+    /* IPv6 literals need brackets to keep the port readable. */
+    if (strchr(host, ':'))
+        snprintf(out, len, "[%s]:%u", host, (unsigned)port);
+    else
+        snprintf(out, len, "%s:%u", host, (unsigned)port);
+}
+
+/* A client with its loop and wake-up watcher, not yet connected. */
+static plx_client_t *client_new(plx_err_t *err)
+{
+    plx_client_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        plx_err_set(err, PLX_ENOMEM, "out of memory for a client");
+        return NULL;
+    }
+    /* NOSIGMASK: we use no signal watchers and manage the mask ourselves. */
+    c->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    if (!c->loop) {
+        free(c);
+        plx_err_set(err, PLX_EIO, "ev_loop_new failed (out of file descriptors?)");
+        return NULL;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    c->next_id = HELLO_ID;
+    c->timeout_s = -1;
+    ev_async_init(&c->wake, wake_cb);
+    ev_async_start(c->loop, &c->wake);
+    return c;
+}
+
+/* Start connecting to u with its transport; the handshake completes on
+ * the I/O thread. */
+static int open_conn(plx_client_t *c, const plx_url_t *u, plx_err_t *err)
+{
+    plx_err_t e = {0};
+    const plx_transport_ops *ops = plx_transport_find(u->transport, &e);
+    if (!ops)
+        return plx_err_set(err, e.code, "%s", e.msg);
+    char pin[80] = "";
+    if (u->fingerprint[0])
+        snprintf(pin, sizeof pin, "sha256:%s", u->fingerprint);
+    plx_security sec = { .fingerprint = pin[0] ? pin : NULL };
+    void *handle = NULL;
+    int fd = -1;
+    int rc = ops->connect(u->host, u->port, &sec, &handle, &fd, &e);
+    if (rc != PLX_OK) {
+        if (handle)
+            ops->close(&handle);
+        return plx_err_set(err, connect_code(rc), "cannot connect to the controller at %s (%s)",
+                           c->peer, e.msg);
+    }
+    plx_limits_t lim = plx_limits_default();
+    plx_conn_cbs_t cbs = { .on_open = on_open, .on_msg = on_msg, .on_close = on_close };
+    c->conn = plx_conn_new(c->loop, ops, handle, fd, &lim, &cbs, c, c->peer);
+    if (!c->conn)
+        return plx_err_set(err, PLX_ENOMEM, "out of memory for a connection");
+    return PLX_OK;
+}
+
+static int submit_hello(plx_client_t *c, const char *token, plx_request_t **req,
+                        plx_err_t *err)
+{
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    Plexa__Hello h = PLEXA__HELLO__INIT;
+    h.has_role = 1;
+    h.role = PLEXA__ROLE__ROLE_MEC;
+    h.token = (char *)token;
+    h.has_version = 1;
+    h.version = PLX_PROTOCOL_VERSION;
+    h.hostname = host;
+    h.has_pid = 1;
+    h.pid = (int32_t)getpid();
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_HELLO;
+    env.hello = &h;
+    return plx_client_submit(c, &env, NULL, 0, req, err);
+}
+
+/* Wait for the answer to Hello: Welcome, or Reject / loss / silence. */
+static int await_welcome(plx_client_t *c, plx_request_t *hello, double timeout_s,
+                         plx_err_t *err)
+{
+    const Plexa__Envelope *env;
+    int rc = plx_request_wait(hello, timeout_s, err);
+    if (rc == PLX_ETIMEDOUT && !plx_request_done(hello))
+        return plx_err_set(err, PLX_ECONNECT, "no answer from the controller at %s within %g s",
+                           c->peer, timeout_s);
+    if (rc != PLX_OK)
+        return rc;
+    plx_request_reply(hello, NULL, &env, err);
+    if (env->body_case != PLEXA__ENVELOPE__BODY_WELCOME)
+        return plx_err_set(err, PLX_EPROTO, "the controller at %s answered hello with %s",
+                           c->peer, plx_envelope_body_name(env));
+    return PLX_OK;
+}
+
+static int client_start(plx_client_t *c, const plx_url_t *u, double timeout_s, plx_err_t *err)
+{
+    plx_request_t *hello = NULL;
+    int rc = open_conn(c, u, err);
+    if (rc == PLX_OK)
+        rc = submit_hello(c, u->token, &hello, err);
+    if (rc == PLX_OK)
+        rc = start_io_thread(c, err);
+    if (rc == PLX_OK)
+        rc = await_welcome(c, hello, timeout_s, err);
+    plx_request_destroy(&hello);
+    return rc;
+}
+
+plx_client_t *plx_client_connect(const char *url_or_file, const char *profile,
+                                 double timeout_s, plx_err_t *err)
+{
+    plx_url_t u;
+    memset(&u, 0, sizeof u);
+    /* profile stays NULL when not given: only then may $PLEXA_URL apply. */
+    if (plx_url_resolve(url_or_file ? url_or_file : "", profile, MEC_URL_FILE, &u, err) != PLX_OK)
+        return NULL;
+    plx_client_t *c = client_new(err);
+    if (!c)
+        return NULL;
+    format_peer(c->peer, sizeof c->peer, u.host, u.port);
+    if (client_start(c, &u, timeout_s > 0 ? timeout_s : PLX_CLIENT_CONNECT_TIMEOUT_DEFAULT,
+                     err) != PLX_OK) {
+        plx_client_destroy(&c);
+        return NULL;
+    }
+    return c;
+}
+
+/* ---- destroying ---------------------------------------------------------- */
+
+void plx_client_destroy(plx_client_t **cp)
+{
+    plx_client_t *c = *cp;
+    if (!c)
+        return;
+    *cp = NULL;
+    if (c->running) {
+        pthread_mutex_lock(&c->mu);
+        c->stopping = 1;
+        pthread_mutex_unlock(&c->mu);
+        ev_async_send(c->loop, &c->wake);
+        pthread_join(c->thread, NULL);
+    }
+    plx_conn_destroy(&c->conn);
+    client_lose(c, PLX_ECLOSED, "the client was closed");
+    ev_async_stop(c->loop, &c->wake);
+    ev_loop_destroy(c->loop);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+/* ---- blocking calls ------------------------------------------------------ */
+
+void plx_client_set_timeout(plx_client_t *c, double timeout_s)
+{
+    pthread_mutex_lock(&c->mu);
+    c->timeout_s = timeout_s;
+    pthread_mutex_unlock(&c->mu);
+}
+
+const char *plx_client_peer(const plx_client_t *c)
+{
+    return c->peer;
+}
+
+static double client_timeout(plx_client_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    double t = c->timeout_s;
+    pthread_mutex_unlock(&c->mu);
+    return t;
+}
+
+int plx_client_get_ids(plx_client_t *c, int32_t **ids, size_t *n, plx_err_t *err)
+{
+    plx_request_t *req = NULL;
+    *ids = NULL;
+    *n = 0;
+    int rc = plx_client_submit_get_ids(c, &req, err);
+    if (rc == PLX_OK)
+        rc = plx_request_wait(req, client_timeout(c), err);
+    if (rc == PLX_OK)
+        rc = plx_request_ids(req, ids, n, err);
+    plx_request_destroy(&req);
+    return rc;
+}
+
+int plx_client_execute(plx_client_t *c, const plx_targets_t *t, const char *code,
+                       plx_results_t **out, plx_err_t *err)
+{
+    plx_request_t *req = NULL;
+    *out = NULL;
+    int rc = plx_client_submit_execute(c, t, code, &req, err);
+    if (rc == PLX_OK)
+        rc = plx_request_wait(req, client_timeout(c), err);
+    if (rc == PLX_OK)
+        rc = plx_request_results(req, out, err);
+    plx_request_destroy(&req);
+    return rc;
+}

@@ -1,0 +1,128 @@
+/*
+ * The request layer under plexa's client API, for plexa's own Python
+ * extension (python/plexa/_native.c). Not a stable interface: it is
+ * exported from libplexa.so with PLX_API only so that the extension and
+ * the C API share one implementation, and may change with every release.
+ *
+ * Every call to the controller is a request: submit an Envelope (the
+ * client assigns its id) with optional out-of-band buffers, get a handle,
+ * then wait for, poll, or be called back on completion. Blocking calls,
+ * non-blocking PendingResults and callbacks are all built from this:
+ *
+ *     plx_request_t *rq = NULL;
+ *     if (plx_client_submit_execute(c, NULL, "a = 1", &rq, &err) != PLX_OK) ...
+ *     rc = plx_request_wait(rq, -1, &err);        // release the GIL around this
+ *     if (rc == PLX_OK) rc = plx_request_results(rq, &res, &err);
+ *     plx_request_destroy(&rq);
+ *
+ * A request completes exactly once: with the controller's reply, with the
+ * connection's loss (PLX_ECONNECT), with the client's destruction
+ * (PLX_ECLOSED), or by plx_request_cancel (PLX_EABORTED). Handles are
+ * reference counted and stay valid after their client is destroyed.
+ */
+#ifndef PLX_CLIENT_INT_H
+#define PLX_CLIENT_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "plexa.pb-c.h"
+#include "plexa/client.h"
+#include "plx_frame.h"
+
+typedef struct plx_request plx_request_t;
+
+/*
+ * Send env to the controller as a new request. env is packed during the
+ * call with its id replaced by a fresh one (ids increase in submission
+ * order) and is not kept; each of bufs[0..nbufs) is referenced by the
+ * message, the caller keeps its own references. On PLX_OK *req is a
+ * handle the caller owns (plx_request_destroy). Fails at once, without a
+ * handle, when the connection is already lost (PLX_ECONNECT), the client
+ * is closing (PLX_ECLOSED), or on PLX_ENOMEM / PLX_ELIMIT (envelope too
+ * large).
+ */
+PLX_API int plx_client_submit(plx_client_t *c, const Plexa__Envelope *env,
+                              plx_buf_t *const *bufs, size_t nbufs,
+                              plx_request_t **req, plx_err_t *err);
+
+/* Shortcuts over plx_client_submit for the common requests; t NULL means
+ * all engines. Read the replies with plx_request_ids / plx_request_results. */
+PLX_API int plx_client_submit_get_ids(plx_client_t *c, plx_request_t **req, plx_err_t *err);
+PLX_API int plx_client_submit_execute(plx_client_t *c, const plx_targets_t *t,
+                                      const char *code, plx_request_t **req,
+                                      plx_err_t *err);
+
+/* The id the request was sent with (IPython's result_id). */
+PLX_API uint64_t plx_request_id(const plx_request_t *req);
+
+/*
+ * Wait until the request completes or timeout_s passes (< 0: no limit, 0:
+ * just look). Blocks on a condition variable; call it with the GIL
+ * released. Returns:
+ *   PLX_OK         a reply arrived (plx_request_reply gives it);
+ *   PLX_ETIMEDOUT  still pending (plx_request_done tells it apart from a
+ *                  reply that carries PLX_ETIMEDOUT);
+ *   < 0 otherwise  the request failed, err says why: an Error reply from
+ *                  the controller (its code and message, e.g.
+ *                  PLX_EBADENGINE), PLX_ECONNECT, PLX_ECLOSED, PLX_EABORTED.
+ * Once complete, every later wait returns the same code and message.
+ */
+PLX_API int plx_request_wait(plx_request_t *req, double timeout_s, plx_err_t *err);
+
+/* 1 when the request has completed (any outcome), else 0. Never blocks. */
+PLX_API int plx_request_done(plx_request_t *req);
+
+/*
+ * The reply of a completed request: the message (with its out-of-band
+ * buffers; plx_buf_ref those you keep) and its unpacked envelope. Both
+ * belong to the request and live until plx_request_destroy. Returns
+ * PLX_OK, or the request's failure code (then *msg and *env are NULL), or
+ * PLX_EAGAIN while it is pending. Either out pointer may be NULL.
+ */
+PLX_API int plx_request_reply(plx_request_t *req, const plx_msg_t **msg,
+                              const Plexa__Envelope **env, plx_err_t *err);
+
+/*
+ * Completion callback: runs once, on the thread that completes the request
+ * (the client's I/O thread for replies and connection loss, the caller's
+ * for cancel, destroy, or when set on a request already complete).
+ * plx_request_wait on req returns only after the callback has returned;
+ * plx_request_done may report 1 while it runs. It must be quick, must not
+ * wait (with a timeout other than 0) on this client's requests, nor destroy
+ * the client. It may read req (plx_request_reply, _ids, _results).
+ */
+typedef void (*plx_request_cb)(plx_request_t *req, void *ud);
+
+/* Set the completion callback (one per request; a second call replaces a
+ * callback that has not run yet). Runs cb at once if already complete. */
+PLX_API void plx_request_on_done(plx_request_t *req, plx_request_cb cb, void *ud);
+
+/*
+ * Give up on a pending request: it completes with PLX_EABORTED and its
+ * reply, if one still comes, is discarded. The controller is not told
+ * (the protocol has no abort for multi-engine requests yet). No effect on
+ * a completed request.
+ */
+PLX_API void plx_request_cancel(plx_request_t *req);
+
+/*
+ * Drop the caller's handle. A pending request is forgotten, not cancelled:
+ * the client discards its reply when it arrives. NULL-safe; NULLs *req.
+ */
+PLX_API void plx_request_destroy(plx_request_t **req);
+
+/*
+ * Decode the reply of a completed get_ids request. Same contract as
+ * plx_client_get_ids; PLX_EPROTO if the reply is not an id list.
+ */
+PLX_API int plx_request_ids(plx_request_t *req, int32_t **ids, size_t *n, plx_err_t *err);
+
+/*
+ * Decode the reply of a completed execute request into results the caller
+ * frees with plx_results_destroy. Same contract as plx_client_execute;
+ * PLX_EPROTO if the reply is not a multi-engine reply.
+ */
+PLX_API int plx_request_results(plx_request_t *req, plx_results_t **out, plx_err_t *err);
+
+#endif

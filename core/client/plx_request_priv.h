@@ -1,0 +1,63 @@
+/*
+ * Inside the client library: the request object and the table of pending
+ * requests, shared by plx_client.c, plx_request.c and plx_reqtable.c.
+ *
+ * Locking: a request's mutex guards its completion state. The client's
+ * mutex guards the table. Lock order is client, then request; a request
+ * never reaches back to its client, so handles outlive clients safely.
+ */
+#ifndef PLX_REQUEST_PRIV_H
+#define PLX_REQUEST_PRIV_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "plx_client_int.h"
+
+struct plx_request {
+    atomic_int           refs;     /* caller's handle + the pending table's */
+    uint64_t             id;
+    pthread_mutex_t      mu;
+    pthread_cond_t       cond;     /* broadcast on completion */
+    int                  done;     /* (mu) */
+    int                  rc;       /* (mu) outcome once done */
+    plx_err_t            err;      /* (mu) message when rc != PLX_OK */
+    plx_msg_t           *reply;    /* (mu) */
+    Plexa__Envelope     *env;      /* (mu) reply, unpacked */
+    plx_request_cb       cb;       /* (mu) runs once on completion */
+    int                  cb_running; /* (mu) waiters are held until it returns */
+    void                *cb_ud;
+    struct plx_request  *next;     /* bucket chain; owned by the client's table */
+};
+
+/* A pending request with one reference. NULL on ENOMEM. */
+plx_request_t *plx_request_new(uint64_t id);
+plx_request_t *plx_request_ref(plx_request_t *req);
+
+/* Complete with a reply (takes ownership of m and env, freed at once when
+ * the request was already complete, e.g. cancelled). An Error or Reject
+ * body becomes the request's failure code and message. */
+void plx_request_complete(plx_request_t *req, plx_msg_t *m, Plexa__Envelope *env);
+
+/* Complete with a failure (no effect when already complete). */
+void plx_request_fail(plx_request_t *req, int code, const char *msg);
+
+/* Pending requests by id: chained hash, ids are dense so id & mask hashes
+ * perfectly. Not thread-safe: the client's mutex guards it. */
+typedef struct plx_reqtable {
+    plx_request_t **b;
+    size_t          nb;   /* buckets, a power of two (0 before first put) */
+    size_t          n;
+} plx_reqtable_t;
+
+/* Add req (the table takes over one reference the caller gave it). */
+int plx_reqtable_put(plx_reqtable_t *t, plx_request_t *req);
+/* Remove and return the request with this id (its reference goes to the
+ * caller), or NULL. */
+plx_request_t *plx_reqtable_take(plx_reqtable_t *t, uint64_t id);
+/* Remove and return any request, NULL when empty: for draining. */
+plx_request_t *plx_reqtable_pop(plx_reqtable_t *t);
+/* Free the bucket array; the table must be empty. */
+void plx_reqtable_fini(plx_reqtable_t *t);
+
+#endif

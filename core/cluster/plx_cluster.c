@@ -1,0 +1,496 @@
+/* ipcluster's machinery; see plx_cluster.h. */
+#include "plx_cluster.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "plexa/client.h"
+#include "plexa/launcher.h"
+#include "plx_conf.h"
+#include "plx_log.h"
+#include "plx_plugin_loader.h"
+#include "plx_profile.h"
+
+#define POLL_S 0.01
+
+typedef struct cluster {
+    plx_cluster_opts_t      o;
+    plx_profile_t           prof;
+    plx_conf_t             *conf;
+    const char             *level;
+    const plx_launcher_ops *cops, *eops;
+    void                   *cjob, *ejob;
+    char                    bindir[PATH_MAX];
+    char                    cwd[PATH_MAX];
+    char                    pidfile[PATH_MAX];
+    int                     progress_fd;   /* daemon child: pipe to the waiting parent */
+    int                     owns_pidfile;
+} cluster_t;
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig) { got_signal = sig; }
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+/* Tell the user (foreground: stdout; daemon: through the pipe) and log. */
+static void progress(cluster_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void progress(cluster_t *c, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    PLX_INFO("%s", line);
+    if (c->progress_fd >= 0) {
+        dprintf(c->progress_fd, "P %s\n", line);
+    } else {
+        printf("[ipcluster] %s\n", line);
+        fflush(stdout);
+    }
+}
+
+/* Last lines of a log file, for error messages about dead processes. */
+static void log_tail(const char *path, char *out, size_t len)
+{
+    out[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char buf[4096];
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    long start = size > (long)sizeof buf - 1 ? size - (long)sizeof buf + 1 : 0;
+    fseek(f, start, SEEK_SET);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* keep the last 6 lines */
+    int lines = 0;
+    char *p = buf + n;
+    while (p > buf && lines < 7)
+        if (*--p == '\n')
+            lines++;
+    const char *from = p == buf ? p : p + 1;
+    size_t l = strlen(from);
+    if (l >= len) { /* keep the end: the last lines matter most */
+        from += l - (len - 1);
+        l = len - 1;
+    }
+    memcpy(out, from, l);
+    out[l] = '\0';
+}
+
+static int start_job(cluster_t *c, const plx_launcher_ops *ops, const char *launcher,
+                     plx_launch_role role, int count, const char *const *argv,
+                     const char *const *env, void **job, plx_err_t *err)
+{
+    plx_conf_view_t view = {.conf = c->conf, .section = launcher};
+    plx_launch_spec spec = {
+        .size = sizeof spec, .role = role, .count = count, .argv = argv, .env = env,
+        .cwd = c->cwd, .profile_dir = c->prof.dir, .log_dir = c->prof.log_dir,
+        .conf = plx_conf_view_get, .conf_ctx = &view,
+    };
+    return ops->start(&spec, job, err);
+}
+
+/* ---- start-up ----------------------------------------------------------- */
+
+static int start_controller(cluster_t *c, plx_err_t *err)
+{
+    char exe[PATH_MAX + 32], logfile[PATH_MAX], url[PATH_MAX];
+    snprintf(exe, sizeof exe, "%s/ipcontroller", c->bindir);
+    plx_profile_file(&c->prof, "log", "ipcontroller.log", logfile, sizeof logfile);
+    plx_profile_file(&c->prof, "security", "ipcontroller-engine.url", url, sizeof url);
+    unlink(url);
+    const char *argv[] = {exe, "--profile", c->prof.name, "--logfile", logfile,
+                          "--log-level", c->level, NULL};
+    const char *launcher = plx_conf_cluster(c->conf)->controller_launcher;
+    if (c->o.controller_launcher)
+        launcher = c->o.controller_launcher;
+    c->cops = plx_launcher_find(launcher, err);
+    if (!c->cops)
+        return err->code;
+    if (start_job(c, c->cops, launcher, PLX_LAUNCH_CONTROLLER, 1, argv, NULL, &c->cjob, err))
+        return plx_err_prefix(err, "starting the controller");
+    return PLX_OK;
+}
+
+static int job_finished(const plx_launcher_ops *ops, void *job, plx_job_status *st)
+{
+    plx_err_t err = {0};
+    memset(st, 0, sizeof *st);
+    if (ops->poll(job, st, &err) != PLX_OK)
+        return 0;
+    return st->state == PLX_JOB_FINISHED;
+}
+
+static int wait_controller(cluster_t *c, double deadline, char *url, size_t len, plx_err_t *err)
+{
+    char path[PATH_MAX], logfile[PATH_MAX], tail[2048];
+    plx_profile_file(&c->prof, "security", "ipcontroller-engine.url", path, sizeof path);
+    for (;;) {
+        if (plx_file_read_small(path, url, len, NULL) == PLX_OK)
+            return PLX_OK;
+        plx_job_status st;
+        if (job_finished(c->cops, c->cjob, &st)) {
+            plx_profile_file(&c->prof, "log", "ipcontroller.log", logfile, sizeof logfile);
+            log_tail(logfile, tail, sizeof tail);
+            return plx_err_set(err, PLX_ERR, "the controller exited during start-up%s%s; "
+                               "last lines of %s:\n%s", st.detail[0] ? ": " : "", st.detail,
+                               logfile, tail);
+        }
+        if (now_s() > deadline || got_signal)
+            return plx_err_set(err, PLX_ETIMEDOUT, "the controller did not write %s in time",
+                               path);
+        sleep_s(POLL_S);
+    }
+}
+
+static int start_engines(cluster_t *c, int n, const char *url, plx_err_t *err)
+{
+    char exe[PATH_MAX + 32], envurl[1200];
+    snprintf(exe, sizeof exe, "%s/ipengine", c->bindir);
+    /* The capability travels in the environment, not argv: other users
+     * can read a command line in ps, not another user's environment. */
+    snprintf(envurl, sizeof envurl, "PLEXA_URL=%s", url);
+    const char *argv[] = {exe, "--profile", c->prof.name, "--log-level", c->level, NULL};
+    const char *env[] = {envurl, NULL};
+    const char *launcher = plx_conf_cluster(c->conf)->engine_launcher;
+    if (c->o.engine_launcher)
+        launcher = c->o.engine_launcher;
+    c->eops = plx_launcher_find(launcher, err);
+    if (!c->eops)
+        return err->code;
+    if (start_job(c, c->eops, launcher, PLX_LAUNCH_ENGINES, n, argv, env, &c->ejob, err))
+        return plx_err_prefix(err, "starting engines");
+    progress(c, "starting %d engine%s with the '%s' launcher", n, n == 1 ? "" : "s", launcher);
+    return PLX_OK;
+}
+
+static int engines_failed(cluster_t *c, int n, plx_err_t *err)
+{
+    plx_job_status st;
+    memset(&st, 0, sizeof st);
+    plx_err_t perr = {0};
+    if (c->eops->poll(c->ejob, &st, &perr) != PLX_OK || st.failed < n)
+        return 0;
+    char out[PATH_MAX], tail[2048];
+    plx_profile_file(&c->prof, "log", "ipengine-0.out", out, sizeof out);
+    log_tail(out, tail, sizeof tail);
+    plx_err_set(err, PLX_ERR, "all %d engines exited before registering%s%s; last lines of %s:\n%s",
+                n, st.detail[0] ? ": " : "", st.detail, out, tail);
+    return 1;
+}
+
+static int wait_engines(cluster_t *c, int n, double deadline, plx_err_t *err)
+{
+    char mec[PATH_MAX];
+    plx_profile_file(&c->prof, "security", "ipcontroller-mec.url", mec, sizeof mec);
+    plx_client_t *cl = plx_client_connect(mec, c->prof.name, deadline - now_s(), err);
+    if (!cl)
+        return plx_err_prefix(err, "connecting to the new controller");
+    int last = -1, rc = PLX_OK;
+    for (;;) {
+        int32_t *ids = NULL;
+        size_t k = 0;
+        if ((rc = plx_client_get_ids(cl, &ids, &k, err)) != PLX_OK)
+            break;
+        free(ids);
+        if ((int)k != last)
+            progress(c, "engines: %zu/%d registered", k, n);
+        last = (int)k;
+        if ((int)k >= n)
+            break;
+        if (engines_failed(c, n, err)) {
+            rc = err->code;
+            break;
+        }
+        if (now_s() > deadline || got_signal) {
+            rc = plx_err_set(err, PLX_ETIMEDOUT,
+                             "only %d of %d engines registered in time; see %s for their logs",
+                             last, n, c->prof.log_dir);
+            break;
+        }
+        sleep_s(POLL_S * 2);
+    }
+    plx_client_destroy(&cl);
+    return rc;
+}
+
+/* ---- running and stopping ---------------------------------------------- */
+
+static void stop_jobs(cluster_t *c)
+{
+    plx_err_t err = {0};
+    if (c->ejob) {
+        c->eops->stop(c->ejob, 2.0, &err);
+        c->eops->destroy(&c->ejob);
+    }
+    if (c->cjob) {
+        c->cops->stop(c->cjob, 3.0, &err);
+        c->cops->destroy(&c->cjob);
+    }
+    if (c->owns_pidfile)
+        unlink(c->pidfile);
+    c->owns_pidfile = 0;
+}
+
+/* Watch until a signal or the controller's exit; returns exit status. */
+static int watch(cluster_t *c)
+{
+    int exited = 0;
+    while (!got_signal) {
+        plx_job_status st;
+        if (job_finished(c->cops, c->cjob, &st)) {
+            PLX_WARN("the controller exited%s%s; stopping the cluster",
+                     st.detail[0] ? ": " : "", st.detail);
+            return st.failed ? 1 : 0;
+        }
+        memset(&st, 0, sizeof st);
+        plx_err_t err = {0};
+        if (c->eops->poll(c->ejob, &st, &err) == PLX_OK && st.exited != exited) {
+            PLX_WARN("%d engine(s) have exited (%d with an error)", st.exited, st.failed);
+            exited = st.exited;
+        }
+        sleep_s(0.2);
+    }
+    PLX_INFO("received signal %d; stopping the cluster", (int)got_signal);
+    return 0;
+}
+
+static int check_not_running(cluster_t *c, plx_err_t *err)
+{
+    pid_t pid;
+    if (plx_pidfile_read(c->pidfile, &pid, NULL) == PLX_OK && plx_pid_alive(pid) &&
+        pid != getpid())
+        return plx_err_set(err, PLX_EINVAL,
+                           "a cluster is already running for profile '%s' (ipcluster pid %d); "
+                           "stop it first with: ipcluster stop --profile=%s",
+                           c->prof.name, (int)pid, c->prof.name);
+    return PLX_OK;
+}
+
+static int cluster_start(cluster_t *c, plx_err_t *err)
+{
+    const plx_cluster_conf_t *cc = plx_conf_cluster(c->conf);
+    int n = c->o.engines > 0 ? c->o.engines : cc->engines;
+    double timeout = c->o.timeout > 0 ? c->o.timeout : cc->start_timeout;
+    double deadline = now_s() + timeout;
+    char url[1024];
+    if (plx_pidfile_write(c->pidfile, getpid(), err) != PLX_OK)
+        return err->code;
+    c->owns_pidfile = 1;
+    if (start_controller(c, err) != PLX_OK || wait_controller(c, deadline, url, sizeof url, err))
+        return err->code;
+    progress(c, "controller started (profile '%s')", c->prof.name);
+    if (start_engines(c, n, url, err) != PLX_OK || wait_engines(c, n, deadline, err) != PLX_OK)
+        return err->code;
+    progress(c, "cluster ready: %d engine%s; connection files in %s", n, n == 1 ? "" : "s",
+             c->prof.security_dir);
+    return PLX_OK;
+}
+
+static int cluster_init(cluster_t *c, const plx_cluster_opts_t *o, plx_err_t *err)
+{
+    memset(c, 0, sizeof *c);
+    c->o = *o;
+    c->progress_fd = -1;
+    char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0)
+        return plx_err_set(err, PLX_EIO, "readlink /proc/self/exe: %s", strerror(errno));
+    path[n] = '\0';
+    snprintf(c->bindir, sizeof c->bindir, "%.*s", (int)(strrchr(path, '/') - path), path);
+    if (!getcwd(c->cwd, sizeof c->cwd))
+        return plx_err_set(err, PLX_EIO, "getcwd: %s", strerror(errno));
+    if (plx_profile_open(o->profile, 1, &c->prof, err) != PLX_OK)
+        return err->code;
+    plx_profile_file(&c->prof, NULL, "cluster.conf", path, sizeof path);
+    c->conf = plx_conf_new_defaults();
+    if (!c->conf)
+        return plx_err_set(err, PLX_ENOMEM, "out of memory");
+    if (plx_conf_load(c->conf, path, err) != PLX_OK)
+        return err->code;
+    static const char *const levels[] = {"debug", "info", "warn", "error"};
+    c->level = o->log_level ? o->log_level : levels[plx_conf_cluster(c->conf)->log_level];
+    plx_profile_file(&c->prof, "pid", "ipcluster.pid", c->pidfile, sizeof c->pidfile);
+    return check_not_running(c, err);
+}
+
+/* Daemon: the parent relays progress until the child says OK or ERR. */
+static int parent_wait(int fd, plx_err_t *err)
+{
+    FILE *f = fdopen(fd, "r");
+    char line[4096];
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strncmp(line, "P ", 2) == 0) {
+            printf("[ipcluster] %s\n", line + 2);
+            fflush(stdout);
+        } else if (strcmp(line, "OK") == 0) {
+            fclose(f);
+            return PLX_OK;
+        } else if (strncmp(line, "E ", 2) == 0) {
+            /* multi-line messages arrive with \x1f for newlines */
+            for (char *p = line; *p; p++)
+                if (*p == '\x1f')
+                    *p = '\n';
+            plx_err_set(err, PLX_ERR, "%s", line + 2);
+            fclose(f);
+            return PLX_ERR;
+        }
+    }
+    if (f)
+        fclose(f);
+    return plx_err_set(err, PLX_ERR, "ipcluster exited during start-up");
+}
+
+static void child_report(int fd, int rc, const plx_err_t *err)
+{
+    if (rc == PLX_OK) {
+        dprintf(fd, "OK\n");
+        return;
+    }
+    char msg[PLX_ERR_MSG_MAX];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    for (char *p = msg; *p; p++)
+        if (*p == '\n')
+            *p = '\x1f';
+    dprintf(fd, "E %s\n", msg);
+}
+
+static int detach(cluster_t *c, plx_err_t *err)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0)
+        return plx_err_set(err, PLX_EIO, "pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return plx_err_set(err, PLX_EIO, "fork: %s", strerror(errno));
+    if (pid > 0) {
+        close(pfd[1]);
+        return parent_wait(pfd[0], err) == PLX_OK ? 1 : err->code;
+    }
+    close(pfd[0]);
+    setsid();
+    char logfile[PATH_MAX];
+    plx_profile_file(&c->prof, "log", "ipcluster.log", logfile, sizeof logfile);
+    int lfd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    int nfd = open("/dev/null", O_RDONLY);
+    if (nfd >= 0)
+        dup2(nfd, 0);
+    if (lfd >= 0) {
+        dup2(lfd, 1);
+        dup2(lfd, 2);
+    }
+    if (nfd > 2)
+        close(nfd);
+    if (lfd > 2)
+        close(lfd);
+    c->progress_fd = pfd[1];
+    return PLX_OK;
+}
+
+int plx_cluster_run(const plx_cluster_opts_t *o, plx_err_t *err)
+{
+    cluster_t c;
+    plx_log_set_component("ipcluster");
+    int rc = cluster_init(&c, o, err);
+    if (rc == PLX_OK && o->daemonize) {
+        rc = detach(&c, err);
+        if (rc == 1) { /* parent: the cluster is up */
+            plx_conf_destroy(&c.conf);
+            return 0;
+        }
+    }
+    if (rc != PLX_OK) {
+        plx_conf_destroy(&c.conf);
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    rc = cluster_start(&c, err);
+    if (c.progress_fd >= 0) {
+        child_report(c.progress_fd, rc, err);
+        close(c.progress_fd);
+        c.progress_fd = -1;
+    }
+    int status = 1;
+    if (rc == PLX_OK)
+        status = watch(&c);
+    else
+        PLX_ERROR("%s", err->msg);
+    stop_jobs(&c);
+    PLX_INFO("cluster for profile '%s' stopped", c.prof.name);
+    plx_conf_destroy(&c.conf);
+    return status;
+}
+
+/* ---- ipcluster stop ----------------------------------------------------- */
+
+static void kill_pidfile(const plx_profile_t *p, const char *file)
+{
+    char path[PATH_MAX];
+    pid_t pid;
+    plx_profile_file(p, "pid", file, path, sizeof path);
+    if (plx_pidfile_read(path, &pid, NULL) == PLX_OK && plx_pid_alive(pid))
+        kill(pid, SIGTERM);
+    unlink(path);
+}
+
+int plx_cluster_stop(const char *profile, double timeout, plx_err_t *err)
+{
+    plx_profile_t p;
+    char path[PATH_MAX];
+    pid_t pid;
+    if (plx_profile_open(profile, 0, &p, err) != PLX_OK)
+        return err->code;
+    plx_profile_file(&p, "pid", "ipcluster.pid", path, sizeof path);
+    if (plx_pidfile_read(path, &pid, NULL) != PLX_OK)
+        return plx_err_set(err, PLX_ENOTFOUND, "no cluster is running for profile '%s' "
+                           "(no %s)", p.name, path);
+    if (!plx_pid_alive(pid)) {
+        unlink(path);
+        kill_pidfile(&p, "ipcontroller.pid");
+        return plx_err_set(err, PLX_ENOTFOUND, "the cluster for profile '%s' was not running "
+                           "(removed the stale pid file)", p.name);
+    }
+    kill(pid, SIGTERM);
+    double deadline = now_s() + timeout;
+    while (plx_pid_alive(pid) && now_s() < deadline)
+        sleep_s(POLL_S);
+    if (plx_pid_alive(pid)) {
+        /* Its children die with it (PR_SET_PDEATHSIG in the local launcher). */
+        kill(pid, SIGKILL);
+        kill_pidfile(&p, "ipcontroller.pid");
+        unlink(path);
+    }
+    return PLX_OK;
+}

@@ -1,0 +1,33 @@
+/*
+ * ipcluster's machinery: start a controller and N engines through launcher
+ * plugins, wait until the engines are registered, watch them, stop them.
+ */
+#ifndef PLX_CLUSTER_H
+#define PLX_CLUSTER_H
+
+#include "plexa/error.h"
+
+typedef struct plx_cluster_opts {
+    const char *profile;            /* profile name */
+    int         engines;            /* engines to start; <=0 = cluster.conf's */
+    const char *engine_launcher;    /* NULL = cluster.conf's */
+    const char *controller_launcher;/* NULL = cluster.conf's */
+    double      timeout;            /* seconds to wait for registration; <=0 = conf */
+    int         daemonize;          /* return once registered, keep running detached */
+    const char *log_level;          /* passed to the processes; NULL = conf */
+} plx_cluster_opts_t;
+
+/* Progress lines for the user ("engines: 1/2 registered"). */
+typedef void (*plx_cluster_progress_fn)(void *ud, const char *line);
+
+/*
+ * Start the cluster and run until SIGINT/SIGTERM (or, with daemonize,
+ * detach once the engines are registered and return 0 in the parent).
+ * Returns a process exit status; err says what failed.
+ */
+int plx_cluster_run(const plx_cluster_opts_t *o, plx_err_t *err);
+
+/* Stop the cluster of a profile (signals its ipcluster). */
+int plx_cluster_stop(const char *profile, double timeout, plx_err_t *err);
+
+#endif

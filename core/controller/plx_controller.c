@@ -1,0 +1,413 @@
+/* Controller lifecycle, authentication and dispatch; see plx_controller.h. */
+#include "plx_controller_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "plexa/version.h"
+#include "plx_envelope.h"
+#include "plx_log.h"
+#include "plx_plugin_loader.h"
+#include "plx_url.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+static const char *const conn_files[] = {
+    [PLEXA__ROLE__ROLE_ENGINE] = "ipcontroller-engine.url",
+    [PLEXA__ROLE__ROLE_MEC] = "ipcontroller-mec.url",
+    [PLEXA__ROLE__ROLE_TASK] = "ipcontroller-tc.url",
+    [PLEXA__ROLE__ROLE_STATUS] = "ipcontroller-status.url",
+};
+
+plx_controller_opts_t plx_controller_opts_default(void)
+{
+    plx_controller_opts_t o = {
+        .profile = "default",
+        .transport = "tcp",
+        .listen_host = "127.0.0.1",
+        .port = 0,
+        .location = NULL,
+        .heartbeat_period = 1.0,
+        .heartbeat_misses = 5,
+        .auth_timeout = 10.0,
+        .engine_inflight = 2,
+        .limits = plx_limits_default(),
+    };
+    return o;
+}
+
+uint64_t ctl_next_id(plx_controller_t *c) { return ++c->next_msg_id; }
+
+static const char *role_name(Plexa__Role r)
+{
+    switch (r) {
+    case PLEXA__ROLE__ROLE_ENGINE: return "engine";
+    case PLEXA__ROLE__ROLE_MEC:    return "mec";
+    case PLEXA__ROLE__ROLE_TASK:   return "task";
+    case PLEXA__ROLE__ROLE_STATUS: return "status";
+    default:                       return "none";
+    }
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+int ctl_send_env(peer_t *p, const Plexa__Envelope *env, plx_msg_t *bufs_from)
+{
+    plx_err_t err = {0};
+    plx_msg_t *m = plx_envelope_pack(env, &err);
+    if (!m) {
+        PLX_ERROR("packing a reply for %s: %s", p->addr, err.msg);
+        return err.code;
+    }
+    if (bufs_from)
+        for (uint32_t i = 0; i < bufs_from->nbufs; i++)
+            if (plx_msg_add_buf(m, bufs_from->bufs[i]) != PLX_OK) {
+                plx_msg_destroy(&m);
+                return PLX_ENOMEM;
+            }
+    return plx_conn_send(p->conn, m);
+}
+
+void ctl_send_error(peer_t *p, uint64_t reply_to, int code, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    Plexa__Error e = PLEXA__ERROR__INIT;
+    e.has_code = 1;
+    e.code = code;
+    e.message = text;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.has_id = 1;
+    env.id = ctl_next_id(p->ctl);
+    env.has_reply_to = 1;
+    env.reply_to = reply_to;
+    env.body_case = PLEXA__ENVELOPE__BODY_ERROR;
+    env.error = &e;
+    ctl_send_env(p, &env, NULL);
+}
+
+/* Refuse a connection: Reject with the reason, log it, close after flush. */
+static void peer_reject(peer_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void peer_reject(peer_t *p, const char *fmt, ...)
+{
+    char reason[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    PLX_WARN("rejected connection from %s: %s", p->addr, reason);
+    Plexa__Reject r = PLEXA__REJECT__INIT;
+    r.reason = reason;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.has_id = 1;
+    env.id = ctl_next_id(p->ctl);
+    env.body_case = PLEXA__ENVELOPE__BODY_REJECT;
+    env.reject = &r;
+    ctl_send_env(p, &env, NULL);
+    ev_timer_stop(p->ctl->loop, &p->auth_timer);
+    plx_conn_close(p->conn, 1, PLX_EAUTH, reason);
+}
+
+/* ---- peers -------------------------------------------------------------- */
+
+static void peer_free(peer_t *p)
+{
+    plx_controller_t *c = p->ctl;
+    ev_timer_stop(c->loop, &p->auth_timer);
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        c->peers = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    plx_conn_destroy(&p->conn);
+    free(p);
+}
+
+static void on_close(plx_conn_t *conn, int code, const char *why, void *ud)
+{
+    peer_t *p = ud;
+    if (p->engine) {
+        reg_engine_gone(p->ctl, p->engine, why);
+        p->engine = NULL;
+    } else if (p->role == PLEXA__ROLE__ROLE_MEC) {
+        mec_client_gone(p);
+        PLX_INFO("client %s disconnected: %s", p->addr, why);
+    } else if (code != PLX_OK && code != PLX_EAUTH) {
+        PLX_WARN("connection %s closed: %s", p->addr, why);
+    }
+    peer_free(p);
+}
+
+static int check_token(peer_t *p, const Plexa__Hello *h)
+{
+    plx_controller_t *c = p->ctl;
+    const char *want = NULL;
+    switch (h->role) {
+    case PLEXA__ROLE__ROLE_ENGINE: want = c->tok_engine; break;
+    case PLEXA__ROLE__ROLE_MEC:    want = c->tok_mec; break;
+    case PLEXA__ROLE__ROLE_TASK:   want = c->tok_task; break;
+    case PLEXA__ROLE__ROLE_STATUS: want = c->tok_status; break;
+    default: return 0;
+    }
+    return h->token && plx_token_equal(h->token, want);
+}
+
+static void on_hello(peer_t *p, Plexa__Envelope *env)
+{
+    if (env->body_case != PLEXA__ENVELOPE__BODY_HELLO) {
+        peer_reject(p, "expected Hello as the first message, got %s",
+                    plx_envelope_body_name(env));
+        return;
+    }
+    const Plexa__Hello *h = env->hello;
+    if (!h->has_version || h->version != PLX_PROTOCOL_VERSION) {
+        peer_reject(p, "protocol version %u is not supported (controller speaks %d)",
+                    h->has_version ? h->version : 0, PLX_PROTOCOL_VERSION);
+        return;
+    }
+    if (!check_token(p, h)) {
+        peer_reject(p, "invalid capability token for role '%s'", role_name(h->role));
+        return;
+    }
+    if (h->role == PLEXA__ROLE__ROLE_TASK || h->role == PLEXA__ROLE__ROLE_STATUS) {
+        peer_reject(p, "the '%s' capability is not served by this controller yet",
+                    role_name(h->role));
+        return;
+    }
+    ev_timer_stop(p->ctl->loop, &p->auth_timer);
+    p->role = h->role;
+    if (h->role == PLEXA__ROLE__ROLE_ENGINE) {
+        reg_add_engine(p->ctl, p, h);
+        return;
+    }
+    Plexa__Welcome w = PLEXA__WELCOME__INIT;
+    w.has_version = 1;
+    w.version = PLX_PROTOCOL_VERSION;
+    Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
+    out.has_id = 1;
+    out.id = ctl_next_id(p->ctl);
+    out.has_reply_to = 1;
+    out.reply_to = env->id;
+    out.body_case = PLEXA__ENVELOPE__BODY_WELCOME;
+    out.welcome = &w;
+    ctl_send_env(p, &out, NULL);
+    PLX_INFO("client %s connected (%s)", p->addr, role_name(h->role));
+}
+
+/* Multi-engine client requests. m and env are consumed. */
+static void on_mec(peer_t *p, plx_msg_t *m, Plexa__Envelope *env)
+{
+    switch (env->body_case) {
+    case PLEXA__ENVELOPE__BODY_GET_IDS:
+        reg_reply_ids(p->ctl, p, env->id);
+        break;
+    case PLEXA__ENVELOPE__BODY_EXECUTE:
+    case PLEXA__ENVELOPE__BODY_PUSH:
+    case PLEXA__ENVELOPE__BODY_PULL:
+        mec_submit(p->ctl, p, m, env);
+        return; /* mec_submit took both */
+    default:
+        ctl_send_error(p, env->id, PLX_EPROTO, "unsupported request '%s' on a mec connection",
+                       plx_envelope_body_name(env));
+        break;
+    }
+    plx_envelope_free(&env);
+    plx_msg_destroy(&m);
+}
+
+static void on_msg(plx_conn_t *conn, plx_msg_t *m, void *ud)
+{
+    peer_t *p = ud;
+    plx_err_t err = {0};
+    Plexa__Envelope *env = plx_envelope_unpack(m, &err);
+    if (!env) {
+        PLX_WARN("connection %s sent a malformed envelope (%s); closing it", p->addr, err.msg);
+        plx_msg_destroy(&m);
+        if (p->role == PLEXA__ROLE__ROLE_NONE)
+            peer_reject(p, "malformed envelope");
+        else
+            plx_conn_close(p->conn, 0, PLX_EPROTO, "malformed envelope");
+        return;
+    }
+    switch (p->role) {
+    case PLEXA__ROLE__ROLE_NONE:
+        on_hello(p, env);
+        break;
+    case PLEXA__ROLE__ROLE_ENGINE:
+        reg_on_engine_msg(p->ctl, p->engine, m, env);
+        return; /* consumed */
+    case PLEXA__ROLE__ROLE_MEC:
+        on_mec(p, m, env);
+        return; /* consumed */
+    default:
+        break;
+    }
+    plx_envelope_free(&env);
+    plx_msg_destroy(&m);
+}
+
+static void auth_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    peer_t *p = container_of(w, peer_t, auth_timer);
+    PLX_WARN("connection %s sent no Hello within %.0fs; closing it", p->addr,
+             p->ctl->opts.auth_timeout);
+    plx_conn_close(p->conn, 0, PLX_ETIMEDOUT, "no Hello in time");
+}
+
+static void on_accept(plx_listener_t *l, void *handle, int fd, const char *addr, void *ud)
+{
+    plx_controller_t *c = ud;
+    peer_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        c->tops->close(&handle);
+        return;
+    }
+    static const plx_conn_cbs_t cbs = {.on_msg = on_msg, .on_close = on_close};
+    p->ctl = c;
+    snprintf(p->addr, sizeof p->addr, "%s", addr);
+    p->conn = plx_conn_new(c->loop, c->tops, handle, fd, &c->opts.limits, &cbs, p, addr);
+    if (!p->conn) {
+        free(p);
+        return;
+    }
+    p->next = c->peers;
+    if (c->peers)
+        c->peers->prev = p;
+    c->peers = p;
+    ev_timer_init(&p->auth_timer, auth_timeout_cb, c->opts.auth_timeout, 0.);
+    ev_timer_start(c->loop, &p->auth_timer);
+    PLX_DEBUG("accepted connection from %s", addr);
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+static int write_conn_file(plx_controller_t *c, Plexa__Role role, const char *token,
+                           plx_err_t *err)
+{
+    plx_url_t u;
+    memset(&u, 0, sizeof u);
+    snprintf(u.transport, sizeof u.transport, "%s", c->opts.transport);
+    snprintf(u.host, sizeof u.host, "%s",
+             c->opts.location && *c->opts.location ? c->opts.location : c->opts.listen_host);
+    u.port = plx_listener_port(c->listener);
+    snprintf(u.token, sizeof u.token, "%s", token);
+    char url[1024], path[4096];
+    if (plx_url_format(&u, url, sizeof url, err) != PLX_OK)
+        return err->code;
+    plx_profile_file(&c->profile, "security", conn_files[role], path, sizeof path);
+    size_t n = strlen(url);
+    url[n] = '\n';
+    url[n + 1] = '\0';
+    return plx_file_write_secret(path, url, err);
+}
+
+static int write_files(plx_controller_t *c, plx_err_t *err)
+{
+    const char *toks[] = {[PLEXA__ROLE__ROLE_ENGINE] = c->tok_engine,
+                          [PLEXA__ROLE__ROLE_MEC] = c->tok_mec,
+                          [PLEXA__ROLE__ROLE_TASK] = c->tok_task,
+                          [PLEXA__ROLE__ROLE_STATUS] = c->tok_status};
+    /* The engine file goes last: ipcluster waits for it, so when it exists
+     * every other file is complete. */
+    static const Plexa__Role order[] = {PLEXA__ROLE__ROLE_MEC, PLEXA__ROLE__ROLE_TASK,
+                                        PLEXA__ROLE__ROLE_STATUS, PLEXA__ROLE__ROLE_ENGINE};
+    char path[4096];
+    plx_profile_file(&c->profile, "pid", "ipcontroller.pid", path, sizeof path);
+    if (plx_pidfile_write(path, getpid(), err) != PLX_OK)
+        return err->code;
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (write_conn_file(c, order[i], toks[order[i]], err) != PLX_OK)
+            return err->code;
+    c->wrote_files = 1;
+    return PLX_OK;
+}
+
+static void remove_files(plx_controller_t *c)
+{
+    if (!c->wrote_files)
+        return;
+    char path[4096];
+    for (int r = PLEXA__ROLE__ROLE_ENGINE; r <= PLEXA__ROLE__ROLE_STATUS; r++) {
+        plx_profile_file(&c->profile, "security", conn_files[r], path, sizeof path);
+        unlink(path);
+    }
+    plx_profile_file(&c->profile, "pid", "ipcontroller.pid", path, sizeof path);
+    unlink(path);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static int make_tokens(plx_controller_t *c, plx_err_t *err)
+{
+    char *toks[] = {c->tok_engine, c->tok_mec, c->tok_task, c->tok_status};
+    for (size_t i = 0; i < 4; i++)
+        if (plx_token_new(toks[i], err) != PLX_OK)
+            return err->code;
+    return PLX_OK;
+}
+
+plx_controller_t *plx_controller_new(struct ev_loop *loop, const plx_controller_opts_t *opts,
+                                     plx_err_t *err)
+{
+    plx_controller_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        plx_err_set(err, PLX_ENOMEM, "out of memory");
+        return NULL;
+    }
+    c->loop = loop;
+    c->opts = *opts;
+    if (plx_profile_open(opts->profile, 1, &c->profile, err) != PLX_OK)
+        goto fail;
+    c->tops = plx_transport_find(opts->transport, err);
+    if (!c->tops || make_tokens(c, err) != PLX_OK)
+        goto fail;
+    c->listener = plx_listener_new(loop, c->tops, opts->listen_host, opts->port, NULL, on_accept,
+                                   c, err);
+    if (!c->listener) {
+        plx_err_prefix(err, "controller cannot listen");
+        goto fail;
+    }
+    if (write_files(c, err) != PLX_OK)
+        goto fail;
+    reg_start_heartbeat(c);
+    PLX_INFO("controller listening on %s:%u (%s), profile '%s'", opts->listen_host,
+             plx_listener_port(c->listener), opts->transport, c->profile.name);
+    return c;
+fail:
+    plx_controller_destroy(&c);
+    return NULL;
+}
+
+uint16_t plx_controller_port(const plx_controller_t *c) { return plx_listener_port(c->listener); }
+
+void plx_controller_stop(plx_controller_t *c) { ev_break(c->loop, EVBREAK_ALL); }
+
+void plx_controller_destroy(plx_controller_t **cp)
+{
+    plx_controller_t *c = *cp;
+    if (!c)
+        return;
+    *cp = NULL;
+    remove_files(c);
+    ev_timer_stop(c->loop, &c->hb_timer);
+    plx_listener_destroy(&c->listener);
+    while (c->peers) {
+        peer_t *p = c->peers;
+        if (p->engine) {
+            reg_engine_gone(c, p->engine, "controller shutting down");
+            p->engine = NULL;
+        }
+        if (p->role == PLEXA__ROLE__ROLE_MEC)
+            mec_client_gone(p);
+        peer_free(p);
+    }
+    free(c->engines);
+    free(c);
+}

@@ -1,0 +1,50 @@
+/*
+ * The controller: one libev loop that registers engines, authenticates
+ * clients by capability token, fans multi-engine requests out through
+ * per-engine FIFO queues and gathers the replies. It never runs user code
+ * and never unpickles: payload buffers are forwarded by reference.
+ */
+#ifndef PLX_CONTROLLER_H
+#define PLX_CONTROLLER_H
+
+#include <ev.h>
+#include <stdint.h>
+
+#include "plexa/error.h"
+#include "plx_frame.h"
+
+typedef struct plx_controller plx_controller_t;
+
+typedef struct plx_controller_opts {
+    const char  *profile;          /* profile name (connection files go there) */
+    const char  *transport;        /* "tcp" */
+    const char  *listen_host;      /* address to bind, e.g. 127.0.0.1 */
+    uint16_t     port;             /* 0 = any */
+    const char  *location;         /* host written into connection files (NULL = listen_host) */
+    double       heartbeat_period; /* seconds between heartbeats to engines */
+    int          heartbeat_misses; /* missed periods before an engine is declared dead */
+    double       auth_timeout;     /* seconds a new connection has to send Hello */
+    int          engine_inflight;  /* requests sent ahead to an engine (pipelining depth) */
+    plx_limits_t limits;           /* frame limits for every connection */
+} plx_controller_opts_t;
+
+/* Defaults: tcp on 127.0.0.1, any port, heartbeat 1 s x 5, auth 10 s. */
+plx_controller_opts_t plx_controller_opts_default(void);
+
+/*
+ * Bind, generate capability tokens, and write the connection files and
+ * pid file into the profile. Caller owns the result.
+ */
+plx_controller_t *plx_controller_new(struct ev_loop *loop, const plx_controller_opts_t *opts,
+                                     plx_err_t *err);
+
+/* The bound port. */
+uint16_t plx_controller_port(const plx_controller_t *c);
+
+/* Ask the loop to stop (after answering in-flight shutdown requests). */
+void plx_controller_stop(plx_controller_t *c);
+
+/* Remove connection files and pid file; close everything; free. */
+void plx_controller_destroy(plx_controller_t **cp);
+
+#endif

@@ -1,0 +1,111 @@
+/*
+ * Controller internals shared by its source files (not installed).
+ *
+ *   plx_controller.c  lifecycle, accepting, authentication, dispatch
+ *   plx_registry.c    engines: registration, heartbeats, death
+ *   plx_mec.c         multi-engine requests: fan-out, FIFO queues, gather
+ */
+#ifndef PLX_CONTROLLER_INT_H
+#define PLX_CONTROLLER_INT_H
+
+#include "plexa.pb-c.h"
+#include "plx_conn.h"
+#include "plx_controller.h"
+#include "plx_listener.h"
+#include "plx_profile.h"
+
+typedef struct peer   peer_t;
+typedef struct engine engine_t;
+typedef struct mreq   mreq_t;
+typedef struct sub    sub_t;
+
+/* One connection, before and after it authenticated. */
+struct peer {
+    plx_controller_t *ctl;
+    plx_conn_t       *conn;
+    Plexa__Role       role;        /* ROLE_NONE until Hello is accepted */
+    engine_t         *engine;      /* role == ENGINE */
+    mreq_t           *reqs;        /* role == MEC: requests not yet answered */
+    ev_timer          auth_timer;  /* drops connections that never say Hello */
+    char              addr[64];
+    peer_t           *prev, *next;
+};
+
+/* One target's share of a multi-engine request. */
+struct sub {
+    mreq_t              *req;
+    engine_t            *eng;          /* NULL once answered or failed */
+    int32_t              engine_id;
+    uint64_t             eng_msg_id;   /* id of the envelope sent to the engine */
+    plx_msg_t           *out;          /* built, waiting in the engine queue */
+    plx_msg_t           *reply_msg;    /* the engine's reply frame (owns buffers) */
+    Plexa__Envelope     *reply_env;    /* its decoded envelope */
+    Plexa__EngineReply  *reply;        /* points into reply_env, or at synth */
+    Plexa__EngineReply   synth;        /* a reply made up by the controller */
+    Plexa__RemoteError   synth_err;
+    char                 synth_text[256];
+    sub_t               *next;         /* engine queue / in-flight list */
+};
+
+/* A request from a client, fanned out to n engines. */
+struct mreq {
+    plx_controller_t *ctl;
+    peer_t           *client;      /* NULL once the client went away */
+    uint64_t          client_id;   /* id of the client's envelope */
+    const char       *method;      /* "execute", "push", "pull" */
+    int               n, ndone;
+    sub_t            *subs;        /* n entries */
+    mreq_t           *prev, *next; /* client's list */
+};
+
+struct engine {
+    int32_t  id;
+    peer_t  *peer;
+    sub_t   *qhead, *qtail;   /* waiting in the controller */
+    sub_t   *ihead, *itail;   /* sent, waiting for the reply */
+    int      ninflight;
+    double   last_seen;       /* ev_now of the last message from it */
+    char     host[128];
+    int32_t  pid;
+};
+
+struct plx_controller {
+    struct ev_loop          *loop;
+    plx_controller_opts_t    opts;
+    const plx_transport_ops *tops;
+    plx_listener_t          *listener;
+    char                     tok_engine[65], tok_mec[65], tok_task[65], tok_status[65];
+    engine_t               **engines;   /* by id; NULL where dead */
+    int32_t                  engines_cap;
+    int32_t                  next_engine_id;
+    int                      nengines;
+    peer_t                  *peers;
+    uint64_t                 next_msg_id;
+    uint64_t                 hb_seq;
+    ev_timer                 hb_timer;
+    plx_profile_t            profile;
+    int                      wrote_files;
+};
+
+/* plx_controller.c */
+int  ctl_send_env(peer_t *p, const Plexa__Envelope *env, plx_msg_t *bufs_from);
+void ctl_send_error(peer_t *p, uint64_t reply_to, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+uint64_t ctl_next_id(plx_controller_t *c);
+
+/* plx_registry.c */
+int  reg_add_engine(plx_controller_t *c, peer_t *p, const Plexa__Hello *h);
+void reg_engine_gone(plx_controller_t *c, engine_t *e, const char *why);
+engine_t *reg_engine(plx_controller_t *c, int32_t id);
+void reg_on_engine_msg(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__Envelope *env);
+void reg_start_heartbeat(plx_controller_t *c);
+void reg_reply_ids(plx_controller_t *c, peer_t *p, uint64_t reply_to);
+
+/* plx_mec.c */
+void mec_submit(plx_controller_t *c, peer_t *client, plx_msg_t *m, Plexa__Envelope *env);
+void mec_engine_reply(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__Envelope *env);
+void mec_fail_engine(plx_controller_t *c, engine_t *e, const char *why);
+void mec_client_gone(peer_t *client);
+void mec_pump(plx_controller_t *c, engine_t *e);
+
+#endif

@@ -1,0 +1,346 @@
+/*
+ * Multi-engine requests: a client request is split into one share per
+ * target engine, each share waits in that engine's FIFO queue, a few are
+ * sent ahead (pipelining) so an engine never idles waiting for the
+ * controller, and the replies are gathered into one MultiReply in target
+ * order. Payload buffers are shared by reference with every engine.
+ */
+#include "plx_controller_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plx_envelope.h"
+#include "plx_log.h"
+
+static const char *method_name(Plexa__Envelope__BodyCase bc)
+{
+    switch (bc) {
+    case PLEXA__ENVELOPE__BODY_EXECUTE: return "execute";
+    case PLEXA__ENVELOPE__BODY_PUSH:    return "push";
+    case PLEXA__ENVELOPE__BODY_PULL:    return "pull";
+    default:                            return "request";
+    }
+}
+
+/* ---- targets ------------------------------------------------------------ */
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static size_t all_ids(plx_controller_t *c, int32_t *ids)
+{
+    size_t n = 0;
+    for (int32_t i = 0; i < c->engines_cap; i++)
+        if (c->engines[i])
+            ids[n++] = i;
+    return n;
+}
+
+static void describe_ids(plx_controller_t *c, char *out, size_t len)
+{
+    size_t pos = 0;
+    out[0] = '\0';
+    for (int32_t i = 0; i < c->engines_cap && pos + 16 < len; i++)
+        if (c->engines[i])
+            pos += (size_t)snprintf(out + pos, len - pos, "%s%d", pos ? ", " : "", i);
+}
+
+/* Resolve the request's targets into ids (caller frees *out). Sends the
+ * error reply itself and returns <0 when they are invalid. */
+static int resolve_targets(plx_controller_t *c, peer_t *p, const Plexa__Envelope *env,
+                           int32_t **out, size_t *n)
+{
+    const Plexa__Targets *t = env->targets;
+    int all = !t || (t->has_all && t->all);
+    size_t cap = all ? (size_t)c->nengines : t->n_ids;
+    int32_t *ids = malloc((cap + 1) * sizeof *ids);
+    if (!ids) {
+        ctl_send_error(p, env->id, PLX_ENOMEM, "out of memory");
+        return PLX_ENOMEM;
+    }
+    size_t k = 0;
+    if (all) {
+        k = all_ids(c, ids);
+        qsort(ids, k, sizeof *ids, cmp_i32);
+    } else {
+        for (size_t i = 0; i < t->n_ids; i++) {
+            int dup = 0;
+            for (size_t j = 0; j < k; j++)
+                dup |= ids[j] == t->ids[i];
+            if (!dup)
+                ids[k++] = t->ids[i];
+        }
+    }
+    char known[512];
+    for (size_t i = 0; i < k; i++) {
+        if (!reg_engine(c, ids[i])) {
+            describe_ids(c, known, sizeof known);
+            ctl_send_error(p, env->id, PLX_EBADENGINE, "invalid engine id %d (registered: [%s])",
+                           ids[i], known);
+            free(ids);
+            return PLX_EBADENGINE;
+        }
+    }
+    if (k == 0) {
+        ctl_send_error(p, env->id, PLX_ENOENGINES,
+                       all ? "no engines registered" : "empty target list");
+        free(ids);
+        return PLX_ENOENGINES;
+    }
+    *out = ids;
+    *n = k;
+    return PLX_OK;
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+static void mreq_unlink(mreq_t *r)
+{
+    if (!r->client)
+        return;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        r->client->reqs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    r->client = NULL;
+    r->prev = r->next = NULL;
+}
+
+static void mreq_free(mreq_t *r)
+{
+    mreq_unlink(r);
+    for (int i = 0; i < r->n; i++) {
+        sub_t *s = &r->subs[i];
+        plx_msg_destroy(&s->out);
+        plx_envelope_free(&s->reply_env);
+        plx_msg_destroy(&s->reply_msg);
+    }
+    free(r->subs);
+    free(r);
+}
+
+/* Build and send the gathered reply, then free the request. */
+static void mreq_finish(mreq_t *r)
+{
+    if (!r->client) {
+        mreq_free(r);
+        return;
+    }
+    Plexa__EngineReply **replies = malloc((size_t)r->n * sizeof *replies);
+    plx_msg_t *m = NULL;
+    plx_err_t err = {0};
+    if (replies) {
+        uint32_t base = 0;
+        for (int i = 0; i < r->n; i++) {
+            replies[i] = r->subs[i].reply;
+            replies[i]->has_buf_base = 1;
+            replies[i]->buf_base = base;
+            base += r->subs[i].reply_msg ? r->subs[i].reply_msg->nbufs : 0;
+        }
+        Plexa__MultiReply mr = PLEXA__MULTI_REPLY__INIT;
+        mr.n_replies = (size_t)r->n;
+        mr.replies = replies;
+        Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+        env.has_id = 1;
+        env.id = ctl_next_id(r->ctl);
+        env.has_reply_to = 1;
+        env.reply_to = r->client_id;
+        env.body_case = PLEXA__ENVELOPE__BODY_MULTI_REPLY;
+        env.multi_reply = &mr;
+        m = plx_envelope_pack(&env, &err);
+        for (int i = 0; m && i < r->n; i++)
+            for (uint32_t b = 0; r->subs[i].reply_msg && b < r->subs[i].reply_msg->nbufs; b++)
+                if (plx_msg_add_buf(m, r->subs[i].reply_msg->bufs[b]) != PLX_OK)
+                    plx_msg_destroy(&m);
+        free(replies);
+    }
+    if (m)
+        plx_conn_send(r->client->conn, m);
+    else
+        ctl_send_error(r->client, r->client_id, PLX_ENOMEM, "out of memory gathering replies");
+    mreq_free(r);
+}
+
+static void sub_done(sub_t *s)
+{
+    s->eng = NULL;
+    if (++s->req->ndone == s->req->n)
+        mreq_finish(s->req);
+}
+
+static void sub_fail(sub_t *s, const char *why)
+{
+    mreq_t *r = s->req;
+    plx_msg_destroy(&s->out);
+    snprintf(s->synth_text, sizeof s->synth_text, "engine %d died while running %s: %s",
+             s->engine_id, r->method, why);
+    plexa__remote_error__init(&s->synth_err);
+    s->synth_err.ename = "EngineError";
+    s->synth_err.evalue = s->synth_text;
+    s->synth_err.traceback = s->synth_text;
+    plexa__engine_reply__init(&s->synth);
+    s->synth.has_engine_id = 1;
+    s->synth.engine_id = s->engine_id;
+    s->synth.method = (char *)r->method;
+    s->synth.error = &s->synth_err;
+    s->reply = &s->synth;
+    sub_done(s);
+}
+
+/* Pack the envelope each target receives: the client's body, a fresh id. */
+static int make_outs(plx_controller_t *c, mreq_t *r, plx_msg_t *m, Plexa__Envelope *env)
+{
+    Plexa__Targets *t = env->targets;
+    env->targets = NULL;
+    env->has_reply_to = 0;
+    env->has_id = 1;
+    int rc = PLX_OK;
+    for (int i = 0; i < r->n && rc == PLX_OK; i++) {
+        sub_t *s = &r->subs[i];
+        env->id = s->eng_msg_id = ctl_next_id(c);
+        plx_err_t err = {0};
+        s->out = plx_envelope_pack(env, &err);
+        if (!s->out) {
+            rc = err.code;
+            break;
+        }
+        for (uint32_t b = 0; b < m->nbufs && rc == PLX_OK; b++)
+            rc = plx_msg_add_buf(s->out, m->bufs[b]);
+    }
+    env->targets = t;
+    return rc;
+}
+
+static void enqueue(engine_t *e, sub_t *s)
+{
+    s->next = NULL;
+    if (e->qtail)
+        e->qtail->next = s;
+    else
+        e->qhead = s;
+    e->qtail = s;
+}
+
+void mec_pump(plx_controller_t *c, engine_t *e)
+{
+    while (e->qhead && e->ninflight < c->opts.engine_inflight) {
+        sub_t *s = e->qhead;
+        e->qhead = s->next;
+        if (!e->qhead)
+            e->qtail = NULL;
+        s->next = NULL;
+        if (e->itail)
+            e->itail->next = s;
+        else
+            e->ihead = s;
+        e->itail = s;
+        e->ninflight++;
+        plx_msg_t *out = s->out;
+        s->out = NULL;
+        plx_conn_send(e->peer->conn, out);
+    }
+}
+
+void mec_submit(plx_controller_t *c, peer_t *client, plx_msg_t *m, Plexa__Envelope *env)
+{
+    int32_t *ids = NULL;
+    size_t n = 0;
+    mreq_t *r = NULL;
+    if (resolve_targets(c, client, env, &ids, &n) != PLX_OK)
+        goto out;
+    r = calloc(1, sizeof *r);
+    if (r)
+        r->subs = calloc(n, sizeof *r->subs);
+    if (!r || !r->subs) {
+        free(r);
+        ctl_send_error(client, env->id, PLX_ENOMEM, "out of memory");
+        goto out;
+    }
+    r->ctl = c;
+    r->client_id = env->id;
+    r->method = method_name(env->body_case);
+    r->n = (int)n;
+    for (size_t i = 0; i < n; i++) {
+        r->subs[i].req = r;
+        r->subs[i].engine_id = ids[i];
+        r->subs[i].eng = reg_engine(c, ids[i]);
+    }
+    if (make_outs(c, r, m, env) != PLX_OK) {
+        mreq_free(r);
+        ctl_send_error(client, env->id, PLX_ENOMEM, "out of memory");
+        goto out;
+    }
+    r->client = client;
+    r->next = client->reqs;
+    if (client->reqs)
+        client->reqs->prev = r;
+    client->reqs = r;
+    for (size_t i = 0; i < n; i++) {
+        enqueue(r->subs[i].eng, &r->subs[i]);
+        mec_pump(c, r->subs[i].eng);
+    }
+out:
+    free(ids);
+    plx_envelope_free(&env);
+    plx_msg_destroy(&m);
+}
+
+void mec_engine_reply(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__Envelope *env)
+{
+    sub_t *prev = NULL, *s = e->ihead;
+    while (s && !(env->has_reply_to && s->eng_msg_id == env->reply_to)) {
+        prev = s;
+        s = s->next;
+    }
+    if (!s) {
+        PLX_WARN("engine %d answered unknown request %llu; ignored", e->id,
+                 (unsigned long long)env->reply_to);
+        plx_envelope_free(&env);
+        plx_msg_destroy(&m);
+        return;
+    }
+    if (prev)
+        prev->next = s->next;
+    else
+        e->ihead = s->next;
+    if (e->itail == s)
+        e->itail = prev;
+    e->ninflight--;
+    s->reply_msg = m;
+    s->reply_env = env;
+    s->reply = env->engine_reply;
+    s->reply->has_engine_id = 1;
+    s->reply->engine_id = e->id;
+    sub_done(s);
+    mec_pump(c, e);
+}
+
+void mec_fail_engine(plx_controller_t *c, engine_t *e, const char *why)
+{
+    sub_t *lists[2] = {e->ihead, e->qhead};
+    e->ihead = e->itail = e->qhead = e->qtail = NULL;
+    e->ninflight = 0;
+    for (int l = 0; l < 2; l++) {
+        sub_t *s = lists[l];
+        while (s) {
+            sub_t *next = s->next;
+            sub_fail(s, why);
+            s = next;
+        }
+    }
+}
+
+void mec_client_gone(peer_t *client)
+{
+    /* Requests already queued still run (they may have side effects the
+     * user counts on); their replies are dropped. */
+    while (client->reqs)
+        mreq_unlink(client->reqs);
+}

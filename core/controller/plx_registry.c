@@ -1,0 +1,165 @@
+/* Engine registry and heartbeats; see plx_controller_int.h. */
+#include "plx_controller_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "plexa/version.h"
+#include "plx_envelope.h"
+#include "plx_log.h"
+
+engine_t *reg_engine(plx_controller_t *c, int32_t id)
+{
+    if (id < 0 || id >= c->engines_cap)
+        return NULL;
+    return c->engines[id];
+}
+
+static int reg_grow(plx_controller_t *c, int32_t id)
+{
+    if (id < c->engines_cap)
+        return PLX_OK;
+    int32_t cap = c->engines_cap ? c->engines_cap * 2 : 64;
+    while (cap <= id)
+        cap *= 2;
+    engine_t **e = realloc(c->engines, (size_t)cap * sizeof *e);
+    if (!e)
+        return PLX_ENOMEM;
+    memset(e + c->engines_cap, 0, (size_t)(cap - c->engines_cap) * sizeof *e);
+    c->engines = e;
+    c->engines_cap = cap;
+    return PLX_OK;
+}
+
+int reg_add_engine(plx_controller_t *c, peer_t *p, const Plexa__Hello *h)
+{
+    int32_t id = c->next_engine_id;
+    engine_t *e = calloc(1, sizeof *e);
+    if (!e || reg_grow(c, id) != PLX_OK) {
+        free(e);
+        plx_conn_close(p->conn, 0, PLX_ENOMEM, "out of memory registering an engine");
+        return PLX_ENOMEM;
+    }
+    c->next_engine_id++;
+    e->id = id;
+    e->peer = p;
+    e->last_seen = ev_now(c->loop);
+    snprintf(e->host, sizeof e->host, "%s", h->hostname ? h->hostname : "?");
+    e->pid = h->has_pid ? h->pid : 0;
+    c->engines[id] = e;
+    c->nengines++;
+    p->engine = e;
+
+    Plexa__Welcome w = PLEXA__WELCOME__INIT;
+    w.has_version = 1;
+    w.version = PLX_PROTOCOL_VERSION;
+    w.has_engine_id = 1;
+    w.engine_id = id;
+    w.has_heartbeat_ms = 1;
+    w.heartbeat_ms = (uint32_t)(c->opts.heartbeat_period * 1000);
+    Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
+    out.has_id = 1;
+    out.id = ctl_next_id(c);
+    out.body_case = PLEXA__ENVELOPE__BODY_WELCOME;
+    out.welcome = &w;
+    ctl_send_env(p, &out, NULL);
+    PLX_INFO("engine %d registered from %s (host %s, pid %d); %d engine(s)", id, p->addr,
+             e->host, e->pid, c->nengines);
+    return PLX_OK;
+}
+
+void reg_engine_gone(plx_controller_t *c, engine_t *e, const char *why)
+{
+    PLX_WARN("engine %d unregistered: %s", e->id, why);
+    c->engines[e->id] = NULL;
+    c->nengines--;
+    mec_fail_engine(c, e, why);
+    free(e);
+}
+
+void reg_on_engine_msg(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__Envelope *env)
+{
+    e->last_seen = ev_now(c->loop);
+    switch (env->body_case) {
+    case PLEXA__ENVELOPE__BODY_ENGINE_REPLY:
+        mec_engine_reply(c, e, m, env);
+        return; /* consumed */
+    case PLEXA__ENVELOPE__BODY_HEARTBEAT:
+        break;
+    default:
+        PLX_WARN("engine %d sent an unexpected %s; ignored", e->id,
+                 plx_envelope_body_name(env));
+        break;
+    }
+    plx_envelope_free(&env);
+    plx_msg_destroy(&m);
+}
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+void reg_reply_ids(plx_controller_t *c, peer_t *p, uint64_t reply_to)
+{
+    int32_t *ids = malloc(((size_t)c->nengines + 1) * sizeof *ids);
+    if (!ids) {
+        ctl_send_error(p, reply_to, PLX_ENOMEM, "out of memory listing engines");
+        return;
+    }
+    size_t n = 0;
+    for (int32_t i = 0; i < c->engines_cap; i++)
+        if (c->engines[i])
+            ids[n++] = i;
+    qsort(ids, n, sizeof *ids, cmp_i32);
+    Plexa__IdList l = PLEXA__ID_LIST__INIT;
+    l.n_ids = n;
+    l.ids = ids;
+    Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
+    out.has_id = 1;
+    out.id = ctl_next_id(c);
+    out.has_reply_to = 1;
+    out.reply_to = reply_to;
+    out.body_case = PLEXA__ENVELOPE__BODY_ID_LIST;
+    out.id_list = &l;
+    ctl_send_env(p, &out, NULL);
+    free(ids);
+}
+
+/* Every period: declare silent engines dead, then ping the others. The
+ * engine's I/O thread answers without the GIL, so a busy engine is never
+ * mistaken for a dead one. */
+static void heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    plx_controller_t *c = (plx_controller_t *)((char *)w - offsetof(plx_controller_t, hb_timer));
+    double now = ev_now(loop);
+    double limit = c->opts.heartbeat_period * c->opts.heartbeat_misses;
+    Plexa__Heartbeat hb = PLEXA__HEARTBEAT__INIT;
+    hb.has_seq = 1;
+    hb.seq = ++c->hb_seq;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.has_id = 1;
+    env.body_case = PLEXA__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    for (int32_t i = 0; i < c->engines_cap; i++) {
+        engine_t *e = c->engines[i];
+        if (!e)
+            continue;
+        if (now - e->last_seen > limit) {
+            char why[128];
+            snprintf(why, sizeof why, "no heartbeat for %.1fs", now - e->last_seen);
+            plx_conn_close(e->peer->conn, 0, PLX_ETIMEDOUT, why);
+            continue;
+        }
+        env.id = ctl_next_id(c);
+        ctl_send_env(e->peer, &env, NULL);
+    }
+}
+
+void reg_start_heartbeat(plx_controller_t *c)
+{
+    ev_timer_init(&c->hb_timer, heartbeat_cb, c->opts.heartbeat_period,
+                  c->opts.heartbeat_period);
+    ev_timer_start(c->loop, &c->hb_timer);
+}

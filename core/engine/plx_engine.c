@@ -1,0 +1,247 @@
+/*
+ * plx_engine_run: the engine's life from URL to exit, on the Python
+ * (main) thread. See plx_engine.h, and plx_engine_int.h for the threads.
+ */
+#include "plx_engine_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plx_envelope.h"
+#include "plx_log.h"
+#include "plx_plugin_loader.h"
+
+/* ---- deferred buffer releases ------------------------------------------- */
+
+/* plx_pyvalue's hook: an export whose last reference goes on the I/O
+ * thread (after its frame was written) is queued for the Python thread;
+ * the I/O thread must never wait for the GIL. */
+static int defer_export(plx_pyexport_t *x, void *ud)
+{
+    plx_engine_t *e = ud;
+    if (pthread_equal(pthread_self(), e->py_thread))
+        return 1;   /* release here: this thread runs Python */
+    pthread_mutex_lock(&e->mu);
+    *plx_pyexport_next(x) = e->deferred;
+    e->deferred = x;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    return 0;
+}
+
+static void drain_deferred(plx_engine_t *e)
+{
+    pthread_mutex_lock(&e->mu);
+    plx_pyexport_t *list = e->deferred;
+    e->deferred = NULL;
+    pthread_mutex_unlock(&e->mu);
+    plx_engine_release_exports(list);
+}
+
+/* ---- waiting on the Python thread (GIL released while blocked) ---------- */
+
+typedef enum wait_for { WAIT_WELCOME, WAIT_REQUEST } wait_for_t;
+
+static int ready_locked(const plx_engine_t *e, wait_for_t what)
+{
+    if (e->deferred || e->closed || e->refused || e->stop_signal)
+        return 1;
+    return what == WAIT_WELCOME ? e->registered : e->req_head != NULL;
+}
+
+/* Block until something for us happens. Returns the next request (its
+ * run marked busy), or NULL when the wait ended otherwise: registration
+ * news, a closed connection, or a stop signal (the caller looks at which).
+ * Deferred exports are released on the way. */
+static plx_engine_req_t *py_wait(plx_engine_t *e, wait_for_t what)
+{
+    for (;;) {
+        plx_engine_req_t *r = NULL;
+        plx_pyexport_t *dl;
+        int done;
+        Py_BEGIN_ALLOW_THREADS
+        pthread_mutex_lock(&e->mu);
+        while (!ready_locked(e, what))
+            pthread_cond_wait(&e->cv, &e->mu);
+        dl = e->deferred;
+        e->deferred = NULL;
+        done = e->closed || e->refused || e->stop_signal ||
+               (what == WAIT_WELCOME && e->registered);
+        if (!done && what == WAIT_REQUEST && e->req_head) {
+            r = e->req_head;
+            e->req_head = r->next;
+            if (!e->req_head)
+                e->req_tail = NULL;
+            e->busy = 1;
+        }
+        pthread_mutex_unlock(&e->mu);
+        Py_END_ALLOW_THREADS
+        plx_engine_release_exports(dl);
+        if (done || r)
+            return r;
+    }
+}
+
+void plx_engine_req_free(plx_engine_req_t *r)
+{
+    if (!r)
+        return;
+    plx_envelope_free(&r->env);
+    plx_msg_destroy(&r->msg);
+    free(r);
+}
+
+static void free_queued_requests(plx_engine_t *e)
+{
+    pthread_mutex_lock(&e->mu);
+    plx_engine_req_t *r = e->req_head;
+    e->req_head = e->req_tail = NULL;
+    pthread_mutex_unlock(&e->mu);
+    while (r) {
+        plx_engine_req_t *next = r->next;
+        plx_engine_req_free(r);
+        r = next;
+    }
+}
+
+/* ---- phases ------------------------------------------------------------- */
+
+static int engine_resolve(plx_engine_t *e, plx_err_t *err)
+{
+    const char *src = e->opts.url ? e->opts.url : e->opts.url_file;
+    int rc = plx_url_resolve(src ? src : "", e->opts.profile, "ipcontroller-engine.url",
+                             &e->url, err);
+    if (rc != PLX_OK)
+        return rc;
+    snprintf(e->url_shown, sizeof e->url_shown, "plx+%s://%s%s%s:%u", e->url.transport,
+             strchr(e->url.host, ':') ? "[" : "", e->url.host,
+             strchr(e->url.host, ':') ? "]" : "", (unsigned)e->url.port);
+    e->ops = plx_transport_find(e->url.transport, err);
+    if (!e->ops)
+        return plx_err_prefix(err, e->url_shown);
+    return PLX_OK;
+}
+
+/* Wait for Welcome or its failure; translate failures for the user. */
+static int engine_register(plx_engine_t *e, plx_err_t *err)
+{
+    plx_engine_req_t *r = py_wait(e, WAIT_WELCOME);
+    plx_engine_req_free(r);   /* never a request while waiting for Welcome */
+    pthread_mutex_lock(&e->mu);
+    int opened = e->opened, registered = e->registered, refused = e->refused;
+    int closed = e->closed;
+    int sig = e->stop_signal, code = e->close_code;
+    char why[PLX_ERR_MSG_MAX];
+    snprintf(why, sizeof why, "%s", e->why);
+    pthread_mutex_unlock(&e->mu);
+    if (refused)
+        return plx_err_set(err, PLX_EAUTH, "controller refused registration: %s", why);
+    if (sig)
+        return 1;   /* stopped before registering: a clean end */
+    if (closed && code == PLX_ETIMEDOUT)
+        return plx_err_set(err, PLX_ETIMEDOUT, "%s", why);
+    if (!opened)
+        return plx_err_set(err, PLX_ECONNECT, "cannot connect to the controller at %s: %s",
+                           e->url_shown, why);
+    if (closed || !registered)
+        return plx_err_set(err, PLX_ECONNECT,
+                           "the controller at %s closed the connection before accepting "
+                           "the engine: %s", e->url_shown, why);
+    PLX_INFO("registered as engine %d with the controller at %s", (int)e->engine_id,
+             e->url_shown);
+    return plx_engine_py_registered(e, e->engine_id, err);
+}
+
+/* Serve requests until the end; say why it ended. */
+static void engine_serve(plx_engine_t *e)
+{
+    for (;;) {
+        plx_engine_req_t *r = py_wait(e, WAIT_REQUEST);
+        if (!r)
+            break;
+        int quit = plx_engine_py_serve(e, r);
+        plx_engine_req_free(r);
+        pthread_mutex_lock(&e->mu);
+        e->busy = 0;
+        pthread_mutex_unlock(&e->mu);
+        if (quit)
+            return;
+    }
+    pthread_mutex_lock(&e->mu);
+    int sig = e->stop_signal;
+    char why[PLX_ERR_MSG_MAX];
+    snprintf(why, sizeof why, "%s", e->why);
+    pthread_mutex_unlock(&e->mu);
+    if (sig)
+        PLX_INFO("stopped by %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    else
+        PLX_INFO("controller connection closed (%s); exiting", why);
+}
+
+static int engine_init_sync(plx_engine_t *e, plx_err_t *err)
+{
+    int rc = pthread_mutex_init(&e->mu, NULL);
+    if (rc == 0) {
+        rc = pthread_cond_init(&e->cv, NULL);
+        if (rc != 0)
+            pthread_mutex_destroy(&e->mu);
+    }
+    if (rc != 0)
+        return plx_err_set(err, PLX_EIO, "pthread mutex/cond init: %s", strerror(rc));
+    return PLX_OK;
+}
+
+/* Stop the I/O thread, give back buffers, finalize Python. */
+static void engine_teardown(plx_engine_t *e)
+{
+    plx_engine_signals_restore(e);
+    plx_engine_io_stop(e);
+    free_queued_requests(e);
+    if (Py_IsInitialized())
+        drain_deferred(e);
+    plx_pyvalue_set_release_defer(NULL, NULL);
+    plx_engine_py_fini(e);
+    pthread_cond_destroy(&e->cv);
+    pthread_mutex_destroy(&e->mu);
+}
+
+int plx_engine_run(const plx_engine_opts_t *opts, plx_err_t *err)
+{
+    plx_engine_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return plx_err_set(err, PLX_ENOMEM, "out of memory");
+    e->opts = *opts;
+    e->py_thread = pthread_self();
+    atomic_init(&e->next_id, 2);   /* 1 is the Hello */
+    int rc = engine_init_sync(e, err);
+    if (rc != PLX_OK) {
+        free(e);
+        return rc;
+    }
+    rc = engine_resolve(e, err);
+    if (rc == PLX_OK)
+        rc = plx_engine_io_init(e, err);
+    if (rc == PLX_OK) {
+        plx_pyvalue_set_release_defer(defer_export, e);
+        rc = plx_engine_io_start(e, err);   /* connects while Python starts */
+    }
+    if (rc == PLX_OK)
+        rc = plx_engine_py_init(e, err);
+    if (rc == PLX_OK) {
+        plx_engine_signals_install(e);
+        /* A SIGINT during Python's start-up only tripped its flag. */
+        if (PyErr_CheckSignals() < 0) {
+            PyErr_Clear();
+            pthread_mutex_lock(&e->mu);
+            e->stop_signal = SIGINT;
+            pthread_mutex_unlock(&e->mu);
+        }
+        rc = engine_register(e, err);
+    }
+    if (rc == PLX_OK)
+        engine_serve(e);
+    engine_teardown(e);
+    free(e);
+    return rc < 0 ? rc : PLX_OK;
+}

@@ -1,0 +1,42 @@
+/*
+ * plx_engine: an ipengine — a CPython interpreter serving a controller.
+ *
+ * plx_engine_run connects to the controller named by the options,
+ * registers (Hello -> Welcome), then runs requests (execute, push, pull)
+ * one at a time in __main__ until the controller goes away, sends
+ * shutdown, or the process gets SIGINT/SIGTERM. See DESIGN.md §2 for the
+ * two threads and why Python runs on the main thread.
+ *
+ * Library code: it never exits the process. It must be called from the
+ * process's main thread, once per process (CPython is initialised and
+ * finalised inside), and it installs SIGINT/SIGTERM handlers for the time
+ * it runs.
+ */
+#ifndef PLX_ENGINE_H
+#define PLX_ENGINE_H
+
+#include "plexa/error.h"
+
+typedef struct plx_engine_opts {
+    const char *url;        /* --url: "plx+tcp://..." (wins over everything) */
+    const char *url_file;   /* --url-file: a connection file */
+    const char *profile;    /* --profile: NULL when not given (then $PLEXA_URL,
+                             * then profile "default") */
+    const char *mpi;        /* --mpi KIND ("mpi4py") or NULL */
+    double      register_timeout_s;   /* no Welcome by then: give up; 0 = 30 s */
+} plx_engine_opts_t;
+
+/*
+ * Run an engine to the end. Returns PLX_OK when it ended as engines should
+ * (the controller closed the connection, a shutdown request, a signal),
+ * else a negative code with err saying why, for the user:
+ *   PLX_EINVAL / PLX_ENOTFOUND  no usable URL (bad URL, missing file)
+ *   PLX_ENOTFOUND / PLX_EABI    transport plugin unavailable
+ *   PLX_ECONNECT                controller unreachable or gone before Welcome
+ *   PLX_EAUTH                   "controller refused registration: REASON"
+ *   PLX_ETIMEDOUT               no Welcome within register_timeout_s
+ *   PLX_ERR                     the interpreter or plexa._engine failed to start
+ */
+int plx_engine_run(const plx_engine_opts_t *opts, plx_err_t *err);
+
+#endif

@@ -1,0 +1,140 @@
+/*
+ * Internal to core/engine: the state the two engine threads share.
+ *
+ * Threads and what they own:
+ *  - the Python thread (the process's main thread) owns the interpreter:
+ *    it holds the GIL except while it waits on `cv` for the next request;
+ *  - the I/O thread owns the libev loop, the connection and its watchers,
+ *    and never touches Python (not even the GIL), so heartbeats are
+ *    answered while Python is busy in a long C call.
+ * Everything between them goes through `mu`: requests and registration
+ * news towards Python (signalled on `cv`), replies towards the loop
+ * (signalled with the `wake` ev_async), exported buffers whose last
+ * reference the I/O thread dropped (`deferred`, released by Python).
+ */
+#ifndef PLX_ENGINE_INT_H
+#define PLX_ENGINE_INT_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "plexa.pb-c.h"
+#include "plexa/transport.h"
+#include "plx_conn.h"
+#include "plx_engine.h"
+#include "plx_pyvalue.h"
+#include "plx_url.h"
+
+/* A request received from the controller, waiting for the Python thread. */
+typedef struct plx_engine_req {
+    Plexa__Envelope        *env;   /* unpacked envelope (owned) */
+    plx_msg_t              *msg;   /* its frame: the payload buffers (owned) */
+    struct plx_engine_req  *next;
+} plx_engine_req_t;
+
+/* A packed reply waiting for the I/O thread. */
+typedef struct plx_engine_out {
+    plx_msg_t              *msg;
+    struct plx_engine_out  *next;
+} plx_engine_out_t;
+
+typedef struct plx_engine {
+    /* set before the I/O thread starts, read-only afterwards */
+    plx_engine_opts_t        opts;
+    plx_url_t                url;
+    char                     url_shown[300];   /* scheme://host:port, no token */
+    const plx_transport_ops *ops;
+    pthread_t                py_thread;
+    pthread_t                io_thread;
+    int                      io_started;
+    atomic_uint_fast64_t     next_id;          /* envelope ids; 1 is the Hello */
+
+    /* I/O thread only */
+    struct ev_loop          *loop;
+    plx_conn_t              *conn;
+    ev_async                 wake;         /* replies queued or io_stop set */
+    ev_async                 sig;          /* SIGINT/SIGTERM arrived */
+    ev_timer                 reg_timer;    /* registration deadline */
+    ev_timer                 watchdog;     /* controller silence */
+    ev_tstamp                last_rx;
+    double                   silence_s;    /* 0: watchdog off */
+    int                      welcomed;
+    int                      conn_closed;  /* on_close ran; conn kept until the end */
+
+    /* shared, under mu */
+    pthread_mutex_t          mu;
+    pthread_cond_t           cv;
+    plx_engine_req_t        *req_head, *req_tail;
+    plx_engine_out_t        *out_head, *out_tail;
+    plx_pyexport_t          *deferred;
+    int                      opened;         /* transport connected */
+    int                      registered;     /* Welcome received */
+    int32_t                  engine_id;
+    int                      refused;        /* Reject received: reason in why */
+    int                      closed;         /* connection gone: code and why */
+    int                      close_code;
+    char                     why[PLX_ERR_MSG_MAX];
+    int                      stop_signal;    /* SIGINT/SIGTERM number, 0 if none */
+    int                      busy;           /* Python is running a request */
+    int                      io_stop;        /* Python thread asks the loop to finish */
+
+    /* Python thread only */
+    PyObject                *fn_execute, *fn_push, *fn_pull, *fn_set_id;
+    PyObject                *fn_setup_mpi, *fn_can_finalize;
+    struct sigaction         old_int, old_term;
+    int                      handlers_set;
+} plx_engine_t;
+
+/* A new envelope id (both threads). */
+static inline uint64_t plx_engine_next_id(plx_engine_t *e)
+{
+    return atomic_fetch_add(&e->next_id, 1);
+}
+
+/* ---- plx_engine_io.c: the I/O thread ------------------------------------ */
+
+/* Create the loop and its watchers (before the thread and the signal
+ * handlers exist). PLX_ENOMEM on failure. */
+int plx_engine_io_init(plx_engine_t *e, plx_err_t *err);
+
+/* Start the I/O thread: it connects and sends the Hello. */
+int plx_engine_io_start(plx_engine_t *e, plx_err_t *err);
+
+/* Ask the loop to flush queued replies, close and finish; join the thread
+ * and free the loop. Safe if never started. */
+void plx_engine_io_stop(plx_engine_t *e);
+
+/* Queue a packed reply (takes ownership) and wake the loop. */
+void plx_engine_io_post(plx_engine_t *e, plx_msg_t *m);
+
+/* Install SIGINT/SIGTERM handlers that wake the loop; the first signal
+ * asks for a clean stop and restores the default action, so a second one
+ * ends the process at once. */
+void plx_engine_signals_install(plx_engine_t *e);
+void plx_engine_signals_restore(plx_engine_t *e);
+
+/* ---- plx_engine_py.c: the interpreter ----------------------------------- */
+
+/* Start CPython (main thread), set sys.path, import plexa._engine. On
+ * return the calling thread holds the GIL. */
+int plx_engine_py_init(plx_engine_t *e, plx_err_t *err);
+
+/* Finalize the interpreter if nothing would block it. */
+void plx_engine_py_fini(plx_engine_t *e);
+
+/* Set `id` in __main__ to the engine id; run --mpi set-up if asked. */
+int plx_engine_py_registered(plx_engine_t *e, int32_t engine_id, plx_err_t *err);
+
+/* Serve one request (GIL held): post its reply. Returns 1 when the
+ * request asks the engine to stop, else 0. */
+int plx_engine_py_serve(plx_engine_t *e, const plx_engine_req_t *r);
+
+/* Give back exports whose release the I/O thread deferred (GIL held). */
+void plx_engine_release_exports(plx_pyexport_t *list);
+
+void plx_engine_req_free(plx_engine_req_t *r);
+
+#endif

@@ -1,0 +1,485 @@
+/*
+ * The engine's I/O thread: connection, registration, heartbeats, request
+ * intake and reply sending. It never takes the GIL (see plx_engine_int.h);
+ * the one call into CPython it makes, PyErr_SetInterrupt, is documented as
+ * safe without it.
+ */
+#include "plx_engine_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "plexa/version.h"
+#include "plx_envelope.h"
+#include "plx_log.h"
+
+#define DEFAULT_REGISTER_TIMEOUT_S 30.0
+/* Without a word from the controller for this many heartbeat periods (and
+ * at least SILENCE_MIN_S), it is presumed dead: engines never outlive it. */
+#define SILENCE_PERIODS 20.0
+#define SILENCE_MIN_S   30.0
+
+/* ---- shared-state transitions (I/O side) -------------------------------- */
+
+/* Interrupt running user code so the Python thread can see a stop. Called
+ * with mu held, so busy cannot change under us. */
+static void interrupt_if_busy_locked(plx_engine_t *e)
+{
+    if (e->busy)
+        PyErr_SetInterrupt();
+}
+
+/* The connection is gone (or never came): tell the Python thread. */
+static void io_mark_closed(plx_engine_t *e, int code, const char *why)
+{
+    pthread_mutex_lock(&e->mu);
+    if (!e->closed) {
+        e->closed = 1;
+        e->close_code = code;
+        if (!e->refused)
+            snprintf(e->why, sizeof e->why, "%s", why);
+        interrupt_if_busy_locked(e);
+        pthread_cond_broadcast(&e->cv);
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void io_queue_request(plx_engine_t *e, Plexa__Envelope *env, plx_msg_t *m)
+{
+    plx_engine_req_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        PLX_ERROR("out of memory queueing a %s request; dropped", plx_envelope_body_name(env));
+        plx_envelope_free(&env);
+        plx_msg_destroy(&m);
+        return;
+    }
+    r->env = env;
+    r->msg = m;
+    pthread_mutex_lock(&e->mu);
+    if (e->req_tail)
+        e->req_tail->next = r;
+    else
+        e->req_head = r;
+    e->req_tail = r;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+static void io_send(plx_engine_t *e, const Plexa__Envelope *env)
+{
+    plx_err_t err = {0};
+    plx_msg_t *m = plx_envelope_pack(env, &err);
+    if (!m) {
+        PLX_ERROR("cannot send %s: %s", plx_envelope_body_name(env), err.msg);
+        return;
+    }
+    if (e->conn)
+        plx_conn_send(e->conn, m);
+    else
+        plx_msg_destroy(&m);
+}
+
+static void io_send_hello(plx_engine_t *e)
+{
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0)
+        snprintf(host, sizeof host, "unknown");
+    Plexa__Hello hello = PLEXA__HELLO__INIT;
+    hello.has_role = 1;
+    hello.role = PLEXA__ROLE__ROLE_ENGINE;
+    hello.token = e->url.token;
+    hello.has_version = 1;
+    hello.version = PLX_PROTOCOL_VERSION;
+    hello.hostname = host;
+    hello.has_pid = 1;
+    hello.pid = (int32_t)getpid();
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.has_id = 1;
+    env.id = 1;
+    env.body_case = PLEXA__ENVELOPE__BODY_HELLO;
+    env.hello = &hello;
+    io_send(e, &env);
+}
+
+static void io_answer_heartbeat(plx_engine_t *e, const Plexa__Envelope *req)
+{
+    Plexa__Heartbeat hb = PLEXA__HEARTBEAT__INIT;
+    hb.has_seq = req->heartbeat->has_seq;
+    hb.seq = req->heartbeat->seq;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.has_id = 1;
+    env.id = plx_engine_next_id(e);
+    env.has_reply_to = req->has_id;
+    env.reply_to = req->id;
+    env.body_case = PLEXA__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    io_send(e, &env);
+}
+
+/* ---- registration and the watchdog -------------------------------------- */
+
+static void watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    plx_engine_t *e = w->data;
+    ev_tstamp idle = ev_now(loop) - e->last_rx;
+    if (idle < e->silence_s) {
+        ev_timer_set(w, e->silence_s - idle, 0.);
+        ev_timer_start(loop, w);
+        return;
+    }
+    char why[160];
+    snprintf(why, sizeof why, "no message from the controller for %.0f s", idle);
+    PLX_WARN("%s; presuming it dead", why);
+    if (e->conn)
+        plx_conn_close(e->conn, 0, PLX_ETIMEDOUT, why);
+}
+
+static void io_welcome(plx_engine_t *e, const Plexa__Welcome *w)
+{
+    if (e->welcomed) {
+        PLX_WARN("ignoring a second welcome from the controller");
+        return;
+    }
+    e->welcomed = 1;
+    ev_timer_stop(e->loop, &e->reg_timer);
+    if (w->has_heartbeat_ms && w->heartbeat_ms > 0) {
+        e->silence_s = SILENCE_PERIODS * w->heartbeat_ms / 1000.0;
+        if (e->silence_s < SILENCE_MIN_S)
+            e->silence_s = SILENCE_MIN_S;
+        ev_timer_set(&e->watchdog, e->silence_s, 0.);
+        ev_timer_start(e->loop, &e->watchdog);
+    }
+    pthread_mutex_lock(&e->mu);
+    e->registered = 1;
+    e->engine_id = w->has_engine_id ? w->engine_id : -1;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void io_reject(plx_engine_t *e, const char *reason)
+{
+    pthread_mutex_lock(&e->mu);
+    e->refused = 1;
+    snprintf(e->why, sizeof e->why, "%s", reason && *reason ? reason : "(no reason given)");
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    plx_conn_close(e->conn, 0, PLX_EAUTH, "registration refused");
+}
+
+static void reg_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    plx_engine_t *e = w->data;
+    char why[PLX_ERR_MSG_MAX];
+    snprintf(why, sizeof why, "no answer from the controller at %s within %.0f s",
+             e->url_shown, e->opts.register_timeout_s);
+    if (e->conn)
+        plx_conn_close(e->conn, 0, PLX_ETIMEDOUT, why);
+    else
+        io_mark_closed(e, PLX_ETIMEDOUT, why);
+}
+
+/* ---- connection callbacks ---------------------------------------------- */
+
+static void on_open(plx_conn_t *c, void *ud)
+{
+    plx_engine_t *e = ud;
+    PLX_DEBUG("connected to %s", e->url_shown);
+    pthread_mutex_lock(&e->mu);
+    e->opened = 1;
+    pthread_mutex_unlock(&e->mu);
+    io_send_hello(e);
+}
+
+/* Messages that only make sense from the controller to an engine before
+ * or instead of requests. Returns 1 if handled (env still owned by caller). */
+static int io_control(plx_engine_t *e, const Plexa__Envelope *env)
+{
+    switch (env->body_case) {
+    case PLEXA__ENVELOPE__BODY_HEARTBEAT:
+        io_answer_heartbeat(e, env);
+        return 1;
+    case PLEXA__ENVELOPE__BODY_WELCOME:
+        io_welcome(e, env->welcome);
+        return 1;
+    case PLEXA__ENVELOPE__BODY_REJECT:
+        io_reject(e, env->reject->reason);
+        return 1;
+    case PLEXA__ENVELOPE__BODY_ERROR:
+        /* Never answered: an error about an error could ping-pong. */
+        PLX_WARN("controller reports an error (%d): %s",
+                 env->error->has_code ? env->error->code : 0,
+                 env->error->message ? env->error->message : "");
+        if (!e->welcomed)
+            io_reject(e, env->error->message);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static void on_msg(plx_conn_t *c, plx_msg_t *m, void *ud)
+{
+    plx_engine_t *e = ud;
+    plx_err_t err = {0};
+    e->last_rx = ev_now(e->loop);
+    Plexa__Envelope *env = plx_envelope_unpack(m, &err);
+    if (!env) {
+        PLX_WARN("dropping a message from the controller: %s", err.msg);
+        plx_msg_destroy(&m);
+        return;
+    }
+    if (io_control(e, env)) {
+        plx_envelope_free(&env);
+        plx_msg_destroy(&m);
+        return;
+    }
+    /* Everything else is served in order by the Python thread, including
+     * shutdown and requests it will refuse: replies keep request order. */
+    io_queue_request(e, env, m);
+}
+
+static void on_close(plx_conn_t *c, int code, const char *why, void *ud)
+{
+    plx_engine_t *e = ud;
+    PLX_DEBUG("connection to %s closed: %s", e->url_shown, why);
+    io_mark_closed(e, code, why);
+    /* Not destroyed here: plx_conn_close called from outside a connection
+     * callback runs this synchronously, and a destroy from inside it would
+     * never be reaped. A closed connection refuses sends and ignores
+     * closes, so it stays until io_main ends. */
+    e->conn_closed = 1;
+    ev_timer_stop(e->loop, &e->reg_timer);
+    ev_timer_stop(e->loop, &e->watchdog);
+    pthread_mutex_lock(&e->mu);
+    int stop = e->io_stop;
+    pthread_mutex_unlock(&e->mu);
+    if (stop)
+        ev_break(e->loop, EVBREAK_ALL);
+}
+
+/* ---- wake-ups from the Python thread and from signals ------------------ */
+
+static void drop_out_list(plx_engine_out_t *o)
+{
+    while (o) {
+        plx_engine_out_t *next = o->next;
+        plx_msg_destroy(&o->msg);
+        free(o);
+        o = next;
+    }
+}
+
+static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    plx_engine_t *e = w->data;
+    pthread_mutex_lock(&e->mu);
+    plx_engine_out_t *o = e->out_head;
+    e->out_head = e->out_tail = NULL;
+    int stop = e->io_stop;
+    pthread_mutex_unlock(&e->mu);
+    while (o) {
+        plx_engine_out_t *next = o->next;
+        if (e->conn)
+            plx_conn_send(e->conn, o->msg);   /* takes the message */
+        else
+            plx_msg_destroy(&o->msg);
+        free(o);
+        o = next;
+    }
+    if (!stop)
+        return;
+    if (e->conn && !e->conn_closed)
+        plx_conn_close(e->conn, 1, PLX_OK, "engine stopping");   /* on_close breaks */
+    else
+        ev_break(loop, EVBREAK_ALL);
+}
+
+static void sig_cb(struct ev_loop *loop, ev_async *w, int revents);
+
+/* ---- start and stop ----------------------------------------------------- */
+
+int plx_engine_io_init(plx_engine_t *e, plx_err_t *err)
+{
+    e->loop = ev_loop_new(EVFLAG_AUTO);
+    if (!e->loop)
+        return plx_err_set(err, PLX_ENOMEM, "cannot create an event loop (ev_loop_new)");
+    if (e->opts.register_timeout_s <= 0)
+        e->opts.register_timeout_s = DEFAULT_REGISTER_TIMEOUT_S;
+    ev_async_init(&e->wake, wake_cb);
+    e->wake.data = e;
+    ev_async_init(&e->sig, sig_cb);
+    e->sig.data = e;
+    ev_timer_init(&e->reg_timer, reg_timer_cb, e->opts.register_timeout_s, 0.);
+    e->reg_timer.data = e;
+    ev_init(&e->watchdog, watchdog_cb);
+    e->watchdog.data = e;
+    /* Started here, before any other thread or signal handler can call
+     * ev_async_send on them. */
+    ev_async_start(e->loop, &e->wake);
+    ev_async_start(e->loop, &e->sig);
+    return PLX_OK;
+}
+
+static void io_connect(plx_engine_t *e)
+{
+    plx_err_t err = {0};
+    char pin[80] = "";
+    plx_security sec = {0};
+    if (e->url.fingerprint[0]) {
+        snprintf(pin, sizeof pin, "sha256:%s", e->url.fingerprint);
+        sec.fingerprint = pin;
+    }
+    void *handle = NULL;
+    int fd = -1;
+    int rc = e->ops->connect(e->url.host, e->url.port, &sec, &handle, &fd, &err);
+    if (rc != PLX_OK) {
+        if (handle)
+            e->ops->close(&handle);
+        io_mark_closed(e, rc, err.msg);
+        return;
+    }
+    plx_limits_t lim = plx_limits_default();
+    plx_conn_cbs_t cbs = { .on_open = on_open, .on_msg = on_msg, .on_close = on_close };
+    char peer[300];
+    snprintf(peer, sizeof peer, "%s:%u", e->url.host, (unsigned)e->url.port);
+    e->conn = plx_conn_new(e->loop, e->ops, handle, fd, &lim, &cbs, e, peer);
+    if (!e->conn) {
+        io_mark_closed(e, PLX_ENOMEM, "out of memory creating the connection");
+        return;
+    }
+    e->last_rx = ev_now(e->loop);
+    ev_timer_start(e->loop, &e->reg_timer);
+}
+
+static void *io_main(void *arg)
+{
+    plx_engine_t *e = arg;
+    io_connect(e);
+    ev_run(e->loop, 0);
+    /* Stopped: nothing more will be sent. Dropping queued replies may
+     * defer buffer releases to the Python thread, which drains them after
+     * joining us. */
+    plx_conn_destroy(&e->conn);
+    ev_timer_stop(e->loop, &e->reg_timer);
+    ev_timer_stop(e->loop, &e->watchdog);
+    pthread_mutex_lock(&e->mu);
+    plx_engine_out_t *o = e->out_head;
+    e->out_head = e->out_tail = NULL;
+    pthread_mutex_unlock(&e->mu);
+    drop_out_list(o);
+    return NULL;
+}
+
+int plx_engine_io_start(plx_engine_t *e, plx_err_t *err)
+{
+    /* Signals are for the Python thread (and our handlers): block them all
+     * in the I/O thread, which inherits the mask at creation. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&e->io_thread, NULL, io_main, e);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return plx_err_set(err, PLX_EIO, "pthread_create (I/O thread): %s", strerror(rc));
+    e->io_started = 1;
+    return PLX_OK;
+}
+
+void plx_engine_io_post(plx_engine_t *e, plx_msg_t *m)
+{
+    plx_engine_out_t *o = calloc(1, sizeof *o);
+    if (!o) {
+        PLX_ERROR("out of memory queueing a reply; dropped");
+        plx_msg_destroy(&m);
+        return;
+    }
+    o->msg = m;
+    pthread_mutex_lock(&e->mu);
+    if (e->out_tail)
+        e->out_tail->next = o;
+    else
+        e->out_head = o;
+    e->out_tail = o;
+    pthread_mutex_unlock(&e->mu);
+    ev_async_send(e->loop, &e->wake);
+}
+
+void plx_engine_io_stop(plx_engine_t *e)
+{
+    if (e->io_started) {
+        pthread_mutex_lock(&e->mu);
+        e->io_stop = 1;
+        pthread_mutex_unlock(&e->mu);
+        ev_async_send(e->loop, &e->wake);
+        pthread_join(e->io_thread, NULL);
+        e->io_started = 0;
+    }
+    if (e->loop) {
+        ev_async_stop(e->loop, &e->wake);
+        ev_async_stop(e->loop, &e->sig);
+        ev_loop_destroy(e->loop);
+        e->loop = NULL;
+    }
+}
+
+/* ---- signals ------------------------------------------------------------ */
+
+/* The handler needs the engine; there is one per process. */
+static plx_engine_t *volatile g_sig_engine;
+static volatile sig_atomic_t g_sig_num;
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    /* First signal: ask for a clean stop, and let the next one end the
+     * process at once (a hung C call must not make it unkillable). */
+    struct sigaction dfl = { .sa_handler = SIG_DFL };
+    sigemptyset(&dfl.sa_mask);
+    sigaction(SIGINT, &dfl, NULL);
+    sigaction(SIGTERM, &dfl, NULL);
+    g_sig_num = sig;
+    plx_engine_t *e = g_sig_engine;
+    if (e)
+        ev_async_send(e->loop, &e->sig);   /* async-signal-safe (libev docs) */
+    errno = saved;
+}
+
+static void sig_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    plx_engine_t *e = w->data;
+    int sig = g_sig_num;
+    PLX_INFO("received %s; stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    pthread_mutex_lock(&e->mu);
+    e->stop_signal = sig;
+    interrupt_if_busy_locked(e);
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+void plx_engine_signals_install(plx_engine_t *e)
+{
+    /* Replaces CPython's C-level SIGINT handler but not its Python-level
+     * one (default_int_handler), so PyErr_SetInterrupt still raises
+     * KeyboardInterrupt in running code. */
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset(&sa.sa_mask);
+    g_sig_engine = e;
+    sigaction(SIGINT, &sa, &e->old_int);
+    sigaction(SIGTERM, &sa, &e->old_term);
+    e->handlers_set = 1;
+}
+
+void plx_engine_signals_restore(plx_engine_t *e)
+{
+    if (!e->handlers_set)
+        return;
+    sigaction(SIGINT, &e->old_int, NULL);
+    sigaction(SIGTERM, &e->old_term, NULL);
+    g_sig_engine = NULL;
+    e->handlers_set = 0;
+}

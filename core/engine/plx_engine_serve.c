@@ -1,0 +1,387 @@
+/*
+ * Serving one request on the Python thread: execute, push, pull, and a
+ * ProtocolError for anything else. Each builds an EngineReply in a
+ * reply_t (which owns every string and buffer of it), packs it and hands
+ * the frame to the I/O thread.
+ */
+#include "plx_engine_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "plx_envelope.h"
+#include "plx_log.h"
+
+/* Text fields are capped so that a reply always fits the 16 MiB envelope
+ * limit the controller enforces (a bigger one would cost the connection):
+ * the middle of an over-long text is cut out, head and tail are kept. */
+#define LIMIT_ENAME   1024u
+#define LIMIT_EVALUE  (1u << 20)
+#define LIMIT_TB      (2u << 20)
+#define LIMIT_INPUT   (2u << 20)
+#define LIMIT_STREAM  (4u << 20)
+#define MAX_STRS      16
+
+typedef struct reply {
+    Plexa__EngineReply   rep;
+    Plexa__ExecuteResult exec;
+    Plexa__RemoteError   error;
+    Plexa__Value        *vals;        /* pulled values (nvals), filled by pyvalue */
+    Plexa__Value       **valp;
+    size_t               nvals;
+    plx_msg_t           *bufs;        /* holds the reply's buffers until packing */
+    char                *strs[MAX_STRS];
+    int                  nstrs;
+} reply_t;
+
+static const char NUL_REPLACEMENT[] = "\xef\xbf\xbd";   /* U+FFFD */
+
+static int reply_init(reply_t *r, plx_engine_t *e, const char *method)
+{
+    memset(r, 0, sizeof *r);
+    plexa__engine_reply__init(&r->rep);
+    plexa__execute_result__init(&r->exec);
+    plexa__remote_error__init(&r->error);
+    r->rep.has_engine_id = 1;
+    r->rep.engine_id = e->engine_id;
+    r->rep.has_buf_base = 1;
+    r->rep.buf_base = 0;
+    r->rep.method = (char *)method;
+    r->bufs = plx_msg_new(0);
+    return r->bufs ? PLX_OK : PLX_ENOMEM;
+}
+
+static void reply_clear_values(reply_t *r)
+{
+    for (size_t i = 0; i < r->nvals; i++)
+        plx_pyvalue_clear(&r->vals[i]);
+    free(r->vals);
+    free(r->valp);
+    r->vals = NULL;
+    r->valp = NULL;
+    r->nvals = 0;
+    r->rep.n_values = 0;
+    r->rep.values = NULL;
+}
+
+static void reply_clear(reply_t *r)
+{
+    reply_clear_values(r);
+    plx_msg_destroy(&r->bufs);
+    for (int i = 0; i < r->nstrs; i++)
+        free(r->strs[i]);
+    r->nstrs = 0;
+}
+
+/* Bytes of s[0..len) with NULs replaced (protobuf-c strings end at NUL). */
+static size_t text_size(const char *s, size_t len)
+{
+    size_t n = len;
+    for (const char *p = s; (p = memchr(p, '\0', len - (size_t)(p - s))); p++)
+        n += sizeof NUL_REPLACEMENT - 2;
+    return n;
+}
+
+static char *text_put(char *out, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (s[i]) {
+            *out++ = s[i];
+        } else {
+            memcpy(out, NUL_REPLACEMENT, sizeof NUL_REPLACEMENT - 1);
+            out += sizeof NUL_REPLACEMENT - 1;
+        }
+    }
+    return out;
+}
+
+/* An owned, NUL-free, NUL-terminated copy of UTF-8 s[0..len), cut in the
+ * middle (on character boundaries) to about limit bytes. NULL on ENOMEM. */
+static char *reply_text(reply_t *r, const char *s, size_t len, size_t limit)
+{
+    if (r->nstrs == MAX_STRS)
+        return NULL;
+    size_t head = len, tail = len;
+    char note[96] = "";
+    if (len > limit) {
+        head = limit / 2;
+        while (head > 0 && ((unsigned char)s[head] & 0xC0) == 0x80)
+            head--;
+        tail = len - limit / 2;
+        while (tail < len && ((unsigned char)s[tail] & 0xC0) == 0x80)
+            tail++;
+        snprintf(note, sizeof note, "\n[... %zu bytes cut by the engine ...]\n", tail - head);
+    }
+    size_t n = text_size(s, head) + strlen(note) + text_size(s + tail, len - tail);
+    char *out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    char *p = text_put(out, s, head);
+    p = stpcpy(p, note);
+    p = text_put(p, s + tail, len - tail);
+    *p = '\0';
+    r->strs[r->nstrs++] = out;
+    return out;
+}
+
+/* reply_text of a Python str (None gives NULL: the field stays unset).
+ * Lone surrogates are written as \udcxx escapes rather than failing. */
+static char *reply_pytext(reply_t *r, PyObject *o, size_t limit)
+{
+    if (!o || o == Py_None)
+        return NULL;
+    PyObject *b = PyUnicode_Check(o) ? PyUnicode_AsEncodedString(o, "utf-8", "backslashreplace")
+                                     : NULL;
+    if (!b) {
+        PyErr_Clear();
+        return reply_text(r, "<not a str>", 11, limit);
+    }
+    char *s = reply_text(r, PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b), limit);
+    Py_DECREF(b);
+    return s;
+}
+
+static void reply_error(reply_t *r, const char *ename, const char *evalue, const char *tb)
+{
+    r->error.ename = reply_text(r, ename, strlen(ename), LIMIT_ENAME);
+    r->error.evalue = reply_text(r, evalue, strlen(evalue), LIMIT_EVALUE);
+    r->error.traceback = reply_text(r, tb, strlen(tb), LIMIT_TB);
+    r->rep.error = &r->error;
+}
+
+/* An error tuple (ename, evalue, traceback) from plexa._engine. */
+static void reply_error_py(reply_t *r, PyObject *t)
+{
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 3) {
+        reply_error(r, "SystemError", "plexa._engine returned a malformed error", "");
+        return;
+    }
+    r->error.ename = reply_pytext(r, PyTuple_GET_ITEM(t, 0), LIMIT_ENAME);
+    r->error.evalue = reply_pytext(r, PyTuple_GET_ITEM(t, 1), LIMIT_EVALUE);
+    r->error.traceback = reply_pytext(r, PyTuple_GET_ITEM(t, 2), LIMIT_TB);
+    r->rep.error = &r->error;
+}
+
+/* The pending exception (raised outside plexa._engine's own handling, e.g.
+ * a KeyboardInterrupt between two of its statements) as the error. */
+static void reply_error_exc(reply_t *r)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (!type) {
+        reply_error(r, "SystemError", "plexa._engine returned an unexpected result", "");
+        return;
+    }
+    PyObject *s = value ? PyObject_Str(value) : NULL;
+    if (!s)
+        PyErr_Clear();
+    PyObject *name = PyObject_GetAttrString(type, "__name__");
+    PyErr_Clear();
+    r->error.ename = reply_pytext(r, name, LIMIT_ENAME);
+    Py_XDECREF(name);
+    r->error.evalue = reply_pytext(r, s, LIMIT_EVALUE);
+    r->error.traceback = NULL;
+    r->rep.error = &r->error;
+    Py_XDECREF(s);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+}
+
+/* Pack and hand over. A reply over the envelope limit becomes an error. */
+static void reply_post(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
+{
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.has_id = 1;
+    env.id = plx_engine_next_id(e);
+    env.has_reply_to = q->env->has_id;
+    env.reply_to = q->env->id;
+    env.body_case = PLEXA__ENVELOPE__BODY_ENGINE_REPLY;
+    env.engine_reply = &r->rep;
+    size_t size = plexa__envelope__get_packed_size(&env);
+    if (size > plx_limits_default().max_envelope) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "the %s reply needs %zu bytes, over the %u-byte envelope limit",
+                 r->rep.method, size, (unsigned)plx_limits_default().max_envelope);
+        PLX_WARN("%s", msg);
+        reply_clear_values(r);
+        r->rep.execute = NULL;
+        reply_error(r, "ReplyTooLarge", msg, "");
+    }
+    plx_err_t err = {0};
+    plx_msg_t *m = plx_envelope_pack(&env, &err);
+    for (uint32_t i = 0; m && i < r->bufs->nbufs; i++) {
+        if (plx_msg_add_buf(m, r->bufs->bufs[i]) != PLX_OK) {
+            plx_msg_destroy(&m);
+            snprintf(err.msg, sizeof err.msg, "out of memory");
+        }
+    }
+    if (!m) {
+        PLX_ERROR("cannot send the %s reply: %s", r->rep.method, err.msg);
+        return;
+    }
+    plx_engine_io_post(e, m);
+}
+
+/* ---- the requests -------------------------------------------------------- */
+
+static void serve_execute(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
+{
+    const char *code = q->env->execute->code ? q->env->execute->code : "";
+    size_t len = strlen(code);
+    r->rep.execute = &r->exec;
+    r->exec.input = reply_text(r, code, len, LIMIT_INPUT);
+    PyObject *src = PyUnicode_DecodeUTF8(code, (Py_ssize_t)len, "strict");
+    PyObject *res = src ? PyObject_CallOneArg(e->fn_execute, src) : NULL;
+    Py_XDECREF(src);
+    if (!res || !PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 4) {
+        reply_error_exc(r);
+        Py_XDECREF(res);
+        return;
+    }
+    long n = PyLong_AsLong(PyTuple_GET_ITEM(res, 0));
+    PyErr_Clear();
+    r->exec.has_number = 1;
+    r->exec.number = (int32_t)n;
+    r->exec.stdout = reply_pytext(r, PyTuple_GET_ITEM(res, 1), LIMIT_STREAM);
+    r->exec.stderr = reply_pytext(r, PyTuple_GET_ITEM(res, 2), LIMIT_STREAM);
+    if (PyTuple_GET_ITEM(res, 3) != Py_None)
+        reply_error_py(r, PyTuple_GET_ITEM(res, 3));
+    Py_DECREF(res);
+}
+
+/* [(name, descriptor), ...] for a push, or NULL with r's error set. */
+static PyObject *push_pairs(const plx_engine_req_t *q, reply_t *r)
+{
+    const Plexa__Push *p = q->env->push;
+    PyObject *pairs = PyList_New((Py_ssize_t)p->n_values);
+    for (size_t i = 0; pairs && i < p->n_values; i++) {
+        const Plexa__NamedValue *nv = p->values[i];
+        plx_err_t err = {0};
+        if (!nv->name || !nv->value) {
+            reply_error(r, "ProtocolError", "push of a value without name or value", "");
+            Py_CLEAR(pairs);
+            return NULL;
+        }
+        PyObject *desc = plx_pyvalue_to_desc(nv->value, q->msg->bufs, q->msg->nbufs, &err);
+        if (!desc) {
+            reply_error(r, "ProtocolError", err.msg, "");
+            Py_CLEAR(pairs);
+            return NULL;
+        }
+        PyObject *pair = Py_BuildValue("(sN)", nv->name, desc);
+        if (!pair)
+            Py_CLEAR(pairs);
+        else
+            PyList_SET_ITEM(pairs, (Py_ssize_t)i, pair);
+    }
+    if (!pairs)
+        reply_error_exc(r);
+    return pairs;
+}
+
+static void serve_push(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
+{
+    PyObject *pairs = push_pairs(q, r);
+    if (!pairs)
+        return;
+    PyObject *res = PyObject_CallOneArg(e->fn_push, pairs);
+    Py_DECREF(pairs);
+    if (!res)
+        reply_error_exc(r);
+    else if (res != Py_None)
+        reply_error_py(r, res);
+    Py_XDECREF(res);
+}
+
+static PyObject *pull_keys(const Plexa__Pull *p)
+{
+    PyObject *keys = PyList_New((Py_ssize_t)p->n_keys);
+    for (size_t i = 0; keys && i < p->n_keys; i++) {
+        PyObject *k = PyUnicode_DecodeUTF8(p->keys[i], (Py_ssize_t)strlen(p->keys[i]), "strict");
+        if (!k)
+            Py_CLEAR(keys);
+        else
+            PyList_SET_ITEM(keys, (Py_ssize_t)i, k);
+    }
+    return keys;
+}
+
+/* Convert pulled descriptors into the reply's values and buffers. */
+static void pull_values(reply_t *r, PyObject *descs, size_t n)
+{
+    if (!PyList_Check(descs) || (size_t)PyList_GET_SIZE(descs) != n) {
+        reply_error(r, "SystemError", "plexa._engine.pull returned a malformed result", "");
+        return;
+    }
+    r->vals = calloc(n ? n : 1, sizeof *r->vals);
+    r->valp = calloc(n ? n : 1, sizeof *r->valp);
+    if (!r->vals || !r->valp) {
+        reply_clear_values(r);
+        reply_error(r, "MemoryError", "out of memory for pulled values", "");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        plx_err_t err = {0};
+        r->valp[i] = &r->vals[i];
+        r->nvals = i + 1;
+        if (plx_pyvalue_from_desc(PyList_GET_ITEM(descs, i), &r->vals[i], r->bufs, &err) != PLX_OK) {
+            reply_clear_values(r);
+            reply_error(r, err.code == PLX_ENOMEM ? "MemoryError" : "ValueError", err.msg, "");
+            return;
+        }
+    }
+    r->rep.n_values = n;
+    r->rep.values = r->valp;
+}
+
+static void serve_pull(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
+{
+    const Plexa__Pull *p = q->env->pull;
+    PyObject *keys = pull_keys(p);
+    PyObject *res = keys ? PyObject_CallOneArg(e->fn_pull, keys) : NULL;
+    Py_XDECREF(keys);
+    if (!res || !PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 2)
+        reply_error_exc(r);
+    else if (PyTuple_GET_ITEM(res, 1) != Py_None)
+        reply_error_py(r, PyTuple_GET_ITEM(res, 1));
+    else
+        pull_values(r, PyTuple_GET_ITEM(res, 0), p->n_keys);
+    Py_XDECREF(res);
+}
+
+int plx_engine_py_serve(plx_engine_t *e, const plx_engine_req_t *q)
+{
+    const char *name = plx_envelope_body_name(q->env);
+    if (q->env->body_case == PLEXA__ENVELOPE__BODY_SHUTDOWN) {
+        PLX_INFO("shutdown requested by the controller");
+        return 1;
+    }
+    reply_t r;
+    if (reply_init(&r, e, name) != PLX_OK) {
+        PLX_ERROR("out of memory serving a %s request", name);
+        return 0;
+    }
+    PLX_DEBUG("serving %s (id %llu)", name, (unsigned long long)q->env->id);
+    switch (q->env->body_case) {
+    case PLEXA__ENVELOPE__BODY_EXECUTE:
+        serve_execute(e, q, &r);
+        break;
+    case PLEXA__ENVELOPE__BODY_PUSH:
+        serve_push(e, q, &r);
+        break;
+    case PLEXA__ENVELOPE__BODY_PULL:
+        serve_pull(e, q, &r);
+        break;
+    default: {
+        char msg[96];
+        snprintf(msg, sizeof msg, "unsupported request %s", name);
+        PLX_WARN("%s", msg);
+        reply_error(&r, "ProtocolError", msg, "");
+        break;
+    }
+    }
+    reply_post(e, q, &r);
+    reply_clear(&r);
+    return 0;
+}

@@ -1,0 +1,62 @@
+/*
+ * A framed connection on a libev loop over a transport plugin.
+ *
+ * Owns the transport handle and fd, reads frames with the incremental
+ * decoder (reading large payloads straight into their buffers), and
+ * writes queued messages with gather writes, batching many small frames
+ * into one system call. Single-threaded: every call must come from the
+ * thread that runs the loop. Callbacks may call plx_conn_destroy on the
+ * connection they are given; the object is freed once the callback
+ * returns.
+ */
+#ifndef PLX_CONN_H
+#define PLX_CONN_H
+
+#include <ev.h>
+#include <stdint.h>
+
+#include "plexa/transport.h"
+#include "plx_frame.h"
+
+typedef struct plx_conn plx_conn_t;
+
+typedef struct plx_conn_cbs {
+    /* Transport set-up finished; messages flow. May be NULL. */
+    void (*on_open)(plx_conn_t *c, void *ud);
+    /* A complete frame arrived. The callee owns m. */
+    void (*on_msg)(plx_conn_t *c, plx_msg_t *m, void *ud);
+    /* The connection is closed (peer, error, or plx_conn_close): code is
+     * PLX_OK for an orderly close, why says what happened. Called once.
+     * The callee should destroy the connection. */
+    void (*on_close)(plx_conn_t *c, int code, const char *why, void *ud);
+} plx_conn_cbs_t;
+
+/*
+ * Wrap an accepted or connecting transport handle. Takes ownership of
+ * handle (closed with ops->close). peer is copied ("127.0.0.1:5000").
+ * Caller owns the result; NULL on ENOMEM (handle is closed then).
+ */
+plx_conn_t *plx_conn_new(struct ev_loop *loop, const plx_transport_ops *ops, void *handle,
+                         int fd, const plx_limits_t *lim, const plx_conn_cbs_t *cbs,
+                         void *ud, const char *peer);
+
+/* Queue m for sending (takes ownership, even on error). Writes at once
+ * when the socket allows. PLX_ECLOSED once the connection is closing. */
+int plx_conn_send(plx_conn_t *c, plx_msg_t *m);
+
+/* Close. With flush, queued messages are written first (bounded by a
+ * few seconds); on_close runs afterwards with code and why. */
+void plx_conn_close(plx_conn_t *c, int flush, int code, const char *why);
+
+/* Close if open (no callback) and free. NULL-safe; NULLs *cp. */
+void plx_conn_destroy(plx_conn_t **cp);
+
+void  plx_conn_set_ud(plx_conn_t *c, void *ud);
+void *plx_conn_ud(const plx_conn_t *c);
+const char *plx_conn_peer(const plx_conn_t *c);
+/* Bytes queued for sending and not yet written. */
+uint64_t plx_conn_out_bytes(const plx_conn_t *c);
+/* True once the transport handshake completed and before close. */
+int plx_conn_is_open(const plx_conn_t *c);
+
+#endif

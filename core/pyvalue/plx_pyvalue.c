@@ -1,0 +1,459 @@
+/* Value <-> descriptor conversion; see plx_pyvalue.h. */
+#include "plx_pyvalue.h"
+#include "plx_pyvalue_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Describe the pending Python exception in err, clear it, return code. */
+static int py_fail(plx_err_t *err, int code, const char *what)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type && PyErr_GivenExceptionMatches(type, PyExc_MemoryError))
+        code = PLX_ENOMEM;
+    PyObject *s = value ? PyObject_Str(value) : NULL;
+    const char *msg = s ? PyUnicode_AsUTF8(s) : NULL;
+    if (!msg)
+        PyErr_Clear();
+    plx_err_set(err, code, "%s: %s: %s", what,
+                type ? ((PyTypeObject *)type)->tp_name : "error", msg ? msg : "?");
+    Py_XDECREF(s);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    return code;
+}
+
+/* ---- Value -> descriptor ------------------------------------------------ */
+
+static PyObject *to_desc(const Plexa__Value *v, plx_buf_t **bufs, size_t nbufs, int depth,
+                         plx_err_t *err);
+
+/* A RecvBuffer for buffer idx of the message, after checking idx. */
+static PyObject *buf_obj(uint32_t idx, plx_buf_t **bufs, size_t nbufs, const char *what,
+                         plx_err_t *err)
+{
+    if (idx >= nbufs) {
+        plx_err_set(err, PLX_EPROTO, "%s names buffer %u, but the message carries %zu",
+                    what, (unsigned)idx, nbufs);
+        return NULL;
+    }
+    PyObject *o = plx_recvbuffer_new(bufs[idx]);
+    if (!o)
+        py_fail(err, PLX_ENOMEM, "RecvBuffer");
+    return o;
+}
+
+/* Finish a descriptor built by Py_BuildValue ('N' arguments stolen). */
+static PyObject *built(PyObject *d, plx_err_t *err)
+{
+    if (!d)
+        py_fail(err, PLX_ENOMEM, "building a value descriptor");
+    return d;
+}
+
+static PyObject *ndarray_desc(const Plexa__NdArray *a, plx_buf_t **bufs, size_t nbufs,
+                              plx_err_t *err)
+{
+    if (!a->dtype || !a->has_buf) {
+        plx_err_set(err, PLX_EPROTO, "ndarray value without %s", a->dtype ? "buf" : "dtype");
+        return NULL;
+    }
+    PyObject *shape = PyTuple_New((Py_ssize_t)a->n_shape);
+    if (!shape)
+        return built(NULL, err);
+    for (size_t i = 0; i < a->n_shape; i++) {
+        PyObject *n = PyLong_FromUnsignedLongLong(a->shape[i]);
+        if (!n) {
+            Py_DECREF(shape);
+            return built(NULL, err);
+        }
+        PyTuple_SET_ITEM(shape, (Py_ssize_t)i, n);
+    }
+    PyObject *b = buf_obj(a->buf, bufs, nbufs, "ndarray value", err);
+    if (!b) {
+        Py_DECREF(shape);
+        return NULL;
+    }
+    return built(Py_BuildValue("(ssNON)", "ndarray", a->dtype, shape,
+                               (a->has_fortran && a->fortran) ? Py_True : Py_False, b), err);
+}
+
+static PyObject *list_desc(const Plexa__ValueList *l, plx_buf_t **bufs, size_t nbufs,
+                           int depth, plx_err_t *err)
+{
+    PyObject *items = PyList_New((Py_ssize_t)l->n_items);
+    if (!items)
+        return built(NULL, err);
+    for (size_t i = 0; i < l->n_items; i++) {
+        PyObject *d = to_desc(l->items[i], bufs, nbufs, depth + 1, err);
+        if (!d) {
+            Py_DECREF(items);
+            return NULL;
+        }
+        PyList_SET_ITEM(items, (Py_ssize_t)i, d);
+    }
+    return built(Py_BuildValue("(sNO)", "list", items,
+                               (l->has_tuple && l->tuple) ? Py_True : Py_False), err);
+}
+
+static PyObject *pickle_desc(const Plexa__Pickle *p, plx_buf_t **bufs, size_t nbufs,
+                             plx_err_t *err)
+{
+    if (!p->has_buf) {
+        plx_err_set(err, PLX_EPROTO, "pickle value without buf");
+        return NULL;
+    }
+    PyObject *oob = PyList_New((Py_ssize_t)p->n_oob);
+    if (!oob)
+        return built(NULL, err);
+    for (size_t i = 0; i < p->n_oob; i++) {
+        PyObject *b = buf_obj(p->oob[i], bufs, nbufs, "pickle out-of-band buffer", err);
+        if (!b) {
+            Py_DECREF(oob);
+            return NULL;
+        }
+        PyList_SET_ITEM(oob, (Py_ssize_t)i, b);
+    }
+    PyObject *data = buf_obj(p->buf, bufs, nbufs, "pickle value", err);
+    if (!data) {
+        Py_DECREF(oob);
+        return NULL;
+    }
+    return built(Py_BuildValue("(sNN)", "pickle", data, oob), err);
+}
+
+static PyObject *str_desc(const char *s, plx_err_t *err)
+{
+    /* Strict: a peer that sends invalid UTF-8 as a string is broken. */
+    PyObject *u = PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "strict");
+    if (!u) {
+        py_fail(err, PLX_EPROTO, "str value");
+        return NULL;
+    }
+    return built(Py_BuildValue("(sN)", "str", u), err);
+}
+
+static PyObject *to_desc(const Plexa__Value *v, plx_buf_t **bufs, size_t nbufs, int depth,
+                         plx_err_t *err)
+{
+    if (depth > PLX_PYVALUE_MAX_DEPTH) {
+        plx_err_set(err, PLX_EPROTO, "value nested deeper than %d lists", PLX_PYVALUE_MAX_DEPTH);
+        return NULL;
+    }
+    switch (v->kind_case) {
+    case PLEXA__VALUE__KIND_NONE:
+        return built(Py_BuildValue("(s)", "none"), err);
+    case PLEXA__VALUE__KIND_BOOLEAN:
+        return built(Py_BuildValue("(sO)", "bool", v->boolean ? Py_True : Py_False), err);
+    case PLEXA__VALUE__KIND_I64:
+        return built(Py_BuildValue("(sL)", "i64", (long long)v->i64), err);
+    case PLEXA__VALUE__KIND_F64:
+        return built(Py_BuildValue("(sd)", "f64", v->f64), err);
+    case PLEXA__VALUE__KIND_STR:
+        return str_desc(v->str ? v->str : "", err);
+    case PLEXA__VALUE__KIND_BYTES: {
+        PyObject *b = buf_obj(v->bytes, bufs, nbufs, "bytes value", err);
+        return b ? built(Py_BuildValue("(sN)", "bytes", b), err) : NULL;
+    }
+    case PLEXA__VALUE__KIND_NDARRAY:
+        return ndarray_desc(v->ndarray, bufs, nbufs, err);
+    case PLEXA__VALUE__KIND_LIST:
+        return list_desc(v->list, bufs, nbufs, depth, err);
+    case PLEXA__VALUE__KIND_PICKLE:
+        return pickle_desc(v->pickle, bufs, nbufs, err);
+    default:
+        plx_err_set(err, PLX_EPROTO, "value without a kind (case %d)", (int)v->kind_case);
+        return NULL;
+    }
+}
+
+PyObject *plx_pyvalue_to_desc(const Plexa__Value *v, plx_buf_t **bufs, size_t nbufs,
+                              plx_err_t *err)
+{
+    return to_desc(v, bufs, nbufs, 1, err);
+}
+
+/* ---- descriptor -> Value ------------------------------------------------ */
+
+typedef struct fd_ctx {
+    plx_msg_t *msg;
+    int        depth;
+    plx_err_t *err;
+} fd_ctx_t;
+
+static int from_desc(PyObject *desc, Plexa__Value *out, fd_ctx_t *c);
+
+static int fd_none(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
+{
+    out->kind_case = PLEXA__VALUE__KIND_NONE;
+    out->none = 1;
+    return PLX_OK;
+}
+
+static int fd_bool(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
+{
+    int t = PyObject_IsTrue(a[0]);
+    if (t < 0)
+        return py_fail(c->err, PLX_EINVAL, "bool descriptor");
+    out->kind_case = PLEXA__VALUE__KIND_BOOLEAN;
+    out->boolean = t;
+    return PLX_OK;
+}
+
+static int fd_i64(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
+{
+    if (!PyLong_Check(a[0]))
+        return plx_err_set(c->err, PLX_EINVAL, "i64 descriptor holds a '%.100s', not an int",
+                           Py_TYPE(a[0])->tp_name);
+    long long n = PyLong_AsLongLong(a[0]);
+    if (n == -1 && PyErr_Occurred())
+        return py_fail(c->err, PLX_EINVAL, "i64 descriptor");
+    out->kind_case = PLEXA__VALUE__KIND_I64;
+    out->i64 = n;
+    return PLX_OK;
+}
+
+static int fd_f64(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
+{
+    double d = PyFloat_AsDouble(a[0]);
+    if (d == -1.0 && PyErr_Occurred())
+        return py_fail(c->err, PLX_EINVAL, "f64 descriptor");
+    out->kind_case = PLEXA__VALUE__KIND_F64;
+    out->f64 = d;
+    return PLX_OK;
+}
+
+/* A malloc'd NUL-terminated UTF-8 copy of str object o (what, for errors).
+ * protobuf-c strings end at the first NUL, so one inside is refused rather
+ * than silently cut. */
+static int utf8_dup(PyObject *o, const char *what, char **out, plx_err_t *err)
+{
+    if (!PyUnicode_Check(o))
+        return plx_err_set(err, PLX_EINVAL, "%s must be a str, not '%.100s'", what,
+                           Py_TYPE(o)->tp_name);
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (!s)
+        return py_fail(err, PLX_EINVAL, what);
+    if (memchr(s, '\0', (size_t)n))
+        return plx_err_set(err, PLX_EINVAL, "%s contains a NUL character", what);
+    *out = malloc((size_t)n + 1);
+    if (!*out)
+        return plx_err_set(err, PLX_ENOMEM, "out of memory copying %s", what);
+    memcpy(*out, s, (size_t)n + 1);
+    return PLX_OK;
+}
+
+static int fd_str(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
+{
+    char *s;
+    int rc = utf8_dup(a[0], "str descriptor", &s, c->err);
+    if (rc != PLX_OK)
+        return rc;
+    out->kind_case = PLEXA__VALUE__KIND_STR;
+    out->str = s;
+    return PLX_OK;
+}
+
+static int fd_bytes(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
+{
+    uint32_t idx;
+    int rc = plx_pyvalue_add_buffer(a[0], c->msg, &idx, c->err);
+    if (rc != PLX_OK)
+        return rc;
+    out->kind_case = PLEXA__VALUE__KIND_BYTES;
+    out->bytes = idx;
+    return PLX_OK;
+}
+
+static int fd_shape(PyObject *shape, Plexa__NdArray *nd, plx_err_t *err)
+{
+    PyObject *seq = PySequence_Fast(shape, "ndarray shape must be a sequence");
+    if (!seq)
+        return py_fail(err, PLX_EINVAL, "ndarray descriptor");
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    int rc = PLX_OK;
+    nd->shape = calloc(n ? (size_t)n : 1, sizeof *nd->shape);
+    if (!nd->shape)
+        rc = plx_err_set(err, PLX_ENOMEM, "out of memory for an ndarray shape");
+    for (Py_ssize_t i = 0; rc == PLX_OK && i < n; i++) {
+        unsigned long long d = PyLong_AsUnsignedLongLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (d == (unsigned long long)-1 && PyErr_Occurred())
+            rc = py_fail(err, PLX_EINVAL, "ndarray shape");
+        else
+            nd->shape[nd->n_shape++] = d;
+    }
+    Py_DECREF(seq);
+    return rc;
+}
+
+static int fd_ndarray(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
+{
+    Plexa__NdArray *nd = malloc(sizeof *nd);
+    if (!nd)
+        return plx_err_set(c->err, PLX_ENOMEM, "out of memory for an ndarray value");
+    plexa__nd_array__init(nd);
+    out->kind_case = PLEXA__VALUE__KIND_NDARRAY;   /* from here on, clear frees nd */
+    out->ndarray = nd;
+    int fortran = PyObject_IsTrue(a[2]);
+    if (fortran < 0)
+        return py_fail(c->err, PLX_EINVAL, "ndarray descriptor");
+    nd->has_fortran = 1;
+    nd->fortran = fortran;
+    int rc = utf8_dup(a[0], "ndarray dtype", &nd->dtype, c->err);
+    if (rc == PLX_OK)
+        rc = fd_shape(a[1], nd, c->err);
+    if (rc == PLX_OK)
+        rc = plx_pyvalue_add_buffer(a[3], c->msg, &nd->buf, c->err);
+    nd->has_buf = rc == PLX_OK;
+    return rc;
+}
+
+static int fd_list(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
+{
+    if (c->depth >= PLX_PYVALUE_MAX_DEPTH)
+        return plx_err_set(c->err, PLX_EINVAL, "list descriptor nested deeper than %d",
+                           PLX_PYVALUE_MAX_DEPTH);
+    int is_tuple = PyObject_IsTrue(a[1]);
+    PyObject *seq = is_tuple < 0 ? NULL : PySequence_Fast(a[0], "list items must be a sequence");
+    if (!seq)
+        return py_fail(c->err, PLX_EINVAL, "list descriptor");
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Plexa__ValueList *l = malloc(sizeof *l);
+    Plexa__Value **items = calloc(n ? (size_t)n : 1, sizeof *items);
+    if (!l || !items) {
+        free(l);
+        free(items);
+        Py_DECREF(seq);
+        return plx_err_set(c->err, PLX_ENOMEM, "out of memory for a list of %zd values", n);
+    }
+    plexa__value_list__init(l);
+    l->items = items;
+    l->has_tuple = 1;
+    l->tuple = is_tuple;
+    out->kind_case = PLEXA__VALUE__KIND_LIST;   /* from here on, clear frees l */
+    out->list = l;
+    int rc = PLX_OK;
+    c->depth++;
+    for (Py_ssize_t i = 0; rc == PLX_OK && i < n; i++) {
+        l->items[i] = malloc(sizeof **l->items);
+        if (!l->items[i]) {
+            rc = plx_err_set(c->err, PLX_ENOMEM, "out of memory for a list item");
+            break;
+        }
+        l->n_items++;
+        rc = from_desc(PySequence_Fast_GET_ITEM(seq, i), l->items[i], c);
+    }
+    c->depth--;
+    Py_DECREF(seq);
+    return rc;
+}
+
+static int fd_pickle(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
+{
+    PyObject *seq = PySequence_Fast(a[1], "pickle buffers must be a sequence");
+    if (!seq)
+        return py_fail(c->err, PLX_EINVAL, "pickle descriptor");
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Plexa__Pickle *p = malloc(sizeof *p);
+    uint32_t *oob = calloc(n ? (size_t)n : 1, sizeof *oob);
+    if (!p || !oob) {
+        free(p);
+        free(oob);
+        Py_DECREF(seq);
+        return plx_err_set(c->err, PLX_ENOMEM, "out of memory for a pickle value");
+    }
+    plexa__pickle__init(p);
+    p->oob = oob;
+    out->kind_case = PLEXA__VALUE__KIND_PICKLE;   /* from here on, clear frees p */
+    out->pickle = p;
+    int rc = plx_pyvalue_add_buffer(a[0], c->msg, &p->buf, c->err);
+    p->has_buf = rc == PLX_OK;
+    for (Py_ssize_t i = 0; rc == PLX_OK && i < n; i++) {
+        rc = plx_pyvalue_add_buffer(PySequence_Fast_GET_ITEM(seq, i), c->msg, &p->oob[i], c->err);
+        if (rc == PLX_OK)
+            p->n_oob++;
+    }
+    Py_DECREF(seq);
+    return rc;
+}
+
+typedef struct fd_kind {
+    const char *name;
+    Py_ssize_t  nargs;   /* tuple items after the kind name */
+    int (*fn)(PyObject *const *args, Plexa__Value *out, fd_ctx_t *c);
+} fd_kind_t;
+
+static const fd_kind_t fd_kinds[] = {
+    { "none",    0, fd_none },
+    { "bool",    1, fd_bool },
+    { "i64",     1, fd_i64 },
+    { "f64",     1, fd_f64 },
+    { "str",     1, fd_str },
+    { "bytes",   1, fd_bytes },
+    { "ndarray", 4, fd_ndarray },
+    { "list",    2, fd_list },
+    { "pickle",  2, fd_pickle },
+};
+
+static int from_desc(PyObject *desc, Plexa__Value *out, fd_ctx_t *c)
+{
+    plexa__value__init(out);
+    const char *tag = NULL;
+    if (PyTuple_Check(desc) && PyTuple_GET_SIZE(desc) >= 1 &&
+        PyUnicode_Check(PyTuple_GET_ITEM(desc, 0)))
+        tag = PyUnicode_AsUTF8(PyTuple_GET_ITEM(desc, 0));
+    if (!tag) {
+        PyErr_Clear();
+        return plx_err_set(c->err, PLX_EINVAL,
+                           "a value descriptor is a tuple starting with its kind, not '%.100s'",
+                           Py_TYPE(desc)->tp_name);
+    }
+    for (size_t i = 0; i < sizeof fd_kinds / sizeof fd_kinds[0]; i++) {
+        const fd_kind_t *k = &fd_kinds[i];
+        if (strcmp(tag, k->name) != 0)
+            continue;
+        if (PyTuple_GET_SIZE(desc) != k->nargs + 1)
+            return plx_err_set(c->err, PLX_EINVAL, "'%s' descriptor has %zd items, expected %zd",
+                               tag, PyTuple_GET_SIZE(desc), k->nargs + 1);
+        return k->fn(&PyTuple_GET_ITEM(desc, 1), out, c);
+    }
+    return plx_err_set(c->err, PLX_EINVAL, "unknown value descriptor kind '%.50s'", tag);
+}
+
+int plx_pyvalue_from_desc(PyObject *desc, Plexa__Value *out, plx_msg_t *msg, plx_err_t *err)
+{
+    fd_ctx_t c = { .msg = msg, .depth = 1, .err = err };
+    return from_desc(desc, out, &c);
+}
+
+void plx_pyvalue_clear(Plexa__Value *v)
+{
+    switch (v->kind_case) {
+    case PLEXA__VALUE__KIND_STR:
+        free(v->str);
+        break;
+    case PLEXA__VALUE__KIND_NDARRAY:
+        free(v->ndarray->dtype);
+        free(v->ndarray->shape);
+        free(v->ndarray);
+        break;
+    case PLEXA__VALUE__KIND_LIST:
+        for (size_t i = 0; i < v->list->n_items; i++) {
+            plx_pyvalue_clear(v->list->items[i]);
+            free(v->list->items[i]);
+        }
+        free(v->list->items);
+        free(v->list);
+        break;
+    case PLEXA__VALUE__KIND_PICKLE:
+        free(v->pickle->oob);
+        free(v->pickle);
+        break;
+    default:
+        break;
+    }
+    plexa__value__init(v);
+}

@@ -1,0 +1,197 @@
+/*
+ * plexa.RecvBuffer and buffer exports: the two directions of zero-copy
+ * payloads between plx_buf_t and Python. See plx_pyvalue.h.
+ */
+#include "plx_pyvalue.h"
+#include "plx_pyvalue_int.h"
+
+#include <stdlib.h>
+
+/* ---- RecvBuffer: received memory seen from Python ----------------------- */
+
+typedef struct recvbuf {
+    PyObject_HEAD
+    plx_buf_t *buf;   /* one reference, dropped in dealloc */
+} recvbuf_t;
+
+static int recvbuf_getbuffer(PyObject *self, Py_buffer *view, int flags)
+{
+    recvbuf_t *rb = (recvbuf_t *)self;
+    /* Read-write: the memory is ours alone (a received frame), and numpy
+     * arrays built on it should be writable like any pushed array. */
+    return PyBuffer_FillInfo(view, self, rb->buf->data, (Py_ssize_t)rb->buf->len, 0, flags);
+}
+
+static void recvbuf_dealloc(PyObject *self)
+{
+    recvbuf_t *rb = (recvbuf_t *)self;
+    /* Owned memory of a received frame: freeing it needs no GIL, and it
+     * is the last use of this buffer on this side. */
+    plx_buf_unref(&rb->buf);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static Py_ssize_t recvbuf_length(PyObject *self)
+{
+    return (Py_ssize_t)((recvbuf_t *)self)->buf->len;
+}
+
+static PyObject *recvbuf_repr(PyObject *self)
+{
+    return PyUnicode_FromFormat("<plexa.RecvBuffer of %zd bytes>", recvbuf_length(self));
+}
+
+static PyBufferProcs recvbuf_as_buffer = {
+    .bf_getbuffer = recvbuf_getbuffer,
+};
+
+static PySequenceMethods recvbuf_as_sequence = {
+    .sq_length = recvbuf_length,
+};
+
+/* Not constructible from Python (no tp_new): only received frames make one. */
+static PyTypeObject recvbuf_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "plexa.RecvBuffer",
+    .tp_doc = PyDoc_STR("Received payload memory, exported through the buffer protocol."),
+    .tp_basicsize = sizeof(recvbuf_t),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = recvbuf_dealloc,
+    .tp_repr = recvbuf_repr,
+    .tp_as_buffer = &recvbuf_as_buffer,
+    .tp_as_sequence = &recvbuf_as_sequence,
+};
+
+static int recvbuf_ready(void)
+{
+    if (recvbuf_type.tp_flags & Py_TPFLAGS_READY)
+        return 0;
+    return PyType_Ready(&recvbuf_type);
+}
+
+PyObject *plx_recvbuffer_new(plx_buf_t *b)
+{
+    if (recvbuf_ready() < 0)
+        return NULL;
+    recvbuf_t *rb = PyObject_New(recvbuf_t, &recvbuf_type);
+    if (!rb)
+        return NULL;
+    rb->buf = plx_buf_ref(b);
+    return (PyObject *)rb;
+}
+
+int plx_pyvalue_module_init(PyObject *module)
+{
+    if (recvbuf_ready() < 0)
+        return -1;
+    return PyModule_AddObjectRef(module, "RecvBuffer", (PyObject *)&recvbuf_type);
+}
+
+/* ---- exports: Python memory lent to a plx_buf_t ------------------------ */
+
+struct plx_pyexport {
+    Py_buffer       view;   /* holds a reference to the exporting object */
+    plx_pyexport_t *next;   /* for deferral hooks */
+};
+
+static plx_pyexport_defer_fn g_defer;
+static void *g_defer_ud;
+
+void plx_pyvalue_set_release_defer(plx_pyexport_defer_fn defer, void *ud)
+{
+    g_defer = defer;
+    g_defer_ud = ud;
+}
+
+plx_pyexport_t **plx_pyexport_next(plx_pyexport_t *x)
+{
+    return &x->next;
+}
+
+void plx_pyexport_release(plx_pyexport_t *x)
+{
+    PyBuffer_Release(&x->view);
+    free(x);
+}
+
+/* plx_buf release callback: may run on any thread, with or without the GIL. */
+static void export_release_cb(void *ctx, uint8_t *data, size_t len)
+{
+    plx_pyexport_t *x = ctx;
+    if (g_defer && g_defer(x, g_defer_ud) == 0)
+        return;
+    PyGILState_STATE st = PyGILState_Ensure();
+    plx_pyexport_release(x);
+    PyGILState_Release(st);
+}
+
+/* Copy a non-contiguous export into owned memory (rare: _serialize makes
+ * arrays contiguous before we see them), then give the export back. */
+static int export_copy(Py_buffer *view, plx_buf_t **out, plx_err_t *err)
+{
+    int rc = PLX_OK;
+    plx_buf_t *b = plx_buf_new((size_t)view->len);
+    if (!b) {
+        rc = plx_err_set(err, PLX_ENOMEM, "out of memory copying a %zd-byte buffer", view->len);
+    } else if (PyBuffer_ToContiguous(b->data, view, view->len, 'C') < 0) {
+        PyErr_Clear();
+        plx_buf_unref(&b);
+        rc = plx_err_set(err, PLX_EINVAL, "cannot copy a non-contiguous buffer");
+    }
+    PyBuffer_Release(view);
+    *out = b;
+    return rc;
+}
+
+/* Export obj's memory: contiguous C (the usual case), else any layout. */
+static int export_get(PyObject *obj, Py_buffer *view, plx_err_t *err)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_CONTIG_RO) == 0)
+        return PLX_OK;
+    PyErr_Clear();
+    if (PyObject_GetBuffer(obj, view, PyBUF_FULL_RO) == 0)
+        return PLX_OK;
+    PyErr_Clear();
+    return plx_err_set(err, PLX_EINVAL, "a '%.100s' object does not export a buffer",
+                       Py_TYPE(obj)->tp_name);
+}
+
+/* *out = a plx_buf_t over obj's memory, zero copy when it is contiguous
+ * (in any order). Caller owns *out. */
+static int export_buf(PyObject *obj, plx_buf_t **out, plx_err_t *err)
+{
+    *out = NULL;
+    plx_pyexport_t *x = calloc(1, sizeof *x);
+    if (!x)
+        return plx_err_set(err, PLX_ENOMEM, "out of memory exporting a buffer");
+    int rc = export_get(obj, &x->view, err);
+    if (rc != PLX_OK) {
+        free(x);
+        return rc;
+    }
+    if (!PyBuffer_IsContiguous(&x->view, 'A')) {
+        rc = export_copy(&x->view, out, err);
+        free(x);
+        return rc;
+    }
+    *out = plx_buf_wrap(x->view.buf, (size_t)x->view.len, export_release_cb, x);
+    if (!*out) {
+        plx_pyexport_release(x);
+        return plx_err_set(err, PLX_ENOMEM, "out of memory exporting a buffer");
+    }
+    return PLX_OK;
+}
+
+int plx_pyvalue_add_buffer(PyObject *obj, plx_msg_t *msg, uint32_t *idx, plx_err_t *err)
+{
+    plx_buf_t *b;
+    int rc = export_buf(obj, &b, err);
+    if (rc != PLX_OK)
+        return rc;
+    *idx = msg->nbufs;
+    rc = plx_msg_add_buf(msg, b);
+    plx_buf_unref(&b);   /* the message holds its own reference (or none on failure) */
+    if (rc != PLX_OK)
+        return plx_err_set(err, rc, "out of memory adding a buffer to a message");
+    return PLX_OK;
+}

@@ -1,0 +1,81 @@
+/* Reference-counted buffers; see plx_buf.h. */
+#include "plx_buf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "plexa/error.h"
+
+plx_buf_t *plx_buf_new(size_t len)
+{
+    plx_buf_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    /* malloc(0) may return NULL; keep data non-NULL for empty buffers. */
+    b->data = malloc(len ? len : 1);
+    if (!b->data) {
+        free(b);
+        return NULL;
+    }
+    atomic_init(&b->refs, 1);
+    b->len = len;
+    b->cap = len;
+    return b;
+}
+
+plx_buf_t *plx_buf_copy(const void *data, size_t len)
+{
+    plx_buf_t *b = plx_buf_new(len);
+    if (b && len)
+        memcpy(b->data, data, len);
+    return b;
+}
+
+plx_buf_t *plx_buf_wrap(void *data, size_t len, plx_buf_release_fn release, void *ctx)
+{
+    plx_buf_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    atomic_init(&b->refs, 1);
+    b->data = data;
+    b->len = len;
+    b->cap = len;
+    b->release = release;
+    b->release_ctx = ctx;
+    return b;
+}
+
+int plx_buf_reserve(plx_buf_t *b, size_t cap)
+{
+    if (b->release)
+        return PLX_EINVAL;
+    if (cap <= b->cap)
+        return PLX_OK;
+    uint8_t *p = realloc(b->data, cap);
+    if (!p)
+        return PLX_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return PLX_OK;
+}
+
+plx_buf_t *plx_buf_ref(plx_buf_t *b)
+{
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+    return b;
+}
+
+void plx_buf_unref(plx_buf_t **bp)
+{
+    plx_buf_t *b = *bp;
+    if (!b)
+        return;
+    *bp = NULL;
+    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (b->release)
+        b->release(b->release_ctx, b->data, b->len);
+    else
+        free(b->data);
+    free(b);
+}

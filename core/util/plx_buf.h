@@ -1,0 +1,46 @@
+/*
+ * Reference-counted byte buffers: the unit of out-of-band payload.
+ *
+ * A buffer received from one connection is forwarded to many others by
+ * taking references, never by copying. Memory is either owned (malloc) or
+ * borrowed from someone else (a Python object's buffer) with a release
+ * callback run when the last reference goes. Reference counts are atomic:
+ * a client's I/O thread and the caller's thread share buffers.
+ */
+#ifndef PLX_BUF_H
+#define PLX_BUF_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef void (*plx_buf_release_fn)(void *ctx, uint8_t *data, size_t len);
+
+typedef struct plx_buf {
+    atomic_int          refs;
+    size_t              len;       /* bytes of payload */
+    size_t              cap;       /* bytes allocated (owned memory only) */
+    uint8_t            *data;
+    plx_buf_release_fn  release;   /* NULL: data is malloc'd and freed by us */
+    void               *release_ctx;
+} plx_buf_t;
+
+/* A new owned buffer of len bytes (uninitialised), refs = 1. NULL on ENOMEM. */
+plx_buf_t *plx_buf_new(size_t len);
+
+/* A new buffer holding a copy of data. */
+plx_buf_t *plx_buf_copy(const void *data, size_t len);
+
+/* Borrow memory: release(ctx, data, len) runs when the last reference goes. */
+plx_buf_t *plx_buf_wrap(void *data, size_t len, plx_buf_release_fn release, void *ctx);
+
+/* Grow an owned buffer's capacity to at least cap (len unchanged). Uses
+ * realloc, which for large blocks remaps pages instead of copying. */
+int plx_buf_reserve(plx_buf_t *b, size_t cap);
+
+plx_buf_t *plx_buf_ref(plx_buf_t *b);
+
+/* Drop a reference and NULL the pointer; NULL-safe. */
+void plx_buf_unref(plx_buf_t **bp);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * Structured log lines: "2026-11-25T19:40:00.123Z LEVEL component: message".
+ *
+ * One sink per process (stderr by default, or a file such as the profile's
+ * log/ipcontroller.log). Writes are single write(2) calls so lines from
+ * several threads never interleave. A failing sink (full disk) drops the
+ * line and counts it; logging never aborts the caller.
+ */
+#ifndef PLX_LOG_H
+#define PLX_LOG_H
+
+#include <stdint.h>
+
+typedef enum plx_log_level {
+    PLX_LOG_DEBUG = 0,
+    PLX_LOG_INFO  = 1,
+    PLX_LOG_WARN  = 2,
+    PLX_LOG_ERROR = 3,
+} plx_log_level;
+
+/* Set the minimum level written. */
+void plx_log_set_level(plx_log_level level);
+
+/* Parse "debug", "info", "warn", "error"; -1 if unknown. */
+int plx_log_parse_level(const char *name);
+
+/* Send lines to fd (not closed by the logger). Default: 2 (stderr). */
+void plx_log_set_fd(int fd);
+
+/* Name of the process component put on every line ("controller", ...). */
+void plx_log_set_component(const char *component);
+
+/* Lines that could not be written (e.g. ENOSPC). */
+uint64_t plx_log_dropped(void);
+
+void plx_log(plx_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define PLX_DEBUG(...) plx_log(PLX_LOG_DEBUG, __VA_ARGS__)
+#define PLX_INFO(...)  plx_log(PLX_LOG_INFO, __VA_ARGS__)
+#define PLX_WARN(...)  plx_log(PLX_LOG_WARN, __VA_ARGS__)
+#define PLX_ERROR(...) plx_log(PLX_LOG_ERROR, __VA_ARGS__)
+
+#endif

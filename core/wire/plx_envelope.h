@@ -1,0 +1,22 @@
+/*
+ * Glue between frames and the protobuf-c Envelope of proto/plexa.proto.
+ */
+#ifndef PLX_ENVELOPE_H
+#define PLX_ENVELOPE_H
+
+#include "plexa.pb-c.h"
+#include "plx_frame.h"
+
+/* Pack env into a new message with no buffers. Caller owns the result. */
+plx_msg_t *plx_envelope_pack(const Plexa__Envelope *env, plx_err_t *err);
+
+/* Decode a message's envelope. NULL with PLX_EPROTO if it is not a valid
+ * Envelope. Free with plx_envelope_free. */
+Plexa__Envelope *plx_envelope_unpack(const plx_msg_t *m, plx_err_t *err);
+
+void plx_envelope_free(Plexa__Envelope **ep);
+
+/* Name of the body case for logs ("execute", "hello", ...). */
+const char *plx_envelope_body_name(const Plexa__Envelope *env);
+
+#endif

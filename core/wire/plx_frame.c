@@ -1,0 +1,408 @@
+/* Frame encoding and incremental decoding; see plx_frame.h. */
+#include "plx_frame.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Initial allocation for a body whose bytes have not arrived yet, and the
+ * growth rule after it: never reserve more than twice what has arrived. */
+#define GROW_FIRST (64u * 1024u)
+
+plx_limits_t plx_limits_default(void)
+{
+    plx_limits_t l = {
+        .max_envelope = 16u << 20,
+        .max_bufs = 65536,
+        .max_buf = 64ull << 30,
+        .max_frame = 64ull << 30,
+    };
+    return l;
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint64_t to_le64(uint64_t v)
+{
+    uint64_t out;
+    uint8_t *p = (uint8_t *)&out;
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+    return out;
+}
+
+/* ---- messages ----------------------------------------------------------- */
+
+plx_msg_t *plx_msg_new(uint32_t env_len)
+{
+    plx_msg_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->raw = malloc(PLX_FRAME_HDR_LEN + (size_t)env_len);
+    if (!m->raw) {
+        free(m);
+        return NULL;
+    }
+    m->env_len = env_len;
+    return m;
+}
+
+static int msg_reserve_bufs(plx_msg_t *m, uint32_t want)
+{
+    if (want <= m->capbufs)
+        return PLX_OK;
+    uint32_t cap = m->capbufs ? m->capbufs : 4;
+    while (cap < want)
+        cap *= 2;
+    plx_buf_t **b = realloc(m->bufs, cap * sizeof *b);
+    if (!b)
+        return PLX_ENOMEM;
+    m->bufs = b;
+    m->capbufs = cap;
+    return PLX_OK;
+}
+
+int plx_msg_add_buf(plx_msg_t *m, plx_buf_t *b)
+{
+    if (msg_reserve_bufs(m, m->nbufs + 1) != PLX_OK)
+        return PLX_ENOMEM;
+    m->bufs[m->nbufs++] = plx_buf_ref(b);
+    return PLX_OK;
+}
+
+uint64_t plx_msg_wire_size(const plx_msg_t *m)
+{
+    uint64_t n = PLX_FRAME_HDR_LEN + (uint64_t)m->env_len;
+    for (uint32_t i = 0; i < m->nbufs; i++)
+        n += PLX_FRAME_BLEN_LEN + m->bufs[i]->len;
+    return n;
+}
+
+int plx_msg_iov(plx_msg_t *m, struct iovec *iov)
+{
+    memcpy(m->raw, PLX_FRAME_MAGIC, 4);
+    put_u32(m->raw + 4, m->env_len);
+    put_u32(m->raw + 8, m->nbufs);
+    if (m->nbufs) {
+        uint64_t *bl = realloc(m->blens, m->nbufs * sizeof *bl);
+        if (!bl)
+            return PLX_ENOMEM;
+        m->blens = bl;
+    }
+    int n = 0;
+    iov[n].iov_base = m->raw;
+    iov[n++].iov_len = PLX_FRAME_HDR_LEN + (size_t)m->env_len;
+    for (uint32_t i = 0; i < m->nbufs; i++) {
+        m->blens[i] = to_le64(m->bufs[i]->len);
+        iov[n].iov_base = &m->blens[i];
+        iov[n++].iov_len = PLX_FRAME_BLEN_LEN;
+        iov[n].iov_base = m->bufs[i]->data;
+        iov[n++].iov_len = m->bufs[i]->len;
+    }
+    return n;
+}
+
+void plx_msg_destroy(plx_msg_t **mp)
+{
+    plx_msg_t *m = *mp;
+    if (!m)
+        return;
+    *mp = NULL;
+    for (uint32_t i = 0; i < m->nbufs; i++)
+        plx_buf_unref(&m->bufs[i]);
+    free(m->bufs);
+    free(m->blens);
+    free(m->raw);
+    free(m);
+}
+
+/* ---- decoder ------------------------------------------------------------ */
+
+enum dstate { D_HEADER, D_ENV, D_BLEN, D_BODY, D_FAILED };
+
+struct plx_decoder {
+    plx_limits_t lim;
+    enum dstate  state;
+    uint8_t      small[PLX_FRAME_HDR_LEN];  /* header or buffer length in progress */
+    size_t       small_have;
+    plx_msg_t   *msg;          /* frame being assembled */
+    uint32_t     env_cap;      /* bytes allocated for the envelope so far */
+    size_t       env_have;
+    uint32_t     bufs_total;   /* buffers announced */
+    plx_buf_t   *body;         /* buffer being filled */
+    uint64_t     body_len;     /* its announced length */
+    uint64_t     frame_bytes;  /* announced so far, for max_frame */
+};
+
+plx_decoder_t *plx_decoder_new(const plx_limits_t *lim)
+{
+    plx_decoder_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->lim = lim ? *lim : plx_limits_default();
+    return d;
+}
+
+static void decoder_reset(plx_decoder_t *d)
+{
+    plx_msg_destroy(&d->msg);
+    plx_buf_unref(&d->body);
+    d->state = D_HEADER;
+    d->small_have = 0;
+    d->env_cap = 0;
+    d->env_have = 0;
+    d->bufs_total = 0;
+    d->body_len = 0;
+    d->frame_bytes = 0;
+}
+
+void plx_decoder_destroy(plx_decoder_t **dp)
+{
+    plx_decoder_t *d = *dp;
+    if (!d)
+        return;
+    *dp = NULL;
+    decoder_reset(d);
+    free(d);
+}
+
+uint64_t plx_decoder_buffered(const plx_decoder_t *d)
+{
+    uint64_t n = d->env_cap;
+    if (d->msg)
+        for (uint32_t i = 0; i < d->msg->nbufs; i++)
+            n += d->msg->bufs[i]->len;
+    if (d->body)
+        n += d->body->cap;
+    return n;
+}
+
+int plx_decoder_idle(const plx_decoder_t *d)
+{
+    return d->state == D_HEADER && d->small_have == 0;
+}
+
+static int fail(plx_decoder_t *d, plx_err_t *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(plx_decoder_t *d, plx_err_t *err, int code, const char *fmt, ...)
+{
+    decoder_reset(d);
+    d->state = D_FAILED;
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return plx_err_set(err, code, "frame: %s", msg);
+}
+
+/* Capacity to hold `have` bytes of `total` plus what is arriving now. */
+static uint64_t grow_target(uint64_t have, uint64_t incoming, uint64_t total)
+{
+    uint64_t want = have + incoming;
+    uint64_t cap = have * 2 > GROW_FIRST ? have * 2 : GROW_FIRST;
+    if (cap < want)
+        cap = want;
+    return cap < total ? cap : total;
+}
+
+static int env_reserve(plx_decoder_t *d, size_t incoming)
+{
+    uint64_t cap = grow_target(d->env_have, incoming, d->msg->env_len);
+    if (cap <= d->env_cap)
+        return PLX_OK;
+    uint8_t *raw = realloc(d->msg->raw, PLX_FRAME_HDR_LEN + cap);
+    if (!raw)
+        return PLX_ENOMEM;
+    d->msg->raw = raw;
+    d->env_cap = (uint32_t)cap;
+    return PLX_OK;
+}
+
+static int body_reserve(plx_decoder_t *d, size_t incoming)
+{
+    uint64_t cap = grow_target(d->body->len, incoming, d->body_len);
+    if (cap <= d->body->cap)
+        return PLX_OK;
+    return plx_buf_reserve(d->body, (size_t)cap);
+}
+
+/* After the header: validate and set up the envelope. */
+static int begin_frame(plx_decoder_t *d, plx_err_t *err)
+{
+    if (memcmp(d->small, PLX_FRAME_MAGIC, 4) != 0)
+        return fail(d, err, PLX_EPROTO, "bad magic 0x%08x (expected \"PLX1\")",
+                    (unsigned)get_u32(d->small));
+    uint32_t env_len = get_u32(d->small + 4);
+    uint32_t nbufs = get_u32(d->small + 8);
+    if (env_len > d->lim.max_envelope)
+        return fail(d, err, PLX_ELIMIT, "envelope of %u bytes exceeds the limit of %u",
+                    (unsigned)env_len, (unsigned)d->lim.max_envelope);
+    if (nbufs > d->lim.max_bufs)
+        return fail(d, err, PLX_ELIMIT, "%u buffers exceed the limit of %u", (unsigned)nbufs,
+                    (unsigned)d->lim.max_bufs);
+    if (env_len > d->lim.max_frame)
+        return fail(d, err, PLX_ELIMIT, "frame of %llu bytes exceeds the limit of %llu",
+                    (unsigned long long)env_len, (unsigned long long)d->lim.max_frame);
+    d->msg = plx_msg_new(0);
+    if (!d->msg || msg_reserve_bufs(d->msg, nbufs < 64 ? nbufs : 64) != PLX_OK)
+        return fail(d, err, PLX_ENOMEM, "out of memory");
+    d->msg->env_len = env_len;
+    d->bufs_total = nbufs;
+    d->frame_bytes = env_len;
+    d->small_have = 0;
+    d->state = D_ENV;
+    return PLX_OK;
+}
+
+static int begin_body(plx_decoder_t *d, plx_err_t *err)
+{
+    uint64_t len = get_u64(d->small);
+    d->small_have = 0;
+    if (len > d->lim.max_buf)
+        return fail(d, err, PLX_ELIMIT, "buffer of %llu bytes exceeds the limit of %llu",
+                    (unsigned long long)len, (unsigned long long)d->lim.max_buf);
+    d->frame_bytes += len;
+    if (d->frame_bytes > d->lim.max_frame)
+        return fail(d, err, PLX_ELIMIT, "frame of %llu bytes exceeds the limit of %llu",
+                    (unsigned long long)d->frame_bytes, (unsigned long long)d->lim.max_frame);
+    d->body = plx_buf_new(0);
+    if (!d->body)
+        return fail(d, err, PLX_ENOMEM, "out of memory");
+    d->body_len = len;
+    d->state = D_BODY;
+    return PLX_OK;
+}
+
+/* Move on after a completed part; returns 1 when the frame is done. */
+static int advance(plx_decoder_t *d, plx_msg_t **out, plx_err_t *err)
+{
+    for (;;) {
+        if (d->state == D_ENV && d->env_have == d->msg->env_len) {
+            d->state = D_BLEN;
+            continue;
+        }
+        if (d->state == D_BODY && d->body->len == d->body_len) {
+            if (msg_reserve_bufs(d->msg, d->msg->nbufs + 1) != PLX_OK)
+                return fail(d, err, PLX_ENOMEM, "out of memory");
+            d->msg->bufs[d->msg->nbufs++] = d->body;
+            d->body = NULL;
+            d->state = D_BLEN;
+            continue;
+        }
+        if (d->state == D_BLEN && d->msg->nbufs == d->bufs_total) {
+            *out = d->msg;
+            d->msg = NULL;
+            decoder_reset(d);
+            return 1;
+        }
+        return 0;
+    }
+}
+
+int plx_decoder_feed(plx_decoder_t *d, const uint8_t *data, size_t len, size_t *consumed,
+                     plx_msg_t **out, plx_err_t *err)
+{
+    size_t pos = 0;
+    int rc = 0;
+    *consumed = 0;
+    if (d->state == D_FAILED)
+        return plx_err_set(err, PLX_EPROTO, "frame: decoder used after an error");
+    while (pos < len) {
+        size_t avail = len - pos;
+        if (d->state == D_HEADER || d->state == D_BLEN) {
+            size_t need = (d->state == D_HEADER ? PLX_FRAME_HDR_LEN : PLX_FRAME_BLEN_LEN) -
+                          d->small_have;
+            size_t n = avail < need ? avail : need;
+            memcpy(d->small + d->small_have, data + pos, n);
+            d->small_have += n;
+            pos += n;
+            if (n < need)
+                break;
+            rc = d->state == D_HEADER ? begin_frame(d, err) : begin_body(d, err);
+        } else if (d->state == D_ENV) {
+            size_t need = d->msg->env_len - d->env_have;
+            size_t n = avail < need ? avail : need;
+            if (env_reserve(d, n) != PLX_OK) {
+                rc = fail(d, err, PLX_ENOMEM, "out of memory");
+                break;
+            }
+            memcpy(plx_msg_env(d->msg) + d->env_have, data + pos, n);
+            d->env_have += n;
+            pos += n;
+        } else {
+            uint64_t need = d->body_len - d->body->len;
+            size_t n = avail < need ? avail : (size_t)need;
+            if (body_reserve(d, n) != PLX_OK) {
+                rc = fail(d, err, PLX_ENOMEM, "out of memory");
+                break;
+            }
+            memcpy(d->body->data + d->body->len, data + pos, n);
+            d->body->len += n;
+            pos += n;
+        }
+        if (rc < 0)
+            break;
+        rc = advance(d, out, err);
+        if (rc != 0)
+            break;
+    }
+    if (rc == 0 && d->state != D_FAILED)
+        rc = advance(d, out, err);
+    *consumed = pos;
+    return rc;
+}
+
+int plx_decoder_direct(plx_decoder_t *d, size_t min, uint8_t **ptr, size_t *len, plx_err_t *err)
+{
+    if (d->state == D_ENV) {
+        size_t need = d->msg->env_len - d->env_have;
+        if (need < min || need == 0)
+            return 0;
+        if (env_reserve(d, need < GROW_FIRST ? need : GROW_FIRST) != PLX_OK)
+            return fail(d, err, PLX_ENOMEM, "out of memory");
+        *ptr = plx_msg_env(d->msg) + d->env_have;
+        *len = d->env_cap - d->env_have;
+        return 1;
+    }
+    if (d->state == D_BODY) {
+        uint64_t need = d->body_len - d->body->len;
+        if (need < min || need == 0)
+            return 0;
+        if (body_reserve(d, need < GROW_FIRST ? (size_t)need : GROW_FIRST) != PLX_OK)
+            return fail(d, err, PLX_ENOMEM, "out of memory");
+        *ptr = d->body->data + d->body->len;
+        *len = d->body->cap - d->body->len;
+        return 1;
+    }
+    return 0;
+}
+
+int plx_decoder_commit(plx_decoder_t *d, size_t n, plx_msg_t **out, plx_err_t *err)
+{
+    if (d->state == D_ENV)
+        d->env_have += n;
+    else if (d->state == D_BODY)
+        d->body->len += n;
+    else
+        return plx_err_set(err, PLX_EINVAL, "frame: commit outside a body");
+    return advance(d, out, err);
+}

@@ -1,0 +1,106 @@
+/*
+ * The plexa frame: one envelope plus out-of-band buffers.
+ *
+ *   frame = "PLX1" | u32 envelope_len | u32 nbufs | envelope
+ *           | nbufs x (u64 len | bytes)
+ *
+ * All integers are little-endian (every platform we run on is, so encoding
+ * costs nothing). A message (plx_msg_t) is the in-memory form of a frame:
+ * the packed envelope, with room for the 12-byte header in front so that
+ * sending needs no extra copy, and references to its buffers.
+ *
+ * The decoder is incremental: it accepts the byte stream split anywhere,
+ * checks every length against plx_limits_t before allocating for it, and
+ * grows buffers as bytes actually arrive, so a peer that announces 1 GiB
+ * and sends nothing costs almost nothing.
+ */
+#ifndef PLX_FRAME_H
+#define PLX_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "plexa/error.h"
+#include "plx_buf.h"
+
+#define PLX_FRAME_MAGIC    "PLX1"
+#define PLX_FRAME_HDR_LEN  12u
+#define PLX_FRAME_BLEN_LEN 8u
+
+typedef struct plx_limits {
+    uint32_t max_envelope;   /* bytes; default 16 MiB */
+    uint32_t max_bufs;       /* buffers per frame; default 65536 */
+    uint64_t max_buf;        /* bytes per buffer; default 64 GiB */
+    uint64_t max_frame;      /* envelope + all buffers; default 64 GiB */
+} plx_limits_t;
+
+/* The defaults above. */
+plx_limits_t plx_limits_default(void);
+
+typedef struct plx_msg {
+    uint8_t    *raw;       /* PLX_FRAME_HDR_LEN headroom, then the envelope */
+    uint32_t    env_len;
+    uint32_t    nbufs;
+    uint32_t    capbufs;
+    plx_buf_t **bufs;
+    uint64_t   *blens;     /* little-endian buffer lengths, filled by plx_msg_iov */
+} plx_msg_t;
+
+/* A message whose envelope has env_len bytes (uninitialised). Caller owns. */
+plx_msg_t *plx_msg_new(uint32_t env_len);
+
+/* Pointer to the envelope bytes. */
+static inline uint8_t *plx_msg_env(const plx_msg_t *m) { return m->raw + PLX_FRAME_HDR_LEN; }
+
+/* Append a buffer; takes a new reference (the caller keeps its own). */
+int plx_msg_add_buf(plx_msg_t *m, plx_buf_t *b);
+
+/* Total bytes the frame occupies on the wire. */
+uint64_t plx_msg_wire_size(const plx_msg_t *m);
+
+/* Number of iovecs plx_msg_iov needs. */
+static inline int plx_msg_iovcnt(const plx_msg_t *m) { return 1 + 2 * (int)m->nbufs; }
+
+/* Write the frame header in place and describe the frame as iovecs (at
+ * most plx_msg_iovcnt). Returns the count, or PLX_ENOMEM. */
+int plx_msg_iov(plx_msg_t *m, struct iovec *iov);
+
+void plx_msg_destroy(plx_msg_t **mp);
+
+typedef struct plx_decoder plx_decoder_t;
+
+/* A decoder enforcing lim (copied). Caller owns; NULL on ENOMEM. */
+plx_decoder_t *plx_decoder_new(const plx_limits_t *lim);
+void plx_decoder_destroy(plx_decoder_t **dp);
+
+/*
+ * Consume bytes from data[0..len). Stops after completing one frame.
+ * Returns 1 with *out set (caller owns it) when a frame completed, 0 when
+ * all input was consumed without completing one, or a negative code
+ * (PLX_EPROTO bad magic, PLX_ELIMIT a length over a limit, PLX_ENOMEM)
+ * with err naming the field. *consumed is always set. After an error the
+ * decoder is unusable: close the connection.
+ */
+int plx_decoder_feed(plx_decoder_t *d, const uint8_t *data, size_t len,
+                     size_t *consumed, plx_msg_t **out, plx_err_t *err);
+
+/*
+ * Zero-copy path for large payloads: when the decoder is inside an
+ * envelope or buffer body with at least min bytes still to come, return
+ * 1 and a region (*ptr, *len) the caller may read into directly, then call
+ * plx_decoder_commit with the byte count read. Returns 0 otherwise.
+ */
+int plx_decoder_direct(plx_decoder_t *d, size_t min, uint8_t **ptr, size_t *len,
+                       plx_err_t *err);
+
+/* Account n bytes written into the direct region. Same returns as feed. */
+int plx_decoder_commit(plx_decoder_t *d, size_t n, plx_msg_t **out, plx_err_t *err);
+
+/* Bytes the decoder holds for an incomplete frame (for memory accounting). */
+uint64_t plx_decoder_buffered(const plx_decoder_t *d);
+
+/* True when the decoder is between frames. */
+int plx_decoder_idle(const plx_decoder_t *d);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * plexa launcher plugin interface: start, watch and stop a set of processes.
+ *
+ * A launcher is a small state machine, after IPython's launcher classes and
+ * Open MPI's process launch modules: start(spec) gives a job handle; poll
+ * reports how many of its processes are pending, running or finished (and
+ * the batch system's own words when something went wrong); signal and stop
+ * act on all of them; destroy frees the handle (it does not stop anything
+ * by itself — call stop first). Batch launchers render a job script, submit
+ * it, parse the job id, poll the queue and cancel.
+ *
+ * Everything is called from one thread. poll must not block for long (a
+ * batch launcher may run qstat/squeue, which is acceptable).
+ */
+#ifndef PLEXA_LAUNCHER_H
+#define PLEXA_LAUNCHER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "plexa/error.h"
+#include "plexa/plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum plx_launch_role {
+    PLX_LAUNCH_CONTROLLER = 1,
+    PLX_LAUNCH_ENGINES    = 2,
+} plx_launch_role;
+
+/* What to start. The launcher copies whatever it keeps. */
+typedef struct plx_launch_spec {
+    uint32_t           size;          /* sizeof(plx_launch_spec) of the caller */
+    plx_launch_role    role;
+    int                count;         /* number of processes */
+    const char *const *argv;          /* command of one process, NULL-terminated; argv[0] absolute */
+    const char *const *env;           /* extra "KEY=VALUE" entries, NULL-terminated, may be NULL */
+    const char        *cwd;           /* working directory, NULL = inherit */
+    const char        *profile_dir;   /* ~/.plexa/profile_NAME */
+    const char        *log_dir;       /* where process output goes */
+    /* The launcher's own profile section: value of key or NULL. */
+    const char *(*conf)(void *conf_ctx, const char *key);
+    void              *conf_ctx;
+} plx_launch_spec;
+
+typedef enum plx_job_state {
+    PLX_JOB_PENDING  = 1,   /* submitted, not yet running (queued) */
+    PLX_JOB_RUNNING  = 2,   /* at least one process runs */
+    PLX_JOB_FINISHED = 3,   /* every process has ended */
+} plx_job_state;
+
+typedef struct plx_job_status {
+    plx_job_state state;
+    int  pending;            /* processes not yet started */
+    int  running;            /* processes running now */
+    int  exited;             /* processes that ended */
+    int  failed;             /* of those, ended with a non-zero status or a signal */
+    int  last_status;        /* wait status of the last failure (or 0) */
+    char job_id[64];         /* batch job id, "" for local */
+    char detail[256];        /* batch system's own words about state/reason */
+} plx_job_status;
+
+typedef struct plx_launcher_ops {
+    uint32_t size;   /* sizeof(plx_launcher_ops) the plugin was built with */
+
+    int  (*start)(const plx_launch_spec *spec, void **job, plx_err_t *err);
+    int  (*poll)(void *job, plx_job_status *st, plx_err_t *err);
+    int  (*signal)(void *job, int sig, plx_err_t *err);
+    /* Graceful stop: SIGTERM (or cancel), then SIGKILL after grace_s. Blocks
+     * at most about grace_s seconds. */
+    int  (*stop)(void *job, double grace_s, plx_err_t *err);
+    void (*destroy)(void **job);
+    /* Optional (NULL if not known): local pids of the job's processes.
+     * Returns how many were written (at most max). */
+    int  (*pids)(void *job, pid_t *out, int max);
+} plx_launcher_ops;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

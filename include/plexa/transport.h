@@ -1,0 +1,89 @@
+/*
+ * plexa transport plugin interface: a non-blocking byte stream.
+ *
+ * A transport turns a host and port into connected, non-blocking byte
+ * streams. It owns sockets and any security layer (TLS); it does not own
+ * an event loop. Each listener and connection exposes a file descriptor
+ * and the core polls it on its own loop (libev): after PLX_EAGAIN, the
+ * core asks `want` which readiness to wait for. This keeps libev out of
+ * the ABI, so a plugin does not depend on how the host built its loop.
+ *
+ * Contract for every op: return PLX_OK or a negative PLX_E* code and fill
+ * err with a message naming the failed call and the peer. After any
+ * failure, `close` on the handle is still safe. Handles are opaque to the
+ * core. All ops are called from one thread per handle.
+ */
+#ifndef PLEXA_TRANSPORT_H
+#define PLEXA_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "plexa/error.h"
+#include "plexa/plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Readiness flags returned by want(). */
+#define PLX_WANT_READ  1
+#define PLX_WANT_WRITE 2
+
+/* Security material for a transport. Fields a transport does not use are
+ * ignored (tcp ignores all of them). Strings may be NULL. */
+typedef struct plx_security {
+    const char *cert_file;     /* PEM certificate (listener) */
+    const char *key_file;      /* PEM private key (listener) */
+    const char *fingerprint;   /* "sha256:HEX" pin of the peer certificate (connector) */
+    const char *ca_file;       /* optional CA bundle instead of pinning */
+} plx_security;
+
+typedef struct plx_transport_ops {
+    uint32_t size;   /* sizeof(plx_transport_ops) the plugin was built with */
+
+    /* Listen on host:port (port 0 picks one). *fd is the listening socket
+     * to poll for readability; *port_out receives the bound port. */
+    int (*listen)(const char *host, uint16_t port, const plx_security *sec,
+                  void **listener, int *fd, uint16_t *port_out, plx_err_t *err);
+
+    /* Accept one pending connection. PLX_EAGAIN when none is pending.
+     * peer receives "ip:port" of the remote side. */
+    int (*accept)(void *listener, void **conn, int *fd,
+                  char *peer, size_t peerlen, plx_err_t *err);
+
+    void (*close_listener)(void **listener);
+
+    /* Start connecting; completion is driven by handshake(). */
+    int (*connect)(const char *host, uint16_t port, const plx_security *sec,
+                   void **conn, int *fd, plx_err_t *err);
+
+    /* Advance connection set-up (TCP connect, TLS handshake) on either
+     * side. PLX_OK when the stream is ready, PLX_EAGAIN to be called again
+     * once want() is satisfied. */
+    int (*handshake)(void *conn, plx_err_t *err);
+
+    /* Read up to len bytes. PLX_OK with *n > 0, PLX_EAGAIN, or PLX_ECLOSED
+     * at orderly end of stream. */
+    int (*recv)(void *conn, void *buf, size_t len, size_t *n, plx_err_t *err);
+
+    /* Gather-write. PLX_OK with *n bytes written (possibly partial), or
+     * PLX_EAGAIN when nothing could be written. */
+    int (*sendv)(void *conn, const struct iovec *iov, int iovcnt, size_t *n,
+                 plx_err_t *err);
+
+    /* After PLX_EAGAIN: which readiness (PLX_WANT_*) unblocks the last op. */
+    int (*want)(void *conn);
+
+    /* Bytes already decrypted/buffered inside the transport that recv()
+     * returns without the fd becoming readable. NULL means always 0. */
+    size_t (*pending)(void *conn);
+
+    void (*close)(void **conn);
+} plx_transport_ops;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,204 @@
+"""Exceptions of the plexa client, with IPython 0.10's names.
+
+Every exception here derives from :class:`KernelError`. Errors of the
+connection and of the request itself come from the C client (plexa._native
+raises them with libplexa's message):
+
+=====================  ==================================================
+ConnectionError         controller unreachable or connection lost (also a
+                        builtin ConnectionError); make a new client
+SecurityError           the controller refused the capability token
+InvalidEngineID         a target is not a registered engine id
+NoEnginesRegistered     the request needs engines and there are none
+KernelError             anything else (timeouts, protocol errors, ...)
+=====================  ==================================================
+
+Exceptions raised *by the user's code on the engines* are collected into one
+:class:`CompositeError` per call, as in 0.10; :meth:`CompositeError.raise_exception`
+turns one of them back into a :class:`RemoteError`.
+"""
+
+import builtins
+
+__all__ = [
+    'KernelError', 'CompositeError', 'RemoteError', 'ConnectionError', 'SecurityError',
+    'InvalidEngineID', 'NoEnginesRegistered', 'EngineError', 'ProtocolError',
+    'ResultNotCompleted', 'ResultEvicted', 'TaskAborted', 'TaskTimeout',
+    'TaskRejectError', 'QueueCleared', 'NotAPendingResult', 'MissingBlockArgument',
+    'StopLocalExecution', 'FileTimeoutError', 'SerializationError',
+    'MessageSizeError', 'collect_exceptions',
+]
+
+
+class KernelError(Exception):
+    """Base class of every plexa client error (IPython 0.10's KernelError)."""
+
+
+class ProtocolError(KernelError):
+    """The controller sent something the client does not understand."""
+
+
+class ConnectionError(KernelError, builtins.ConnectionError):
+    """The controller cannot be reached, or the connection to it was lost.
+
+    Every pending and later call on the client fails with it; create a new
+    client once the controller is back. Also an instance of the builtin
+    :class:`ConnectionError`, so generic network handling catches it.
+    """
+
+
+class SecurityError(KernelError):
+    """The controller refused the connection (wrong capability token or pin)."""
+
+
+class InvalidEngineID(KernelError):
+    """A target is not the id of a registered engine."""
+
+
+class NoEnginesRegistered(KernelError):
+    """No engines are registered with the controller."""
+
+
+class EngineError(KernelError):
+    """An engine died while serving a request."""
+
+
+class ResultNotCompleted(KernelError):
+    """A result was asked for without blocking and is not ready yet."""
+
+
+class ResultEvicted(KernelError):
+    """The controller no longer holds the result (bounded retention)."""
+
+
+class TaskAborted(KernelError):
+    """The task was aborted."""
+
+
+class TaskTimeout(KernelError):
+    """The task did not finish in time."""
+
+
+class TaskRejectError(KernelError):
+    """Raise on an engine to reject a task whose dependencies it lacks.
+
+    The task is then offered to another engine, if it was created with
+    ``retries`` > 0 (0.10's replacement for engine properties).
+    """
+
+
+class QueueCleared(KernelError):
+    """The engine's queue was cleared before the request ran."""
+
+
+class NotAPendingResult(KernelError):
+    """barrier() was given something other than PendingResults."""
+
+
+class MissingBlockArgument(KernelError):
+    """A call needed an explicit ``block`` argument."""
+
+
+class StopLocalExecution(KernelError):
+    """Raised by ``remote()`` so a ``with mec:`` block does not run locally."""
+
+
+class FileTimeoutError(KernelError):
+    """A connection file did not appear in time."""
+
+
+class SerializationError(KernelError):
+    """A value could not be serialized for the engines."""
+
+
+class MessageSizeError(KernelError):
+    """A message exceeded the configured size limits."""
+
+
+def _engine_str(engine_id, method):
+    """0.10's prefix naming where an exception happened: '[0:execute]: '."""
+    if engine_id is None:
+        return '[Engine Exception]'
+    return '[%i:%s]: ' % (engine_id, method)
+
+
+class RemoteError(KernelError):
+    """One exception raised by user code on one engine.
+
+    Attributes: ``ename`` (the exception type's name), ``evalue`` (its
+    ``str()``), ``traceback`` (the remote traceback, formatted),
+    ``engine_id`` and ``method`` (``'execute'``, ...). ``str()`` names the
+    engine and ends with the remote traceback.
+    """
+
+    def __init__(self, ename, evalue, traceback, engine_id=None, method='execute'):
+        super().__init__(ename, evalue, traceback, engine_id, method)
+        self.ename = ename
+        self.evalue = evalue
+        self.traceback = traceback
+        self.engine_id = engine_id
+        self.method = method
+
+    def __str__(self):
+        s = '%s%s: %s' % (_engine_str(self.engine_id, self.method), self.ename, self.evalue)
+        if self.traceback:
+            s += '\n' + self.traceback.rstrip('\n')
+        return s
+
+
+class CompositeError(KernelError):
+    """Exceptions from one call on several engines (IPython 0.10).
+
+    ``elist`` holds one tuple per failed engine,
+    ``(ename, evalue, traceback, engine_id, method)``: the exception type's
+    name, its ``str()``, the formatted remote traceback (a str), the engine
+    id and the client method (``'execute'``). 0.10 kept ``(etype, evalue,
+    etb)`` of live exceptions instead; plexa's client never unpickles
+    exceptions, so it carries their text.
+    """
+
+    def __init__(self, message, elist):
+        Exception.__init__(self, message, elist)
+        self.msg = message
+        self.elist = list(elist)
+
+    def __str__(self):
+        s = str(self.msg)
+        for ename, evalue, _tb, engine_id, method in self.elist:
+            s = s + '\n' + _engine_str(engine_id, method) + str(ename) + ': ' + str(evalue)
+        return s
+
+    def _entry(self, excid):
+        try:
+            return self.elist[excid]
+        except (IndexError, TypeError):
+            raise IndexError('an exception with index %i does not exist' % excid) from None
+
+    def print_tracebacks(self, excid=None):
+        """Print the remote traceback of one exception, or of all (0.10's format)."""
+        entries = self.elist if excid is None else [self._entry(excid)]
+        for _ename, _evalue, tb, engine_id, method in entries:
+            print(_engine_str(engine_id, method))
+            print(tb if tb else 'No traceback available')
+            if excid is None:
+                print()
+
+    def raise_exception(self, excid=0):
+        """Raise exception ``excid`` of ``elist`` as a :class:`RemoteError`."""
+        ename, evalue, tb, engine_id, method = self._entry(excid)
+        raise RemoteError(ename, evalue, tb, engine_id, method)
+
+
+def collect_exceptions(elist, method):
+    """Raise a CompositeError for a non-empty ``elist`` (0.10's helper).
+
+    Nested CompositeErrors in ``elist`` are flattened into one.
+    """
+    flat = []
+    for e in elist:
+        if isinstance(e, CompositeError):
+            flat.extend(e.elist)
+        else:
+            flat.append(e)
+    if flat:
+        raise CompositeError('one or more exceptions from call to method: %s' % method, flat)

@@ -1,0 +1,485 @@
+/*
+ * libplexa's client against a scripted controller (fake_controller.c)
+ * over the real tcp transport plugin (PLX_PLUGIN_PATH points at the build
+ * tree's plugin directory).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fake_controller.h"
+#include "plexa/client.h"
+#include "plx_client_int.h"
+
+#define CONNECT_TIMEOUT_S 5.0
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void url_of(char *out, size_t len, uint16_t port, const char *token)
+{
+    snprintf(out, len, "plx+tcp://127.0.0.1:%u/%s", (unsigned)port, token);
+}
+
+/* A started fake controller and a client connected to it. */
+typedef struct fixture {
+    fake_t       *fake;
+    plx_client_t *c;
+} fixture_t;
+
+static int setup_connected(void **state)
+{
+    fixture_t *fx = calloc(1, sizeof *fx);
+    fx->fake = fake_start(FAKE_WELCOME);
+    if (!fx->fake)
+        return -1;
+    char url[256];
+    url_of(url, sizeof url, fake_port(fx->fake), FAKE_TOKEN);
+    plx_err_t err = {0};
+    fx->c = plx_client_connect(url, NULL, CONNECT_TIMEOUT_S, &err);
+    if (!fx->c) {
+        fprintf(stderr, "connect: %s\n", err.msg);
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+static int teardown_connected(void **state)
+{
+    fixture_t *fx = *state;
+    plx_client_destroy(&fx->c);
+    fake_stop(&fx->fake);
+    free(fx);
+    return 0;
+}
+
+/* ---- handshake ----------------------------------------------------------- */
+
+static void test_welcome_and_get_ids(void **state)
+{
+    fixture_t *fx = *state;
+    plx_err_t err = {0};
+    int32_t *ids = NULL;
+    size_t n = 0;
+    assert_int_equal(plx_client_get_ids(fx->c, &ids, &n, &err), PLX_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(ids[0], 0);
+    assert_int_equal(ids[1], 1);
+    free(ids);
+    char peer[64];
+    snprintf(peer, sizeof peer, "127.0.0.1:%u", (unsigned)fake_port(fx->fake));
+    assert_string_equal(plx_client_peer(fx->c), peer);
+}
+
+static void expect_reject(fake_mode mode, const char *token)
+{
+    fake_t *f = fake_start(mode);
+    assert_non_null(f);
+    char url[256];
+    url_of(url, sizeof url, fake_port(f), token);
+    plx_err_t err = {0};
+    plx_client_t *c = plx_client_connect(url, NULL, CONNECT_TIMEOUT_S, &err);
+    assert_null(c);
+    assert_int_equal(err.code, PLX_EAUTH);
+    assert_non_null(strstr(err.msg, "controller refused the connection: "
+                                    "token is not valid for this cluster"));
+    fake_stop(&f);
+}
+
+static void test_reject(void **state)
+{
+    expect_reject(FAKE_REJECT, FAKE_TOKEN);
+}
+
+static void test_wrong_token(void **state)
+{
+    expect_reject(FAKE_WELCOME, "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff");
+}
+
+/* A port nobody listens on: bind one, note it, close it. */
+static uint16_t closed_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+static void test_closed_port(void **state)
+{
+    uint16_t port = closed_port();
+    char url[256], where[64];
+    url_of(url, sizeof url, port, FAKE_TOKEN);
+    snprintf(where, sizeof where, "127.0.0.1:%u", (unsigned)port);
+    plx_err_t err = {0};
+    double t0 = now_s();
+    plx_client_t *c = plx_client_connect(url, NULL, CONNECT_TIMEOUT_S, &err);
+    assert_null(c);
+    assert_int_equal(err.code, PLX_ECONNECT);
+    assert_non_null(strstr(err.msg, where));
+    assert_true(now_s() - t0 < 2.0);
+}
+
+static void test_silent_controller_times_out(void **state)
+{
+    fake_t *f = fake_start(FAKE_SILENT);
+    assert_non_null(f);
+    char url[256];
+    url_of(url, sizeof url, fake_port(f), FAKE_TOKEN);
+    plx_err_t err = {0};
+    double t0 = now_s();
+    plx_client_t *c = plx_client_connect(url, NULL, 0.3, &err);
+    double dt = now_s() - t0;
+    assert_null(c);
+    assert_int_equal(err.code, PLX_ECONNECT);
+    assert_non_null(strstr(err.msg, "no answer from the controller"));
+    assert_true(dt >= 0.29 && dt < 2.0);
+    fake_stop(&f);
+}
+
+static void test_bad_url(void **state)
+{
+    plx_err_t err = {0};
+    assert_null(plx_client_connect("plx+tcp://127.0.0.1/nope", NULL, 1.0, &err));
+    assert_int_equal(err.code, PLX_EINVAL);
+}
+
+/* The URL in a private connection file, named by path or found through
+ * $PLEXA_URL and the profile directory. */
+static void test_connection_file_and_profile(void **state)
+{
+    fake_t *f = fake_start(FAKE_WELCOME);
+    assert_non_null(f);
+    char dir[] = "/tmp/plx-client-test-XXXXXX", path[512], url[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/profile_default", dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/profile_default/security", dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/profile_default/security/ipcontroller-mec.url", dir);
+    url_of(url, sizeof url, fake_port(f), FAKE_TOKEN);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, url, strlen(url)), (ssize_t)strlen(url));
+    close(fd);
+
+    plx_err_t err = {0};
+    plx_client_t *c = plx_client_connect(path, NULL, CONNECT_TIMEOUT_S, &err);
+    if (!c)
+        fail_msg("file connect: %s", err.msg);
+    plx_client_destroy(&c);
+
+    setenv("PLEXA_DIR", dir, 1);
+    unsetenv("PLEXA_URL");
+    c = plx_client_connect("", NULL, CONNECT_TIMEOUT_S, &err);
+    if (!c)
+        fail_msg("profile connect: %s", err.msg);
+    plx_client_destroy(&c);
+    /* $PLEXA_URL applies when no profile is named, and only then. */
+    setenv("PLEXA_DIR", "/nonexistent", 1);
+    setenv("PLEXA_URL", url, 1);
+    c = plx_client_connect(NULL, NULL, CONNECT_TIMEOUT_S, &err);
+    if (!c)
+        fail_msg("PLEXA_URL connect: %s", err.msg);
+    plx_client_destroy(&c);
+    assert_null(plx_client_connect(NULL, "nosuchprofile", CONNECT_TIMEOUT_S, &err));
+    assert_int_equal(err.code, PLX_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "nosuchprofile"));
+    unsetenv("PLEXA_URL");
+    unsetenv("PLEXA_DIR");
+
+    unlink(path);
+    snprintf(path, sizeof path, "%s/profile_default/security", dir);
+    rmdir(path);
+    snprintf(path, sizeof path, "%s/profile_default", dir);
+    rmdir(path);
+    rmdir(dir);
+    fake_stop(&f);
+}
+
+/* ---- execute ------------------------------------------------------------- */
+
+static void test_execute_all(void **state)
+{
+    fixture_t *fx = *state;
+    plx_err_t err = {0};
+    plx_results_t *res = NULL;
+    assert_int_equal(plx_client_execute(fx->c, NULL, "a = 10", &res, &err), PLX_OK);
+    assert_int_equal(res->n, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(res->r[i].engine_id, i);
+        assert_int_equal(res->r[i].number, 1);
+        assert_string_equal(res->r[i].input, "a = 10");
+        assert_string_equal(res->r[i].stdout_text, "a = 10\n");
+        assert_string_equal(res->r[i].stderr_text, "");
+        assert_null(res->r[i].ename);
+        assert_null(res->r[i].evalue);
+        assert_null(res->r[i].traceback);
+    }
+    plx_results_destroy(&res);
+    assert_null(res);
+    plx_results_destroy(&res);   /* NULL-safe */
+}
+
+static void test_execute_one_engine_raises(void **state)
+{
+    fixture_t *fx = *state;
+    plx_err_t err = {0};
+    plx_results_t *res = NULL;
+    assert_int_equal(plx_client_execute(fx->c, NULL, "raise1", &res, &err), PLX_OK);
+    assert_int_equal(res->n, 2);
+    assert_null(res->r[0].ename);
+    assert_string_equal(res->r[0].stdout_text, "raise1\n");
+    assert_int_equal(res->r[1].engine_id, 1);
+    assert_string_equal(res->r[1].ename, "ZeroDivisionError");
+    assert_string_equal(res->r[1].evalue, "division by zero");
+    assert_non_null(strstr(res->r[1].traceback, "Traceback (most recent call last)"));
+    plx_results_destroy(&res);
+}
+
+static void test_execute_targets(void **state)
+{
+    fixture_t *fx = *state;
+    plx_err_t err = {0};
+    plx_results_t *res = NULL;
+    int32_t one[] = { 1 };
+    plx_targets_t t = { .all = 0, .ids = one, .n = 1 };
+    assert_int_equal(plx_client_execute(fx->c, &t, "x", &res, &err), PLX_OK);
+    assert_int_equal(res->n, 1);
+    assert_int_equal(res->r[0].engine_id, 1);
+    plx_results_destroy(&res);
+
+    int32_t bad[] = { 0, 7 };
+    t = (plx_targets_t){ .all = 0, .ids = bad, .n = 2 };
+    assert_int_equal(plx_client_execute(fx->c, &t, "x", &res, &err), PLX_EBADENGINE);
+    assert_null(res);
+    assert_string_equal(err.msg, "invalid engine id: 7");
+    /* The client is still fine after a refused request. */
+    assert_int_equal(plx_client_execute(fx->c, NULL, "y", &res, &err), PLX_OK);
+    plx_results_destroy(&res);
+}
+
+static void test_timeout_then_usable(void **state)
+{
+    fixture_t *fx = *state;
+    plx_err_t err = {0};
+    plx_results_t *res = NULL;
+    plx_client_set_timeout(fx->c, 0.2);
+    double t0 = now_s();
+    assert_int_equal(plx_client_execute(fx->c, NULL, "hang", &res, &err), PLX_ETIMEDOUT);
+    assert_true(now_s() - t0 < 2.0);
+    plx_client_set_timeout(fx->c, -1);
+    assert_int_equal(plx_client_execute(fx->c, NULL, "z", &res, &err), PLX_OK);
+    plx_results_destroy(&res);
+}
+
+/* The controller dies while a request waits: it fails promptly, and so
+ * does every later call. */
+static void test_connection_lost_while_waiting(void **state)
+{
+    fixture_t *fx = *state;
+    plx_err_t err = {0};
+    plx_results_t *res = NULL;
+    plx_request_t *hung = NULL;
+    assert_int_equal(plx_client_submit_execute(fx->c, NULL, "hang", &hung, &err), PLX_OK);
+    double t0 = now_s();
+    assert_int_equal(plx_client_execute(fx->c, NULL, "die", &res, &err), PLX_ECONNECT);
+    assert_true(now_s() - t0 < 2.0);
+    char where[96];
+    snprintf(where, sizeof where, "lost connection to the controller at 127.0.0.1:%u (",
+             (unsigned)fake_port(fx->fake));
+    assert_non_null(strstr(err.msg, where));
+    /* The other pending request failed too, with the same error. */
+    plx_err_t err2 = {0};
+    assert_int_equal(plx_request_wait(hung, 1.0, &err2), PLX_ECONNECT);
+    assert_string_equal(err2.msg, err.msg);
+    plx_request_destroy(&hung);
+    /* And later calls fail at once. */
+    int32_t *ids = NULL;
+    size_t n = 0;
+    t0 = now_s();
+    assert_int_equal(plx_client_get_ids(fx->c, &ids, &n, &err2), PLX_ECONNECT);
+    assert_true(now_s() - t0 < 0.5);
+    assert_string_equal(err2.msg, err.msg);
+}
+
+/* ---- the request layer --------------------------------------------------- */
+
+static void on_done(plx_request_t *req, void *ud)
+{
+    atomic_fetch_add((atomic_int *)ud, 1);
+}
+
+static void test_request_poll_callback_cancel(void **state)
+{
+    fixture_t *fx = *state;
+    plx_err_t err = {0};
+    plx_request_t *a = NULL, *b = NULL;
+    atomic_int called = 0;
+    assert_int_equal(plx_client_submit_execute(fx->c, NULL, "hang", &a, &err), PLX_OK);
+    assert_int_equal(plx_client_submit_get_ids(fx->c, &b, &err), PLX_OK);
+    assert_true(plx_request_id(b) > plx_request_id(a));
+    plx_request_on_done(b, on_done, &called);
+    assert_int_equal(plx_request_wait(b, 5.0, &err), PLX_OK);
+    assert_int_equal(atomic_load(&called), 1);
+    const Plexa__Envelope *env = NULL;
+    const plx_msg_t *msg = NULL;
+    assert_int_equal(plx_request_reply(b, &msg, &env, &err), PLX_OK);
+    assert_non_null(msg);
+    assert_int_equal(env->body_case, PLEXA__ENVELOPE__BODY_ID_LIST);
+    assert_int_equal(env->reply_to, plx_request_id(b));
+
+    assert_false(plx_request_done(a));
+    assert_int_equal(plx_request_wait(a, 0, &err), PLX_ETIMEDOUT);
+    assert_int_equal(plx_request_reply(a, NULL, NULL, &err), PLX_EAGAIN);
+    plx_request_on_done(a, on_done, &called);
+    plx_request_cancel(a);
+    assert_int_equal(atomic_load(&called), 2);
+    assert_true(plx_request_done(a));
+    assert_int_equal(plx_request_wait(a, -1, &err), PLX_EABORTED);
+    plx_request_cancel(a);   /* no effect once complete */
+    plx_request_on_done(a, on_done, &called);   /* runs at once */
+    assert_int_equal(atomic_load(&called), 3);
+    /* Decoding a reply of the wrong kind is a protocol error. */
+    plx_results_t *res = NULL;
+    assert_int_equal(plx_request_results(b, &res, &err), PLX_EPROTO);
+    plx_request_destroy(&a);
+    plx_request_destroy(&b);
+    plx_request_destroy(&b);   /* NULL-safe */
+}
+
+/* Destroying the client fails what still waits; handles stay valid. */
+static void test_destroy_with_pending(void **state)
+{
+    fixture_t *fx = *state;
+    plx_err_t err = {0};
+    plx_request_t *r = NULL, *forgotten = NULL;
+    assert_int_equal(plx_client_submit_execute(fx->c, NULL, "hang", &r, &err), PLX_OK);
+    assert_int_equal(plx_client_submit_execute(fx->c, NULL, "hang", &forgotten, &err), PLX_OK);
+    plx_request_destroy(&forgotten);
+    plx_client_destroy(&fx->c);
+    assert_null(fx->c);
+    assert_int_equal(plx_request_wait(r, 1.0, &err), PLX_ECLOSED);
+    plx_request_destroy(&r);
+}
+
+/* ---- threads ------------------------------------------------------------- */
+
+#define THREADS 4
+#define CALLS 50
+
+typedef struct worker {
+    plx_client_t *c;
+    int           id;
+    int           failures;
+} worker_t;
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    for (int i = 0; i < CALLS; i++) {
+        char code[32], want[40];
+        snprintf(code, sizeof code, "t%d_%d", w->id, i);
+        snprintf(want, sizeof want, "%s\n", code);
+        plx_err_t err = {0};
+        plx_results_t *res = NULL;
+        if (plx_client_execute(w->c, NULL, code, &res, &err) != PLX_OK || res->n != 2 ||
+            strcmp(res->r[1].stdout_text, want) != 0)
+            w->failures++;
+        plx_results_destroy(&res);
+    }
+    return NULL;
+}
+
+static void test_concurrent_callers(void **state)
+{
+    fixture_t *fx = *state;
+    pthread_t th[THREADS];
+    worker_t w[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (worker_t){ .c = fx->c, .id = i };
+        pthread_create(&th[i], NULL, worker_main, &w[i]);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].failures, 0);
+    }
+}
+
+/* Several clients in one process, each with its own I/O thread. */
+static void test_several_clients(void **state)
+{
+    fake_t *f = fake_start(FAKE_WELCOME);
+    assert_non_null(f);
+    char url[256];
+    url_of(url, sizeof url, fake_port(f), FAKE_TOKEN);
+    plx_client_t *c[3];
+    plx_err_t err = {0};
+    for (int i = 0; i < 3; i++) {
+        c[i] = plx_client_connect(url, "default", CONNECT_TIMEOUT_S, &err);
+        assert_non_null(c[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        assert_int_equal(plx_client_get_ids(c[i], &ids, &n, &err), PLX_OK);
+        free(ids);
+    }
+    assert_int_equal(fake_hellos(f), 3);
+    for (int i = 0; i < 3; i++)
+        plx_client_destroy(&c[i]);
+    plx_client_destroy(&c[0]);   /* NULL-safe */
+    fake_stop(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_welcome_and_get_ids, setup_connected, teardown_connected),
+        cmocka_unit_test(test_reject),
+        cmocka_unit_test(test_wrong_token),
+        cmocka_unit_test(test_closed_port),
+        cmocka_unit_test(test_silent_controller_times_out),
+        cmocka_unit_test(test_bad_url),
+        cmocka_unit_test(test_connection_file_and_profile),
+        cmocka_unit_test_setup_teardown(test_execute_all, setup_connected, teardown_connected),
+        cmocka_unit_test_setup_teardown(test_execute_one_engine_raises, setup_connected,
+                                        teardown_connected),
+        cmocka_unit_test_setup_teardown(test_execute_targets, setup_connected, teardown_connected),
+        cmocka_unit_test_setup_teardown(test_timeout_then_usable, setup_connected,
+                                        teardown_connected),
+        cmocka_unit_test_setup_teardown(test_connection_lost_while_waiting, setup_connected,
+                                        teardown_connected),
+        cmocka_unit_test_setup_teardown(test_request_poll_callback_cancel, setup_connected,
+                                        teardown_connected),
+        cmocka_unit_test_setup_teardown(test_destroy_with_pending, setup_connected,
+                                        teardown_connected),
+        cmocka_unit_test_setup_teardown(test_concurrent_callers, setup_connected,
+                                        teardown_connected),
+        cmocka_unit_test(test_several_clients),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

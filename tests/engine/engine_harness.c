@@ -1,0 +1,287 @@
+/* The fake controller; see engine_harness.h. */
+#include "engine_harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "plx_envelope.h"
+
+#ifndef PLX_TEST_BUILD_DIR_DEFAULT
+#define PLX_TEST_BUILD_DIR_DEFAULT "."
+#endif
+
+#define TOKEN "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+double fake_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static const char *build_dir(void)
+{
+    const char *d = getenv("PLX_TEST_BUILD_DIR");
+    return d && *d ? d : PLX_TEST_BUILD_DIR_DEFAULT;
+}
+
+int fake_init(fake_t *f)
+{
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+    f->next_id = 1000;
+    f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t sl = sizeof sa;
+    if (f->lfd < 0 || bind(f->lfd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        listen(f->lfd, 4) < 0 || getsockname(f->lfd, (struct sockaddr *)&sa, &sl) < 0) {
+        perror("fake controller: listen");
+        return -1;
+    }
+    f->port = ntohs(sa.sin_port);
+    snprintf(f->url, sizeof f->url, "plx+tcp://127.0.0.1:%u/%s", (unsigned)f->port, TOKEN);
+    snprintf(f->dir, sizeof f->dir, "/tmp/plx-engine-test-XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        perror("mkdtemp");
+        return -1;
+    }
+    snprintf(f->log, sizeof f->log, "%s/engine.log", f->dir);
+    f->dec = plx_decoder_new(NULL);
+    return f->dec ? 0 : -1;
+}
+
+static void child_exec(const fake_t *f, const char *const *url_args)
+{
+    char exe[4096], plugins[4096];
+    snprintf(exe, sizeof exe, "%s/bin/ipengine", build_dir());
+    snprintf(plugins, sizeof plugins, "%s/lib/plexa/plugins", build_dir());
+    setenv("PLX_PLUGIN_PATH", plugins, 1);
+    unsetenv("PLEXA_URL");
+    int fd = open(f->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int null = open("/dev/null", O_RDONLY);
+    if (fd < 0 || null < 0 || chdir(f->dir) < 0)
+        _exit(127);
+    dup2(fd, 2);
+    dup2(null, 0);
+    const char *argv[16] = { exe };
+    int n = 1;
+    if (url_args) {
+        while (*url_args && n < 12)
+            argv[n++] = *url_args++;
+    } else {
+        argv[n++] = "--url";
+        argv[n++] = f->url;
+    }
+    argv[n++] = "--log-level";
+    argv[n++] = "debug";
+    argv[n] = NULL;
+    execv(exe, (char *const *)argv);
+    dprintf(2, "exec %s: %s\n", exe, strerror(errno));
+    _exit(127);
+}
+
+int fake_spawn(fake_t *f, const char *const *url_args)
+{
+    /* A module next to the engine's start directory: it must import. */
+    char mod[128];
+    snprintf(mod, sizeof mod, "%s/engmod.py", f->dir);
+    FILE *m = fopen(mod, "w");
+    if (m) {
+        fputs("VALUE = 'from the start directory'\n", m);
+        fclose(m);
+    }
+    f->pid = fork();
+    if (f->pid < 0)
+        return -1;
+    if (f->pid == 0)
+        child_exec(f, url_args);
+    return 0;
+}
+
+int fake_accept(fake_t *f, double timeout_s)
+{
+    struct pollfd p = { .fd = f->lfd, .events = POLLIN };
+    if (poll(&p, 1, (int)(timeout_s * 1000)) != 1)
+        return -1;
+    f->fd = accept4(f->lfd, NULL, NULL, SOCK_CLOEXEC);
+    return f->fd < 0 ? -1 : 0;
+}
+
+/* Blocking gather write of the whole frame; iov is consumed. */
+static int write_all(int fd, struct iovec *iov, int cnt)
+{
+    while (cnt > 0) {
+        ssize_t w = writev(fd, iov, cnt < 1024 ? cnt : 1024);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        while (cnt > 0 && (size_t)w >= iov->iov_len) {
+            w -= (ssize_t)iov->iov_len;
+            iov++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + w;
+            iov->iov_len -= (size_t)w;
+        }
+    }
+    return 0;
+}
+
+uint64_t fake_send(fake_t *f, Plexa__Envelope *env, plx_buf_t **bufs, uint32_t nbufs)
+{
+    if (!env->has_id || env->id == 0) {
+        env->has_id = 1;
+        env->id = f->next_id++;
+    }
+    plx_err_t err = {0};
+    plx_msg_t *m = plx_envelope_pack(env, &err);
+    for (uint32_t i = 0; m && i < nbufs; i++)
+        plx_msg_add_buf(m, bufs[i]);
+    struct iovec *iov = m ? calloc((size_t)plx_msg_iovcnt(m), sizeof *iov) : NULL;
+    int cnt = iov ? plx_msg_iov(m, iov) : -1;
+    int rc = cnt > 0 ? write_all(f->fd, iov, cnt) : -1;
+    free(iov);
+    plx_msg_destroy(&m);
+    if (rc < 0)
+        fprintf(stderr, "fake controller: send failed\n");
+    return env->id;
+}
+
+Plexa__Envelope *fake_recv(fake_t *f, double timeout_s, plx_msg_t **msg)
+{
+    double deadline = fake_now() + timeout_s;
+    for (;;) {
+        while (f->rpos < f->rlen) {
+            size_t used = 0;
+            plx_msg_t *m = NULL;
+            plx_err_t err = {0};
+            int rc = plx_decoder_feed(f->dec, f->rbuf + f->rpos, f->rlen - f->rpos, &used, &m,
+                                      &err);
+            f->rpos += used;
+            if (rc < 0) {
+                fprintf(stderr, "fake controller: bad frame: %s\n", err.msg);
+                return NULL;
+            }
+            if (rc == 1) {
+                Plexa__Envelope *env = plx_envelope_unpack(m, &err);
+                if (msg)
+                    *msg = m;
+                else
+                    plx_msg_destroy(&m);
+                return env;
+            }
+        }
+        double left = deadline - fake_now();
+        struct pollfd p = { .fd = f->fd, .events = POLLIN };
+        if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) != 1)
+            return NULL;
+        ssize_t n = read(f->fd, f->rbuf, sizeof f->rbuf);
+        if (n <= 0)
+            return NULL;
+        f->rpos = 0;
+        f->rlen = (size_t)n;
+    }
+}
+
+int fake_wait_exit(fake_t *f, double timeout_s)
+{
+    double deadline = fake_now() + timeout_s;
+    while (f->pid > 0) {
+        pid_t r = waitpid(f->pid, &f->status, WNOHANG);
+        if (r == f->pid) {
+            f->pid = 0;
+            return 0;
+        }
+        if (fake_now() > deadline)
+            return -1;
+        usleep(20000);
+    }
+    return 0;
+}
+
+void fake_close_conn(fake_t *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+}
+
+char *fake_log(const fake_t *f)
+{
+    FILE *fp = fopen(f->log, "r");
+    char *s = calloc(1, 1 << 20);
+    if (fp && s) {
+        size_t n = fread(s, 1, (1 << 20) - 1, fp);
+        s[n] = '\0';
+    }
+    if (fp)
+        fclose(fp);
+    return s;
+}
+
+void fake_fini(fake_t *f, int dump)
+{
+    if (f->pid > 0) {
+        kill(f->pid, SIGKILL);
+        waitpid(f->pid, NULL, 0);
+        f->pid = 0;
+    }
+    fake_close_conn(f);
+    if (f->lfd >= 0)
+        close(f->lfd);
+    plx_decoder_destroy(&f->dec);
+    if (dump) {
+        char *log = fake_log(f);
+        fprintf(stderr, "---- engine log (%s) ----\n%s---- end ----\n", f->log, log ? log : "");
+        free(log);
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    if (f->dir[0] && system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", f->dir);
+}
+
+uint64_t fake_execute(fake_t *f, const char *code)
+{
+    Plexa__Execute ex = PLEXA__EXECUTE__INIT;
+    ex.code = (char *)code;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_EXECUTE;
+    env.execute = &ex;
+    return fake_send(f, &env, NULL, 0);
+}
+
+Plexa__Envelope *fake_call(fake_t *f, Plexa__Envelope *req, plx_buf_t **bufs, uint32_t nbufs,
+                           double timeout_s, plx_msg_t **msg)
+{
+    uint64_t id = fake_send(f, req, bufs, nbufs);
+    Plexa__Envelope *r = fake_recv(f, timeout_s, msg);
+    if (r && (r->body_case != PLEXA__ENVELOPE__BODY_ENGINE_REPLY || r->reply_to != id))
+        fprintf(stderr, "fake controller: unexpected %s (reply_to %llu, wanted %llu)\n",
+                plx_envelope_body_name(r), (unsigned long long)r->reply_to,
+                (unsigned long long)id);
+    return r;
+}
+
+Plexa__Envelope *fake_exec_call(fake_t *f, const char *code, double timeout_s)
+{
+    Plexa__Execute ex = PLEXA__EXECUTE__INIT;
+    ex.code = (char *)code;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_EXECUTE;
+    env.execute = &ex;
+    return fake_call(f, &env, NULL, 0, timeout_s, NULL);
+}

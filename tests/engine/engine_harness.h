@@ -1,0 +1,71 @@
+/*
+ * A fake controller for engine tests: a blocking TCP listener on
+ * 127.0.0.1 speaking plexa frames (core/wire), and a real ipengine from
+ * the build tree started against it. Tests drive the conversation step by
+ * step; every wait has a deadline, and the engine is killed by pid when a
+ * test ends without it having exited.
+ */
+#ifndef ENGINE_HARNESS_H
+#define ENGINE_HARNESS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "plexa.pb-c.h"
+#include "plx_frame.h"
+
+typedef struct fake {
+    int            lfd;            /* listening socket */
+    int            fd;             /* the engine's connection, -1 if none */
+    uint16_t       port;
+    char           url[160];
+    pid_t          pid;            /* the engine, 0 once reaped */
+    int            status;         /* its wait status once reaped */
+    char           dir[64];        /* the engine's working directory */
+    char           log[128];       /* its stderr */
+    plx_decoder_t *dec;
+    uint8_t        rbuf[65536];
+    size_t         rpos, rlen;
+    uint64_t       next_id;
+} fake_t;
+
+/* A listener and a token; the URL is in f->url. 0 or -1. */
+int fake_init(fake_t *f);
+
+/* Start ipengine with --url f->url (unless url_args is given: then those
+ * arguments instead), in f->dir, stderr to f->log. 0 or -1. */
+int fake_spawn(fake_t *f, const char *const *url_args);
+
+/* Accept the engine's connection within timeout_s. 0 or -1. */
+int fake_accept(fake_t *f, double timeout_s);
+
+/* Send env with bufs; env->id is set to a fresh id when 0. Returns the id. */
+uint64_t fake_send(fake_t *f, Plexa__Envelope *env, plx_buf_t **bufs, uint32_t nbufs);
+
+/* The next envelope within timeout_s, or NULL (timeout, close, error).
+ * *msg receives the frame (buffers) when msg is not NULL. Free both. */
+Plexa__Envelope *fake_recv(fake_t *f, double timeout_s, plx_msg_t **msg);
+
+/* Wait for the engine to exit within timeout_s. 0 (f->status set) or -1. */
+int fake_wait_exit(fake_t *f, double timeout_s);
+
+/* Close the connection (the engine should then exit 0). */
+void fake_close_conn(fake_t *f);
+
+/* Kill the engine if it still runs, close everything, print its log
+ * (when dump), remove the working directory. */
+void fake_fini(fake_t *f, int dump);
+
+/* The engine's stderr so far, NUL-terminated, malloc'd. */
+char *fake_log(const fake_t *f);
+
+/* Convenience requests. */
+uint64_t fake_execute(fake_t *f, const char *code);
+/* Send and wait for the engine_reply (heartbeats are not expected here). */
+Plexa__Envelope *fake_call(fake_t *f, Plexa__Envelope *req, plx_buf_t **bufs, uint32_t nbufs,
+                           double timeout_s, plx_msg_t **msg);
+Plexa__Envelope *fake_exec_call(fake_t *f, const char *code, double timeout_s);
+
+double fake_now(void);
+
+#endif

@@ -1,0 +1,135 @@
+"""Fixtures that run real plexa clusters from the build tree.
+
+Every cluster lives in its own PLEXA_DIR (a temporary directory), so tests
+never touch ~/.plexa and can find every process they started: each one
+inherits PLEXA_DIR, which we look for in /proc/*/environ.
+"""
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+BUILD = os.environ.get("PLX_BUILD_DIR") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build")
+BIN = os.path.join(os.path.abspath(BUILD), "bin")
+
+
+def tool(name):
+    return os.path.join(BIN, name)
+
+
+def processes_with_env(key, value):
+    """Pids of live processes whose environment has key=value."""
+    needle = f"{key}={value}".encode()
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{d}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+            with open(f"/proc/{d}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in env and state != "Z":
+            pids.append(int(d))
+    return pids
+
+
+def wait_for(cond, timeout=10.0, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(interval)
+    return cond()
+
+
+class Cluster:
+    """A cluster started with `ipcluster start` in a private PLEXA_DIR."""
+
+    def __init__(self, root, n=2, profile="default", cwd=None):
+        self.root = str(root)
+        self.n = n
+        self.profile = profile
+        self.cwd = cwd or self.root
+        self.env = dict(os.environ, PLEXA_DIR=self.root)
+        self.env.pop("PLEXA_URL", None)
+
+    @property
+    def profile_dir(self):
+        return os.path.join(self.root, f"profile_{self.profile}")
+
+    def path(self, *parts):
+        return os.path.join(self.profile_dir, *parts)
+
+    def run(self, *args, check=True, timeout=120):
+        p = subprocess.run([tool("ipcluster"), *args, f"--profile={self.profile}"],
+                           cwd=self.cwd, env=self.env, capture_output=True, text=True,
+                           timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError(f"ipcluster {' '.join(args)} failed ({p.returncode}):\n"
+                                 f"{p.stdout}\n{p.stderr}")
+        return p
+
+    def start(self):
+        return self.run("start", "-n", str(self.n))
+
+    def stop(self):
+        return self.run("stop", check=False)
+
+    def pids(self):
+        return processes_with_env("PLEXA_DIR", self.root)
+
+    def url(self, role="mec"):
+        name = {"mec": "ipcontroller-mec.url", "engine": "ipcontroller-engine.url",
+                "task": "ipcontroller-tc.url"}[role]
+        with open(self.path("security", name)) as f:
+            return f.read().strip()
+
+    def controller_log(self):
+        with open(self.path("log", "ipcontroller.log")) as f:
+            return f.read()
+
+    def client(self):
+        os.environ["PLEXA_DIR"] = self.root
+        from plexa import client
+        return client.MultiEngineClient(profile=self.profile)
+
+    def kill_all(self):
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture
+def cluster_factory(tmp_path):
+    made = []
+
+    def make(n=2, **kw):
+        c = Cluster(tmp_path / f"plexa{len(made)}", n=n, **kw)
+        os.makedirs(c.root, exist_ok=True)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.stop()
+        if not wait_for(lambda: not c.pids(), timeout=10):
+            c.kill_all()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One running 2-engine cluster shared by a test module."""
+    c = Cluster(tmp_path_factory.mktemp("plexa"), n=2)
+    c.start()
+    yield c
+    c.stop()
+    if not wait_for(lambda: not c.pids(), timeout=10):
+        c.kill_all()

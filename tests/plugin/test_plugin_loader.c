@@ -1,0 +1,301 @@
+/*
+ * Tests of core/plugin/plx_plugin_loader against real shared objects: the
+ * shipped tcp and local plugins and the fixtures of fixture_plugin.c.
+ * ctest sets PLX_PLUGIN_PATH=<fixture dir>:<plugin dir>.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "plx_plugin_loader.h"
+
+/* Refusal of fixture `name` with `code`, naming its file. */
+static void assert_refused(const char *name, int code, const char *also)
+{
+    plx_err_t err = { 0 };
+    const plx_plugin *p = NULL;
+    char file[128];
+    int rc = plx_plugin_load(PLX_PLUGIN_TRANSPORT, name, &p, &err);
+
+    snprintf(file, sizeof file, "plexa-transport-%s", name);
+    print_message("%s -> %d: %s\n", name, rc, err.msg);
+    assert_int_equal(rc, code);
+    assert_int_equal(err.code, code);
+    assert_null(p);
+    assert_non_null(strstr(err.msg, file));
+    assert_non_null(strstr(err.msg, PLX_TEST_FIXTURE_DIR));
+    if (also != NULL)
+        assert_non_null(strstr(err.msg, also));
+}
+
+static void *load_good_thread(void *arg)
+{
+    const plx_plugin *p = NULL;
+    plx_err_t err = { 0 };
+
+    if (plx_plugin_load(PLX_PLUGIN_TRANSPORT, "good", &p, &err) != PLX_OK)
+        return NULL;
+    return (void *)p;
+}
+
+/* Concurrent first loads of one plugin all get the same descriptor. */
+static void test_concurrent_first_load(void **state)
+{
+    pthread_t t[8];
+    void *got[8];
+
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, load_good_thread, NULL), 0);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(pthread_join(t[i], &got[i]), 0);
+    assert_non_null(got[0]);
+    for (int i = 1; i < 8; i++)
+        assert_ptr_equal(got[i], got[0]);
+}
+
+/* The shipped plugins load by name with complete ops tables. */
+static void test_load_real_plugins(void **state)
+{
+    const plx_plugin *tcp = NULL, *local = NULL;
+    plx_err_t err = { 0 };
+
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_TRANSPORT, "tcp", &tcp, &err), PLX_OK);
+    assert_int_equal(tcp->kind, PLX_PLUGIN_TRANSPORT);
+    assert_string_equal(tcp->name, "tcp");
+    assert_true(((const plx_transport_ops *)tcp->ops)->size >= PLX_TRANSPORT_OPS_V1_SIZE);
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_LAUNCHER, "local", &local, &err), PLX_OK);
+    assert_int_equal(local->kind, PLX_PLUGIN_LAUNCHER);
+    assert_string_equal(local->name, "local");
+    assert_true(PLX_OPS_HAS((const plx_launcher_ops *)local->ops, plx_launcher_ops, pids));
+}
+
+/* Loading again, by name, through find or by file, gives the same pointer. */
+static void test_cache(void **state)
+{
+    const plx_plugin *a = NULL, *b = NULL, *c = NULL;
+    plx_err_t err = { 0 };
+
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_TRANSPORT, "tcp", &a, &err), PLX_OK);
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_TRANSPORT, "tcp", &b, &err), PLX_OK);
+    assert_ptr_equal(a, b);
+    assert_ptr_equal(plx_transport_find("tcp", &err), a->ops);
+    assert_int_equal(plx_plugin_load_file(PLX_TEST_PLUGIN_DIR "/plexa-transport-tcp.so",
+                                          PLX_PLUGIN_TRANSPORT, "tcp", &c, &err), PLX_OK);
+    assert_ptr_equal(a, c);
+    assert_non_null(plx_launcher_find("local", &err));
+    assert_ptr_equal(plx_launcher_find("local", &err), plx_launcher_find("local", &err));
+}
+
+static void test_refuse_bad_abi(void **state)
+{
+    assert_refused("badabi", PLX_EABI, "built against plugin ABI 7, this plexa speaks 1");
+}
+
+static void test_refuse_wrong_kind(void **state)
+{
+    assert_refused("wrongkind", PLX_EINVAL, "launcher plugin, not a transport");
+}
+
+static void test_refuse_no_symbol(void **state)
+{
+    assert_refused("nosym", PLX_EABI, "plx_plugin_descriptor");
+}
+
+static void test_refuse_misnamed(void **state)
+{
+    assert_refused("misnamed", PLX_EINVAL, "'other'");
+}
+
+static void test_refuse_bad_ops(void **state)
+{
+    assert_refused("smallops", PLX_EABI, "ops table is 8 bytes");
+    assert_refused("nullop", PLX_EINVAL, "'sendv'");
+    assert_refused("noops", PLX_EINVAL, "no ops table");
+}
+
+/* A missing plugin's message lists every directory searched. */
+static void test_not_found(void **state)
+{
+    plx_err_t err = { 0 };
+    const plx_plugin *p = NULL;
+
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_LAUNCHER, "nosuch", &p, &err), PLX_ENOTFOUND);
+    print_message("%s\n", err.msg);
+    assert_null(p);
+    assert_non_null(strstr(err.msg, "plexa-launcher-nosuch"));
+    assert_non_null(strstr(err.msg, PLX_TEST_FIXTURE_DIR));
+    assert_non_null(strstr(err.msg, PLX_TEST_PLUGIN_DIR));
+    assert_non_null(strstr(err.msg, "/tests/plexa/plugins"));
+    assert_null(plx_transport_find("nosuch", &err));
+    assert_int_equal(err.code, PLX_ENOTFOUND);
+}
+
+/* Names are file name parts: no path tricks. */
+static void test_invalid_name(void **state)
+{
+    plx_err_t err = { 0 };
+    const plx_plugin *p = NULL;
+
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_TRANSPORT, "../tcp", &p, &err), PLX_EINVAL);
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_TRANSPORT, "", &p, &err), PLX_EINVAL);
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_TRANSPORT, NULL, &p, &err), PLX_EINVAL);
+    assert_int_equal(plx_plugin_load((plx_plugin_kind)9, "tcp", &p, &err), PLX_EINVAL);
+    assert_null(p);
+}
+
+static void test_load_file_checks(void **state)
+{
+    plx_err_t err = { 0 };
+    const plx_plugin *p = NULL;
+    const char *good = PLX_TEST_FIXTURE_DIR "/plexa-transport-good";
+
+    assert_int_equal(plx_plugin_load_file(good, PLX_PLUGIN_TRANSPORT, "bad", &p, &err),
+                     PLX_EINVAL);
+    assert_non_null(strstr(err.msg, "plexa-transport-good"));
+    assert_int_equal(plx_plugin_load_file(good, PLX_PLUGIN_LAUNCHER, NULL, &p, &err),
+                     PLX_EINVAL);
+    assert_int_equal(plx_plugin_load_file(PLX_TEST_FIXTURE_DIR "/plexa-transport-absent",
+                                          PLX_PLUGIN_TRANSPORT, NULL, &p, &err), PLX_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "plexa-transport-absent"));
+    assert_null(p);
+    assert_int_equal(plx_plugin_load_file(good, PLX_PLUGIN_TRANSPORT, NULL, &p, &err), PLX_OK);
+    assert_string_equal(p->name, "good");
+}
+
+/* A second copy of an already loaded plugin is refused, naming both files. */
+static void test_duplicate_refused(void **state)
+{
+    char dir[] = "/tmp/plx-dup-XXXXXX";
+    char cmd[512], copy[256];
+    plx_err_t err = { 0 };
+    const plx_plugin *p = NULL, *tcp = NULL;
+
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_TRANSPORT, "tcp", &tcp, &err), PLX_OK);
+    assert_non_null(mkdtemp(dir));
+    snprintf(copy, sizeof copy, "%s/plexa-transport-tcp.so", dir);
+    snprintf(cmd, sizeof cmd, "cp %s/plexa-transport-tcp.so %s", PLX_TEST_PLUGIN_DIR, copy);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(plx_plugin_load_file(copy, PLX_PLUGIN_TRANSPORT, NULL, &p, &err),
+                     PLX_EINVAL);
+    print_message("%s\n", err.msg);
+    assert_non_null(strstr(err.msg, dir));
+    assert_non_null(strstr(err.msg, "already loaded"));
+    assert_null(p);
+    unlink(copy);
+    rmdir(dir);
+}
+
+/* Test binaries live in build/tests, not bin/: <dir>/plexa/plugins. */
+static void test_default_dir(void **state)
+{
+    char dir[4096], small[4];
+    const char *tail = "/tests/plexa/plugins";
+
+    assert_int_equal(plx_plugin_default_dir(dir, sizeof dir), PLX_OK);
+    assert_true(strlen(dir) > strlen(tail));
+    assert_string_equal(dir + strlen(dir) - strlen(tail), tail);
+    assert_int_equal(plx_plugin_default_dir(small, sizeof small), PLX_ELIMIT);
+}
+
+/* A copy of this binary in <prefix>/bin finds <prefix>/lib/plexa/plugins. */
+static void test_default_dir_from_bin(void **state)
+{
+    char prefix[] = "/tmp/plx-prefix-XXXXXX";
+    char cmd[1024], got[4096] = "", want[4096];
+    FILE *out;
+
+    assert_non_null(mkdtemp(prefix));
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/bin %s/lib/plexa/plugins && "
+             "cp /proc/%d/exe %s/bin/plx-selftest", prefix, prefix, (int)getpid(), prefix);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s/bin/plx-selftest --print-default-dir", prefix);
+    out = popen(cmd, "r");
+    assert_non_null(out);
+    assert_non_null(fgets(got, sizeof got, out));
+    assert_int_equal(pclose(out), 0);
+    snprintf(want, sizeof want, "%s/lib/plexa/plugins\n", prefix);
+    assert_string_equal(got, want);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", prefix);
+    assert_int_equal(system(cmd), 0);
+}
+
+typedef struct seen {
+    int  n;
+    char names[32][64];
+} seen;
+
+static void collect(const plx_plugin *p, const char *path, void *ud)
+{
+    seen *s = ud;
+
+    assert_non_null(strstr(path, p->name));
+    if (s->n < 32)
+        snprintf(s->names[s->n++], sizeof s->names[0], "%s", p->name);
+}
+
+static bool has(const seen *s, const char *name)
+{
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Listing reports valid plugins of a kind once each, and skips the broken. */
+static void test_list(void **state)
+{
+    seen t = { 0 }, l = { 0 };
+    int n;
+
+    n = plx_plugin_list(PLX_PLUGIN_TRANSPORT, collect, &t);
+    assert_int_equal(n, t.n);
+    assert_true(has(&t, "tcp"));
+    assert_true(has(&t, "good"));
+    assert_false(has(&t, "badabi") || has(&t, "other") || has(&t, "wrongkind") ||
+                 has(&t, "nosym") || has(&t, "nullop"));
+    assert_int_equal(t.n, 2);
+    n = plx_plugin_list(PLX_PLUGIN_LAUNCHER, collect, &l);
+    assert_int_equal(n, l.n);
+    assert_true(has(&l, "local"));
+    assert_false(has(&l, "tcp"));
+}
+
+int main(int argc, char **argv)
+{
+    /* Helper mode for test_default_dir_from_bin. */
+    if (argc == 2 && strcmp(argv[1], "--print-default-dir") == 0) {
+        char dir[4096];
+        if (plx_plugin_default_dir(dir, sizeof dir) != PLX_OK)
+            return 1;
+        printf("%s\n", dir);
+        return 0;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_concurrent_first_load),
+        cmocka_unit_test(test_load_real_plugins),
+        cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_refuse_bad_abi),
+        cmocka_unit_test(test_refuse_wrong_kind),
+        cmocka_unit_test(test_refuse_no_symbol),
+        cmocka_unit_test(test_refuse_misnamed),
+        cmocka_unit_test(test_refuse_bad_ops),
+        cmocka_unit_test(test_not_found),
+        cmocka_unit_test(test_invalid_name),
+        cmocka_unit_test(test_load_file_checks),
+        cmocka_unit_test(test_duplicate_refused),
+        cmocka_unit_test(test_default_dir),
+        cmocka_unit_test(test_default_dir_from_bin),
+        cmocka_unit_test(test_list),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
