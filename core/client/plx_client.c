@@ -12,6 +12,7 @@
 #include <ev.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,9 +44,8 @@ struct plx_client {
     ev_async                 wake;        /* submissions and stop */
     pthread_t                thread;
     int                      running;     /* the I/O thread was started */
-    plx_conn_t              *conn;        /* I/O thread only while it runs */
-    int                      conn_closed; /* I/O thread: on_close ran */
-    int                      opened;      /* I/O thread: transport set-up finished */
+    plx_conn_t              *conn;        /* I/O thread only while it runs; NULL once closed */
+    atomic_int               opened;      /* transport set-up finished (set by I/O thread) */
     char                     peer[300];   /* "HOST:PORT" */
 };
 
@@ -86,7 +86,7 @@ static void client_lose(plx_client_t *c, int code, const char *msg)
 static void on_open(plx_conn_t *conn, void *ud)
 {
     plx_client_t *c = ud;
-    c->opened = 1;
+    atomic_store(&c->opened, 1);
 }
 
 /* Which request an incoming envelope answers; 0 for none. The handshake
@@ -139,12 +139,10 @@ static void on_close(plx_conn_t *conn, int code, const char *why, void *ud)
     plx_client_t *c = ud;
     char msg[PLX_ERR_MSG_MAX];
     snprintf(msg, sizeof msg, "%s the controller at %s (%s)",
-             c->opened ? "lost connection to" : "cannot connect to", c->peer,
+             atomic_load(&c->opened) ? "lost connection to" : "cannot connect to", c->peer,
              why && *why ? why : "connection closed");
     PLX_DEBUG("client: %s", msg);
-    /* The connection is freed by plx_client_destroy, not here: this may
-     * run inside plx_conn_send, where plx_conn cannot defer a free. */
-    c->conn_closed = 1;
+    plx_conn_destroy(&c->conn);   /* freed once this callback returns */
     client_lose(c, connect_code(code), msg);
 }
 
@@ -161,7 +159,7 @@ static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
     pthread_mutex_unlock(&c->mu);
 
     for (size_t i = 0; i < n; i++) {
-        if (c->conn && !c->conn_closed)
+        if (c->conn)
             plx_conn_send(c->conn, q[i]);   /* owns q[i], even on error */
         else
             plx_msg_destroy(&q[i]);
@@ -397,7 +395,10 @@ static int await_welcome(plx_client_t *c, plx_request_t *hello, double timeout_s
     const Plexa__Envelope *env;
     int rc = plx_request_wait(hello, timeout_s, err);
     if (rc == PLX_ETIMEDOUT && !plx_request_done(hello))
-        return plx_err_set(err, PLX_ECONNECT, "no answer from the controller at %s within %g s",
+        return plx_err_set(err, PLX_ECONNECT,
+                           atomic_load(&c->opened)
+                               ? "no answer from the controller at %s within %g s"
+                               : "timed out connecting to the controller at %s (%g s)",
                            c->peer, timeout_s);
     if (rc != PLX_OK)
         return rc;

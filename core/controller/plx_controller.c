@@ -211,8 +211,16 @@ static void on_mec(peer_t *p, plx_msg_t *m, Plexa__Envelope *env)
     case PLEXA__ENVELOPE__BODY_EXECUTE:
     case PLEXA__ENVELOPE__BODY_PUSH:
     case PLEXA__ENVELOPE__BODY_PULL:
+    case PLEXA__ENVELOPE__BODY_CALL:
+    case PLEXA__ENVELOPE__BODY_SHUTDOWN:
         mec_submit(p->ctl, p, m, env);
         return; /* mec_submit took both */
+    case PLEXA__ENVELOPE__BODY_CLEAR_QUEUE:
+        mec_clear_queue(p->ctl, p, env);
+        break;
+    case PLEXA__ENVELOPE__BODY_QUEUE_STATUS:
+        mec_queue_status(p->ctl, p, env);
+        break;
     default:
         ctl_send_error(p, env->id, PLX_EPROTO, "unsupported request '%s' on a mec connection",
                        plx_envelope_body_name(env));
@@ -389,6 +397,21 @@ uint16_t plx_controller_port(const plx_controller_t *c) { return plx_listener_po
 
 void plx_controller_stop(plx_controller_t *c) { ev_break(c->loop, EVBREAK_ALL); }
 
+static void stop_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    PLX_INFO("stopping at a client's request");
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* Give the last replies a moment to reach their clients, then stop. */
+void ctl_stop_soon(plx_controller_t *c)
+{
+    if (ev_is_active(&c->stop_timer))
+        return;
+    ev_timer_init(&c->stop_timer, stop_timer_cb, 0.2, 0.);
+    ev_timer_start(c->loop, &c->stop_timer);
+}
+
 void plx_controller_destroy(plx_controller_t **cp)
 {
     plx_controller_t *c = *cp;
@@ -397,6 +420,7 @@ void plx_controller_destroy(plx_controller_t **cp)
     *cp = NULL;
     remove_files(c);
     ev_timer_stop(c->loop, &c->hb_timer);
+    ev_timer_stop(c->loop, &c->stop_timer);
     plx_listener_destroy(&c->listener);
     while (c->peers) {
         peer_t *p = c->peers;

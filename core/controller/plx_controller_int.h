@@ -52,7 +52,9 @@ struct mreq {
     plx_controller_t *ctl;
     peer_t           *client;      /* NULL once the client went away */
     uint64_t          client_id;   /* id of the client's envelope */
-    const char       *method;      /* "execute", "push", "pull" */
+    char              method[32];  /* "execute", "push", "keys", ... (for errors) */
+    char              desc[96];    /* what queue_status shows, e.g. "execute: a = 10" */
+    int               stop_after;  /* kill(controller=True): stop once answered */
     int               n, ndone;
     sub_t            *subs;        /* n entries */
     mreq_t           *prev, *next; /* client's list */
@@ -85,6 +87,7 @@ struct plx_controller {
     ev_timer                 hb_timer;
     plx_profile_t            profile;
     int                      wrote_files;
+    ev_timer                 stop_timer;  /* lets final replies drain before exit */
 };
 
 /* plx_controller.c */
@@ -107,5 +110,10 @@ void mec_engine_reply(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__Env
 void mec_fail_engine(plx_controller_t *c, engine_t *e, const char *why);
 void mec_client_gone(peer_t *client);
 void mec_pump(plx_controller_t *c, engine_t *e);
+void mec_clear_queue(plx_controller_t *c, peer_t *client, Plexa__Envelope *env);
+void mec_queue_status(plx_controller_t *c, peer_t *client, Plexa__Envelope *env);
+
+/* plx_controller.c */
+void ctl_stop_soon(plx_controller_t *c);
 
 #endif

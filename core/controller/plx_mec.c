@@ -7,6 +7,7 @@
  */
 #include "plx_controller_int.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,14 +15,41 @@
 #include "plx_envelope.h"
 #include "plx_log.h"
 
-static const char *method_name(Plexa__Envelope__BodyCase bc)
+/* Name the request for error messages and describe it for queue_status. */
+static void describe(mreq_t *r, const Plexa__Envelope *env)
 {
-    switch (bc) {
-    case PLEXA__ENVELOPE__BODY_EXECUTE: return "execute";
-    case PLEXA__ENVELOPE__BODY_PUSH:    return "push";
-    case PLEXA__ENVELOPE__BODY_PULL:    return "pull";
-    default:                            return "request";
+    const char *m = "request";
+    char what[80] = "";
+    switch (env->body_case) {
+    case PLEXA__ENVELOPE__BODY_EXECUTE:
+        m = "execute";
+        snprintf(what, sizeof what, "%.*s", (int)strcspn(env->execute->code ? env->execute->code : "", "\n"),
+                 env->execute->code ? env->execute->code : "");
+        break;
+    case PLEXA__ENVELOPE__BODY_PUSH:
+        m = "push";
+        for (size_t i = 0; i < env->push->n_values && strlen(what) < 60; i++)
+            snprintf(what + strlen(what), sizeof what - strlen(what), "%s%s", i ? ", " : "",
+                     env->push->values[i]->name ? env->push->values[i]->name : "?");
+        break;
+    case PLEXA__ENVELOPE__BODY_PULL:
+        m = "pull";
+        for (size_t i = 0; i < env->pull->n_keys && strlen(what) < 60; i++)
+            snprintf(what + strlen(what), sizeof what - strlen(what), "%s%s", i ? ", " : "",
+                     env->pull->keys[i]);
+        break;
+    case PLEXA__ENVELOPE__BODY_CALL:
+        m = env->call->method ? env->call->method : "call";
+        break;
+    case PLEXA__ENVELOPE__BODY_SHUTDOWN:
+        m = "kill";
+        r->stop_after = env->shutdown->has_controller && env->shutdown->controller;
+        break;
+    default:
+        break;
     }
+    snprintf(r->method, sizeof r->method, "%s", m);
+    snprintf(r->desc, sizeof r->desc, "%s%s%s", r->method, what[0] ? ": " : "", what);
 }
 
 /* ---- targets ------------------------------------------------------------ */
@@ -129,6 +157,8 @@ static void mreq_free(mreq_t *r)
 /* Build and send the gathered reply, then free the request. */
 static void mreq_finish(mreq_t *r)
 {
+    if (r->stop_after)
+        ctl_stop_soon(r->ctl);
     if (!r->client) {
         mreq_free(r);
         return;
@@ -175,20 +205,25 @@ static void sub_done(sub_t *s)
         mreq_finish(s->req);
 }
 
-static void sub_fail(sub_t *s, const char *why)
+/* Answer a share on the engine's behalf with an error. */
+static void sub_fail(sub_t *s, const char *ename, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void sub_fail(sub_t *s, const char *ename, const char *fmt, ...)
 {
     mreq_t *r = s->req;
     plx_msg_destroy(&s->out);
-    snprintf(s->synth_text, sizeof s->synth_text, "engine %d died while running %s: %s",
-             s->engine_id, r->method, why);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->synth_text, sizeof s->synth_text, fmt, ap);
+    va_end(ap);
     plexa__remote_error__init(&s->synth_err);
-    s->synth_err.ename = "EngineError";
+    s->synth_err.ename = (char *)ename;
     s->synth_err.evalue = s->synth_text;
     s->synth_err.traceback = s->synth_text;
     plexa__engine_reply__init(&s->synth);
     s->synth.has_engine_id = 1;
     s->synth.engine_id = s->engine_id;
-    s->synth.method = (char *)r->method;
+    s->synth.method = r->method;
     s->synth.error = &s->synth_err;
     s->reply = &s->synth;
     sub_done(s);
@@ -265,7 +300,7 @@ void mec_submit(plx_controller_t *c, peer_t *client, plx_msg_t *m, Plexa__Envelo
     }
     r->ctl = c;
     r->client_id = env->id;
-    r->method = method_name(env->body_case);
+    describe(r, env);
     r->n = (int)n;
     for (size_t i = 0; i < n; i++) {
         r->subs[i].req = r;
@@ -331,7 +366,8 @@ void mec_fail_engine(plx_controller_t *c, engine_t *e, const char *why)
         sub_t *s = lists[l];
         while (s) {
             sub_t *next = s->next;
-            sub_fail(s, why);
+            sub_fail(s, "EngineError", "engine %d died while running %s: %s", s->engine_id,
+                     s->req->method, why);
             s = next;
         }
     }
@@ -343,4 +379,114 @@ void mec_client_gone(peer_t *client)
      * user counts on); their replies are dropped. */
     while (client->reqs)
         mreq_unlink(client->reqs);
+}
+
+/* ---- queue management --------------------------------------------------- */
+
+/* A reply to a controller-side operation: one empty EngineReply per id. */
+static void reply_per_engine(plx_controller_t *c, peer_t *p, uint64_t reply_to,
+                             const int32_t *ids, size_t n, const char *method)
+{
+    Plexa__EngineReply *store = calloc(n ? n : 1, sizeof *store);
+    Plexa__EngineReply **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    if (!store || !ptrs) {
+        free(store);
+        free(ptrs);
+        ctl_send_error(p, reply_to, PLX_ENOMEM, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        plexa__engine_reply__init(&store[i]);
+        store[i].has_engine_id = 1;
+        store[i].engine_id = ids[i];
+        store[i].method = (char *)method;
+        ptrs[i] = &store[i];
+    }
+    Plexa__MultiReply mr = PLEXA__MULTI_REPLY__INIT;
+    mr.n_replies = n;
+    mr.replies = ptrs;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.has_id = 1;
+    env.id = ctl_next_id(c);
+    env.has_reply_to = 1;
+    env.reply_to = reply_to;
+    env.body_case = PLEXA__ENVELOPE__BODY_MULTI_REPLY;
+    env.multi_reply = &mr;
+    ctl_send_env(p, &env, NULL);
+    free(store);
+    free(ptrs);
+}
+
+void mec_clear_queue(plx_controller_t *c, peer_t *client, Plexa__Envelope *env)
+{
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (resolve_targets(c, client, env, &ids, &n) != PLX_OK)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        engine_t *e = reg_engine(c, ids[i]);
+        sub_t *s = e->qhead;
+        e->qhead = e->qtail = NULL;
+        while (s) {
+            sub_t *next = s->next;
+            sub_fail(s, "QueueCleared", "%s on engine %d was removed by clear_queue",
+                     s->req->desc, s->engine_id);
+            s = next;
+        }
+    }
+    reply_per_engine(c, client, env->id, ids, n, "clear_queue");
+    free(ids);
+}
+
+static char **describe_list(const sub_t *s, size_t *n)
+{
+    size_t k = 0;
+    for (const sub_t *t = s; t; t = t->next)
+        k++;
+    char **out = calloc(k ? k : 1, sizeof *out);
+    *n = 0;
+    for (const sub_t *t = s; out && t; t = t->next)
+        out[(*n)++] = (char *)t->req->desc;
+    return out;
+}
+
+void mec_queue_status(plx_controller_t *c, peer_t *client, Plexa__Envelope *env)
+{
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (resolve_targets(c, client, env, &ids, &n) != PLX_OK)
+        return;
+    Plexa__EngineQueue *qs = calloc(n, sizeof *qs);
+    Plexa__EngineQueue **ptrs = calloc(n, sizeof *ptrs);
+    for (size_t i = 0; qs && ptrs && i < n; i++) {
+        engine_t *e = reg_engine(c, ids[i]);
+        plexa__engine_queue__init(&qs[i]);
+        qs[i].has_engine_id = 1;
+        qs[i].engine_id = ids[i];
+        qs[i].pending = describe_list(e->ihead, &qs[i].n_pending);
+        qs[i].queue = describe_list(e->qhead, &qs[i].n_queue);
+        ptrs[i] = &qs[i];
+    }
+    if (qs && ptrs) {
+        Plexa__QueueStatusReply qr = PLEXA__QUEUE_STATUS_REPLY__INIT;
+        qr.n_engines = n;
+        qr.engines = ptrs;
+        Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
+        out.has_id = 1;
+        out.id = ctl_next_id(c);
+        out.has_reply_to = 1;
+        out.reply_to = env->id;
+        out.body_case = PLEXA__ENVELOPE__BODY_QUEUE_STATUS_REPLY;
+        out.queue_status_reply = &qr;
+        ctl_send_env(client, &out, NULL);
+    } else {
+        ctl_send_error(client, env->id, PLX_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; qs && i < n; i++) {
+        free(qs[i].pending);
+        free(qs[i].queue);
+    }
+    free(qs);
+    free(ptrs);
+    free(ids);
 }

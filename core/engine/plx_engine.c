@@ -126,8 +126,7 @@ static int engine_resolve(plx_engine_t *e, plx_err_t *err)
 /* Wait for Welcome or its failure; translate failures for the user. */
 static int engine_register(plx_engine_t *e, plx_err_t *err)
 {
-    plx_engine_req_t *r = py_wait(e, WAIT_WELCOME);
-    plx_engine_req_free(r);   /* never a request while waiting for Welcome */
+    (void)py_wait(e, WAIT_WELCOME);   /* takes no request: they wait for Welcome */
     pthread_mutex_lock(&e->mu);
     int opened = e->opened, registered = e->registered, refused = e->refused;
     int closed = e->closed;

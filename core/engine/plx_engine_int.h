@@ -28,6 +28,11 @@
 #include "plx_pyvalue.h"
 #include "plx_url.h"
 
+/* Sent by the I/O thread to the Python thread to break a blocking system
+ * call when it interrupts running code. A real-time signal: user code is
+ * unlikely to use it, and it is never merged with a user's SIGINT. */
+#define PLX_ENGINE_WAKE_SIGNAL (SIGRTMIN + 3)
+
 /* A request received from the controller, waiting for the Python thread. */
 typedef struct plx_engine_req {
     Plexa__Envelope        *env;   /* unpacked envelope (owned) */
@@ -48,6 +53,7 @@ typedef struct plx_engine {
     char                     url_shown[300];   /* scheme://host:port, no token */
     const plx_transport_ops *ops;
     pthread_t                py_thread;
+    pid_t                    pid;              /* the engine process (not a fork of it) */
     pthread_t                io_thread;
     int                      io_started;
     atomic_uint_fast64_t     next_id;          /* envelope ids; 1 is the Hello */
@@ -84,7 +90,7 @@ typedef struct plx_engine {
     /* Python thread only */
     PyObject                *fn_execute, *fn_push, *fn_pull, *fn_set_id;
     PyObject                *fn_setup_mpi, *fn_can_finalize;
-    struct sigaction         old_int, old_term;
+    struct sigaction         old_int, old_term, old_wake;
     int                      handlers_set;
 } plx_engine_t;
 

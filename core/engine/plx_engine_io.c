@@ -24,12 +24,17 @@
 
 /* ---- shared-state transitions (I/O side) -------------------------------- */
 
-/* Interrupt running user code so the Python thread can see a stop. Called
- * with mu held, so busy cannot change under us. */
+/* Interrupt running user code so the Python thread can see a stop: a
+ * KeyboardInterrupt is made pending, and a signal to the Python thread
+ * breaks a blocking system call (time.sleep, a socket read) so that Python
+ * looks at it now rather than when the call ends by itself. Called with mu
+ * held, so busy cannot change under us. */
 static void interrupt_if_busy_locked(plx_engine_t *e)
 {
-    if (e->busy)
-        PyErr_SetInterrupt();
+    if (!e->busy)
+        return;
+    PyErr_SetInterrupt();
+    pthread_kill(e->py_thread, PLX_ENGINE_WAKE_SIGNAL);
 }
 
 /* The connection is gone (or never came): tell the Python thread. */
@@ -300,6 +305,7 @@ static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
 }
 
 static void sig_cb(struct ev_loop *loop, ev_async *w, int revents);
+static atomic_int g_conn_fd;
 
 /* ---- start and stop ----------------------------------------------------- */
 
@@ -352,6 +358,7 @@ static void io_connect(plx_engine_t *e)
         io_mark_closed(e, PLX_ENOMEM, "out of memory creating the connection");
         return;
     }
+    atomic_store(&g_conn_fd, fd);
     e->last_rx = ev_now(e->loop);
     ev_timer_start(e->loop, &e->reg_timer);
 }
@@ -364,6 +371,7 @@ static void *io_main(void *arg)
     /* Stopped: nothing more will be sent. Dropping queued replies may
      * defer buffer releases to the Python thread, which drains them after
      * joining us. */
+    atomic_store(&g_conn_fd, -1);
     plx_conn_destroy(&e->conn);
     ev_timer_stop(e->loop, &e->reg_timer);
     ev_timer_stop(e->loop, &e->watchdog);
@@ -427,15 +435,57 @@ void plx_engine_io_stop(plx_engine_t *e)
     }
 }
 
-/* ---- signals ------------------------------------------------------------ */
+/* ---- signals and fork ----------------------------------------------------- */
 
-/* The handler needs the engine; there is one per process. */
+/* The handlers need the engine; there is one per process. */
 static plx_engine_t *volatile g_sig_engine;
 static volatile sig_atomic_t g_sig_num;
+static atomic_int g_conn_fd = -1;       /* for closing it in forked children */
+static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+
+/* Put back what was there before us (CPython's SIGINT handler, the default
+ * SIGTERM action). Async-signal-safe. */
+static void restore_handlers(const plx_engine_t *e)
+{
+    sigaction(SIGINT, &e->old_int, NULL);
+    sigaction(SIGTERM, &e->old_term, NULL);
+    sigaction(PLX_ENGINE_WAKE_SIGNAL, &e->old_wake, NULL);
+}
+
+/* A child forked by user code (multiprocessing, os.fork) is not the
+ * engine: its signals must not stop the engine through the inherited
+ * eventfd of our loop, and it must not keep the controller connection
+ * open after the engine is gone. */
+static void atfork_child(void)
+{
+    plx_engine_t *e = g_sig_engine;
+    g_sig_engine = NULL;
+    if (e)
+        restore_handlers(e);
+    int fd = atomic_exchange(&g_conn_fd, -1);
+    if (fd >= 0)
+        close(fd);
+}
+
+static void atfork_register(void)
+{
+    pthread_atfork(NULL, NULL, atfork_child);
+}
 
 static void on_signal(int sig)
 {
     int saved = errno;
+    plx_engine_t *e = g_sig_engine;
+    if (!e || e->pid != getpid()) {
+        /* Not the engine (a child that bypassed pthread_atfork): act as if
+         * we were never installed. The signal is blocked while we run, so
+         * the re-raised one reaches the restored handler on return. */
+        if (e)
+            restore_handlers(e);
+        raise(sig);
+        errno = saved;
+        return;
+    }
     /* First signal: ask for a clean stop, and let the next one end the
      * process at once (a hung C call must not make it unkillable). */
     struct sigaction dfl = { .sa_handler = SIG_DFL };
@@ -443,10 +493,14 @@ static void on_signal(int sig)
     sigaction(SIGINT, &dfl, NULL);
     sigaction(SIGTERM, &dfl, NULL);
     g_sig_num = sig;
-    plx_engine_t *e = g_sig_engine;
-    if (e)
-        ev_async_send(e->loop, &e->sig);   /* async-signal-safe (libev docs) */
+    ev_async_send(e->loop, &e->sig);   /* async-signal-safe (libev docs) */
     errno = saved;
+}
+
+/* PLX_ENGINE_WAKE_SIGNAL: nothing to do; being delivered (without
+ * SA_RESTART) is what interrupts the Python thread's system call. */
+static void on_wake_signal(int sig)
+{
 }
 
 static void sig_cb(struct ev_loop *loop, ev_async *w, int revents)
@@ -463,6 +517,8 @@ static void sig_cb(struct ev_loop *loop, ev_async *w, int revents)
 
 void plx_engine_signals_install(plx_engine_t *e)
 {
+    pthread_once(&g_atfork_once, atfork_register);
+    e->pid = getpid();
     /* Replaces CPython's C-level SIGINT handler but not its Python-level
      * one (default_int_handler), so PyErr_SetInterrupt still raises
      * KeyboardInterrupt in running code. */
@@ -471,6 +527,9 @@ void plx_engine_signals_install(plx_engine_t *e)
     g_sig_engine = e;
     sigaction(SIGINT, &sa, &e->old_int);
     sigaction(SIGTERM, &sa, &e->old_term);
+    struct sigaction wake = { .sa_handler = on_wake_signal };
+    sigemptyset(&wake.sa_mask);
+    sigaction(PLX_ENGINE_WAKE_SIGNAL, &wake, &e->old_wake);
     e->handlers_set = 1;
 }
 
@@ -478,8 +537,7 @@ void plx_engine_signals_restore(plx_engine_t *e)
 {
     if (!e->handlers_set)
         return;
-    sigaction(SIGINT, &e->old_int, NULL);
-    sigaction(SIGTERM, &e->old_term, NULL);
     g_sig_engine = NULL;
+    restore_handlers(e);
     e->handlers_set = 0;
 }

@@ -758,6 +758,8 @@ int plx_conf_parse_string(plx_conf_t *c, const char *text, const char *name_for_
 
 int plx_conf_load(plx_conf_t *c, const char *path, plx_err_t *err)
 {
+    if (!path)
+        return plx_err_set(err, PLX_EINVAL, "plx_conf_load: no path");
     FILE *f = fopen(path, "re");
     if (!f)
         return errno == ENOENT ? PLX_OK

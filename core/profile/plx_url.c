@@ -328,6 +328,8 @@ static int check_fields(const plx_url_t *u, const struct scheme **sc, plx_err_t 
 int plx_url_format(const plx_url_t *u, char *out, size_t len, plx_err_t *err)
 {
     const struct scheme *sc;
+    if (len)
+        out[0] = '\0';
     int rc = check_fields(u, &sc, err);
     if (rc != PLX_OK)
         return rc;
@@ -402,7 +404,7 @@ int plx_url_resolve(const char *url_or_file, const char *profile, const char *de
     /* An explicitly named profile beats the environment: a user who says
      * --profile=pbs means that cluster even if PLEXA_URL is exported. */
     const char *env = getenv("PLEXA_URL");
-    if (!profile && env && *env) {
+    if ((!profile || !*profile) && env && *env) {
         int rc = plx_url_parse(env, u, err);
         if (rc != PLX_OK)
             plx_err_prefix(err, "PLEXA_URL");

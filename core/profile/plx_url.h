@@ -61,7 +61,8 @@ int plx_url_check_host(const char *host, plx_err_t *err);
  * Find and parse the URL a client or engine should use, in this order:
  *   1. url_or_file starting with "plx+": the URL itself;
  *   2. url_or_file non-empty: a connection file holding the URL;
- *   3. $PLEXA_URL, if set and non-empty;
+ *   3. $PLEXA_URL, if set and non-empty and no profile was named (profile
+ *      NULL or ""): an explicit --profile beats the environment;
  *   4. <profile dir>/security/<default_file> of profile (NULL = "default").
  * Connection files must be private to their owner (see
  * plx_file_check_private): anyone who can read one holds its capability.

@@ -226,6 +226,8 @@ static uint64_t grow_target(uint64_t have, uint64_t incoming, uint64_t total)
 
 static int env_reserve(plx_decoder_t *d, size_t incoming)
 {
+    if (d->env_have + incoming <= d->env_cap)
+        return PLX_OK;   /* grow only when full, or every call would realloc */
     uint64_t cap = grow_target(d->env_have, incoming, d->msg->env_len);
     if (cap <= d->env_cap)
         return PLX_OK;
@@ -239,6 +241,8 @@ static int env_reserve(plx_decoder_t *d, size_t incoming)
 
 static int body_reserve(plx_decoder_t *d, size_t incoming)
 {
+    if (d->body->len + incoming <= d->body->cap)
+        return PLX_OK;   /* grow only when full, or every call would realloc */
     uint64_t cap = grow_target(d->body->len, incoming, d->body_len);
     if (cap <= d->body->cap)
         return PLX_OK;

@@ -390,7 +390,11 @@ static int Client_init(ClientObject *self, PyObject *args, PyObject *kw)
     double timeout = CONNECT_TIMEOUT_S;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzd:Client", kwlist, &url, &profile, &timeout))
         return -1;
-    plx_client_destroy(&self->c);
+    if (self->c) {
+        /* Replacing a live client under threads that use it is a use-after-free. */
+        PyErr_SetString(PyExc_RuntimeError, "Client is already connected; make a new one");
+        return -1;
+    }
     plx_err_t err = {0};
     plx_client_t *c;
     Py_BEGIN_ALLOW_THREADS

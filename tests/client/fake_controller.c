@@ -189,8 +189,8 @@ static void on_msg(plx_conn_t *c, plx_msg_t *m, void *ud)
     plx_envelope_free(&req);
 }
 
-/* Connections are freed at fake_stop, not here: on_close may run inside
- * plx_conn_close, where a destroy could not be completed. */
+/* Closed connections stay in conns[] (closed, not freed) until fake_stop:
+ * simpler than compacting the array, and tests open only a few. */
 static void on_close(plx_conn_t *c, int code, const char *why, void *ud)
 {
     fake_t *f = ud;

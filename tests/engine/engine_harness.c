@@ -67,7 +67,6 @@ static void child_exec(const fake_t *f, const char *const *url_args)
     snprintf(exe, sizeof exe, "%s/bin/ipengine", build_dir());
     snprintf(plugins, sizeof plugins, "%s/lib/plexa/plugins", build_dir());
     setenv("PLX_PLUGIN_PATH", plugins, 1);
-    unsetenv("PLEXA_URL");
     int fd = open(f->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     int null = open("/dev/null", O_RDONLY);
     if (fd < 0 || null < 0 || chdir(f->dir) < 0)

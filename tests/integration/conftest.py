@@ -39,6 +39,15 @@ def processes_with_env(key, value):
     return pids
 
 
+def alive(pid):
+    """True if pid runs (a zombie waiting for its parent to reap it is dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def wait_for(cond, timeout=10.0, interval=0.02):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -81,7 +81,8 @@ def closed_by_peer(sock, timeout=5):
 def still_serves(cluster):
     mec = cluster.client()
     r = mec.execute("x = 6 * 7\nprint(x)")
-    return all(": 42\n" in line or "In [" in line for line in repr(r).splitlines()[1:] if line)
+    text = repr(r)
+    return [d["stdout"] for d in r] == ["42\n", "42\n"] and "Out[" in text
 
 
 def test_random_megabyte_is_closed_and_logged(cluster):

@@ -1,0 +1,635 @@
+/*
+ * ipengine against a fake controller (engine_harness.c): registration,
+ * execute semantics, push/pull of every value kind, heartbeats while
+ * Python is busy, and every way an engine ends.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine_harness.h"
+#include "plexa/version.h"
+#include "plx_envelope.h"
+
+#define T_START  20.0   /* engine start-up and registration */
+#define T_REPLY  20.0   /* an ordinary request */
+#define NARRAY   1000000
+
+/* ---- fixtures ------------------------------------------------------------- */
+
+static int setup(void **state)
+{
+    fake_t *f = calloc(1, sizeof *f);
+    if (!f || fake_init(f) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fake_t *f = *state;
+    /* The log is printed for every test; ctest shows it on failure. */
+    fake_fini(f, 1);
+    free(f);
+    return 0;
+}
+
+/* Start the engine, check its Hello, welcome it as engine 3. */
+static void start_registered(fake_t *f)
+{
+    assert_int_equal(fake_spawn(f, NULL), 0);
+    assert_int_equal(fake_accept(f, T_START), 0);
+    Plexa__Envelope *h = fake_recv(f, T_START, NULL);
+    assert_non_null(h);
+    assert_int_equal(h->body_case, PLEXA__ENVELOPE__BODY_HELLO);
+    assert_int_equal(h->id, 1);
+    assert_int_equal(h->hello->role, PLEXA__ROLE__ROLE_ENGINE);
+    assert_string_equal(h->hello->token, strrchr(f->url, '/') + 1);
+    assert_int_equal(h->hello->version, PLX_PROTOCOL_VERSION);
+    assert_int_equal(h->hello->pid, f->pid);
+    assert_non_null(h->hello->hostname);
+    plx_envelope_free(&h);
+
+    Plexa__Welcome w = PLEXA__WELCOME__INIT;
+    w.has_engine_id = 1;
+    w.engine_id = 3;
+    w.has_heartbeat_ms = 1;
+    w.heartbeat_ms = 1000;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.has_reply_to = 1;
+    env.reply_to = 1;
+    env.body_case = PLEXA__ENVELOPE__BODY_WELCOME;
+    env.welcome = &w;
+    fake_send(f, &env, NULL, 0);
+}
+
+/* Run code; check stdout and the In [n] number; no error. */
+static void exec_ok(fake_t *f, const char *code, const char *out, int number)
+{
+    Plexa__Envelope *r = fake_exec_call(f, code, T_REPLY);
+    assert_non_null(r);
+    assert_int_equal(r->body_case, PLEXA__ENVELOPE__BODY_ENGINE_REPLY);
+    Plexa__EngineReply *er = r->engine_reply;
+    if (er->error)
+        fprintf(stderr, "unexpected error for %s: %s: %s\n%s\n", code, er->error->ename,
+                er->error->evalue, er->error->traceback ? er->error->traceback : "");
+    assert_null(er->error);
+    assert_int_equal(er->engine_id, 3);
+    assert_string_equal(er->method, "execute");
+    assert_non_null(er->execute);
+    assert_string_equal(er->execute->input, code);
+    if (number > 0)
+        assert_int_equal(er->execute->number, number);
+    assert_string_equal(er->execute->stdout ? er->execute->stdout : "", out);
+    plx_envelope_free(&r);
+}
+
+/* Run code that must fail with ename; returns the reply (caller frees). */
+static Plexa__Envelope *exec_err(fake_t *f, const char *code, const char *ename)
+{
+    Plexa__Envelope *r = fake_exec_call(f, code, T_REPLY);
+    assert_non_null(r);
+    assert_non_null(r->engine_reply->error);
+    assert_string_equal(r->engine_reply->error->ename, ename);
+    return r;
+}
+
+/* ---- execute -------------------------------------------------------------- */
+
+static void test_execute(void **state)
+{
+    fake_t *f = *state;
+    start_registered(f);
+    exec_ok(f, "a = 10", "", 1);
+    exec_ok(f, "print(a)", "10\n", 2);
+
+    Plexa__Envelope *r = exec_err(f, "1/0", "ZeroDivisionError");
+    assert_int_equal(r->engine_reply->execute->number, 3);
+    assert_non_null(strstr(r->engine_reply->error->traceback, "ZeroDivisionError"));
+    assert_non_null(strstr(r->engine_reply->error->traceback, "File \"<string>\", line 1"));
+    assert_null(strstr(r->engine_reply->error->traceback, "_engine.py"));
+    assert_string_equal(r->engine_reply->error->evalue, "division by zero");
+    plx_envelope_free(&r);
+
+    exec_ok(f, "a", "10\n", 4);                /* a final expression is displayed */
+    exec_ok(f, "_", "10\n", 5);                /* ... and kept in _ */
+    exec_ok(f, "None", "", 6);
+    exec_ok(f, "id", "3\n", 7);                /* 0.10 pre-pushes the engine id */
+    exec_ok(f, "import sys; print('e', file=sys.stderr); print('o')", "o\n", 8);
+    exec_ok(f, "import engmod; print(engmod.VALUE)", "from the start directory\n", 9);
+    exec_ok(f, "import plexa._engine, sys; print(sys.executable)", "/usr/bin/python3\n", 10);
+    exec_ok(f, "import sys; print(sys.argv)", "['ipengine']\n", 11);
+
+    r = exec_err(f, "print('before')\nraise ValueError('boom')", "ValueError");
+    assert_string_equal(r->engine_reply->execute->stdout, "before\n");
+    assert_string_equal(r->engine_reply->error->evalue, "boom");
+    plx_envelope_free(&r);
+
+    r = exec_err(f, "1/", "SyntaxError");
+    assert_non_null(strstr(r->engine_reply->error->traceback, "SyntaxError"));
+    plx_envelope_free(&r);
+
+    r = exec_err(f, "import sys; sys.exit(4)", "SystemExit");   /* not an exit */
+    plx_envelope_free(&r);
+    r = exec_err(f, "input()", "EOFError");                      /* no stdin hang */
+    plx_envelope_free(&r);
+    exec_ok(f, "print(a + 1)", "11\n", 0);                       /* still alive */
+
+    /* Output beyond the per-stream cap is cut in the middle, not fatal. */
+    r = fake_exec_call(f, "print('x' * (6 << 20))", T_REPLY);
+    assert_non_null(r);
+    assert_null(r->engine_reply->error);
+    assert_true(strlen(r->engine_reply->execute->stdout) < (5u << 20));
+    assert_non_null(strstr(r->engine_reply->execute->stdout, "cut by the engine"));
+    plx_envelope_free(&r);
+    exec_ok(f, "print('a\\0b')", "a\xef\xbf\xbd" "b\n", 0);     /* NUL survives as U+FFFD */
+
+    fake_close_conn(f);
+    assert_int_equal(fake_wait_exit(f, 10), 0);
+    assert_true(WIFEXITED(f->status));
+    assert_int_equal(WEXITSTATUS(f->status), 0);
+}
+
+/* A child forked by user code gets its own signals: terminating it must
+ * neither stop the engine nor be swallowed by the engine's handler. */
+static void test_fork_child(void **state)
+{
+    fake_t *f = *state;
+    start_registered(f);
+    exec_ok(f, "import multiprocessing as mp, time\n"
+               "p = mp.get_context('fork').Process(target=time.sleep, args=(30,))\n"
+               "p.start(); time.sleep(0.5); p.terminate(); p.join(10)\n"
+               "print(p.exitcode)", "-15\n", 1);
+    exec_ok(f, "print('still here')", "still here\n", 2);
+}
+
+/* ---- push and pull ------------------------------------------------------ */
+
+static Plexa__Envelope *push_call(fake_t *f, Plexa__NamedValue **nv, size_t n, plx_buf_t **bufs,
+                                  uint32_t nbufs)
+{
+    Plexa__Push p = PLEXA__PUSH__INIT;
+    p.n_values = n;
+    p.values = nv;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_PUSH;
+    env.push = &p;
+    return fake_call(f, &env, bufs, nbufs, T_REPLY, NULL);
+}
+
+static Plexa__Envelope *pull_call(fake_t *f, const char **keys, size_t n, plx_msg_t **msg)
+{
+    Plexa__Pull p = PLEXA__PULL__INIT;
+    p.n_keys = n;
+    p.keys = (char **)keys;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_PULL;
+    env.pull = &p;
+    return fake_call(f, &env, NULL, 0, T_REPLY, msg);
+}
+
+static plx_buf_t *array_buf(void)
+{
+    plx_buf_t *b = plx_buf_new(NARRAY * sizeof(double));
+    double *d = (double *)b->data;
+    for (int i = 0; i < NARRAY; i++)
+        d[i] = i;
+    return b;
+}
+
+static void push_natives(fake_t *f, plx_buf_t *arr)
+{
+    Plexa__Value vx = PLEXA__VALUE__INIT, vs = PLEXA__VALUE__INIT, va = PLEXA__VALUE__INIT;
+    vx.kind_case = PLEXA__VALUE__KIND_I64;
+    vx.i64 = -42;
+    vs.kind_case = PLEXA__VALUE__KIND_STR;
+    vs.str = "to the engines!";
+    Plexa__NdArray nd = PLEXA__ND_ARRAY__INIT;
+    uint64_t shape[1] = { NARRAY };
+    nd.dtype = "<f8";
+    nd.n_shape = 1;
+    nd.shape = shape;
+    nd.has_buf = 1;
+    nd.buf = 0;
+    va.kind_case = PLEXA__VALUE__KIND_NDARRAY;
+    va.ndarray = &nd;
+    Plexa__NamedValue nx = PLEXA__NAMED_VALUE__INIT, ns = PLEXA__NAMED_VALUE__INIT,
+                      na = PLEXA__NAMED_VALUE__INIT;
+    nx.name = "x";
+    nx.value = &vx;
+    ns.name = "s";
+    ns.value = &vs;
+    na.name = "arr";
+    na.value = &va;
+    Plexa__NamedValue *nv[] = { &nx, &ns, &na };
+    Plexa__Envelope *r = push_call(f, nv, 3, &arr, 1);
+    assert_non_null(r);
+    assert_null(r->engine_reply->error);
+    assert_string_equal(r->engine_reply->method, "push");
+    assert_int_equal(r->engine_reply->n_values, 0);
+    plx_envelope_free(&r);
+}
+
+static void pull_natives(fake_t *f, plx_buf_t *arr)
+{
+    const char *keys[] = { "x", "s", "arr", "t" };
+    plx_msg_t *m = NULL;
+    Plexa__Envelope *r = pull_call(f, keys, 4, &m);
+    assert_non_null(r);
+    Plexa__EngineReply *er = r->engine_reply;
+    assert_null(er->error);
+    assert_string_equal(er->method, "pull");
+    assert_int_equal(er->n_values, 4);
+    assert_int_equal(er->values[0]->kind_case, PLEXA__VALUE__KIND_I64);
+    assert_int_equal(er->values[0]->i64, -42);
+    assert_int_equal(er->values[1]->kind_case, PLEXA__VALUE__KIND_STR);
+    assert_string_equal(er->values[1]->str, "to the engines!");
+    Plexa__NdArray *nd = er->values[2]->ndarray;
+    assert_int_equal(er->values[2]->kind_case, PLEXA__VALUE__KIND_NDARRAY);
+    assert_string_equal(nd->dtype, "<f8");
+    assert_int_equal(nd->n_shape, 1);
+    assert_int_equal(nd->shape[0], NARRAY);
+    assert_true(nd->buf < m->nbufs);
+    assert_int_equal(m->bufs[nd->buf]->len, arr->len);
+    assert_memory_equal(m->bufs[nd->buf]->data, arr->data, arr->len);
+    /* t = (1, 2.5, None, True, b'xy', 'z'): a tuple of natives */
+    Plexa__Value *t = er->values[3];
+    assert_int_equal(t->kind_case, PLEXA__VALUE__KIND_LIST);
+    assert_true(t->list->tuple);
+    assert_int_equal(t->list->n_items, 6);
+    assert_int_equal(t->list->items[1]->kind_case, PLEXA__VALUE__KIND_F64);
+    assert_int_equal(t->list->items[2]->kind_case, PLEXA__VALUE__KIND_NONE);
+    assert_int_equal(t->list->items[3]->kind_case, PLEXA__VALUE__KIND_BOOLEAN);
+    assert_int_equal(t->list->items[4]->kind_case, PLEXA__VALUE__KIND_BYTES);
+    assert_memory_equal(m->bufs[t->list->items[4]->bytes]->data, "xy", 2);
+    plx_envelope_free(&r);
+    plx_msg_destroy(&m);
+}
+
+/* A lambda defined on the engine comes back as a pickle; pushed back under
+ * another name (same Value, same buffers) it is callable again. */
+static void pickle_round_trip(fake_t *f)
+{
+    exec_ok(f, "f = lambda x: x * 2", "", 0);
+    const char *keys[] = { "f" };
+    plx_msg_t *m = NULL;
+    Plexa__Envelope *r = pull_call(f, keys, 1, &m);
+    assert_non_null(r);
+    assert_null(r->engine_reply->error);
+    assert_int_equal(r->engine_reply->values[0]->kind_case, PLEXA__VALUE__KIND_PICKLE);
+    Plexa__NamedValue ng = PLEXA__NAMED_VALUE__INIT;
+    ng.name = "g";
+    ng.value = r->engine_reply->values[0];
+    Plexa__NamedValue *nv[] = { &ng };
+    Plexa__Envelope *p = push_call(f, nv, 1, m->bufs, m->nbufs);
+    assert_non_null(p);
+    assert_null(p->engine_reply->error);
+    plx_envelope_free(&p);
+    plx_envelope_free(&r);
+    plx_msg_destroy(&m);
+    exec_ok(f, "print(g(21))", "42\n", 0);
+}
+
+static void test_push_pull(void **state)
+{
+    fake_t *f = *state;
+    start_registered(f);
+    plx_buf_t *arr = array_buf();
+    push_natives(f, arr);
+    exec_ok(f, "print(x, s, arr.dtype, arr.shape, arr[123456], arr.sum())",
+            "-42 to the engines! float64 (1000000,) 123456.0 499999500000.0\n", 1);
+    /* zero copy: the array's memory is the received buffer */
+    exec_ok(f, "b = arr\nwhile getattr(b, 'base', None) is not None: b = b.base\n"
+               "print(type(b).__name__, arr.flags.writeable)", "RecvBuffer True\n", 2);
+    exec_ok(f, "t = (1, 2.5, None, True, b'xy', 'z')", "", 3);
+    pull_natives(f, arr);
+    plx_buf_unref(&arr);
+    pickle_round_trip(f);
+    exec_ok(f, "import numpy as np; m = np.arange(6.).reshape(2, 3).T; big = 2**70", "", 0);
+    const char *keys[] = { "m", "big" };
+    Plexa__Envelope *r = pull_call(f, keys, 2, NULL);
+    assert_non_null(r);
+    assert_null(r->engine_reply->error);
+    assert_int_equal(r->engine_reply->values[0]->kind_case, PLEXA__VALUE__KIND_NDARRAY);
+    assert_true(r->engine_reply->values[0]->ndarray->fortran);
+    assert_int_equal(r->engine_reply->values[1]->kind_case, PLEXA__VALUE__KIND_PICKLE);
+    plx_envelope_free(&r);
+
+    const char *unknown[] = { "x", "nope" };
+    r = pull_call(f, unknown, 2, NULL);
+    assert_non_null(r);
+    assert_non_null(r->engine_reply->error);
+    assert_string_equal(r->engine_reply->error->ename, "NameError");
+    assert_string_equal(r->engine_reply->error->evalue, "name 'nope' is not defined");
+    assert_int_equal(r->engine_reply->n_values, 0);
+    plx_envelope_free(&r);
+    exec_ok(f, "print('pushes and pulls do not count')", "pushes and pulls do not count\n", 7);
+}
+
+/* A push naming a buffer the frame does not carry is refused, not trusted. */
+static void test_bad_buffer_index(void **state)
+{
+    fake_t *f = *state;
+    start_registered(f);
+    Plexa__Value v = PLEXA__VALUE__INIT;
+    v.kind_case = PLEXA__VALUE__KIND_BYTES;
+    v.bytes = 5;
+    Plexa__NamedValue nv = PLEXA__NAMED_VALUE__INIT;
+    nv.name = "b";
+    nv.value = &v;
+    Plexa__NamedValue *nvs[] = { &nv };
+    Plexa__Envelope *r = push_call(f, nvs, 1, NULL, 0);
+    assert_non_null(r);
+    assert_non_null(r->engine_reply->error);
+    assert_string_equal(r->engine_reply->error->ename, "ProtocolError");
+    assert_non_null(strstr(r->engine_reply->error->evalue, "buffer 5"));
+    plx_envelope_free(&r);
+
+    Plexa__GetIds g = PLEXA__GET_IDS__INIT;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_GET_IDS;
+    env.get_ids = &g;
+    r = fake_call(f, &env, NULL, 0, T_REPLY, NULL);
+    assert_non_null(r);
+    assert_string_equal(r->engine_reply->error->ename, "ProtocolError");
+    assert_string_equal(r->engine_reply->error->evalue, "unsupported request get_ids");
+    plx_envelope_free(&r);
+    exec_ok(f, "print('ok')", "ok\n", 1);
+}
+
+/* Resident memory of a process in KiB (VmRSS), or -1. */
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *fp = fopen(path, "r");
+    long kib = -1;
+    while (fp && fgets(line, sizeof line, fp))
+        if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+            break;
+    if (fp)
+        fclose(fp);
+    return kib;
+}
+
+/* Buffers must be given back both ways: received ones when Python drops
+ * them, sent (exported) ones once written, which the I/O thread hands back
+ * to the Python thread. 8 MB each way per round; memory must not grow. */
+static void test_buffers_released(void **state)
+{
+    fake_t *f = *state;
+    start_registered(f);
+    plx_buf_t *arr = array_buf();
+    long before = 0;
+    for (int i = 0; i < 60; i++) {
+        if (i == 10)
+            before = rss_kib(f->pid);
+        push_natives(f, arr);
+        exec_ok(f, "import numpy as np; fresh = np.ones(1000000)", "", 0);
+        const char *keys[] = { "fresh", "arr" };
+        Plexa__Envelope *r = pull_call(f, keys, 2, NULL);
+        assert_non_null(r);
+        assert_null(r->engine_reply->error);
+        plx_envelope_free(&r);
+    }
+    long after = rss_kib(f->pid);
+    plx_buf_unref(&arr);
+    fprintf(stderr, "engine RSS: %ld KiB after 10 rounds, %ld KiB after 60\n", before, after);
+    assert_true(before > 0 && after > 0);
+    /* 50 rounds would leak 800 MB; ASan's quarantine alone holds ~40 MB. */
+    assert_true(after - before < 120 * 1024);
+}
+
+/* ---- heartbeats while Python is busy ------------------------------------ */
+
+/* Send heartbeats while code runs; each must be answered within 0.5 s. */
+static void heartbeats_during(fake_t *f, const char *code, int number)
+{
+    uint64_t xid = fake_execute(f, code);
+    usleep(300000);
+    for (int i = 0; i < 3; i++) {
+        Plexa__Heartbeat hb = PLEXA__HEARTBEAT__INIT;
+        hb.has_seq = 1;
+        hb.seq = 77 + (uint64_t)i;
+        Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+        env.body_case = PLEXA__ENVELOPE__BODY_HEARTBEAT;
+        env.heartbeat = &hb;
+        double t0 = fake_now();
+        uint64_t hid = fake_send(f, &env, NULL, 0);
+        Plexa__Envelope *r = fake_recv(f, 0.5, NULL);
+        assert_non_null(r);
+        assert_int_equal(r->body_case, PLEXA__ENVELOPE__BODY_HEARTBEAT);
+        assert_int_equal(r->reply_to, hid);
+        assert_int_equal(r->heartbeat->seq, 77 + (uint64_t)i);
+        assert_true(fake_now() - t0 < 0.5);
+        plx_envelope_free(&r);
+        usleep(200000);
+    }
+    Plexa__Envelope *r = fake_recv(f, 5, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->reply_to, xid);
+    assert_null(r->engine_reply->error);
+    assert_int_equal(r->engine_reply->execute->number, number);
+    plx_envelope_free(&r);
+}
+
+static void test_heartbeat_while_busy(void **state)
+{
+    fake_t *f = *state;
+    start_registered(f);
+    heartbeats_during(f, "import time; time.sleep(2)", 1);
+    /* A C call that holds the GIL for 2 s (ctypes.PyDLL does not release
+     * it): the I/O thread must not need it. */
+    heartbeats_during(f, "import ctypes; ctypes.PyDLL(None).usleep(2000000)", 2);
+}
+
+/* --url-file, and PLEXA_URL when nothing else is given. */
+static void test_url_sources(void **state)
+{
+    fake_t *f = *state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/engine.url", f->dir);
+    FILE *u = fopen(path, "w");
+    assert_non_null(u);
+    fprintf(u, "%s\n", f->url);
+    fclose(u);
+    chmod(path, 0600);
+    const char *args[] = { "--url-file", path, NULL };
+    assert_int_equal(fake_spawn(f, args), 0);
+    assert_int_equal(fake_accept(f, T_START), 0);
+    Plexa__Envelope *h = fake_recv(f, T_START, NULL);
+    assert_non_null(h);
+    assert_int_equal(h->body_case, PLEXA__ENVELOPE__BODY_HELLO);
+    plx_envelope_free(&h);
+    fake_close_conn(f);
+    assert_int_equal(fake_wait_exit(f, 10), 0);
+
+    setenv("PLEXA_URL", f->url, 1);
+    const char *none[] = { NULL };
+    assert_int_equal(fake_spawn(f, none), 0);
+    unsetenv("PLEXA_URL");
+    assert_int_equal(fake_accept(f, T_START), 0);
+    h = fake_recv(f, T_START, NULL);
+    assert_non_null(h);
+    assert_int_equal(h->body_case, PLEXA__ENVELOPE__BODY_HELLO);
+    plx_envelope_free(&h);
+}
+
+/* ---- ways to end ---------------------------------------------------------- */
+
+static void test_shutdown(void **state)
+{
+    fake_t *f = *state;
+    start_registered(f);
+    exec_ok(f, "a = 1", "", 1);
+    Plexa__Shutdown s = PLEXA__SHUTDOWN__INIT;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_SHUTDOWN;
+    env.shutdown = &s;
+    fake_send(f, &env, NULL, 0);
+    assert_int_equal(fake_wait_exit(f, 10), 0);
+    assert_true(WIFEXITED(f->status));
+    assert_int_equal(WEXITSTATUS(f->status), 0);
+    assert_null(fake_recv(f, 0.5, NULL));   /* no reply to a shutdown */
+}
+
+static void test_reject(void **state)
+{
+    fake_t *f = *state;
+    assert_int_equal(fake_spawn(f, NULL), 0);
+    assert_int_equal(fake_accept(f, T_START), 0);
+    Plexa__Envelope *h = fake_recv(f, T_START, NULL);
+    assert_non_null(h);
+    plx_envelope_free(&h);
+    Plexa__Reject rj = PLEXA__REJECT__INIT;
+    rj.reason = "wrong capability token";
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_REJECT;
+    env.reject = &rj;
+    fake_send(f, &env, NULL, 0);
+    assert_int_equal(fake_wait_exit(f, 10), 0);
+    assert_true(WIFEXITED(f->status));
+    assert_int_equal(WEXITSTATUS(f->status), 1);
+    char *log = fake_log(f);
+    assert_non_null(strstr(log, "ipengine: controller refused registration: wrong capability token\n"));
+    free(log);
+}
+
+static void test_connect_refused(void **state)
+{
+    fake_t *f = *state;
+    char url[160];
+    close(f->lfd);   /* nobody listens on the port any more */
+    f->lfd = -1;
+    snprintf(url, sizeof url, "%s", f->url);
+    const char *args[] = { "--url", url, NULL };
+    assert_int_equal(fake_spawn(f, args), 0);
+    assert_int_equal(fake_wait_exit(f, 10), 0);
+    assert_int_equal(WEXITSTATUS(f->status), 1);
+    char *log = fake_log(f);
+    char want[96];
+    snprintf(want, sizeof want, "cannot connect to the controller at plx+tcp://127.0.0.1:%u",
+             (unsigned)f->port);
+    assert_non_null(strstr(log, want));
+    assert_null(strstr(log, strrchr(f->url, '/') + 1));   /* the token stays secret */
+    free(log);
+}
+
+static void test_bad_url(void **state)
+{
+    fake_t *f = *state;
+    const char *args[] = { "--url", "plx+tcp://127.0.0.1/xyz", NULL };
+    assert_int_equal(fake_spawn(f, args), 0);
+    assert_int_equal(fake_wait_exit(f, 10), 0);
+    assert_int_equal(WEXITSTATUS(f->status), 1);
+    char *log = fake_log(f);
+    assert_non_null(strstr(log, "ipengine: "));
+    free(log);
+}
+
+static void signal_test(fake_t *f, int sig, const char *busy_code)
+{
+    start_registered(f);
+    exec_ok(f, "a = 1", "", 1);
+    if (busy_code)
+        fake_execute(f, busy_code);
+    usleep(300000);
+    double t0 = fake_now();
+    kill(f->pid, sig);
+    if (busy_code) {
+        /* The interrupted request is still answered before the engine goes. */
+        Plexa__Envelope *r = fake_recv(f, 5, NULL);
+        assert_non_null(r);
+        assert_non_null(r->engine_reply->error);
+        assert_string_equal(r->engine_reply->error->ename, "KeyboardInterrupt");
+        plx_envelope_free(&r);
+    }
+    assert_int_equal(fake_wait_exit(f, 10), 0);
+    assert_true(fake_now() - t0 < 5);
+    assert_true(WIFEXITED(f->status));
+    assert_int_equal(WEXITSTATUS(f->status), 0);
+}
+
+static void test_sigterm_idle(void **state)
+{
+    signal_test(*state, SIGTERM, NULL);
+}
+
+static void test_sigint_idle(void **state)
+{
+    signal_test(*state, SIGINT, NULL);
+}
+
+/* A signal while user code runs interrupts it (KeyboardInterrupt) and
+ * the engine then exits cleanly. */
+static void test_sigterm_busy(void **state)
+{
+    signal_test(*state, SIGTERM, "import time; time.sleep(60)");
+}
+
+/* The controller going away while user code runs ends the engine too. */
+static void test_close_busy(void **state)
+{
+    fake_t *f = *state;
+    start_registered(f);
+    fake_execute(f, "import time; time.sleep(60)");
+    usleep(300000);
+    fake_close_conn(f);
+    assert_int_equal(fake_wait_exit(f, 10), 0);
+    assert_true(WIFEXITED(f->status));
+    assert_int_equal(WEXITSTATUS(f->status), 0);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    unsetenv("PLEXA_URL");   /* engines get a URL only the way a test says */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_execute, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fork_child, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_push_pull, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_buffer_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_buffers_released, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heartbeat_while_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_sources, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reject, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_url, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigint_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_busy, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
+}

@@ -1,0 +1,120 @@
+"""plexa._serialize and plexa._engine in a plain interpreter (no engine
+process): descriptor forms, round trips, fallbacks to pickle, lazy
+imports, and the cell semantics of _engine.execute."""
+
+import subprocess
+import sys
+
+import pytest
+
+from plexa import _serialize as S
+
+
+def round_trip(obj):
+    """encode, then decode with buffers seen as plain memory (as a
+    RecvBuffer would give them)."""
+    d = S.encode(obj)
+    return d, S.decode(_as_received(d))
+
+
+def _as_received(d):
+    kind = d[0]
+    if kind == "bytes":
+        return ("bytes", bytearray(d[1]))
+    if kind == "ndarray":
+        # The C side sends the array's memory as it lies: C or Fortran order.
+        return d[:4] + (bytearray(d[4].tobytes(order="F" if d[3] else "C")),)
+    if kind == "list":
+        return ("list", [_as_received(x) for x in d[1]], d[2])
+    if kind == "pickle":
+        return ("pickle", bytearray(d[1]), [bytearray(memoryview(b).cast("B")) for b in d[2]])
+    return d
+
+
+@pytest.mark.parametrize("obj,kind", [
+    (None, "none"), (True, "bool"), (False, "bool"), (0, "i64"), (-2**63, "i64"),
+    (2**63 - 1, "i64"), (2**63, "pickle"), (1.5, "f64"), ("", "str"), ("héllo", "str"),
+    ("a\0b", "pickle"), ("\udc80", "pickle"), (b"xy", "bytes"), ([], "list"),
+    ((1, "a"), "list"), ([1, [2, (3,)]], "list"), (list(range(1001)), "pickle"),
+    ({"a": 1}, "pickle"), (bytearray(b"x"), "pickle"), (3 + 4j, "pickle"),
+])
+def test_kinds_and_round_trip(obj, kind):
+    d, back = round_trip(obj)
+    assert d[0] == kind
+    assert back == obj and type(back) is type(obj)
+
+
+def test_subclasses_keep_their_type():
+    import enum
+
+    class Color(enum.IntEnum):
+        RED = 1
+
+    class MyStr(str):
+        pass
+
+    for obj in (Color.RED, MyStr("x")):
+        d, back = round_trip(obj)
+        assert d[0] == "pickle" and type(back) is type(obj)
+
+
+def test_long_str_and_list_budgets():
+    assert S.encode("x" * (S.STR_INLINE_MAX + 1))[0] == "pickle"
+    assert S.encode(["x" * 600000, "y" * 600000])[0] == "pickle"   # inline chars budget
+    deep = []
+    for _ in range(40):
+        deep = [deep]
+    assert S.encode(deep)[0] == "pickle"
+    loop = []
+    loop.append(loop)
+    d, back = round_trip(loop)
+    assert d[0] == "pickle" and back[0] is back
+
+
+def test_lambda_and_closure():
+    k = 5
+    d, back = round_trip(lambda x: x + k)
+    assert d[0] == "pickle" and back(1) == 6
+
+
+def test_ndarrays():
+    np = pytest.importorskip("numpy")
+    for a in (np.arange(12.0).reshape(3, 4), np.asfortranarray(np.arange(12).reshape(3, 4)),
+              np.arange(20)[::3], np.zeros((0, 3)), np.array(7.0), np.array(["ab", "c"]),
+              np.arange(6, dtype=">i4").reshape(2, 3)):
+        d, back = round_trip(a)
+        assert d[0] == "ndarray"
+        assert back.dtype == a.dtype and back.shape == a.shape
+        assert np.array_equal(back, a)
+    s = np.zeros(2, dtype=[("x", "<f8"), ("y", "<i4")])
+    d, back = round_trip(s)
+    assert d[0] == "pickle" and back.dtype == s.dtype
+    o = np.array([1, "x"], dtype=object)
+    assert S.encode(o)[0] == "pickle"
+    assert S.encode(np.float64(1.0))[0] == "pickle"   # a numpy scalar keeps its type
+    with pytest.raises(ValueError):
+        S.decode(("ndarray", "<f8", (3,), False, bytearray(16)))
+
+
+def test_no_eager_heavy_imports():
+    code = ("import sys; from plexa import _serialize as S\n"
+            "S.decode(S.encode([1, 'a', None, b'x', (2.5,)]))\n"
+            "print('numpy' in sys.modules, 'cloudpickle' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False False"
+
+
+def test_engine_execute_semantics():
+    code = ("from plexa import _engine as E\n"
+            "print(E.execute('a = 2')[0:3])\n"
+            "print(E.execute('a * 21')[0:3])\n"
+            "print(repr(E.execute('_')[1]))\n"
+            "print(E.execute('import sys; sys.exit(2)')[3][0])\n"
+            "print(E.execute('def f():\\n  1/0\\nf()')[3][2].count('<string>'))\n"
+            "print(E.pull(['a', 'zz'])[1][1])\n"
+            "print(E.push([('b', ('i64', 7))]), E.pull(['b'])[0])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == ["(1, '', '')", "(2, '42\\n', '')", "'42\\n'", "SystemExit", "2",
+                   "name 'zz' is not defined", "None [('i64', 7)]"]
