@@ -53,7 +53,7 @@ struct mreq {
     peer_t           *client;      /* NULL once the client went away */
     uint64_t          client_id;   /* id of the client's envelope */
     char              method[32];  /* "execute", "push", "keys", ... (for errors) */
-    char              desc[96];    /* what queue_status shows, e.g. "execute: a = 10" */
+    char              desc[128];   /* what queue_status shows, e.g. "execute: a = 10" */
     int               stop_after;  /* kill(controller=True): stop once answered */
     int               n, ndone;
     sub_t            *subs;        /* n entries */

@@ -353,7 +353,14 @@ void mec_engine_reply(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__Env
     s->reply = env->engine_reply;
     s->reply->has_engine_id = 1;
     s->reply->engine_id = e->id;
+    int killed = s->req->method[0] == 'k' && strcmp(s->req->method, "kill") == 0;
     sub_done(s);
+    if (killed) {
+        /* The engine exits after this reply; unregister it now (the close
+         * is reported from the loop before any later request is read). */
+        plx_conn_close(e->peer->conn, 0, PLX_OK, "killed at a client's request");
+        return;
+    }
     mec_pump(c, e);
 }
 

@@ -7,6 +7,10 @@ at a time, with the GIL held:
     execute(code)   -> (number, stdout, stderr, error)
     push(pairs)     -> error            pairs: [(name, descriptor), ...]
     pull(keys)      -> (descriptors, error)
+    call(method, args) -> (execute, descriptors, error)
+                    the multi-engine helpers by name (keys, reset,
+                    get_result, map, apply); args are descriptors;
+                    execute is None or (number, input, stdout, stderr)
     set_id(n)       the engine id, visible to user code as ``id``
     setup_mpi(kind) ``--mpi=mpi4py``: ``mpi`` in the namespace
     can_finalize()  -> bool: no user thread would block interpreter exit
@@ -18,13 +22,14 @@ engine keeps serving.
 """
 
 import ast
+import collections
 import io
 import sys
 import traceback
 
 from plexa import _serialize
 
-__all__ = ["execute", "push", "pull", "set_id", "setup_mpi", "can_finalize"]
+__all__ = ["execute", "push", "pull", "call", "set_id", "setup_mpi", "can_finalize"]
 
 # Cells are compiled under this name, as 0.10's engines did: tracebacks read
 #   File "<string>", line 1, in <module>
@@ -32,7 +37,27 @@ CELL_FILENAME = "<string>"
 
 _main = sys.modules["__main__"]
 _ns = _main.__dict__
-_number = 0   # the In [n] counter: executes only, push and pull do not count
+_number = 0   # the In [n] counter: executes (and maps) only, push and pull do not count
+
+# What reset() leaves in the namespace: the module attributes a fresh
+# __main__ has (__name__, __doc__, __builtins__, __spec__, ...) and the
+# names the engine itself provides.
+_RESET_KEEP = frozenset(k for k in _ns if k.startswith("__") and k.endswith("__")) \
+    | {"id", "mpi"}
+
+# get_result's history: the last HISTORY_MAX commands, and fewer when their
+# texts (input, output, traceback) pass HISTORY_CHARS_MAX characters, so a
+# chatty engine cannot hoard memory. Entries are (number, input, stdout,
+# stderr, error); numbers are consecutive, so the deque is indexed by
+# number - first number.
+HISTORY_MAX = 1000
+HISTORY_CHARS_MAX = 64 << 20
+_history = collections.deque()
+_history_chars = 0
+
+# The input map() is recorded with: 0.10 ran map as scatter + this execute
+# + gather on every engine, and the In [n] counters show it.
+MAP_INPUT = "_plexa_map_result = list(map(_plexa_map_func, *_plexa_map_seqs))"
 
 
 def _user_tb(tb):
@@ -81,22 +106,45 @@ def _run_cell(code):
             sys.stdout.write(repr(value) + "\n")
 
 
-def execute(code):
-    """Run one cell. Returns (number, stdout, stderr, error)."""
+def _entry_chars(entry):
+    n = sum(len(x) for x in entry[1:4])
+    return n + (sum(len(x) for x in entry[4]) if entry[4] else 0)
+
+
+def _remember(entry):
+    global _history_chars
+    _history.append(entry)
+    _history_chars += _entry_chars(entry)
+    while len(_history) > HISTORY_MAX or (_history_chars > HISTORY_CHARS_MAX
+                                          and len(_history) > 1):
+        _history_chars -= _entry_chars(_history.popleft())
+
+
+def _counted(input_text, fn):
+    """Run fn() as the next numbered command, with stdout and stderr
+    captured and stdin at EOF (no terminal behind an engine: input() must
+    not hang). Records it in the history. Returns (number, stdout, stderr,
+    error, value): value is fn()'s result, None when it raised."""
     global _number
     _number += 1
     out, err = io.StringIO(), io.StringIO()
     saved = sys.stdin, sys.stdout, sys.stderr
-    # No terminal behind an engine: input() gets EOF instead of hanging.
     sys.stdin, sys.stdout, sys.stderr = io.StringIO(), out, err
-    error = None
+    error = value = None
     try:
-        _run_cell(code)
+        value = fn()
     except BaseException as e:                # SystemExit and Ctrl-C included
         error = _error(e)
     finally:
         sys.stdin, sys.stdout, sys.stderr = saved
-    return (_number, out.getvalue(), err.getvalue(), error)
+    entry = (_number, input_text, out.getvalue(), err.getvalue(), error)
+    _remember(entry)
+    return entry[0], entry[2], entry[3], error, value
+
+
+def execute(code):
+    """Run one cell. Returns (number, stdout, stderr, error)."""
+    return _counted(code, lambda: _run_cell(code))[:4]
 
 
 def push(pairs):
@@ -125,6 +173,96 @@ def pull(keys):
         return (out, None)
     except BaseException as e:
         return (None, _error(e, with_frames=False))
+
+
+# ---- call: the multi-engine helpers --------------------------------------
+
+def _want(method, args, n):
+    if len(args) != n:
+        raise TypeError("%s takes %d argument%s (%d given)"
+                        % (method, n, "" if n == 1 else "s", len(args)))
+
+
+def _keys(args):
+    _want("keys", args, 0)
+    return None, [sorted(k for k in _ns if not k.startswith("__"))]
+
+
+def _reset(args):
+    _want("reset", args, 0)
+    for k in [k for k in _ns if k not in _RESET_KEEP]:
+        del _ns[k]
+    return None, []
+
+
+def _history_span():
+    if not _history:
+        return "it is empty"
+    return "kept: %d..%d" % (_history[0][0], _history[-1][0])
+
+
+def _get_result(args):
+    _want("get_result", args, 1)
+    i = args[0]
+    if i is None:
+        if not _history:
+            raise IndexError("no command has run on this engine yet")
+        i = _history[-1][0]
+    if type(i) is not int:
+        raise TypeError("get_result wants a command number or None, not %s"
+                        % type(i).__name__)
+    k = i - _history[0][0] if _history else -1
+    if not 0 <= k < len(_history):
+        raise IndexError("command %d is not in this engine's history (%s)"
+                         % (i, _history_span()))
+    number, input_text, out, err, error = _history[k]
+    return (number, input_text, out, err), [], error
+
+
+def _map(args):
+    _want("map", args, 2)
+    func, seqs = args
+    if not callable(func):
+        raise TypeError("map: %s object is not callable" % type(func).__name__)
+    seqs = list(seqs)
+    number, out, err, error, value = _counted(MAP_INPUT, lambda: list(map(func, *seqs)))
+    return (number, MAP_INPUT, out, err), [] if error else [value], error
+
+
+def _apply(args):
+    _want("apply", args, 3)
+    func, fargs, kwargs = args
+    return None, [func(*fargs, **(kwargs or {}))]
+
+
+_CALLS = {"keys": _keys, "reset": _reset, "get_result": _get_result, "map": _map,
+          "apply": _apply}
+
+
+def call(method, args):
+    """Run the helper named method with the decoded args. Returns
+    (execute, descriptors, error): execute is None or (number, input,
+    stdout, stderr) for helpers that count as a command (map) or report one
+    (get_result); error is set when the helper or the command it reports
+    raised (descriptors then empty, except for get_result)."""
+    fn = _CALLS.get(method)
+    if fn is None:
+        return (None, [], ("ProtocolError", "unknown call method %r (known: %s)"
+                           % (method, ", ".join(sorted(_CALLS))), ""))
+    try:
+        values = [_serialize.decode(a) for a in args]
+    except BaseException as e:
+        return (None, [], _error(e, with_frames=False))
+    try:
+        res = fn(values)
+    except BaseException as e:
+        return (None, [], _error(e))
+    execute_t, values = res[0], res[1]
+    error = res[2] if len(res) > 2 else None
+    try:
+        return (execute_t, [_serialize.encode(v) for v in values], error)
+    except BaseException as e:                # an unpicklable result
+        return (execute_t, [], error or _error(e, with_frames=False))
 
 
 def set_id(n):
