@@ -34,6 +34,10 @@ plx_controller_opts_t plx_controller_opts_default(void)
         .heartbeat_misses = 5,
         .auth_timeout = 10.0,
         .engine_inflight = 2,
+        .task_inflight = 2,
+        .results_max = 100000,
+        .results_max_bytes = 256u << 20,
+        .depend_timeout = 30.0,
         .limits = plx_limits_default(),
     };
     return o;
@@ -136,8 +140,9 @@ static void on_close(plx_conn_t *conn, int code, const char *why, void *ud)
     if (p->engine) {
         reg_engine_gone(p->ctl, p->engine, why);
         p->engine = NULL;
-    } else if (p->role == PLEXA__ROLE__ROLE_MEC) {
+    } else if (p->role == PLEXA__ROLE__ROLE_MEC || p->role == PLEXA__ROLE__ROLE_TASK) {
         mec_client_gone(p);
+        sched_client_gone(p->ctl, p);
         PLX_INFO("client %s disconnected: %s", p->addr, why);
     } else if (code != PLX_OK && code != PLX_EAUTH) {
         PLX_WARN("connection %s closed: %s", p->addr, why);
@@ -176,7 +181,7 @@ static void on_hello(peer_t *p, Plexa__Envelope *env)
         peer_reject(p, "invalid capability token for role '%s'", role_name(h->role));
         return;
     }
-    if (h->role == PLEXA__ROLE__ROLE_TASK || h->role == PLEXA__ROLE__ROLE_STATUS) {
+    if (h->role == PLEXA__ROLE__ROLE_STATUS) {
         peer_reject(p, "the '%s' capability is not served by this controller yet",
                     role_name(h->role));
         return;
@@ -253,6 +258,9 @@ static void on_msg(plx_conn_t *conn, plx_msg_t *m, void *ud)
         return; /* consumed */
     case PLEXA__ROLE__ROLE_MEC:
         on_mec(p, m, env);
+        return; /* consumed */
+    case PLEXA__ROLE__ROLE_TASK:
+        sched_on_client(p->ctl, p, m, env);
         return; /* consumed */
     default:
         break;
@@ -373,6 +381,10 @@ plx_controller_t *plx_controller_new(struct ev_loop *loop, const plx_controller_
     c->opts = *opts;
     if (plx_profile_open(opts->profile, 1, &c->profile, err) != PLX_OK)
         goto fail;
+    if (sched_new(c) != PLX_OK) {
+        plx_err_set(err, PLX_ENOMEM, "out of memory");
+        goto fail;
+    }
     c->tops = plx_transport_find(opts->transport, err);
     if (!c->tops || make_tokens(c, err) != PLX_OK)
         goto fail;
@@ -428,10 +440,13 @@ void plx_controller_destroy(plx_controller_t **cp)
             reg_engine_gone(c, p->engine, "controller shutting down");
             p->engine = NULL;
         }
-        if (p->role == PLEXA__ROLE__ROLE_MEC)
+        if (p->role == PLEXA__ROLE__ROLE_MEC || p->role == PLEXA__ROLE__ROLE_TASK) {
             mec_client_gone(p);
+            sched_client_gone(c, p);
+        }
         peer_free(p);
     }
+    sched_destroy(c);
     free(c->engines);
     free(c);
 }

@@ -25,6 +25,10 @@ typedef struct plx_controller_opts {
     int          heartbeat_misses; /* missed periods before an engine is declared dead */
     double       auth_timeout;     /* seconds a new connection has to send Hello */
     int          engine_inflight;  /* requests sent ahead to an engine (pipelining depth) */
+    int          task_inflight;    /* tasks sent ahead to an engine */
+    uint64_t     results_max;      /* finished task results kept */
+    uint64_t     results_max_bytes;/* bytes of finished task results kept */
+    double       depend_timeout;   /* seconds a task may wait for an engine its depend() accepts */
     plx_limits_t limits;           /* frame limits for every connection */
 } plx_controller_opts_t;
 

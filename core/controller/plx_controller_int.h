@@ -18,6 +18,9 @@ typedef struct peer   peer_t;
 typedef struct engine engine_t;
 typedef struct mreq   mreq_t;
 typedef struct sub    sub_t;
+typedef struct task   task_t;
+typedef struct waiter waiter_t;
+typedef struct sched  sched_t;
 
 /* One connection, before and after it authenticated. */
 struct peer {
@@ -26,6 +29,7 @@ struct peer {
     Plexa__Role       role;        /* ROLE_NONE until Hello is accepted */
     engine_t         *engine;      /* role == ENGINE */
     mreq_t           *reqs;        /* role == MEC: requests not yet answered */
+    waiter_t         *waiters;     /* role == TASK: TaskWaits not yet answered */
     ev_timer          auth_timer;  /* drops connections that never say Hello */
     char              addr[64];
     peer_t           *prev, *next;
@@ -69,6 +73,8 @@ struct engine {
     double   last_seen;       /* ev_now of the last message from it */
     char     host[128];
     int32_t  pid;
+    task_t  *trun;            /* tasks running (or sent) on it */
+    int      ntasks;
 };
 
 struct plx_controller {
@@ -88,6 +94,7 @@ struct plx_controller {
     plx_profile_t            profile;
     int                      wrote_files;
     ev_timer                 stop_timer;  /* lets final replies drain before exit */
+    sched_t                 *sched;       /* the task scheduler (plx_tasks.c) */
 };
 
 /* plx_controller.c */
@@ -115,5 +122,15 @@ void mec_queue_status(plx_controller_t *c, peer_t *client, Plexa__Envelope *env)
 
 /* plx_controller.c */
 void ctl_stop_soon(plx_controller_t *c);
+
+/* plx_tasks.c: the load-balanced task scheduler */
+int  sched_new(plx_controller_t *c);
+void sched_destroy(plx_controller_t *c);
+void sched_on_client(plx_controller_t *c, peer_t *p, plx_msg_t *m, Plexa__Envelope *env);
+void sched_task_result(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__Envelope *env);
+void sched_engine_added(plx_controller_t *c, engine_t *e);
+void sched_engine_gone(plx_controller_t *c, engine_t *e);
+void sched_client_gone(plx_controller_t *c, peer_t *p);
+void sched_tick(plx_controller_t *c);
 
 #endif

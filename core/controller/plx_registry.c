@@ -65,6 +65,7 @@ int reg_add_engine(plx_controller_t *c, peer_t *p, const Plexa__Hello *h)
     ctl_send_env(p, &out, NULL);
     PLX_INFO("engine %d registered from %s (host %s, pid %d); %d engine(s)", id, p->addr,
              e->host, e->pid, c->nengines);
+    sched_engine_added(c, e);
     return PLX_OK;
 }
 
@@ -74,6 +75,7 @@ void reg_engine_gone(plx_controller_t *c, engine_t *e, const char *why)
     c->engines[e->id] = NULL;
     c->nengines--;
     mec_fail_engine(c, e, why);
+    sched_engine_gone(c, e);
     free(e);
 }
 
@@ -83,6 +85,9 @@ void reg_on_engine_msg(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__En
     switch (env->body_case) {
     case PLEXA__ENVELOPE__BODY_ENGINE_REPLY:
         mec_engine_reply(c, e, m, env);
+        return; /* consumed */
+    case PLEXA__ENVELOPE__BODY_TASK_RESULT:
+        sched_task_result(c, e, m, env);
         return; /* consumed */
     case PLEXA__ENVELOPE__BODY_HEARTBEAT:
         break;
@@ -155,6 +160,7 @@ static void heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
         env.id = ctl_next_id(c);
         ctl_send_env(e->peer, &env, NULL);
     }
+    sched_tick(c);
 }
 
 void reg_start_heartbeat(plx_controller_t *c)

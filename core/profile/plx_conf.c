@@ -108,9 +108,9 @@ static const keyspec_t schema[] = {
       "Sizes may end in K, M, G or T (powers of 1024)." },
     { "controller", "max_buffers", K_INT, "65536", 1, 16777216, NULL, CT(max_buffers),
       "Most out-of-band buffers in one message." },
-    { "controller", "results_max", K_INT, "1000000", 1, INT_MAX, NULL, CT(results_max),
+    { "controller", "results_max", K_INT, "100000", 1, INT_MAX, NULL, CT(results_max),
       "Most results kept for get_result; the oldest are evicted first." },
-    { "controller", "results_max_bytes", K_SIZE, "1073741824", 1048576, 1LL << 50, NULL,
+    { "controller", "results_max_bytes", K_SIZE, "268435456", 1048576, 1LL << 50, NULL,
       CT(results_max_bytes),
       "Most bytes of results kept; the oldest are evicted first." },
 };

@@ -58,8 +58,8 @@ static void assert_defaults(const plx_conf_t *c)
     assert_int_equal(cl->log_level, PLX_LOG_INFO);
     assert_int_equal(ct->max_envelope, 16777216);
     assert_int_equal(ct->max_buffers, 65536);
-    assert_int_equal(ct->results_max, 1000000);
-    assert_int_equal(ct->results_max_bytes, 1073741824);
+    assert_int_equal(ct->results_max, 100000);
+    assert_int_equal(ct->results_max_bytes, 268435456);
 }
 
 /* Parse text (named "/x/cluster.conf") into a fresh conf, expecting the
@@ -551,8 +551,8 @@ static void test_template(void **state)
         "# port = 0\n", "# heartbeat_period = 1.0\n", "# heartbeat_misses = 5\n",
         "# restart_engines = false\n", "# max_restarts = 3\n", "# allow_insecure = false\n",
         "# start_timeout = 60\n", "# log_level = info\n", "[controller]\n",
-        "# max_envelope = 16777216\n", "# max_buffers = 65536\n", "# results_max = 1000000\n",
-        "# results_max_bytes = 1073741824\n", "[pbs]\n", "# queue = batch\n",
+        "# max_envelope = 16777216\n", "# max_buffers = 65536\n", "# results_max = 100000\n",
+        "# results_max_bytes = 268435456\n", "[pbs]\n", "# queue = batch\n",
     };
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
         if (!strstr(text, lines[i]))

@@ -1,0 +1,995 @@
+/*
+ * The load-balanced task scheduler (0.10's TaskController, in C).
+ *
+ * Tasks wait in one FIFO queue and go to the least-loaded engine with a
+ * free slot; each engine may hold task_inflight tasks at once so it never
+ * idles waiting for the controller. The controller reads only the
+ * scheduling fields of a task (retries, depend, after, recovery); the
+ * payload is a packed TaskSpec plus buffers, forwarded as received.
+ *
+ * Finished results are kept for TaskWait in two lists in completion order
+ * — delivered ones and not-yet-delivered ones — and evicted oldest-first,
+ * delivered ones before the others, when the count or byte bound is
+ * exceeded. An evicted or cleared id answers TASK_EVICTED, never a hang.
+ */
+#include "plx_controller_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "plx_envelope.h"
+#include "plx_idmap.h"
+#include "plx_log.h"
+
+enum tstate { T_WAITING, T_QUEUED, T_RUNNING, T_DONE };
+
+typedef struct tlist {
+    task_t *head, *tail;
+    uint64_t n;
+} tlist_t;
+
+struct task {
+    uint64_t            id;
+    enum tstate         state;
+    int                 status;          /* PLEXA__TASK_STATUS__* once done */
+    int                 retries_left;
+    uint32_t            attempt;
+    int                 abort_pending;
+    int                 delivered;
+    int                 used_recovery;
+    int                 recovery_fresh;  /* recovery spec swapped in, not yet run */
+    ProtobufCBinaryData spec;            /* packed TaskSpec, buf_base 0 */
+    ProtobufCBinaryData recovery;        /* packed recovery TaskSpec, or empty */
+    plx_buf_t         **bufs;
+    uint32_t            nbufs;
+    uint64_t            bytes;           /* memory held by the finished result */
+    engine_t           *eng;
+    int                 has_depend;
+    int32_t            *rejected;        /* engines whose depend() said no */
+    size_t              nrejected;
+    double              unmet_since;     /* every engine rejected it since then */
+    size_t              deps_left;       /* unfinished tasks in `after` */
+    task_t            **dependents;
+    size_t              ndependents;
+    waiter_t          **waiters;
+    size_t              nwaiters;
+    double              submitted, started;
+    Plexa__Envelope    *res_env;         /* the engine's TaskResult */
+    plx_msg_t          *res_msg;
+    Plexa__TaskResult  *result;          /* into res_env, or &synth */
+    Plexa__TaskResult   synth;
+    Plexa__RemoteError  synth_err;
+    char                synth_text[256];
+    task_t             *prev, *next;     /* queue, engine list, or a done list */
+    tlist_t            *list;            /* which list it is on */
+};
+
+struct waiter {
+    peer_t   *peer;
+    uint64_t  reply_to;
+    uint64_t *ids;
+    size_t    n;
+    size_t    left;       /* tasks still unfinished */
+    waiter_t *prev, *next;
+};
+
+struct sched {
+    plx_idmap_t *tasks;
+    uint64_t     next_id;       /* the next id to assign (ids start at 1) */
+    tlist_t      queue;         /* T_QUEUED, FIFO */
+    tlist_t      done_new;      /* finished, not yet delivered */
+    tlist_t      done_seen;     /* finished and delivered */
+    uint64_t     waiting, running, succeeded, failed;
+    uint64_t     result_bytes;
+    uint32_t     rr;            /* round-robin start among equally loaded engines */
+};
+
+static double unix_now(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/* ---- lists -------------------------------------------------------------- */
+
+static void tl_push(tlist_t *l, task_t *t, int front)
+{
+    t->list = l;
+    if (front) {
+        t->prev = NULL;
+        t->next = l->head;
+        if (l->head)
+            l->head->prev = t;
+        else
+            l->tail = t;
+        l->head = t;
+    } else {
+        t->next = NULL;
+        t->prev = l->tail;
+        if (l->tail)
+            l->tail->next = t;
+        else
+            l->head = t;
+        l->tail = t;
+    }
+    l->n++;
+}
+
+static void tl_remove(task_t *t)
+{
+    tlist_t *l = t->list;
+    if (!l)
+        return;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        l->head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        l->tail = t->prev;
+    l->n--;
+    t->prev = t->next = NULL;
+    t->list = NULL;
+}
+
+/* Engines keep their running tasks on a plain list threaded the same way. */
+static void eng_add(engine_t *e, task_t *t)
+{
+    t->prev = NULL;
+    t->next = e->trun;
+    if (e->trun)
+        e->trun->prev = t;
+    e->trun = t;
+    e->ntasks++;
+    t->eng = e;
+}
+
+static void eng_remove(task_t *t)
+{
+    engine_t *e = t->eng;
+    if (!e)
+        return;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        e->trun = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+    e->ntasks--;
+    t->eng = NULL;
+}
+
+/* ---- task memory -------------------------------------------------------- */
+
+static void task_drop_payload(task_t *t)
+{
+    for (uint32_t i = 0; i < t->nbufs; i++)
+        plx_buf_unref(&t->bufs[i]);
+    free(t->bufs);
+    t->bufs = NULL;
+    t->nbufs = 0;
+    free(t->spec.data);
+    free(t->recovery.data);
+    t->spec.data = t->recovery.data = NULL;
+    t->spec.len = t->recovery.len = 0;
+}
+
+static void task_drop_result(task_t *t)
+{
+    plx_envelope_free(&t->res_env);
+    plx_msg_destroy(&t->res_msg);
+    t->result = NULL;
+}
+
+static void task_free(task_t *t)
+{
+    task_drop_payload(t);
+    task_drop_result(t);
+    free(t->rejected);
+    free(t->dependents);
+    free(t->waiters);
+    free(t);
+}
+
+/* ---- results and waiters ------------------------------------------------ */
+
+static void waiter_unlink(waiter_t *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else if (w->peer)
+        w->peer->waiters = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+}
+
+static void task_forget_waiter(task_t *t, waiter_t *w)
+{
+    for (size_t i = 0; i < t->nwaiters; i++)
+        if (t->waiters[i] == w) {
+            t->waiters[i] = t->waiters[--t->nwaiters];
+            return;
+        }
+}
+
+static void synth_result(Plexa__TaskResult *r, Plexa__RemoteError *e, char *text,
+                         uint64_t id, int status, const char *ename)
+{
+    plexa__task_result__init(r);
+    r->has_task_id = 1;
+    r->task_id = id;
+    r->has_status = 1;
+    r->status = (Plexa__TaskStatus)status;
+    if (ename) {
+        plexa__remote_error__init(e);
+        e->ename = (char *)ename;
+        e->evalue = text;
+        e->traceback = text;
+        r->error = e;
+    }
+}
+
+/* Send the results of w's tasks (finished, pending, or gone). */
+static void waiter_reply(plx_controller_t *c, waiter_t *w)
+{
+    sched_t *s = c->sched;
+    size_t n = w->n;
+    Plexa__TaskResult **rs = calloc(n ? n : 1, sizeof *rs);
+    Plexa__TaskResult *tmp = calloc(n ? n : 1, sizeof *tmp);
+    Plexa__RemoteError *tmperr = calloc(n ? n : 1, sizeof *tmperr);
+    char (*text)[160] = calloc(n ? n : 1, sizeof *text);
+    plx_msg_t *m = NULL;
+    if (rs && tmp && tmperr && text) {
+        uint32_t base = 0;
+        for (size_t i = 0; i < n; i++) {
+            task_t *t = plx_idmap_get(s->tasks, w->ids[i]);
+            if (t && t->state == T_DONE) {
+                rs[i] = t->result;
+                rs[i]->has_buf_base = 1;
+                rs[i]->buf_base = base;
+                base += t->res_msg ? t->res_msg->nbufs : 0;
+                if (!t->delivered) {
+                    t->delivered = 1;
+                    tl_remove(t);
+                    tl_push(&s->done_seen, t, 0);
+                }
+                continue;
+            }
+            int st = t ? PLEXA__TASK_STATUS__TASK_PENDING
+                       : (w->ids[i] && w->ids[i] < s->next_id ? PLEXA__TASK_STATUS__TASK_EVICTED
+                                                             : PLEXA__TASK_STATUS__TASK_UNKNOWN);
+            const char *ename = t ? NULL : (st == PLEXA__TASK_STATUS__TASK_EVICTED ? "ResultEvicted"
+                                                                                  : "IndexError");
+            snprintf(text[i], sizeof text[i],
+                     st == PLEXA__TASK_STATUS__TASK_EVICTED
+                         ? "the result of task %llu was evicted or cleared from the controller"
+                         : "no task with id %llu",
+                     (unsigned long long)w->ids[i]);
+            synth_result(&tmp[i], &tmperr[i], text[i], w->ids[i], st, ename);
+            rs[i] = &tmp[i];
+        }
+        Plexa__TaskResults trs = PLEXA__TASK_RESULTS__INIT;
+        trs.n_results = n;
+        trs.results = rs;
+        Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+        env.has_id = 1;
+        env.id = ctl_next_id(c);
+        env.has_reply_to = 1;
+        env.reply_to = w->reply_to;
+        env.body_case = PLEXA__ENVELOPE__BODY_TASK_RESULTS;
+        env.task_results = &trs;
+        plx_err_t err = {0};
+        m = plx_envelope_pack(&env, &err);
+        for (size_t i = 0; m && i < n; i++) {
+            task_t *t = plx_idmap_get(s->tasks, w->ids[i]);
+            if (t && t->state == T_DONE && t->res_msg)
+                for (uint32_t b = 0; b < t->res_msg->nbufs; b++)
+                    if (plx_msg_add_buf(m, t->res_msg->bufs[b]) != PLX_OK)
+                        plx_msg_destroy(&m);
+        }
+    }
+    if (m)
+        plx_conn_send(w->peer->conn, m);
+    else
+        ctl_send_error(w->peer, w->reply_to, PLX_ENOMEM, "out of memory sending task results");
+    free(rs);
+    free(tmp);
+    free(tmperr);
+    free(text);
+}
+
+static void waiter_free(waiter_t *w)
+{
+    waiter_unlink(w);
+    free(w->ids);
+    free(w);
+}
+
+static void evict_one(sched_t *s, task_t *t)
+{
+    tl_remove(t);
+    plx_idmap_del(s->tasks, t->id);
+    s->result_bytes -= t->bytes;
+    if (t->status == PLEXA__TASK_STATUS__TASK_OK)
+        s->succeeded--;
+    else
+        s->failed--;
+    task_free(t);
+}
+
+/* Keep finished results within the bounds: delivered ones go first. */
+static void enforce_retention(plx_controller_t *c)
+{
+    sched_t *s = c->sched;
+    const plx_controller_opts_t *o = &c->opts;
+    while (s->done_seen.n + s->done_new.n > o->results_max || s->result_bytes > o->results_max_bytes) {
+        task_t *t = s->done_seen.head;
+        if (!t) {
+            t = s->done_new.head;
+            if (!t || t->nwaiters)
+                return;  /* someone waits for it: keep it past the bound */
+        }
+        evict_one(s, t);
+    }
+}
+
+static void sched_pump(plx_controller_t *c);
+static void task_enqueue(plx_controller_t *c, task_t *t, int front);
+
+/* The task is final: record, tell waiters and dependents, keep the result. */
+static void task_finish(plx_controller_t *c, task_t *t)
+{
+    sched_t *s = c->sched;
+    if (t->state == T_RUNNING)
+        s->running--;
+    else if (t->state == T_WAITING)
+        s->waiting--;
+    tl_remove(t);
+    eng_remove(t);
+    t->state = T_DONE;
+    t->status = t->result->has_status ? (int)t->result->status : PLEXA__TASK_STATUS__TASK_FAILED;
+    t->result->has_task_id = 1;
+    t->result->task_id = t->id;
+    t->result->has_submitted = 1;
+    t->result->submitted = t->submitted;
+    t->result->has_completed = 1;
+    t->result->completed = unix_now();
+    if (t->started > 0 && !t->result->has_started) {
+        t->result->has_started = 1;
+        t->result->started = t->started;
+    }
+    task_drop_payload(t);
+    t->bytes = sizeof *t + (t->res_msg ? plx_msg_wire_size(t->res_msg) : 0);
+    s->result_bytes += t->bytes;
+    if (t->status == PLEXA__TASK_STATUS__TASK_OK)
+        s->succeeded++;
+    else
+        s->failed++;
+    tl_push(&s->done_new, t, 0);
+
+    for (size_t i = 0; i < t->ndependents; i++) {
+        task_t *d = t->dependents[i];
+        if (d->state == T_WAITING && --d->deps_left == 0) {
+            s->waiting--;
+            task_enqueue(c, d, 0);
+        }
+    }
+    t->ndependents = 0;
+    while (t->nwaiters) {
+        waiter_t *w = t->waiters[--t->nwaiters];
+        if (--w->left == 0) {
+            waiter_reply(c, w);
+            waiter_free(w);
+        }
+    }
+    enforce_retention(c);
+}
+
+static void task_fail(plx_controller_t *c, task_t *t, int status, const char *ename,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void task_fail(plx_controller_t *c, task_t *t, int status, const char *ename,
+                      const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->synth_text, sizeof t->synth_text, fmt, ap);
+    va_end(ap);
+    task_drop_result(t);
+    synth_result(&t->synth, &t->synth_err, t->synth_text, t->id, status, ename);
+    if (t->eng) {
+        t->synth.has_engine_id = 1;
+        t->synth.engine_id = t->eng->id;
+    }
+    t->result = &t->synth;
+    task_finish(c, t);
+}
+
+/* ---- scheduling --------------------------------------------------------- */
+
+static void task_enqueue(plx_controller_t *c, task_t *t, int front)
+{
+    t->state = T_QUEUED;
+    tl_push(&c->sched->queue, t, front);
+}
+
+static int rejected_by(const task_t *t, int32_t id)
+{
+    for (size_t i = 0; i < t->nrejected; i++)
+        if (t->rejected[i] == id)
+            return 1;
+    return 0;
+}
+
+/* The least-loaded engine with a free slot that t may run on; *any_free
+ * says whether some engine had a slot at all. */
+static engine_t *pick_engine(plx_controller_t *c, const task_t *t, int *any_free)
+{
+    engine_t *best = NULL;
+    int32_t cap = c->engines_cap;
+    *any_free = 0;
+    for (int32_t k = 0; k < cap; k++) {
+        engine_t *e = c->engines[(k + (int32_t)c->sched->rr) % cap];
+        if (!e || e->ntasks >= c->opts.task_inflight)
+            continue;
+        *any_free = 1;
+        if (t->nrejected && rejected_by(t, e->id))
+            continue;
+        if (!best || e->ntasks < best->ntasks)
+            best = e;
+    }
+    c->sched->rr++;
+    return best;
+}
+
+static int dispatch(plx_controller_t *c, task_t *t, engine_t *e)
+{
+    Plexa__TaskRun run = PLEXA__TASK_RUN__INIT;
+    run.has_task_id = 1;
+    run.task_id = t->id;
+    run.has_spec = 1;
+    run.spec = t->spec;
+    run.has_attempt = 1;
+    run.attempt = ++t->attempt;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.has_id = 1;
+    env.id = ctl_next_id(c);
+    env.body_case = PLEXA__ENVELOPE__BODY_TASK_RUN;
+    env.task_run = &run;
+    plx_err_t err = {0};
+    plx_msg_t *m = plx_envelope_pack(&env, &err);
+    for (uint32_t i = 0; m && i < t->nbufs; i++)
+        if (plx_msg_add_buf(m, t->bufs[i]) != PLX_OK)
+            plx_msg_destroy(&m);
+    if (!m)
+        return PLX_ENOMEM;
+    tl_remove(t);
+    t->state = T_RUNNING;
+    c->sched->running++;
+    if (t->started == 0)
+        t->started = unix_now();
+    eng_add(e, t);
+    plx_conn_send(e->peer->conn, m);
+    return PLX_OK;
+}
+
+static void sched_pump(plx_controller_t *c)
+{
+    sched_t *s = c->sched;
+    task_t *t = s->queue.head;
+    while (t) {
+        task_t *next = t->next;
+        int any_free;
+        engine_t *e = pick_engine(c, t, &any_free);
+        if (!any_free)
+            return;
+        if (!e) {
+            /* Every engine with room said no to this task: skip it for now. */
+            if (t->unmet_since == 0 && (int)t->nrejected >= c->nengines)
+                t->unmet_since = ev_now(c->loop);
+        } else if (dispatch(c, t, e) != PLX_OK) {
+            task_fail(c, t, PLEXA__TASK_STATUS__TASK_FAILED, "MemoryError",
+                      "out of memory sending task %llu", (unsigned long long)t->id);
+        }
+        t = next;
+    }
+}
+
+/* ---- client requests ---------------------------------------------------- */
+
+static task_t *task_from_spec(plx_controller_t *c, Plexa__TaskSpec *spec, const plx_msg_t *m)
+{
+    task_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    uint32_t base = spec->has_buf_base ? spec->buf_base : 0;
+    uint32_t n = spec->has_buf_count ? spec->buf_count : 0;
+    t->bufs = calloc(n ? n : 1, sizeof *t->bufs);
+    if (!t->bufs) {
+        free(t);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        t->bufs[i] = plx_buf_ref(m->bufs[base + i]);
+    t->nbufs = n;
+    t->retries_left = spec->has_retries ? spec->retries : 0;
+    t->has_depend = spec->depend != NULL;
+    t->submitted = unix_now();
+    /* The engine sees buffers numbered from 0; the recovery task travels
+     * separately (its indices are relative to this task's buffers). */
+    Plexa__TaskSpec *recovery = spec->recovery;
+    spec->recovery = NULL;
+    spec->has_buf_base = 1;
+    spec->buf_base = 0;
+    t->spec.len = plexa__task_spec__get_packed_size(spec);
+    t->spec.data = malloc(t->spec.len ? t->spec.len : 1);
+    if (recovery) {
+        t->recovery.len = plexa__task_spec__get_packed_size(recovery);
+        t->recovery.data = malloc(t->recovery.len ? t->recovery.len : 1);
+    }
+    if (!t->spec.data || (recovery && !t->recovery.data)) {
+        spec->recovery = recovery;
+        task_free(t);
+        return NULL;
+    }
+    plexa__task_spec__pack(spec, t->spec.data);
+    if (recovery)
+        plexa__task_spec__pack(recovery, t->recovery.data);
+    spec->recovery = recovery;
+    return t;
+}
+
+static int check_bufs(const Plexa__TaskSubmit *ts, uint32_t nbufs)
+{
+    for (size_t i = 0; i < ts->n_tasks; i++) {
+        const Plexa__TaskSpec *sp = ts->tasks[i];
+        uint64_t end = (uint64_t)(sp->has_buf_base ? sp->buf_base : 0) +
+                       (sp->has_buf_count ? sp->buf_count : 0);
+        if (end > nbufs)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Link t behind the unfinished tasks it names in `after`. */
+static int task_link_after(plx_controller_t *c, task_t *t, const Plexa__TaskSpec *spec)
+{
+    sched_t *s = c->sched;
+    for (size_t i = 0; i < spec->n_after; i++) {
+        uint64_t dep = spec->after[i];
+        task_t *d = plx_idmap_get(s->tasks, dep);
+        if (!d && (dep == 0 || dep >= t->id))
+            return -1;  /* unknown, or not earlier than t: could never run */
+        if (!d || d->state == T_DONE)
+            continue;
+        task_t **nd = realloc(d->dependents, (d->ndependents + 1) * sizeof *nd);
+        if (!nd)
+            return -2;
+        d->dependents = nd;
+        d->dependents[d->ndependents++] = t;
+        t->deps_left++;
+    }
+    return 0;
+}
+
+static void on_submit(plx_controller_t *c, peer_t *p, plx_msg_t *m, Plexa__Envelope *env)
+{
+    sched_t *s = c->sched;
+    Plexa__TaskSubmit *ts = env->task_submit;
+    int bad = check_bufs(ts, m->nbufs);
+    if (bad >= 0) {
+        ctl_send_error(p, env->id, PLX_EPROTO,
+                       "task %d of the submission names buffers the frame does not carry", bad);
+        return;
+    }
+    uint64_t first = s->next_id;
+    size_t accepted = 0;
+    for (size_t i = 0; i < ts->n_tasks; i++) {
+        task_t *t = task_from_spec(c, ts->tasks[i], m);
+        if (!t || plx_idmap_put(s->tasks, s->next_id, t) != PLX_OK) {
+            if (t)
+                task_free(t);
+            break;
+        }
+        t->id = s->next_id++;
+        accepted++;
+        int rc = task_link_after(c, t, ts->tasks[i]);
+        t->state = T_WAITING;
+        s->waiting++;
+        if (rc < 0) {
+            task_fail(c, t, PLEXA__TASK_STATUS__TASK_FAILED, "ValueError",
+                      "task %llu depends on a task that does not exist",
+                      (unsigned long long)t->id);
+        } else if (t->deps_left == 0) {
+            s->waiting--;
+            task_enqueue(c, t, 0);
+        }
+    }
+    if (accepted < ts->n_tasks && accepted == 0) {
+        ctl_send_error(p, env->id, PLX_ENOMEM, "out of memory queueing tasks");
+        return;
+    }
+    Plexa__TaskIds ids = PLEXA__TASK_IDS__INIT;
+    ids.has_first = 1;
+    ids.first = first;
+    ids.has_count = 1;
+    ids.count = (uint32_t)accepted;
+    Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
+    out.has_id = 1;
+    out.id = ctl_next_id(c);
+    out.has_reply_to = 1;
+    out.reply_to = env->id;
+    out.body_case = PLEXA__ENVELOPE__BODY_TASK_IDS;
+    out.task_ids = &ids;
+    ctl_send_env(p, &out, NULL);
+    sched_pump(c);
+}
+
+static void on_wait(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
+{
+    sched_t *s = c->sched;
+    const Plexa__TaskWait *tw = env->task_wait;
+    waiter_t *w = calloc(1, sizeof *w);
+    if (w)
+        w->ids = malloc((tw->n_ids ? tw->n_ids : 1) * sizeof *w->ids);
+    if (!w || !w->ids) {
+        free(w);
+        ctl_send_error(p, env->id, PLX_ENOMEM, "out of memory");
+        return;
+    }
+    memcpy(w->ids, tw->ids, tw->n_ids * sizeof *w->ids);
+    w->n = tw->n_ids;
+    w->peer = p;
+    w->reply_to = env->id;
+    int block = tw->has_block && tw->block;
+    for (size_t i = 0; block && i < w->n; i++) {
+        task_t *t = plx_idmap_get(s->tasks, w->ids[i]);
+        if (!t || t->state == T_DONE)
+            continue;
+        waiter_t **nw = realloc(t->waiters, (t->nwaiters + 1) * sizeof *nw);
+        if (!nw)
+            continue;  /* answered as pending rather than never */
+        t->waiters = nw;
+        t->waiters[t->nwaiters++] = w;
+        w->left++;
+    }
+    if (w->left == 0) {
+        waiter_reply(c, w);
+        free(w->ids);
+        free(w);
+        return;
+    }
+    w->next = p->waiters;
+    if (p->waiters)
+        p->waiters->prev = w;
+    p->waiters = w;
+}
+
+static void send_interrupt(plx_controller_t *c, engine_t *e, uint64_t task_id)
+{
+    Plexa__Interrupt in = PLEXA__INTERRUPT__INIT;
+    in.has_task_id = 1;
+    in.task_id = task_id;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.has_id = 1;
+    env.id = ctl_next_id(c);
+    env.body_case = PLEXA__ENVELOPE__BODY_INTERRUPT;
+    env.interrupt = &in;
+    ctl_send_env(e->peer, &env, NULL);
+}
+
+static void on_abort(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
+{
+    sched_t *s = c->sched;
+    const Plexa__TaskAbort *ta = env->task_abort;
+    for (size_t i = 0; i < ta->n_ids; i++) {
+        task_t *t = plx_idmap_get(s->tasks, ta->ids[i]);
+        if (!t || t->state == T_DONE || t->abort_pending) {
+            ctl_send_error(p, env->id, PLX_EINVAL, "task %llu %s", (unsigned long long)ta->ids[i],
+                           !t ? "does not exist" : t->state == T_DONE ? "already completed"
+                                                                      : "already aborted");
+            return;
+        }
+    }
+    for (size_t i = 0; i < ta->n_ids; i++) {
+        task_t *t = plx_idmap_get(s->tasks, ta->ids[i]);
+        if (t->state == T_RUNNING) {
+            t->abort_pending = 1;
+            send_interrupt(c, t->eng, t->id);
+        } else {
+            task_fail(c, t, PLEXA__TASK_STATUS__TASK_ABORTED, "TaskAborted",
+                      "task %llu was aborted before it ran", (unsigned long long)t->id);
+        }
+    }
+    Plexa__TaskIds ack = PLEXA__TASK_IDS__INIT;
+    Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
+    out.has_id = 1;
+    out.id = ctl_next_id(c);
+    out.has_reply_to = 1;
+    out.reply_to = env->id;
+    out.body_case = PLEXA__ENVELOPE__BODY_TASK_IDS;
+    out.task_ids = &ack;
+    ctl_send_env(p, &out, NULL);
+}
+
+static void on_clear(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
+{
+    sched_t *s = c->sched;
+    const Plexa__TaskClear *tc = env->task_clear;
+    if (tc->n_ids == 0) {
+        tlist_t *lists[2] = {&s->done_seen, &s->done_new};
+        for (int l = 0; l < 2; l++) {
+            task_t *t = lists[l]->head;
+            while (t) {
+                task_t *next = t->next;
+                if (!t->nwaiters)
+                    evict_one(s, t);
+                t = next;
+            }
+        }
+    }
+    for (size_t i = 0; i < tc->n_ids; i++) {
+        task_t *t = plx_idmap_get(s->tasks, tc->ids[i]);
+        if (t && t->state == T_DONE && !t->nwaiters)
+            evict_one(s, t);
+    }
+    Plexa__TaskIds ack = PLEXA__TASK_IDS__INIT;
+    Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
+    out.has_id = 1;
+    out.id = ctl_next_id(c);
+    out.has_reply_to = 1;
+    out.reply_to = env->id;
+    out.body_case = PLEXA__ENVELOPE__BODY_TASK_IDS;
+    out.task_ids = &ack;
+    ctl_send_env(p, &out, NULL);
+}
+
+typedef struct idvec {
+    uint64_t *v;
+    size_t    n;
+} idvec_t;
+
+static void collect(const tlist_t *l, idvec_t *out, int status_ok, int filter)
+{
+    for (const task_t *t = l->head; t; t = t->next)
+        if (!filter || (t->status == PLEXA__TASK_STATUS__TASK_OK) == status_ok)
+            out->v[out->n++] = t->id;
+}
+
+static void collect_ids(plx_controller_t *c, idvec_t *pending, idvec_t *scheduled,
+                        idvec_t *ok, idvec_t *bad)
+{
+    sched_t *s = c->sched;
+    collect(&s->queue, pending, 0, 0);
+    for (int32_t i = 0; i < c->engines_cap; i++)
+        for (task_t *t = c->engines[i] ? c->engines[i]->trun : NULL; t; t = t->next)
+            scheduled->v[scheduled->n++] = t->id;
+    const tlist_t *done[2] = {&s->done_seen, &s->done_new};
+    for (int l = 0; l < 2; l++) {
+        collect(done[l], ok, 1, 1);
+        collect(done[l], bad, 0, 1);
+    }
+}
+
+static void on_queue_status(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
+{
+    sched_t *s = c->sched;
+    Plexa__TaskQueueStatusReply r = PLEXA__TASK_QUEUE_STATUS_REPLY__INIT;
+    r.has_pending = r.has_scheduled = r.has_succeeded = r.has_failed = 1;
+    r.pending = s->queue.n + s->waiting;
+    r.scheduled = s->running;
+    r.succeeded = s->succeeded;
+    r.failed = s->failed;
+    idvec_t v[4] = {{0}};
+    int verbose = env->task_queue_status->has_verbose && env->task_queue_status->verbose;
+    if (verbose) {
+        uint64_t sizes[4] = {s->queue.n, s->running, s->succeeded, s->failed};
+        for (int i = 0; i < 4; i++)
+            v[i].v = malloc((sizes[i] + 1) * sizeof(uint64_t));
+        if (v[0].v && v[1].v && v[2].v && v[3].v) {
+            collect_ids(c, &v[0], &v[1], &v[2], &v[3]);
+            r.n_pending_ids = v[0].n;
+            r.pending_ids = v[0].v;
+            r.n_scheduled_ids = v[1].n;
+            r.scheduled_ids = v[1].v;
+            r.n_succeeded_ids = v[2].n;
+            r.succeeded_ids = v[2].v;
+            r.n_failed_ids = v[3].n;
+            r.failed_ids = v[3].v;
+        }
+    }
+    Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
+    out.has_id = 1;
+    out.id = ctl_next_id(c);
+    out.has_reply_to = 1;
+    out.reply_to = env->id;
+    out.body_case = PLEXA__ENVELOPE__BODY_TASK_QUEUE_STATUS_REPLY;
+    out.task_queue_status_reply = &r;
+    ctl_send_env(p, &out, NULL);
+    for (int i = 0; i < 4; i++)
+        free(v[i].v);
+}
+
+void sched_on_client(plx_controller_t *c, peer_t *p, plx_msg_t *m, Plexa__Envelope *env)
+{
+    switch (env->body_case) {
+    case PLEXA__ENVELOPE__BODY_TASK_SUBMIT:      on_submit(c, p, m, env); break;
+    case PLEXA__ENVELOPE__BODY_TASK_WAIT:        on_wait(c, p, env); break;
+    case PLEXA__ENVELOPE__BODY_TASK_ABORT:       on_abort(c, p, env); break;
+    case PLEXA__ENVELOPE__BODY_TASK_CLEAR:       on_clear(c, p, env); break;
+    case PLEXA__ENVELOPE__BODY_TASK_QUEUE_STATUS: on_queue_status(c, p, env); break;
+    case PLEXA__ENVELOPE__BODY_GET_IDS:          reg_reply_ids(c, p, env->id); break;
+    default:
+        ctl_send_error(p, env->id, PLX_EPROTO, "unsupported request '%s' on a task connection",
+                       plx_envelope_body_name(env));
+        break;
+    }
+    plx_envelope_free(&env);
+    plx_msg_destroy(&m);
+}
+
+/* ---- engine events ------------------------------------------------------ */
+
+/* Put a task back in the queue (front: it was first in line already). */
+static void task_requeue(plx_controller_t *c, task_t *t)
+{
+    eng_remove(t);
+    task_drop_result(t);
+    c->sched->running--;
+    task_enqueue(c, t, 1);
+}
+
+static int use_recovery(task_t *t)
+{
+    if (t->used_recovery || !t->recovery.data)
+        return 0;
+    free(t->spec.data);
+    t->spec = t->recovery;
+    t->recovery.data = NULL;
+    t->recovery.len = 0;
+    t->used_recovery = 1;
+    t->recovery_fresh = 1;
+    Plexa__TaskSpec *r = plexa__task_spec__unpack(NULL, t->spec.len, t->spec.data);
+    t->retries_left = r && r->has_retries ? r->retries : 0;
+    if (r)
+        plexa__task_spec__free_unpacked(r, NULL);
+    return 1;
+}
+
+void sched_task_result(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__Envelope *env)
+{
+    Plexa__TaskResult *r = env->task_result;
+    task_t *t = r->has_task_id ? plx_idmap_get(c->sched->tasks, r->task_id) : NULL;
+    if (!t || t->eng != e || t->state != T_RUNNING) {
+        PLX_WARN("engine %d reported task %llu, which it was not running; ignored", e->id,
+                 (unsigned long long)r->task_id);
+        plx_envelope_free(&env);
+        plx_msg_destroy(&m);
+        return;
+    }
+    int status = r->has_status ? (int)r->status : PLEXA__TASK_STATUS__TASK_FAILED;
+    r->has_engine_id = 1;
+    r->engine_id = e->id;
+    if (!t->abort_pending && status == PLEXA__TASK_STATUS__TASK_REJECTED) {
+        int32_t *nr = realloc(t->rejected, (t->nrejected + 1) * sizeof *nr);
+        if (nr) {
+            t->rejected = nr;
+            t->rejected[t->nrejected++] = e->id;
+        }
+        plx_envelope_free(&env);
+        plx_msg_destroy(&m);
+        task_requeue(c, t);
+    } else if (!t->abort_pending && status == PLEXA__TASK_STATUS__TASK_FAILED &&
+               (t->retries_left > 0 || use_recovery(t))) {
+        /* use_recovery() ran only if no retries were left; its own
+         * retries start counting after its first run. */
+        if (t->retries_left > 0 && t->attempt > 0 && !(t->used_recovery && t->recovery_fresh))
+            t->retries_left--;
+        t->recovery_fresh = 0;
+        plx_envelope_free(&env);
+        plx_msg_destroy(&m);
+        task_requeue(c, t);
+    } else {
+        task_drop_result(t);
+        t->res_env = env;
+        t->res_msg = m;
+        t->result = r;
+        if (t->abort_pending) {
+            r->has_status = 1;
+            r->status = PLEXA__TASK_STATUS__TASK_ABORTED;
+        }
+        task_finish(c, t);
+    }
+    sched_pump(c);
+}
+
+void sched_engine_added(plx_controller_t *c, engine_t *e)
+{
+    /* Tasks every old engine rejected may suit the newcomer. */
+    for (task_t *t = c->sched->queue.head; t; t = t->next)
+        t->unmet_since = 0;
+    sched_pump(c);
+}
+
+void sched_engine_gone(plx_controller_t *c, engine_t *e)
+{
+    while (e->trun) {
+        task_t *t = e->trun;
+        if (t->abort_pending) {
+            task_fail(c, t, PLEXA__TASK_STATUS__TASK_ABORTED, "TaskAborted",
+                      "task %llu was aborted (its engine %d died)", (unsigned long long)t->id,
+                      e->id);
+        } else if (t->retries_left > 0) {
+            t->retries_left--;
+            PLX_INFO("task %llu: engine %d died; retrying elsewhere (%d retries left)",
+                     (unsigned long long)t->id, e->id, t->retries_left);
+            task_requeue(c, t);
+        } else {
+            task_fail(c, t, PLEXA__TASK_STATUS__TASK_ENGINE_DIED, "EngineError",
+                      "engine %d died while running task %llu", e->id,
+                      (unsigned long long)t->id);
+        }
+    }
+    sched_pump(c);
+}
+
+void sched_client_gone(plx_controller_t *c, peer_t *p)
+{
+    sched_t *s = c->sched;
+    while (p->waiters) {
+        waiter_t *w = p->waiters;
+        for (size_t i = 0; i < w->n; i++) {
+            task_t *t = plx_idmap_get(s->tasks, w->ids[i]);
+            if (t)
+                task_forget_waiter(t, w);
+        }
+        w->peer = p;
+        waiter_free(w);
+    }
+}
+
+void sched_tick(plx_controller_t *c)
+{
+    double now = ev_now(c->loop);
+    task_t *t = c->sched->queue.head;
+    while (t) {
+        task_t *next = t->next;
+        if (t->unmet_since > 0 && now - t->unmet_since > c->opts.depend_timeout)
+            task_fail(c, t, PLEXA__TASK_STATUS__TASK_TIMEOUT, "TaskTimeout",
+                      "task %llu failed to execute due to unmet dependencies for %d seconds",
+                      (unsigned long long)t->id, (int)c->opts.depend_timeout);
+        t = next;
+    }
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+int sched_new(plx_controller_t *c)
+{
+    c->sched = calloc(1, sizeof *c->sched);
+    if (!c->sched || !(c->sched->tasks = plx_idmap_new())) {
+        free(c->sched);
+        c->sched = NULL;
+        return PLX_ENOMEM;
+    }
+    c->sched->next_id = 1;
+    return PLX_OK;
+}
+
+static void free_task_cb(uint64_t id, void *value, void *ud) { task_free(value); }
+
+void sched_destroy(plx_controller_t *c)
+{
+    if (!c->sched)
+        return;
+    plx_idmap_foreach(c->sched->tasks, free_task_cb, NULL);
+    plx_idmap_destroy(&c->sched->tasks);
+    free(c->sched);
+    c->sched = NULL;
+}
