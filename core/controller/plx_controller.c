@@ -226,6 +226,9 @@ static void on_mec(peer_t *p, plx_msg_t *m, Plexa__Envelope *env)
     case PLEXA__ENVELOPE__BODY_QUEUE_STATUS:
         mec_queue_status(p->ctl, p, env);
         break;
+    case PLEXA__ENVELOPE__BODY_INTERRUPT:
+        mec_interrupt(p->ctl, p, env);
+        break;
     default:
         ctl_send_error(p, env->id, PLX_EPROTO, "unsupported request '%s' on a mec connection",
                        plx_envelope_body_name(env));

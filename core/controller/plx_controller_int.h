@@ -119,6 +119,7 @@ void mec_client_gone(peer_t *client);
 void mec_pump(plx_controller_t *c, engine_t *e);
 void mec_clear_queue(plx_controller_t *c, peer_t *client, Plexa__Envelope *env);
 void mec_queue_status(plx_controller_t *c, peer_t *client, Plexa__Envelope *env);
+void mec_interrupt(plx_controller_t *c, peer_t *client, Plexa__Envelope *env);
 
 /* plx_controller.c */
 void ctl_stop_soon(plx_controller_t *c);

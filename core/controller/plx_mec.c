@@ -497,3 +497,26 @@ void mec_queue_status(plx_controller_t *c, peer_t *client, Plexa__Envelope *env)
     free(ptrs);
     free(ids);
 }
+
+/* interrupt(targets): raise KeyboardInterrupt in whatever each target runs
+ * now. Goes around the queues: that is the point of it. */
+void mec_interrupt(plx_controller_t *c, peer_t *client, Plexa__Envelope *env)
+{
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (resolve_targets(c, client, env, &ids, &n) != PLX_OK)
+        return;
+    Plexa__Interrupt in = PLEXA__INTERRUPT__INIT;
+    in.has_task_id = 1;
+    in.task_id = 0;
+    Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
+    out.has_id = 1;
+    out.body_case = PLEXA__ENVELOPE__BODY_INTERRUPT;
+    out.interrupt = &in;
+    for (size_t i = 0; i < n; i++) {
+        out.id = ctl_next_id(c);
+        ctl_send_env(reg_engine(c, ids[i])->peer, &out, NULL);
+    }
+    reply_per_engine(c, client, env->id, ids, n, "interrupt");
+    free(ids);
+}
