@@ -31,16 +31,30 @@ static int reg_grow(plx_controller_t *c, int32_t id)
     return PLX_OK;
 }
 
+/* An engine that lost its connection (network blip, SIGSTOP outliving the
+ * heartbeat) comes back with the id it had: it keeps it if nobody else
+ * holds it. A restarted engine sends no id and gets a new one. */
+static int32_t choose_id(plx_controller_t *c, const Plexa__Hello *h)
+{
+    if (h->has_engine_id && h->engine_id >= 0 && h->engine_id < c->next_engine_id &&
+        !reg_engine(c, h->engine_id))
+        return h->engine_id;
+    return c->next_engine_id;
+}
+
 int reg_add_engine(plx_controller_t *c, peer_t *p, const Plexa__Hello *h)
 {
-    int32_t id = c->next_engine_id;
+    int32_t id = choose_id(c, h);
     engine_t *e = calloc(1, sizeof *e);
     if (!e || reg_grow(c, id) != PLX_OK) {
         free(e);
         plx_conn_close(p->conn, 0, PLX_ENOMEM, "out of memory registering an engine");
         return PLX_ENOMEM;
     }
-    c->next_engine_id++;
+    if (id == c->next_engine_id)
+        c->next_engine_id++;
+    else
+        PLX_INFO("engine %d is back", id);
     e->id = id;
     e->peer = p;
     e->last_seen = ev_now(c->loop);

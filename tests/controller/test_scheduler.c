@@ -34,6 +34,7 @@ typedef struct fake {
     uint64_t     last_task;
     int          interrupted;
     int          closed;
+    int32_t      claim_id;    /* engine id to ask for in Hello, -1 none */
     /* client side: the last reply */
     Plexa__Envelope *reply;
     plx_msg_t       *reply_msg;
@@ -153,6 +154,10 @@ static void on_open(plx_conn_t *c, void *ud)
     h.token = f->token;
     h.has_version = 1;
     h.version = PLX_PROTOCOL_VERSION;
+    if (f->claim_id >= 0) {
+        h.has_engine_id = 1;
+        h.engine_id = f->claim_id;
+    }
     Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
     env.body_case = PLEXA__ENVELOPE__BODY_HELLO;
     env.hello = &h;
@@ -179,9 +184,14 @@ static int welcomed(void *arg) { return ((fake_t *)arg)->engine_id >= 0 || ((fak
 static int has_reply(void *arg) { return ((fake_t *)arg)->reply != NULL; }
 static int is_closed(void *arg) { return ((fake_t *)arg)->closed; }
 
-static fake_t *fake_new(int role, behaviour_t b)
+static fake_t *fake_new_claim(int role, behaviour_t b, int32_t claim);
+
+static fake_t *fake_new(int role, behaviour_t b) { return fake_new_claim(role, b, -1); }
+
+static fake_t *fake_new_claim(int role, behaviour_t b, int32_t claim)
 {
     fake_t *f = calloc(1, sizeof *f);
+    f->claim_id = claim;
     f->role = role;
     f->behaviour = b;
     f->engine_id = -1;
@@ -456,6 +466,25 @@ static void test_retention_and_unknown(void **state)
     fake_destroy(&cl);
 }
 
+/* An engine that comes back asks for its old id and gets it; one that
+ * asks for an id somebody holds, or a new engine, gets a fresh id. */
+static void test_reregistration(void **state)
+{
+    fake_t *a = fake_new(1, B_ECHO), *b = fake_new(1, B_ECHO);
+    int32_t old = a->engine_id;
+    fake_destroy(&a);
+    for (int i = 0; i < 50; i++)
+        ev_run(loop, EVRUN_ONCE | EVRUN_NOWAIT);
+    fake_t *back = fake_new_claim(1, B_ECHO, old);
+    assert_int_equal(back->engine_id, old);
+    fake_t *thief = fake_new_claim(1, B_ECHO, b->engine_id);
+    assert_true(thief->engine_id != b->engine_id);
+    assert_true(thief->engine_id > b->engine_id);
+    fake_destroy(&back);
+    fake_destroy(&thief);
+    fake_destroy(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -466,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_abort),
         cmocka_unit_test(test_after_dependencies),
         cmocka_unit_test(test_retention_and_unknown),
+        cmocka_unit_test(test_reregistration),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
