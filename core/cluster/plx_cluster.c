@@ -21,6 +21,8 @@
 #include "plx_profile.h"
 
 #define POLL_S 0.01
+#define MAX_ENGINE_JOBS 256     /* the first job plus replacements */
+#define BACKOFF_MAX_S   30.0
 
 typedef struct cluster {
     plx_cluster_opts_t      o;
@@ -29,6 +31,10 @@ typedef struct cluster {
     const char             *level;
     const plx_launcher_ops *cops, *eops;
     void                   *cjob, *ejob;
+    void                   *rjobs[MAX_ENGINE_JOBS];   /* replacement engines */
+    int                     nrjobs;
+    char                    engine_url[1024];
+    const char             *engine_launcher;
     char                    bindir[PATH_MAX];
     char                    cwd[PATH_MAX];
     char                    pidfile[PATH_MAX];
@@ -168,24 +174,31 @@ static int wait_controller(cluster_t *c, double deadline, char *url, size_t len,
     }
 }
 
-static int start_engines(cluster_t *c, int n, const char *url, plx_err_t *err)
+static int spawn_engines(cluster_t *c, int n, void **job, plx_err_t *err)
 {
     char exe[PATH_MAX + 32], envurl[1200];
     snprintf(exe, sizeof exe, "%s/ipengine", c->bindir);
     /* The capability travels in the environment, not argv: other users
      * can read a command line in ps, not another user's environment. */
-    snprintf(envurl, sizeof envurl, "PLEXA_URL=%s", url);
-    const char *argv[] = {exe, "--profile", c->prof.name, "--log-level", c->level, NULL};
+    snprintf(envurl, sizeof envurl, "PLEXA_URL=%s", c->engine_url);
+    const char *argv[] = {exe, "--log-level", c->level, NULL};
     const char *env[] = {envurl, NULL};
-    const char *launcher = plx_conf_cluster(c->conf)->engine_launcher;
+    return start_job(c, c->eops, c->engine_launcher, PLX_LAUNCH_ENGINES, n, argv, env, job, err);
+}
+
+static int start_engines(cluster_t *c, int n, const char *url, plx_err_t *err)
+{
+    snprintf(c->engine_url, sizeof c->engine_url, "%s", url);
+    c->engine_launcher = plx_conf_cluster(c->conf)->engine_launcher;
     if (c->o.engine_launcher)
-        launcher = c->o.engine_launcher;
-    c->eops = plx_launcher_find(launcher, err);
+        c->engine_launcher = c->o.engine_launcher;
+    c->eops = plx_launcher_find(c->engine_launcher, err);
     if (!c->eops)
         return err->code;
-    if (start_job(c, c->eops, launcher, PLX_LAUNCH_ENGINES, n, argv, env, &c->ejob, err))
+    if (spawn_engines(c, n, &c->ejob, err))
         return plx_err_prefix(err, "starting engines");
-    progress(c, "starting %d engine%s with the '%s' launcher", n, n == 1 ? "" : "s", launcher);
+    progress(c, "starting %d engine%s with the '%s' launcher", n, n == 1 ? "" : "s",
+             c->engine_launcher);
     return PLX_OK;
 }
 
@@ -248,6 +261,11 @@ static void stop_jobs(cluster_t *c)
         c->eops->stop(c->ejob, 2.0, &err);
         c->eops->destroy(&c->ejob);
     }
+    for (int i = 0; i < c->nrjobs; i++) {
+        c->eops->stop(c->rjobs[i], 2.0, &err);
+        c->eops->destroy(&c->rjobs[i]);
+    }
+    c->nrjobs = 0;
     if (c->cjob) {
         c->cops->stop(c->cjob, 3.0, &err);
         c->cops->destroy(&c->cjob);
@@ -257,10 +275,78 @@ static void stop_jobs(cluster_t *c)
     c->owns_pidfile = 0;
 }
 
-/* Watch until a signal or the controller's exit; returns exit status. */
-static int watch(cluster_t *c)
+/* Engine processes that ended with an error, over every engine job. */
+static int engines_failed_count(cluster_t *c)
 {
-    int exited = 0;
+    int failed = 0;
+    plx_job_status st;
+    plx_err_t err = {0};
+    void *jobs[MAX_ENGINE_JOBS + 1];
+    int n = 0;
+    jobs[n++] = c->ejob;
+    for (int i = 0; i < c->nrjobs; i++)
+        jobs[n++] = c->rjobs[i];
+    for (int i = 0; i < n; i++) {
+        memset(&st, 0, sizeof st);
+        if (jobs[i] && c->eops->poll(jobs[i], &st, &err) == PLX_OK) {
+            failed += st.failed;
+            if (st.failed && st.detail[0])
+                PLX_DEBUG("engine job: %s", st.detail);
+        }
+    }
+    return failed;
+}
+
+/* The restart policy (cluster.conf: restart_engines, max_restarts): an
+ * engine that crashed is replaced after a back-off that doubles while
+ * crashes keep coming. The replacement registers under a new id. An
+ * engine that exited cleanly (kill()) is not replaced. */
+typedef struct restarts {
+    int    seen_failed, done, pending, budget;
+    double backoff, due, last_crash;
+} restarts_t;
+
+static void restart_check(cluster_t *c, restarts_t *r)
+{
+    const plx_cluster_conf_t *cc = plx_conf_cluster(c->conf);
+    int failed = engines_failed_count(c);
+    double now = now_s();
+    if (failed > r->seen_failed) {
+        int delta = failed - r->seen_failed;
+        r->seen_failed = failed;
+        if (now - r->last_crash > 60.0)
+            r->backoff = 1.0;
+        r->last_crash = now;
+        if (!cc->restart_engines) {
+            PLX_WARN("%d engine(s) crashed; restart_engines is off", delta);
+        } else if (r->done + r->pending + delta > r->budget || c->nrjobs >= MAX_ENGINE_JOBS) {
+            PLX_WARN("%d engine(s) crashed; the restart budget (max_restarts = %d per engine) "
+                     "is spent", delta, cc->max_restarts);
+        } else {
+            r->pending += delta;
+            r->due = now + r->backoff;
+            PLX_WARN("%d engine(s) crashed; restarting in %.1fs", delta, r->backoff);
+            r->backoff = r->backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : r->backoff * 2;
+        }
+    }
+    if (r->pending && now >= r->due) {
+        plx_err_t err = {0};
+        if (spawn_engines(c, r->pending, &c->rjobs[c->nrjobs], &err) == PLX_OK) {
+            c->nrjobs++;
+            r->done += r->pending;
+            PLX_INFO("started %d replacement engine(s) (%d of %d restarts used)", r->pending,
+                     r->done, r->budget);
+        } else {
+            PLX_ERROR("restarting engines: %s", err.msg);
+        }
+        r->pending = 0;
+    }
+}
+
+/* Watch until a signal or the controller's exit; returns exit status. */
+static int watch(cluster_t *c, int n)
+{
+    restarts_t r = {.backoff = 1.0, .budget = plx_conf_cluster(c->conf)->max_restarts * n};
     while (!got_signal) {
         plx_job_status st;
         if (job_finished(c->cops, c->cjob, &st)) {
@@ -268,12 +354,7 @@ static int watch(cluster_t *c)
                      st.detail[0] ? ": " : "", st.detail);
             return st.failed ? 1 : 0;
         }
-        memset(&st, 0, sizeof st);
-        plx_err_t err = {0};
-        if (c->eops->poll(c->ejob, &st, &err) == PLX_OK && st.exited != exited) {
-            PLX_WARN("%d engine(s) have exited (%d with an error)", st.exited, st.failed);
-            exited = st.exited;
-        }
+        restart_check(c, &r);
         sleep_s(0.2);
     }
     PLX_INFO("received signal %d; stopping the cluster", (int)got_signal);
@@ -444,7 +525,7 @@ int plx_cluster_run(const plx_cluster_opts_t *o, plx_err_t *err)
     }
     int status = 1;
     if (rc == PLX_OK)
-        status = watch(&c);
+        status = watch(&c, c.o.engines > 0 ? c.o.engines : plx_conf_cluster(c.conf)->engines);
     else
         PLX_ERROR("%s", err->msg);
     stop_jobs(&c);
