@@ -75,6 +75,25 @@ int ctl_send_env(peer_t *p, const Plexa__Envelope *env, plx_msg_t *bufs_from)
     return plx_conn_send(p->conn, m);
 }
 
+plx_msg_t *ctl_pack(plx_controller_t *c, uint64_t reply_to, Plexa__Envelope__BodyCase bc,
+                    void *body)
+{
+    Plexa__Envelope env;
+    plx_envelope_set(&env, ctl_next_id(c), reply_to, bc, body);
+    plx_err_t err = {0};
+    plx_msg_t *m = plx_envelope_pack(&env, &err);
+    if (!m)
+        PLX_ERROR("packing a %s: %s", plx_envelope_body_name(&env), err.msg);
+    return m;
+}
+
+int ctl_send_body(peer_t *p, uint64_t reply_to, Plexa__Envelope__BodyCase bc, void *body)
+{
+    Plexa__Envelope env;
+    plx_envelope_set(&env, ctl_next_id(p->ctl), reply_to, bc, body);
+    return ctl_send_env(p, &env, NULL);
+}
+
 void ctl_send_error(peer_t *p, uint64_t reply_to, int code, const char *fmt, ...)
 {
     char text[512];
@@ -86,14 +105,7 @@ void ctl_send_error(peer_t *p, uint64_t reply_to, int code, const char *fmt, ...
     e.has_code = 1;
     e.code = code;
     e.message = text;
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.has_id = 1;
-    env.id = ctl_next_id(p->ctl);
-    env.has_reply_to = 1;
-    env.reply_to = reply_to;
-    env.body_case = PLEXA__ENVELOPE__BODY_ERROR;
-    env.error = &e;
-    ctl_send_env(p, &env, NULL);
+    ctl_send_body(p, reply_to, PLEXA__ENVELOPE__BODY_ERROR, &e);
 }
 
 /* Refuse a connection: Reject with the reason, log it, close after flush. */
@@ -108,12 +120,7 @@ static void peer_reject(peer_t *p, const char *fmt, ...)
     PLX_WARN("rejected connection from %s: %s", p->addr, reason);
     Plexa__Reject r = PLEXA__REJECT__INIT;
     r.reason = reason;
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.has_id = 1;
-    env.id = ctl_next_id(p->ctl);
-    env.body_case = PLEXA__ENVELOPE__BODY_REJECT;
-    env.reject = &r;
-    ctl_send_env(p, &env, NULL);
+    ctl_send_body(p, 0, PLEXA__ENVELOPE__BODY_REJECT, &r);
     ev_timer_stop(p->ctl->loop, &p->auth_timer);
     plx_conn_close(p->conn, 1, PLX_EAUTH, reason);
 }
@@ -195,14 +202,7 @@ static void on_hello(peer_t *p, Plexa__Envelope *env)
     Plexa__Welcome w = PLEXA__WELCOME__INIT;
     w.has_version = 1;
     w.version = PLX_PROTOCOL_VERSION;
-    Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
-    out.has_id = 1;
-    out.id = ctl_next_id(p->ctl);
-    out.has_reply_to = 1;
-    out.reply_to = env->id;
-    out.body_case = PLEXA__ENVELOPE__BODY_WELCOME;
-    out.welcome = &w;
-    ctl_send_env(p, &out, NULL);
+    ctl_send_body(p, env->id, PLEXA__ENVELOPE__BODY_WELCOME, &w);
     PLX_INFO("client %s connected (%s)", p->addr, role_name(h->role));
 }
 

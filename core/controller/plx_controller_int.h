@@ -22,6 +22,13 @@ typedef struct task   task_t;
 typedef struct waiter waiter_t;
 typedef struct sched  sched_t;
 
+/* A doubly linked list of tasks (queue, an engine's running tasks, the
+ * finished results); a task is on at most one. */
+typedef struct tlist {
+    task_t  *head, *tail;
+    uint64_t n;
+} tlist_t;
+
 /* One connection, before and after it authenticated. */
 struct peer {
     plx_controller_t *ctl;
@@ -73,8 +80,7 @@ struct engine {
     double   last_seen;       /* ev_now of the last message from it */
     char     host[128];
     int32_t  pid;
-    task_t  *trun;            /* tasks running (or sent) on it */
-    int      ntasks;
+    tlist_t  trun;            /* tasks running (or sent) on it */
 };
 
 struct plx_controller {
@@ -99,6 +105,12 @@ struct plx_controller {
 
 /* plx_controller.c */
 int  ctl_send_env(peer_t *p, const Plexa__Envelope *env, plx_msg_t *bufs_from);
+/* Pack a message with body `body` of case bc answering reply_to (0: none);
+ * the caller adds buffers and sends it. NULL on ENOMEM (logged). */
+plx_msg_t *ctl_pack(plx_controller_t *c, uint64_t reply_to, Plexa__Envelope__BodyCase bc,
+                    void *body);
+/* Send a message with body `body` of case bc answering reply_to (0: none). */
+int  ctl_send_body(peer_t *p, uint64_t reply_to, Plexa__Envelope__BodyCase bc, void *body);
 void ctl_send_error(peer_t *p, uint64_t reply_to, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 uint64_t ctl_next_id(plx_controller_t *c);

@@ -165,7 +165,6 @@ static void mreq_finish(mreq_t *r)
     }
     Plexa__EngineReply **replies = malloc((size_t)r->n * sizeof *replies);
     plx_msg_t *m = NULL;
-    plx_err_t err = {0};
     if (replies) {
         uint32_t base = 0;
         for (int i = 0; i < r->n; i++) {
@@ -177,14 +176,7 @@ static void mreq_finish(mreq_t *r)
         Plexa__MultiReply mr = PLEXA__MULTI_REPLY__INIT;
         mr.n_replies = (size_t)r->n;
         mr.replies = replies;
-        Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-        env.has_id = 1;
-        env.id = ctl_next_id(r->ctl);
-        env.has_reply_to = 1;
-        env.reply_to = r->client_id;
-        env.body_case = PLEXA__ENVELOPE__BODY_MULTI_REPLY;
-        env.multi_reply = &mr;
-        m = plx_envelope_pack(&env, &err);
+        m = ctl_pack(r->ctl, r->client_id, PLEXA__ENVELOPE__BODY_MULTI_REPLY, &mr);
         for (int i = 0; m && i < r->n; i++)
             for (uint32_t b = 0; r->subs[i].reply_msg && b < r->subs[i].reply_msg->nbufs; b++)
                 if (plx_msg_add_buf(m, r->subs[i].reply_msg->bufs[b]) != PLX_OK)
@@ -412,14 +404,7 @@ static void reply_per_engine(plx_controller_t *c, peer_t *p, uint64_t reply_to,
     Plexa__MultiReply mr = PLEXA__MULTI_REPLY__INIT;
     mr.n_replies = n;
     mr.replies = ptrs;
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.has_id = 1;
-    env.id = ctl_next_id(c);
-    env.has_reply_to = 1;
-    env.reply_to = reply_to;
-    env.body_case = PLEXA__ENVELOPE__BODY_MULTI_REPLY;
-    env.multi_reply = &mr;
-    ctl_send_env(p, &env, NULL);
+    ctl_send_body(p, reply_to, PLEXA__ENVELOPE__BODY_MULTI_REPLY, &mr);
     free(store);
     free(ptrs);
 }
@@ -478,14 +463,7 @@ void mec_queue_status(plx_controller_t *c, peer_t *client, Plexa__Envelope *env)
         Plexa__QueueStatusReply qr = PLEXA__QUEUE_STATUS_REPLY__INIT;
         qr.n_engines = n;
         qr.engines = ptrs;
-        Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
-        out.has_id = 1;
-        out.id = ctl_next_id(c);
-        out.has_reply_to = 1;
-        out.reply_to = env->id;
-        out.body_case = PLEXA__ENVELOPE__BODY_QUEUE_STATUS_REPLY;
-        out.queue_status_reply = &qr;
-        ctl_send_env(client, &out, NULL);
+        ctl_send_body(client, env->id, PLEXA__ENVELOPE__BODY_QUEUE_STATUS_REPLY, &qr);
     } else {
         ctl_send_error(client, env->id, PLX_ENOMEM, "out of memory");
     }
@@ -509,14 +487,8 @@ void mec_interrupt(plx_controller_t *c, peer_t *client, Plexa__Envelope *env)
     Plexa__Interrupt in = PLEXA__INTERRUPT__INIT;
     in.has_task_id = 1;
     in.task_id = 0;
-    Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
-    out.has_id = 1;
-    out.body_case = PLEXA__ENVELOPE__BODY_INTERRUPT;
-    out.interrupt = &in;
-    for (size_t i = 0; i < n; i++) {
-        out.id = ctl_next_id(c);
-        ctl_send_env(reg_engine(c, ids[i])->peer, &out, NULL);
-    }
+    for (size_t i = 0; i < n; i++)
+        ctl_send_body(reg_engine(c, ids[i])->peer, 0, PLEXA__ENVELOPE__BODY_INTERRUPT, &in);
     reply_per_engine(c, client, env->id, ids, n, "interrupt");
     free(ids);
 }

@@ -71,12 +71,7 @@ int reg_add_engine(plx_controller_t *c, peer_t *p, const Plexa__Hello *h)
     w.engine_id = id;
     w.has_heartbeat_ms = 1;
     w.heartbeat_ms = (uint32_t)(c->opts.heartbeat_period * 1000);
-    Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
-    out.has_id = 1;
-    out.id = ctl_next_id(c);
-    out.body_case = PLEXA__ENVELOPE__BODY_WELCOME;
-    out.welcome = &w;
-    ctl_send_env(p, &out, NULL);
+    ctl_send_body(p, 0, PLEXA__ENVELOPE__BODY_WELCOME, &w);
     PLX_INFO("engine %d registered from %s (host %s, pid %d); %d engine(s)", id, p->addr,
              e->host, e->pid, c->nengines);
     sched_engine_added(c, e);
@@ -135,14 +130,7 @@ void reg_reply_ids(plx_controller_t *c, peer_t *p, uint64_t reply_to)
     Plexa__IdList l = PLEXA__ID_LIST__INIT;
     l.n_ids = n;
     l.ids = ids;
-    Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
-    out.has_id = 1;
-    out.id = ctl_next_id(c);
-    out.has_reply_to = 1;
-    out.reply_to = reply_to;
-    out.body_case = PLEXA__ENVELOPE__BODY_ID_LIST;
-    out.id_list = &l;
-    ctl_send_env(p, &out, NULL);
+    ctl_send_body(p, reply_to, PLEXA__ENVELOPE__BODY_ID_LIST, &l);
     free(ids);
 }
 
@@ -157,10 +145,6 @@ static void heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
     Plexa__Heartbeat hb = PLEXA__HEARTBEAT__INIT;
     hb.has_seq = 1;
     hb.seq = ++c->hb_seq;
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.has_id = 1;
-    env.body_case = PLEXA__ENVELOPE__BODY_HEARTBEAT;
-    env.heartbeat = &hb;
     for (int32_t i = 0; i < c->engines_cap; i++) {
         engine_t *e = c->engines[i];
         if (!e)
@@ -171,8 +155,7 @@ static void heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
             plx_conn_close(e->peer->conn, 0, PLX_ETIMEDOUT, why);
             continue;
         }
-        env.id = ctl_next_id(c);
-        ctl_send_env(e->peer, &env, NULL);
+        ctl_send_body(e->peer, 0, PLEXA__ENVELOPE__BODY_HEARTBEAT, &hb);
     }
     sched_tick(c);
 }

@@ -26,11 +26,6 @@
 
 enum tstate { T_WAITING, T_QUEUED, T_RUNNING, T_DONE };
 
-typedef struct tlist {
-    task_t *head, *tail;
-    uint64_t n;
-} tlist_t;
-
 struct task {
     uint64_t            id;
     enum tstate         state;
@@ -137,31 +132,16 @@ static void tl_remove(task_t *t)
     t->list = NULL;
 }
 
-/* Engines keep their running tasks on a plain list threaded the same way. */
 static void eng_add(engine_t *e, task_t *t)
 {
-    t->prev = NULL;
-    t->next = e->trun;
-    if (e->trun)
-        e->trun->prev = t;
-    e->trun = t;
-    e->ntasks++;
+    tl_push(&e->trun, t, 0);
     t->eng = e;
 }
 
 static void eng_remove(task_t *t)
 {
-    engine_t *e = t->eng;
-    if (!e)
-        return;
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        e->trun = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    t->prev = t->next = NULL;
-    e->ntasks--;
+    if (t->eng)
+        tl_remove(t);
     t->eng = NULL;
 }
 
@@ -278,15 +258,7 @@ static void waiter_reply(plx_controller_t *c, waiter_t *w)
         Plexa__TaskResults trs = PLEXA__TASK_RESULTS__INIT;
         trs.n_results = n;
         trs.results = rs;
-        Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-        env.has_id = 1;
-        env.id = ctl_next_id(c);
-        env.has_reply_to = 1;
-        env.reply_to = w->reply_to;
-        env.body_case = PLEXA__ENVELOPE__BODY_TASK_RESULTS;
-        env.task_results = &trs;
-        plx_err_t err = {0};
-        m = plx_envelope_pack(&env, &err);
+        m = ctl_pack(c, w->reply_to, PLEXA__ENVELOPE__BODY_TASK_RESULTS, &trs);
         for (size_t i = 0; m && i < n; i++) {
             task_t *t = plx_idmap_get(s->tasks, w->ids[i]);
             if (t && t->state == T_DONE && t->res_msg)
@@ -436,12 +408,12 @@ static engine_t *pick_engine(plx_controller_t *c, const task_t *t, int *any_free
     *any_free = 0;
     for (int32_t k = 0; k < cap; k++) {
         engine_t *e = c->engines[(k + (int32_t)c->sched->rr) % cap];
-        if (!e || e->ntasks >= c->opts.task_inflight)
+        if (!e || e->trun.n >= (uint64_t)c->opts.task_inflight)
             continue;
         *any_free = 1;
         if (t->nrejected && rejected_by(t, e->id))
             continue;
-        if (!best || e->ntasks < best->ntasks)
+        if (!best || e->trun.n < best->trun.n)
             best = e;
     }
     c->sched->rr++;
@@ -457,13 +429,7 @@ static int dispatch(plx_controller_t *c, task_t *t, engine_t *e)
     run.spec = t->spec;
     run.has_attempt = 1;
     run.attempt = ++t->attempt;
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.has_id = 1;
-    env.id = ctl_next_id(c);
-    env.body_case = PLEXA__ENVELOPE__BODY_TASK_RUN;
-    env.task_run = &run;
-    plx_err_t err = {0};
-    plx_msg_t *m = plx_envelope_pack(&env, &err);
+    plx_msg_t *m = ctl_pack(c, 0, PLEXA__ENVELOPE__BODY_TASK_RUN, &run);
     for (uint32_t i = 0; m && i < t->nbufs; i++)
         if (plx_msg_add_buf(m, t->bufs[i]) != PLX_OK)
             plx_msg_destroy(&m);
@@ -620,14 +586,7 @@ static void on_submit(plx_controller_t *c, peer_t *p, plx_msg_t *m, Plexa__Envel
     ids.first = first;
     ids.has_count = 1;
     ids.count = (uint32_t)accepted;
-    Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
-    out.has_id = 1;
-    out.id = ctl_next_id(c);
-    out.has_reply_to = 1;
-    out.reply_to = env->id;
-    out.body_case = PLEXA__ENVELOPE__BODY_TASK_IDS;
-    out.task_ids = &ids;
-    ctl_send_env(p, &out, NULL);
+    ctl_send_body(p, env->id, PLEXA__ENVELOPE__BODY_TASK_IDS, &ids);
     sched_pump(c);
 }
 
@@ -676,12 +635,7 @@ static void send_interrupt(plx_controller_t *c, engine_t *e, uint64_t task_id)
     Plexa__Interrupt in = PLEXA__INTERRUPT__INIT;
     in.has_task_id = 1;
     in.task_id = task_id;
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.has_id = 1;
-    env.id = ctl_next_id(c);
-    env.body_case = PLEXA__ENVELOPE__BODY_INTERRUPT;
-    env.interrupt = &in;
-    ctl_send_env(e->peer, &env, NULL);
+    ctl_send_body(e->peer, 0, PLEXA__ENVELOPE__BODY_INTERRUPT, &in);
 }
 
 static void on_abort(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
@@ -708,14 +662,7 @@ static void on_abort(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
         }
     }
     Plexa__TaskIds ack = PLEXA__TASK_IDS__INIT;
-    Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
-    out.has_id = 1;
-    out.id = ctl_next_id(c);
-    out.has_reply_to = 1;
-    out.reply_to = env->id;
-    out.body_case = PLEXA__ENVELOPE__BODY_TASK_IDS;
-    out.task_ids = &ack;
-    ctl_send_env(p, &out, NULL);
+    ctl_send_body(p, env->id, PLEXA__ENVELOPE__BODY_TASK_IDS, &ack);
 }
 
 static void on_clear(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
@@ -740,14 +687,7 @@ static void on_clear(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
             evict_one(s, t);
     }
     Plexa__TaskIds ack = PLEXA__TASK_IDS__INIT;
-    Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
-    out.has_id = 1;
-    out.id = ctl_next_id(c);
-    out.has_reply_to = 1;
-    out.reply_to = env->id;
-    out.body_case = PLEXA__ENVELOPE__BODY_TASK_IDS;
-    out.task_ids = &ack;
-    ctl_send_env(p, &out, NULL);
+    ctl_send_body(p, env->id, PLEXA__ENVELOPE__BODY_TASK_IDS, &ack);
 }
 
 typedef struct idvec {
@@ -768,7 +708,7 @@ static void collect_ids(plx_controller_t *c, idvec_t *pending, idvec_t *schedule
     sched_t *s = c->sched;
     collect(&s->queue, pending, 0, 0);
     for (int32_t i = 0; i < c->engines_cap; i++)
-        for (task_t *t = c->engines[i] ? c->engines[i]->trun : NULL; t; t = t->next)
+        for (task_t *t = c->engines[i] ? c->engines[i]->trun.head : NULL; t; t = t->next)
             scheduled->v[scheduled->n++] = t->id;
     const tlist_t *done[2] = {&s->done_seen, &s->done_new};
     for (int l = 0; l < 2; l++) {
@@ -804,14 +744,7 @@ static void on_queue_status(plx_controller_t *c, peer_t *p, Plexa__Envelope *env
             r.failed_ids = v[3].v;
         }
     }
-    Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
-    out.has_id = 1;
-    out.id = ctl_next_id(c);
-    out.has_reply_to = 1;
-    out.reply_to = env->id;
-    out.body_case = PLEXA__ENVELOPE__BODY_TASK_QUEUE_STATUS_REPLY;
-    out.task_queue_status_reply = &r;
-    ctl_send_env(p, &out, NULL);
+    ctl_send_body(p, env->id, PLEXA__ENVELOPE__BODY_TASK_QUEUE_STATUS_REPLY, &r);
     for (int i = 0; i < 4; i++)
         free(v[i].v);
 }
@@ -919,8 +852,8 @@ void sched_engine_added(plx_controller_t *c, engine_t *e)
 
 void sched_engine_gone(plx_controller_t *c, engine_t *e)
 {
-    while (e->trun) {
-        task_t *t = e->trun;
+    while (e->trun.head) {
+        task_t *t = e->trun.head;
         if (t->abort_pending) {
             task_fail(c, t, PLEXA__TASK_STATUS__TASK_ABORTED, "TaskAborted",
                       "task %llu was aborted (its engine %d died)", (unsigned long long)t->id,

@@ -41,3 +41,15 @@ const char *plx_envelope_body_name(const Plexa__Envelope *env)
         protobuf_c_message_descriptor_get_field(&plexa__envelope__descriptor, env->body_case);
     return f ? f->name : "none";
 }
+
+void plx_envelope_set(Plexa__Envelope *env, uint64_t id, uint64_t reply_to,
+                      Plexa__Envelope__BodyCase bc, void *body)
+{
+    plexa__envelope__init(env);
+    env->has_id = 1;
+    env->id = id;
+    env->has_reply_to = reply_to != 0;
+    env->reply_to = reply_to;
+    env->body_case = bc;
+    env->hello = body;
+}

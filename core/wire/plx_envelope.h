@@ -16,6 +16,12 @@ Plexa__Envelope *plx_envelope_unpack(const plx_msg_t *m, plx_err_t *err);
 
 void plx_envelope_free(Plexa__Envelope **ep);
 
+/* Initialise env as message `id` answering `reply_to` (0: not a reply)
+ * with body `body` of case bc. Every body member of the Envelope is a
+ * pointer in one union, so one setter serves every case. */
+void plx_envelope_set(Plexa__Envelope *env, uint64_t id, uint64_t reply_to,
+                      Plexa__Envelope__BodyCase bc, void *body);
+
 /* Name of the body case for logs ("execute", "hello", ...). */
 const char *plx_envelope_body_name(const Plexa__Envelope *env);
 
