@@ -28,6 +28,10 @@ static void usage(FILE *f)
         "  start     start the profile's cluster in the background; returns once all\n"
         "            engines are registered (launchers from the profile's cluster.conf)\n"
         "  stop      stop the profile's cluster: engines, controller, everything\n"
+        "  status    show whether the profile's cluster runs, and its engines\n"
+        "  list      list the profiles and which of them run\n"
+        "  profile create NAME [--launcher=L]\n"
+        "            create profile NAME with a commented cluster.conf\n"
         "\n"
         "Options:\n"
         "  -n, --num N          number of engines (default: cluster.conf, else 2)\n"
@@ -35,6 +39,8 @@ static void usage(FILE *f)
         "  --daemonize          (local) detach once the engines are registered\n"
         "  --timeout SECONDS    how long start may take (default: cluster.conf, else 60)\n"
         "  --log-level LEVEL    debug, info, warn or error\n"
+        "  --launcher NAME      (profile create) engine launcher: local, ssh, mpiexec,\n"
+        "                       pbs, sge, slurm or a site plugin\n"
         "  -h, --help           show this help\n"
         "  --version            show the version\n"
         "\n"
@@ -44,6 +50,9 @@ static void usage(FILE *f)
 
 typedef struct args {
     const char *command;
+    const char *subcommand;   /* profile create */
+    const char *name;         /* profile create NAME */
+    const char *launcher;
     plx_cluster_opts_t o;
 } args_t;
 
@@ -65,6 +74,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"profile", required_argument, 0, 'p'}, {"daemonize", no_argument, 0, 'd'},
         {"daemon", no_argument, 0, 'd'},        {"timeout", required_argument, 0, 't'},
         {"log-level", required_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
+        {"launcher", required_argument, 0, 'L'},
         {"version", no_argument, 0, 'V'},       {0, 0, 0, 0}};
     int ch;
     double v;
@@ -76,6 +86,7 @@ static int parse_args(int argc, char **argv, args_t *a)
             a->o.engines = (int)v;
             break;
         case 'p': a->o.profile = optarg; break;
+        case 'L': a->launcher = optarg; break;
         case 'd': a->o.daemonize = 1; break;
         case 't':
             if (parse_num(optarg, "--timeout", &a->o.timeout))
@@ -98,6 +109,10 @@ static int parse_args(int argc, char **argv, args_t *a)
         return 2;
     }
     a->command = argv[optind++];
+    if (strcmp(a->command, "profile") == 0 && optind + 2 <= argc) {
+        a->subcommand = argv[optind++];
+        a->name = argv[optind++];
+    }
     if (optind < argc) {
         fprintf(stderr, "ipcluster: unexpected argument '%s'\n", argv[optind]);
         return 2;
@@ -114,6 +129,30 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     plx_err_t err = {0};
+    if (strcmp(a.command, "status") == 0) {
+        rc = plx_cluster_status(a.o.profile, stdout, &err);
+        if (rc != PLX_OK && rc != PLX_ENOTFOUND)
+            fprintf(stderr, "ipcluster: %s\n", err.msg);
+        return rc == PLX_OK ? 0 : 3;
+    }
+    if (strcmp(a.command, "list") == 0) {
+        if (plx_cluster_list(stdout, &err) != PLX_OK) {
+            fprintf(stderr, "ipcluster: %s\n", err.msg);
+            return 1;
+        }
+        return 0;
+    }
+    if (strcmp(a.command, "profile") == 0) {
+        if (!a.subcommand || strcmp(a.subcommand, "create") != 0) {
+            fprintf(stderr, "ipcluster: usage: ipcluster profile create NAME [--launcher=L]\n");
+            return 2;
+        }
+        if (plx_cluster_profile_create(a.name, a.launcher, stdout, &err) != PLX_OK) {
+            fprintf(stderr, "ipcluster: %s\n", err.msg);
+            return 1;
+        }
+        return 0;
+    }
     if (strcmp(a.command, "stop") == 0) {
         if (plx_cluster_stop(a.o.profile, a.o.timeout > 0 ? a.o.timeout : 15.0, &err)) {
             fprintf(stderr, "ipcluster: %s\n", err.msg);

@@ -1,6 +1,7 @@
 /* ipcluster's machinery; see plx_cluster.h. */
 #include "plx_cluster.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -573,5 +574,106 @@ int plx_cluster_stop(const char *profile, double timeout, plx_err_t *err)
         kill_pidfile(&p, "ipcontroller.pid");
         unlink(path);
     }
+    return PLX_OK;
+}
+
+/* ---- status, list, profile create --------------------------------------- */
+
+/* The pid of a profile's running ipcluster, or 0. */
+static pid_t running_pid(const plx_profile_t *p)
+{
+    char path[PATH_MAX];
+    pid_t pid;
+    plx_profile_file(p, "pid", "ipcluster.pid", path, sizeof path);
+    if (plx_pidfile_read(path, &pid, NULL) == PLX_OK && plx_pid_alive(pid))
+        return pid;
+    return 0;
+}
+
+static void print_engines(const plx_profile_t *p, FILE *out)
+{
+    char mec[PATH_MAX];
+    plx_err_t err = {0};
+    plx_profile_file(p, "security", "ipcontroller-mec.url", mec, sizeof mec);
+    plx_client_t *cl = plx_client_connect(mec, p->name, 5.0, &err);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (!cl || plx_client_get_ids(cl, &ids, &n, &err) != PLX_OK) {
+        fprintf(out, "  controller: not answering (%s)\n", err.msg);
+        plx_client_destroy(&cl);
+        return;
+    }
+    fprintf(out, "  controller: %s\n  engines:    %zu registered [", plx_client_peer(cl), n);
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "%s%d", i ? ", " : "", ids[i]);
+    fprintf(out, "]\n");
+    free(ids);
+    plx_client_destroy(&cl);
+}
+
+int plx_cluster_status(const char *profile, FILE *out, plx_err_t *err)
+{
+    plx_profile_t p;
+    if (plx_profile_open(profile, 0, &p, err) != PLX_OK)
+        return err->code;
+    pid_t pid = running_pid(&p);
+    if (!pid) {
+        fprintf(out, "cluster '%s': not running\n", p.name);
+        return PLX_ENOTFOUND;
+    }
+    fprintf(out, "cluster '%s': running (ipcluster pid %d)\n  profile:    %s\n", p.name,
+            (int)pid, p.dir);
+    print_engines(&p, out);
+    return PLX_OK;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int plx_cluster_list(FILE *out, plx_err_t *err)
+{
+    char root[PATH_MAX];
+    if (plx_profile_root(root, sizeof root, err) != PLX_OK)
+        return err->code;
+    DIR *d = opendir(root);
+    if (!d) {
+        fprintf(out, "no profiles in %s\n", root);
+        return PLX_OK;
+    }
+    char *names[1024];
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < 1024)
+        if (strncmp(de->d_name, "profile_", 8) == 0 && de->d_name[8])
+            names[n++] = strdup(de->d_name + 8);
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    fprintf(out, "profiles in %s:\n", root);
+    for (size_t i = 0; i < n; i++) {
+        plx_profile_t p;
+        pid_t pid = names[i] && plx_profile_open(names[i], 0, &p, NULL) == PLX_OK
+                        ? running_pid(&p) : 0;
+        if (pid)
+            fprintf(out, "  %-20s running (ipcluster pid %d)\n", names[i], (int)pid);
+        else
+            fprintf(out, "  %-20s stopped\n", names[i] ? names[i] : "?");
+        free(names[i]);
+    }
+    return PLX_OK;
+}
+
+int plx_cluster_profile_create(const char *profile, const char *engine_launcher, FILE *out,
+                               plx_err_t *err)
+{
+    plx_profile_t p;
+    char path[PATH_MAX];
+    if (plx_profile_open(profile, 1, &p, err) != PLX_OK)
+        return err->code;
+    plx_profile_file(&p, NULL, "cluster.conf", path, sizeof path);
+    if (plx_conf_write_template(path, engine_launcher, err) != PLX_OK)
+        return err->code;
+    fprintf(out, "created profile '%s': edit %s\n", p.name, path);
     return PLX_OK;
 }

@@ -5,6 +5,8 @@
 #ifndef PLX_CLUSTER_H
 #define PLX_CLUSTER_H
 
+#include <stdio.h>
+
 #include "plexa/error.h"
 
 typedef struct plx_cluster_opts {
@@ -29,5 +31,16 @@ int plx_cluster_run(const plx_cluster_opts_t *o, plx_err_t *err);
 
 /* Stop the cluster of a profile (signals its ipcluster). */
 int plx_cluster_stop(const char *profile, double timeout, plx_err_t *err);
+
+/* Print the state of a profile's cluster (engines, controller address).
+ * Returns PLX_OK when it runs, PLX_ENOTFOUND when it does not. */
+int plx_cluster_status(const char *profile, FILE *out, plx_err_t *err);
+
+/* Print every profile under the profile root with its state. */
+int plx_cluster_list(FILE *out, plx_err_t *err);
+
+/* Create a profile with a commented cluster.conf for engine_launcher. */
+int plx_cluster_profile_create(const char *profile, const char *engine_launcher, FILE *out,
+                               plx_err_t *err);
 
 #endif
