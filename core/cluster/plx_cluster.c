@@ -614,8 +614,13 @@ static void print_engines(const plx_profile_t *p, FILE *out)
 int plx_cluster_status(const char *profile, FILE *out, plx_err_t *err)
 {
     plx_profile_t p;
-    if (plx_profile_open(profile, 0, &p, err) != PLX_OK)
-        return err->code;
+    int rc = plx_profile_open(profile, 0, &p, err);
+    if (rc == PLX_ENOTFOUND) {
+        fprintf(out, "cluster '%s': not running (%s)\n", profile ? profile : "default", err->msg);
+        return rc;
+    }
+    if (rc != PLX_OK)
+        return rc;
     pid_t pid = running_pid(&p);
     if (!pid) {
         fprintf(out, "cluster '%s': not running\n", p.name);
