@@ -149,6 +149,13 @@ static void heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
         engine_t *e = c->engines[i];
         if (!e)
             continue;
+        /* Bytes flowing either way on a huge frame mean it is alive even
+         * though no whole message arrived (its pings queue behind it). */
+        uint64_t moved = plx_conn_bytes_moved(e->peer->conn);
+        if (moved != e->last_moved) {
+            e->last_moved = moved;
+            e->last_seen = now;
+        }
         if (now - e->last_seen > limit) {
             char why[128];
             snprintf(why, sizeof why, "no heartbeat for %.1fs", now - e->last_seen);

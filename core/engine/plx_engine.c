@@ -4,9 +4,11 @@
  */
 #include "plx_engine_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "plx_envelope.h"
 #include "plx_log.h"
@@ -152,6 +154,29 @@ static int engine_register(plx_engine_t *e, plx_err_t *err)
     return plx_engine_py_registered(e, e->engine_id, err);
 }
 
+/* After answering a shutdown: wait (bounded) until the controller closes
+ * the connection, which it does once it has read the "kill" reply. Closing
+ * first could lose the reply: a close with unread input (a heartbeat that
+ * crossed the reply) makes the kernel send a reset instead of a FIN. */
+#define KILL_LINGER_S 3.0
+
+static void linger_after_kill(plx_engine_t *e)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += (time_t)KILL_LINGER_S;
+    int timed_out = 0;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&e->mu);
+    while (!e->closed && !e->stop_signal && !timed_out)
+        timed_out = pthread_cond_timedwait(&e->cv, &e->mu, &dl) == ETIMEDOUT;
+    pthread_mutex_unlock(&e->mu);
+    Py_END_ALLOW_THREADS
+    if (timed_out)
+        PLX_WARN("the controller did not close the connection within %.0f s of the kill "
+                 "reply; exiting anyway", KILL_LINGER_S);
+}
+
 /* Serve requests until the end; say why it ended. */
 static void engine_serve(plx_engine_t *e)
 {
@@ -164,8 +189,10 @@ static void engine_serve(plx_engine_t *e)
         pthread_mutex_lock(&e->mu);
         e->busy = 0;
         pthread_mutex_unlock(&e->mu);
-        if (quit)
+        if (quit) {
+            linger_after_kill(e);
             return;
+        }
     }
     pthread_mutex_lock(&e->mu);
     int sig = e->stop_signal;

@@ -2,9 +2,10 @@
  * plx_engine: an ipengine — a CPython interpreter serving a controller.
  *
  * plx_engine_run connects to the controller named by the options,
- * registers (Hello -> Welcome), then runs requests (execute, push, pull)
- * one at a time in __main__ until the controller goes away, sends
- * shutdown, or the process gets SIGINT/SIGTERM. See DESIGN.md §2 for the
+ * registers (Hello -> Welcome), then runs requests (execute, push, pull,
+ * call: keys, reset, get_result, map, apply) one at a time in __main__
+ * until the controller goes away, sends shutdown (answered with a "kill"
+ * reply first), or the process gets SIGINT/SIGTERM. See DESIGN.md §2 for the
  * two threads and why Python runs on the main thread.
  *
  * Library code: it never exits the process. It must be called from the

@@ -65,6 +65,8 @@ typedef struct plx_engine {
     ev_async                 sig;          /* SIGINT/SIGTERM arrived */
     ev_timer                 reg_timer;    /* registration deadline */
     ev_timer                 watchdog;     /* controller silence */
+    ev_timer                 keepalive;    /* unsolicited heartbeats, see plx_engine_io.c */
+    double                   hb_period;    /* the controller's heartbeat period (s), 0: none */
     ev_tstamp                last_rx;
     double                   silence_s;    /* 0: watchdog off */
     int                      welcomed;
@@ -88,7 +90,7 @@ typedef struct plx_engine {
     int                      io_stop;        /* Python thread asks the loop to finish */
 
     /* Python thread only */
-    PyObject                *fn_execute, *fn_push, *fn_pull, *fn_set_id;
+    PyObject                *fn_execute, *fn_push, *fn_pull, *fn_call, *fn_set_id;
     PyObject                *fn_setup_mpi, *fn_can_finalize;
     struct sigaction         old_int, old_term, old_wake;
     int                      handlers_set;
@@ -135,7 +137,7 @@ void plx_engine_py_fini(plx_engine_t *e);
 int plx_engine_py_registered(plx_engine_t *e, int32_t engine_id, plx_err_t *err);
 
 /* Serve one request (GIL held): post its reply. Returns 1 when the
- * request asks the engine to stop, else 0. */
+ * request asks the engine to stop (its reply is posted first), else 0. */
 int plx_engine_py_serve(plx_engine_t *e, const plx_engine_req_t *r);
 
 /* Give back exports whose release the I/O thread deferred (GIL held). */

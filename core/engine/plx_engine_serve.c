@@ -1,6 +1,8 @@
 /*
- * Serving one request on the Python thread: execute, push, pull, and a
- * ProtocolError for anything else. Each builds an EngineReply in a
+ * Serving one request on the Python thread: execute, push, pull, call
+ * (keys, reset, get_result, map, apply: plexa._engine.call), shutdown
+ * (answered, then the engine stops), and a ProtocolError for anything
+ * else. Each builds an EngineReply in a
  * reply_t (which owns every string and buffer of it), packs it and hands
  * the frame to the I/O thread.
  */
@@ -225,6 +227,22 @@ static void reply_post(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
 
 /* ---- the requests -------------------------------------------------------- */
 
+/* The execute fields from plexa._engine's number, input, stdout and
+ * stderr objects (input NULL: keep the one already set). */
+static void reply_exec_fields(reply_t *r, PyObject *number, PyObject *input, PyObject *out,
+                              PyObject *err)
+{
+    r->rep.execute = &r->exec;
+    long n = PyLong_AsLong(number);
+    PyErr_Clear();
+    r->exec.has_number = 1;
+    r->exec.number = (int32_t)n;
+    if (input)
+        r->exec.input = reply_pytext(r, input, LIMIT_INPUT);
+    r->exec.stdout = reply_pytext(r, out, LIMIT_STREAM);
+    r->exec.stderr = reply_pytext(r, err, LIMIT_STREAM);
+}
+
 static void serve_execute(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
 {
     const char *code = q->env->execute->code ? q->env->execute->code : "";
@@ -239,12 +257,8 @@ static void serve_execute(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r
         Py_XDECREF(res);
         return;
     }
-    long n = PyLong_AsLong(PyTuple_GET_ITEM(res, 0));
-    PyErr_Clear();
-    r->exec.has_number = 1;
-    r->exec.number = (int32_t)n;
-    r->exec.stdout = reply_pytext(r, PyTuple_GET_ITEM(res, 1), LIMIT_STREAM);
-    r->exec.stderr = reply_pytext(r, PyTuple_GET_ITEM(res, 2), LIMIT_STREAM);
+    reply_exec_fields(r, PyTuple_GET_ITEM(res, 0), NULL, PyTuple_GET_ITEM(res, 1),
+                      PyTuple_GET_ITEM(res, 2));
     if (PyTuple_GET_ITEM(res, 3) != Py_None)
         reply_error_py(r, PyTuple_GET_ITEM(res, 3));
     Py_DECREF(res);
@@ -350,17 +364,83 @@ static void serve_pull(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
     Py_XDECREF(res);
 }
 
+/* Descriptors of a call's arguments, or NULL with r's error set. */
+static PyObject *call_args(const plx_engine_req_t *q, reply_t *r)
+{
+    const Plexa__Call *c = q->env->call;
+    PyObject *args = PyList_New((Py_ssize_t)c->n_args);
+    for (size_t i = 0; args && i < c->n_args; i++) {
+        plx_err_t err = {0};
+        PyObject *desc = plx_pyvalue_to_desc(c->args[i], q->msg->bufs, q->msg->nbufs, &err);
+        if (!desc) {
+            Py_DECREF(args);
+            reply_error(r, "ProtocolError", err.msg, "");
+            return NULL;
+        }
+        PyList_SET_ITEM(args, (Py_ssize_t)i, desc);
+    }
+    if (!args)
+        reply_error_exc(r);
+    return args;
+}
+
+/* (number, input, stdout, stderr) or None, from plexa._engine.call. */
+static void reply_exec_tuple(reply_t *r, PyObject *t)
+{
+    if (t == Py_None)
+        return;
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 4) {
+        reply_error(r, "SystemError", "plexa._engine.call returned a malformed execute", "");
+        return;
+    }
+    reply_exec_fields(r, PyTuple_GET_ITEM(t, 0), PyTuple_GET_ITEM(t, 1), PyTuple_GET_ITEM(t, 2),
+                      PyTuple_GET_ITEM(t, 3));
+}
+
+/* The helpers of the multi-engine interface, by name; plexa._engine.call
+ * does the work and refuses unknown names. The reply carries the method. */
+static void serve_call(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
+{
+    const char *method = q->env->call->method ? q->env->call->method : "";
+    if (*method)
+        r->rep.method = (char *)method;   /* q outlives the reply */
+    PyObject *args = call_args(q, r);
+    if (!args)
+        return;
+    PyObject *name = PyUnicode_DecodeUTF8(method, (Py_ssize_t)strlen(method), "replace");
+    PyObject *res = name ? PyObject_CallFunctionObjArgs(e->fn_call, name, args, NULL) : NULL;
+    Py_XDECREF(name);
+    Py_DECREF(args);
+    if (!res || !PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 3 ||
+        !PyList_Check(PyTuple_GET_ITEM(res, 1))) {
+        reply_error_exc(r);
+        Py_XDECREF(res);
+        return;
+    }
+    PyObject *descs = PyTuple_GET_ITEM(res, 1);
+    reply_exec_tuple(r, PyTuple_GET_ITEM(res, 0));
+    if (PyTuple_GET_ITEM(res, 2) != Py_None)
+        reply_error_py(r, PyTuple_GET_ITEM(res, 2));
+    if (PyList_GET_SIZE(descs) > 0)
+        pull_values(r, descs, (size_t)PyList_GET_SIZE(descs));
+    Py_DECREF(res);
+}
+
 int plx_engine_py_serve(plx_engine_t *e, const plx_engine_req_t *q)
 {
     const char *name = plx_envelope_body_name(q->env);
-    if (q->env->body_case == PLEXA__ENVELOPE__BODY_SHUTDOWN) {
+    int stop = q->env->body_case == PLEXA__ENVELOPE__BODY_SHUTDOWN;
+    if (stop) {
+        /* 0.10's kill: answered as "kill", then the engine ends. The reply
+         * is queued before the caller stops the I/O thread, which writes
+         * out queued replies before it closes (plx_engine_io_stop). */
         PLX_INFO("shutdown requested by the controller");
-        return 1;
+        name = "kill";
     }
     reply_t r;
     if (reply_init(&r, e, name) != PLX_OK) {
         PLX_ERROR("out of memory serving a %s request", name);
-        return 0;
+        return stop;
     }
     PLX_DEBUG("serving %s (id %llu)", name, (unsigned long long)q->env->id);
     switch (q->env->body_case) {
@@ -373,6 +453,11 @@ int plx_engine_py_serve(plx_engine_t *e, const plx_engine_req_t *q)
     case PLEXA__ENVELOPE__BODY_PULL:
         serve_pull(e, q, &r);
         break;
+    case PLEXA__ENVELOPE__BODY_CALL:
+        serve_call(e, q, &r);
+        break;
+    case PLEXA__ENVELOPE__BODY_SHUTDOWN:
+        break;
     default: {
         char msg[96];
         snprintf(msg, sizeof msg, "unsupported request %s", name);
@@ -383,5 +468,5 @@ int plx_engine_py_serve(plx_engine_t *e, const plx_engine_req_t *q)
     }
     reply_post(e, q, &r);
     reply_clear(&r);
-    return 0;
+    return stop;
 }

@@ -5,6 +5,8 @@
  * its own loop and calls back after PLX_EAGAIN (see transport.h). A
  * listener given no host binds 127.0.0.1: exposing a controller to the
  * network must be asked for ("0.0.0.0", "*", "::" or an interface address).
+ * Socket set-up (resolve, bind, accept, non-blocking connect) lives in
+ * plugins/common/plx_sock.c, shared with transport-tls.
  *
  * Test hook: PLX_TCP_FAULT="eagain_every=N,short=M" (read when a connection
  * is created) makes every Nth recv/sendv report PLX_EAGAIN without touching
@@ -13,10 +15,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +25,7 @@
 
 #include "plexa/plugin.h"
 #include "plexa/transport.h"
-
-#define TCP_BACKLOG   1024
-#define TCP_ADDR_MAX  (NI_MAXHOST + NI_MAXSERV + 4)   /* "[host]:port" */
+#include "plx_sock.h"
 
 typedef struct tcp_fault {
     unsigned eagain_every;   /* 0 = off */
@@ -41,37 +37,16 @@ typedef struct tcp_conn {
     int       fd;
     int       want;          /* PLX_WANT_* that unblocks the last op */
     bool      connecting;    /* connect() in progress, finished by handshake */
-    char      peer[TCP_ADDR_MAX];
+    char      peer[PLX_SOCK_ADDR_MAX];
     tcp_fault fault;
 } tcp_conn;
 
 typedef struct tcp_listener {
     int  fd;
-    char addr[TCP_ADDR_MAX];
+    char addr[PLX_SOCK_ADDR_MAX];
 } tcp_listener;
 
 /* ---- helpers ------------------------------------------------------------ */
-
-/* "host:port", bracketing IPv6 literals so the port stays readable. */
-static void tcp_format_addr(char *out, size_t len, const char *host, const char *port)
-{
-    if (strchr(host, ':') != NULL)
-        snprintf(out, len, "[%s]:%s", host, port);
-    else
-        snprintf(out, len, "%s:%s", host, port);
-}
-
-static void tcp_format_sockaddr(char *out, size_t len, const struct sockaddr *sa,
-                                socklen_t salen)
-{
-    char host[NI_MAXHOST], port[NI_MAXSERV];
-
-    if (getnameinfo(sa, salen, host, sizeof host, port, sizeof port,
-                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-        snprintf(out, len, "?");
-    else
-        tcp_format_addr(out, len, host, port);
-}
 
 static void tcp_fault_init(tcp_fault *f)
 {
@@ -106,109 +81,27 @@ static tcp_conn *tcp_conn_new(int fd, const char *peer)
     return c;
 }
 
-/* Small messages (heartbeats, replies) must not wait for Nagle. */
-static void tcp_set_nodelay(int fd)
-{
-    int one = 1;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
-/* Listening and connecting report failures differently: a connector's
- * caller wants PLX_ECONNECT whatever the cause, with the address in it. */
-static int tcp_resolve(const char *host, uint16_t port, bool passive,
-                       struct addrinfo **res, char *port_str, size_t plen,
-                       plx_err_t *err)
-{
-    struct addrinfo hints = { 0 };
-    char addr[TCP_ADDR_MAX];
-    int gai;
-
-    snprintf(port_str, plen, "%u", (unsigned)port);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
-    gai = getaddrinfo(host, port_str, &hints, res);
-    if (gai == 0)
-        return PLX_OK;
-    tcp_format_addr(addr, sizeof addr, host, port_str);
-    return plx_err_set(err, !passive ? PLX_ECONNECT : gai == EAI_NONAME ? PLX_EINVAL : PLX_EIO,
-                       "%s %s: getaddrinfo: %s", passive ? "listen on" : "connect to", addr,
-                       gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
-}
-
 /* ---- listener ----------------------------------------------------------- */
-
-/* Empty host means loopback; "*" is the explicit spelling of all IPv4. */
-static const char *tcp_listen_host(const char *host)
-{
-    if (host == NULL || *host == '\0')
-        return "127.0.0.1";
-    if (strcmp(host, "*") == 0)
-        return "0.0.0.0";
-    return host;
-}
-
-/* socket + SO_REUSEADDR + bind + listen on one address; fd or -1 with err. */
-static int tcp_listen_one(const struct addrinfo *ai, const char *addr, plx_err_t *err)
-{
-    int one = 1;
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
-
-    if (fd < 0) {
-        plx_err_set(err, PLX_EIO, "listen on %s: socket: %s", addr, strerror(errno));
-        return -1;
-    }
-    /* Restarting a controller must not wait out TIME_WAIT on its port. */
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, TCP_BACKLOG) < 0) {
-        plx_err_set(err, PLX_EIO, "listen on %s: %s", addr, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 static int tcp_listen(const char *host, uint16_t port, const plx_security *sec,
                       void **listener, int *fd, uint16_t *port_out, plx_err_t *err)
 {
-    struct addrinfo *res = NULL;
-    struct sockaddr_storage ss;
-    socklen_t sslen = sizeof ss;
-    char port_str[16], addr[TCP_ADDR_MAX];
+    char addr[PLX_SOCK_ADDR_MAX];
     tcp_listener *l;
     int s = -1;
-    int rc;
+    int rc = plx_sock_listen(host, port, &s, port_out, addr, sizeof addr, err);
 
-    host = tcp_listen_host(host);
-    rc = tcp_resolve(host, port, true, &res, port_str, sizeof port_str, err);
     if (rc != PLX_OK)
         return rc;
-    tcp_format_addr(addr, sizeof addr, host, port_str);
-    for (const struct addrinfo *ai = res; ai != NULL && s < 0; ai = ai->ai_next)
-        s = tcp_listen_one(ai, addr, err);
-    freeaddrinfo(res);
-    if (s < 0)
-        return PLX_EIO;
-    if (getsockname(s, (struct sockaddr *)&ss, &sslen) < 0) {
-        rc = plx_err_set(err, PLX_EIO, "listen on %s: getsockname: %s", addr,
-                         strerror(errno));
-        close(s);
-        return rc;
-    }
     l = calloc(1, sizeof *l);
     if (l == NULL) {
         close(s);
         return plx_err_set(err, PLX_ENOMEM, "listen on %s: out of memory", addr);
     }
     l->fd = s;
-    tcp_format_sockaddr(l->addr, sizeof l->addr, (struct sockaddr *)&ss, sslen);
+    snprintf(l->addr, sizeof l->addr, "%s", addr);
     *listener = l;
     *fd = s;
-    if (port_out != NULL)
-        *port_out = ntohs(ss.ss_family == AF_INET6
-                              ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                              : ((struct sockaddr_in *)&ss)->sin_port);
     return PLX_OK;
 }
 
@@ -216,23 +109,13 @@ static int tcp_accept(void *listener, void **conn, int *fd, char *peer,
                       size_t peerlen, plx_err_t *err)
 {
     tcp_listener *l = listener;
-    struct sockaddr_storage ss;
-    socklen_t sslen = sizeof ss;
-    char addr[TCP_ADDR_MAX];
+    char addr[PLX_SOCK_ADDR_MAX];
     tcp_conn *c;
-    int s;
+    int s = -1;
+    int rc = plx_sock_accept(l->fd, l->addr, &s, addr, sizeof addr, err);
 
-    do {
-        s = accept4(l->fd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    } while (s < 0 && errno == EINTR);
-    if (s < 0) {
-        /* ECONNABORTED: the peer gave up before we got to it; not our error. */
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED)
-            return PLX_EAGAIN;
-        return plx_err_set(err, PLX_EIO, "accept on %s: %s", l->addr, strerror(errno));
-    }
-    tcp_set_nodelay(s);
-    tcp_format_sockaddr(addr, sizeof addr, (struct sockaddr *)&ss, sslen);
+    if (rc != PLX_OK)
+        return rc;
     c = tcp_conn_new(s, addr);
     if (c == NULL) {
         close(s);
@@ -259,57 +142,16 @@ static void tcp_close_listener(void **listener)
 
 /* ---- connector ---------------------------------------------------------- */
 
-/* Start a non-blocking connect to one address: PLX_OK (done or in
- * progress, *fd set, *inprogress says which) or an error in err. */
-static int tcp_connect_one(const struct addrinfo *ai, const char *addr, int *fd,
-                           bool *inprogress, plx_err_t *err)
-{
-    int s = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                   ai->ai_protocol);
-
-    if (s < 0)
-        return plx_err_set(err, PLX_ECONNECT, "connect to %s: socket: %s", addr,
-                           strerror(errno));
-    tcp_set_nodelay(s);
-    if (connect(s, ai->ai_addr, ai->ai_addrlen) == 0) {
-        *inprogress = false;
-    } else if (errno == EINPROGRESS || errno == EINTR) {
-        *inprogress = true;
-    } else {
-        int rc = plx_err_set(err, PLX_ECONNECT, "connect to %s: %s", addr, strerror(errno));
-        close(s);
-        return rc;
-    }
-    *fd = s;
-    return PLX_OK;
-}
-
-/*
- * Addresses that fail at once (no route, address family not configured)
- * are skipped in getaddrinfo order. A failure reported later by handshake
- * is final: the fd has been handed to the caller and cannot be swapped.
- */
 static int tcp_connect(const char *host, uint16_t port, const plx_security *sec,
                        void **conn, int *fd, plx_err_t *err)
 {
-    struct addrinfo *res = NULL;
-    char port_str[16], addr[TCP_ADDR_MAX];
+    char addr[PLX_SOCK_ADDR_MAX];
     bool inprogress = false;
     tcp_conn *c;
     int s = -1;
-    int rc;
+    int rc = plx_sock_connect(host, port, &s, &inprogress, addr, sizeof addr, err);
 
-    if (host == NULL || *host == '\0')
-        host = "127.0.0.1";
-    rc = tcp_resolve(host, port, false, &res, port_str, sizeof port_str, err);
     if (rc != PLX_OK)
-        return rc;
-    tcp_format_addr(addr, sizeof addr, host, port_str);
-    rc = PLX_ECONNECT;
-    for (const struct addrinfo *ai = res; ai != NULL && s < 0; ai = ai->ai_next)
-        rc = tcp_connect_one(ai, addr, &s, &inprogress, err);
-    freeaddrinfo(res);
-    if (s < 0)
         return rc;
     c = tcp_conn_new(s, addr);
     if (c == NULL) {
@@ -326,22 +168,17 @@ static int tcp_connect(const char *host, uint16_t port, const plx_security *sec,
 static int tcp_handshake(void *conn, plx_err_t *err)
 {
     tcp_conn *c = conn;
-    struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
-    int soerr = 0;
-    socklen_t len = sizeof soerr;
+    int rc;
 
     if (!c->connecting)
         return PLX_OK;
-    /* SO_ERROR is 0 both while in progress and on success: writability
-     * tells the two apart without blocking. */
-    if (poll(&pfd, 1, 0) == 0) {
+    rc = plx_sock_connect_finish(c->fd, c->peer, err);
+    if (rc == PLX_EAGAIN) {
         c->want = PLX_WANT_WRITE;
         return PLX_EAGAIN;
     }
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-        soerr = errno;
-    if (soerr != 0)
-        return plx_err_set(err, PLX_ECONNECT, "connect to %s: %s", c->peer, strerror(soerr));
+    if (rc != PLX_OK)
+        return rc;
     c->connecting = false;
     c->want = PLX_WANT_READ;
     return PLX_OK;

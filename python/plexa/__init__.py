@@ -1,8 +1,10 @@
 """plexa: interactive parallel computing for Python, with a C core.
 
 A re-creation of IPython 0.10's parallel system: ``plexa.client`` holds
-``MultiEngineClient``; ``plexa.error`` the exceptions. Importing the
-package is cheap: it loads neither the C extension nor any submodule.
+``MultiEngineClient``; ``plexa.error`` the exceptions; ``plexa.magics`` the
+IPython magics ``%px``, ``%result`` and ``%autopx`` (``mec.activate()`` or
+``%load_ext plexa.magics``). Importing the package is cheap: it loads
+neither the C extension nor any submodule.
 """
 
 try:

@@ -86,7 +86,10 @@ def get_map(dist):
 
 def as_sequence(seq):
     """seq itself when it can be sliced and measured; otherwise a list of it
-    (generators, iterators, sets, ...)."""
+    (generators, iterators, sets, ...). A range becomes a list, as it was
+    in Python 2, so partitions and gathers are lists."""
+    if isinstance(seq, range):
+        return list(seq)
     if hasattr(seq, '__len__') and hasattr(seq, '__getitem__') and not isinstance(seq, dict):
         return seq
     return list(seq)

@@ -3,45 +3,53 @@
  *
  *   Client(url_or_file='', profile=None, timeout=10.0)
  *     .get_ids(timeout=None) -> [int]
- *     .execute(code, targets=None, timeout=None) -> [(engine_id, number, input,
- *                                stdout, stderr, error)], error None or
- *                                (ename, evalue, traceback)
- *     .submit_execute(code, targets=None) -> Request
+ *     .execute(code, targets=None, timeout=None) -> submit_execute(...).result()
  *     .submit_get_ids() -> Request
+ *     .submit_execute(code, targets=None) -> Request
+ *     .submit_push(targets, items)          items: [(name, obj), ...] (or a dict)
+ *     .submit_pull(targets, keys)           keys: [str, ...]
+ *     .submit_call(targets, method, args)   args: [obj, ...]; method: keys, reset,
+ *                                           get_result, map, apply (engine side)
+ *     .submit_clear_queue(targets)
+ *     .submit_queue_status(targets)
+ *     .submit_kill(targets, controller=False)
  *     .close(); .closed; .peer
  *   Request: .id, .done(), .wait(timeout=None) -> bool, .result(timeout=None),
  *            .cancel()
  *
+ * Request.result() of every multi-engine request (execute, push, pull,
+ * call, clear_queue, kill) is a list with one tuple per target engine, in
+ * target order:
+ *     (engine_id, method, execute, values, error)
+ * method: str ("execute", "push", "pull", the call's method, "clear_queue",
+ * "kill") or None; execute: None or (number, input, stdout, stderr);
+ * values: list of decoded objects (pull: one per key; call: the helper's
+ * results); error: None or (ename, evalue, traceback), the remote
+ * exception (or a client-side decoding failure of that engine's values).
+ * queue_status: [(engine_id, [pending, ...], [queued, ...]), ...].
+ * get_ids: [int]. The value is computed once and cached by the Request.
+ *
  * targets: None or 'all' (every engine), an int, or a sequence of ints.
  * timeout: seconds, None = no limit; a call that times out raises
  * plexa.error.KernelError (the request is forgotten).
+ *
+ * Objects travel as plexa._serialize describes: arrays, bytes and pickle-5
+ * buffers zero-copy in both directions (see _native_values.c); exported
+ * buffers are given back without the I/O thread taking the GIL (see
+ * _native_release.c).
  *
  * The GIL is released while waiting. Waits wake every WAIT_SLICE_S to run
  * signal handlers, so Ctrl-C interrupts a long execute (the request is then
  * forgotten; the engines still run it). C errors become the exceptions of
  * plexa.error, each with libplexa's message.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_native_int.h"
 
 #include <math.h>
 #include <time.h>
 
-#include "plexa/client.h"
-#include "plx_client_int.h"
-
 #define WAIT_SLICE_S 0.1
 #define CONNECT_TIMEOUT_S 10.0
-
-typedef struct {
-    PyTypeObject *client_type;
-    PyTypeObject *request_type;
-    PyObject     *kernel_error;
-    PyObject     *connection_error;
-    PyObject     *security_error;
-    PyObject     *invalid_engine_id;
-    PyObject     *no_engines;
-} native_state;
 
 static struct PyModuleDef native_module;
 
@@ -50,12 +58,13 @@ typedef struct {
     plx_client_t *c;
 } ClientObject;
 
-enum req_kind { REQ_IDS, REQ_EXECUTE };
+enum req_kind { REQ_IDS, REQ_MULTI, REQ_QUEUE_STATUS };
 
 typedef struct {
     PyObject_HEAD
     plx_request_t *r;
     enum req_kind  kind;
+    PyObject      *value;   /* the converted result, once computed */
 } RequestObject;
 
 static native_state *state_of(PyObject *self)
@@ -77,6 +86,7 @@ static PyObject *raise_plx(native_state *st, int code, const char *msg)
     case PLX_EAUTH:      cls = st->security_error; break;
     case PLX_EBADENGINE: cls = st->invalid_engine_id; break;
     case PLX_ENOENGINES: cls = st->no_engines; break;
+    case PLX_ELIMIT:     cls = st->message_size_error; break;
     default:             cls = st->kernel_error; break;
     }
     PyErr_SetString(cls, msg && *msg ? msg : plx_strerror(code));
@@ -187,6 +197,7 @@ static int wait_request(plx_request_t *r, double timeout)
         Py_BEGIN_ALLOW_THREADS
         plx_request_wait(r, slice, NULL);
         Py_END_ALLOW_THREADS
+        nv_release_drain();   /* the main thread may be waiting here */
         if (plx_request_done(r))
             return 1;
         if (PyErr_CheckSignals() < 0)
@@ -197,40 +208,6 @@ static int wait_request(plx_request_t *r, double timeout)
 }
 
 /* ---- converting replies -------------------------------------------------- */
-
-static PyObject *str_of(const char *s)
-{
-    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
-}
-
-static PyObject *engine_result_tuple(const plx_engine_result_t *r)
-{
-    PyObject *error;
-    if (r->ename) {
-        error = Py_BuildValue("(NNN)", str_of(r->ename), str_of(r->evalue),
-                              str_of(r->traceback));
-    } else {
-        error = Py_NewRef(Py_None);
-    }
-    if (!error)
-        return NULL;
-    return Py_BuildValue("(iiNNNN)", (int)r->engine_id, (int)r->number, str_of(r->input),
-                         str_of(r->stdout_text), str_of(r->stderr_text), error);
-}
-
-static PyObject *results_list(const plx_results_t *res)
-{
-    PyObject *list = PyList_New((Py_ssize_t)res->n);
-    for (size_t i = 0; list && i < res->n; i++) {
-        PyObject *t = engine_result_tuple(&res->r[i]);
-        if (!t) {
-            Py_CLEAR(list);
-            break;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, t);
-    }
-    return list;
-}
 
 static PyObject *ids_list(const int32_t *ids, size_t n)
 {
@@ -246,25 +223,60 @@ static PyObject *ids_list(const int32_t *ids, size_t n)
     return list;
 }
 
+static PyObject *ids_value(PyObject *self, plx_request_t *r)
+{
+    plx_err_t err = {0};
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (plx_request_ids(r, &ids, &n, &err) != PLX_OK)
+        return raise_err(self, &err);
+    PyObject *list = ids_list(ids, n);
+    free(ids);
+    return list;
+}
+
+/* The reply of a completed request, checked to carry body. */
+static const Plexa__Envelope *reply_of(PyObject *self, plx_request_t *r,
+                                       Plexa__Envelope__BodyCase body, const char *what,
+                                       const plx_msg_t **msg)
+{
+    plx_err_t err = {0};
+    const Plexa__Envelope *env = NULL;
+    if (plx_request_reply(r, msg, &env, &err) != PLX_OK) {
+        raise_err(self, &err);
+        return NULL;
+    }
+    if (env->body_case != body) {
+        err.code = PLX_EPROTO;
+        snprintf(err.msg, sizeof err.msg, "the controller answered request %llu with %s, not %s",
+                 (unsigned long long)plx_request_id(r), env->body_case ? "another message"
+                                                                       : "an empty message",
+                 what);
+        raise_err(self, &err);
+        return NULL;
+    }
+    return env;
+}
+
 /* The Python value of a completed request, or NULL with an exception. */
 static PyObject *request_value(PyObject *self, plx_request_t *r, enum req_kind kind)
 {
-    plx_err_t err = {0};
-    if (kind == REQ_IDS) {
-        int32_t *ids = NULL;
-        size_t n = 0;
-        if (plx_request_ids(r, &ids, &n, &err) != PLX_OK)
-            return raise_err(self, &err);
-        PyObject *list = ids_list(ids, n);
-        free(ids);
-        return list;
+    native_state *st = state_of(self);
+    const plx_msg_t *msg = NULL;
+    const Plexa__Envelope *env;
+    if (!st)
+        return NULL;
+    switch (kind) {
+    case REQ_IDS:
+        return ids_value(self, r);
+    case REQ_QUEUE_STATUS:
+        env = reply_of(self, r, PLEXA__ENVELOPE__BODY_QUEUE_STATUS_REPLY, "a queue status", &msg);
+        return env ? nv_queue_status(env->queue_status_reply) : NULL;
+    case REQ_MULTI:
+    default:
+        env = reply_of(self, r, PLEXA__ENVELOPE__BODY_MULTI_REPLY, "a multi-engine reply", &msg);
+        return env ? nv_multi_reply(st, msg, env->multi_reply) : NULL;
     }
-    plx_results_t *res = NULL;
-    if (plx_request_results(r, &res, &err) != PLX_OK)
-        return raise_err(self, &err);
-    PyObject *list = results_list(res);
-    plx_results_destroy(&res);
-    return list;
 }
 
 /* Wait for r (up to timeout) and convert its value; the common tail of the
@@ -290,23 +302,40 @@ static PyObject *finish_request(PyObject *self, plx_request_t *r, enum req_kind 
 static PyObject *request_new_object(PyObject *owner, plx_request_t *r, enum req_kind kind)
 {
     native_state *st = state_of(owner);
-    if (!st)
-        return NULL;
-    RequestObject *o = PyObject_New(RequestObject, st->request_type);
+    RequestObject *o = st ? PyObject_GC_New(RequestObject, st->request_type) : NULL;
     if (!o) {
         plx_request_destroy(&r);
         return NULL;
     }
     o->r = r;
     o->kind = kind;
+    o->value = NULL;
+    PyObject_GC_Track(o);
     return (PyObject *)o;
+}
+
+/* The cached value may hold user objects that refer back to the request
+ * (a PendingResult kept inside a pulled structure): collectable. */
+static int Request_traverse(RequestObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->value);
+    return 0;
+}
+
+static int Request_clear(RequestObject *self)
+{
+    Py_CLEAR(self->value);
+    return 0;
 }
 
 static void Request_dealloc(RequestObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    Request_clear(self);
     plx_request_destroy(&self->r);
-    PyObject_Free(self);
+    PyObject_GC_Del(self);
     Py_DECREF(tp);
 }
 
@@ -335,7 +364,9 @@ static PyObject *Request_result(RequestObject *self, PyObject *args, PyObject *k
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:result", kwlist, &to) ||
         parse_timeout(to, &timeout) < 0)
         return NULL;
-    return finish_request((PyObject *)self, self->r, self->kind, timeout);
+    if (!self->value)
+        self->value = finish_request((PyObject *)self, self->r, self->kind, timeout);
+    return Py_XNewRef(self->value);
 }
 
 static PyObject *Request_cancel(RequestObject *self, PyObject *unused)
@@ -355,7 +386,8 @@ static PyMethodDef Request_methods[] = {
     { "wait", (PyCFunction)(void (*)(void))Request_wait, METH_VARARGS | METH_KEYWORDS,
       "wait(timeout=None) -> bool: block (GIL released) until complete or timeout." },
     { "result", (PyCFunction)(void (*)(void))Request_result, METH_VARARGS | METH_KEYWORDS,
-      "result(timeout=None): wait, then return the value or raise its error." },
+      "result(timeout=None): wait, then return the value (computed once) or raise its\n"
+      "error; see the module documentation for the shapes." },
     { "cancel", (PyCFunction)Request_cancel, METH_NOARGS,
       "cancel(): stop waiting; the request completes with an error, a late reply is dropped." },
     { NULL, NULL, 0, NULL },
@@ -368,6 +400,8 @@ static PyGetSetDef Request_getset[] = {
 
 static PyType_Slot Request_slots[] = {
     { Py_tp_dealloc, Request_dealloc },
+    { Py_tp_traverse, Request_traverse },
+    { Py_tp_clear, Request_clear },
     { Py_tp_methods, Request_methods },
     { Py_tp_getset, Request_getset },
     { Py_tp_doc, "A request in flight to the controller (from Client.submit_*)." },
@@ -377,7 +411,7 @@ static PyType_Slot Request_slots[] = {
 static PyType_Spec Request_spec = {
     .name = "plexa._native.Request",
     .basicsize = sizeof(RequestObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_HAVE_GC,
     .slots = Request_slots,
 };
 
@@ -412,6 +446,7 @@ static void Client_dealloc(ClientObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     plx_client_destroy(&self->c);
+    nv_release_drain();   /* the client's unsent messages held exports */
     tp->tp_free(self);
     Py_DECREF(tp);
 }
@@ -430,7 +465,55 @@ static plx_client_t *client_of(ClientObject *self)
 static PyObject *Client_close(ClientObject *self, PyObject *unused)
 {
     plx_client_destroy(&self->c);
+    nv_release_drain();
     Py_RETURN_NONE;
+}
+
+/* ---- submitting ----------------------------------------------------------- */
+
+static void fill_targets(const plx_targets_t *t, Plexa__Targets *tg)
+{
+    plexa__targets__init(tg);
+    if (t->all) {
+        tg->has_all = 1;
+        tg->all = 1;
+    } else {
+        tg->n_ids = t->n;
+        tg->ids = (int32_t *)t->ids;   /* only read while packing */
+    }
+}
+
+/* Send env (its body set by the caller) to targets with the buffers of
+ * vals (may be NULL). Returns the C request, or NULL with an exception. */
+static plx_request_t *submit_env(ClientObject *self, PyObject *targets, Plexa__Envelope *env,
+                                 const nv_values_t *vals)
+{
+    plx_client_t *c = client_of(self);
+    plx_targets_t t;
+    int32_t *ids = NULL;
+    plx_request_t *r = NULL;
+    plx_err_t err = {0};
+    if (!c || parse_targets(targets, &t, &ids) < 0)
+        return NULL;
+    Plexa__Targets tg;
+    fill_targets(&t, &tg);
+    env->targets = &tg;
+    const plx_msg_t *bm = vals ? vals->bufs : NULL;
+    int rc = plx_client_submit(c, env, bm ? bm->bufs : NULL, bm ? bm->nbufs : 0, &r, &err);
+    env->targets = NULL;
+    PyMem_Free(ids);
+    if (rc != PLX_OK)
+        raise_err((PyObject *)self, &err);
+    return r;
+}
+
+/* submit_env, wrapped in a Request object of kind. */
+static PyObject *submit_request(ClientObject *self, PyObject *targets, Plexa__Envelope *env,
+                                const nv_values_t *vals, enum req_kind kind)
+{
+    plx_request_t *r = submit_env(self, targets, env, vals);
+    nv_release_drain();
+    return r ? request_new_object((PyObject *)self, r, kind) : NULL;
 }
 
 static PyObject *Client_submit_get_ids(ClientObject *self, PyObject *unused)
@@ -445,21 +528,14 @@ static PyObject *Client_submit_get_ids(ClientObject *self, PyObject *unused)
     return request_new_object((PyObject *)self, r, REQ_IDS);
 }
 
-/* Submit an execute; returns the C request or NULL with an exception. */
 static plx_request_t *submit_execute(ClientObject *self, const char *code, PyObject *targets)
 {
-    plx_client_t *c = client_of(self);
-    plx_targets_t t;
-    int32_t *ids = NULL;
-    plx_request_t *r = NULL;
-    plx_err_t err = {0};
-    if (!c || parse_targets(targets, &t, &ids) < 0)
-        return NULL;
-    int rc = plx_client_submit_execute(c, &t, code, &r, &err);
-    PyMem_Free(ids);
-    if (rc != PLX_OK)
-        raise_err((PyObject *)self, &err);
-    return r;
+    Plexa__Execute ex = PLEXA__EXECUTE__INIT;
+    ex.code = (char *)code;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_EXECUTE;
+    env.execute = &ex;
+    return submit_env(self, targets, &env, NULL);
 }
 
 static PyObject *Client_submit_execute(ClientObject *self, PyObject *args, PyObject *kw)
@@ -470,8 +546,221 @@ static PyObject *Client_submit_execute(ClientObject *self, PyObject *args, PyObj
     if (!PyArg_ParseTupleAndKeywords(args, kw, "s|O:submit_execute", kwlist, &code, &targets))
         return NULL;
     plx_request_t *r = submit_execute(self, code, targets);
-    return r ? request_new_object((PyObject *)self, r, REQ_EXECUTE) : NULL;
+    return r ? request_new_object((PyObject *)self, r, REQ_MULTI) : NULL;
 }
+
+/* A str's UTF-8 (borrowed from o), refusing NUL, which would cut it on
+ * the wire. what names the argument. NULL with an exception. */
+static const char *name_utf8(PyObject *o, const char *what)
+{
+    if (!PyUnicode_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be str, not '%.100s'", what, Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (s && memchr(s, '\0', (size_t)n)) {
+        PyErr_Format(PyExc_ValueError, "%s %R contains a NUL character", what, o);
+        return NULL;
+    }
+    return s;
+}
+
+/* The (name, value) pairs of a push: names borrowed from pairs. */
+typedef struct push_items {
+    PyObject    *pairs;   /* the items as a fast sequence; keeps names alive */
+    PyObject    *objs;    /* list of the values */
+    const char **names;
+    Py_ssize_t   n;
+} push_items_t;
+
+static void push_items_clear(push_items_t *a)
+{
+    Py_CLEAR(a->pairs);
+    Py_CLEAR(a->objs);
+    PyMem_Free(a->names);
+    a->names = NULL;
+}
+
+static int push_items_parse(PyObject *items, push_items_t *a)
+{
+    memset(a, 0, sizeof *a);
+    PyObject *src = PyDict_Check(items) ? PyDict_Items(items) : Py_NewRef(items);
+    a->pairs = src ? PySequence_Fast(src, "items must be a list of (name, value) pairs") : NULL;
+    Py_XDECREF(src);
+    if (!a->pairs)
+        return -1;
+    a->n = PySequence_Fast_GET_SIZE(a->pairs);
+    a->objs = PyList_New(a->n);
+    a->names = PyMem_Calloc(a->n ? (size_t)a->n : 1, sizeof *a->names);
+    if (!a->objs || !a->names) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < a->n; i++) {
+        PyObject *it = PySequence_Fast_GET_ITEM(a->pairs, i);
+        if (!(PyTuple_Check(it) && PyTuple_GET_SIZE(it) == 2)) {
+            PyErr_Format(PyExc_TypeError, "push item %zd is a '%.100s', not a (name, value) pair",
+                         i, Py_TYPE(it)->tp_name);
+            return -1;
+        }
+        a->names[i] = name_utf8(PyTuple_GET_ITEM(it, 0), "a pushed name");
+        if (!a->names[i])
+            return -1;
+        PyList_SET_ITEM(a->objs, i, Py_NewRef(PyTuple_GET_ITEM(it, 1)));
+    }
+    return 0;
+}
+
+/* Build and submit the Push of parsed items (values encoded here). */
+static PyObject *submit_push(ClientObject *self, PyObject *targets, const push_items_t *a)
+{
+    native_state *st = state_of((PyObject *)self);
+    nv_values_t vals;
+    if (!st || nv_values_encode(st, a->objs, &vals) < 0) {
+        if (st)
+            nv_values_clear(&vals);
+        return NULL;
+    }
+    Plexa__NamedValue *nv = PyMem_Calloc(a->n ? (size_t)a->n : 1, sizeof *nv);
+    Plexa__NamedValue **nvp = PyMem_Calloc(a->n ? (size_t)a->n : 1, sizeof *nvp);
+    PyObject *req = NULL;
+    if (!nv || !nvp) {
+        PyErr_NoMemory();
+    } else {
+        for (Py_ssize_t i = 0; i < a->n; i++) {
+            plexa__named_value__init(&nv[i]);
+            nv[i].name = (char *)a->names[i];
+            nv[i].value = vals.p[i];
+            nvp[i] = &nv[i];
+        }
+        Plexa__Push push = PLEXA__PUSH__INIT;
+        push.n_values = (size_t)a->n;
+        push.values = nvp;
+        Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+        env.body_case = PLEXA__ENVELOPE__BODY_PUSH;
+        env.push = &push;
+        req = submit_request(self, targets, &env, &vals, REQ_MULTI);
+    }
+    PyMem_Free(nv);
+    PyMem_Free(nvp);
+    nv_values_clear(&vals);
+    return req;
+}
+
+static PyObject *Client_submit_push(ClientObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "targets", "items", NULL };
+    PyObject *targets, *items;
+    push_items_t a;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:submit_push", kwlist, &targets, &items))
+        return NULL;
+    PyObject *req = push_items_parse(items, &a) == 0 ? submit_push(self, targets, &a) : NULL;
+    push_items_clear(&a);
+    return req;
+}
+
+static PyObject *Client_submit_pull(ClientObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "targets", "keys", NULL };
+    PyObject *targets, *keys, *req = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:submit_pull", kwlist, &targets, &keys))
+        return NULL;
+    if (PyUnicode_Check(keys))   /* a str is a sequence too: of one-letter keys */
+        return PyErr_Format(PyExc_TypeError, "keys must be a list of str, not a str");
+    PyObject *seq = PySequence_Fast(keys, "keys must be a list of str");
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    const char **names = PyMem_Calloc(n ? (size_t)n : 1, sizeof *names);
+    int ok = names != NULL;
+    if (!ok)
+        PyErr_NoMemory();
+    for (Py_ssize_t i = 0; ok && i < n; i++)
+        ok = (names[i] = name_utf8(PySequence_Fast_GET_ITEM(seq, i), "a key")) != NULL;
+    if (ok) {
+        Plexa__Pull pull = PLEXA__PULL__INIT;
+        pull.n_keys = (size_t)n;
+        pull.keys = (char **)names;
+        Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+        env.body_case = PLEXA__ENVELOPE__BODY_PULL;
+        env.pull = &pull;
+        req = submit_request(self, targets, &env, NULL, REQ_MULTI);
+    }
+    PyMem_Free(names);
+    Py_DECREF(seq);
+    return req;
+}
+
+static PyObject *Client_submit_call(ClientObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "targets", "method", "args", NULL };
+    PyObject *targets, *cargs, *req = NULL;
+    const char *method;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OsO:submit_call", kwlist, &targets, &method,
+                                     &cargs))
+        return NULL;
+    native_state *st = state_of((PyObject *)self);
+    if (!st)
+        return NULL;
+    nv_values_t vals;
+    if (nv_values_encode(st, cargs, &vals) == 0) {
+        Plexa__Call call = PLEXA__CALL__INIT;
+        call.method = (char *)method;
+        call.n_args = vals.n;
+        call.args = vals.p;
+        Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+        env.body_case = PLEXA__ENVELOPE__BODY_CALL;
+        env.call = &call;
+        req = submit_request(self, targets, &env, &vals, REQ_MULTI);
+    }
+    nv_values_clear(&vals);
+    return req;
+}
+
+static PyObject *Client_submit_clear_queue(ClientObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "targets", NULL };
+    PyObject *targets = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:submit_clear_queue", kwlist, &targets))
+        return NULL;
+    Plexa__ClearQueue cq = PLEXA__CLEAR_QUEUE__INIT;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_CLEAR_QUEUE;
+    env.clear_queue = &cq;
+    return submit_request(self, targets, &env, NULL, REQ_MULTI);
+}
+
+static PyObject *Client_submit_queue_status(ClientObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "targets", NULL };
+    PyObject *targets = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:submit_queue_status", kwlist, &targets))
+        return NULL;
+    Plexa__QueueStatus qs = PLEXA__QUEUE_STATUS__INIT;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_QUEUE_STATUS;
+    env.queue_status = &qs;
+    return submit_request(self, targets, &env, NULL, REQ_QUEUE_STATUS);
+}
+
+static PyObject *Client_submit_kill(ClientObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "targets", "controller", NULL };
+    PyObject *targets = Py_None;
+    int controller = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|Op:submit_kill", kwlist, &targets, &controller))
+        return NULL;
+    Plexa__Shutdown sd = PLEXA__SHUTDOWN__INIT;
+    sd.has_controller = 1;
+    sd.controller = controller != 0;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_SHUTDOWN;
+    env.shutdown = &sd;
+    return submit_request(self, targets, &env, NULL, REQ_MULTI);
+}
+
+/* ---- blocking calls ---------------------------------------------------------- */
 
 static PyObject *Client_execute(ClientObject *self, PyObject *args, PyObject *kw)
 {
@@ -485,7 +774,7 @@ static PyObject *Client_execute(ClientObject *self, PyObject *args, PyObject *kw
     plx_request_t *r = submit_execute(self, code, targets);
     if (!r)
         return NULL;
-    PyObject *v = finish_request((PyObject *)self, r, REQ_EXECUTE, timeout);
+    PyObject *v = finish_request((PyObject *)self, r, REQ_MULTI, timeout);
     plx_request_destroy(&r);
     return v;
 }
@@ -522,18 +811,35 @@ static PyObject *Client_get_peer(ClientObject *self, void *closure)
     return PyUnicode_FromString(plx_client_peer(self->c));
 }
 
+#define METH_KW(fn) (PyCFunction)(void (*)(void))(fn), METH_VARARGS | METH_KEYWORDS
+
 static PyMethodDef Client_methods[] = {
-    { "get_ids", (PyCFunction)(void (*)(void))Client_get_ids, METH_VARARGS | METH_KEYWORDS,
+    { "get_ids", METH_KW(Client_get_ids),
       "get_ids(timeout=None) -> list of registered engine ids." },
-    { "execute", (PyCFunction)(void (*)(void))Client_execute, METH_VARARGS | METH_KEYWORDS,
-      "execute(code, targets=None, timeout=None) -> list of\n"
-      "(engine_id, number, input, stdout, stderr, error) per target engine;\n"
-      "error is None or (ename, evalue, traceback)." },
-    { "submit_execute", (PyCFunction)(void (*)(void))Client_submit_execute,
-      METH_VARARGS | METH_KEYWORDS,
-      "submit_execute(code, targets=None) -> Request whose result() is execute()'s value." },
+    { "execute", METH_KW(Client_execute),
+      "execute(code, targets=None, timeout=None) -> submit_execute(code, targets).result():\n"
+      "[(engine_id, 'execute', (number, input, stdout, stderr), [], error), ...]." },
     { "submit_get_ids", (PyCFunction)Client_submit_get_ids, METH_NOARGS,
       "submit_get_ids() -> Request whose result() is get_ids()'s value." },
+    { "submit_execute", METH_KW(Client_submit_execute),
+      "submit_execute(code, targets=None) -> Request: run code on the engines." },
+    { "submit_push", METH_KW(Client_submit_push),
+      "submit_push(targets, items) -> Request: assign [(name, obj), ...] (or a dict)\n"
+      "in each target's namespace." },
+    { "submit_pull", METH_KW(Client_submit_pull),
+      "submit_pull(targets, keys) -> Request: values = the named objects, one per key." },
+    { "submit_call", METH_KW(Client_submit_call),
+      "submit_call(targets, method, args) -> Request: run an engine helper (keys, reset,\n"
+      "get_result, map, apply) with the objects args." },
+    { "submit_clear_queue", METH_KW(Client_submit_clear_queue),
+      "submit_clear_queue(targets=None) -> Request: drop the requests waiting in the\n"
+      "controller for the targets (they fail with QueueCleared)." },
+    { "submit_queue_status", METH_KW(Client_submit_queue_status),
+      "submit_queue_status(targets=None) -> Request whose result() is\n"
+      "[(engine_id, [pending, ...], [queued, ...]), ...]." },
+    { "submit_kill", METH_KW(Client_submit_kill),
+      "submit_kill(targets=None, controller=False) -> Request: stop the engines (and\n"
+      "the controller after it answered)." },
     { "close", (PyCFunction)Client_close, METH_NOARGS,
       "close(): disconnect; waiting requests fail with ConnectionError." },
     { NULL, NULL, 0, NULL },
@@ -565,19 +871,71 @@ static PyType_Spec Client_spec = {
 
 /* ---- module -------------------------------------------------------------- */
 
+/* plexa.error's class name, or KernelError when that module (rewritten
+ * alongside) does not define it. */
+static PyObject *error_class(PyObject *m, const char *name, PyObject *fallback)
+{
+    PyObject *cls = PyObject_GetAttrString(m, name);
+    if (!cls && fallback) {
+        PyErr_Clear();
+        cls = Py_NewRef(fallback);
+    }
+    return cls;
+}
+
 static int load_errors(native_state *st)
 {
     PyObject *m = PyImport_ImportModule("plexa.error");
     if (!m)
         return -1;
-    st->kernel_error = PyObject_GetAttrString(m, "KernelError");
-    st->connection_error = PyObject_GetAttrString(m, "ConnectionError");
-    st->security_error = PyObject_GetAttrString(m, "SecurityError");
-    st->invalid_engine_id = PyObject_GetAttrString(m, "InvalidEngineID");
-    st->no_engines = PyObject_GetAttrString(m, "NoEnginesRegistered");
+    st->kernel_error = error_class(m, "KernelError", NULL);
+    st->connection_error = error_class(m, "ConnectionError", NULL);
+    st->security_error = error_class(m, "SecurityError", NULL);
+    st->invalid_engine_id = error_class(m, "InvalidEngineID", NULL);
+    st->no_engines = error_class(m, "NoEnginesRegistered", NULL);
+    st->serialization_error = error_class(m, "SerializationError", st->kernel_error);
+    st->message_size_error = error_class(m, "MessageSizeError", st->kernel_error);
     Py_DECREF(m);
     return st->kernel_error && st->connection_error && st->security_error &&
-           st->invalid_engine_id && st->no_engines ? 0 : -1;
+           st->invalid_engine_id && st->no_engines && st->serialization_error &&
+           st->message_size_error ? 0 : -1;
+}
+
+static int load_serialize(native_state *st)
+{
+    PyObject *m = PyImport_ImportModule("plexa._serialize");
+    if (!m)
+        return -1;
+    st->encode = PyObject_GetAttrString(m, "encode");
+    st->decode = PyObject_GetAttrString(m, "decode");
+    Py_DECREF(m);
+    return st->encode && st->decode ? 0 : -1;
+}
+
+static PyObject *at_exit(PyObject *mod, PyObject *unused)
+{
+    nv_release_finalizing();
+    nv_release_drain();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef at_exit_def = {
+    "_at_exit", at_exit, METH_NOARGS,
+    "Run by atexit: no more pending calls for buffer releases once Python finalizes.",
+};
+
+/* Release queued exports through pending calls only while the interpreter
+ * is not finalizing: a pending call added during finalization could touch
+ * freed interpreter state. */
+static int register_at_exit(PyObject *mod)
+{
+    PyObject *fn = PyCFunction_NewEx(&at_exit_def, mod, NULL);
+    PyObject *atexit = fn ? PyImport_ImportModule("atexit") : NULL;
+    PyObject *r = atexit ? PyObject_CallMethod(atexit, "register", "O", fn) : NULL;
+    Py_XDECREF(r);
+    Py_XDECREF(atexit);
+    Py_XDECREF(fn);
+    return r ? 0 : -1;
 }
 
 static int add_type(PyObject *mod, PyType_Spec *spec, PyTypeObject **out)
@@ -591,9 +949,12 @@ static int add_type(PyObject *mod, PyType_Spec *spec, PyTypeObject **out)
 static int native_exec(PyObject *mod)
 {
     native_state *st = PyModule_GetState(mod);
-    if (load_errors(st) < 0 || add_type(mod, &Client_spec, &st->client_type) < 0 ||
-        add_type(mod, &Request_spec, &st->request_type) < 0)
+    if (load_errors(st) < 0 || load_serialize(st) < 0 ||
+        add_type(mod, &Client_spec, &st->client_type) < 0 ||
+        add_type(mod, &Request_spec, &st->request_type) < 0 ||
+        plx_pyvalue_module_init(mod) < 0 || register_at_exit(mod) < 0)
         return -1;
+    nv_release_init();
     return 0;
 }
 
@@ -607,6 +968,10 @@ static int native_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->security_error);
     Py_VISIT(st->invalid_engine_id);
     Py_VISIT(st->no_engines);
+    Py_VISIT(st->serialization_error);
+    Py_VISIT(st->message_size_error);
+    Py_VISIT(st->encode);
+    Py_VISIT(st->decode);
     return 0;
 }
 
@@ -620,6 +985,10 @@ static int native_clear(PyObject *mod)
     Py_CLEAR(st->security_error);
     Py_CLEAR(st->invalid_engine_id);
     Py_CLEAR(st->no_engines);
+    Py_CLEAR(st->serialization_error);
+    Py_CLEAR(st->message_size_error);
+    Py_CLEAR(st->encode);
+    Py_CLEAR(st->decode);
     return 0;
 }
 

@@ -26,7 +26,8 @@ __all__ = [
     'ResultNotCompleted', 'ResultEvicted', 'TaskAborted', 'TaskTimeout',
     'TaskRejectError', 'QueueCleared', 'NotAPendingResult', 'MissingBlockArgument',
     'StopLocalExecution', 'FileTimeoutError', 'SerializationError',
-    'MessageSizeError', 'collect_exceptions',
+    'MessageSizeError', 'InvalidDeferredID', 'AbortedPendingDeferredError',
+    'collect_exceptions',
 ]
 
 
@@ -115,6 +116,15 @@ class MessageSizeError(KernelError):
     """A message exceeded the configured size limits."""
 
 
+class InvalidDeferredID(KernelError):
+    """The client holds no pending result with that id (it was already
+    retrieved, or dropped by ``flush()``)."""
+
+
+class AbortedPendingDeferredError(KernelError):
+    """A pending result was deleted while someone waited for it."""
+
+
 def _engine_str(engine_id, method):
     """0.10's prefix naming where an exception happened: '[0:execute]: '."""
     if engine_id is None:
@@ -144,6 +154,11 @@ class RemoteError(KernelError):
         if self.traceback:
             s += '\n' + self.traceback.rstrip('\n')
         return s
+
+    def _render_traceback_(self):
+        """What IPython shows for it: the remote traceback, not the client's frames."""
+        return ['RemoteError: ' + line if i == 0 else line
+                for i, line in enumerate(str(self).splitlines())]
 
 
 class CompositeError(KernelError):
@@ -182,6 +197,23 @@ class CompositeError(KernelError):
             print(tb if tb else 'No traceback available')
             if excid is None:
                 print()
+
+    # IPython shows at most this many remote tracebacks of one CompositeError.
+    tb_limit = 4
+
+    def _render_traceback_(self):
+        """What IPython shows for a CompositeError: the one-line summary per
+        engine, then the remote tracebacks (not the client's own frames)."""
+        lines = ['CompositeError: ' + line if i == 0 else line
+                 for i, line in enumerate(str(self).splitlines())]
+        for _ename, _evalue, tb, engine_id, method in self.elist[:self.tb_limit]:
+            lines.append('')
+            lines.append(_engine_str(engine_id, method))
+            lines.extend((tb or 'No traceback available').rstrip('\n').splitlines())
+        if len(self.elist) > self.tb_limit:
+            lines.append('')
+            lines.append('... %i more exceptions ...' % (len(self.elist) - self.tb_limit))
+        return lines
 
     def raise_exception(self, excid=0):
         """Raise exception ``excid`` of ``elist`` as a :class:`RemoteError`."""

@@ -1,16 +1,24 @@
 """The plexa Python package: its pure parts (ResultList, errors, argument
-handling), and the client end to end against tests/client's scripted
-controller (PLX_FAKE_CONTROLLER, set by CTest; those tests skip without it).
+handling), every MultiEngineClient verb over simulated engines (SimNative,
+which speaks _native's request API in-process), and the client end to end
+against tests/client's scripted controller (PLX_FAKE_CONTROLLER, set by
+CTest; those tests skip without it).
 """
 
 import builtins
+import contextlib
+import io
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import threading
 import time
+import traceback as _tb
+import weakref
 
+import cloudpickle
 import pytest
 
 from plexa import client, error
@@ -134,92 +142,482 @@ def test_import_is_light():
     assert out[1] != 'unknown'
 
 
-# ---- client.py over a stub native client -------------------------------------
+# ---- client.py over a simulated native client ----------------------------------
+#
+# SimNative speaks _native's API (submit_* -> Request whose result() is one
+# (engine_id, method, execute, values, error) tuple per target engine) over
+# in-process "engines": dicts, a counter and a history each. Values go
+# through cloudpickle both ways, as they do on the wire.
+
 
 class StubRequest:
-    def __init__(self, value, done=True, rid=7):
-        self.value, self._done, self.id = value, done, rid
+    _next = 1
+
+    def __init__(self, value, done=True, rid=None):
+        self.value, self._done = value, done
+        if rid is None:
+            rid, StubRequest._next = StubRequest._next, StubRequest._next + 1
+        self.id = rid
+        self.cancelled = False
+        self.fetches = 0
 
     def done(self):
         return self._done
 
+    def wait(self, timeout=None):
+        return self._done
+
     def result(self, timeout=None):
+        self.fetches += 1
         if isinstance(self.value, BaseException):
             raise self.value
         return self.value
 
+    def cancel(self):
+        self.cancelled = True
 
-class StubNative:
-    def __init__(self, replies):
-        self.replies, self.calls = replies, []
 
-    def execute(self, code, targets=None, timeout=None):
-        self.calls.append((code, targets))
-        return self.replies
+def _wire(v):
+    return pickle.loads(cloudpickle.dumps(v))
 
-    def submit_execute(self, code, targets=None):
-        self.calls.append((code, targets))
-        return StubRequest(self.replies)
+
+class SimEngine:
+    def __init__(self, eid):
+        self.id, self.ns, self.number, self.history = eid, {'id': eid}, 0, {}
+
+    def err(self, e):
+        return (type(e).__name__, str(e), ''.join(_tb.format_exception(type(e), e, e.__traceback__)))
+
+    def execute(self, code):
+        self.number += 1
+        out, err = io.StringIO(), io.StringIO()
+        error = None
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                exec(compile(code, '<string>', 'exec'), self.ns)
+            except Exception as e:
+                error = self.err(e)
+        ex = (self.number, code, out.getvalue(), err.getvalue())
+        self.history[self.number] = ex
+        return (self.id, 'execute', ex, [], error)
+
+
+class SimNative:
+    def __init__(self, n=2):
+        self.engines = {i: SimEngine(i) for i in range(n)}
+        self.calls = []
+        self.hold = False          # True: requests are not done until released
+        self.requests = []
 
     def get_ids(self):
-        return [0, 1]
+        return sorted(self.engines)
+
+    def _targets(self, targets):
+        if targets is None or targets == 'all':
+            ids = sorted(self.engines)
+            if not ids:
+                raise error.NoEnginesRegistered('no engines registered')
+            return ids
+        ids = [targets] if isinstance(targets, int) else list(targets)
+        for t in ids:
+            if t not in self.engines:
+                raise error.InvalidEngineID('invalid engine id: %d' % t)
+        return ids
+
+    def _req(self, value):
+        r = StubRequest(value, done=not self.hold)
+        self.requests.append(r)
+        return r
+
+    def submit_execute(self, code, targets=None):
+        self.calls.append(('execute', code, targets))
+        return self._req([self.engines[i].execute(code) for i in self._targets(targets)])
+
+    def submit_push(self, targets, items):
+        self.calls.append(('push', [k for k, _ in items], targets))
+        out = []
+        for i in self._targets(targets):
+            for k, v in items:
+                self.engines[i].ns[k] = _wire(v)
+            out.append((i, 'push', None, [], None))
+        return self._req(out)
+
+    def submit_pull(self, targets, keys):
+        self.calls.append(('pull', list(keys), targets))
+        out = []
+        for i in self._targets(targets):
+            e = self.engines[i]
+            try:
+                vals = []
+                for k in keys:
+                    if k not in e.ns:
+                        raise NameError('name %r is not defined' % k)
+                    vals.append(_wire(e.ns[k]))
+                out.append((i, 'pull', None, vals, None))
+            except NameError as ex:
+                out.append((i, 'pull', None, [], e.err(ex)))
+        return self._req(out)
+
+    def submit_call(self, targets, method, args):
+        self.calls.append(('call', method, targets))
+        args = _wire(args)
+        out = []
+        for i in self._targets(targets):
+            e = self.engines[i]
+            try:
+                if method == 'keys':
+                    out.append((i, method, None, [[k for k in e.ns if k != '__builtins__']], None))
+                elif method == 'reset':
+                    e.ns = {'id': i}
+                    out.append((i, method, None, [], None))
+                elif method == 'get_result':
+                    n = args[0] if args[0] is not None else max(e.history, default=None)
+                    if n not in e.history:
+                        raise IndexError('no command %r in the history' % (n,))
+                    out.append((i, method, e.history[n], [], None))
+                elif method == 'map':
+                    e.number += 1
+                    func, seqs = args
+                    if isinstance(func, client.Map._EngineName):   # the engine's __main__
+                        func = eval(func.expr, e.ns)
+                    out.append((i, method, (e.number, 'map', '', ''), [_wire(list(map(func, *seqs)))], None))
+                else:
+                    raise AttributeError(method)
+            except Exception as ex:
+                out.append((i, method, None, [], e.err(ex)))
+        return self._req(out)
+
+    def submit_clear_queue(self, targets):
+        return self._req([(i, 'clear_queue', None, [], None) for i in self._targets(targets)])
+
+    def submit_queue_status(self, targets):
+        return self._req([(i, ['execute: time.sleep(1)'] if i == 0 else [],
+                           ['execute: a = 1', 'push: b'] if i == 0 else [])
+                          for i in self._targets(targets)])
+
+    def submit_kill(self, targets, controller):
+        ids = self._targets(targets)
+        for i in ids:
+            del self.engines[i]
+        return self._req([(i, 'kill', None, [], None) for i in ids])
+
+    def release(self):
+        for r in self.requests:
+            r._done = True
+
+    def close(self):
+        pass
 
 
-def stub_client(replies):
+def sim_client(n=2):
     mec = MultiEngineClient.__new__(MultiEngineClient)
-    mec._client = StubNative(replies)
+    mec._client = SimNative(n)
     mec.block, mec.targets = True, 'all'
+    mec._pending = weakref.WeakSet()
     return mec
 
 
-OK2 = [(0, 1, 'a = 10', '', '', None), (1, 1, 'a = 10', '', '', None)]
+OK2 = [(0, 'execute', (1, 'a = 10', '', ''), [], None),
+       (1, 'execute', (1, 'a = 10', '', ''), [], None)]
 
 
 def test_execute_builds_result_list_and_targets():
-    mec = stub_client(OK2)
+    mec = sim_client()
     r = mec.execute('a = 10')
     assert isinstance(r, ResultList)
     assert r[1] == rdict(1, 1, 'a = 10')
-    mec.execute('x', targets=1)
-    mec.execute('x', targets=(0, 1))
+    assert repr(r) == '<Results List>\n[0] In [1]: a = 10\n[1] In [1]: a = 10\n'
+    mec.execute('x = 1', targets=1)
+    mec.execute('x = 1', targets=(0, 1))
     mec.targets = [1]
-    mec.execute('x')
-    assert [t for _, t in mec._client.calls] == [None, [1], [0, 1], [1]]
+    mec.execute('x = 1')
+    assert [c[2] for c in mec._client.calls] == [None, 1, [0, 1], [1]]
     assert len(mec) == 2
     with pytest.raises(ValueError):
         mec.execute('x', targets='some')
     with pytest.raises(ValueError):
         mec.execute('x', targets=1.5)
     with pytest.raises(ValueError):
+        mec.execute('x', targets=[0, 'a'])
+    with pytest.raises(ValueError):
         mec.execute('x', block='yes')
 
 
 def test_execute_remote_exceptions_make_one_composite_error():
-    mec = stub_client([(0, 3, '1/0', '', '', ('ZeroDivisionError', 'division by zero', TB)),
-                       (1, 3, '1/0', '', '', ('ZeroDivisionError', 'division by zero', TB))])
+    mec = sim_client()
     with pytest.raises(CompositeError) as info:
         mec.execute('1/0')
     assert str(info.value) == ('one or more exceptions from call to method: execute\n'
                                '[0:execute]: ZeroDivisionError: division by zero\n'
                                '[1:execute]: ZeroDivisionError: division by zero')
     assert [e[3] for e in info.value.elist] == [0, 1]
+    with pytest.raises(CompositeError) as info:
+        mec.execute('if id == 1: 1/0')
+    assert [e[3] for e in info.value.elist] == [1]
 
 
 def test_pending_result_caches_and_chains():
-    pr = PendingResult(None, StubRequest(OK2, done=False), client._execute_value)
+    req = StubRequest(OK2, done=False)
+    pr = PendingResult(None, req, client._execute_value)
     assert pr.get_result(default='nope', block=False) == 'nope'
     assert not pr.called
-    pr._request._done = True
+    req._done = True
     pr.add_callback(lambda r, k: (len(r), k), 'k')
     assert pr.get_result(block=False) == (2, 'k')
     assert pr.called and not pr.raised and pr.r == (2, 'k')
-    bad = PendingResult(None, StubRequest(error.InvalidEngineID('invalid engine id: 7'), rid=3),
+    assert req.fetches == 1
+    bad = PendingResult(None, StubRequest(error.InvalidEngineID('invalid engine id: 7'), rid=0),
                         client._execute_value)
     for _ in range(2):
         with pytest.raises(error.InvalidEngineID):
             bad.r
     assert bad.raised
     assert sorted([pr, bad]) == [bad, pr]
+    fresh = PendingResult(None, StubRequest(OK2), client._execute_value)
+    assert {n for n in dir(fresh) if not n.startswith('_')} == {
+        'add_callback', 'called', 'get_result', 'raised', 'callbacks', 'client', 'r',
+        'result_id'}
+
+
+def test_pending_result_callback_error_is_not_cached():
+    req = StubRequest(OK2)
+    pr = PendingResult(None, req, client._execute_value)
+    calls = []
+
+    def cb(r):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError('first time')
+        return 'ok'
+    pr.add_callback(cb)
+    with pytest.raises(RuntimeError):
+        pr.r
+    assert pr.r == 'ok' and req.fetches == 1
+
+
+def test_push_pull_and_dict_sugar():
+    mec = sim_client()
+    assert mec.push(dict(a=30, b='to the engines!')) == [None, None]
+    assert mec.pull('a') == [30, 30]
+    assert mec.pull(('a', 'b')) == [[30, 'to the engines!'], [30, 'to the engines!']]
+    assert mec.pull(['a'], targets=1) == [[30]]
+    mec['c'] = 5
+    assert mec['c'] == [5, 5]
+    with pytest.raises(TypeError, match='only takes strs'):
+        mec[0]
+    with pytest.raises(CompositeError) as info:
+        mec.pull('nothere')
+    assert '[0:pull]: NameError' in str(info.value)
+    with pytest.raises(TypeError):
+        mec.pull([1])
+    with pytest.raises(TypeError):
+        mec.push([('a', 1)])
+
+
+def test_functions_zip_pull_keys_reset():
+    mec = sim_client()
+    k = 3
+    assert mec.push_function(dict(f=lambda x: x + k)) == [None, None]
+    mec.execute('y = f(id)')
+    assert mec.pull('y') == [3, 4]
+    assert mec.pull_function('f')[0](1) == 4
+    with pytest.raises(TypeError):
+        mec.push_function(dict(f=3))
+    mec.push(dict(a=1, b=2))
+    assert mec.zip_pull(('a', 'b')) == [(1, 1), (2, 2)]
+    assert mec.zip_pull('a') == [1, 1]
+    assert mec.zip_pull(('a', 'b'), targets=0) == [1, 2]
+    assert sorted(mec.keys()[0]) == ['a', 'b', 'f', 'id', 'y']
+    assert mec.reset() == [None, None]
+    assert mec.keys() == [['id'], ['id']]
+
+
+def test_get_result_and_queue_status_display():
+    mec = sim_client()
+    mec.execute('a = 1')
+    mec.execute('print(a)')
+    assert repr(mec.get_result()) == ('<Results List>\n[0] In [2]: print(a)\n[0] Out[2]: 1\n\n'
+                                      '[1] In [2]: print(a)\n[1] Out[2]: 1\n\n')
+    assert mec.get_result(1)[0]['input']['raw'] == 'a = 1'
+    with pytest.raises(CompositeError, match=r'\[0:get_result\]: IndexError'):
+        mec.get_result(99)
+    qs = mec.queue_status()
+    assert isinstance(qs, client.QueueStatusList)
+    assert repr(qs) == ("<Queue Status List>\n"
+                        "Engine: 0\n"
+                        "    Pending: 'execute: time.sleep(1)'\n"
+                        "    Command: 'execute: a = 1'\n"
+                        "    Command: 'push: b'\n"
+                        "Engine: 1\n"
+                        "    Pending: 'None'\n")
+    assert qs[1] == (1, {'pending': 'None', 'queue': []})
+    assert mec.clear_queue() == [None, None]
+
+
+def test_partitions_match_0_10():
+    m = client.Map.Map()
+    seq = list(range(10))
+    assert [m.getPartition(seq, p, 3) for p in range(3)] == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    assert [m.getPartition(seq[:2], p, 3) for p in range(3)] == [[0], [1], []]
+    assert m.joinPartitions([[0, 1], (2,), [3]]) == [0, 1, 2, 3]
+    assert m.joinPartitions([1, 2]) == [1, 2]
+    np = pytest.importorskip('numpy')
+    a = np.arange(7)
+    parts = [m.getPartition(a, p, 2) for p in range(2)]
+    assert [len(p) for p in parts] == [4, 3]
+    assert (m.joinPartitions(parts) == a).all()
+    with pytest.raises(ValueError, match="unknown dist"):
+        client.Map.get_map('r')
+
+
+def test_scatter_gather():
+    mec = sim_client(3)
+    assert mec.scatter('x', list(range(10))) == [None, None, None]
+    assert mec.pull('x') == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    assert mec.gather('x') == list(range(10))
+    assert mec.gather('x', targets=[2, 0]) == [7, 8, 9, 0, 1, 2, 3]
+    mec.scatter('t', (1, 2, 3), flatten=True)
+    assert mec.pull('t') == [1, 2, 3]
+    mec.scatter('t', (1, 2, 3, 4), targets=[0, 1])
+    assert mec.pull('t', targets=[0, 1]) == [(1, 2), (3, 4)]
+    assert mec.gather('t', targets=[0, 1]) == [1, 2, 3, 4]
+    np = pytest.importorskip('numpy')
+    mec.scatter('a', np.arange(100))
+    g = mec.gather('a')
+    assert isinstance(g, np.ndarray) and (g == np.arange(100)).all()
+    with pytest.raises(error.InvalidEngineID, match='engine with id 7 does not exist'):
+        mec.scatter('a', [1], targets=[0, 7])
+    pr = mec.scatter('z', range(6), block=False)
+    assert isinstance(pr, PendingResult) and pr.r == [None, None, None]
+    mec.scatter('s', range(6))
+    assert mec.gather('s') == list(range(6))          # range partitions -> one list
+
+
+def test_map_raw_map_mapper_parallel():
+    mec = sim_client()
+    assert mec.map(lambda x: x ** 2, range(10)) == [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]
+    assert [c[1:] for c in mec._client.calls] == [('map', 0), ('map', 1)]
+    assert mec.map(lambda x, y: x + y, [1, 2, 3], (10, 20, 30)) == [11, 22, 33]
+    assert mec.map(abs, [-1]) == [1]           # fewer items than engines
+    assert mec.map(abs, []) == []
+    with pytest.raises(ValueError, match='equal length'):
+        mec.map(lambda x, y: x, [1, 2], [1])
+    with pytest.raises(TypeError):
+        mec.map(abs)
+    with pytest.raises(CompositeError, match=r'\[1:map\]: ZeroDivisionError'):
+        mec.map(lambda x: 1 / x, [1, 0])
+    mec.execute('def sq(x): return x * x')
+    assert mec.raw_map('sq', [range(4)]) == [0, 1, 4, 9]
+    assert mec.map(str.upper, (c for c in 'abc')) == ['A', 'B', 'C']
+    m = mec.mapper(targets=[1], block=False)
+    pr = m.map(lambda x: x + 1, range(3))
+    assert isinstance(pr, PendingResult) and pr.r == [1, 2, 3]
+
+    @mec.parallel()
+    def double(x):
+        return 2 * x
+    assert double(range(5)) == [0, 2, 4, 6, 8]
+    mec.targets = 0
+    assert mec.map(lambda x: x, range(4)) == [0, 1, 2, 3]    # map ignores targets (0.10)
+    assert mec._client.calls[-1][2] == 1
+
+
+def test_non_blocking_barrier_flush():
+    mec = sim_client()
+    mec._client.hold = True
+    mec.block = False
+    p1 = mec.execute('a = 1')
+    p2 = mec.push(dict(b=2))
+    p3 = mec.execute('1/0')
+    assert all(isinstance(p, PendingResult) for p in (p1, p2, p3))
+    assert p1.get_result('not yet', block=False) == 'not yet'
+    assert p1.result_id < p2.result_id < p3.result_id
+    mec._client.release()
+    mec.barrier([p3, p1, p2])
+    assert p1.called and p2.called and p3.called and p3.raised
+    with pytest.raises(CompositeError):
+        p3.r
+    assert p2.r == [None, None]
+    with pytest.raises(error.NotAPendingResult):
+        mec.barrier([p1, 3])
+    p4 = mec.execute('c = 3')
+    req = mec._client.requests[-1]
+    mec.flush()
+    assert req.cancelled
+    with pytest.raises(error.InvalidDeferredID):
+        p4.r
+    assert p1.r[0]['input']['raw'] == 'a = 1'      # retrieved results stay
+    assert mec.clear_pending_results == mec.flush
+    p5 = mec.execute('d = 4')
+    mec._client.release()
+    assert mec.get_pending_deferred(p5.result_id, True)[0]['number'] >= 1
+    with pytest.raises(error.InvalidDeferredID):
+        mec.get_pending_deferred(12345678, True)
+
+
+def test_kill_and_run(tmp_path):
+    mec = sim_client()
+    assert mec.kill(targets=1) == [None, None][:1]
+    assert mec.get_ids() == [0]
+    src = tmp_path / 'job.py'
+    src.write_text('z = id + 1\nprint(z)\n')
+    r = mec.run(str(src))
+    assert r[0]['stdout'] == '1\n'
+    src.write_text('z = (\n')
+    with pytest.raises(SyntaxError):
+        mec.run(str(src))
+    assert len(mec._client.calls) == 1     # nothing sent for the syntax error
+
+
+def test_benchmark_keys():
+    mec = sim_client()
+    b = mec.benchmark(push_size=100)
+    assert set(b) == {'single_engine_latency', 'all_engine_latency', 'all_engine_push',
+                      'single_engine_push'}
+    assert b['single_engine_latency'][1] == 'msec' and b['all_engine_push'][1] == 'MB/sec'
+
+
+def test_with_block_and_strip_whitespace():
+    from plexa.client import remote, strip_whitespace
+    assert strip_whitespace(['    remote()\n', '    a = 1\n', '    if a:\n',
+                             '        b = 2\n', '\n', '# c\n', 'after = 1\n']) == \
+        'a = 1\nif a:\n    b = 2'
+    assert strip_whitespace(['\tremote()\n', '\tx = 1\n']) == 'x = 1'
+    with pytest.raises(ValueError, match='remote'):
+        strip_whitespace(['    a = 1\n', '    remote()\n'])
+    mec = sim_client()
+    with mec:
+        remote()
+        wa = id * 2         # noqa: F841 - runs on the (simulated) engines only
+    assert mec.pull('wa') == [0, 2]
+    assert mec._with_context_result[1]['input']['raw'].startswith('wa = id * 2')
+    with pytest.raises(ZeroDivisionError):
+        with mec:
+            1 / 0           # no remote(): nothing is sent... and it runs here
+    assert 'wb' not in mec.keys()[0]
+
+
+# ---- magics ---------------------------------------------------------------------
+
+def test_magics_without_ipython(capsys):
+    from plexa import magics
+    mec = sim_client()
+    magics._active = None
+    assert magics.magic_px('a = 1') is None
+    assert capsys.readouterr().out == magics.NO_ACTIVE_CONTROLLER + '\n'
+    assert 'Error:  No Controller is activated' in magics.NO_ACTIVE_CONTROLLER
+    if 'IPython' not in sys.modules:
+        mec.activate()
+        assert 'only work within IPython' in capsys.readouterr().out
+    else:
+        magics.activate(mec)
+        capsys.readouterr()
+    r = magics.magic_px('a = 1')
+    assert capsys.readouterr().out == 'Parallel execution on engines: all\n'
+    assert repr(r) == '<Results List>\n[0] In [1]: a = 1\n[1] In [1]: a = 1\n'
+    assert magics.magic_result('1')[0]['input']['raw'] == 'a = 1'
+    assert magics.magic_result('')[0]['number'] == 1
+    magics._active = None
 
 
 # ---- end to end against the scripted controller -------------------------------
@@ -321,7 +719,7 @@ def test_e2e_timeout_and_threads(fake):
         try:
             for j in range(20):
                 code = 't%d_%d' % (i, j)
-                results.append(c.execute(code)[0][3] == code + '\n')
+                results.append(c.execute(code)[0][2][2] == code + '\n')   # execute's stdout
         except Exception as e:   # pragma: no cover - reported below
             errors.append(e)
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]

@@ -46,6 +46,10 @@ uint64_t fake_send(fake_t *f, Plexa__Envelope *env, plx_buf_t **bufs, uint32_t n
  * *msg receives the frame (buffers) when msg is not NULL. Free both. */
 Plexa__Envelope *fake_recv(fake_t *f, double timeout_s, plx_msg_t **msg);
 
+/* Like fake_recv, skipping the engine's unsolicited keepalive heartbeats
+ * (it sends them when we are silent for a heartbeat period). */
+Plexa__Envelope *fake_recv_reply(fake_t *f, double timeout_s, plx_msg_t **msg);
+
 /* Wait for the engine to exit within timeout_s. 0 (f->status set) or -1. */
 int fake_wait_exit(fake_t *f, double timeout_s);
 

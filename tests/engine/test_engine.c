@@ -1,7 +1,8 @@
 /*
  * ipengine against a fake controller (engine_harness.c): registration,
- * execute semantics, push/pull of every value kind, heartbeats while
- * Python is busy, and every way an engine ends.
+ * execute semantics, push/pull of every value kind, the call helpers
+ * (keys, reset, get_result, map, apply), heartbeats while Python is busy,
+ * and every way an engine ends (kill included).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -410,6 +411,263 @@ static void test_buffers_released(void **state)
     assert_true(after - before < 120 * 1024);
 }
 
+/* ---- call: keys, reset, get_result, map, apply ---------------------------- */
+
+/* Send call{method, args} (buffers bufs) and return the engine_reply. */
+static Plexa__Envelope *call_req(fake_t *f, const char *method, Plexa__Value **args,
+                                 size_t nargs, plx_buf_t **bufs, uint32_t nbufs,
+                                 plx_msg_t **msg)
+{
+    Plexa__Call c = PLEXA__CALL__INIT;
+    c.method = (char *)method;
+    c.n_args = nargs;
+    c.args = args;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_CALL;
+    env.call = &c;
+    Plexa__Envelope *r = fake_call(f, &env, bufs, nbufs, T_REPLY, msg);
+    assert_non_null(r);
+    assert_int_equal(r->body_case, PLEXA__ENVELOPE__BODY_ENGINE_REPLY);
+    assert_string_equal(r->engine_reply->method, method);
+    return r;
+}
+
+/* A call that must succeed; prints the remote error otherwise. */
+static Plexa__Envelope *call_ok(fake_t *f, const char *method, Plexa__Value **args,
+                                size_t nargs, plx_buf_t **bufs, uint32_t nbufs, plx_msg_t **msg)
+{
+    Plexa__Envelope *r = call_req(f, method, args, nargs, bufs, nbufs, msg);
+    const Plexa__RemoteError *e = r->engine_reply->error;
+    if (e)
+        fprintf(stderr, "%s: unexpected %s: %s\n%s\n", method, e->ename, e->evalue,
+                e->traceback ? e->traceback : "");
+    assert_null(e);
+    return r;
+}
+
+/* The names keys() reports, joined with spaces. */
+static void keys_are(fake_t *f, const char *want)
+{
+    Plexa__Envelope *r = call_ok(f, "keys", NULL, 0, NULL, 0, NULL);
+    Plexa__EngineReply *er = r->engine_reply;
+    assert_int_equal(er->n_values, 1);
+    assert_int_equal(er->values[0]->kind_case, PLEXA__VALUE__KIND_LIST);
+    char got[256] = "";
+    const Plexa__ValueList *l = er->values[0]->list;
+    for (size_t i = 0; i < l->n_items; i++) {
+        assert_int_equal(l->items[i]->kind_case, PLEXA__VALUE__KIND_STR);
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? " " : "",
+                 l->items[i]->str);
+    }
+    assert_string_equal(got, want);
+    assert_null(er->execute);
+    plx_envelope_free(&r);
+}
+
+static void test_keys_reset(void **state)
+{
+    fake_t *f = *state;
+    start_registered(f);
+    keys_are(f, "id");
+    exec_ok(f, "b = 2; a = 1; _hidden = 3; __dunder__ = 4", "", 1);
+    keys_are(f, "_hidden a b id");
+    Plexa__Envelope *r = call_ok(f, "reset", NULL, 0, NULL, 0, NULL);
+    assert_int_equal(r->engine_reply->n_values, 0);
+    plx_envelope_free(&r);
+    keys_are(f, "id");
+    exec_ok(f, "print(id, __name__, len(dir(__builtins__)) > 100)", "3 __main__ True\n", 2);
+    r = exec_err(f, "a", "NameError");
+    plx_envelope_free(&r);
+}
+
+static Plexa__Value v_i64(int64_t n)
+{
+    Plexa__Value v = PLEXA__VALUE__INIT;
+    v.kind_case = PLEXA__VALUE__KIND_I64;
+    v.i64 = n;
+    return v;
+}
+
+/* get_result(i) for a command in the history: number, input, stdout. */
+static void result_is(fake_t *f, Plexa__Value *arg, int number, const char *input,
+                      const char *out, const char *ename)
+{
+    Plexa__Value *args[] = { arg };
+    Plexa__Envelope *r = call_req(f, "get_result", args, 1, NULL, 0, NULL);
+    Plexa__EngineReply *er = r->engine_reply;
+    assert_non_null(er->execute);
+    assert_int_equal(er->execute->number, number);
+    assert_string_equal(er->execute->input, input);
+    assert_string_equal(er->execute->stdout ? er->execute->stdout : "", out);
+    if (ename) {
+        assert_non_null(er->error);
+        assert_string_equal(er->error->ename, ename);
+    } else {
+        assert_null(er->error);
+    }
+    plx_envelope_free(&r);
+}
+
+static void test_get_result(void **state)
+{
+    fake_t *f = *state;
+    start_registered(f);
+    Plexa__Value none = PLEXA__VALUE__INIT;
+    none.kind_case = PLEXA__VALUE__KIND_NONE;
+    none.none = 1;
+    Plexa__Value *args[] = { &none };
+    Plexa__Envelope *r = call_req(f, "get_result", args, 1, NULL, 0, NULL);
+    assert_non_null(r->engine_reply->error);
+    assert_string_equal(r->engine_reply->error->ename, "IndexError");
+    plx_envelope_free(&r);
+
+    exec_ok(f, "print('one')", "one\n", 1);
+    r = exec_err(f, "1/0", "ZeroDivisionError");
+    plx_envelope_free(&r);
+    exec_ok(f, "print('three')", "three\n", 3);
+    Plexa__Value one = v_i64(1), two = v_i64(2), five = v_i64(5);
+    result_is(f, &one, 1, "print('one')", "one\n", NULL);
+    result_is(f, &two, 2, "1/0", "", "ZeroDivisionError");
+    result_is(f, &none, 3, "print('three')", "three\n", NULL);
+
+    args[0] = &five;
+    r = call_req(f, "get_result", args, 1, NULL, 0, NULL);
+    assert_non_null(r->engine_reply->error);
+    assert_string_equal(r->engine_reply->error->ename, "IndexError");
+    assert_string_equal(r->engine_reply->error->evalue,
+                        "command 5 is not in this engine's history (kept: 1..3)");
+    plx_envelope_free(&r);
+    exec_ok(f, "print('four')", "four\n", 4);   /* get_result does not count */
+}
+
+/* Pull name (a function defined on the engine): its pickle Value, with
+ * the frame holding its buffers in *m. */
+static Plexa__Envelope *pull_function(fake_t *f, const char *name, plx_msg_t **m)
+{
+    const char *keys[] = { name };
+    Plexa__Envelope *r = pull_call(f, keys, 1, m);
+    assert_non_null(r);
+    assert_null(r->engine_reply->error);
+    assert_int_equal(r->engine_reply->values[0]->kind_case, PLEXA__VALUE__KIND_PICKLE);
+    return r;
+}
+
+static Plexa__Value v_list(Plexa__ValueList *l, Plexa__Value **items, size_t n, int tuple)
+{
+    plexa__value_list__init(l);
+    l->n_items = n;
+    l->items = items;
+    l->has_tuple = 1;
+    l->tuple = tuple;
+    Plexa__Value v = PLEXA__VALUE__INIT;
+    v.kind_case = PLEXA__VALUE__KIND_LIST;
+    v.list = l;
+    return v;
+}
+
+static void test_map_apply(void **state)
+{
+    fake_t *f = *state;
+    start_registered(f);
+    exec_ok(f, "def f(x, y=0):\n    print('f', x)\n    return 10 * x + y", "", 1);
+    plx_msg_t *m = NULL;
+    Plexa__Envelope *pf = pull_function(f, "f", &m);
+    Plexa__Value *fv = pf->engine_reply->values[0];
+
+    /* map(f, [1, 2, 3], [4, 5, 6]) counts as command 2 */
+    Plexa__Value x[6] = { v_i64(1), v_i64(2), v_i64(3), v_i64(4), v_i64(5), v_i64(6) };
+    Plexa__Value *xs[] = { &x[0], &x[1], &x[2] }, *ys[] = { &x[3], &x[4], &x[5] };
+    Plexa__ValueList lx, ly, lseqs;
+    Plexa__Value sx = v_list(&lx, xs, 3, 0), sy = v_list(&ly, ys, 3, 0);
+    Plexa__Value *seqv[] = { &sx, &sy };
+    Plexa__Value seqs = v_list(&lseqs, seqv, 2, 0);
+    Plexa__Value *margs[] = { fv, &seqs };
+    Plexa__Envelope *r = call_ok(f, "map", margs, 2, m->bufs, m->nbufs, NULL);
+    Plexa__EngineReply *er = r->engine_reply;
+    assert_non_null(er->execute);
+    assert_int_equal(er->execute->number, 2);
+    assert_string_equal(er->execute->input,
+                        "_plexa_map_result = list(map(_plexa_map_func, *_plexa_map_seqs))");
+    assert_string_equal(er->execute->stdout, "f 1\nf 2\nf 3\n");
+    assert_int_equal(er->n_values, 1);
+    const Plexa__ValueList *res = er->values[0]->list;
+    assert_int_equal(res->n_items, 3);
+    assert_int_equal(res->items[0]->i64, 14);
+    assert_int_equal(res->items[2]->i64, 36);
+    plx_envelope_free(&r);
+
+    /* apply(f, (7,), None): no counter */
+    x[0] = v_i64(7);
+    Plexa__Value *a7[] = { &x[0] };
+    Plexa__ValueList la;
+    Plexa__Value fargs = v_list(&la, a7, 1, 1);
+    Plexa__Value none = PLEXA__VALUE__INIT;
+    none.kind_case = PLEXA__VALUE__KIND_NONE;
+    none.none = 1;
+    Plexa__Value *aargs[] = { fv, &fargs, &none };
+    r = call_ok(f, "apply", aargs, 3, m->bufs, m->nbufs, NULL);
+    assert_null(r->engine_reply->execute);
+    assert_int_equal(r->engine_reply->n_values, 1);
+    assert_int_equal(r->engine_reply->values[0]->i64, 70);
+    plx_envelope_free(&r);
+
+    /* map raising inside f: an error with the user's frame, still counted */
+    Plexa__Value s = PLEXA__VALUE__INIT;
+    s.kind_case = PLEXA__VALUE__KIND_STR;
+    s.str = "text";
+    Plexa__Value *bad[] = { &s };
+    Plexa__ValueList lb, lbs;
+    Plexa__Value sb = v_list(&lb, bad, 1, 0);
+    Plexa__Value *sbv[] = { &sb };
+    Plexa__Value bseqs = v_list(&lbs, sbv, 1, 0);
+    Plexa__Value *bargs[] = { fv, &bseqs };
+    r = call_req(f, "map", bargs, 2, m->bufs, m->nbufs, NULL);
+    er = r->engine_reply;
+    assert_non_null(er->error);
+    assert_string_equal(er->error->ename, "TypeError");
+    assert_non_null(strstr(er->error->traceback, "File \"<string>\", line 3, in f"));
+    assert_null(strstr(er->error->traceback, "_engine.py"));
+    assert_int_equal(er->execute->number, 3);
+    assert_int_equal(er->n_values, 0);
+    plx_envelope_free(&r);
+    plx_envelope_free(&pf);
+    plx_msg_destroy(&m);
+    exec_ok(f, "print('next')", "next\n", 4);
+}
+
+static void test_call_errors(void **state)
+{
+    fake_t *f = *state;
+    start_registered(f);
+    Plexa__Envelope *r = call_req(f, "frobnicate", NULL, 0, NULL, 0, NULL);
+    assert_non_null(r->engine_reply->error);
+    assert_string_equal(r->engine_reply->error->ename, "ProtocolError");
+    assert_non_null(strstr(r->engine_reply->error->evalue, "'frobnicate'"));
+    plx_envelope_free(&r);
+
+    Plexa__Value one = v_i64(1);
+    Plexa__Value *args[] = { &one };
+    r = call_req(f, "keys", args, 1, NULL, 0, NULL);                /* wrong arity */
+    assert_string_equal(r->engine_reply->error->ename, "TypeError");
+    assert_string_equal(r->engine_reply->error->evalue, "keys takes 0 arguments (1 given)");
+    plx_envelope_free(&r);
+
+    Plexa__Value *aargs[] = { &one, &one, &one };
+    r = call_req(f, "apply", aargs, 3, NULL, 0, NULL);              /* 1 is not callable */
+    assert_string_equal(r->engine_reply->error->ename, "TypeError");
+    plx_envelope_free(&r);
+
+    Plexa__Value b = PLEXA__VALUE__INIT;                              /* bad buffer index */
+    b.kind_case = PLEXA__VALUE__KIND_BYTES;
+    b.bytes = 9;
+    Plexa__Value *bargs[] = { &b };
+    r = call_req(f, "get_result", bargs, 1, NULL, 0, NULL);
+    assert_string_equal(r->engine_reply->error->ename, "ProtocolError");
+    assert_non_null(strstr(r->engine_reply->error->evalue, "buffer 9"));
+    plx_envelope_free(&r);
+    exec_ok(f, "print('alive')", "alive\n", 1);
+}
+
 /* ---- heartbeats while Python is busy ------------------------------------ */
 
 /* Send heartbeats while code runs; each must be answered within 0.5 s. */
@@ -435,7 +693,7 @@ static void heartbeats_during(fake_t *f, const char *code, int number)
         plx_envelope_free(&r);
         usleep(200000);
     }
-    Plexa__Envelope *r = fake_recv(f, 5, NULL);
+    Plexa__Envelope *r = fake_recv_reply(f, 5, NULL);
     assert_non_null(r);
     assert_int_equal(r->reply_to, xid);
     assert_null(r->engine_reply->error);
@@ -451,6 +709,41 @@ static void test_heartbeat_while_busy(void **state)
     /* A C call that holds the GIL for 2 s (ctypes.PyDLL does not release
      * it): the I/O thread must not need it. */
     heartbeats_during(f, "import ctypes; ctypes.PyDLL(None).usleep(2000000)", 2);
+}
+
+/* When the controller falls silent (in real life: its pings stuck behind a
+ * large frame it is still writing to us), the engine speaks first with
+ * unsolicited heartbeats, once per heartbeat period; the requests that
+ * follow are served as before. */
+static void test_keepalive(void **state)
+{
+    fake_t *f = *state;
+    assert_int_equal(fake_spawn(f, NULL), 0);
+    assert_int_equal(fake_accept(f, T_START), 0);
+    Plexa__Envelope *h = fake_recv(f, T_START, NULL);
+    assert_non_null(h);
+    plx_envelope_free(&h);
+    Plexa__Welcome w = PLEXA__WELCOME__INIT;
+    w.has_engine_id = 1;
+    w.engine_id = 3;
+    w.has_heartbeat_ms = 1;
+    w.heartbeat_ms = 200;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_WELCOME;
+    env.welcome = &w;
+    fake_send(f, &env, NULL, 0);
+    double t0 = fake_now();
+    int beats = 0;
+    while (fake_now() - t0 < 1.5) {
+        Plexa__Envelope *r = fake_recv(f, 0.5, NULL);
+        assert_non_null(r);
+        assert_int_equal(r->body_case, PLEXA__ENVELOPE__BODY_HEARTBEAT);
+        assert_false(r->has_reply_to);
+        plx_envelope_free(&r);
+        beats++;
+    }
+    assert_in_range(beats, 4, 10);
+    exec_ok(f, "print('served')", "served\n", 1);
 }
 
 /* --url-file, and PLEXA_URL when nothing else is given. */
@@ -496,11 +789,41 @@ static void test_shutdown(void **state)
     Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
     env.body_case = PLEXA__ENVELOPE__BODY_SHUTDOWN;
     env.shutdown = &s;
-    fake_send(f, &env, NULL, 0);
+    uint64_t id = fake_send(f, &env, NULL, 0);
+    /* answered first (0.10's kill), then the engine waits for the
+     * controller to close the connection and exits 0 */
+    Plexa__Envelope *r = fake_recv_reply(f, 5, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->body_case, PLEXA__ENVELOPE__BODY_ENGINE_REPLY);
+    assert_int_equal(r->reply_to, id);
+    assert_string_equal(r->engine_reply->method, "kill");
+    assert_null(r->engine_reply->error);
+    plx_envelope_free(&r);
+    fake_close_conn(f);
     assert_int_equal(fake_wait_exit(f, 10), 0);
     assert_true(WIFEXITED(f->status));
     assert_int_equal(WEXITSTATUS(f->status), 0);
-    assert_null(fake_recv(f, 0.5, NULL));   /* no reply to a shutdown */
+}
+
+/* A controller that never closes after the kill reply does not keep the
+ * engine alive: it exits after a bounded linger. */
+static void test_shutdown_linger(void **state)
+{
+    fake_t *f = *state;
+    start_registered(f);
+    Plexa__Shutdown s = PLEXA__SHUTDOWN__INIT;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_SHUTDOWN;
+    env.shutdown = &s;
+    fake_send(f, &env, NULL, 0);
+    double t0 = fake_now();
+    Plexa__Envelope *r = fake_recv_reply(f, 5, NULL);
+    assert_non_null(r);
+    assert_string_equal(r->engine_reply->method, "kill");
+    plx_envelope_free(&r);
+    assert_int_equal(fake_wait_exit(f, 10), 0);
+    assert_true(fake_now() - t0 < 8);
+    assert_int_equal(WEXITSTATUS(f->status), 0);
 }
 
 static void test_reject(void **state)
@@ -568,7 +891,7 @@ static void signal_test(fake_t *f, int sig, const char *busy_code)
     kill(f->pid, sig);
     if (busy_code) {
         /* The interrupted request is still answered before the engine goes. */
-        Plexa__Envelope *r = fake_recv(f, 5, NULL);
+        Plexa__Envelope *r = fake_recv_reply(f, 5, NULL);
         assert_non_null(r);
         assert_non_null(r->engine_reply->error);
         assert_string_equal(r->engine_reply->error->ename, "KeyboardInterrupt");
@@ -619,10 +942,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fork_child, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_pull, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_buffer_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_result, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_map_apply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_call_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_buffers_released, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_while_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_url_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_linger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reject, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_url, setup, teardown),

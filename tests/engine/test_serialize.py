@@ -118,3 +118,55 @@ def test_engine_execute_semantics():
                          check=True).stdout.splitlines()
     assert out == ["(1, '', '')", "(2, '42\\n', '')", "'42\\n'", "SystemExit", "2",
                    "name 'zz' is not defined", "None [('i64', 7)]"]
+
+
+def test_engine_call_helpers():
+    """plexa._engine.call in a plain interpreter: history bounds, reset,
+    map counting and errors that never escape. The script keeps its own
+    names out of __main__, which is the namespace the helpers work on."""
+    code = r"""
+def main():
+    from plexa import _engine as E, _serialize as S
+
+    def call(method, *args):
+        ex, descs, err = E.call(method, [S.encode(a) for a in args])
+        return ex, [S.decode(d) for d in descs], err and err[:2]
+    E.HISTORY_MAX = 3
+    for i in range(5):
+        E.execute("x%d = %d" % (i, i))
+    print(call("get_result", None)[0])
+    print(call("get_result", 1)[2])
+    print(call("get_result", 3)[0][:2])
+    print(call("keys")[1])
+    print(call("reset"), call("keys")[1])
+    print(call("map", lambda a, b: a - b, [[5, 7], [1, 2]])[:2])
+    print(call("get_result", None)[0][0], E.execute("pass")[0])
+    print(call("apply", lambda *a, **k: (a, k), [1], {"z": 2})[1])
+    print(call("apply", lambda: __import__("threading").Lock(), [], None)[2][0])
+    print(call("map", 1, [[1]])[2], call("keys", 1)[2])
+    print(call("nope")[2][0])
+    E.HISTORY_CHARS_MAX = 10
+    E.execute("print('x' * 50)")
+    print(call("get_result", 6)[2][1], repr(call("get_result", 8)[0][2]))
+__import__("builtins").main_ = main
+del main
+main_()
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == [
+        "(5, 'x4 = 4', '', '')",
+        "('IndexError', \"command 1 is not in this engine's history (kept: 3..5)\")",
+        "(3, 'x2 = 2')",
+        "[['x0', 'x1', 'x2', 'x3', 'x4']]",
+        "(None, [], None) [[]]",
+        "((6, '_plexa_map_result = list(map(_plexa_map_func, *_plexa_map_seqs))', '', ''),"
+        " [[4, 5]])",
+        "6 7",
+        "[((1,), {'z': 2})]",
+        "TypeError",
+        "('TypeError', 'map: int object is not callable')"
+        " ('TypeError', 'keys takes 0 arguments (1 given)')",
+        "ProtocolError",
+        "command 6 is not in this engine's history (kept: 8..8) '%s\\n'" % ("x" * 50),
+    ]

@@ -1,0 +1,86 @@
+"""The seed tutorial's exercise: parallelize prime1.sum_primes with a
+MultiEngineClient.
+
+    $ cd examples && ipcluster local -n 2 &
+    $ python3 prime1_mec.py [N [COUNT]]
+    Serial sum_primes time:  1.515777826309204
+    Parallel sum_primes time:  0.8251752853393555
+    Speedup of sum_primes on 2 cores: 1.836916
+    Sums agree: 16 values, sum of sums 10261715110
+
+sum_primes is computed for COUNT (default 16) values up to N (default
+200000), first serially here, then with mec.map on the engines. The engines
+import prime1 themselves (ipcluster was started in this directory), so only
+a reference to prime1.sum_primes travels.
+
+The cost of sum_primes grows with its argument, and map's block partition
+would give the last engine the most expensive values. As the tutorial
+hints, we fake load balancing: the inputs are interleaved (dealt in snake
+order) so that each engine's block holds a fair mix of cheap and costly
+values, and the results are put back in order afterwards. Exits non-zero if the serial and parallel sums differ.
+"""
+
+import sys
+import time
+
+from plexa import client
+
+import prime1
+
+
+def interleave_order(length, n):
+    """The order in which to send `length` inputs of increasing cost so that
+    map's block partition over n engines gives each engine a fair share.
+
+    The inputs are dealt to the engines like cards, in snake order (0, 1,
+    ..., n-1, n-1, ..., 1, 0, 0, 1, ...), each engine taking no more than
+    its block's size (the first length % n blocks hold one more); then the
+    engines' hands are laid end to end, which is what map cuts into blocks.
+    """
+    sizes = [length // n + (1 if p < length % n else 0) for p in range(n)]
+    hands = [[] for _ in range(n)]
+    i, forward = 0, True
+    while i < length:
+        for p in (range(n) if forward else reversed(range(n))):
+            if i < length and len(hands[p]) < sizes[p]:
+                hands[p].append(i)
+                i += 1
+        forward = not forward
+    return [i for hand in hands for i in hand]
+
+
+def main(argv):
+    N = int(argv[1]) if len(argv) > 1 else 200000
+    count = int(argv[2]) if len(argv) > 2 else 16
+    inputs = [max(2, N * (i + 1) // count) for i in range(count)]
+
+    t1 = time.time()
+    serial_result = list(map(prime1.sum_primes, inputs))
+    t2 = time.time()
+    serial_time = t2 - t1
+    print('Serial sum_primes time: ', serial_time)
+
+    mec = client.MultiEngineClient()
+    n = len(mec.get_ids())
+    mec.execute('import prime1')
+    order = interleave_order(len(inputs), n)
+    t1 = time.time()
+    shuffled = mec.map(prime1.sum_primes, [inputs[i] for i in order])
+    parallel_result = [None] * len(inputs)
+    for k, i in enumerate(order):
+        parallel_result[i] = shuffled[k]
+    t2 = time.time()
+    parallel_time = t2 - t1
+    print('Parallel sum_primes time: ', parallel_time)
+
+    print('Speedup of sum_primes on %d cores: %f' % (n, serial_time / parallel_time))
+    if serial_result != parallel_result:
+        print('error: the serial and parallel sums differ:\n  %r\n  %r'
+              % (serial_result, parallel_result), file=sys.stderr)
+        return 1
+    print('Sums agree: %d values, sum of sums %d' % (len(inputs), sum(serial_result)))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv))

@@ -1,0 +1,53 @@
+"""examples/prime1_mec.py, the seed tutorial's exercise, against a real
+2-engine cluster started in (a copy of) examples/ so that the engines can
+import prime1."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
+
+
+def test_prime1_mec(cluster_factory, tmp_path):
+    ex = tmp_path / "examples"
+    ex.mkdir()
+    for name in ("prime1.py", "prime1_mec.py"):
+        shutil.copy(os.path.join(EXAMPLES, name), ex / name)
+    c = cluster_factory(n=2, cwd=str(ex))
+    c.start()
+    env = dict(c.env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    p = subprocess.run([sys.executable, "prime1_mec.py", "20000", "8"], cwd=ex, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    lines = p.stdout.splitlines()
+    assert re.fullmatch(r"Serial sum_primes time:  \d+\.\d+(e-\d+)?", lines[0]), lines
+    assert re.fullmatch(r"Parallel sum_primes time:  \d+\.\d+(e-\d+)?", lines[1]), lines
+    assert re.fullmatch(r"Speedup of sum_primes on 2 cores: \d+\.\d{6}", lines[2]), lines
+    sys.path.insert(0, str(ex))
+    try:
+        import prime1
+    finally:
+        sys.path.remove(str(ex))
+    expected = sum(prime1.sum_primes(20000 * (i + 1) // 8) for i in range(8))
+    assert lines[3] == "Sums agree: 8 values, sum of sums %d" % expected
+
+
+def test_prime1_module():
+    sys.path.insert(0, EXAMPLES)
+    try:
+        import prime1
+        from prime1_mec import interleave_order
+    finally:
+        sys.path.remove(EXAMPLES)
+    assert [x for x in range(30) if prime1.isprime(x)] == [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]
+    assert prime1.sum_primes(10) == 17 and prime1.sum_primes(2) == 0
+    assert prime1.sum_primes(2000000 // 100) == 21171191
+    assert interleave_order(7, 2) == [0, 3, 4, 6, 1, 2, 5]
+    assert interleave_order(8, 3) == [0, 5, 6, 1, 4, 7, 2, 3]
+    for length in range(12):
+        for n in range(1, 5):
+            order = interleave_order(length, n)
+            assert sorted(order) == list(range(length))
