@@ -32,7 +32,7 @@ static void usage(FILE *f)
         "  --port PORT          port to listen on (default: any free port)\n"
         "  --location HOST      address written into connection files, for engines and\n"
         "                       clients on other hosts (default: the listen address)\n"
-        "  --transport NAME     transport plugin: tcp (default from cluster.conf)\n"
+        "  --transport NAME     transport plugin: tls or tcp (default from cluster.conf)\n"
         "  --log-level LEVEL    debug, info, warn or error (default: info)\n"
         "  -l, --logfile PATH   write the log there instead of stderr\n"
         "  -h, --help           show this help\n"
@@ -106,6 +106,7 @@ static int load_options(const args_t *a, plx_conf_t *conf, plx_controller_opts_t
     o->listen_host = a->ip ? a->ip : cc->listen;
     o->location = a->location ? a->location : (cc->location[0] ? cc->location : NULL);
     o->port = (uint16_t)(a->port >= 0 ? a->port : cc->port);
+    o->allow_insecure = cc->allow_insecure;
     o->heartbeat_period = cc->heartbeat_period;
     o->heartbeat_misses = cc->heartbeat_misses;
     const plx_controller_conf_t *ctl = plx_conf_controller(conf);

@@ -11,6 +11,7 @@
 #include "plx_envelope.h"
 #include "plx_log.h"
 #include "plx_plugin_loader.h"
+#include "plx_cert.h"
 #include "plx_url.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
@@ -317,6 +318,7 @@ static int write_conn_file(plx_controller_t *c, Plexa__Role role, const char *to
              c->opts.location && *c->opts.location ? c->opts.location : c->opts.listen_host);
     u.port = plx_listener_port(c->listener);
     snprintf(u.token, sizeof u.token, "%s", token);
+    snprintf(u.fingerprint, sizeof u.fingerprint, "%s", c->fingerprint);
     char url[1024], path[4096];
     if (plx_url_format(&u, url, sizeof url, err) != PLX_OK)
         return err->code;
@@ -372,6 +374,29 @@ static int make_tokens(plx_controller_t *c, plx_err_t *err)
     return PLX_OK;
 }
 
+static int is_loopback(const char *host)
+{
+    return !host || !*host || strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+           strcmp(host, "localhost") == 0;
+}
+
+/* TLS: make sure the profile has a key and certificate, pin its
+ * fingerprint in the URLs. Plaintext only on loopback unless allowed. */
+static int check_transport(plx_controller_t *c, plx_err_t *err)
+{
+    const plx_controller_opts_t *o = &c->opts;
+    if (strcmp(o->transport, "tls") == 0)
+        return plx_cert_ensure(c->profile.security_dir, c->cert_file, sizeof c->cert_file,
+                               c->key_file, sizeof c->key_file, c->fingerprint, err);
+    if (strcmp(o->transport, "tcp") == 0 && !is_loopback(o->listen_host) && !o->allow_insecure)
+        return plx_err_set(err, PLX_EINVAL,
+                           "refusing plaintext tcp on %s, which is not a loopback address: "
+                           "anyone on the network could read the traffic. Use transport = tls, "
+                           "or set allow_insecure = true in cluster.conf if the network is "
+                           "trusted", o->listen_host);
+    return PLX_OK;
+}
+
 plx_controller_t *plx_controller_new(struct ev_loop *loop, const plx_controller_opts_t *opts,
                                      plx_err_t *err)
 {
@@ -389,10 +414,11 @@ plx_controller_t *plx_controller_new(struct ev_loop *loop, const plx_controller_
         goto fail;
     }
     c->tops = plx_transport_find(opts->transport, err);
-    if (!c->tops || make_tokens(c, err) != PLX_OK)
+    if (!c->tops || make_tokens(c, err) != PLX_OK || check_transport(c, err) != PLX_OK)
         goto fail;
-    c->listener = plx_listener_new(loop, c->tops, opts->listen_host, opts->port, NULL, on_accept,
-                                   c, err);
+    plx_security sec = {.cert_file = c->cert_file, .key_file = c->key_file};
+    c->listener = plx_listener_new(loop, c->tops, opts->listen_host, opts->port,
+                                   c->fingerprint[0] ? &sec : NULL, on_accept, c, err);
     if (!c->listener) {
         plx_err_prefix(err, "controller cannot listen");
         goto fail;

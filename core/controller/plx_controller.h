@@ -21,6 +21,7 @@ typedef struct plx_controller_opts {
     const char  *listen_host;      /* address to bind, e.g. 127.0.0.1 */
     uint16_t     port;             /* 0 = any */
     const char  *location;         /* host written into connection files (NULL = listen_host) */
+    int          allow_insecure;   /* permit plaintext tcp on a non-loopback address */
     double       heartbeat_period; /* seconds between heartbeats to engines */
     int          heartbeat_misses; /* missed periods before an engine is declared dead */
     double       auth_timeout;     /* seconds a new connection has to send Hello */

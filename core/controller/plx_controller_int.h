@@ -99,6 +99,8 @@ struct plx_controller {
     uint64_t                 hb_seq;
     ev_timer                 hb_timer;
     plx_profile_t            profile;
+    char                     cert_file[4096], key_file[4096];
+    char                     fingerprint[65];   /* "" for plaintext transports */
     int                      wrote_files;
     ev_timer                 stop_timer;  /* lets final replies drain before exit */
     sched_t                 *sched;       /* the task scheduler (plx_tasks.c) */
