@@ -259,10 +259,11 @@ static void test_list(void **state)
     n = plx_plugin_list(PLX_PLUGIN_TRANSPORT, collect, &t);
     assert_int_equal(n, t.n);
     assert_true(has(&t, "tcp"));
+    assert_true(has(&t, "tls"));
     assert_true(has(&t, "good"));
     assert_false(has(&t, "badabi") || has(&t, "other") || has(&t, "wrongkind") ||
                  has(&t, "nosym") || has(&t, "nullop"));
-    assert_int_equal(t.n, 2);
+    assert_int_equal(t.n, 3);
     n = plx_plugin_list(PLX_PLUGIN_LAUNCHER, collect, &l);
     assert_int_equal(n, l.n);
     assert_true(has(&l, "local"));
