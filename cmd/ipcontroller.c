@@ -114,6 +114,7 @@ static int load_options(const args_t *a, plx_conf_t *conf, plx_controller_opts_t
     o->limits.max_bufs = (uint32_t)ctl->max_buffers;
     o->results_max = (uint64_t)ctl->results_max;
     o->results_max_bytes = ctl->results_max_bytes;
+    o->task_inflight = ctl->task_inflight;
     if (!a->log_level)
         plx_log_set_level((plx_log_level)cc->log_level);
     return 0;

@@ -113,6 +113,9 @@ static const keyspec_t schema[] = {
     { "controller", "results_max_bytes", K_SIZE, "268435456", 1048576, 1LL << 50, NULL,
       CT(results_max_bytes),
       "Most bytes of results kept; the oldest are evicted first." },
+    { "controller", "task_inflight", K_INT, "4", 1, 1024, NULL, CT(task_inflight),
+      "Tasks sent ahead to each engine so it never waits for the controller; "
+      "more helps many tiny tasks, fewer helps balance tasks of uneven cost." },
 };
 
 #define NSCHEMA (sizeof schema / sizeof schema[0])

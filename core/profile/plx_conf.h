@@ -51,6 +51,7 @@ typedef struct plx_controller_conf {
     int      max_buffers;        /* per message, 1..16777216 */
     int      results_max;        /* results kept, 1..2^31-1 */
     uint64_t results_max_bytes;  /* bytes of results kept, >= 1 MiB */
+    int      task_inflight;      /* tasks sent ahead to each engine, 1..1024 */
 } plx_controller_conf_t;
 
 typedef struct plx_conf plx_conf_t;

@@ -60,6 +60,7 @@ static void assert_defaults(const plx_conf_t *c)
     assert_int_equal(ct->max_buffers, 65536);
     assert_int_equal(ct->results_max, 100000);
     assert_int_equal(ct->results_max_bytes, 268435456);
+    assert_int_equal(ct->task_inflight, 4);
 }
 
 /* Parse text (named "/x/cluster.conf") into a fresh conf, expecting the
@@ -353,7 +354,7 @@ static void test_error_keys_and_sections(void **state)
                 "/x/cluster.conf:2: [cluster] engins: unknown key (did you mean 'engines'?)");
     parse_fails("[controller]\nfoo = 1\n",
                 "/x/cluster.conf:2: [controller] foo: unknown key (known keys: max_envelope, "
-                "max_buffers, results_max, results_max_bytes)");
+                "max_buffers, results_max, results_max_bytes, task_inflight)");
     parse_fails("[cluster]\nengines = 4\nport = 1\nengines = 5\n",
                 "/x/cluster.conf:4: [cluster] engines: set twice (first on line 2)");
     parse_fails("engines = 4\n",
