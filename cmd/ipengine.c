@@ -23,7 +23,8 @@ static void usage(FILE *f)
         "Start a plexa engine: a Python interpreter that registers with the\n"
         "controller and runs the code, pushes and pulls it receives, in its own\n"
         "__main__ namespace. It runs in the current directory, which is first on\n"
-        "sys.path, and exits when the controller goes away.\n"
+        "sys.path, and exits when the controller goes away (after trying to\n"
+        "reconnect for a while when the connection was lost unexpectedly).\n"
         "\n"
         "The controller's engine URL is taken from, in this order: --url,\n"
         "--url-file, --profile's connection file, $PLEXA_URL, and the default\n"
@@ -38,6 +39,9 @@ static void usage(FILE *f)
         "  --mpi KIND            set up MPI first; KIND: mpi4py (gives `mpi` in the namespace)\n"
         "  --register-timeout S  give up when the controller has not accepted us\n"
         "                        within S seconds (default: 30)\n"
+        "  --reconnect S         after losing the controller connection unexpectedly,\n"
+        "                        try to reconnect (keeping the engine id) for S\n"
+        "                        seconds before exiting (default: 10; 0: exit at once)\n"
         "  --log-level LEVEL     debug, info, warn or error (default: info)\n"
         "  -l, --logfile PATH    write the log there instead of stderr\n"
         "  -h, --help            show this help and exit\n"
@@ -59,6 +63,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"url", required_argument, 0, 'u'},       {"url-file", required_argument, 0, 'f'},
         {"furl-file", required_argument, 0, 'f'}, {"profile", required_argument, 0, 'p'},
         {"mpi", required_argument, 0, 'm'},       {"register-timeout", required_argument, 0, 't'},
+        {"reconnect", required_argument, 0, 'r'},
         {"log-level", required_argument, 0, 'v'}, {"logfile", required_argument, 0, 'l'},
         {"help", no_argument, 0, 'h'},            {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
@@ -79,6 +84,16 @@ static int parse_args(int argc, char **argv, args_t *a)
                         optarg);
                 return 2;
             }
+            break;
+        }
+        case 'r': {
+            char *end;
+            double s = strtod(optarg, &end);
+            if (*end || end == optarg || s < 0) {
+                fprintf(stderr, "ipengine: --reconnect: '%s' is not a number >= 0\n", optarg);
+                return 2;
+            }
+            a->opts.reconnect_s = s > 0 ? s : -1;   /* the library's 0 means the default */
             break;
         }
         case 'h': usage(stdout); return 0;

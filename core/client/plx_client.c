@@ -28,6 +28,8 @@
 
 #define HELLO_ID       1u     /* the handshake is always the first request */
 #define MEC_URL_FILE   "ipcontroller-mec.url"
+#define TC_URL_FILE    "ipcontroller-tc.url"
+#define TASK_URL_ENV   "PLEXA_TASK_URL"
 
 struct plx_client {
     pthread_mutex_t          mu;
@@ -39,6 +41,7 @@ struct plx_client {
     plx_err_t                lost_err;    /* (mu) why */
     int                      stopping;    /* (mu) destroy asked the I/O thread to stop */
     double                   timeout_s;   /* (mu) deadline of blocking calls */
+    plx_client_role_t        role;        /* set before the I/O thread starts */
 
     struct ev_loop          *loop;
     ev_async                 wake;        /* submissions and stop */
@@ -382,7 +385,7 @@ static int submit_hello(plx_client_t *c, const char *token, plx_request_t **req,
     gethostname(host, sizeof host - 1);
     Plexa__Hello h = PLEXA__HELLO__INIT;
     h.has_role = 1;
-    h.role = PLEXA__ROLE__ROLE_MEC;
+    h.role = c->role == PLX_CLIENT_ROLE_TASK ? PLEXA__ROLE__ROLE_TASK : PLEXA__ROLE__ROLE_MEC;
     h.token = (char *)token;
     h.has_version = 1;
     h.version = PLX_PROTOCOL_VERSION;
@@ -430,17 +433,43 @@ static int client_start(plx_client_t *c, const plx_url_t *u, double timeout_s, p
     return rc;
 }
 
+/* The URL of role's capability (see plx_client_connect_role). */
+static int resolve_role_url(const char *url_or_file, const char *profile, plx_client_role_t role,
+                            plx_url_t *u, plx_err_t *err)
+{
+    const char *src = url_or_file ? url_or_file : "";
+    if (role == PLX_CLIENT_ROLE_MEC)   /* profile stays NULL when not given: only
+                                        * then may $PLEXA_URL apply */
+        return plx_url_resolve(src, profile, MEC_URL_FILE, u, err);
+    if (role != PLX_CLIENT_ROLE_TASK)
+        return plx_err_set(err, PLX_EINVAL, "unknown client role %d", (int)role);
+    int named = profile && *profile;
+    const char *env = getenv(TASK_URL_ENV);
+    if (!*src && !named && env && *env) {
+        int rc = plx_url_resolve(env, NULL, TC_URL_FILE, u, err);
+        return rc == PLX_OK ? rc : plx_err_prefix(err, TASK_URL_ENV);
+    }
+    /* $PLEXA_URL is the multi-engine capability: never the task one. */
+    return plx_url_resolve(src, named ? profile : "default", TC_URL_FILE, u, err);
+}
+
 plx_client_t *plx_client_connect(const char *url_or_file, const char *profile,
                                  double timeout_s, plx_err_t *err)
 {
+    return plx_client_connect_role(url_or_file, profile, PLX_CLIENT_ROLE_MEC, timeout_s, err);
+}
+
+plx_client_t *plx_client_connect_role(const char *url_or_file, const char *profile,
+                                      plx_client_role_t role, double timeout_s, plx_err_t *err)
+{
     plx_url_t u;
     memset(&u, 0, sizeof u);
-    /* profile stays NULL when not given: only then may $PLEXA_URL apply. */
-    if (plx_url_resolve(url_or_file ? url_or_file : "", profile, MEC_URL_FILE, &u, err) != PLX_OK)
+    if (resolve_role_url(url_or_file, profile, role, &u, err) != PLX_OK)
         return NULL;
     plx_client_t *c = client_new(err);
     if (!c)
         return NULL;
+    c->role = role;
     format_peer(c->peer, sizeof c->peer, u.host, u.port);
     if (client_start(c, &u, timeout_s > 0 ? timeout_s : PLX_CLIENT_CONNECT_TIMEOUT_DEFAULT,
                      err) != PLX_OK) {

@@ -828,15 +828,19 @@ void sched_task_result(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__En
         plx_envelope_free(&env);
         plx_msg_destroy(&m);
         task_requeue(c, t);
+    } else if (t->abort_pending) {
+        /* Whatever the engine made of the interrupt, the user asked for an
+         * abort: report that, the same way wherever the task was. */
+        plx_envelope_free(&env);
+        plx_msg_destroy(&m);
+        task_fail(c, t, PLEXA__TASK_STATUS__TASK_ABORTED, "TaskAborted",
+                  "task %llu was aborted while running on engine %d",
+                  (unsigned long long)t->id, e->id);
     } else {
         task_drop_result(t);
         t->res_env = env;
         t->res_msg = m;
         t->result = r;
-        if (t->abort_pending) {
-            r->has_status = 1;
-            r->status = PLEXA__TASK_STATUS__TASK_ABORTED;
-        }
         task_finish(c, t);
     }
     sched_pump(c);

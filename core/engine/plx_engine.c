@@ -49,7 +49,18 @@ static int ready_locked(const plx_engine_t *e, wait_for_t what)
 {
     if (e->deferred || e->closed || e->refused || e->stop_signal)
         return 1;
-    return what == WAIT_WELCOME ? e->registered : e->req_head != NULL;
+    return what == WAIT_WELCOME ? e->registered : e->req_head != NULL || e->id_news;
+}
+
+/* The engine came back under another id: tell user code (GIL held). */
+static void py_new_id(plx_engine_t *e, int32_t id)
+{
+    PyObject *r = PyObject_CallFunction(e->fn_set_id, "i", (int)id);
+    if (!r) {
+        PLX_WARN("setting the new engine id %d failed", (int)id);
+        PyErr_Clear();
+    }
+    Py_XDECREF(r);
 }
 
 /* Block until something for us happens. Returns the next request (its
@@ -61,7 +72,8 @@ static plx_engine_req_t *py_wait(plx_engine_t *e, wait_for_t what)
     for (;;) {
         plx_engine_req_t *r = NULL;
         plx_pyexport_t *dl;
-        int done;
+        int done, id_news = 0;
+        int32_t new_id = -1;
         Py_BEGIN_ALLOW_THREADS
         pthread_mutex_lock(&e->mu);
         while (!ready_locked(e, what))
@@ -70,16 +82,24 @@ static plx_engine_req_t *py_wait(plx_engine_t *e, wait_for_t what)
         e->deferred = NULL;
         done = e->closed || e->refused || e->stop_signal ||
                (what == WAIT_WELCOME && e->registered);
-        if (!done && what == WAIT_REQUEST && e->req_head) {
+        if (!done && what == WAIT_REQUEST && e->id_news) {
+            id_news = 1;
+            new_id = e->engine_id;
+            e->id_news = 0;
+        } else if (!done && what == WAIT_REQUEST && e->req_head) {
             r = e->req_head;
             e->req_head = r->next;
             if (!e->req_head)
                 e->req_tail = NULL;
             e->busy = 1;
+            e->running_task = r->env->body_case == PLEXA__ENVELOPE__BODY_TASK_RUN
+                                  ? r->env->task_run->task_id : 0;
         }
         pthread_mutex_unlock(&e->mu);
         Py_END_ALLOW_THREADS
         plx_engine_release_exports(dl);
+        if (id_news)
+            py_new_id(e, new_id);
         if (done || r)
             return r;
     }
@@ -140,6 +160,8 @@ static int engine_register(plx_engine_t *e, plx_err_t *err)
         return plx_err_set(err, PLX_EAUTH, "controller refused registration: %s", why);
     if (sig)
         return 1;   /* stopped before registering: a clean end */
+    if (registered)
+        closed = 0;   /* welcomed, then lost (Python was slow to start): serving ends it */
     if (closed && code == PLX_ETIMEDOUT)
         return plx_err_set(err, PLX_ETIMEDOUT, "%s", why);
     if (!opened)
@@ -188,7 +210,15 @@ static void engine_serve(plx_engine_t *e)
         plx_engine_req_free(r);
         pthread_mutex_lock(&e->mu);
         e->busy = 0;
+        e->running_task = 0;
+        atomic_store(&e->interrupt_wanted, 0);
         pthread_mutex_unlock(&e->mu);
+        /* An interrupt that came as the request was ending (no user code
+         * left to raise it in) must not hit the next one: from here on no
+         * new one is raised, so run the pending KeyboardInterrupt and drop
+         * it. */
+        if (PyErr_CheckSignals() < 0)
+            PyErr_Clear();
         if (quit) {
             linger_after_kill(e);
             return;
@@ -263,6 +293,9 @@ int plx_engine_run(const plx_engine_opts_t *opts, plx_err_t *err)
             e->stop_signal = SIGINT;
             pthread_mutex_unlock(&e->mu);
         }
+        /* Register only now: an engine whose Python cannot start must
+         * never look registered (ipcluster would count it ready). */
+        plx_engine_io_python_ready(e);
         rc = engine_register(e, err);
     }
     if (rc == PLX_OK)

@@ -3,9 +3,14 @@
  *
  * plx_engine_run connects to the controller named by the options,
  * registers (Hello -> Welcome), then runs requests (execute, push, pull,
- * call: keys, reset, get_result, map, apply) one at a time in __main__
- * until the controller goes away, sends shutdown (answered with a "kill"
- * reply first), or the process gets SIGINT/SIGTERM. See DESIGN.md §2 for the
+ * call: keys, reset, get_result, map, apply; task_run) one at a time in
+ * __main__ until the controller goes away for good, sends shutdown
+ * (answered with a "kill" reply first), or the process gets
+ * SIGINT/SIGTERM. A connection lost unexpectedly is re-established for up
+ * to reconnect_s (the engine asks for its old id); what was queued or
+ * running for the lost connection is dropped (the controller has failed or
+ * re-queued it already). Interrupt messages are handled by the I/O thread
+ * at once: KeyboardInterrupt in the running task (or request). See DESIGN.md §2 for the
  * two threads and why Python runs on the main thread.
  *
  * Library code: it never exits the process. It must be called from the
@@ -25,6 +30,10 @@ typedef struct plx_engine_opts {
                              * then profile "default") */
     const char *mpi;        /* --mpi KIND ("mpi4py") or NULL */
     double      register_timeout_s;   /* no Welcome by then: give up; 0 = 30 s */
+    double      reconnect_s;          /* --reconnect: after an unexpected loss of the
+                                       * controller connection, retry for this long
+                                       * (re-registering under the same id); 0 = the
+                                       * default (10 s), < 0 = never */
 } plx_engine_opts_t;
 
 /*

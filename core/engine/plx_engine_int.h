@@ -37,6 +37,7 @@
 typedef struct plx_engine_req {
     Plexa__Envelope        *env;   /* unpacked envelope (owned) */
     plx_msg_t              *msg;   /* its frame: the payload buffers (owned) */
+    uint64_t                session;      /* the connection it came on */
     struct plx_engine_req  *next;
 } plx_engine_req_t;
 
@@ -66,6 +67,13 @@ typedef struct plx_engine {
     ev_timer                 reg_timer;    /* registration deadline */
     ev_timer                 watchdog;     /* controller silence */
     ev_timer                 keepalive;    /* unsolicited heartbeats, see plx_engine_io.c */
+    ev_timer                 retry;        /* reconnect attempts, see plx_engine_io.c */
+    plx_conn_t              *old_conn;     /* a lost connection, destroyed by the retry timer */
+    double                   reconnect_s;  /* 0: never reconnect */
+    ev_tstamp                reconnect_deadline;   /* 0: connected (not reconnecting) */
+    int                      ever_welcomed;
+    int                      hello_pending;   /* connected, Hello waits for Python */
+    char                     lost_why[PLX_ERR_MSG_MAX];   /* why the last connection went */
     double                   hb_period;    /* the controller's heartbeat period (s), 0: none */
     ev_tstamp                last_rx;
     double                   silence_s;    /* 0: watchdog off */
@@ -79,6 +87,7 @@ typedef struct plx_engine {
     plx_engine_out_t        *out_head, *out_tail;
     plx_pyexport_t          *deferred;
     int                      opened;         /* transport connected */
+    int                      py_ready;       /* Python started: the Hello may go */
     int                      registered;     /* Welcome received */
     int32_t                  engine_id;
     int                      refused;        /* Reject received: reason in why */
@@ -87,10 +96,16 @@ typedef struct plx_engine {
     char                     why[PLX_ERR_MSG_MAX];
     int                      stop_signal;    /* SIGINT/SIGTERM number, 0 if none */
     int                      busy;           /* Python is running a request */
+    atomic_int               interrupt_wanted;  /* set with mu held; read by the wake
+                                                 * signal's handler, see plx_engine_io.c */
+    uint64_t                 running_task;   /* the TaskRun it runs, 0 if none */
+    uint64_t                 session;        /* bumped when a connection is lost */
+    int                      id_news;        /* a re-registration changed engine_id */
+    int                      shutting_down;  /* a shutdown was served: no reconnect */
     int                      io_stop;        /* Python thread asks the loop to finish */
 
     /* Python thread only */
-    PyObject                *fn_execute, *fn_push, *fn_pull, *fn_call, *fn_set_id;
+    PyObject                *fn_execute, *fn_push, *fn_pull, *fn_call, *fn_task, *fn_set_id;
     PyObject                *fn_setup_mpi, *fn_can_finalize;
     struct sigaction         old_int, old_term, old_wake;
     int                      handlers_set;
@@ -115,8 +130,14 @@ int plx_engine_io_start(plx_engine_t *e, plx_err_t *err);
  * and free the loop. Safe if never started. */
 void plx_engine_io_stop(plx_engine_t *e);
 
-/* Queue a packed reply (takes ownership) and wake the loop. */
-void plx_engine_io_post(plx_engine_t *e, plx_msg_t *m);
+/* Python is up: let the Hello go (the engine registers only once it can
+ * serve; the connection itself is made while Python starts). */
+void plx_engine_io_python_ready(plx_engine_t *e);
+
+/* Queue a packed reply to a request of connection `session` (takes
+ * ownership) and wake the loop. A reply for a connection that has been
+ * lost since is dropped: the controller has failed that request already. */
+void plx_engine_io_post(plx_engine_t *e, plx_msg_t *m, uint64_t session);
 
 /* Install SIGINT/SIGTERM handlers that wake the loop; the first signal
  * asks for a clean stop and restores the default action, so a second one

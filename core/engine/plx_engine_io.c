@@ -1,8 +1,18 @@
 /*
  * The engine's I/O thread: connection, registration, heartbeats, request
- * intake and reply sending. It never takes the GIL (see plx_engine_int.h);
- * the one call into CPython it makes, PyErr_SetInterrupt, is documented as
- * safe without it.
+ * intake and reply sending, interrupts, reconnecting. It never takes the
+ * GIL (see plx_engine_int.h); the one call into CPython it makes,
+ * PyErr_SetInterrupt, is documented as safe without it.
+ *
+ * Reconnecting: when an established connection is lost and the engine is
+ * not stopping (no shutdown served, no signal, not refused), the I/O
+ * thread retries every RETRY_PERIOD_S for up to reconnect_s, saying Hello
+ * with the id it had, so that the controller gives it back. The lost
+ * connection's work is void — the controller failed or re-queued it when
+ * it saw the connection go — so its queued requests and unsent replies
+ * are dropped, running code is interrupted, and replies the Python thread
+ * still makes for it are discarded (sessions). When the time is up the
+ * engine ends as it did without reconnecting.
  */
 #include "plx_engine_int.h"
 
@@ -10,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "plexa/version.h"
@@ -21,18 +32,28 @@
  * at least SILENCE_MIN_S), it is presumed dead: engines never outlive it. */
 #define SILENCE_PERIODS 20.0
 #define SILENCE_MIN_S   30.0
+#define DEFAULT_RECONNECT_S 10.0
+#define RETRY_FIRST_S   0.1    /* first reconnect attempt after a loss */
+#define RETRY_PERIOD_S  0.5
 
 /* ---- shared-state transitions (I/O side) -------------------------------- */
 
 /* Interrupt running user code so the Python thread can see a stop: a
  * KeyboardInterrupt is made pending, and a signal to the Python thread
  * breaks a blocking system call (time.sleep, a socket read) so that Python
- * looks at it now rather than when the call ends by itself. Called with mu
- * held, so busy cannot change under us. */
+ * looks at it now rather than when the call ends by itself. The signal's
+ * handler, running on the Python thread, calls PyErr_SetInterrupt again:
+ * only there does CPython also raise its eval-breaker flag (from another
+ * thread it only records the signal), without which pure Python code
+ * (`while True: pass`) would never notice. interrupt_wanted keeps a late
+ * handler from interrupting the next request: the Python thread clears it
+ * when the request ends. Called with mu held, so busy cannot change under
+ * us. */
 static void interrupt_if_busy_locked(plx_engine_t *e)
 {
     if (!e->busy)
         return;
+    atomic_store(&e->interrupt_wanted, 1);
     PyErr_SetInterrupt();
     pthread_kill(e->py_thread, PLX_ENGINE_WAKE_SIGNAL);
 }
@@ -64,6 +85,7 @@ static void io_queue_request(plx_engine_t *e, Plexa__Envelope *env, plx_msg_t *m
     r->env = env;
     r->msg = m;
     pthread_mutex_lock(&e->mu);
+    r->session = e->session;
     if (e->req_tail)
         e->req_tail->next = r;
     else
@@ -71,6 +93,19 @@ static void io_queue_request(plx_engine_t *e, Plexa__Envelope *env, plx_msg_t *m
     e->req_tail = r;
     pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
+}
+
+/* The connection's fd, for closing it in forked children (see atfork_child). */
+static atomic_int g_conn_fd;
+
+static void drop_out_list(plx_engine_out_t *o)
+{
+    while (o) {
+        plx_engine_out_t *next = o->next;
+        plx_msg_destroy(&o->msg);
+        free(o);
+        o = next;
+    }
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -103,6 +138,17 @@ static void io_send_hello(plx_engine_t *e)
     hello.hostname = host;
     hello.has_pid = 1;
     hello.pid = (int32_t)getpid();
+    if (e->ever_welcomed) {
+        /* Coming back: ask for the id we had (the controller honours it
+         * while nobody else holds it). */
+        pthread_mutex_lock(&e->mu);
+        int32_t id = e->engine_id;
+        pthread_mutex_unlock(&e->mu);
+        if (id >= 0) {
+            hello.has_engine_id = 1;
+            hello.engine_id = id;
+        }
+    }
     Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
     env.has_id = 1;
     env.id = 1;
@@ -173,6 +219,24 @@ static void io_welcome(plx_engine_t *e, const Plexa__Welcome *w)
     }
     e->welcomed = 1;
     ev_timer_stop(e->loop, &e->reg_timer);
+    int32_t id = w->has_engine_id ? w->engine_id : -1;
+    if (e->ever_welcomed) {
+        /* Back after a loss: the Python thread learns a changed id. */
+        e->reconnect_deadline = 0;
+        pthread_mutex_lock(&e->mu);
+        int32_t old = e->engine_id;
+        if (id != old) {
+            e->engine_id = id;
+            e->id_news = 1;
+            pthread_cond_broadcast(&e->cv);
+        }
+        pthread_mutex_unlock(&e->mu);
+        if (id == old)
+            PLX_INFO("reconnected to the controller at %s as engine %d", e->url_shown, (int)id);
+        else
+            PLX_WARN("reconnected to the controller at %s as engine %d (was %d: the controller "
+                     "gave the old id away)", e->url_shown, (int)id, (int)old);
+    }
     if (w->has_heartbeat_ms && w->heartbeat_ms > 0) {
         e->silence_s = SILENCE_PERIODS * w->heartbeat_ms / 1000.0;
         if (e->silence_s < SILENCE_MIN_S)
@@ -183,11 +247,87 @@ static void io_welcome(plx_engine_t *e, const Plexa__Welcome *w)
         ev_timer_set(&e->keepalive, e->hb_period, e->hb_period);
         ev_timer_start(e->loop, &e->keepalive);
     }
+    if (e->ever_welcomed)
+        return;
+    e->ever_welcomed = 1;
     pthread_mutex_lock(&e->mu);
     e->registered = 1;
-    e->engine_id = w->has_engine_id ? w->engine_id : -1;
+    e->engine_id = id;
     pthread_cond_broadcast(&e->cv);
     pthread_mutex_unlock(&e->mu);
+}
+
+/* A task interrupted before it started, answered here without Python. */
+static void io_answer_interrupted(plx_engine_t *e, plx_engine_req_t *r)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    double now = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+    Plexa__RemoteError err = PLEXA__REMOTE_ERROR__INIT;
+    err.ename = "KeyboardInterrupt";
+    err.evalue = "interrupted before it started";
+    err.traceback = "KeyboardInterrupt: interrupted before it started\n";
+    Plexa__TaskResult tr = PLEXA__TASK_RESULT__INIT;
+    tr.has_task_id = 1;
+    tr.task_id = r->env->task_run->task_id;
+    tr.has_status = 1;
+    tr.status = PLEXA__TASK_STATUS__TASK_FAILED;
+    tr.has_engine_id = 1;
+    pthread_mutex_lock(&e->mu);
+    tr.engine_id = e->engine_id;
+    pthread_mutex_unlock(&e->mu);
+    tr.error = &err;
+    tr.has_started = tr.has_completed = 1;
+    tr.started = tr.completed = now;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.has_id = 1;
+    env.id = plx_engine_next_id(e);
+    env.has_reply_to = r->env->has_id;
+    env.reply_to = r->env->id;
+    env.body_case = PLEXA__ENVELOPE__BODY_TASK_RESULT;
+    env.task_result = &tr;
+    io_send(e, &env);
+}
+
+/* Interrupt{task_id}: raise KeyboardInterrupt in the running request when
+ * task_id is 0 (whatever runs) or names the running task. A task still
+ * queued here (the controller sends several ahead) is taken out of the
+ * queue and answered as interrupted at once, without running. */
+static void io_interrupt(plx_engine_t *e, uint64_t task_id)
+{
+    int hit = 0;
+    plx_engine_req_t *taken = NULL;
+    pthread_mutex_lock(&e->mu);
+    if (e->busy && (task_id == 0 || e->running_task == task_id)) {
+        interrupt_if_busy_locked(e);
+        hit = 1;
+    } else if (task_id != 0) {
+        plx_engine_req_t *prev = NULL;
+        for (plx_engine_req_t *r = e->req_head; r; prev = r, r = r->next) {
+            if (r->env->body_case == PLEXA__ENVELOPE__BODY_TASK_RUN &&
+                r->env->task_run->task_id == task_id) {
+                if (prev)
+                    prev->next = r->next;
+                else
+                    e->req_head = r->next;
+                if (e->req_tail == r)
+                    e->req_tail = prev;
+                r->next = NULL;
+                taken = r;
+                hit = 2;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (taken) {
+        io_answer_interrupted(e, taken);
+        plx_engine_req_free(taken);   /* received buffers only: no Python in them */
+    }
+    PLX_DEBUG("interrupt of %s%llu: %s", task_id ? "task " : "whatever runs",
+              (unsigned long long)task_id,
+              hit == 1 ? "raised KeyboardInterrupt" : hit == 2 ? "answered it unstarted"
+                                                             : "nothing to interrupt");
 }
 
 static void io_reject(plx_engine_t *e, const char *reason)
@@ -220,8 +360,12 @@ static void on_open(plx_conn_t *c, void *ud)
     PLX_DEBUG("connected to %s", e->url_shown);
     pthread_mutex_lock(&e->mu);
     e->opened = 1;
+    int ready = e->py_ready;
     pthread_mutex_unlock(&e->mu);
-    io_send_hello(e);
+    if (ready)
+        io_send_hello(e);
+    else
+        e->hello_pending = 1;   /* sent by wake_cb once Python is up */
 }
 
 /* Messages that only make sense from the controller to an engine before
@@ -237,6 +381,10 @@ static int io_control(plx_engine_t *e, const Plexa__Envelope *env)
         return 1;
     case PLEXA__ENVELOPE__BODY_REJECT:
         io_reject(e, env->reject->reason);
+        return 1;
+    case PLEXA__ENVELOPE__BODY_INTERRUPT:
+        /* Not queued: it is about what runs now. */
+        io_interrupt(e, env->interrupt->has_task_id ? env->interrupt->task_id : 0);
         return 1;
     case PLEXA__ENVELOPE__BODY_ERROR:
         /* Never answered: an error about an error could ping-pong. */
@@ -272,15 +420,68 @@ static void on_msg(plx_conn_t *c, plx_msg_t *m, void *ud)
     io_queue_request(e, env, m);
 }
 
+/* Whether a lost connection is worth re-establishing: it had been
+ * welcomed (a failed first registration is an error for the user), and
+ * nobody asked the engine to end. */
+static int may_reconnect(plx_engine_t *e, int code)
+{
+    if (e->reconnect_s <= 0 || !e->ever_welcomed || code == PLX_EAUTH)
+        return 0;
+    pthread_mutex_lock(&e->mu);
+    int ok = !e->io_stop && !e->refused && !e->stop_signal && !e->shutting_down && !e->closed;
+    pthread_mutex_unlock(&e->mu);
+    return ok;
+}
+
+/* Void the lost connection's work (see the top of this file). */
+static void io_drop_session(plx_engine_t *e)
+{
+    pthread_mutex_lock(&e->mu);
+    e->session++;
+    plx_engine_req_t *reqs = e->req_head;
+    e->req_head = e->req_tail = NULL;
+    plx_engine_out_t *outs = e->out_head;
+    e->out_head = e->out_tail = NULL;
+    interrupt_if_busy_locked(e);
+    pthread_mutex_unlock(&e->mu);
+    int n = 0;
+    while (reqs) {
+        plx_engine_req_t *next = reqs->next;
+        plx_engine_req_free(reqs);   /* received buffers only: no Python in them */
+        reqs = next;
+        n++;
+    }
+    drop_out_list(outs);   /* exports in them are deferred to the Python thread */
+    if (n)
+        PLX_INFO("dropped %d request(s) of the lost connection", n);
+}
+
+/* Retry soon, or give up when the time is over. */
+static void io_schedule_retry(plx_engine_t *e, double after)
+{
+    ev_tstamp left = e->reconnect_deadline - ev_now(e->loop);
+    if (left <= 0) {
+        char why[PLX_ERR_MSG_MAX];
+        snprintf(why, sizeof why, "%.200s; could not reconnect within %g s", e->lost_why,
+                 e->reconnect_s);
+        PLX_WARN("%s", why);
+        e->reconnect_deadline = 0;
+        io_mark_closed(e, PLX_ECONNECT, why);
+        return;
+    }
+    ev_timer_set(&e->retry, after < left ? after : left, 0.);
+    ev_timer_start(e->loop, &e->retry);
+}
+
 static void on_close(plx_conn_t *c, int code, const char *why, void *ud)
 {
     plx_engine_t *e = ud;
     PLX_DEBUG("connection to %s closed: %s", e->url_shown, why);
-    io_mark_closed(e, code, why);
-    /* Not destroyed here: plx_conn_close called from outside a connection
-     * callback runs this synchronously, and a destroy from inside it would
-     * never be reaped. A closed connection refuses sends and ignores
-     * closes, so it stays until io_main ends. */
+    int retry = may_reconnect(e, code);
+    if (!retry)
+        io_mark_closed(e, code, why);
+    /* Not destroyed here but by io_main or the retry timer: a closed
+     * connection refuses sends and ignores closes. */
     e->conn_closed = 1;
     ev_timer_stop(e->loop, &e->reg_timer);
     ev_timer_stop(e->loop, &e->watchdog);
@@ -288,21 +489,31 @@ static void on_close(plx_conn_t *c, int code, const char *why, void *ud)
     pthread_mutex_lock(&e->mu);
     int stop = e->io_stop;
     pthread_mutex_unlock(&e->mu);
-    if (stop)
+    if (stop) {
         ev_break(e->loop, EVBREAK_ALL);
+        return;
+    }
+    if (!retry)
+        return;
+    double after = RETRY_PERIOD_S;
+    if (e->reconnect_deadline == 0) {
+        after = RETRY_FIRST_S;
+        /* The first loss of a welcomed connection. */
+        e->reconnect_deadline = ev_now(e->loop) + e->reconnect_s;
+        snprintf(e->lost_why, sizeof e->lost_why, "lost the controller at %s (%s)",
+                 e->url_shown, why && *why ? why : "connection closed");
+        PLX_WARN("%s; reconnecting for up to %g s", e->lost_why, e->reconnect_s);
+        io_drop_session(e);
+    }
+    e->welcomed = 0;
+    plx_conn_destroy(&e->old_conn);   /* not c: that one is freed by the retry timer */
+    e->old_conn = e->conn;
+    e->conn = NULL;
+    atomic_store(&g_conn_fd, -1);
+    io_schedule_retry(e, after);
 }
 
 /* ---- wake-ups from the Python thread and from signals ------------------ */
-
-static void drop_out_list(plx_engine_out_t *o)
-{
-    while (o) {
-        plx_engine_out_t *next = o->next;
-        plx_msg_destroy(&o->msg);
-        free(o);
-        o = next;
-    }
-}
 
 static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
@@ -310,8 +521,13 @@ static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
     pthread_mutex_lock(&e->mu);
     plx_engine_out_t *o = e->out_head;
     e->out_head = e->out_tail = NULL;
-    int stop = e->io_stop;
+    int stop = e->io_stop, ready = e->py_ready;
     pthread_mutex_unlock(&e->mu);
+    if (ready && e->hello_pending) {
+        e->hello_pending = 0;
+        if (e->conn && !e->conn_closed)
+            io_send_hello(e);
+    }
     while (o) {
         plx_engine_out_t *next = o->next;
         if (e->conn)
@@ -330,7 +546,7 @@ static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
 }
 
 static void sig_cb(struct ev_loop *loop, ev_async *w, int revents);
-static atomic_int g_conn_fd;
+static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* ---- start and stop ----------------------------------------------------- */
 
@@ -351,6 +567,10 @@ int plx_engine_io_init(plx_engine_t *e, plx_err_t *err)
     e->watchdog.data = e;
     ev_init(&e->keepalive, keepalive_cb);
     e->keepalive.data = e;
+    ev_init(&e->retry, retry_cb);
+    e->retry.data = e;
+    e->reconnect_s = e->opts.reconnect_s == 0 ? DEFAULT_RECONNECT_S
+                     : e->opts.reconnect_s < 0 ? 0 : e->opts.reconnect_s;
     /* Started here, before any other thread or signal handler can call
      * ev_async_send on them. */
     ev_async_start(e->loop, &e->wake);
@@ -358,9 +578,10 @@ int plx_engine_io_init(plx_engine_t *e, plx_err_t *err)
     return PLX_OK;
 }
 
-static void io_connect(plx_engine_t *e)
+/* Open a connection to the controller (the Hello follows in on_open).
+ * PLX_OK, or a failure with err set. */
+static int io_connect(plx_engine_t *e, plx_err_t *err)
 {
-    plx_err_t err = {0};
     char pin[80] = "";
     plx_security sec = {0};
     if (e->url.fingerprint[0]) {
@@ -369,37 +590,64 @@ static void io_connect(plx_engine_t *e)
     }
     void *handle = NULL;
     int fd = -1;
-    int rc = e->ops->connect(e->url.host, e->url.port, &sec, &handle, &fd, &err);
+    int rc = e->ops->connect(e->url.host, e->url.port, &sec, &handle, &fd, err);
     if (rc != PLX_OK) {
         if (handle)
             e->ops->close(&handle);
-        io_mark_closed(e, rc, err.msg);
-        return;
+        return rc;
     }
     plx_limits_t lim = plx_limits_default();
     plx_conn_cbs_t cbs = { .on_open = on_open, .on_msg = on_msg, .on_close = on_close };
     char peer[300];
     snprintf(peer, sizeof peer, "%s:%u", e->url.host, (unsigned)e->url.port);
     e->conn = plx_conn_new(e->loop, e->ops, handle, fd, &lim, &cbs, e, peer);
-    if (!e->conn) {
-        io_mark_closed(e, PLX_ENOMEM, "out of memory creating the connection");
-        return;
-    }
+    if (!e->conn)
+        return plx_err_set(err, PLX_ENOMEM, "out of memory creating the connection");
+    e->conn_closed = 0;
     atomic_store(&g_conn_fd, fd);
     e->last_rx = ev_now(e->loop);
+    double wait = e->opts.register_timeout_s;
+    if (e->reconnect_deadline > 0 && e->reconnect_deadline - ev_now(e->loop) < wait)
+        wait = e->reconnect_deadline - ev_now(e->loop);
+    ev_timer_set(&e->reg_timer, wait > 0.05 ? wait : 0.05, 0.);
     ev_timer_start(e->loop, &e->reg_timer);
+    return PLX_OK;
+}
+
+/* A reconnect attempt (the loss is in e->lost_why). */
+static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    plx_engine_t *e = w->data;
+    plx_conn_destroy(&e->old_conn);
+    if (e->conn || e->reconnect_deadline == 0)
+        return;
+    pthread_mutex_lock(&e->mu);
+    int stop = e->io_stop || e->stop_signal || e->closed;
+    pthread_mutex_unlock(&e->mu);
+    if (stop)
+        return;
+    plx_err_t err = {0};
+    if (io_connect(e, &err) != PLX_OK) {
+        PLX_DEBUG("reconnecting to %s: %s", e->url_shown, err.msg);
+        io_schedule_retry(e, RETRY_PERIOD_S);
+    }
 }
 
 static void *io_main(void *arg)
 {
     plx_engine_t *e = arg;
-    io_connect(e);
+    plx_err_t err = {0};
+    int rc = io_connect(e, &err);
+    if (rc != PLX_OK)
+        io_mark_closed(e, rc, err.msg);
     ev_run(e->loop, 0);
     /* Stopped: nothing more will be sent. Dropping queued replies may
      * defer buffer releases to the Python thread, which drains them after
      * joining us. */
     atomic_store(&g_conn_fd, -1);
     plx_conn_destroy(&e->conn);
+    plx_conn_destroy(&e->old_conn);
+    ev_timer_stop(e->loop, &e->retry);
     ev_timer_stop(e->loop, &e->reg_timer);
     ev_timer_stop(e->loop, &e->watchdog);
     ev_timer_stop(e->loop, &e->keepalive);
@@ -426,7 +674,7 @@ int plx_engine_io_start(plx_engine_t *e, plx_err_t *err)
     return PLX_OK;
 }
 
-void plx_engine_io_post(plx_engine_t *e, plx_msg_t *m)
+void plx_engine_io_post(plx_engine_t *e, plx_msg_t *m, uint64_t session)
 {
     plx_engine_out_t *o = calloc(1, sizeof *o);
     if (!o) {
@@ -436,11 +684,26 @@ void plx_engine_io_post(plx_engine_t *e, plx_msg_t *m)
     }
     o->msg = m;
     pthread_mutex_lock(&e->mu);
+    if (session != e->session) {
+        pthread_mutex_unlock(&e->mu);
+        PLX_DEBUG("dropping a reply for the lost connection");
+        plx_msg_destroy(&o->msg);
+        free(o);
+        return;
+    }
     if (e->out_tail)
         e->out_tail->next = o;
     else
         e->out_head = o;
     e->out_tail = o;
+    pthread_mutex_unlock(&e->mu);
+    ev_async_send(e->loop, &e->wake);
+}
+
+void plx_engine_io_python_ready(plx_engine_t *e)
+{
+    pthread_mutex_lock(&e->mu);
+    e->py_ready = 1;
     pthread_mutex_unlock(&e->mu);
     ev_async_send(e->loop, &e->wake);
 }
@@ -525,10 +788,16 @@ static void on_signal(int sig)
     errno = saved;
 }
 
-/* PLX_ENGINE_WAKE_SIGNAL: nothing to do; being delivered (without
- * SA_RESTART) is what interrupts the Python thread's system call. */
+/* PLX_ENGINE_WAKE_SIGNAL, on the Python thread: being delivered (without
+ * SA_RESTART) interrupts its system call; PyErr_SetInterrupt (async-signal
+ * safe) makes the eval loop look, see interrupt_if_busy_locked. */
 static void on_wake_signal(int sig)
 {
+    int saved = errno;
+    plx_engine_t *e = g_sig_engine;
+    if (e && atomic_load(&e->interrupt_wanted))
+        PyErr_SetInterrupt();
+    errno = saved;
 }
 
 static void sig_cb(struct ev_loop *loop, ev_async *w, int revents)

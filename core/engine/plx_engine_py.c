@@ -156,7 +156,7 @@ static int py_bind(plx_engine_t *e, plx_err_t *err)
     struct { PyObject **slot; const char *name; } fns[] = {
         { &e->fn_execute, "execute" },   { &e->fn_push, "push" },
         { &e->fn_pull, "pull" },         { &e->fn_call, "call" },
-        { &e->fn_set_id, "set_id" },
+        { &e->fn_task, "task" },         { &e->fn_set_id, "set_id" },
         { &e->fn_setup_mpi, "setup_mpi" }, { &e->fn_can_finalize, "can_finalize" },
     };
     int rc = PLX_OK;
@@ -191,7 +191,8 @@ void plx_engine_py_fini(plx_engine_t *e)
     int can = ok ? PyObject_IsTrue(ok) : 1;
     Py_XDECREF(ok);
     PyErr_Clear();
-    PyObject **fns[] = { &e->fn_execute, &e->fn_push, &e->fn_pull, &e->fn_call, &e->fn_set_id,
+    PyObject **fns[] = { &e->fn_execute, &e->fn_push, &e->fn_pull, &e->fn_call, &e->fn_task,
+                         &e->fn_set_id,
                          &e->fn_setup_mpi, &e->fn_can_finalize };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
         Py_CLEAR(*fns[i]);

@@ -1,15 +1,17 @@
 /*
  * Serving one request on the Python thread: execute, push, pull, call
- * (keys, reset, get_result, map, apply: plexa._engine.call), shutdown
- * (answered, then the engine stops), and a ProtocolError for anything
- * else. Each builds an EngineReply in a
- * reply_t (which owns every string and buffer of it), packs it and hands
- * the frame to the I/O thread.
+ * (keys, reset, get_result, map, apply: plexa._engine.call), task_run
+ * (plexa._engine.task, answered with a TaskResult), shutdown (answered,
+ * then the engine stops), and a ProtocolError for anything else. Each
+ * builds an EngineReply in a reply_t (which owns every string and buffer
+ * of it), packs it — as a TaskResult for tasks — and hands the frame to
+ * the I/O thread.
  */
 #include "plx_engine_int.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include "plx_envelope.h"
 #include "plx_log.h"
@@ -26,6 +28,8 @@
 
 typedef struct reply {
     Plexa__EngineReply   rep;
+    Plexa__TaskResult    task;        /* tasks: sent instead of rep, from rep's fields */
+    int                  is_task;
     Plexa__ExecuteResult exec;
     Plexa__RemoteError   error;
     Plexa__Value        *vals;        /* pulled values (nvals), filled by pyvalue */
@@ -44,6 +48,7 @@ static int reply_init(reply_t *r, plx_engine_t *e, const char *method)
     plexa__engine_reply__init(&r->rep);
     plexa__execute_result__init(&r->exec);
     plexa__remote_error__init(&r->error);
+    plexa__task_result__init(&r->task);
     r->rep.has_engine_id = 1;
     r->rep.engine_id = e->engine_id;
     r->rep.has_buf_base = 1;
@@ -190,6 +195,18 @@ static void reply_error_exc(reply_t *r)
     Py_XDECREF(tb);
 }
 
+/* A task's result from the reply's values and error. */
+static void reply_task_fields(reply_t *r)
+{
+    r->task.has_engine_id = 1;
+    r->task.engine_id = r->rep.engine_id;
+    r->task.has_buf_base = 1;
+    r->task.buf_base = 0;
+    r->task.n_values = r->rep.n_values;
+    r->task.values = r->rep.values;
+    r->task.error = r->rep.error;
+}
+
 /* Pack and hand over. A reply over the envelope limit becomes an error. */
 static void reply_post(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
 {
@@ -198,8 +215,14 @@ static void reply_post(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
     env.id = plx_engine_next_id(e);
     env.has_reply_to = q->env->has_id;
     env.reply_to = q->env->id;
-    env.body_case = PLEXA__ENVELOPE__BODY_ENGINE_REPLY;
-    env.engine_reply = &r->rep;
+    if (r->is_task) {
+        reply_task_fields(r);
+        env.body_case = PLEXA__ENVELOPE__BODY_TASK_RESULT;
+        env.task_result = &r->task;
+    } else {
+        env.body_case = PLEXA__ENVELOPE__BODY_ENGINE_REPLY;
+        env.engine_reply = &r->rep;
+    }
     size_t size = plexa__envelope__get_packed_size(&env);
     if (size > plx_limits_default().max_envelope) {
         char msg[160];
@@ -209,6 +232,10 @@ static void reply_post(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
         reply_clear_values(r);
         r->rep.execute = NULL;
         reply_error(r, "ReplyTooLarge", msg, "");
+        if (r->is_task) {
+            reply_task_fields(r);
+            r->task.status = PLEXA__TASK_STATUS__TASK_FAILED;
+        }
     }
     plx_err_t err = {0};
     plx_msg_t *m = plx_envelope_pack(&env, &err);
@@ -222,7 +249,7 @@ static void reply_post(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
         PLX_ERROR("cannot send the %s reply: %s", r->rep.method, err.msg);
         return;
     }
-    plx_engine_io_post(e, m);
+    plx_engine_io_post(e, m, q->session);
 }
 
 /* ---- the requests -------------------------------------------------------- */
@@ -426,6 +453,120 @@ static void serve_call(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
     Py_DECREF(res);
 }
 
+/* ---- tasks ---------------------------------------------------------------- */
+
+static double unix_now(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/* Descriptors of a task spec's args, its buffers numbered from its
+ * buf_base; NULL with r's error set. */
+static PyObject *task_args(const Plexa__TaskSpec *spec, plx_buf_t **bufs, size_t nbufs,
+                           reply_t *r)
+{
+    PyObject *args = PyList_New((Py_ssize_t)spec->n_args);
+    for (size_t i = 0; args && i < spec->n_args; i++) {
+        plx_err_t err = {0};
+        PyObject *desc = plx_pyvalue_to_desc(spec->args[i], bufs, nbufs, &err);
+        if (!desc) {
+            Py_DECREF(args);
+            reply_error(r, "ProtocolError", err.msg, "");
+            return NULL;
+        }
+        PyList_SET_ITEM(args, (Py_ssize_t)i, desc);
+    }
+    if (!args)
+        reply_error_exc(r);
+    return args;
+}
+
+/* Run the task through plexa._engine.task; fill r's values and error and
+ * return its TaskStatus. */
+static int task_run_py(plx_engine_t *e, const plx_engine_req_t *q, const Plexa__TaskSpec *spec,
+                       reply_t *r)
+{
+    uint32_t base = spec->has_buf_base ? spec->buf_base : 0;
+    uint32_t nbufs = q->msg->nbufs;
+    if (base > nbufs || (spec->has_buf_count && spec->buf_count > nbufs - base)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "task spec names buffers %u..%u, but the message carries %u",
+                 (unsigned)base, (unsigned)(base + spec->buf_count), (unsigned)nbufs);
+        reply_error(r, "ProtocolError", msg, "");
+        return PLEXA__TASK_STATUS__TASK_FAILED;
+    }
+    size_t n = spec->has_buf_count ? spec->buf_count : nbufs - base;
+    plx_buf_t **bufs = q->msg->bufs + base;
+    PyObject *args = task_args(spec, bufs, n, r);
+    if (!args)
+        return PLEXA__TASK_STATUS__TASK_FAILED;
+    PyObject *depend = Py_NewRef(Py_None);
+    if (spec->depend) {
+        plx_err_t err = {0};
+        Py_SETREF(depend, plx_pyvalue_to_desc(spec->depend, bufs, n, &err));
+        if (!depend) {
+            Py_DECREF(args);
+            reply_error(r, "ProtocolError", err.msg, "");
+            return PLEXA__TASK_STATUS__TASK_FAILED;
+        }
+    }
+    const char *kind = spec->kind ? spec->kind : "";
+    PyObject *res = PyObject_CallFunction(e->fn_task, "sOOii", kind, args, depend,
+                                          spec->has_clear_before && spec->clear_before,
+                                          spec->has_clear_after && spec->clear_after);
+    Py_DECREF(args);
+    Py_DECREF(depend);
+    if (!res || !PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 3 ||
+        !PyLong_Check(PyTuple_GET_ITEM(res, 0)) || !PyList_Check(PyTuple_GET_ITEM(res, 1))) {
+        reply_error_exc(r);   /* e.g. a KeyboardInterrupt outside its handlers */
+        Py_XDECREF(res);
+        return PLEXA__TASK_STATUS__TASK_FAILED;
+    }
+    int status = (int)PyLong_AsLong(PyTuple_GET_ITEM(res, 0));
+    PyObject *descs = PyTuple_GET_ITEM(res, 1);
+    if (PyTuple_GET_ITEM(res, 2) != Py_None)
+        reply_error_py(r, PyTuple_GET_ITEM(res, 2));
+    if (PyList_GET_SIZE(descs) > 0) {
+        pull_values(r, descs, (size_t)PyList_GET_SIZE(descs));
+        if (r->rep.error && status == PLEXA__TASK_STATUS__TASK_OK)
+            status = PLEXA__TASK_STATUS__TASK_FAILED;   /* a value failed to convert */
+    }
+    Py_DECREF(res);
+    if (status != PLEXA__TASK_STATUS__TASK_OK && status != PLEXA__TASK_STATUS__TASK_REJECTED)
+        status = PLEXA__TASK_STATUS__TASK_FAILED;
+    return status;
+}
+
+/* TaskRun: decode the packed spec, run it, answer with a TaskResult
+ * (started/completed measured here). (A task interrupted while it still
+ * waits in the queue never gets here: the I/O thread answers it.) */
+static void serve_task(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
+{
+    const Plexa__TaskRun *run = q->env->task_run;
+    r->is_task = 1;
+    r->rep.method = "task";
+    r->task.has_task_id = 1;
+    r->task.task_id = run->task_id;
+    r->task.has_started = 1;
+    r->task.started = unix_now();
+    int status = PLEXA__TASK_STATUS__TASK_FAILED;
+    Plexa__TaskSpec *spec = run->has_spec
+                                ? plexa__task_spec__unpack(NULL, run->spec.len, run->spec.data)
+                                : NULL;
+    if (!spec)
+        reply_error(r, "ProtocolError", "task_run without a valid task spec", "");
+    else
+        status = task_run_py(e, q, spec, r);
+    if (spec)
+        plexa__task_spec__free_unpacked(spec, NULL);
+    r->task.has_status = 1;
+    r->task.status = (Plexa__TaskStatus)status;
+    r->task.has_completed = 1;
+    r->task.completed = unix_now();
+}
+
 int plx_engine_py_serve(plx_engine_t *e, const plx_engine_req_t *q)
 {
     const char *name = plx_envelope_body_name(q->env);
@@ -436,6 +577,10 @@ int plx_engine_py_serve(plx_engine_t *e, const plx_engine_req_t *q)
          * out queued replies before it closes (plx_engine_io_stop). */
         PLX_INFO("shutdown requested by the controller");
         name = "kill";
+        /* The close that follows is not a loss to recover from. */
+        pthread_mutex_lock(&e->mu);
+        e->shutting_down = 1;
+        pthread_mutex_unlock(&e->mu);
     }
     reply_t r;
     if (reply_init(&r, e, name) != PLX_OK) {
@@ -455,6 +600,9 @@ int plx_engine_py_serve(plx_engine_t *e, const plx_engine_req_t *q)
         break;
     case PLEXA__ENVELOPE__BODY_CALL:
         serve_call(e, q, &r);
+        break;
+    case PLEXA__ENVELOPE__BODY_TASK_RUN:
+        serve_task(e, q, &r);
         break;
     case PLEXA__ENVELOPE__BODY_SHUTDOWN:
         break;

@@ -81,6 +81,25 @@ typedef struct plx_client plx_client_t;
 PLX_API plx_client_t *plx_client_connect(const char *url_or_file, const char *profile,
                                          double timeout_s, plx_err_t *err);
 
+/* Which capability a client connects to. */
+typedef enum plx_client_role {
+    PLX_CLIENT_ROLE_MEC  = 0,   /* the multi-engine interface (ipcontroller-mec.url) */
+    PLX_CLIENT_ROLE_TASK = 1,   /* the task interface (ipcontroller-tc.url) */
+} plx_client_role_t;
+
+/*
+ * plx_client_connect for either capability. With PLX_CLIENT_ROLE_TASK the
+ * connection file is <profile dir>/security/ipcontroller-tc.url, and when
+ * url_or_file is "" and no profile is named, $PLEXA_TASK_URL (not
+ * $PLEXA_URL, which holds the multi-engine capability) is used if set.
+ * The task interface's requests (TaskSubmit, TaskWait, ...) go through the
+ * request layer (plexa._native); the blocking calls below are for the
+ * multi-engine interface, except plx_client_get_ids, which both serve.
+ */
+PLX_API plx_client_t *plx_client_connect_role(const char *url_or_file, const char *profile,
+                                              plx_client_role_t role, double timeout_s,
+                                              plx_err_t *err);
+
 /*
  * Close the connection, stop the I/O thread and free the client. Requests
  * still waiting fail with PLX_ECLOSED. NULL-safe; sets *c to NULL.

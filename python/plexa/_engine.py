@@ -11,7 +11,11 @@ at a time, with the GIL held:
                     the multi-engine helpers by name (keys, reset,
                     get_result, map, apply); args are descriptors;
                     execute is None or (number, input, stdout, stderr)
-    set_id(n)       the engine id, visible to user code as ``id``
+    task(kind, args, depend, clear_before, clear_after)
+                    -> (status, descriptors, error)
+                    one load-balanced task (see task() for the kinds)
+    set_id(n)       the engine id, visible to user code as ``id`` and in
+                    ``properties['engine_id']``
     setup_mpi(kind) ``--mpi=mpi4py``: ``mpi`` in the namespace
     can_finalize()  -> bool: no user thread would block interpreter exit
 
@@ -24,12 +28,14 @@ engine keeps serving.
 import ast
 import collections
 import io
+import os
 import sys
 import traceback
 
 from plexa import _serialize
 
-__all__ = ["execute", "push", "pull", "call", "set_id", "setup_mpi", "can_finalize"]
+__all__ = ["execute", "push", "pull", "call", "task", "set_id", "setup_mpi", "can_finalize",
+           "properties"]
 
 # Cells are compiled under this name, as 0.10's engines did: tracebacks read
 #   File "<string>", line 1, in <module>
@@ -265,8 +271,153 @@ def call(method, args):
         return (execute_t, [], error or _error(e, with_frames=False))
 
 
+# ---- task: the load-balanced interface -----------------------------------
+
+# The engine's properties, which a task's depend(properties) predicate is
+# given (0.10's engine properties). User code fills it on the engine, e.g.
+#   mec.execute("import plexa._engine as e; e.properties['gpu'] = True")
+# reset() leaves it alone; engine_id follows the id the controller gives.
+properties = {"engine_id": None, "hostname": os.uname().nodename, "pid": os.getpid()}
+
+# TaskStatus values of proto/plexa.proto that an engine reports.
+TASK_OK = 1
+TASK_FAILED = 2
+TASK_REJECTED = 3
+
+
+def _task_map(values):
+    if len(values) not in (2, 3):
+        raise TypeError("a map task takes (function, args, kwargs), got %d values"
+                        % len(values))
+    func, args = values[0], values[1]
+    kwargs = values[2] if len(values) == 3 else None
+    if not callable(func):
+        raise TypeError("map task: %s object is not callable" % type(func).__name__)
+    if args is None:
+        args = ()
+    if kwargs is None:
+        kwargs = {}
+    return [func(*args, **kwargs)]
+
+
+def _task_chunk(values):
+    if len(values) != 2:
+        raise TypeError("a chunk task takes (function, list of argument tuples), got %d "
+                        "values" % len(values))
+    func, arglist = values
+    if not callable(func):
+        raise TypeError("chunk task: %s object is not callable" % type(func).__name__)
+    return [[func(*a) for a in arglist]]
+
+
+def _pull_keys(pull):
+    if pull is None:
+        return []
+    if isinstance(pull, str):
+        return [pull]
+    keys = list(pull)
+    for k in keys:
+        if not isinstance(k, str):
+            raise TypeError("pull keys must be str, not %s" % type(k).__name__)
+    return keys
+
+
+def _task_string(values):
+    """(code, push, pull): push into __main__, run code as a cell (counted,
+    output captured, like execute), pull. Returns (values, error): values
+    is [pulled dict, stdout, stderr] once the code ran, even if it raised."""
+    if len(values) != 3:
+        raise TypeError("a string task takes (code, push, pull), got %d values" % len(values))
+    code, push, pull = values
+    if not isinstance(code, str):
+        raise TypeError("string task: code must be str, not %s" % type(code).__name__)
+    keys = _pull_keys(pull)
+    if push:
+        items = dict(push)
+        for k in items:
+            if not isinstance(k, str):
+                raise TypeError("push names must be str, not %s" % type(k).__name__)
+        _ns.update(items)
+    _, out, err, error, _ = _counted(code, lambda: _run_cell(code))
+    pulled = {}
+    if error is None:
+        try:
+            for key in keys:
+                try:
+                    pulled[key] = _ns[key]
+                except KeyError:
+                    raise NameError("name %r is not defined" % (key,), name=key) from None
+        except BaseException as e:
+            error = _error(e, with_frames=False)
+            pulled = {}
+    return [pulled, out, err], error
+
+
+_TASK_KINDS = {"map": _task_map, "chunk": _task_chunk}
+
+
+def task(kind, args, depend, clear_before, clear_after):
+    """Run one task. args: the descriptors of its values; depend: None or
+    the descriptor of a predicate called with ``properties``.
+
+    Returns (status, descriptors, error):
+      TASK_REJECTED, [], None      depend(properties) was false
+      TASK_OK, [...], None         the task ran
+      TASK_FAILED, [...], error    something raised (depend included)
+    The values by kind:
+      "map"    (func, args, kwargs)        -> [func(*args, **kwargs)]
+      "chunk"  (func, [args, ...])         -> [[func(*args) for each]]
+      "string" (code, push, pull)          -> [{name: value}, stdout, stderr],
+               also when the code raised (then the dict is empty); a
+               missing pull name fails the task with NameError
+    A failure before the task ran (undecodable values, a bad kind)
+    carries no values. clear_before / clear_after reset the namespace as
+    reset() does, around the task (after depend() accepted it).
+    """
+    try:
+        if depend is not None:
+            pred = _serialize.decode(depend)
+            if not pred(properties):
+                return (TASK_REJECTED, [], None)
+    except BaseException as e:
+        return (TASK_FAILED, [], _error(e))
+    values = []
+    error = None
+    try:
+        if clear_before:
+            _reset(())
+        try:
+            decoded = [_serialize.decode(a) for a in args]
+        except BaseException as e:
+            return (TASK_FAILED, [], _error(e, with_frames=False))
+        try:
+            if kind == "string":
+                values, error = _task_string(decoded)
+            else:
+                fn = _TASK_KINDS.get(kind)
+                if fn is None:
+                    return (TASK_FAILED, [], ("ProtocolError", "unknown task kind %r (known: %s)"
+                                              % (kind, ", ".join(sorted(_TASK_KINDS) + ["string"])),
+                                              ""))
+                values = fn(decoded)
+        except BaseException as e:
+            return (TASK_FAILED, [], _error(e))
+        try:
+            descs = [_serialize.encode(v) for v in values]
+        except BaseException as e:           # an unpicklable result
+            return (TASK_FAILED, [], error or _error(e, with_frames=False))
+        return (TASK_FAILED if error else TASK_OK, descs, error)
+    finally:
+        if clear_after:
+            try:
+                _reset(())
+            except BaseException:
+                pass
+
+
 def set_id(n):
     _ns["id"] = n
+    properties["engine_id"] = n
 
 
 _MPI_SETUP = {

@@ -1,8 +1,14 @@
 /*
  * plexa._native: the Python face of libplexa's client.
  *
- *   Client(url_or_file='', profile=None, timeout=10.0)
- *     .get_ids(timeout=None) -> [int]
+ *   Client(url_or_file='', profile=None, timeout=10.0, role='mec')
+ *     role 'mec': the multi-engine capability (ipcontroller-mec.url,
+ *     $PLEXA_URL); role 'task': the task capability (ipcontroller-tc.url,
+ *     $PLEXA_TASK_URL). url_or_file and profile as for libplexa.
+ *     .role -> 'mec' | 'task'
+ *     .get_ids(timeout=None) -> [int]            (both roles)
+ *     .close(); .closed; .peer                   (both roles)
+ *   mec role:
  *     .execute(code, targets=None, timeout=None) -> submit_execute(...).result()
  *     .submit_get_ids() -> Request
  *     .submit_execute(code, targets=None) -> Request
@@ -13,7 +19,16 @@
  *     .submit_clear_queue(targets)
  *     .submit_queue_status(targets)
  *     .submit_kill(targets, controller=False)
- *     .close(); .closed; .peer
+ *     .submit_interrupt(targets=None)       KeyboardInterrupt in whatever the
+ *                                           targets run now (not queued)
+ *   task role:
+ *     .submit_tasks(specs)                  -> Request; result(): (first_id, count)
+ *     .submit_task_wait(ids, block=True, release=False)
+ *                                           -> Request; result(): [result tuple, ...]
+ *     .submit_task_abort(ids)               -> Request; result(): None
+ *     .submit_task_clear(ids=None)          -> Request; result(): None (None/[]: every
+ *                                              finished task)
+ *     .submit_task_queue_status(verbose=False) -> Request; result(): dict
  *   Request: .id, .done(), .wait(timeout=None) -> bool, .result(timeout=None),
  *            .cancel()
  *
@@ -27,7 +42,61 @@
  * results); error: None or (ename, evalue, traceback), the remote
  * exception (or a client-side decoding failure of that engine's values).
  * queue_status: [(engine_id, [pending, ...], [queued, ...]), ...].
+ * interrupt: [(engine_id, 'interrupt', None, [], None), ...].
  * get_ids: [int]. The value is computed once and cached by the Request.
+ *
+ * Tasks. specs is a list of dicts, one per task, with the keys
+ *     kind          'map' | 'chunk' | 'string' (required)
+ *     args          list of objects: map (func, args, kwargs); chunk (func,
+ *                   [args tuple, ...]); string (code, push dict or None,
+ *                   pull: None, a str or a list of str)
+ *     clear_before, clear_after   bool: reset the engine's namespace
+ *     retries       int: re-runs after a failure or an engine death
+ *     depend        None or callable(properties) -> bool, run on the engine
+ *                   offered the task (False: offer it elsewhere)
+ *     after         list of task ids that must finish first
+ *     recovery      None or a spec dict (no recovery of its own), run under
+ *                   the same id once retries are spent
+ * (unknown keys raise ValueError). All tasks of one call go in one message
+ * and get consecutive ids: result() is (first_id, count), count being
+ * those the controller accepted. A message holds at most 65536 buffers and
+ * a 16 MiB envelope: beyond that MessageSizeError (submit in batches).
+ * Each task's objects are encoded once per call and object (a map's
+ * function is pickled once for all its tasks) and travel zero-copy.
+ *
+ * ids (task_wait, abort, clear): an int or a sequence of ints (a range too).
+ * task_wait: block=True answers once every task is finished; block=False at
+ * once, unfinished ones as TASK_PENDING. release=True tells the controller
+ * the caller keeps the results (they may be evicted first). result() is a
+ * list in ids order of
+ *     (task_id, status, engine_id, values, error, submitted, started, completed)
+ * status: a TASK_* constant; engine_id: int or None (never ran);
+ * values: list of decoded objects, by kind:
+ *     map     [func(*args, **kwargs)]
+ *     chunk   [[func(*a) for a in arg tuples]]
+ *     string  [{pulled name: value}, stdout, stderr] — also when the code
+ *             raised (then the dict is {}); a missing pull name fails the
+ *             task with NameError
+ *     [] when the task was not run or failed before running (rejected,
+ *     aborted, engine died, timeout, evicted, unknown, a map/chunk that
+ *     raised)
+ * error: None or (ename, evalue, traceback): the remote exception, or the
+ * controller's reason ('TaskAborted', 'EngineError', 'TaskTimeout',
+ * 'ResultEvicted', 'IndexError' for an unknown id); a value this client
+ * cannot decode turns the result into TASK_FAILED with that error.
+ * submitted/started/completed: unix times (float) or None; started and
+ * completed are measured on the engine.
+ * task_abort / task_clear: None; a refused abort (a finished or unknown
+ * task) raises KernelError with the controller's message, e.g. "task 7
+ * already completed". task_queue_status: {'pending', 'scheduled',
+ * 'succeeded', 'failed'}: counts, or with verbose lists of task ids (0.10's
+ * shape). pending: queued in the controller or waiting for 'after' tasks
+ * (the verbose list holds only the queued ones); scheduled: sent to an
+ * engine (running or queued there); succeeded/failed: finished results the
+ * controller still holds.
+ * Module constants: TASK_PENDING (0), TASK_OK, TASK_FAILED, TASK_REJECTED,
+ * TASK_ABORTED, TASK_ENGINE_DIED, TASK_TIMEOUT, TASK_EVICTED, TASK_UNKNOWN
+ * (8), and TASK_STATUS_NAMES {value: name}.
  *
  * targets: None or 'all' (every engine), an int, or a sequence of ints.
  * timeout: seconds, None = no limit; a call that times out raises
@@ -55,10 +124,12 @@ static struct PyModuleDef native_module;
 
 typedef struct {
     PyObject_HEAD
-    plx_client_t *c;
+    plx_client_t     *c;
+    plx_client_role_t role;
 } ClientObject;
 
-enum req_kind { REQ_IDS, REQ_MULTI, REQ_QUEUE_STATUS };
+enum req_kind { REQ_IDS, REQ_MULTI, REQ_QUEUE_STATUS, REQ_TASK_IDS, REQ_TASK_RESULTS, REQ_ACK,
+                REQ_TASK_QSTATUS, REQ_TASK_QSTATUS_VERBOSE };
 
 typedef struct {
     PyObject_HEAD
@@ -75,8 +146,7 @@ static native_state *state_of(PyObject *self)
 
 /* ---- errors -------------------------------------------------------------- */
 
-/* Raise the plexa.error exception for a libplexa code. Returns NULL. */
-static PyObject *raise_plx(native_state *st, int code, const char *msg)
+PyObject *nv_raise(native_state *st, int code, const char *msg)
 {
     PyObject *cls;
     switch (code) {
@@ -96,7 +166,7 @@ static PyObject *raise_plx(native_state *st, int code, const char *msg)
 static PyObject *raise_err(PyObject *self, const plx_err_t *err)
 {
     native_state *st = state_of(self);
-    return st ? raise_plx(st, err->code, err->msg) : NULL;
+    return st ? nv_raise(st, err->code, err->msg) : NULL;
 }
 
 /* ---- arguments ----------------------------------------------------------- */
@@ -272,6 +342,22 @@ static PyObject *request_value(PyObject *self, plx_request_t *r, enum req_kind k
     case REQ_QUEUE_STATUS:
         env = reply_of(self, r, PLEXA__ENVELOPE__BODY_QUEUE_STATUS_REPLY, "a queue status", &msg);
         return env ? nv_queue_status(env->queue_status_reply) : NULL;
+    case REQ_TASK_IDS:
+        env = reply_of(self, r, PLEXA__ENVELOPE__BODY_TASK_IDS, "task ids", &msg);
+        return env ? nv_task_ids(env->task_ids) : NULL;
+    case REQ_ACK:
+        env = reply_of(self, r, PLEXA__ENVELOPE__BODY_TASK_IDS, "an acknowledgement", &msg);
+        return env ? Py_NewRef(Py_None) : NULL;
+    case REQ_TASK_RESULTS:
+        env = reply_of(self, r, PLEXA__ENVELOPE__BODY_TASK_RESULTS, "task results", &msg);
+        return env ? nv_task_results(st, msg, env->task_results) : NULL;
+    case REQ_TASK_QSTATUS:
+    case REQ_TASK_QSTATUS_VERBOSE:
+        env = reply_of(self, r, PLEXA__ENVELOPE__BODY_TASK_QUEUE_STATUS_REPLY,
+                       "a task queue status", &msg);
+        return env ? nv_task_queue_status(env->task_queue_status_reply,
+                                          kind == REQ_TASK_QSTATUS_VERBOSE)
+                   : NULL;
     case REQ_MULTI:
     default:
         env = reply_of(self, r, PLEXA__ENVELOPE__BODY_MULTI_REPLY, "a multi-engine reply", &msg);
@@ -419,11 +505,21 @@ static PyType_Spec Request_spec = {
 
 static int Client_init(ClientObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = { "url_or_file", "profile", "timeout", NULL };
-    const char *url = "", *profile = NULL;
+    static char *kwlist[] = { "url_or_file", "profile", "timeout", "role", NULL };
+    const char *url = "", *profile = NULL, *role_s = "mec";
     double timeout = CONNECT_TIMEOUT_S;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzd:Client", kwlist, &url, &profile, &timeout))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzds:Client", kwlist, &url, &profile, &timeout,
+                                     &role_s))
         return -1;
+    plx_client_role_t role;
+    if (strcmp(role_s, "mec") == 0) {
+        role = PLX_CLIENT_ROLE_MEC;
+    } else if (strcmp(role_s, "task") == 0) {
+        role = PLX_CLIENT_ROLE_TASK;
+    } else {
+        PyErr_Format(PyExc_ValueError, "role must be 'mec' or 'task', not '%.100s'", role_s);
+        return -1;
+    }
     if (self->c) {
         /* Replacing a live client under threads that use it is a use-after-free. */
         PyErr_SetString(PyExc_RuntimeError, "Client is already connected; make a new one");
@@ -432,13 +528,14 @@ static int Client_init(ClientObject *self, PyObject *args, PyObject *kw)
     plx_err_t err = {0};
     plx_client_t *c;
     Py_BEGIN_ALLOW_THREADS
-    c = plx_client_connect(url ? url : "", profile, timeout, &err);
+    c = plx_client_connect_role(url ? url : "", profile, role, timeout, &err);
     Py_END_ALLOW_THREADS
     if (!c) {
         raise_err((PyObject *)self, &err);
         return -1;
     }
     self->c = c;
+    self->role = role;
     return 0;
 }
 
@@ -760,6 +857,149 @@ static PyObject *Client_submit_kill(ClientObject *self, PyObject *args, PyObject
     return submit_request(self, targets, &env, NULL, REQ_MULTI);
 }
 
+static PyObject *Client_submit_interrupt(ClientObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "targets", NULL };
+    PyObject *targets = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:submit_interrupt", kwlist, &targets))
+        return NULL;
+    Plexa__Interrupt in = PLEXA__INTERRUPT__INIT;
+    in.has_task_id = 1;
+    in.task_id = 0;   /* whatever runs */
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_INTERRUPT;
+    env.interrupt = &in;
+    return submit_request(self, targets, &env, NULL, REQ_MULTI);
+}
+
+/* ---- the task interface ------------------------------------------------------ */
+
+/* The C client when it is a task client; else NULL with an exception. */
+static plx_client_t *task_client_of(ClientObject *self, const char *what)
+{
+    plx_client_t *c = client_of(self);
+    if (c && self->role != PLX_CLIENT_ROLE_TASK) {
+        PyErr_Format(PyExc_TypeError, "%s needs a task client: Client(..., role='task')", what);
+        return NULL;
+    }
+    return c;
+}
+
+/* Submit a task-interface envelope (no targets, no buffers). */
+static PyObject *submit_task_env(ClientObject *self, Plexa__Envelope *env, enum req_kind kind,
+                                 const char *what)
+{
+    plx_client_t *c = task_client_of(self, what);
+    if (!c)
+        return NULL;
+    plx_request_t *r = NULL;
+    plx_err_t err = {0};
+    if (plx_client_submit(c, env, NULL, 0, &r, &err) != PLX_OK)
+        return raise_err((PyObject *)self, &err);
+    return request_new_object((PyObject *)self, r, kind);
+}
+
+static PyObject *Client_submit_tasks(ClientObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "specs", NULL };
+    PyObject *specs;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O:submit_tasks", kwlist, &specs))
+        return NULL;
+    native_state *st = state_of((PyObject *)self);
+    plx_client_t *c = st ? task_client_of(self, "submit_tasks") : NULL;
+    if (!c)
+        return NULL;
+    plx_request_t *r = nv_submit_tasks(st, c, specs);
+    nv_release_drain();
+    return r ? request_new_object((PyObject *)self, r, REQ_TASK_IDS) : NULL;
+}
+
+static PyObject *Client_submit_task_wait(ClientObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "ids", "block", "release", NULL };
+    PyObject *ids_o;
+    int block = 1, release = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|pp:submit_task_wait", kwlist, &ids_o, &block,
+                                     &release))
+        return NULL;
+    uint64_t *ids;
+    size_t n;
+    if (nv_parse_task_ids(ids_o, &ids, &n) < 0)
+        return NULL;
+    Plexa__TaskWait tw = PLEXA__TASK_WAIT__INIT;
+    tw.n_ids = n;
+    tw.ids = ids;
+    tw.has_block = 1;
+    tw.block = block != 0;
+    tw.has_release = 1;
+    tw.release = release != 0;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_TASK_WAIT;
+    env.task_wait = &tw;
+    PyObject *req = submit_task_env(self, &env, REQ_TASK_RESULTS, "submit_task_wait");
+    PyMem_Free(ids);
+    return req;
+}
+
+static PyObject *Client_submit_task_abort(ClientObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "ids", NULL };
+    PyObject *ids_o;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O:submit_task_abort", kwlist, &ids_o))
+        return NULL;
+    uint64_t *ids;
+    size_t n;
+    if (nv_parse_task_ids(ids_o, &ids, &n) < 0)
+        return NULL;
+    Plexa__TaskAbort ta = PLEXA__TASK_ABORT__INIT;
+    ta.n_ids = n;
+    ta.ids = ids;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_TASK_ABORT;
+    env.task_abort = &ta;
+    PyObject *req = submit_task_env(self, &env, REQ_ACK, "submit_task_abort");
+    PyMem_Free(ids);
+    return req;
+}
+
+static PyObject *Client_submit_task_clear(ClientObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "ids", NULL };
+    PyObject *ids_o = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:submit_task_clear", kwlist, &ids_o))
+        return NULL;
+    uint64_t *ids;
+    size_t n;
+    if (nv_parse_task_ids(ids_o, &ids, &n) < 0)
+        return NULL;
+    Plexa__TaskClear tc = PLEXA__TASK_CLEAR__INIT;
+    tc.n_ids = n;
+    tc.ids = ids;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_TASK_CLEAR;
+    env.task_clear = &tc;
+    PyObject *req = submit_task_env(self, &env, REQ_ACK, "submit_task_clear");
+    PyMem_Free(ids);
+    return req;
+}
+
+static PyObject *Client_submit_task_queue_status(ClientObject *self, PyObject *args,
+                                                 PyObject *kw)
+{
+    static char *kwlist[] = { "verbose", NULL };
+    int verbose = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|p:submit_task_queue_status", kwlist, &verbose))
+        return NULL;
+    Plexa__TaskQueueStatus q = PLEXA__TASK_QUEUE_STATUS__INIT;
+    q.has_verbose = 1;
+    q.verbose = verbose != 0;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_TASK_QUEUE_STATUS;
+    env.task_queue_status = &q;
+    return submit_task_env(self, &env, verbose ? REQ_TASK_QSTATUS_VERBOSE : REQ_TASK_QSTATUS,
+                           "submit_task_queue_status");
+}
+
 /* ---- blocking calls ---------------------------------------------------------- */
 
 static PyObject *Client_execute(ClientObject *self, PyObject *args, PyObject *kw)
@@ -804,6 +1044,11 @@ static PyObject *Client_get_closed(ClientObject *self, void *closure)
     return PyBool_FromLong(self->c == NULL);
 }
 
+static PyObject *Client_get_role(ClientObject *self, void *closure)
+{
+    return PyUnicode_FromString(self->role == PLX_CLIENT_ROLE_TASK ? "task" : "mec");
+}
+
 static PyObject *Client_get_peer(ClientObject *self, void *closure)
 {
     if (!self->c)
@@ -840,6 +1085,24 @@ static PyMethodDef Client_methods[] = {
     { "submit_kill", METH_KW(Client_submit_kill),
       "submit_kill(targets=None, controller=False) -> Request: stop the engines (and\n"
       "the controller after it answered)." },
+    { "submit_interrupt", METH_KW(Client_submit_interrupt),
+      "submit_interrupt(targets=None) -> Request: raise KeyboardInterrupt in whatever the\n"
+      "targets run now (requests or tasks); result() [(engine_id, 'interrupt', None, [],\n"
+      "None), ...]." },
+    { "submit_tasks", METH_KW(Client_submit_tasks),
+      "submit_tasks(specs) -> Request whose result() is (first_id, count); task role.\n"
+      "specs: [{kind, args, clear_before, clear_after, retries, depend, after, recovery}, ...]." },
+    { "submit_task_wait", METH_KW(Client_submit_task_wait),
+      "submit_task_wait(ids, block=True, release=False) -> Request whose result() is\n"
+      "[(task_id, status, engine_id, values, error, submitted, started, completed), ...]." },
+    { "submit_task_abort", METH_KW(Client_submit_task_abort),
+      "submit_task_abort(ids) -> Request: abort queued or running tasks; result() None." },
+    { "submit_task_clear", METH_KW(Client_submit_task_clear),
+      "submit_task_clear(ids=None) -> Request: drop finished results (None: all);\n"
+      "result() None." },
+    { "submit_task_queue_status", METH_KW(Client_submit_task_queue_status),
+      "submit_task_queue_status(verbose=False) -> Request whose result() is\n"
+      "{'pending', 'scheduled', 'succeeded', 'failed'}: counts, or id lists when verbose." },
     { "close", (PyCFunction)Client_close, METH_NOARGS,
       "close(): disconnect; waiting requests fail with ConnectionError." },
     { NULL, NULL, 0, NULL },
@@ -848,6 +1111,8 @@ static PyMethodDef Client_methods[] = {
 static PyGetSetDef Client_getset[] = {
     { "closed", (getter)Client_get_closed, NULL, "True after close().", NULL },
     { "peer", (getter)Client_get_peer, NULL, "'HOST:PORT' of the controller.", NULL },
+    { "role", (getter)Client_get_role, NULL, "'mec' or 'task': the capability connected to.",
+      NULL },
     { NULL, NULL, NULL, NULL, NULL },
 };
 
@@ -857,8 +1122,9 @@ static PyType_Slot Client_slots[] = {
     { Py_tp_dealloc, Client_dealloc },
     { Py_tp_methods, Client_methods },
     { Py_tp_getset, Client_getset },
-    { Py_tp_doc, "Client(url_or_file='', profile=None, timeout=10.0): a connection to a\n"
-                 "plexa controller's multi-engine interface." },
+    { Py_tp_doc, "Client(url_or_file='', profile=None, timeout=10.0, role='mec'): a\n"
+                 "connection to a plexa controller's multi-engine ('mec') or task ('task')\n"
+                 "interface." },
     { 0, NULL },
 };
 
@@ -952,7 +1218,8 @@ static int native_exec(PyObject *mod)
     if (load_errors(st) < 0 || load_serialize(st) < 0 ||
         add_type(mod, &Client_spec, &st->client_type) < 0 ||
         add_type(mod, &Request_spec, &st->request_type) < 0 ||
-        plx_pyvalue_module_init(mod) < 0 || register_at_exit(mod) < 0)
+        plx_pyvalue_module_init(mod) < 0 || register_at_exit(mod) < 0 ||
+        nv_tasks_init(st) < 0 || nv_add_task_constants(mod) < 0)
         return -1;
     nv_release_init();
     return 0;
@@ -972,6 +1239,8 @@ static int native_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->message_size_error);
     Py_VISIT(st->encode);
     Py_VISIT(st->decode);
+    for (size_t i = 0; i < sizeof st->spec_keys / sizeof st->spec_keys[0]; i++)
+        Py_VISIT(st->spec_keys[i]);
     return 0;
 }
 
@@ -989,6 +1258,8 @@ static int native_clear(PyObject *mod)
     Py_CLEAR(st->message_size_error);
     Py_CLEAR(st->encode);
     Py_CLEAR(st->decode);
+    for (size_t i = 0; i < sizeof st->spec_keys / sizeof st->spec_keys[0]; i++)
+        Py_CLEAR(st->spec_keys[i]);
     return 0;
 }
 

@@ -4,6 +4,8 @@
  *   _native.c          the module, Client and Request
  *   _native_values.c   Python objects -> wire Values (requests) and
  *                      replies -> Python tuples (results), zero copy
+ *   _native_tasks.c    the task interface: TaskSubmit from spec dicts,
+ *                      task replies as Python values
  *   _native_release.c  giving exported Python buffers back without ever
  *                      making libplexa's I/O thread wait for the GIL
  *
@@ -34,7 +36,13 @@ typedef struct native_state {
     PyObject     *message_size_error;    /* likewise */
     PyObject     *encode;                /* plexa._serialize.encode */
     PyObject     *decode;                /* plexa._serialize.decode */
+    PyObject     *spec_keys[8];          /* interned task spec keys (_native_tasks.c) */
 } native_state;
+
+/* ---- _native.c ---------------------------------------------------------- */
+
+/* Raise the plexa.error exception for a libplexa code. Returns NULL. */
+PyObject *nv_raise(native_state *st, int code, const char *msg);
 
 /* ---- _native_values.c ----------------------------------------------------- */
 
@@ -70,6 +78,34 @@ PyObject *nv_queue_status(const Plexa__QueueStatusReply *qr);
 
 /* str from UTF-8 (NULL counts as ""), undecodable bytes replaced. */
 PyObject *nv_str(const char *s);
+
+/* ---- _native_tasks.c ---------------------------------------------------- */
+
+/* Intern the spec keys (module exec). */
+int nv_tasks_init(native_state *st);
+
+/* Encode the spec dicts (see _native.c's docstring) into one TaskSubmit and
+ * submit it on c. The C request, or NULL with an exception. */
+plx_request_t *nv_submit_tasks(native_state *st, plx_client_t *c, PyObject *specs);
+
+/* None, an int or a sequence of ints -> a PyMem_Malloc'd array (NULL when
+ * empty; free with PyMem_Free). */
+int nv_parse_task_ids(PyObject *o, uint64_t **out, size_t *n);
+
+/* (first_id, count) */
+PyObject *nv_task_ids(const Plexa__TaskIds *ti);
+
+/* [(task_id, status, engine_id, values, error, submitted, started,
+ *   completed), ...]; values decoded (zero copy as for pull). A result whose
+ * values cannot be decoded here comes back TASK_FAILED with that error. */
+PyObject *nv_task_results(native_state *st, const plx_msg_t *msg, const Plexa__TaskResults *tr);
+
+/* {'pending': n, 'scheduled': n, 'succeeded': n, 'failed': n}; with
+ * verbose, lists of task ids instead of the counts (0.10's shape). */
+PyObject *nv_task_queue_status(const Plexa__TaskQueueStatusReply *q, int verbose);
+
+/* TASK_* constants and TASK_STATUS_NAMES {int: name}. */
+int nv_add_task_constants(PyObject *mod);
 
 /* ---- _native_release.c ------------------------------------------------- */
 

@@ -31,9 +31,12 @@ __all__ = ["encode", "decode"]
 STR_INLINE_MAX = 1 << 20
 # Lists and tuples are sent item by item only when small and shallow; a
 # bigger or deeper one (or a self-referencing one) is pickled whole, which
-# is both faster for big data and handles cycles.
-LIST_INLINE_MAX = 1000
-_LIST_NODES_MAX = 10000        # descriptors in one encoded list, nested included
+# is both faster for big data and handles cycles. Inline costs about 1 us
+# per item each way in Python, a pickle ~15 us plus ~0.06 us per item
+# (1000 one-int tuples: 1.06 ms inline against 65 us pickled to encode,
+# 1.16 ms against 75 us to decode), hence the small bounds.
+LIST_INLINE_MAX = 64
+_LIST_NODES_MAX = 256          # descriptors in one encoded list, nested included
 _LIST_DEPTH_MAX = 16
 _LIST_STR_CHARS_MAX = 1 << 20  # inline str characters inside one list
 

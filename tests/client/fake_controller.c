@@ -28,6 +28,7 @@ struct fake {
     plx_conn_t              *conns[MAX_CONNS];   /* freed at stop: see on_close */
     int                      nconns;
     atomic_int               hellos;
+    atomic_int               last_role;
 };
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
@@ -59,6 +60,7 @@ static void send_error(plx_conn_t *c, uint64_t reply_to, int code, const char *m
 static void on_hello(fake_t *f, plx_conn_t *c, const Plexa__Envelope *req)
 {
     atomic_fetch_add(&f->hellos, 1);
+    atomic_store(&f->last_role, req->hello->has_role ? (int)req->hello->role : 0);
     const char *tok = req->hello->token ? req->hello->token : "";
     if (f->mode == FAKE_SILENT)
         return;
@@ -269,6 +271,11 @@ fake_t *fake_start(fake_mode mode)
 uint16_t fake_port(const fake_t *f)
 {
     return plx_listener_port(f->lis);
+}
+
+int fake_last_role(const fake_t *f)
+{
+    return atomic_load(&f->last_role);
 }
 
 int fake_hellos(const fake_t *f)

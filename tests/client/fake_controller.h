@@ -34,6 +34,8 @@ fake_t *fake_start(fake_mode mode);
 uint16_t fake_port(const fake_t *f);
 /* Hello messages received so far. */
 int fake_hellos(const fake_t *f);
+/* The role (Plexa__Role) of the last Hello. */
+int fake_last_role(const fake_t *f);
 /* Stop the thread, close every connection, free. NULL-safe. */
 void fake_stop(fake_t **fp);
 

@@ -220,6 +220,82 @@ static void test_connection_file_and_profile(void **state)
     fake_stop(&f);
 }
 
+/* The task role: its Hello says ROLE_TASK, its connection file is
+ * ipcontroller-tc.url, $PLEXA_TASK_URL stands in for it, and $PLEXA_URL
+ * (the multi-engine capability) is not used for it. */
+static void test_task_role(void **state)
+{
+    fake_t *f = fake_start(FAKE_WELCOME);
+    assert_non_null(f);
+    char dir[] = "/tmp/plx-client-test-XXXXXX", path[512], url[256];
+    assert_non_null(mkdtemp(dir));
+    url_of(url, sizeof url, fake_port(f), FAKE_TOKEN);
+    plx_err_t err = {0};
+    plx_client_t *c = plx_client_connect_role(url, NULL, PLX_CLIENT_ROLE_TASK,
+                                              CONNECT_TIMEOUT_S, &err);
+    if (!c)
+        fail_msg("task connect: %s", err.msg);
+    assert_int_equal(fake_last_role(f), PLEXA__ROLE__ROLE_TASK);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    assert_int_equal(plx_client_get_ids(c, &ids, &n, &err), PLX_OK);   /* both roles serve it */
+    assert_int_equal(n, 2);
+    free(ids);
+    plx_client_destroy(&c);
+    c = plx_client_connect(url, NULL, CONNECT_TIMEOUT_S, &err);
+    assert_non_null(c);
+    assert_int_equal(fake_last_role(f), PLEXA__ROLE__ROLE_MEC);
+    plx_client_destroy(&c);
+
+    /* the profile's ipcontroller-tc.url */
+    snprintf(path, sizeof path, "%s/profile_default", dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/profile_default/security", dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/profile_default/security/ipcontroller-tc.url", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, url, strlen(url)), (ssize_t)strlen(url));
+    close(fd);
+    setenv("PLEXA_DIR", dir, 1);
+    char mec_url[256];
+    url_of(mec_url, sizeof mec_url, 1, FAKE_TOKEN);
+    setenv("PLEXA_URL", mec_url, 1);   /* the mec URL: not for tasks */
+    unsetenv("PLEXA_TASK_URL");
+    c = plx_client_connect_role("", NULL, PLX_CLIENT_ROLE_TASK, CONNECT_TIMEOUT_S, &err);
+    if (!c)
+        fail_msg("task profile connect: %s", err.msg);
+    assert_int_equal(fake_last_role(f), PLEXA__ROLE__ROLE_TASK);
+    plx_client_destroy(&c);
+    /* the mec role finds no ipcontroller-mec.url there: it uses $PLEXA_URL */
+    assert_null(plx_client_connect_role("", NULL, PLX_CLIENT_ROLE_MEC, 1.0, &err));
+    assert_int_equal(err.code, PLX_ECONNECT);
+    assert_non_null(strstr(err.msg, "127.0.0.1:1"));
+    /* $PLEXA_TASK_URL wins when no profile is named */
+    setenv("PLEXA_DIR", "/nonexistent", 1);
+    setenv("PLEXA_TASK_URL", url, 1);
+    c = plx_client_connect_role(NULL, NULL, PLX_CLIENT_ROLE_TASK, CONNECT_TIMEOUT_S, &err);
+    if (!c)
+        fail_msg("PLEXA_TASK_URL connect: %s", err.msg);
+    plx_client_destroy(&c);
+    setenv("PLEXA_TASK_URL", "garbage", 1);
+    assert_null(plx_client_connect_role(NULL, NULL, PLX_CLIENT_ROLE_TASK, 1.0, &err));
+    assert_non_null(strstr(err.msg, "PLEXA_TASK_URL"));
+    assert_null(plx_client_connect_role(url, NULL, (plx_client_role_t)7, 1.0, &err));
+    assert_int_equal(err.code, PLX_EINVAL);
+    unsetenv("PLEXA_TASK_URL");
+    unsetenv("PLEXA_URL");
+    unsetenv("PLEXA_DIR");
+
+    unlink(path);
+    snprintf(path, sizeof path, "%s/profile_default/security", dir);
+    rmdir(path);
+    snprintf(path, sizeof path, "%s/profile_default", dir);
+    rmdir(path);
+    rmdir(dir);
+    fake_stop(&f);
+}
+
 /* ---- execute ------------------------------------------------------------- */
 
 static void test_execute_all(void **state)
@@ -465,6 +541,7 @@ int main(void)
         cmocka_unit_test(test_silent_controller_times_out),
         cmocka_unit_test(test_bad_url),
         cmocka_unit_test(test_connection_file_and_profile),
+        cmocka_unit_test(test_task_role),
         cmocka_unit_test_setup_teardown(test_execute_all, setup_connected, teardown_connected),
         cmocka_unit_test_setup_teardown(test_execute_one_engine_raises, setup_connected,
                                         teardown_connected),

@@ -303,6 +303,7 @@ static int setup(void **state)
     o.heartbeat_period = 0.2;
     o.depend_timeout = 0.5;
     o.results_max = 50;
+    o.task_inflight = 2;   /* test_abort counts on two running, the rest queued */
     plx_err_t err = {0};
     ctl = plx_controller_new(loop, &o, &err);
     if (!ctl)

@@ -73,15 +73,17 @@ static void child_exec(const fake_t *f, const char *const *url_args)
         _exit(127);
     dup2(fd, 2);
     dup2(null, 0);
-    const char *argv[16] = { exe };
+    const char *argv[20] = { exe };
     int n = 1;
     if (url_args) {
-        while (*url_args && n < 12)
+        while (*url_args && n < 14)
             argv[n++] = *url_args++;
     } else {
         argv[n++] = "--url";
         argv[n++] = f->url;
     }
+    argv[n++] = "--reconnect";
+    argv[n++] = f->reconnect ? f->reconnect : "0";
     argv[n++] = "--log-level";
     argv[n++] = "debug";
     argv[n] = NULL;
@@ -216,6 +218,25 @@ void fake_close_conn(fake_t *f)
     if (f->fd >= 0)
         close(f->fd);
     f->fd = -1;
+    /* A new connection starts a new byte stream. */
+    f->rpos = f->rlen = 0;
+    plx_decoder_destroy(&f->dec);
+    f->dec = plx_decoder_new(NULL);
+}
+
+void fake_welcome(fake_t *f, int32_t id, uint32_t hb_ms)
+{
+    Plexa__Welcome w = PLEXA__WELCOME__INIT;
+    w.has_engine_id = 1;
+    w.engine_id = id;
+    w.has_heartbeat_ms = 1;
+    w.heartbeat_ms = hb_ms;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.has_reply_to = 1;
+    env.reply_to = 1;
+    env.body_case = PLEXA__ENVELOPE__BODY_WELCOME;
+    env.welcome = &w;
+    fake_send(f, &env, NULL, 0);
 }
 
 char *fake_log(const fake_t *f)

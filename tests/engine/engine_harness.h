@@ -27,13 +27,16 @@ typedef struct fake {
     uint8_t        rbuf[65536];
     size_t         rpos, rlen;
     uint64_t       next_id;
+    const char    *reconnect;      /* ipengine --reconnect value; NULL: "0" (off) */
 } fake_t;
 
 /* A listener and a token; the URL is in f->url. 0 or -1. */
 int fake_init(fake_t *f);
 
 /* Start ipengine with --url f->url (unless url_args is given: then those
- * arguments instead), in f->dir, stderr to f->log. 0 or -1. */
+ * arguments instead) and --reconnect f->reconnect (default 0: a closed
+ * connection ends the engine at once), in f->dir, stderr to f->log.
+ * 0 or -1. */
 int fake_spawn(fake_t *f, const char *const *url_args);
 
 /* Accept the engine's connection within timeout_s. 0 or -1. */
@@ -53,8 +56,11 @@ Plexa__Envelope *fake_recv_reply(fake_t *f, double timeout_s, plx_msg_t **msg);
 /* Wait for the engine to exit within timeout_s. 0 (f->status set) or -1. */
 int fake_wait_exit(fake_t *f, double timeout_s);
 
-/* Close the connection (the engine should then exit 0). */
+/* Close the connection (the engine should then exit 0, or reconnect). */
 void fake_close_conn(fake_t *f);
+
+/* Welcome the engine (after its Hello) as engine id, heartbeat period hb_ms. */
+void fake_welcome(fake_t *f, int32_t id, uint32_t hb_ms);
 
 /* Kill the engine if it still runs, close everything, print its log
  * (when dump), remove the working directory. */

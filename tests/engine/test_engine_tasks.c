@@ -1,0 +1,647 @@
+/*
+ * ipengine's task side against a fake controller (engine_harness.c):
+ * TaskRun of every kind (map, chunk, string) with its options (depend and
+ * the engine's properties, clear_before/after, recovery-style buf_base),
+ * Interrupt (of the running task, of a queued one, of an execute), and
+ * reconnecting after the controller connection drops.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine_harness.h"
+#include "plexa/version.h"
+#include "plx_envelope.h"
+
+#define T_START 20.0
+#define T_REPLY 20.0
+
+#define OK       ((int)PLEXA__TASK_STATUS__TASK_OK)
+#define FAILED   ((int)PLEXA__TASK_STATUS__TASK_FAILED)
+#define REJECTED ((int)PLEXA__TASK_STATUS__TASK_REJECTED)
+
+/* ---- fixtures and helpers ------------------------------------------------- */
+
+static int setup(void **state)
+{
+    fake_t *f = calloc(1, sizeof *f);
+    if (!f || fake_init(f) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fake_t *f = *state;
+    fake_fini(f, 1);
+    free(f);
+    return 0;
+}
+
+/* Accept the engine's connection, check its Hello (asking for claim, or
+ * no id when claim < 0), welcome it as id. */
+static void accept_and_welcome(fake_t *f, int32_t claim, int32_t id)
+{
+    assert_int_equal(fake_accept(f, T_START), 0);
+    Plexa__Envelope *h = fake_recv(f, T_START, NULL);
+    assert_non_null(h);
+    assert_int_equal(h->body_case, PLEXA__ENVELOPE__BODY_HELLO);
+    assert_int_equal(h->hello->role, PLEXA__ROLE__ROLE_ENGINE);
+    if (claim >= 0) {
+        assert_true(h->hello->has_engine_id);
+        assert_int_equal(h->hello->engine_id, claim);
+    } else {
+        assert_false(h->hello->has_engine_id);
+    }
+    plx_envelope_free(&h);
+    fake_welcome(f, id, 1000);
+}
+
+static void start_registered(fake_t *f)
+{
+    assert_int_equal(fake_spawn(f, NULL), 0);
+    accept_and_welcome(f, -1, 3);
+}
+
+static void exec_ok(fake_t *f, const char *code, const char *out)
+{
+    Plexa__Envelope *r = fake_exec_call(f, code, T_REPLY);
+    assert_non_null(r);
+    assert_int_equal(r->body_case, PLEXA__ENVELOPE__BODY_ENGINE_REPLY);
+    Plexa__EngineReply *er = r->engine_reply;
+    if (er->error)
+        fprintf(stderr, "unexpected error for %s: %s: %s\n%s\n", code, er->error->ename,
+                er->error->evalue, er->error->traceback ? er->error->traceback : "");
+    assert_null(er->error);
+    if (out)
+        assert_string_equal(er->execute->stdout ? er->execute->stdout : "", out);
+    plx_envelope_free(&r);
+}
+
+static double unix_now(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static Plexa__Value v_i64(int64_t n)
+{
+    Plexa__Value v = PLEXA__VALUE__INIT;
+    v.kind_case = PLEXA__VALUE__KIND_I64;
+    v.i64 = n;
+    return v;
+}
+
+static Plexa__Value v_str(const char *s)
+{
+    Plexa__Value v = PLEXA__VALUE__INIT;
+    v.kind_case = PLEXA__VALUE__KIND_STR;
+    v.str = (char *)s;
+    return v;
+}
+
+static Plexa__Value v_none(void)
+{
+    Plexa__Value v = PLEXA__VALUE__INIT;
+    v.kind_case = PLEXA__VALUE__KIND_NONE;
+    v.none = 1;
+    return v;
+}
+
+static Plexa__Value v_list(Plexa__ValueList *l, Plexa__Value **items, size_t n, int tuple)
+{
+    plexa__value_list__init(l);
+    l->n_items = n;
+    l->items = items;
+    l->has_tuple = 1;
+    l->tuple = tuple;
+    Plexa__Value v = PLEXA__VALUE__INIT;
+    v.kind_case = PLEXA__VALUE__KIND_LIST;
+    v.list = l;
+    return v;
+}
+
+/* A value defined on the engine by code, pulled back as name: its Value
+ * (a pickle for functions and dicts) and, in *m, the frame with its
+ * buffers. Free the returned envelope and *m. */
+static Plexa__Envelope *pulled(fake_t *f, const char *code, const char *name, plx_msg_t **m)
+{
+    exec_ok(f, code, NULL);
+    Plexa__Pull p = PLEXA__PULL__INIT;
+    const char *keys[] = { name };
+    p.n_keys = 1;
+    p.keys = (char **)keys;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_PULL;
+    env.pull = &p;
+    Plexa__Envelope *r = fake_call(f, &env, NULL, 0, T_REPLY, m);
+    assert_non_null(r);
+    assert_null(r->engine_reply->error);
+    assert_int_equal(r->engine_reply->n_values, 1);
+    return r;
+}
+
+/* Send TaskRun{task_id, packed spec} with bufs; returns the envelope id. */
+static uint64_t send_task(fake_t *f, uint64_t task_id, Plexa__TaskSpec *spec, plx_buf_t **bufs,
+                          uint32_t nbufs)
+{
+    size_t len = plexa__task_spec__get_packed_size(spec);
+    uint8_t *data = malloc(len ? len : 1);
+    assert_non_null(data);
+    plexa__task_spec__pack(spec, data);
+    Plexa__TaskRun run = PLEXA__TASK_RUN__INIT;
+    run.has_task_id = 1;
+    run.task_id = task_id;
+    run.has_spec = 1;
+    run.spec.len = len;
+    run.spec.data = data;
+    run.has_attempt = 1;
+    run.attempt = 1;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_TASK_RUN;
+    env.task_run = &run;
+    uint64_t id = fake_send(f, &env, bufs, nbufs);
+    free(data);
+    return id;
+}
+
+/* The TaskResult answering envelope id (free the envelope, and *m if given). */
+static Plexa__Envelope *task_result(fake_t *f, uint64_t id, uint64_t task_id, double timeout_s,
+                                    plx_msg_t **m)
+{
+    Plexa__Envelope *r = fake_recv_reply(f, timeout_s, m);
+    assert_non_null(r);
+    assert_int_equal(r->body_case, PLEXA__ENVELOPE__BODY_TASK_RESULT);
+    assert_int_equal(r->reply_to, id);
+    assert_int_equal(r->task_result->task_id, task_id);
+    assert_true(r->task_result->has_status);
+    if (r->task_result->error && (int)r->task_result->status == OK)
+        fprintf(stderr, "task %llu: %s: %s\n", (unsigned long long)task_id,
+                r->task_result->error->ename, r->task_result->error->evalue);
+    return r;
+}
+
+static void spec_init(Plexa__TaskSpec *s, const char *kind, Plexa__Value **args, size_t n)
+{
+    plexa__task_spec__init(s);
+    s->kind = (char *)kind;
+    s->n_args = n;
+    s->args = args;
+}
+
+/* Run a "string" task (code, no push, pull keys) and return its result. */
+static Plexa__Envelope *string_task(fake_t *f, uint64_t task_id, const char *code,
+                                    Plexa__Value *pull, int clear_before, int clear_after)
+{
+    Plexa__Value vc = v_str(code), vp = v_none(), vn = v_none();
+    Plexa__Value *args[] = { &vc, &vp, pull ? pull : &vn };
+    Plexa__TaskSpec s;
+    spec_init(&s, "string", args, 3);
+    s.has_clear_before = clear_before;
+    s.clear_before = clear_before;
+    s.has_clear_after = clear_after;
+    s.clear_after = clear_after;
+    uint64_t id = send_task(f, task_id, &s, NULL, 0);
+    return task_result(f, id, task_id, T_REPLY, NULL);
+}
+
+/* ---- the kinds ------------------------------------------------------------ */
+
+static void test_map_and_chunk(void **state)
+{
+    fake_t *f = *state;
+    start_registered(f);
+    plx_msg_t *m = NULL;
+    Plexa__Envelope *pf = pulled(f, "def f(x, y=0):\n    return 10 * x + y", "f", &m);
+    Plexa__Value *fv = pf->engine_reply->values[0];
+    assert_int_equal(fv->kind_case, PLEXA__VALUE__KIND_PICKLE);
+
+    /* map: f(4, y=2) with kwargs as a pickled dict pulled from the engine */
+    plx_msg_t *mk = NULL;
+    Plexa__Envelope *pk = pulled(f, "kw = {'y': 2}", "kw", &mk);
+    assert_int_equal(mk->nbufs, 1);
+    assert_int_equal(m->nbufs, 1);
+    plx_buf_t *bufs[2] = { m->bufs[0], mk->bufs[0] };
+    Plexa__Value kwv = *pk->engine_reply->values[0];
+    Plexa__Pickle kwp = *kwv.pickle;
+    kwp.buf = 1;   /* second buffer of the task */
+    kwv.pickle = &kwp;
+    Plexa__Value four = v_i64(4);
+    Plexa__Value *a4[] = { &four };
+    Plexa__ValueList la;
+    Plexa__Value targs = v_list(&la, a4, 1, 1);
+    Plexa__Value *margs[] = { fv, &targs, &kwv };
+    Plexa__TaskSpec s;
+    spec_init(&s, "map", margs, 3);
+    s.has_buf_base = 1;
+    s.buf_base = 0;
+    s.has_buf_count = 1;
+    s.buf_count = 2;
+    double t0 = unix_now();
+    uint64_t id = send_task(f, 11, &s, bufs, 2);
+    Plexa__Envelope *r = task_result(f, id, 11, T_REPLY, NULL);
+    Plexa__TaskResult *tr = r->task_result;
+    assert_int_equal(tr->status, OK);
+    assert_null(tr->error);
+    assert_int_equal(tr->engine_id, 3);
+    assert_int_equal(tr->n_values, 1);
+    assert_int_equal(tr->values[0]->i64, 42);
+    assert_true(tr->has_started && tr->has_completed);
+    assert_true(tr->started >= t0 - 1 && tr->completed >= tr->started &&
+                tr->completed <= unix_now() + 1);
+    plx_envelope_free(&r);
+
+    /* kwargs None and absent are both fine */
+    Plexa__Value none = v_none();
+    margs[2] = &none;
+    id = send_task(f, 12, &s, bufs, 2);
+    r = task_result(f, id, 12, T_REPLY, NULL);
+    assert_int_equal(r->task_result->status, OK);
+    assert_int_equal(r->task_result->values[0]->i64, 40);
+    plx_envelope_free(&r);
+
+    /* A recovery-style spec: its values index from its own buf_base (1),
+     * here the function is the task's second buffer. */
+    plx_buf_t *rbufs[2] = { mk->bufs[0], m->bufs[0] };
+    Plexa__Value fv1 = *fv;
+    Plexa__Pickle fp1 = *fv->pickle;
+    fp1.buf = 0;
+    fv1.pickle = &fp1;
+    Plexa__Value *rargs[] = { &fv1, &targs };
+    Plexa__TaskSpec rs;
+    spec_init(&rs, "map", rargs, 2);
+    rs.has_buf_base = 1;
+    rs.buf_base = 1;
+    rs.has_buf_count = 1;
+    rs.buf_count = 1;
+    id = send_task(f, 13, &rs, rbufs, 2);
+    r = task_result(f, id, 13, T_REPLY, NULL);
+    assert_int_equal(r->task_result->status, OK);
+    assert_int_equal(r->task_result->values[0]->i64, 40);
+    plx_envelope_free(&r);
+
+    /* chunk: [f(1), f(2, 5), f(3)] */
+    Plexa__Value x1 = v_i64(1), x2 = v_i64(2), x5 = v_i64(5), x3 = v_i64(3);
+    Plexa__Value *t1[] = { &x1 }, *t2[] = { &x2, &x5 }, *t3[] = { &x3 };
+    Plexa__ValueList l1, l2, l3, ll;
+    Plexa__Value a1 = v_list(&l1, t1, 1, 1), a2 = v_list(&l2, t2, 2, 1), a3 = v_list(&l3, t3, 1, 1);
+    Plexa__Value *items[] = { &a1, &a2, &a3 };
+    Plexa__Value lst = v_list(&ll, items, 3, 0);
+    Plexa__Value *cargs[] = { fv, &lst };
+    spec_init(&s, "chunk", cargs, 2);
+    id = send_task(f, 14, &s, m->bufs, 1);
+    r = task_result(f, id, 14, T_REPLY, NULL);
+    tr = r->task_result;
+    assert_int_equal(tr->status, OK);
+    assert_int_equal(tr->n_values, 1);
+    assert_int_equal(tr->values[0]->kind_case, PLEXA__VALUE__KIND_LIST);
+    assert_int_equal(tr->values[0]->list->n_items, 3);
+    assert_int_equal(tr->values[0]->list->items[0]->i64, 10);
+    assert_int_equal(tr->values[0]->list->items[1]->i64, 25);
+    assert_int_equal(tr->values[0]->list->items[2]->i64, 30);
+    plx_envelope_free(&r);
+
+    /* the first exception fails a chunk, with the user's frame */
+    Plexa__Value bad = v_str("text");
+    Plexa__Value *tb[] = { &bad };
+    Plexa__ValueList lb;
+    Plexa__Value ab = v_list(&lb, tb, 1, 1);
+    items[1] = &ab;
+    id = send_task(f, 15, &s, m->bufs, 1);
+    r = task_result(f, id, 15, T_REPLY, NULL);
+    tr = r->task_result;
+    assert_int_equal(tr->status, FAILED);
+    assert_int_equal(tr->n_values, 0);
+    assert_non_null(tr->error);
+    assert_string_equal(tr->error->ename, "TypeError");
+    assert_non_null(strstr(tr->error->traceback, "in f"));
+    assert_null(strstr(tr->error->traceback, "_engine.py"));
+    plx_envelope_free(&r);
+
+    /* an unknown kind, and a spec naming a buffer the frame lacks */
+    spec_init(&s, "frobnicate", cargs, 2);
+    id = send_task(f, 16, &s, m->bufs, 1);
+    r = task_result(f, id, 16, T_REPLY, NULL);
+    assert_int_equal(r->task_result->status, FAILED);
+    assert_string_equal(r->task_result->error->ename, "ProtocolError");
+    plx_envelope_free(&r);
+    spec_init(&s, "map", margs, 2);
+    id = send_task(f, 17, &s, NULL, 0);
+    r = task_result(f, id, 17, T_REPLY, NULL);
+    assert_int_equal(r->task_result->status, FAILED);
+    assert_string_equal(r->task_result->error->ename, "ProtocolError");
+    plx_envelope_free(&r);
+
+    /* map tasks do not count as commands; the engine carries on */
+    exec_ok(f, "print(len(__import__('plexa._engine')._engine._history))", "2\n");
+    plx_envelope_free(&pf);
+    plx_envelope_free(&pk);
+    plx_msg_destroy(&m);
+    plx_msg_destroy(&mk);
+}
+
+static void test_string_tasks(void **state)
+{
+    fake_t *f = *state;
+    start_registered(f);
+    exec_ok(f, "a = 5", "");
+    Plexa__Value pa = v_str("a"), pb = v_str("b");
+    Plexa__Value *keys[] = { &pa, &pb };
+    Plexa__ValueList lk;
+    Plexa__Value pull = v_list(&lk, keys, 2, 0);
+    Plexa__Envelope *r = string_task(f, 21, "b = a * 2\nprint('out', b)\nb", &pull, 0, 0);
+    Plexa__TaskResult *tr = r->task_result;
+    assert_int_equal(tr->status, OK);
+    assert_int_equal(tr->n_values, 3);
+    assert_int_equal(tr->values[0]->kind_case, PLEXA__VALUE__KIND_PICKLE);   /* the dict */
+    assert_string_equal(tr->values[1]->str, "out 10\n10\n");   /* cell semantics */
+    assert_string_equal(tr->values[2]->str, "");
+    plx_envelope_free(&r);
+
+    /* a missing pull name: NameError; output still reported */
+    Plexa__Value pz = v_str("zzz");
+    r = string_task(f, 22, "print('hi')", &pz, 0, 0);
+    tr = r->task_result;
+    assert_int_equal(tr->status, FAILED);
+    assert_string_equal(tr->error->ename, "NameError");
+    assert_non_null(strstr(tr->error->evalue, "zzz"));
+    assert_int_equal(tr->n_values, 3);
+    assert_string_equal(tr->values[1]->str, "hi\n");
+    plx_envelope_free(&r);
+
+    /* code raising: the error with the cell's frame */
+    r = string_task(f, 23, "1/0", NULL, 0, 0);
+    assert_int_equal(r->task_result->status, FAILED);
+    assert_string_equal(r->task_result->error->ename, "ZeroDivisionError");
+    assert_non_null(strstr(r->task_result->error->traceback, "File \"<string>\", line 1"));
+    plx_envelope_free(&r);
+
+    /* clear_after: the namespace is reset after the task (id stays) */
+    r = string_task(f, 24, "c = 1", NULL, 0, 1);
+    assert_int_equal(r->task_result->status, OK);
+    plx_envelope_free(&r);
+    r = string_task(f, 25, "print(sorted(k for k in globals() if not k.startswith('__')))", NULL,
+                    0, 0);
+    assert_string_equal(r->task_result->values[1]->str, "['id']\n");
+    plx_envelope_free(&r);
+    /* clear_before: reset before it runs */
+    exec_ok(f, "d = 1", "");
+    r = string_task(f, 26, "print('d' in globals())", NULL, 1, 0);
+    assert_string_equal(r->task_result->values[1]->str, "False\n");
+    plx_envelope_free(&r);
+}
+
+/* depend(properties): False rejects (no values), an exception fails with
+ * its traceback, True runs; properties hold engine_id, hostname and pid by
+ * default and whatever user code adds. */
+static void test_depend(void **state)
+{
+    fake_t *f = *state;
+    start_registered(f);
+    exec_ok(f, "import plexa._engine as pe, os\n"
+               "p = pe.properties\n"
+               "print(p['engine_id'], p['pid'] == os.getpid(), p['hostname'] == os.uname().nodename)",
+            "3 True True\n");
+    plx_msg_t *m = NULL;
+    Plexa__Envelope *pd = pulled(f, "def dep(p):\n    return p.get('color') == 'red'", "dep", &m);
+    plx_msg_t *mb = NULL;
+    Plexa__Envelope *pbad = pulled(f, "def bad(p):\n    return p['missing']", "bad", &mb);
+
+    Plexa__Value vc = v_str("print('ran')"), vn = v_none();
+    Plexa__Value *args[] = { &vc, &vn, &vn };
+    Plexa__TaskSpec s;
+    spec_init(&s, "string", args, 3);
+    s.depend = pd->engine_reply->values[0];
+    s.has_clear_before = 1;
+    s.clear_before = 1;   /* a rejection must not reset anything */
+    exec_ok(f, "keep = 1", "");
+    uint64_t id = send_task(f, 31, &s, m->bufs, m->nbufs);
+    Plexa__Envelope *r = task_result(f, id, 31, T_REPLY, NULL);
+    assert_int_equal(r->task_result->status, REJECTED);
+    assert_int_equal(r->task_result->n_values, 0);
+    assert_null(r->task_result->error);
+    plx_envelope_free(&r);
+    exec_ok(f, "print(keep)", "1\n");
+
+    exec_ok(f, "pe.properties['color'] = 'red'", "");
+    id = send_task(f, 32, &s, m->bufs, m->nbufs);
+    r = task_result(f, id, 32, T_REPLY, NULL);
+    assert_int_equal(r->task_result->status, OK);
+    assert_string_equal(r->task_result->values[1]->str, "ran\n");
+    plx_envelope_free(&r);
+    /* reset (clear_before above) keeps the properties */
+    exec_ok(f, "import plexa._engine as pe; print(pe.properties['color'])", "red\n");
+
+    s.depend = pbad->engine_reply->values[0];
+    s.has_clear_before = 0;
+    id = send_task(f, 33, &s, mb->bufs, mb->nbufs);
+    r = task_result(f, id, 33, T_REPLY, NULL);
+    assert_int_equal(r->task_result->status, FAILED);
+    assert_string_equal(r->task_result->error->ename, "KeyError");
+    assert_non_null(strstr(r->task_result->error->traceback, "in bad"));
+    plx_envelope_free(&r);
+    plx_envelope_free(&pd);
+    plx_envelope_free(&pbad);
+    plx_msg_destroy(&m);
+    plx_msg_destroy(&mb);
+}
+
+/* ---- interrupts ----------------------------------------------------------- */
+
+static void send_interrupt(fake_t *f, uint64_t task_id)
+{
+    Plexa__Interrupt in = PLEXA__INTERRUPT__INIT;
+    in.has_task_id = 1;
+    in.task_id = task_id;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_INTERRUPT;
+    env.interrupt = &in;
+    fake_send(f, &env, NULL, 0);
+}
+
+static uint64_t send_string_task(fake_t *f, uint64_t task_id, const char *code)
+{
+    Plexa__Value vc = v_str(code), vn = v_none();
+    Plexa__Value *args[] = { &vc, &vn, &vn };
+    Plexa__TaskSpec s;
+    spec_init(&s, "string", args, 3);
+    return send_task(f, task_id, &s, NULL, 0);
+}
+
+static void test_interrupt(void **state)
+{
+    fake_t *f = *state;
+    start_registered(f);
+    /* the running task 41 (time.sleep(60)) and a queued one, 42 */
+    uint64_t id41 = send_string_task(f, 41, "import time; time.sleep(60)");
+    uint64_t id42 = send_string_task(f, 42, "print('second')");
+    uint64_t id43 = send_string_task(f, 43, "print('third')");
+    usleep(500000);
+    send_interrupt(f, 999);   /* neither running nor queued: nothing happens */
+    double t0 = fake_now();
+    send_interrupt(f, 43);    /* queued: answered at once, without running */
+    Plexa__Envelope *r = task_result(f, id43, 43, 3, NULL);
+    assert_true(fake_now() - t0 < 1);
+    assert_int_equal(r->task_result->status, FAILED);
+    assert_string_equal(r->task_result->error->ename, "KeyboardInterrupt");
+    assert_int_equal(r->task_result->engine_id, 3);
+    assert_int_equal(r->task_result->n_values, 0);
+    plx_envelope_free(&r);
+    t0 = fake_now();
+    send_interrupt(f, 41);
+    r = task_result(f, id41, 41, 5, NULL);
+    assert_true(fake_now() - t0 < 3);
+    assert_int_equal(r->task_result->status, FAILED);
+    assert_string_equal(r->task_result->error->ename, "KeyboardInterrupt");
+    plx_envelope_free(&r);
+    r = task_result(f, id42, 42, T_REPLY, NULL);
+    assert_int_equal(r->task_result->status, OK);
+    assert_string_equal(r->task_result->values[1]->str, "second\n");
+    plx_envelope_free(&r);
+    exec_ok(f, "print('third ran' if 'third' in str(__import__('plexa._engine')._engine._history)"
+               " else 'third skipped')", "third skipped\n");
+
+    /* task_id 0 interrupts a running execute; the engine stays usable */
+    uint64_t xid = fake_execute(f, "import time; time.sleep(60)");
+    usleep(300000);
+    t0 = fake_now();
+    send_interrupt(f, 0);
+    r = fake_recv_reply(f, 5, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->reply_to, xid);
+    assert_non_null(r->engine_reply->error);
+    assert_string_equal(r->engine_reply->error->ename, "KeyboardInterrupt");
+    assert_true(fake_now() - t0 < 3);
+    plx_envelope_free(&r);
+    /* nothing runs: an interrupt now must not hit the next request */
+    send_interrupt(f, 0);
+    usleep(200000);
+    exec_ok(f, "import time; time.sleep(0.3); print('after')", "after\n");
+    /* a busy loop in pure Python is interrupted too */
+    uint64_t id44 = send_string_task(f, 44, "while True: pass");
+    usleep(300000);
+    send_interrupt(f, 44);
+    r = task_result(f, id44, 44, 5, NULL);
+    assert_string_equal(r->task_result->error->ename, "KeyboardInterrupt");
+    plx_envelope_free(&r);
+    exec_ok(f, "print('alive')", "alive\n");
+}
+
+/* ---- reconnecting --------------------------------------------------------- */
+
+/* The controller connection drops: the engine comes back asking for its
+ * id, keeps its namespace, and follows an id the controller changes. */
+static void test_reconnect(void **state)
+{
+    fake_t *f = *state;
+    f->reconnect = "10";
+    start_registered(f);
+    exec_ok(f, "a = 5", "");
+    fake_close_conn(f);
+    accept_and_welcome(f, 3, 3);
+    exec_ok(f, "print(a, id)", "5 3\n");
+    /* a request queued behind a running one when the connection drops is
+     * void: neither is answered on the new connection */
+    fake_execute(f, "import time; time.sleep(60)");
+    fake_execute(f, "print('never')");
+    usleep(300000);
+    fake_close_conn(f);
+    double t0 = fake_now();
+    accept_and_welcome(f, 3, 7);   /* the controller gives another id */
+    assert_true(fake_now() - t0 < 3);
+    Plexa__Envelope *r = fake_exec_call(f, "import plexa._engine as pe; print(id, "
+                                           "pe.properties['engine_id'])", T_REPLY);
+    assert_non_null(r);
+    assert_null(r->engine_reply->error);
+    assert_string_equal(r->engine_reply->execute->stdout, "7 7\n");
+    assert_int_equal(r->engine_reply->engine_id, 7);
+    plx_envelope_free(&r);
+    char *log = fake_log(f);
+    assert_non_null(strstr(log, "reconnecting for up to 10 s"));
+    assert_non_null(strstr(log, "as engine 7 (was 3"));
+    free(log);
+    /* a shutdown's close is not a loss: the engine ends */
+    Plexa__Shutdown sd = PLEXA__SHUTDOWN__INIT;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_SHUTDOWN;
+    env.shutdown = &sd;
+    fake_send(f, &env, NULL, 0);
+    r = fake_recv_reply(f, 5, NULL);
+    assert_non_null(r);
+    assert_string_equal(r->engine_reply->method, "kill");
+    plx_envelope_free(&r);
+    fake_close_conn(f);
+    assert_int_equal(fake_wait_exit(f, 5), 0);
+    assert_int_equal(WEXITSTATUS(f->status), 0);
+}
+
+/* Nobody to reconnect to: the engine exits 0 once --reconnect passes. */
+static void test_reconnect_gives_up(void **state)
+{
+    fake_t *f = *state;
+    f->reconnect = "1.5";
+    start_registered(f);
+    exec_ok(f, "a = 1", "");
+    close(f->lfd);
+    f->lfd = -1;
+    double t0 = fake_now();
+    fake_close_conn(f);
+    assert_int_equal(fake_wait_exit(f, 10), 0);
+    double took = fake_now() - t0;
+    assert_true(took > 1.0 && took < 6);
+    assert_true(WIFEXITED(f->status));
+    assert_int_equal(WEXITSTATUS(f->status), 0);
+    char *log = fake_log(f);
+    assert_non_null(strstr(log, "could not reconnect within 1.5 s"));
+    free(log);
+}
+
+/* A controller that accepts the connection but never welcomes the engine
+ * back does not keep it alive past --reconnect either; a Reject ends it. */
+static void test_reconnect_refused(void **state)
+{
+    fake_t *f = *state;
+    f->reconnect = "10";
+    start_registered(f);
+    fake_close_conn(f);
+    assert_int_equal(fake_accept(f, T_START), 0);
+    Plexa__Envelope *h = fake_recv(f, T_START, NULL);
+    assert_non_null(h);
+    assert_int_equal(h->hello->engine_id, 3);
+    plx_envelope_free(&h);
+    Plexa__Reject rj = PLEXA__REJECT__INIT;
+    rj.reason = "invalid capability token for role 'engine'";
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_REJECT;
+    env.reject = &rj;
+    fake_send(f, &env, NULL, 0);
+    assert_int_equal(fake_wait_exit(f, 5), 0);
+    assert_true(WIFEXITED(f->status));
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    unsetenv("PLEXA_URL");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_map_and_chunk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_string_tasks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_depend, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_interrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_gives_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("engine_tasks", tests, NULL, NULL);
+}
