@@ -14,6 +14,7 @@
  */
 #include "plx_controller_int.h"
 
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -686,6 +687,10 @@ static void on_clear(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
         if (t && t->state == T_DONE && !t->nwaiters)
             evict_one(s, t);
     }
+    /* A big clear frees many small blocks: give the memory back to the
+     * system so the controller's footprint really drops (glibc keeps freed
+     * heap otherwise). */
+    malloc_trim(0);
     Plexa__TaskIds ack = PLEXA__TASK_IDS__INIT;
     ctl_send_body(p, env->id, PLEXA__ENVELOPE__BODY_TASK_IDS, &ack);
 }

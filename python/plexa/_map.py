@@ -1,5 +1,6 @@
 """Partitioning for scatter, gather and map (IPython 0.10's ``map.py``,
-``mapper.py`` and ``parallelfunction.py``).
+``mapper.py`` and ``parallelfunction.py``), and the chunking of the
+load-balanced ``TaskClient.map``.
 
 ``Map`` (dist ``'b'``) cuts a sequence into q contiguous blocks whose sizes
 differ by at most one; the first ``len(seq) % q`` blocks get the extra
@@ -15,7 +16,7 @@ reference).
 import sys
 
 __all__ = ['Map', 'RoundRobinMap', 'dists', 'MultiEngineMapper', 'ParallelFunction',
-           'flatten']
+           'TaskMapper', 'SynchronousTaskMapper', 'flatten', 'chunk_count']
 
 
 def flatten(seq):
@@ -142,6 +143,121 @@ class MultiEngineMapper(object):
             raise TypeError('func must be a function or str')
         return self.multiengine.raw_map(func, sequences, dist=self.dist,
                                         targets=self.targets, block=self.block)
+
+
+# ---- the load-balanced map: chunking -------------------------------------------
+#
+# A load-balanced map of n elements over E engines is cut into C chunk tasks;
+# chunk j holds the elements j, j+C, j+2C, ... (a stride, not a block), and
+# its results go back to the same places, so order is preserved.
+#
+# * C = n when n <= CHUNKS_PER_ENGINE * E: one task per element (small maps;
+#   the per-task overhead is a fraction of a millisecond).
+# * Otherwise C is the smallest prime >= CHUNKS_PER_ENGINE * E. With 16
+#   chunks per engine, a chunk is ~1/16 of an engine's share, so the tail
+#   where one engine idles while another finishes the chunks it holds (one
+#   running, up to task_inflight - 1 sent ahead; similar in cost thanks to
+#   the striding below) is about one chunk, ~1/16 of the ideal time.
+#   C does not grow with n: there are
+#   never more than ~16 round trips per engine, so per-task overhead is
+#   bounded (a few ms per map) and throughput is the engines' own speed.
+# * Striding spreads a cluster of expensive elements (the usual adversary:
+#   the costly cases at the start or at the end of a sweep) evenly over the
+#   chunks; a prime C keeps a periodic cost pattern (every k-th element
+#   expensive, e.g. one column of a flattened grid) from landing in a few
+#   chunks unless its period is a multiple of C.
+#
+# An explicit chunksize gives C = ceil(n / chunksize), laid out the same way.
+
+CHUNKS_PER_ENGINE = 16
+
+
+def _is_prime(k):
+    if k < 2:
+        return False
+    if k % 2 == 0:
+        return k == 2
+    f = 3
+    while f * f <= k:
+        if k % f == 0:
+            return False
+        f += 2
+    return True
+
+
+def chunk_count(n, engines, chunksize=None):
+    """The number of chunk tasks for a load-balanced map of n elements over
+    ``engines`` engines (see the rule above)."""
+    if n <= 0:
+        return 0
+    if chunksize is not None:
+        return -(-n // chunksize)
+    want = max(1, engines) * CHUNKS_PER_ENGINE
+    if n <= want:
+        return n
+    c = want
+    while not _is_prime(c):
+        c += 1
+    return min(c, n)
+
+
+def check_chunksize(chunksize):
+    if chunksize is None:
+        return None
+    if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
+        raise ValueError('chunksize must be None or an int >= 1')
+    return chunksize
+
+
+def map_arguments(sequences):
+    """The argument tuples of map(func, *sequences), checking lengths as
+    0.10 did (equal lengths required)."""
+    if not sequences:
+        raise TypeError('map() must have at least two arguments.')
+    sequences = [as_sequence(s) for s in sequences]
+    max_len = max(len(s) for s in sequences)
+    for s in sequences:
+        if len(s) != max_len:
+            raise ValueError('all sequences must have equal length')
+    return list(zip(*sequences))
+
+
+class TaskMapper(object):
+    """A load-balanced Mapper for a TaskClient (0.10's
+    ``SynchronousTaskMapper``).
+
+    The task options (``clear_before``, ``clear_after``, ``retries``,
+    ``recovery_task``, ``depend``; see :class:`plexa.task.BaseTask`) apply
+    to every task of every ``map``. ``map`` returns the list of results
+    (``block=True``) or a PendingResult whose ``get_result()`` gives it.
+
+    ``chunksize`` (plexa): elements per task; None picks it from the length
+    and the number of engines (the rule above). With ``recovery_task``,
+    ``clear_before`` or ``clear_after`` the default is one task per element,
+    as in 0.10 (a recovery task's result stands for one element; the
+    namespace is reset around each element).
+    """
+
+    def __init__(self, task_controller, clear_before=False, clear_after=False, retries=0,
+                 recovery_task=None, depend=None, block=True, chunksize=None):
+        self.task_controller = task_controller
+        self.clear_before = clear_before
+        self.clear_after = clear_after
+        self.retries = retries
+        self.recovery_task = recovery_task
+        self.depend = depend
+        self.block = block
+        self.chunksize = check_chunksize(chunksize)
+
+    def map(self, func, *sequences):
+        """Apply func to *sequences elementwise, like the builtin ``map``
+        (equal lengths required), load balanced over the engines."""
+        if not callable(func):
+            raise TypeError('func must be a function')
+        return self.task_controller._map(func, map_arguments(sequences), self)
+
+
+SynchronousTaskMapper = TaskMapper
 
 
 class ParallelFunction(object):

@@ -61,7 +61,15 @@ class NoEnginesRegistered(KernelError):
 
 
 class EngineError(KernelError):
-    """An engine died while serving a request."""
+    """An engine died while serving a request or running a task.
+
+    The message names the engine and the request or task; for a task,
+    ``engine_id`` and ``taskid`` are set too. A task with ``retries`` left
+    is run again elsewhere instead.
+    """
+
+    engine_id = None
+    taskid = None
 
 
 class ResultNotCompleted(KernelError):
@@ -69,22 +77,35 @@ class ResultNotCompleted(KernelError):
 
 
 class ResultEvicted(KernelError):
-    """The controller no longer holds the result (bounded retention)."""
+    """The controller no longer holds the result: it was cleared
+    (``TaskClient.clear``) or evicted by the bounded retention of results
+    (the controller's ``results_max`` / ``results_max_bytes``; results
+    already fetched go first)."""
+
+    taskid = None
 
 
 class TaskAborted(KernelError):
-    """The task was aborted."""
+    """The task was aborted (``TaskClient.abort``): removed from the queue,
+    or interrupted on its engine."""
+
+    taskid = None
 
 
 class TaskTimeout(KernelError):
-    """The task did not finish in time."""
+    """No engine accepted the task (its ``depend`` said no everywhere) for
+    the controller's dependency timeout, 30 s by default; 0.10's message:
+    "task %i failed to execute due to unmet dependencies for %i seconds"."""
+
+    taskid = None
 
 
 class TaskRejectError(KernelError):
-    """Raise on an engine to reject a task whose dependencies it lacks.
-
-    The task is then offered to another engine, if it was created with
-    ``retries`` > 0 (0.10's replacement for engine properties).
+    """0.10's way for a task to reject an engine. In plexa, raised by a
+    task's code it fails the task like any other exception (with
+    ``retries`` left the task runs again, on whichever engine is free); to
+    keep a task off an engine, give it a ``depend`` predicate, which the
+    engine evaluates before running it.
     """
 
 
@@ -137,9 +158,12 @@ class RemoteError(KernelError):
 
     Attributes: ``ename`` (the exception type's name), ``evalue`` (its
     ``str()``), ``traceback`` (the remote traceback, formatted),
-    ``engine_id`` and ``method`` (``'execute'``, ...). ``str()`` names the
-    engine and ends with the remote traceback.
+    ``engine_id`` and ``method`` (``'execute'``, ..., ``'task'`` for a
+    task, ``'map'`` for a load-balanced map; then ``taskid`` is set too).
+    ``str()`` names the engine and ends with the remote traceback.
     """
+
+    taskid = None
 
     def __init__(self, ename, evalue, traceback, engine_id=None, method='execute'):
         super().__init__(ename, evalue, traceback, engine_id, method)
@@ -154,6 +178,10 @@ class RemoteError(KernelError):
         if self.traceback:
             s += '\n' + self.traceback.rstrip('\n')
         return s
+
+    def __repr__(self):
+        return '<RemoteError %s%s: %s>' % (_engine_str(self.engine_id, self.method),
+                                          self.ename, self.evalue)
 
     def _render_traceback_(self):
         """What IPython shows for it: the remote traceback, not the client's frames."""

@@ -1,4 +1,5 @@
-"""The seed tutorial's "Multiengine interface" section, run for real.
+"""The seed tutorial's "Multiengine interface" and "Task interface"
+sections, run for real.
 
 A 2-engine cluster (ipcluster start -n 2) is driven through IPython's own
 InteractiveShell, cell by cell, and every In/Out pair of the tutorial is
@@ -163,6 +164,38 @@ def test_multiengine_section(cluster_factory, shell):
     assert text.startswith("Parallel execution on engines: [1]\n"), text
     assert "[1] In [12]: b = id\n" in text and "[0]" not in text
     s.run("mec.targets = 'all'")
+
+
+def test_task_section(cluster_factory, shell):
+    """The tutorial's "Task interface" examples, In/Out as they display
+    today (Python 3 ints, no L suffix; task ids as this controller counts)."""
+    c = cluster_factory(n=2)
+    c.start()
+    os.environ["PLEXA_DIR"] = c.root
+    s = Session(shell)
+    s.run("from plexa import client")
+    assert s.run("tc = client.TaskClient()") == ""
+    s.out("tc.map(lambda x:x**10, range(16))",
+          "[0,\n 1,\n 1024,\n 59049,\n 1048576,\n 9765625,\n 60466176,\n 282475249,\n"
+          " 1073741824,\n 3486784401,\n 10000000000,\n 25937424601,\n 61917364224,\n"
+          " 137858491849,\n 289254654976,\n 576650390625]")
+    assert s.run("def f(x):\n    return x**2\n") == ""
+    assert s.run("t = client.MapTask(f, args=(10,))") == ""
+    # The map ran as tasks 1..16 (a map this short is one task per element);
+    # the tutorial's controller had counted to 4032.
+    tid = s.out("tc.run(t)", "17")
+    assert tid == s.ns("t").taskid
+    assert s.run("tc.barrier(%d)  # Wait for this task to complete" % tid) == ""
+    s.out("tc.get_task_result(%d)" % tid, "100")
+    # "A StringTask allow the task to be specified as a string of Python code
+    # instead of a function. See its docstring for details."
+    assert s.run("st = client.StringTask('y = x*2', push=dict(x=3), pull='y')") == ""
+    assert s.run("tr = tc.run(st, block=True)") == ""
+    s.out("tr", "TaskResult[ID:%d]:{'y': 6}" % (tid + 1))
+    s.out("tr.ns", "NS{'y': 6}")
+    s.out("tr.ns.y", "6")
+    s.out("tc.queue_status()",
+          "{'pending': 0, 'scheduled': 0, 'succeeded': 2, 'failed': 0}")
 
 
 @pytest.fixture(scope="module")
