@@ -115,6 +115,7 @@ static int load_options(const args_t *a, plx_conf_t *conf, plx_controller_opts_t
     o->results_max = (uint64_t)ctl->results_max;
     o->results_max_bytes = ctl->results_max_bytes;
     o->task_inflight = ctl->task_inflight;
+    o->leastload = strcmp(ctl->scheduler, "leastload") == 0;
     if (!a->log_level)
         plx_log_set_level((plx_log_level)cc->log_level);
     return 0;

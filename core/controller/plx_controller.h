@@ -27,6 +27,7 @@ typedef struct plx_controller_opts {
     double       auth_timeout;     /* seconds a new connection has to send Hello */
     int          engine_inflight;  /* requests sent ahead to an engine (pipelining depth) */
     int          task_inflight;    /* tasks sent ahead to an engine */
+    int          leastload;        /* pick the least-loaded engine, not the next in turn */
     uint64_t     results_max;      /* finished task results kept */
     uint64_t     results_max_bytes;/* bytes of finished task results kept */
     double       depend_timeout;   /* seconds a task may wait for an engine its depend() accepts */

@@ -400,8 +400,9 @@ static int rejected_by(const task_t *t, int32_t id)
     return 0;
 }
 
-/* The least-loaded engine with a free slot that t may run on; *any_free
- * says whether some engine had a slot at all. */
+/* The engine t goes to: the next one in turn with a free slot (fifo), or
+ * the least-loaded one (leastload); *any_free says whether some engine had
+ * a slot at all. */
 static engine_t *pick_engine(plx_controller_t *c, const task_t *t, int *any_free)
 {
     engine_t *best = NULL;
@@ -416,6 +417,8 @@ static engine_t *pick_engine(plx_controller_t *c, const task_t *t, int *any_free
             continue;
         if (!best || e->trun.n < best->trun.n)
             best = e;
+        if (!c->opts.leastload)
+            break;
     }
     c->sched->rr++;
     return best;

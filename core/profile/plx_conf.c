@@ -116,6 +116,9 @@ static const keyspec_t schema[] = {
     { "controller", "task_inflight", K_INT, "4", 1, 1024, NULL, CT(task_inflight),
       "Tasks sent ahead to each engine so it never waits for the controller; "
       "more helps many tiny tasks, fewer helps balance tasks of uneven cost." },
+    { "controller", "scheduler", K_CHOICE, "fifo", 0, 0, "fifo|leastload", CT(scheduler),
+      "How the next task picks an engine: fifo (the engines take turns, like "
+      "0.10's FIFOScheduler) or leastload (the engine with the fewest tasks)." },
 };
 
 #define NSCHEMA (sizeof schema / sizeof schema[0])

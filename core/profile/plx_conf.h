@@ -52,6 +52,7 @@ typedef struct plx_controller_conf {
     int      results_max;        /* results kept, 1..2^31-1 */
     uint64_t results_max_bytes;  /* bytes of results kept, >= 1 MiB */
     int      task_inflight;      /* tasks sent ahead to each engine, 1..1024 */
+    char     scheduler[16];      /* "fifo" or "leastload" */
 } plx_controller_conf_t;
 
 typedef struct plx_conf plx_conf_t;

@@ -61,6 +61,7 @@ static void assert_defaults(const plx_conf_t *c)
     assert_int_equal(ct->results_max, 100000);
     assert_int_equal(ct->results_max_bytes, 268435456);
     assert_int_equal(ct->task_inflight, 4);
+    assert_string_equal(ct->scheduler, "fifo");
 }
 
 /* Parse text (named "/x/cluster.conf") into a fresh conf, expecting the
@@ -354,7 +355,7 @@ static void test_error_keys_and_sections(void **state)
                 "/x/cluster.conf:2: [cluster] engins: unknown key (did you mean 'engines'?)");
     parse_fails("[controller]\nfoo = 1\n",
                 "/x/cluster.conf:2: [controller] foo: unknown key (known keys: max_envelope, "
-                "max_buffers, results_max, results_max_bytes, task_inflight)");
+                "max_buffers, results_max, results_max_bytes, task_inflight, scheduler)");
     parse_fails("[cluster]\nengines = 4\nport = 1\nengines = 5\n",
                 "/x/cluster.conf:4: [cluster] engines: set twice (first on line 2)");
     parse_fails("engines = 4\n",
