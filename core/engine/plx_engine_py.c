@@ -5,6 +5,7 @@
  * replies. Runs on the Python (main) thread with the GIL held.
  */
 #include "plx_engine_int.h"
+#include "plx_pyvalue.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -42,22 +43,6 @@ static PyObject *engine_module_init(void)
 /* ---- start-up ----------------------------------------------------------- */
 
 /* Describe and clear the pending Python exception into err. */
-static int py_err(plx_err_t *err, int code, const char *what)
-{
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyObject *s = value ? PyObject_Str(value) : NULL;
-    const char *msg = s ? PyUnicode_AsUTF8(s) : NULL;
-    if (!msg)
-        PyErr_Clear();
-    plx_err_set(err, code, "%s: %s: %s", what,
-                type ? ((PyTypeObject *)type)->tp_name : "error", msg ? msg : "?");
-    Py_XDECREF(s);
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
-    return code;
-}
 
 static int py_start(plx_err_t *err)
 {
@@ -143,7 +128,7 @@ static int py_set_path(plx_err_t *err)
         Py_XDECREF(p);
     }
     if (rc < 0)
-        return py_err(err, PLX_ERR, "setting sys.path");
+        return plx_pyvalue_fail(err, PLX_ERR, "setting sys.path");
     PLX_DEBUG("sys.path[0] = %s; plexa package from %s", cwd, pkg[0] ? pkg : "(site)");
     return PLX_OK;
 }
@@ -152,7 +137,7 @@ static int py_bind(plx_engine_t *e, plx_err_t *err)
 {
     PyObject *mod = PyImport_ImportModule("plexa._engine");
     if (!mod)
-        return py_err(err, PLX_ERR, "cannot import plexa._engine");
+        return plx_pyvalue_fail(err, PLX_ERR, "cannot import plexa._engine");
     struct { PyObject **slot; const char *name; } fns[] = {
         { &e->fn_execute, "execute" },   { &e->fn_push, "push" },
         { &e->fn_pull, "pull" },         { &e->fn_call, "call" },
@@ -163,7 +148,7 @@ static int py_bind(plx_engine_t *e, plx_err_t *err)
     for (size_t i = 0; rc == PLX_OK && i < sizeof fns / sizeof fns[0]; i++) {
         *fns[i].slot = PyObject_GetAttrString(mod, fns[i].name);
         if (!*fns[i].slot)
-            rc = py_err(err, PLX_ERR, "plexa._engine");
+            rc = plx_pyvalue_fail(err, PLX_ERR, "plexa._engine");
     }
     Py_DECREF(mod);
     return rc;
@@ -210,13 +195,13 @@ int plx_engine_py_registered(plx_engine_t *e, int32_t engine_id, plx_err_t *err)
 {
     PyObject *r = PyObject_CallFunction(e->fn_set_id, "i", (int)engine_id);
     if (!r)
-        return py_err(err, PLX_ERR, "setting id");
+        return plx_pyvalue_fail(err, PLX_ERR, "setting id");
     Py_DECREF(r);
     if (!e->opts.mpi)
         return PLX_OK;
     r = PyObject_CallFunction(e->fn_setup_mpi, "s", e->opts.mpi);
     if (!r)
-        return py_err(err, PLX_ERR, "--mpi set-up");
+        return plx_pyvalue_fail(err, PLX_ERR, "--mpi set-up");
     int rc = PLX_OK;
     if (r != Py_None) {
         PyObject *ev = PyTuple_Check(r) && PyTuple_GET_SIZE(r) >= 2 ? PyTuple_GET_ITEM(r, 1) : r;

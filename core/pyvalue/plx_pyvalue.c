@@ -5,8 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Describe the pending Python exception in err, clear it, return code. */
-static int py_fail(plx_err_t *err, int code, const char *what)
+int plx_pyvalue_fail(plx_err_t *err, int code, const char *what)
 {
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
@@ -41,7 +40,7 @@ static PyObject *buf_obj(uint32_t idx, plx_buf_t **bufs, size_t nbufs, const cha
     }
     PyObject *o = plx_recvbuffer_new(bufs[idx]);
     if (!o)
-        py_fail(err, PLX_ENOMEM, "RecvBuffer");
+        plx_pyvalue_fail(err, PLX_ENOMEM, "RecvBuffer");
     return o;
 }
 
@@ -49,7 +48,7 @@ static PyObject *buf_obj(uint32_t idx, plx_buf_t **bufs, size_t nbufs, const cha
 static PyObject *built(PyObject *d, plx_err_t *err)
 {
     if (!d)
-        py_fail(err, PLX_ENOMEM, "building a value descriptor");
+        plx_pyvalue_fail(err, PLX_ENOMEM, "building a value descriptor");
     return d;
 }
 
@@ -129,7 +128,7 @@ static PyObject *str_desc(const char *s, plx_err_t *err)
     /* Strict: a peer that sends invalid UTF-8 as a string is broken. */
     PyObject *u = PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "strict");
     if (!u) {
-        py_fail(err, PLX_EPROTO, "str value");
+        plx_pyvalue_fail(err, PLX_EPROTO, "str value");
         return NULL;
     }
     return built(Py_BuildValue("(sN)", "str", u), err);
@@ -196,7 +195,7 @@ static int fd_bool(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
 {
     int t = PyObject_IsTrue(a[0]);
     if (t < 0)
-        return py_fail(c->err, PLX_EINVAL, "bool descriptor");
+        return plx_pyvalue_fail(c->err, PLX_EINVAL, "bool descriptor");
     out->kind_case = PLEXA__VALUE__KIND_BOOLEAN;
     out->boolean = t;
     return PLX_OK;
@@ -209,7 +208,7 @@ static int fd_i64(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
                            Py_TYPE(a[0])->tp_name);
     long long n = PyLong_AsLongLong(a[0]);
     if (n == -1 && PyErr_Occurred())
-        return py_fail(c->err, PLX_EINVAL, "i64 descriptor");
+        return plx_pyvalue_fail(c->err, PLX_EINVAL, "i64 descriptor");
     out->kind_case = PLEXA__VALUE__KIND_I64;
     out->i64 = n;
     return PLX_OK;
@@ -219,7 +218,7 @@ static int fd_f64(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
 {
     double d = PyFloat_AsDouble(a[0]);
     if (d == -1.0 && PyErr_Occurred())
-        return py_fail(c->err, PLX_EINVAL, "f64 descriptor");
+        return plx_pyvalue_fail(c->err, PLX_EINVAL, "f64 descriptor");
     out->kind_case = PLEXA__VALUE__KIND_F64;
     out->f64 = d;
     return PLX_OK;
@@ -236,7 +235,7 @@ static int utf8_dup(PyObject *o, const char *what, char **out, plx_err_t *err)
     Py_ssize_t n;
     const char *s = PyUnicode_AsUTF8AndSize(o, &n);
     if (!s)
-        return py_fail(err, PLX_EINVAL, what);
+        return plx_pyvalue_fail(err, PLX_EINVAL, what);
     if (memchr(s, '\0', (size_t)n))
         return plx_err_set(err, PLX_EINVAL, "%s contains a NUL character", what);
     *out = malloc((size_t)n + 1);
@@ -272,7 +271,7 @@ static int fd_shape(PyObject *shape, Plexa__NdArray *nd, plx_err_t *err)
 {
     PyObject *seq = PySequence_Fast(shape, "ndarray shape must be a sequence");
     if (!seq)
-        return py_fail(err, PLX_EINVAL, "ndarray descriptor");
+        return plx_pyvalue_fail(err, PLX_EINVAL, "ndarray descriptor");
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     int rc = PLX_OK;
     nd->shape = calloc(n ? (size_t)n : 1, sizeof *nd->shape);
@@ -281,7 +280,7 @@ static int fd_shape(PyObject *shape, Plexa__NdArray *nd, plx_err_t *err)
     for (Py_ssize_t i = 0; rc == PLX_OK && i < n; i++) {
         unsigned long long d = PyLong_AsUnsignedLongLong(PySequence_Fast_GET_ITEM(seq, i));
         if (d == (unsigned long long)-1 && PyErr_Occurred())
-            rc = py_fail(err, PLX_EINVAL, "ndarray shape");
+            rc = plx_pyvalue_fail(err, PLX_EINVAL, "ndarray shape");
         else
             nd->shape[nd->n_shape++] = d;
     }
@@ -299,7 +298,7 @@ static int fd_ndarray(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
     out->ndarray = nd;
     int fortran = PyObject_IsTrue(a[2]);
     if (fortran < 0)
-        return py_fail(c->err, PLX_EINVAL, "ndarray descriptor");
+        return plx_pyvalue_fail(c->err, PLX_EINVAL, "ndarray descriptor");
     nd->has_fortran = 1;
     nd->fortran = fortran;
     int rc = utf8_dup(a[0], "ndarray dtype", &nd->dtype, c->err);
@@ -319,7 +318,7 @@ static int fd_list(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
     int is_tuple = PyObject_IsTrue(a[1]);
     PyObject *seq = is_tuple < 0 ? NULL : PySequence_Fast(a[0], "list items must be a sequence");
     if (!seq)
-        return py_fail(c->err, PLX_EINVAL, "list descriptor");
+        return plx_pyvalue_fail(c->err, PLX_EINVAL, "list descriptor");
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     Plexa__ValueList *l = malloc(sizeof *l);
     Plexa__Value **items = calloc(n ? (size_t)n : 1, sizeof *items);
@@ -355,7 +354,7 @@ static int fd_pickle(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
 {
     PyObject *seq = PySequence_Fast(a[1], "pickle buffers must be a sequence");
     if (!seq)
-        return py_fail(c->err, PLX_EINVAL, "pickle descriptor");
+        return plx_pyvalue_fail(c->err, PLX_EINVAL, "pickle descriptor");
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     Plexa__Pickle *p = malloc(sizeof *p);
     uint32_t *oob = calloc(n ? (size_t)n : 1, sizeof *oob);

@@ -89,4 +89,8 @@ void plx_pyexport_release(plx_pyexport_t *x);
  * (no allocation needed on the releasing thread). */
 plx_pyexport_t **plx_pyexport_next(plx_pyexport_t *x);
 
+/* Describe the pending Python exception in err ("what: Type: message"),
+ * clear it, and return code (PLX_ENOMEM for a MemoryError). Needs the GIL. */
+int plx_pyvalue_fail(plx_err_t *err, int code, const char *what);
+
 #endif

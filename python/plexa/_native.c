@@ -941,25 +941,40 @@ static PyObject *Client_submit_task_wait(ClientObject *self, PyObject *args, PyO
     return req;
 }
 
+/* TaskAbort and TaskClear carry only a list of ids and are acknowledged. */
+static PyObject *submit_task_ids(ClientObject *self, PyObject *ids_o, int abort,
+                                 const char *what)
+{
+    uint64_t *ids;
+    size_t n;
+    if (nv_parse_task_ids(ids_o, &ids, &n) < 0)
+        return NULL;
+    Plexa__TaskAbort ta = PLEXA__TASK_ABORT__INIT;
+    Plexa__TaskClear tc = PLEXA__TASK_CLEAR__INIT;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    if (abort) {
+        ta.n_ids = n;
+        ta.ids = ids;
+        env.body_case = PLEXA__ENVELOPE__BODY_TASK_ABORT;
+        env.task_abort = &ta;
+    } else {
+        tc.n_ids = n;
+        tc.ids = ids;
+        env.body_case = PLEXA__ENVELOPE__BODY_TASK_CLEAR;
+        env.task_clear = &tc;
+    }
+    PyObject *req = submit_task_env(self, &env, REQ_ACK, what);
+    PyMem_Free(ids);
+    return req;
+}
+
 static PyObject *Client_submit_task_abort(ClientObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = { "ids", NULL };
     PyObject *ids_o;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O:submit_task_abort", kwlist, &ids_o))
         return NULL;
-    uint64_t *ids;
-    size_t n;
-    if (nv_parse_task_ids(ids_o, &ids, &n) < 0)
-        return NULL;
-    Plexa__TaskAbort ta = PLEXA__TASK_ABORT__INIT;
-    ta.n_ids = n;
-    ta.ids = ids;
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.body_case = PLEXA__ENVELOPE__BODY_TASK_ABORT;
-    env.task_abort = &ta;
-    PyObject *req = submit_task_env(self, &env, REQ_ACK, "submit_task_abort");
-    PyMem_Free(ids);
-    return req;
+    return submit_task_ids(self, ids_o, 1, "submit_task_abort");
 }
 
 static PyObject *Client_submit_task_clear(ClientObject *self, PyObject *args, PyObject *kw)
@@ -968,19 +983,7 @@ static PyObject *Client_submit_task_clear(ClientObject *self, PyObject *args, Py
     PyObject *ids_o = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:submit_task_clear", kwlist, &ids_o))
         return NULL;
-    uint64_t *ids;
-    size_t n;
-    if (nv_parse_task_ids(ids_o, &ids, &n) < 0)
-        return NULL;
-    Plexa__TaskClear tc = PLEXA__TASK_CLEAR__INIT;
-    tc.n_ids = n;
-    tc.ids = ids;
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.body_case = PLEXA__ENVELOPE__BODY_TASK_CLEAR;
-    env.task_clear = &tc;
-    PyObject *req = submit_task_env(self, &env, REQ_ACK, "submit_task_clear");
-    PyMem_Free(ids);
-    return req;
+    return submit_task_ids(self, ids_o, 0, "submit_task_clear");
 }
 
 static PyObject *Client_submit_task_queue_status(ClientObject *self, PyObject *args,
