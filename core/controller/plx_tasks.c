@@ -710,11 +710,21 @@ static void collect(const tlist_t *l, idvec_t *out, int status_ok, int filter)
             out->v[out->n++] = t->id;
 }
 
+/* Tasks waiting for their `after` dependencies are on no list. */
+static void collect_waiting(uint64_t id, void *value, void *ud)
+{
+    idvec_t *pending = ud;
+    if (((task_t *)value)->state == T_WAITING)
+        pending->v[pending->n++] = id;
+}
+
 static void collect_ids(plx_controller_t *c, idvec_t *pending, idvec_t *scheduled,
                         idvec_t *ok, idvec_t *bad)
 {
     sched_t *s = c->sched;
     collect(&s->queue, pending, 0, 0);
+    if (s->waiting)
+        plx_idmap_foreach(s->tasks, collect_waiting, pending);
     for (int32_t i = 0; i < c->engines_cap; i++)
         for (task_t *t = c->engines[i] ? c->engines[i]->trun.head : NULL; t; t = t->next)
             scheduled->v[scheduled->n++] = t->id;
@@ -737,7 +747,7 @@ static void on_queue_status(plx_controller_t *c, peer_t *p, Plexa__Envelope *env
     idvec_t v[4] = {{0}};
     int verbose = env->task_queue_status->has_verbose && env->task_queue_status->verbose;
     if (verbose) {
-        uint64_t sizes[4] = {s->queue.n, s->running, s->succeeded, s->failed};
+        uint64_t sizes[4] = {s->queue.n + s->waiting, s->running, s->succeeded, s->failed};
         for (int i = 0; i < 4; i++)
             v[i].v = malloc((sizes[i] + 1) * sizeof(uint64_t));
         if (v[0].v && v[1].v && v[2].v && v[3].v) {

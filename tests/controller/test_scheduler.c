@@ -467,6 +467,32 @@ static void test_retention_and_unknown(void **state)
     fake_destroy(&cl);
 }
 
+/* Verbose queue_status lists a task waiting on `after` as pending, and
+ * the counts agree with the lists. */
+static void test_queue_status_lists_waiting(void **state)
+{
+    fake_t *e = fake_new(1, B_HANG), *cl = fake_new(3, B_ECHO);
+    uint64_t a = submit(cl, 1, 0, 0, NULL, 0);
+    assert_true(run_until(task_seen, e));
+    uint64_t b = submit(cl, 1, 0, 0, &a, 1);
+    Plexa__TaskQueueStatus qs = PLEXA__TASK_QUEUE_STATUS__INIT;
+    qs.has_verbose = 1;
+    qs.verbose = 1;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_TASK_QUEUE_STATUS;
+    env.task_queue_status = &qs;
+    Plexa__Envelope *r = request(cl, &env, NULL);
+    assert_int_equal(r->body_case, PLEXA__ENVELOPE__BODY_TASK_QUEUE_STATUS_REPLY);
+    Plexa__TaskQueueStatusReply *q = r->task_queue_status_reply;
+    assert_int_equal(q->pending, 1);
+    assert_int_equal(q->n_pending_ids, 1);
+    assert_int_equal(q->pending_ids[0], b);
+    assert_int_equal(q->n_scheduled_ids, 1);
+    assert_int_equal(q->scheduled_ids[0], a);
+    fake_destroy(&e);   /* a dies with its engine; b then runs nowhere yet */
+    fake_destroy(&cl);
+}
+
 /* An engine that comes back asks for its old id and gets it; one that
  * asks for an id somebody holds, or a new engine, gets a fresh id. */
 static void test_reregistration(void **state)
@@ -497,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_after_dependencies),
         cmocka_unit_test(test_retention_and_unknown),
         cmocka_unit_test(test_reregistration),
+        cmocka_unit_test(test_queue_status_lists_waiting),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
