@@ -392,13 +392,15 @@ static void serve_pull(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
 }
 
 /* Descriptors of a call's arguments, or NULL with r's error set. */
-static PyObject *call_args(const plx_engine_req_t *q, reply_t *r)
+/* Descriptors of n Values whose buffers are bufs[0..nbufs); NULL with
+ * r's error set. Serves call args and task args alike. */
+static PyObject *values_to_descs(Plexa__Value *const *vals, size_t n, plx_buf_t **bufs,
+                                 size_t nbufs, reply_t *r)
 {
-    const Plexa__Call *c = q->env->call;
-    PyObject *args = PyList_New((Py_ssize_t)c->n_args);
-    for (size_t i = 0; args && i < c->n_args; i++) {
+    PyObject *args = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; args && i < n; i++) {
         plx_err_t err = {0};
-        PyObject *desc = plx_pyvalue_to_desc(c->args[i], q->msg->bufs, q->msg->nbufs, &err);
+        PyObject *desc = plx_pyvalue_to_desc(vals[i], bufs, nbufs, &err);
         if (!desc) {
             Py_DECREF(args);
             reply_error(r, "ProtocolError", err.msg, "");
@@ -409,6 +411,12 @@ static PyObject *call_args(const plx_engine_req_t *q, reply_t *r)
     if (!args)
         reply_error_exc(r);
     return args;
+}
+
+static PyObject *call_args(const plx_engine_req_t *q, reply_t *r)
+{
+    const Plexa__Call *c = q->env->call;
+    return values_to_descs(c->args, c->n_args, q->msg->bufs, q->msg->nbufs, r);
 }
 
 /* (number, input, stdout, stderr) or None, from plexa._engine.call. */
@@ -467,20 +475,7 @@ static double unix_now(void)
 static PyObject *task_args(const Plexa__TaskSpec *spec, plx_buf_t **bufs, size_t nbufs,
                            reply_t *r)
 {
-    PyObject *args = PyList_New((Py_ssize_t)spec->n_args);
-    for (size_t i = 0; args && i < spec->n_args; i++) {
-        plx_err_t err = {0};
-        PyObject *desc = plx_pyvalue_to_desc(spec->args[i], bufs, nbufs, &err);
-        if (!desc) {
-            Py_DECREF(args);
-            reply_error(r, "ProtocolError", err.msg, "");
-            return NULL;
-        }
-        PyList_SET_ITEM(args, (Py_ssize_t)i, desc);
-    }
-    if (!args)
-        reply_error_exc(r);
-    return args;
+    return values_to_descs(spec->args, spec->n_args, bufs, nbufs, r);
 }
 
 /* Run the task through plexa._engine.task; fill r's values and error and

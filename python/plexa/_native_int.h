@@ -73,6 +73,12 @@ void nv_values_clear(nv_values_t *vals);
  * engine's error instead of failing the whole result. */
 PyObject *nv_multi_reply(native_state *st, const plx_msg_t *msg, const Plexa__MultiReply *mr);
 
+/* A Python list of convert(st, msg, items[i]) for n reply items; NULL (with
+ * the exception set) if one conversion fails. */
+typedef PyObject *(*nv_item_fn)(native_state *st, const plx_msg_t *msg, const void *item);
+PyObject *nv_list_of(native_state *st, const plx_msg_t *msg, void *const *items, size_t n,
+                     nv_item_fn convert);
+
 /* queue_status's value: [(engine_id, [pending, ...], [queued, ...]), ...]. */
 PyObject *nv_queue_status(const Plexa__QueueStatusReply *qr);
 

@@ -672,17 +672,14 @@ static PyObject *task_tuple(native_state *st, const plx_msg_t *msg, const Plexa_
                          opt_double(r->has_completed, r->completed));
 }
 
+static PyObject *task_item(native_state *st, const plx_msg_t *msg, const void *item)
+{
+    return task_tuple(st, msg, item);
+}
+
 PyObject *nv_task_results(native_state *st, const plx_msg_t *msg, const Plexa__TaskResults *tr)
 {
-    PyObject *list = PyList_New((Py_ssize_t)tr->n_results);
-    for (size_t i = 0; list && i < tr->n_results; i++) {
-        PyObject *t = task_tuple(st, msg, tr->results[i]);
-        if (!t)
-            Py_CLEAR(list);
-        else
-            PyList_SET_ITEM(list, (Py_ssize_t)i, t);
-    }
-    return list;
+    return nv_list_of(st, msg, (void *const *)tr->results, tr->n_results, task_item);
 }
 
 static PyObject *u64_list(const uint64_t *v, size_t n)

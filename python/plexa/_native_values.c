@@ -210,17 +210,28 @@ static PyObject *engine_tuple(native_state *st, const plx_msg_t *msg, const Plex
                          execute_tuple(er->execute), values, error);
 }
 
-PyObject *nv_multi_reply(native_state *st, const plx_msg_t *msg, const Plexa__MultiReply *mr)
+PyObject *nv_list_of(native_state *st, const plx_msg_t *msg, void *const *items, size_t n,
+                     nv_item_fn convert)
 {
-    PyObject *list = PyList_New((Py_ssize_t)mr->n_replies);
-    for (size_t i = 0; list && i < mr->n_replies; i++) {
-        PyObject *t = engine_tuple(st, msg, mr->replies[i]);
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        PyObject *t = convert(st, msg, items[i]);
         if (!t)
             Py_CLEAR(list);
         else
             PyList_SET_ITEM(list, (Py_ssize_t)i, t);
     }
     return list;
+}
+
+static PyObject *engine_item(native_state *st, const plx_msg_t *msg, const void *item)
+{
+    return engine_tuple(st, msg, item);
+}
+
+PyObject *nv_multi_reply(native_state *st, const plx_msg_t *msg, const Plexa__MultiReply *mr)
+{
+    return nv_list_of(st, msg, (void *const *)mr->replies, mr->n_replies, engine_item);
 }
 
 static PyObject *str_list(char **items, size_t n)
