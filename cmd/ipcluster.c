@@ -30,6 +30,10 @@ static void usage(FILE *f)
         "  stop      stop the profile's cluster: engines, controller, everything\n"
         "  status    show whether the profile's cluster runs, and its engines\n"
         "  list      list the profiles and which of them run\n"
+        "  tokens    print the running controller's capability tokens and files\n"
+        "  revoke CAPABILITY\n"
+        "            revoke engine, mec, task or status: a new token replaces the old\n"
+        "            one, and connections that used the old one are dropped\n"
         "  profile create NAME [--launcher=L]\n"
         "            create profile NAME with a commented cluster.conf\n"
         "\n"
@@ -51,7 +55,7 @@ static void usage(FILE *f)
 typedef struct args {
     const char *command;
     const char *subcommand;   /* profile create */
-    const char *name;         /* profile create NAME */
+    const char *name;         /* profile create NAME; revoke CAPABILITY */
     const char *launcher;
     plx_cluster_opts_t o;
 } args_t;
@@ -112,6 +116,8 @@ static int parse_args(int argc, char **argv, args_t *a)
     if (strcmp(a->command, "profile") == 0 && optind + 2 <= argc) {
         a->subcommand = argv[optind++];
         a->name = argv[optind++];
+    } else if (strcmp(a->command, "revoke") == 0 && optind < argc) {
+        a->name = argv[optind++];
     }
     if (optind < argc) {
         fprintf(stderr, "ipcluster: unexpected argument '%s'\n", argv[optind]);
@@ -134,6 +140,18 @@ int main(int argc, char **argv)
         if (rc != PLX_OK && rc != PLX_ENOTFOUND)
             fprintf(stderr, "ipcluster: %s\n", err.msg);
         return rc == PLX_OK ? 0 : 3;
+    }
+    if (strcmp(a.command, "tokens") == 0 || strcmp(a.command, "revoke") == 0) {
+        if (strcmp(a.command, "revoke") == 0 && !a.name) {
+            fprintf(stderr, "ipcluster: usage: ipcluster revoke engine|mec|task|status "
+                            "[--profile=NAME]\n");
+            return 2;
+        }
+        rc = a.name ? plx_cluster_revoke(a.o.profile, a.name, stdout, &err)
+                    : plx_cluster_tokens(a.o.profile, stdout, &err);
+        if (rc != PLX_OK)
+            fprintf(stderr, "ipcluster: %s\n", err.msg);
+        return rc == PLX_OK ? 0 : 1;
     }
     if (strcmp(a.command, "list") == 0) {
         if (plx_cluster_list(stdout, &err) != PLX_OK) {

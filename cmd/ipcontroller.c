@@ -83,6 +83,12 @@ static int parse_args(int argc, char **argv, args_t *a)
     return -1;
 }
 
+/* `ipcluster revoke` left a request in security/ and signalled us. */
+static void on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    plx_controller_serve_requests(w->data);
+}
+
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     PLX_INFO("received signal %d; shutting down", w->signum);
@@ -116,6 +122,7 @@ static int load_options(const args_t *a, plx_conf_t *conf, plx_controller_opts_t
     o->results_max_bytes = ctl->results_max_bytes;
     o->task_inflight = ctl->task_inflight;
     o->leastload = strcmp(ctl->scheduler, "leastload") == 0;
+    o->token_lifetime = ctl->token_lifetime;
     if (!a->log_level)
         plx_log_set_level((plx_log_level)cc->log_level);
     return 0;
@@ -162,11 +169,16 @@ int main(int argc, char **argv)
         plx_conf_destroy(&conf);
         return 1;
     }
-    ev_signal sint, sterm;
+    ev_signal sint, sterm, susr1;
     ev_signal_init(&sint, on_signal, SIGINT);
     ev_signal_init(&sterm, on_signal, SIGTERM);
+    ev_signal_init(&susr1, on_usr1, SIGUSR1);
+    susr1.data = ctl;
     ev_signal_start(loop, &sint);
     ev_signal_start(loop, &sterm);
+    ev_signal_start(loop, &susr1);
+    /* A revocation asked for while we were starting is served now. */
+    plx_controller_serve_requests(ctl);
     ev_run(loop, 0);
     plx_controller_destroy(&ctl);
     plx_conf_destroy(&conf);

@@ -30,6 +30,7 @@
 #define MEC_URL_FILE   "ipcontroller-mec.url"
 #define TC_URL_FILE    "ipcontroller-tc.url"
 #define TASK_URL_ENV   "PLEXA_TASK_URL"
+#define STATUS_URL_FILE "ipcontroller-status.url"
 
 struct plx_client {
     pthread_mutex_t          mu;
@@ -49,6 +50,7 @@ struct plx_client {
     int                      running;     /* the I/O thread was started */
     plx_conn_t              *conn;        /* I/O thread only while it runs; NULL once closed */
     atomic_int               opened;      /* transport set-up finished (set by I/O thread) */
+    atomic_int               welcomed;    /* the controller accepted our Hello */
     char                     peer[300];   /* "HOST:PORT" */
 };
 
@@ -115,6 +117,18 @@ static void on_msg(plx_conn_t *conn, plx_msg_t *m, void *ud)
         return;
     }
     uint64_t id = answered_id(env);
+    if (id == HELLO_ID && env->body_case == PLEXA__ENVELOPE__BODY_REJECT &&
+        atomic_load(&c->welcomed)) {
+        /* Dropped after the handshake (its capability was revoked): every
+         * waiting request learns why. */
+        char why[PLX_ERR_MSG_MAX - 128];
+        snprintf(why, sizeof why, "the controller dropped this connection: %s",
+                 env->reject->reason ? env->reject->reason : "no reason given");
+        plx_envelope_free(&env);
+        plx_msg_destroy(&m);
+        plx_conn_close(conn, 0, PLX_EAUTH, why);
+        return;
+    }
     pthread_mutex_lock(&c->mu);
     plx_request_t *req = id ? plx_reqtable_take(&c->pending, id) : NULL;
     pthread_mutex_unlock(&c->mu);
@@ -385,7 +399,9 @@ static int submit_hello(plx_client_t *c, const char *token, plx_request_t **req,
     gethostname(host, sizeof host - 1);
     Plexa__Hello h = PLEXA__HELLO__INIT;
     h.has_role = 1;
-    h.role = c->role == PLX_CLIENT_ROLE_TASK ? PLEXA__ROLE__ROLE_TASK : PLEXA__ROLE__ROLE_MEC;
+    h.role = c->role == PLX_CLIENT_ROLE_TASK     ? PLEXA__ROLE__ROLE_TASK
+             : c->role == PLX_CLIENT_ROLE_STATUS ? PLEXA__ROLE__ROLE_STATUS
+                                                 : PLEXA__ROLE__ROLE_MEC;
     h.token = (char *)token;
     h.has_version = 1;
     h.version = PLX_PROTOCOL_VERSION;
@@ -416,6 +432,7 @@ static int await_welcome(plx_client_t *c, plx_request_t *hello, double timeout_s
     if (env->body_case != PLEXA__ENVELOPE__BODY_WELCOME)
         return plx_err_set(err, PLX_EPROTO, "the controller at %s answered hello with %s",
                            c->peer, plx_envelope_body_name(env));
+    atomic_store(&c->welcomed, 1);
     return PLX_OK;
 }
 
@@ -441,6 +458,9 @@ static int resolve_role_url(const char *url_or_file, const char *profile, plx_cl
     if (role == PLX_CLIENT_ROLE_MEC)   /* profile stays NULL when not given: only
                                         * then may $PLEXA_URL apply */
         return plx_url_resolve(src, profile, MEC_URL_FILE, u, err);
+    if (role == PLX_CLIENT_ROLE_STATUS)
+        return plx_url_resolve(src, profile && *profile ? profile : "default", STATUS_URL_FILE,
+                               u, err);
     if (role != PLX_CLIENT_ROLE_TASK)
         return plx_err_set(err, PLX_EINVAL, "unknown client role %d", (int)role);
     int named = profile && *profile;

@@ -36,6 +36,17 @@ int plx_cluster_stop(const char *profile, double timeout, plx_err_t *err);
  * Returns PLX_OK when it runs, PLX_ENOTFOUND when it does not. */
 int plx_cluster_status(const char *profile, FILE *out, plx_err_t *err);
 
+/* Print the running controller's capability tokens and connection files. */
+int plx_cluster_tokens(const char *profile, FILE *out, plx_err_t *err);
+
+/*
+ * Revoke capability cap (engine, mec, task or status) of the profile's
+ * running controller: it mints a new token, rewrites the connection file
+ * and drops the connections that used the old one. Asks through a request
+ * file in security/ and SIGUSR1 (see plx_controller_serve_requests).
+ */
+int plx_cluster_revoke(const char *profile, const char *cap, FILE *out, plx_err_t *err);
+
 /* Print every profile under the profile root with its state. */
 int plx_cluster_list(FILE *out, plx_err_t *err);
 

@@ -16,18 +16,11 @@
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
-static const char *const conn_files[] = {
-    [PLEXA__ROLE__ROLE_ENGINE] = "ipcontroller-engine.url",
-    [PLEXA__ROLE__ROLE_MEC] = "ipcontroller-mec.url",
-    [PLEXA__ROLE__ROLE_TASK] = "ipcontroller-tc.url",
-    [PLEXA__ROLE__ROLE_STATUS] = "ipcontroller-status.url",
-};
-
 plx_controller_opts_t plx_controller_opts_default(void)
 {
     plx_controller_opts_t o = {
         .profile = "default",
-        .transport = "tcp",
+        .transport = "tls",
         .listen_host = "127.0.0.1",
         .port = 0,
         .location = NULL,
@@ -45,17 +38,6 @@ plx_controller_opts_t plx_controller_opts_default(void)
 }
 
 uint64_t ctl_next_id(plx_controller_t *c) { return ++c->next_msg_id; }
-
-static const char *role_name(Plexa__Role r)
-{
-    switch (r) {
-    case PLEXA__ROLE__ROLE_ENGINE: return "engine";
-    case PLEXA__ROLE__ROLE_MEC:    return "mec";
-    case PLEXA__ROLE__ROLE_TASK:   return "task";
-    case PLEXA__ROLE__ROLE_STATUS: return "status";
-    default:                       return "none";
-    }
-}
 
 /* ---- sending ------------------------------------------------------------ */
 
@@ -126,6 +108,15 @@ static void peer_reject(peer_t *p, const char *fmt, ...)
     plx_conn_close(p->conn, 1, PLX_EAUTH, reason);
 }
 
+void ctl_drop_peer(peer_t *p, const char *reason)
+{
+    PLX_INFO("dropping %s connection %s: %s", ctl_role_name(p->role), p->addr, reason);
+    Plexa__Reject r = PLEXA__REJECT__INIT;
+    r.reason = (char *)reason;
+    ctl_send_body(p, 0, PLEXA__ENVELOPE__BODY_REJECT, &r);
+    plx_conn_close(p->conn, 1, PLX_EAUTH, reason);
+}
+
 /* ---- peers -------------------------------------------------------------- */
 
 static void peer_free(peer_t *p)
@@ -158,20 +149,6 @@ static void on_close(plx_conn_t *conn, int code, const char *why, void *ud)
     peer_free(p);
 }
 
-static int check_token(peer_t *p, const Plexa__Hello *h)
-{
-    plx_controller_t *c = p->ctl;
-    const char *want = NULL;
-    switch (h->role) {
-    case PLEXA__ROLE__ROLE_ENGINE: want = c->tok_engine; break;
-    case PLEXA__ROLE__ROLE_MEC:    want = c->tok_mec; break;
-    case PLEXA__ROLE__ROLE_TASK:   want = c->tok_task; break;
-    case PLEXA__ROLE__ROLE_STATUS: want = c->tok_status; break;
-    default: return 0;
-    }
-    return h->token && plx_token_equal(h->token, want);
-}
-
 static void on_hello(peer_t *p, Plexa__Envelope *env)
 {
     if (env->body_case != PLEXA__ENVELOPE__BODY_HELLO) {
@@ -185,13 +162,9 @@ static void on_hello(peer_t *p, Plexa__Envelope *env)
                     h->has_version ? h->version : 0, PLX_PROTOCOL_VERSION);
         return;
     }
-    if (!check_token(p, h)) {
-        peer_reject(p, "invalid capability token for role '%s'", role_name(h->role));
-        return;
-    }
-    if (h->role == PLEXA__ROLE__ROLE_STATUS) {
-        peer_reject(p, "the '%s' capability is not served by this controller yet",
-                    role_name(h->role));
+    char why[400];
+    if (!caps_check(p->ctl, h->role, h->token, why, sizeof why)) {
+        peer_reject(p, "%s", why);
         return;
     }
     ev_timer_stop(p->ctl->loop, &p->auth_timer);
@@ -204,7 +177,7 @@ static void on_hello(peer_t *p, Plexa__Envelope *env)
     w.has_version = 1;
     w.version = PLX_PROTOCOL_VERSION;
     ctl_send_body(p, env->id, PLEXA__ENVELOPE__BODY_WELCOME, &w);
-    PLX_INFO("client %s connected (%s)", p->addr, role_name(h->role));
+    PLX_INFO("client %s connected (%s)", p->addr, ctl_role_name(h->role));
 }
 
 /* Multi-engine client requests. m and env are consumed. */
@@ -239,6 +212,28 @@ static void on_mec(peer_t *p, plx_msg_t *m, Plexa__Envelope *env)
     plx_msg_destroy(&m);
 }
 
+/* The read-only status capability: look, never touch. */
+static void on_status(peer_t *p, Plexa__Envelope *env)
+{
+    switch (env->body_case) {
+    case PLEXA__ENVELOPE__BODY_GET_IDS:
+        reg_reply_ids(p->ctl, p, env->id);
+        break;
+    case PLEXA__ENVELOPE__BODY_QUEUE_STATUS:
+        mec_queue_status(p->ctl, p, env);
+        break;
+    case PLEXA__ENVELOPE__BODY_TASK_QUEUE_STATUS:
+        sched_queue_status(p->ctl, p, env);
+        break;
+    default:
+        ctl_send_error(p, env->id, PLX_EAUTH,
+                       "the 'status' capability is read-only: '%s' needs the mec or task "
+                       "capability (ipcontroller-mec.url or ipcontroller-tc.url)",
+                       plx_envelope_body_name(env));
+        break;
+    }
+}
+
 static void on_msg(plx_conn_t *conn, plx_msg_t *m, void *ud)
 {
     peer_t *p = ud;
@@ -266,6 +261,9 @@ static void on_msg(plx_conn_t *conn, plx_msg_t *m, void *ud)
     case PLEXA__ROLE__ROLE_TASK:
         sched_on_client(p->ctl, p, m, env);
         return; /* consumed */
+    case PLEXA__ROLE__ROLE_STATUS:
+        on_status(p, env);
+        break;
     default:
         break;
     }
@@ -306,73 +304,7 @@ static void on_accept(plx_listener_t *l, void *handle, int fd, const char *addr,
     PLX_DEBUG("accepted connection from %s", addr);
 }
 
-/* ---- files -------------------------------------------------------------- */
-
-static int write_conn_file(plx_controller_t *c, Plexa__Role role, const char *token,
-                           plx_err_t *err)
-{
-    plx_url_t u;
-    memset(&u, 0, sizeof u);
-    snprintf(u.transport, sizeof u.transport, "%s", c->opts.transport);
-    snprintf(u.host, sizeof u.host, "%s",
-             c->opts.location && *c->opts.location ? c->opts.location : c->opts.listen_host);
-    u.port = plx_listener_port(c->listener);
-    snprintf(u.token, sizeof u.token, "%s", token);
-    snprintf(u.fingerprint, sizeof u.fingerprint, "%s", c->fingerprint);
-    char url[1024], path[4096];
-    if (plx_url_format(&u, url, sizeof url, err) != PLX_OK)
-        return err->code;
-    plx_profile_file(&c->profile, "security", conn_files[role], path, sizeof path);
-    size_t n = strlen(url);
-    url[n] = '\n';
-    url[n + 1] = '\0';
-    return plx_file_write_secret(path, url, err);
-}
-
-static int write_files(plx_controller_t *c, plx_err_t *err)
-{
-    const char *toks[] = {[PLEXA__ROLE__ROLE_ENGINE] = c->tok_engine,
-                          [PLEXA__ROLE__ROLE_MEC] = c->tok_mec,
-                          [PLEXA__ROLE__ROLE_TASK] = c->tok_task,
-                          [PLEXA__ROLE__ROLE_STATUS] = c->tok_status};
-    /* The engine file goes last: ipcluster waits for it, so when it exists
-     * every other file is complete. */
-    static const Plexa__Role order[] = {PLEXA__ROLE__ROLE_MEC, PLEXA__ROLE__ROLE_TASK,
-                                        PLEXA__ROLE__ROLE_STATUS, PLEXA__ROLE__ROLE_ENGINE};
-    char path[4096];
-    plx_profile_file(&c->profile, "pid", "ipcontroller.pid", path, sizeof path);
-    if (plx_pidfile_write(path, getpid(), err) != PLX_OK)
-        return err->code;
-    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
-        if (write_conn_file(c, order[i], toks[order[i]], err) != PLX_OK)
-            return err->code;
-    c->wrote_files = 1;
-    return PLX_OK;
-}
-
-static void remove_files(plx_controller_t *c)
-{
-    if (!c->wrote_files)
-        return;
-    char path[4096];
-    for (int r = PLEXA__ROLE__ROLE_ENGINE; r <= PLEXA__ROLE__ROLE_STATUS; r++) {
-        plx_profile_file(&c->profile, "security", conn_files[r], path, sizeof path);
-        unlink(path);
-    }
-    plx_profile_file(&c->profile, "pid", "ipcontroller.pid", path, sizeof path);
-    unlink(path);
-}
-
 /* ---- lifecycle ---------------------------------------------------------- */
-
-static int make_tokens(plx_controller_t *c, plx_err_t *err)
-{
-    char *toks[] = {c->tok_engine, c->tok_mec, c->tok_task, c->tok_status};
-    for (size_t i = 0; i < 4; i++)
-        if (plx_token_new(toks[i], err) != PLX_OK)
-            return err->code;
-    return PLX_OK;
-}
 
 static int is_loopback(const char *host)
 {
@@ -414,7 +346,7 @@ plx_controller_t *plx_controller_new(struct ev_loop *loop, const plx_controller_
         goto fail;
     }
     c->tops = plx_transport_find(opts->transport, err);
-    if (!c->tops || make_tokens(c, err) != PLX_OK || check_transport(c, err) != PLX_OK)
+    if (!c->tops || caps_init(c, err) != PLX_OK || check_transport(c, err) != PLX_OK)
         goto fail;
     plx_security sec = {.cert_file = c->cert_file, .key_file = c->key_file};
     c->listener = plx_listener_new(loop, c->tops, opts->listen_host, opts->port,
@@ -423,7 +355,7 @@ plx_controller_t *plx_controller_new(struct ev_loop *loop, const plx_controller_
         plx_err_prefix(err, "controller cannot listen");
         goto fail;
     }
-    if (write_files(c, err) != PLX_OK)
+    if (caps_write_files(c, err) != PLX_OK)
         goto fail;
     reg_start_heartbeat(c);
     PLX_INFO("controller listening on %s:%u (%s), profile '%s'", opts->listen_host,
@@ -459,7 +391,8 @@ void plx_controller_destroy(plx_controller_t **cp)
     if (!c)
         return;
     *cp = NULL;
-    remove_files(c);
+    caps_remove_files(c);
+    caps_fini(c);
     ev_timer_stop(c->loop, &c->hb_timer);
     ev_timer_stop(c->loop, &c->stop_timer);
     plx_listener_destroy(&c->listener);

@@ -17,7 +17,7 @@ typedef struct plx_controller plx_controller_t;
 
 typedef struct plx_controller_opts {
     const char  *profile;          /* profile name (connection files go there) */
-    const char  *transport;        /* "tcp" */
+    const char  *transport;        /* "tls" (default) or "tcp" */
     const char  *listen_host;      /* address to bind, e.g. 127.0.0.1 */
     uint16_t     port;             /* 0 = any */
     const char  *location;         /* host written into connection files (NULL = listen_host) */
@@ -31,6 +31,7 @@ typedef struct plx_controller_opts {
     uint64_t     results_max;      /* finished task results kept */
     uint64_t     results_max_bytes;/* bytes of finished task results kept */
     double       depend_timeout;   /* seconds a task may wait for an engine its depend() accepts */
+    double       token_lifetime;   /* seconds mec/task/status tokens stay valid; 0 = forever */
     plx_limits_t limits;           /* frame limits for every connection */
 } plx_controller_opts_t;
 
@@ -49,6 +50,22 @@ uint16_t plx_controller_port(const plx_controller_t *c);
 
 /* Ask the loop to stop (after answering in-flight shutdown requests). */
 void plx_controller_stop(plx_controller_t *c);
+
+/*
+ * Revoke capability `name` (engine, mec, task or status): mint a new token,
+ * rewrite its connection file, and drop every connection that authenticated
+ * with the old one (each is told why). The old token is then refused with
+ * "was revoked". *dropped (may be NULL) gets the number of connections.
+ */
+int plx_controller_revoke(plx_controller_t *c, const char *name, int *dropped, plx_err_t *err);
+
+/*
+ * Serve the requests `ipcluster revoke` leaves in the profile's security/
+ * directory (files revoke-NAME, removed once served). ipcontroller calls
+ * it on SIGUSR1: only the profile's owner can write there and signal us,
+ * so no token is needed to ask.
+ */
+void plx_controller_serve_requests(plx_controller_t *c);
 
 /* Remove connection files and pid file; close everything; free. */
 void plx_controller_destroy(plx_controller_t **cp);

@@ -3,7 +3,9 @@
  *
  *   plx_controller.c  lifecycle, accepting, authentication, dispatch
  *   plx_registry.c    engines: registration, heartbeats, death
+ *   plx_caps.c        capability tokens: checking, expiry, revocation, files
  *   plx_mec.c         multi-engine requests: fan-out, FIFO queues, gather
+ *   plx_tasks.c       the load-balanced task scheduler
  */
 #ifndef PLX_CONTROLLER_INT_H
 #define PLX_CONTROLLER_INT_H
@@ -84,12 +86,28 @@ struct engine {
     tlist_t  trun;            /* tasks running (or sent) on it */
 };
 
+/* A token that was replaced, kept to tell its holder why it stopped working. */
+typedef enum { CAP_EXPIRED = 1, CAP_REVOKED = 2 } cap_retired_why;
+typedef struct cap_retired {
+    char            token[65];
+    cap_retired_why why;
+    double          when;      /* wall-clock seconds */
+} cap_retired_t;
+#define CAP_RETIRED 8
+/* One capability: its live token and the last few it replaced. */
+typedef struct cap {
+    char          token[65];
+    double        expires;     /* wall-clock seconds; 0 = never */
+    cap_retired_t retired[CAP_RETIRED];
+    unsigned      nretired;    /* ever retired; ring index = n % CAP_RETIRED */
+} cap_t;
 struct plx_controller {
     struct ev_loop          *loop;
     plx_controller_opts_t    opts;
     const plx_transport_ops *tops;
     plx_listener_t          *listener;
-    char                     tok_engine[65], tok_mec[65], tok_task[65], tok_status[65];
+    cap_t                    caps[PLEXA__ROLE__ROLE_STATUS + 1];  /* by role */
+    ev_timer                 cap_timer;   /* renews expired tokens */
     engine_t               **engines;   /* by id; NULL where dead */
     int32_t                  engines_cap;
     int32_t                  next_engine_id;
@@ -117,6 +135,17 @@ int  ctl_send_body(peer_t *p, uint64_t reply_to, Plexa__Envelope__BodyCase bc, v
 void ctl_send_error(peer_t *p, uint64_t reply_to, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 uint64_t ctl_next_id(plx_controller_t *c);
+/* Tell an authenticated peer why it is dropped (Reject), then close it. */
+void ctl_drop_peer(peer_t *p, const char *reason);
+/* plx_caps.c */
+const char *ctl_role_name(Plexa__Role r);
+int  caps_init(plx_controller_t *c, plx_err_t *err);
+void caps_fini(plx_controller_t *c);
+/* 1 if token grants role r; else 0 with the reason in why. */
+int  caps_check(plx_controller_t *c, Plexa__Role r, const char *token, char *why, size_t n);
+/* Write the pid file and every connection file (engine's last). */
+int  caps_write_files(plx_controller_t *c, plx_err_t *err);
+void caps_remove_files(plx_controller_t *c);
 
 /* plx_registry.c */
 int  reg_add_engine(plx_controller_t *c, peer_t *p, const Plexa__Hello *h);
@@ -148,5 +177,7 @@ void sched_engine_added(plx_controller_t *c, engine_t *e);
 void sched_engine_gone(plx_controller_t *c, engine_t *e);
 void sched_client_gone(plx_controller_t *c, peer_t *p);
 void sched_tick(plx_controller_t *c);
+/* TaskQueueStatus, for task and status connections. */
+void sched_queue_status(plx_controller_t *c, peer_t *p, Plexa__Envelope *env);
 
 #endif

@@ -735,7 +735,7 @@ static void collect_ids(plx_controller_t *c, idvec_t *pending, idvec_t *schedule
     }
 }
 
-static void on_queue_status(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
+void sched_queue_status(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
 {
     sched_t *s = c->sched;
     Plexa__TaskQueueStatusReply r = PLEXA__TASK_QUEUE_STATUS_REPLY__INIT;
@@ -774,7 +774,7 @@ void sched_on_client(plx_controller_t *c, peer_t *p, plx_msg_t *m, Plexa__Envelo
     case PLEXA__ENVELOPE__BODY_TASK_WAIT:        on_wait(c, p, env); break;
     case PLEXA__ENVELOPE__BODY_TASK_ABORT:       on_abort(c, p, env); break;
     case PLEXA__ENVELOPE__BODY_TASK_CLEAR:       on_clear(c, p, env); break;
-    case PLEXA__ENVELOPE__BODY_TASK_QUEUE_STATUS: on_queue_status(c, p, env); break;
+    case PLEXA__ENVELOPE__BODY_TASK_QUEUE_STATUS: sched_queue_status(c, p, env); break;
     case PLEXA__ENVELOPE__BODY_GET_IDS:          reg_reply_ids(c, p, env->id); break;
     default:
         ctl_send_error(p, env->id, PLX_EPROTO, "unsupported request '%s' on a task connection",

@@ -70,7 +70,7 @@ struct plx_conf {
 #define CT(f) offsetof(struct plx_conf, controller.f), sizeof(((plx_controller_conf_t *)0)->f)
 
 static const keyspec_t schema[] = {
-    { "cluster", "transport", K_CHOICE, "tcp", 0, 0, "tcp|tls", CL(transport),
+    { "cluster", "transport", K_CHOICE, "tls", 0, 0, "tcp|tls", CL(transport),
       "Transport of every connection: tcp (plaintext; for loopback or a trusted network) or "
       "tls (TLS 1.3, the controller's certificate pinned by the connection files)." },
     { "cluster", "controller_launcher", K_NAME, "local", 0, 0, NULL, CL(controller_launcher),
@@ -119,6 +119,11 @@ static const keyspec_t schema[] = {
     { "controller", "scheduler", K_CHOICE, "fifo", 0, 0, "fifo|leastload", CT(scheduler),
       "How the next task picks an engine: fifo (the engines take turns, like "
       "0.10's FIFOScheduler) or leastload (the engine with the fewest tasks)." },
+    { "controller", "token_lifetime", K_INT, "0", 0, 315360000, NULL, CT(token_lifetime),
+      "Seconds a mec, task or status token is accepted for new connections; then the "
+      "controller mints a new one and rewrites its connection file (connections already "
+      "made stay). 0: tokens last until the controller stops. The engine token never "
+      "expires, so queued batch jobs can still register." },
 };
 
 #define NSCHEMA (sizeof schema / sizeof schema[0])

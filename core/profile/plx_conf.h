@@ -53,6 +53,7 @@ typedef struct plx_controller_conf {
     uint64_t results_max_bytes;  /* bytes of results kept, >= 1 MiB */
     int      task_inflight;      /* tasks sent ahead to each engine, 1..1024 */
     char     scheduler[16];      /* "fifo" or "leastload" */
+    int      token_lifetime;     /* seconds a client token is accepted; 0 = until stop */
 } plx_controller_conf_t;
 
 typedef struct plx_conf plx_conf_t;

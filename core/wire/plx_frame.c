@@ -252,9 +252,16 @@ static int body_reserve(plx_decoder_t *d, size_t incoming)
 /* After the header: validate and set up the envelope. */
 static int begin_frame(plx_decoder_t *d, plx_err_t *err)
 {
-    if (memcmp(d->small, PLX_FRAME_MAGIC, 4) != 0)
-        return fail(d, err, PLX_EPROTO, "bad magic 0x%08x (expected \"PLX1\")",
-                    (unsigned)get_u32(d->small));
+    const uint8_t *b = d->small;
+    if (memcmp(b, PLX_FRAME_MAGIC, 4) != 0)
+        /* A TLS record header (handshake, version 3.x) is the usual way to
+         * get here: say so rather than leave people to decode the bytes. */
+        return fail(d, err, PLX_EPROTO, "bad magic %02x %02x %02x %02x (expected \"PLX1\")%s",
+                    b[0], b[1], b[2], b[3],
+                    b[0] == 0x16 && b[1] == 0x03
+                        ? ": this is a TLS handshake, a plx+tls client on a plaintext (tcp) "
+                          "port; its connection file is not this controller's"
+                        : "");
     uint32_t env_len = get_u32(d->small + 4);
     uint32_t nbufs = get_u32(d->small + 8);
     if (env_len > d->lim.max_envelope)

@@ -85,10 +85,14 @@ PLX_API plx_client_t *plx_client_connect(const char *url_or_file, const char *pr
 typedef enum plx_client_role {
     PLX_CLIENT_ROLE_MEC  = 0,   /* the multi-engine interface (ipcontroller-mec.url) */
     PLX_CLIENT_ROLE_TASK = 1,   /* the task interface (ipcontroller-tc.url) */
+    PLX_CLIENT_ROLE_STATUS = 2, /* read-only status (ipcontroller-status.url): get_ids,
+                                 * queue status and task queue status only */
 } plx_client_role_t;
 
 /*
- * plx_client_connect for either capability. With PLX_CLIENT_ROLE_TASK the
+ * plx_client_connect for any capability. With PLX_CLIENT_ROLE_STATUS the
+ * file is <profile dir>/security/ipcontroller-status.url (profile NULL or ""
+ * means "default"); no environment variable applies. With PLX_CLIENT_ROLE_TASK the
  * connection file is <profile dir>/security/ipcontroller-tc.url, and when
  * url_or_file is "" and no profile is named, $PLEXA_TASK_URL (not
  * $PLEXA_URL, which holds the multi-engine capability) is used if set.

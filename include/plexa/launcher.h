@@ -63,6 +63,18 @@ typedef struct plx_job_status {
     char detail[256];        /* batch system's own words about state/reason */
 } plx_job_status;
 
+/*
+ * One key of the launcher's own cluster.conf section ([ssh], [slurm], ...).
+ * ipcluster refuses keys a launcher does not list (naming file, line and
+ * key) and `ipcluster profile create --launcher=NAME` writes them, with
+ * their help, into the commented template.
+ */
+typedef struct plx_launcher_key {
+    const char *name;      /* key, e.g. "queue" */
+    const char *example;   /* example value for the template, "" for none */
+    const char *help;      /* one sentence */
+} plx_launcher_key;
+
 typedef struct plx_launcher_ops {
     uint32_t size;   /* sizeof(plx_launcher_ops) the plugin was built with */
 
@@ -76,6 +88,9 @@ typedef struct plx_launcher_ops {
     /* Optional (NULL if not known): local pids of the job's processes.
      * Returns how many were written (at most max). */
     int  (*pids)(void *job, pid_t *out, int max);
+    /* Optional (NULL: the section takes no keys): the keys of the
+     * launcher's section, ended by an entry whose name is NULL. */
+    const plx_launcher_key *keys;
 } plx_launcher_ops;
 
 #ifdef __cplusplus

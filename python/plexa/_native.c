@@ -4,10 +4,13 @@
  *   Client(url_or_file='', profile=None, timeout=10.0, role='mec')
  *     role 'mec': the multi-engine capability (ipcontroller-mec.url,
  *     $PLEXA_URL); role 'task': the task capability (ipcontroller-tc.url,
- *     $PLEXA_TASK_URL). url_or_file and profile as for libplexa.
- *     .role -> 'mec' | 'task'
- *     .get_ids(timeout=None) -> [int]            (both roles)
- *     .close(); .closed; .peer                   (both roles)
+ *     $PLEXA_TASK_URL); role 'status': the read-only capability
+ *     (ipcontroller-status.url), which may only call get_ids,
+ *     submit_queue_status and submit_task_queue_status. url_or_file and
+ *     profile as for libplexa.
+ *     .role -> 'mec' | 'task' | 'status'
+ *     .get_ids(timeout=None) -> [int]            (every role)
+ *     .close(); .closed; .peer                   (every role)
  *   mec role:
  *     .execute(code, targets=None, timeout=None) -> submit_execute(...).result()
  *     .submit_get_ids() -> Request
@@ -516,8 +519,11 @@ static int Client_init(ClientObject *self, PyObject *args, PyObject *kw)
         role = PLX_CLIENT_ROLE_MEC;
     } else if (strcmp(role_s, "task") == 0) {
         role = PLX_CLIENT_ROLE_TASK;
+    } else if (strcmp(role_s, "status") == 0) {
+        role = PLX_CLIENT_ROLE_STATUS;
     } else {
-        PyErr_Format(PyExc_ValueError, "role must be 'mec' or 'task', not '%.100s'", role_s);
+        PyErr_Format(PyExc_ValueError, "role must be 'mec', 'task' or 'status', not '%.100s'",
+                     role_s);
         return -1;
     }
     if (self->c) {
@@ -874,11 +880,14 @@ static PyObject *Client_submit_interrupt(ClientObject *self, PyObject *args, PyO
 
 /* ---- the task interface ------------------------------------------------------ */
 
-/* The C client when it is a task client; else NULL with an exception. */
-static plx_client_t *task_client_of(ClientObject *self, const char *what)
+/* The C client when it is a task client (or, for read-only requests, a
+ * status client); else NULL with an exception. */
+static plx_client_t *task_client_of(ClientObject *self, const char *what, int read_only)
 {
     plx_client_t *c = client_of(self);
-    if (c && self->role != PLX_CLIENT_ROLE_TASK) {
+    int ok = self->role == PLX_CLIENT_ROLE_TASK ||
+             (read_only && self->role == PLX_CLIENT_ROLE_STATUS);
+    if (c && !ok) {
         PyErr_Format(PyExc_TypeError, "%s needs a task client: Client(..., role='task')", what);
         return NULL;
     }
@@ -889,7 +898,8 @@ static plx_client_t *task_client_of(ClientObject *self, const char *what)
 static PyObject *submit_task_env(ClientObject *self, Plexa__Envelope *env, enum req_kind kind,
                                  const char *what)
 {
-    plx_client_t *c = task_client_of(self, what);
+    plx_client_t *c =
+        task_client_of(self, what, env->body_case == PLEXA__ENVELOPE__BODY_TASK_QUEUE_STATUS);
     if (!c)
         return NULL;
     plx_request_t *r = NULL;
@@ -906,7 +916,7 @@ static PyObject *Client_submit_tasks(ClientObject *self, PyObject *args, PyObjec
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O:submit_tasks", kwlist, &specs))
         return NULL;
     native_state *st = state_of((PyObject *)self);
-    plx_client_t *c = st ? task_client_of(self, "submit_tasks") : NULL;
+    plx_client_t *c = st ? task_client_of(self, "submit_tasks", 0) : NULL;
     if (!c)
         return NULL;
     plx_request_t *r = nv_submit_tasks(st, c, specs);
@@ -1049,7 +1059,9 @@ static PyObject *Client_get_closed(ClientObject *self, void *closure)
 
 static PyObject *Client_get_role(ClientObject *self, void *closure)
 {
-    return PyUnicode_FromString(self->role == PLX_CLIENT_ROLE_TASK ? "task" : "mec");
+    return PyUnicode_FromString(self->role == PLX_CLIENT_ROLE_TASK     ? "task"
+                                : self->role == PLX_CLIENT_ROLE_STATUS ? "status"
+                                                                       : "mec");
 }
 
 static PyObject *Client_get_peer(ClientObject *self, void *closure)
@@ -1114,7 +1126,7 @@ static PyMethodDef Client_methods[] = {
 static PyGetSetDef Client_getset[] = {
     { "closed", (getter)Client_get_closed, NULL, "True after close().", NULL },
     { "peer", (getter)Client_get_peer, NULL, "'HOST:PORT' of the controller.", NULL },
-    { "role", (getter)Client_get_role, NULL, "'mec' or 'task': the capability connected to.",
+    { "role", (getter)Client_get_role, NULL, "'mec', 'task' or 'status': the capability connected to.",
       NULL },
     { NULL, NULL, NULL, NULL, NULL },
 };

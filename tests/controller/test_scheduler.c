@@ -300,6 +300,7 @@ static int setup(void **state)
     loop = ev_loop_new(EVFLAG_AUTO);
     plx_controller_opts_t o = plx_controller_opts_default();
     o.profile = "sched";
+    o.transport = "tcp";   /* the fake engines speak plaintext frames */
     o.heartbeat_period = 0.2;
     o.depend_timeout = 0.5;
     o.results_max = 50;

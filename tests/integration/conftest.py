@@ -60,13 +60,21 @@ def wait_for(cond, timeout=10.0, interval=0.02):
 class Cluster:
     """A cluster started with `ipcluster start` in a private PLEXA_DIR."""
 
-    def __init__(self, root, n=2, profile="default", cwd=None):
+    def __init__(self, root, n=2, profile="default", cwd=None, conf=None):
         self.root = str(root)
         self.n = n
         self.profile = profile
         self.cwd = cwd or self.root
         self.env = dict(os.environ, PLEXA_DIR=self.root)
         self.env.pop("PLEXA_URL", None)
+        if conf:
+            self.write_conf(conf)
+
+    def write_conf(self, text):
+        """Write the profile's cluster.conf (before start)."""
+        os.makedirs(self.profile_dir, mode=0o700, exist_ok=True)
+        with open(self.path("cluster.conf"), "w") as f:
+            f.write(text)
 
     @property
     def profile_dir(self):
@@ -95,7 +103,7 @@ class Cluster:
 
     def url(self, role="mec"):
         name = {"mec": "ipcontroller-mec.url", "engine": "ipcontroller-engine.url",
-                "task": "ipcontroller-tc.url"}[role]
+                "task": "ipcontroller-tc.url", "status": "ipcontroller-status.url"}[role]
         with open(self.path("security", name)) as f:
             return f.read().strip()
 

@@ -42,7 +42,7 @@ static void assert_defaults(const plx_conf_t *c)
 {
     const plx_cluster_conf_t *cl = plx_conf_cluster(c);
     const plx_controller_conf_t *ct = plx_conf_controller(c);
-    assert_string_equal(cl->transport, "tcp");
+    assert_string_equal(cl->transport, "tls");
     assert_string_equal(cl->controller_launcher, "local");
     assert_string_equal(cl->engine_launcher, "local");
     assert_int_equal(cl->engines, 2);
@@ -87,7 +87,7 @@ static void test_defaults(void **state)
     assert_non_null(c);
     assert_defaults(c);
     assert_string_equal(plx_conf_get(c, "cluster", "engines"), "2");
-    assert_string_equal(plx_conf_get(c, "cluster", "transport"), "tcp");
+    assert_string_equal(plx_conf_get(c, "cluster", "transport"), "tls");
     assert_string_equal(plx_conf_get(c, "cluster", "location"), "");
     assert_string_equal(plx_conf_get(c, "controller", "max_envelope"), "16777216");
     assert_null(plx_conf_get(c, "cluster", "nope"));
@@ -355,7 +355,8 @@ static void test_error_keys_and_sections(void **state)
                 "/x/cluster.conf:2: [cluster] engins: unknown key (did you mean 'engines'?)");
     parse_fails("[controller]\nfoo = 1\n",
                 "/x/cluster.conf:2: [controller] foo: unknown key (known keys: max_envelope, "
-                "max_buffers, results_max, results_max_bytes, task_inflight, scheduler)");
+                "max_buffers, results_max, results_max_bytes, task_inflight, scheduler, "
+                "token_lifetime)");
     parse_fails("[cluster]\nengines = 4\nport = 1\nengines = 5\n",
                 "/x/cluster.conf:4: [cluster] engines: set twice (first on line 2)");
     parse_fails("engines = 4\n",
@@ -548,7 +549,7 @@ static void test_template(void **state)
     text[n] = '\0';
     fclose(f);
     static const char *const lines[] = {
-        "[cluster]\n", "# transport = tcp\n", "# controller_launcher = local\n",
+        "[cluster]\n", "# transport = tls\n", "# controller_launcher = local\n",
         "\nengine_launcher = pbs\n", "# engines = 2\n", "# listen = 127.0.0.1\n", "# location =\n",
         "# port = 0\n", "# heartbeat_period = 1.0\n", "# heartbeat_misses = 5\n",
         "# restart_engines = false\n", "# max_restarts = 3\n", "# allow_insecure = false\n",

@@ -1,0 +1,241 @@
+/* ipcluster commands that inspect or administer a profile without starting
+ * anything: status, list, tokens, revoke, profile create. */
+#include "plx_cluster.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "plexa/client.h"
+#include "plx_conf.h"
+#include "plx_profile.h"
+#include "plx_url.h"
+
+/* The pid of a profile's running ipcluster, or 0. */
+static pid_t running_pid(const plx_profile_t *p)
+{
+    char path[PATH_MAX];
+    pid_t pid;
+    plx_profile_file(p, "pid", "ipcluster.pid", path, sizeof path);
+    if (plx_pidfile_read(path, &pid, NULL) == PLX_OK && plx_pid_alive(pid))
+        return pid;
+    return 0;
+}
+
+static void print_engines(const plx_profile_t *p, FILE *out)
+{
+    /* The read-only capability: looking must not need the power to act. */
+    plx_err_t err = {0};
+    plx_client_t *cl = plx_client_connect_role("", p->name, PLX_CLIENT_ROLE_STATUS, 5.0, &err);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (!cl || plx_client_get_ids(cl, &ids, &n, &err) != PLX_OK) {
+        fprintf(out, "  controller: not answering (%s)\n", err.msg);
+        plx_client_destroy(&cl);
+        return;
+    }
+    fprintf(out, "  controller: %s\n  engines:    %zu registered [", plx_client_peer(cl), n);
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "%s%d", i ? ", " : "", ids[i]);
+    fprintf(out, "]\n");
+    free(ids);
+    plx_client_destroy(&cl);
+}
+
+int plx_cluster_status(const char *profile, FILE *out, plx_err_t *err)
+{
+    plx_profile_t p;
+    int rc = plx_profile_open(profile, 0, &p, err);
+    if (rc == PLX_ENOTFOUND) {
+        fprintf(out, "cluster '%s': not running (%s)\n", profile ? profile : "default", err->msg);
+        return rc;
+    }
+    if (rc != PLX_OK)
+        return rc;
+    pid_t pid = running_pid(&p);
+    if (!pid) {
+        fprintf(out, "cluster '%s': not running\n", p.name);
+        return PLX_ENOTFOUND;
+    }
+    fprintf(out, "cluster '%s': running (ipcluster pid %d)\n  profile:    %s\n", p.name,
+            (int)pid, p.dir);
+    print_engines(&p, out);
+    return PLX_OK;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int plx_cluster_list(FILE *out, plx_err_t *err)
+{
+    char root[PATH_MAX];
+    if (plx_profile_root(root, sizeof root, err) != PLX_OK)
+        return err->code;
+    DIR *d = opendir(root);
+    if (!d) {
+        fprintf(out, "no profiles in %s\n", root);
+        return PLX_OK;
+    }
+    char *names[1024];
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < 1024)
+        if (strncmp(de->d_name, "profile_", 8) == 0 && de->d_name[8])
+            names[n++] = strdup(de->d_name + 8);
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    fprintf(out, "profiles in %s:\n", root);
+    for (size_t i = 0; i < n; i++) {
+        plx_profile_t p;
+        pid_t pid = names[i] && plx_profile_open(names[i], 0, &p, NULL) == PLX_OK
+                        ? running_pid(&p) : 0;
+        if (pid)
+            fprintf(out, "  %-20s running (ipcluster pid %d)\n", names[i], (int)pid);
+        else
+            fprintf(out, "  %-20s stopped\n", names[i] ? names[i] : "?");
+        free(names[i]);
+    }
+    return PLX_OK;
+}
+
+int plx_cluster_profile_create(const char *profile, const char *engine_launcher, FILE *out,
+                               plx_err_t *err)
+{
+    plx_profile_t p;
+    char path[PATH_MAX];
+    if (plx_profile_open(profile, 1, &p, err) != PLX_OK)
+        return err->code;
+    plx_profile_file(&p, NULL, "cluster.conf", path, sizeof path);
+    if (plx_conf_write_template(path, engine_launcher, err) != PLX_OK)
+        return err->code;
+    fprintf(out, "created profile '%s': edit %s\n", p.name, path);
+    return PLX_OK;
+}
+
+/* ---- tokens and revoke ---------------------------------------------------- */
+
+static const struct {
+    const char *name, *file;
+} caps[] = {
+    {"engine", "ipcontroller-engine.url"},
+    {"mec", "ipcontroller-mec.url"},
+    {"task", "ipcontroller-tc.url"},
+    {"status", "ipcontroller-status.url"},
+};
+#define NCAPS (sizeof caps / sizeof caps[0])
+
+/* The running controller's pid, or 0 with err saying so. */
+static pid_t controller_pid(const plx_profile_t *p, plx_err_t *err)
+{
+    char path[PATH_MAX];
+    pid_t pid = 0;
+    plx_profile_file(p, "pid", "ipcontroller.pid", path, sizeof path);
+    if (plx_pidfile_read(path, &pid, NULL) == PLX_OK && plx_pid_alive(pid))
+        return pid;
+    plx_err_set(err, PLX_ENOTFOUND,
+                "no controller is running for profile '%s' (its tokens are minted at every "
+                "start and die with it): start it with `ipcluster start --profile=%s`",
+                p->name, p->name);
+    return 0;
+}
+
+static int read_cap(const plx_profile_t *p, size_t i, plx_url_t *u, char *path, size_t len,
+                    plx_err_t *err)
+{
+    plx_profile_file(p, "security", caps[i].file, path, len);
+    memset(u, 0, sizeof *u);
+    return plx_url_resolve(path, p->name, caps[i].file, u, err);
+}
+
+int plx_cluster_tokens(const char *profile, FILE *out, plx_err_t *err)
+{
+    plx_profile_t p;
+    if (plx_profile_open(profile, 0, &p, err) != PLX_OK)
+        return err->code;
+    pid_t pid = controller_pid(&p, err);
+    if (!pid)
+        return err->code;
+    char path[PATH_MAX];
+    plx_url_t u;
+    if (read_cap(&p, 0, &u, path, sizeof path, err) != PLX_OK)
+        return err->code;
+    fprintf(out, "profile '%s': controller pid %d at %s:%u (%s)\n", p.name, (int)pid, u.host,
+            u.port, u.transport);
+    if (u.fingerprint[0])
+        fprintf(out, "certificate sha256: %s\n", u.fingerprint);
+    fprintf(out, "%-8s %-64s  %s\n", "role", "token", "connection file");
+    for (size_t i = 0; i < NCAPS; i++) {
+        if (read_cap(&p, i, &u, path, sizeof path, err) != PLX_OK)
+            return err->code;
+        fprintf(out, "%-8s %-64s  %s\n", caps[i].name, u.token, path);
+    }
+    return PLX_OK;
+}
+
+static int cap_index(const char *name, plx_err_t *err)
+{
+    for (size_t i = 0; name && i < NCAPS; i++)
+        if (strcmp(name, caps[i].name) == 0)
+            return (int)i;
+    return plx_err_set(err, PLX_EINVAL,
+                       "unknown capability '%s': name one of engine, mec, task, status",
+                       name ? name : "");
+}
+
+/* Wait until the controller removed the request file (it served it). */
+static int await_served(const char *req, pid_t pid, double timeout_s)
+{
+    struct timespec nap = {0, 20 * 1000 * 1000};
+    for (double t = 0; t < timeout_s; t += 0.02) {
+        if (access(req, F_OK) != 0)
+            return 1;
+        if (!plx_pid_alive(pid))
+            return 0;
+        nanosleep(&nap, NULL);
+    }
+    return 0;
+}
+
+int plx_cluster_revoke(const char *profile, const char *cap, FILE *out, plx_err_t *err)
+{
+    int i = cap_index(cap, err);
+    plx_profile_t p;
+    if (i < 0 || plx_profile_open(profile, 0, &p, err) != PLX_OK)
+        return err->code;
+    pid_t pid = controller_pid(&p, err);
+    char path[PATH_MAX], req[PATH_MAX], file[64];
+    plx_url_t before, after;
+    if (!pid || read_cap(&p, (size_t)i, &before, path, sizeof path, err) != PLX_OK)
+        return err->code;
+    snprintf(file, sizeof file, "revoke-%s", cap);
+    plx_profile_file(&p, "security", file, req, sizeof req);
+    if (plx_file_write_secret(req, "", err) != PLX_OK)
+        return err->code;
+    if (kill(pid, SIGUSR1) != 0) {
+        unlink(req);
+        return plx_err_set(err, PLX_EIO, "cannot signal the controller (pid %d): %s", (int)pid,
+                           strerror(errno));
+    }
+    if (!await_served(req, pid, 10.0) ||
+        read_cap(&p, (size_t)i, &after, path, sizeof path, err) != PLX_OK ||
+        strcmp(before.token, after.token) == 0) {
+        unlink(req);
+        return plx_err_set(err, PLX_ETIMEDOUT,
+                           "the controller (pid %d) did not revoke the '%s' capability within "
+                           "10 s: see its log in %s", (int)pid, cap, p.log_dir);
+    }
+    fprintf(out,
+            "revoked the '%s' capability of profile '%s': connections that used the old "
+            "token were dropped, and it is refused from now on; the new token is in %s\n",
+            cap, p.name, path);
+    return PLX_OK;
+}
