@@ -252,28 +252,49 @@ static plx_msg_t *pack_request(const Plexa__Envelope *env, uint64_t id,
 
 /* Under c->mu: give req an id, pack, and enqueue message and table entry
  * together, so ids go out in increasing order. err is not NULL. */
-static int submit_locked(plx_client_t *c, const Plexa__Envelope *env, plx_buf_t *const *bufs,
-                         size_t nbufs, plx_request_t *req, plx_err_t *err)
+/* Pack env under the next message id and queue it; *id gets that id. */
+static int queue_locked(plx_client_t *c, const Plexa__Envelope *env, plx_buf_t *const *bufs,
+                        size_t nbufs, uint64_t *id, plx_err_t *err)
 {
     if (c->lost)
         return plx_err_set(err, c->lost_err.code, "%s", c->lost_err.msg);
     if (c->stopping)
         return plx_err_set(err, PLX_ECLOSED, "the client is closing");
-    req->id = c->next_id;
-    plx_msg_t *m = pack_request(env, req->id, bufs, nbufs, err);
+    plx_msg_t *m = pack_request(env, c->next_id, bufs, nbufs, err);
     if (!m)
         return err->code;
     if (outq_push(c, m) != PLX_OK) {
         plx_msg_destroy(&m);
         return plx_err_set(err, PLX_ENOMEM, "out of memory queueing a request");
     }
+    *id = c->next_id++;
+    return PLX_OK;
+}
+
+static int submit_locked(plx_client_t *c, const Plexa__Envelope *env, plx_buf_t *const *bufs,
+                         size_t nbufs, plx_request_t *req, plx_err_t *err)
+{
+    if (queue_locked(c, env, bufs, nbufs, &req->id, err) != PLX_OK)
+        return err->code;
     if (plx_reqtable_put(&c->pending, req) != PLX_OK) {
         plx_msg_destroy(&c->outq[--c->outn]);
+        c->next_id--;
         return plx_err_set(err, PLX_ENOMEM, "out of memory queueing a request");
     }
     plx_request_ref(req);   /* the table's reference */
-    c->next_id++;
     return PLX_OK;
+}
+
+int plx_client_send(plx_client_t *c, const Plexa__Envelope *env, plx_buf_t *const *bufs,
+                    size_t nbufs, plx_err_t *err)
+{
+    uint64_t id;
+    pthread_mutex_lock(&c->mu);
+    int rc = queue_locked(c, env, bufs, nbufs, &id, err);
+    pthread_mutex_unlock(&c->mu);
+    if (rc == PLX_OK)
+        ev_async_send(c->loop, &c->wake);
+    return rc;
 }
 
 int plx_client_submit(plx_client_t *c, const Plexa__Envelope *env, plx_buf_t *const *bufs,

@@ -46,6 +46,14 @@ PLX_API int plx_client_submit(plx_client_t *c, const Plexa__Envelope *env,
                               plx_buf_t *const *bufs, size_t nbufs,
                               plx_request_t **req, plx_err_t *err);
 
+/*
+ * Send env expecting no reply (a quiet TaskSubmit), with the ordering and
+ * failure modes of plx_client_submit but no request to wait for: an Error
+ * the controller might still send answers nothing and is dropped.
+ */
+PLX_API int plx_client_send(plx_client_t *c, const Plexa__Envelope *env,
+                            plx_buf_t *const *bufs, size_t nbufs, plx_err_t *err);
+
 /* Shortcuts over plx_client_submit for the common requests; t NULL means
  * all engines. Read the replies with plx_request_ids / plx_request_results. */
 PLX_API int plx_client_submit_get_ids(plx_client_t *c, plx_request_t **req, plx_err_t *err);

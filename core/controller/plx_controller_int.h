@@ -39,6 +39,7 @@ struct peer {
     engine_t         *engine;      /* role == ENGINE */
     mreq_t           *reqs;        /* role == MEC: requests not yet answered */
     waiter_t         *waiters;     /* role == TASK: TaskWaits not yet answered */
+    uint64_t          blk_next, blk_end;  /* role == TASK: reserved task ids left */
     ev_timer          auth_timer;  /* drops connections that never say Hello */
     char              addr[64];
     peer_t           *prev, *next;

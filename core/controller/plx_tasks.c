@@ -548,50 +548,127 @@ static int task_link_after(plx_controller_t *c, task_t *t, const Plexa__TaskSpec
     return 0;
 }
 
-static void on_submit(plx_controller_t *c, peer_t *p, plx_msg_t *m, Plexa__Envelope *env)
+/* Queue one task under id (its spec's buffers are in m). 0, or -1 on ENOMEM. */
+static int submit_one(plx_controller_t *c, uint64_t id, Plexa__TaskSpec *spec, plx_msg_t *m)
 {
     sched_t *s = c->sched;
+    task_t *t = task_from_spec(c, spec, m);
+    if (!t || plx_idmap_put(s->tasks, id, t) != PLX_OK) {
+        if (t)
+            task_free(t);
+        return -1;
+    }
+    t->id = id;
+    int rc = task_link_after(c, t, spec);
+    t->state = T_WAITING;
+    s->waiting++;
+    if (rc < 0) {
+        task_fail(c, t, PLEXA__TASK_STATUS__TASK_FAILED, "ValueError",
+                  "task %llu depends on a task that does not exist", (unsigned long long)id);
+    } else if (t->deps_left == 0) {
+        s->waiting--;
+        task_enqueue(c, t, 0);
+    }
+    return 0;
+}
+
+/* A quiet submission nobody will hear an Error for: its ids become failed
+ * tasks carrying the reason, so get_task_result reports it. */
+static void fail_ids(plx_controller_t *c, uint64_t first, size_t n, const char *why)
+{
+    sched_t *s = c->sched;
+    for (size_t i = 0; i < n; i++) {
+        task_t *t = calloc(1, sizeof *t);
+        if (!t || plx_idmap_put(s->tasks, first + i, t) != PLX_OK) {
+            free(t);
+            PLX_ERROR("out of memory recording the failure of task %llu: %s",
+                      (unsigned long long)(first + i), why);
+            continue;
+        }
+        t->id = first + i;
+        t->state = T_WAITING;
+        t->submitted = unix_now();
+        s->waiting++;
+        task_fail(c, t, PLEXA__TASK_STATUS__TASK_FAILED, "ValueError", "%s", why);
+    }
+}
+
+/* Ids for a submission: its own reserved block (first_id), or the next. */
+static int take_ids(plx_controller_t *c, peer_t *p, const Plexa__TaskSubmit *ts, uint64_t *first)
+{
+    if (!ts->has_first_id) {
+        *first = c->sched->next_id;
+        c->sched->next_id += ts->n_tasks;
+        return 0;
+    }
+    if (ts->first_id != p->blk_next || ts->n_tasks > p->blk_end - p->blk_next)
+        return -1;
+    *first = ts->first_id;
+    p->blk_next += ts->n_tasks;
+    return 0;
+}
+
+static void on_submit(plx_controller_t *c, peer_t *p, plx_msg_t *m, Plexa__Envelope *env)
+{
     Plexa__TaskSubmit *ts = env->task_submit;
+    int quiet = ts->has_quiet && ts->quiet;
+    uint64_t first;
+    if (take_ids(c, p, ts, &first) != 0) {
+        PLX_WARN("client %s submitted tasks under ids %llu.. outside its reserved block",
+                 p->addr, (unsigned long long)ts->first_id);
+        ctl_send_error(p, env->id, PLX_EPROTO, "task ids %llu..%llu were not reserved by this "
+                       "connection", (unsigned long long)ts->first_id,
+                       (unsigned long long)(ts->first_id + ts->n_tasks - 1));
+        return;
+    }
     int bad = check_bufs(ts, m->nbufs);
     if (bad >= 0) {
-        ctl_send_error(p, env->id, PLX_EPROTO,
-                       "task %d of the submission names buffers the frame does not carry", bad);
+        char why[128];
+        snprintf(why, sizeof why,
+                 "task %d of the submission names buffers the frame does not carry", bad);
+        if (quiet)
+            fail_ids(c, first, ts->n_tasks, why);
+        else
+            ctl_send_error(p, env->id, PLX_EPROTO, "%s", why);
         return;
     }
-    uint64_t first = s->next_id;
     size_t accepted = 0;
-    for (size_t i = 0; i < ts->n_tasks; i++) {
-        task_t *t = task_from_spec(c, ts->tasks[i], m);
-        if (!t || plx_idmap_put(s->tasks, s->next_id, t) != PLX_OK) {
-            if (t)
-                task_free(t);
-            break;
-        }
-        t->id = s->next_id++;
+    while (accepted < ts->n_tasks && submit_one(c, first + accepted, ts->tasks[accepted], m) == 0)
         accepted++;
-        int rc = task_link_after(c, t, ts->tasks[i]);
-        t->state = T_WAITING;
-        s->waiting++;
-        if (rc < 0) {
-            task_fail(c, t, PLEXA__TASK_STATUS__TASK_FAILED, "ValueError",
-                      "task %llu depends on a task that does not exist",
-                      (unsigned long long)t->id);
-        } else if (t->deps_left == 0) {
-            s->waiting--;
-            task_enqueue(c, t, 0);
-        }
+    if (accepted < ts->n_tasks)
+        fail_ids(c, first + accepted, ts->n_tasks - accepted, "out of memory queueing the task");
+    if (!quiet) {
+        Plexa__TaskIds ids = PLEXA__TASK_IDS__INIT;
+        ids.has_first = 1;
+        ids.first = first;
+        ids.has_count = 1;
+        ids.count = (uint32_t)ts->n_tasks;
+        ctl_send_body(p, env->id, PLEXA__ENVELOPE__BODY_TASK_IDS, &ids);
     }
-    if (accepted < ts->n_tasks && accepted == 0) {
-        ctl_send_error(p, env->id, PLX_ENOMEM, "out of memory queueing tasks");
+    sched_pump(c);
+}
+
+/* Most ids one TaskReserve may take: plenty for streaming, and a client
+ * cannot exhaust the 64-bit id space in any useful time. */
+#define RESERVE_MAX (1u << 20)
+
+static void on_reserve(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
+{
+    uint32_t n = env->task_reserve->has_count ? env->task_reserve->count : 0;
+    if (n == 0 || n > RESERVE_MAX) {
+        ctl_send_error(p, env->id, PLX_EINVAL, "TaskReserve count %u is not in 1..%u", n,
+                       RESERVE_MAX);
         return;
     }
+    p->blk_next = c->sched->next_id;
+    p->blk_end = p->blk_next + n;
+    c->sched->next_id += n;
     Plexa__TaskIds ids = PLEXA__TASK_IDS__INIT;
     ids.has_first = 1;
-    ids.first = first;
+    ids.first = p->blk_next;
     ids.has_count = 1;
-    ids.count = (uint32_t)accepted;
+    ids.count = n;
     ctl_send_body(p, env->id, PLEXA__ENVELOPE__BODY_TASK_IDS, &ids);
-    sched_pump(c);
 }
 
 static void on_wait(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
@@ -771,6 +848,7 @@ void sched_on_client(plx_controller_t *c, peer_t *p, plx_msg_t *m, Plexa__Envelo
 {
     switch (env->body_case) {
     case PLEXA__ENVELOPE__BODY_TASK_SUBMIT:      on_submit(c, p, m, env); break;
+    case PLEXA__ENVELOPE__BODY_TASK_RESERVE:     on_reserve(c, p, env); break;
     case PLEXA__ENVELOPE__BODY_TASK_WAIT:        on_wait(c, p, env); break;
     case PLEXA__ENVELOPE__BODY_TASK_ABORT:       on_abort(c, p, env); break;
     case PLEXA__ENVELOPE__BODY_TASK_CLEAR:       on_clear(c, p, env); break;

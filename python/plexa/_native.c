@@ -26,6 +26,12 @@
  *                                           targets run now (not queued)
  *   task role:
  *     .submit_tasks(specs)                  -> Request; result(): (first_id, count)
+ *     .submit_tasks(specs, first_id=N)      -> None: the tasks take ids N.. from the
+ *                                              block submit_task_reserve gave this
+ *                                              connection (in order, no reply; a
+ *                                              submission that cannot be queued
+ *                                              becomes failed tasks under those ids)
+ *     .submit_task_reserve(count)           -> Request; result(): (first_id, count)
  *     .submit_task_wait(ids, block=True, release=False)
  *                                           -> Request; result(): [result tuple, ...]
  *     .submit_task_abort(ids)               -> Request; result(): None
@@ -911,17 +917,37 @@ static PyObject *submit_task_env(ClientObject *self, Plexa__Envelope *env, enum 
 
 static PyObject *Client_submit_tasks(ClientObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = { "specs", NULL };
+    static char *kwlist[] = { "specs", "first_id", NULL };
     PyObject *specs;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O:submit_tasks", kwlist, &specs))
+    unsigned long long first_id = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|K:submit_tasks", kwlist, &specs, &first_id))
         return NULL;
     native_state *st = state_of((PyObject *)self);
     plx_client_t *c = st ? task_client_of(self, "submit_tasks", 0) : NULL;
     if (!c)
         return NULL;
-    plx_request_t *r = nv_submit_tasks(st, c, specs);
+    plx_request_t *r = NULL;
+    int rc = nv_submit_tasks(st, c, specs, (uint64_t)first_id, &r);
     nv_release_drain();
-    return r ? request_new_object((PyObject *)self, r, REQ_TASK_IDS) : NULL;
+    if (rc < 0)
+        return NULL;
+    if (first_id)
+        Py_RETURN_NONE;
+    return request_new_object((PyObject *)self, r, REQ_TASK_IDS);
+}
+
+static PyObject *Client_submit_task_reserve(ClientObject *self, PyObject *args)
+{
+    unsigned int count;
+    if (!PyArg_ParseTuple(args, "I:submit_task_reserve", &count))
+        return NULL;
+    Plexa__TaskReserve tr = PLEXA__TASK_RESERVE__INIT;
+    tr.has_count = 1;
+    tr.count = count;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_TASK_RESERVE;
+    env.task_reserve = &tr;
+    return submit_task_env(self, &env, REQ_TASK_IDS, "submit_task_reserve");
 }
 
 static PyObject *Client_submit_task_wait(ClientObject *self, PyObject *args, PyObject *kw)
@@ -1106,7 +1132,12 @@ static PyMethodDef Client_methods[] = {
       "None), ...]." },
     { "submit_tasks", METH_KW(Client_submit_tasks),
       "submit_tasks(specs) -> Request whose result() is (first_id, count); task role.\n"
-      "specs: [{kind, args, clear_before, clear_after, retries, depend, after, recovery}, ...]." },
+      "specs: [{kind, args, clear_before, clear_after, retries, depend, after, recovery}, ...].\n"
+      "submit_tasks(specs, first_id=N) -> None: quietly, under ids N.. of the reserved block." },
+    { "submit_task_reserve", (PyCFunction)Client_submit_task_reserve, METH_VARARGS,
+      "submit_task_reserve(count) -> Request whose result() is (first_id, count): ids for\n"
+      "submit_tasks(..., first_id=...) on this connection; replaces the unused rest of the\n"
+      "previous block." },
     { "submit_task_wait", METH_KW(Client_submit_task_wait),
       "submit_task_wait(ids, block=True, release=False) -> Request whose result() is\n"
       "[(task_id, status, engine_id, values, error, submitted, started, completed), ...]." },

@@ -91,8 +91,12 @@ PyObject *nv_str(const char *s);
 int nv_tasks_init(native_state *st);
 
 /* Encode the spec dicts (see _native.c's docstring) into one TaskSubmit and
- * submit it on c. The C request, or NULL with an exception. */
-plx_request_t *nv_submit_tasks(native_state *st, plx_client_t *c, PyObject *specs);
+ * send it on c. first_id 0: the controller assigns ids and *r gets the
+ * request its TaskIds answers. Otherwise the tasks take first_id.. from
+ * the connection's reserved block and go quietly (no reply, *r untouched).
+ * 0, or -1 with an exception. */
+int nv_submit_tasks(native_state *st, plx_client_t *c, PyObject *specs, uint64_t first_id,
+                    plx_request_t **r);
 
 /* None, an int or a sequence of ints -> a PyMem_Malloc'd array (NULL when
  * empty; free with PyMem_Free). */

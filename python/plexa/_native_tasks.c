@@ -458,15 +458,17 @@ static int place_buffers(submit_ctx_t *x, Plexa__TaskSpec *s)
     return 0;
 }
 
-plx_request_t *nv_submit_tasks(native_state *st, plx_client_t *c, PyObject *specs)
+int nv_submit_tasks(native_state *st, plx_client_t *c, PyObject *specs, uint64_t first_id,
+                    plx_request_t **r)
 {
+    int rc = -1;
     if (PyDict_Check(specs)) {
         PyErr_SetString(PyExc_TypeError, "specs must be a list of dicts, not one dict");
-        return NULL;
+        return -1;
     }
     PyObject *seq = PySequence_Tuple(specs);   /* a snapshot, see build_spec */
     if (!seq)
-        return NULL;
+        return -1;
     Py_ssize_t n = PyTuple_GET_SIZE(seq);
     submit_ctx_t x;
     memset(&x, 0, sizeof x);
@@ -475,7 +477,6 @@ plx_request_t *nv_submit_tasks(native_state *st, plx_client_t *c, PyObject *spec
     x.all = plx_msg_new(0);
     x.scratch = plx_msg_new(0);
     Plexa__TaskSpec *specv = NULL, *recv = NULL, **ptrs = NULL;
-    plx_request_t *r = NULL;
     if (!x.keep || !x.all || !x.scratch) {
         PyErr_NoMemory();
         goto out;
@@ -501,18 +502,23 @@ plx_request_t *nv_submit_tasks(native_state *st, plx_client_t *c, PyObject *spec
     Plexa__TaskSubmit ts = PLEXA__TASK_SUBMIT__INIT;
     ts.n_tasks = (size_t)n;
     ts.tasks = ptrs;
+    ts.has_first_id = ts.has_quiet = first_id != 0;
+    ts.first_id = first_id;
+    ts.quiet = first_id != 0;
     Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
     env.body_case = PLEXA__ENVELOPE__BODY_TASK_SUBMIT;
     env.task_submit = &ts;
     plx_err_t err = {0};
-    if (plx_client_submit(c, &env, x.all->bufs, x.all->nbufs, &r, &err) != PLX_OK) {
+    int sent = first_id ? plx_client_send(c, &env, x.all->bufs, x.all->nbufs, &err)
+                        : plx_client_submit(c, &env, x.all->bufs, x.all->nbufs, r, &err);
+    if (sent != PLX_OK)
         nv_raise(st, err.code, err.msg);
-        r = NULL;
-    }
+    else
+        rc = 0;
 out:
     ctx_clear(&x);
     Py_DECREF(seq);
-    return r;
+    return rc;
 }
 
 /* ---- ids ----------------------------------------------------------------------- */

@@ -19,10 +19,14 @@ subclass or numpy.float64 is pickled), so every object comes back with its
 own type. numpy and cloudpickle are imported only when actually needed:
 engines start often, and importing them costs 30-150 ms.
 
-This module is shared by the engine and the client; it has no state.
+This module is shared by the engine and the client. Its only state is a
+cache of pickled functions (see _pickle_function).
 """
 
 import pickle
+import sys
+import types
+import weakref
 
 __all__ = ["encode", "decode"]
 
@@ -91,13 +95,89 @@ def _encode_ndarray(a):
     return ("ndarray", dt.str, tuple(a.shape), fortran, a)
 
 
-def _pickle(obj):
+# MapTask sends (func, args, kwargs) per task, and kwargs is nearly always
+# empty: a cloudpickle call costs more than the rest of a submission.
+_EMPTY_DICT = ("pickle", pickle.dumps({}, protocol=5), [])
+
+# Pickled functions, reused while nothing they capture can have changed:
+# pickling a lambda costs 15-50 us, more than queueing a task, so a loop
+# of tc.run(MapTask(f, ...)) would spend most of its time re-pickling f.
+# (Dask caches pickled functions the same way, without the checks.)
+_FUNC_CACHE = weakref.WeakKeyDictionary()
+_FUNC_CACHE_MAX = 256
+_SCALARS = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _stable(v, depth=0):
+    """Whether v pickles the same for as long as it stays bound: nothing in
+    it can change in place. Classes and functions of __main__ travel by
+    value (their attributes could change), so they do not count."""
+    if isinstance(v, _SCALARS) or isinstance(v, (types.ModuleType, types.BuiltinFunctionType)):
+        return True
+    if isinstance(v, (type, types.FunctionType)):
+        return getattr(v, "__module__", "__main__") not in ("__main__", None) and \
+            v.__module__ in sys.modules
+    if type(v) is tuple and depth < 3 and len(v) <= 16:
+        return all(_stable(x, depth + 1) for x in v)
+    return False
+
+
+def _captured(f):
+    """What pickling f by value captures (referenced globals, closure
+    cells, defaults), or None when any of it could change in place."""
+    refs = [f.__code__]
+    g = f.__globals__
+    codes = [f.__code__]
+    while codes:
+        code = codes.pop()
+        for name in code.co_names:
+            if name in g:
+                refs.append(g[name])
+        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    for cell in f.__closure__ or ():
+        try:
+            refs.append(cell.cell_contents)
+        except ValueError:      # an empty cell
+            return None
+    refs.extend(f.__defaults__ or ())
+    refs.extend((f.__kwdefaults__ or {}).values())
+    if f.__dict__ or not all(_stable(v) for v in refs[1:]):
+        return None
+    return refs
+
+
+def _pickle_function(f):
+    refs = _captured(f)
+    hit = _FUNC_CACHE.get(f) if refs is not None else None
+    # Compared by identity, and kept alive by the entry so that an id is
+    # never reused by another object while cached.
+    if hit is not None and len(hit[0]) == len(refs) and \
+            all(a is b for a, b in zip(hit[0], refs)):
+        return hit[1]
+    d = _cloudpickle(f)
+    if refs is not None and not d[2]:
+        if len(_FUNC_CACHE) >= _FUNC_CACHE_MAX:
+            _FUNC_CACHE.clear()
+        _FUNC_CACHE[f] = (refs, d)
+    return d
+
+
+def _cloudpickle(obj):
     # cloudpickle (functions, lambdas and closures by value) takes 30 ms to
     # import; plain pickle.loads finds it by itself when a stream needs it.
     import cloudpickle
     oob = []
     data = cloudpickle.dumps(obj, protocol=5, buffer_callback=oob.append)
     return ("pickle", data, oob)
+
+
+def _pickle(obj):
+    t = type(obj)
+    if t is types.FunctionType:
+        return _pickle_function(obj)
+    if t is dict and not obj:
+        return _EMPTY_DICT
+    return _cloudpickle(obj)
 
 
 def _encode_scalar(obj, t):

@@ -30,6 +30,7 @@ connecting does.
 """
 
 import sys
+import threading
 import weakref
 
 from plexa import error  # noqa: F401  (0.10's client module exposed it too)
@@ -852,6 +853,8 @@ _STATUS_NAMES = ('TASK_PENDING', 'TASK_OK', 'TASK_FAILED', 'TASK_REJECTED', 'TAS
 # buffers by default) however many tasks a call names.
 _WAIT_BATCH = 4096
 _SUBMIT_BATCH = 1024
+# Most task ids run() reserves at once (the controller allows 2^20).
+_RESERVE_MAX = 65536
 # Results fetched by barrier() and kept here for the get_task_result() that
 # usually follows (beyond this many, the oldest are fetched again instead).
 _HANDOFF_MAX = 10000
@@ -945,8 +948,27 @@ class TaskClient(object):
         self.block = True           # 0.10's attribute; the methods take block= themselves
         self._fetched = {}          # task id -> reply, fetched by barrier()
         self._background = []       # requests nobody waits for (clear of map chunks)
+        self._ids_lock = threading.Lock()
+        self._blk_next = self._blk_end = 0   # task ids reserved for run()
+        self._blk_size = 64
 
     # -- plumbing ------------------------------------------------------------
+
+    def _stream(self, spec):
+        """Queue one task without waiting for the controller: its id comes
+        from a block reserved for this connection (each refill 4x larger, so
+        a loop of run() calls costs a round trip only now and then). The
+        lock keeps ids and sends in the same order, which the controller
+        checks."""
+        with self._ids_lock:
+            if self._blk_next >= self._blk_end:
+                first, count = self._client.submit_task_reserve(self._blk_size).result()
+                self._blk_next, self._blk_end = first, first + count
+                self._blk_size = min(self._blk_size * 4, _RESERVE_MAX)
+            tid = self._blk_next
+            self._client.submit_tasks([spec], first_id=tid)
+            self._blk_next = tid + 1
+            return tid
 
     def _submit(self, specs):
         """Queue specs; their ids, in order."""
@@ -1022,7 +1044,7 @@ class TaskClient(object):
         """Queue a task (MapTask or StringTask) and return its int id; with
         ``block=True``, wait and return its result (``get_task_result``)."""
         spec = _task_spec(task)
-        tid = self._submit([spec])[0]
+        tid = self._stream(spec)
         task.taskid = tid
         if block:
             return self.get_task_result(tid, block=True)

@@ -468,6 +468,90 @@ static void test_retention_and_unknown(void **state)
     fake_destroy(&cl);
 }
 
+/* Reserve n task ids for cl; returns the first. */
+static uint64_t reserve(fake_t *cl, uint32_t n)
+{
+    Plexa__TaskReserve tr = PLEXA__TASK_RESERVE__INIT;
+    tr.has_count = 1;
+    tr.count = n;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_TASK_RESERVE;
+    env.task_reserve = &tr;
+    Plexa__Envelope *r = request(cl, &env, NULL);
+    assert_int_equal(r->body_case, PLEXA__ENVELOPE__BODY_TASK_IDS);
+    assert_int_equal(r->task_ids->count, n);
+    return r->task_ids->first;
+}
+
+/* A quiet TaskSubmit of n one-argument tasks under ids first..; with
+ * bad_bufs the specs name a buffer the frame does not carry. */
+static void send_quiet(fake_t *cl, uint64_t first, int n, int bad_bufs)
+{
+    Plexa__TaskSpec specs[8], *ptrs[8];
+    Plexa__Value val = PLEXA__VALUE__INIT, *vp = &val;
+    val.kind_case = PLEXA__VALUE__KIND_I64;
+    val.i64 = 7;
+    assert_true(n <= 8);
+    for (int i = 0; i < n; i++) {
+        plexa__task_spec__init(&specs[i]);
+        specs[i].kind = "map";
+        specs[i].n_args = 1;
+        specs[i].args = &vp;
+        specs[i].has_buf_count = bad_bufs;
+        specs[i].buf_count = 1;
+        ptrs[i] = &specs[i];
+    }
+    Plexa__TaskSubmit ts = PLEXA__TASK_SUBMIT__INIT;
+    ts.n_tasks = (size_t)n;
+    ts.tasks = ptrs;
+    ts.has_first_id = ts.has_quiet = ts.quiet = 1;
+    ts.first_id = first;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_TASK_SUBMIT;
+    env.task_submit = &ts;
+    send_env(cl, &env, NULL);
+}
+
+/* Streaming submission: ids from a reserved block, no reply per submit;
+ * ids outside the block are refused; a quiet submission that cannot be
+ * queued turns into failed tasks that say why. */
+static void test_reserved_quiet_submission(void **state)
+{
+    fake_t *e = fake_new(1, B_ECHO), *cl = fake_new(3, B_ECHO);
+    uint64_t first = reserve(cl, 5);
+    send_quiet(cl, first, 2, 0);
+    send_quiet(cl, first + 2, 1, 0);
+    Plexa__TaskResults *rs = wait_ids(cl, first, 3, 1);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(rs->results[i]->status, PLEXA__TASK_STATUS__TASK_OK);
+        assert_int_equal(rs->results[i]->values[0]->i64, 7);
+    }
+    /* an id another submission already took comes back as an Error */
+    plx_envelope_free(&cl->reply);
+    plx_msg_destroy(&cl->reply_msg);
+    send_quiet(cl, first, 1, 0);
+    assert_true(run_until(has_reply, cl));
+    assert_int_equal(cl->reply->body_case, PLEXA__ENVELOPE__BODY_ERROR);
+    assert_non_null(strstr(cl->reply->error->message, "were not reserved by this connection"));
+    /* bad buffers: failed tasks, each with the reason */
+    send_quiet(cl, first + 3, 2, 1);
+    rs = wait_ids(cl, first + 3, 2, 1);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(rs->results[i]->status, PLEXA__TASK_STATUS__TASK_FAILED);
+        assert_non_null(strstr(rs->results[i]->error->evalue, "buffers the frame does not"));
+    }
+    /* the block is used up; a reservation of 0 is refused */
+    Plexa__TaskReserve tr = PLEXA__TASK_RESERVE__INIT;
+    tr.has_count = 1;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_TASK_RESERVE;
+    env.task_reserve = &tr;
+    assert_int_equal(request(cl, &env, NULL)->body_case, PLEXA__ENVELOPE__BODY_ERROR);
+    assert_true(reserve(cl, 4) >= first + 5);
+    fake_destroy(&e);
+    fake_destroy(&cl);
+}
+
 /* Verbose queue_status lists a task waiting on `after` as pending, and
  * the counts agree with the lists. */
 static void test_queue_status_lists_waiting(void **state)
@@ -525,6 +609,7 @@ int main(void)
         cmocka_unit_test(test_retention_and_unknown),
         cmocka_unit_test(test_reregistration),
         cmocka_unit_test(test_queue_status_lists_waiting),
+        cmocka_unit_test(test_reserved_quiet_submission),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

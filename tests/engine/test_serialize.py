@@ -170,3 +170,45 @@ main_()
         "ProtocolError",
         "command 6 is not in this engine's history (kept: 8..8) '%s\\n'" % ("x" * 50),
     ]
+
+
+def _roundtrip_call(f, *args):
+    return S.decode(S.encode(f))(*args)
+
+
+def test_function_pickles_are_cached_while_unchanged():
+    import numpy
+    f = lambda x: numpy.add(x, 1)   # noqa: E731  (module global: stable)
+    first = S.encode(f)
+    assert S.encode(f) is first                 # reused, not re-pickled
+    assert _roundtrip_call(f, 1) == 2
+    g = lambda x, k=3: x * k        # noqa: E731  (stable default)
+    assert S.encode(g) is S.encode(g)
+    assert S.encode({}) is S.encode({})         # the empty kwargs constant
+    assert S.decode(S.encode({})) == {}
+
+
+CAPTURE = 1
+
+
+def test_function_cache_sees_rebinding_and_mutation():
+    global CAPTURE
+    f = lambda x: x + CAPTURE       # noqa: E731
+    assert _roundtrip_call(f, 1) == 2
+    CAPTURE = 5                      # rebinding a global is seen
+    assert _roundtrip_call(f, 1) == 6
+    box = [1]
+    h = lambda x: x + box[0]        # noqa: E731  (a list can change in place)
+    first = S.encode(h)
+    box[0] = 10
+    assert S.encode(h) is not first
+    assert _roundtrip_call(h, 1) == 11
+
+    def outer(n):
+        return lambda x: x + n
+    k = outer(2)
+    assert S.encode(k) is S.encode(k)
+    assert _roundtrip_call(k, 1) == 3
+    arr = [0]
+    c = outer(arr)                   # a mutable closure cell: never cached
+    assert S.encode(c) is not S.encode(c)

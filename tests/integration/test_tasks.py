@@ -95,6 +95,33 @@ def test_seed_maptask_run_barrier_get(tc):
     assert tc.get_task_result(tid) == 100          # asked again: still there
 
 
+def test_streamed_runs_from_several_threads(tc, cluster):
+    """run() streams without a round trip per task (ids from a reserved
+    block): ids stay unique and every task keeps its own arguments, also
+    when threads share the client; other clients' ids do not collide."""
+    import threading
+    other = task_client(cluster)
+    got = {}
+
+    def worker(k):
+        got[k] = [(tc.run(client.MapTask(lambda x: x * 3, (k * 1000 + i,))), k * 1000 + i)
+                  for i in range(300)]
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    theirs = [other.run(client.MapTask(lambda x: -x, (i,))) for i in range(300)]
+    for t in threads:
+        t.join()
+    pairs = [p for k in range(4) for p in got[k]]
+    ids = [tid for tid, _ in pairs]
+    assert len(set(ids) | set(theirs)) == len(ids) + len(theirs)
+    tc.barrier(ids)
+    assert all(tc.get_task_result(tid) == 3 * x for tid, x in pairs)
+    assert [other.get_task_result(t, block=True) for t in theirs] == [-i for i in range(300)]
+    other.close()
+
+
 def test_seed_stringtask_push_pull(tc):
     st = client.StringTask('y = x*2', push=dict(x=3), pull='y')
     tid = tc.run(st)
