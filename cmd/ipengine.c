@@ -1,153 +1,80 @@
 /*
- * ipengine: parse arguments, set up logging, run the engine (core/engine)
- * and turn its result into the exit status: 0 when it ended as engines do
- * (controller gone, shutdown, SIGINT/SIGTERM), 1 on errors, 2 on usage.
+ * ipengine: run an engine (core/engine/plx_engine_cli.c does the work).
+ *
+ * By default the engine runs inside the Python interpreter plexa was built
+ * for (/usr/bin/python3), as the extension module plexa._enginehost: this
+ * process execs `python3 -c BOOT ipengine ARGS...`. Debian's python3 is
+ * linked statically with an optimised libpython, which runs user code
+ * 25-40% faster than the shared libpython an embedding program must use,
+ * and an engine exists to run user code. When that is not possible (no
+ * extension next to the package, a sanitizer build, PLX_ENGINE_EMBED=1),
+ * the interpreter is embedded in this process instead.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "plexa/version.h"
-#include "plx_engine.h"
-#include "plx_log.h"
+#include "plx_engine_cli.h"
+#include "plx_engine_int.h"
 
-static void usage(FILE *f)
+/* The bootstrap. plexa's package directory comes as the first argument so
+ * that nothing is added to the environment user code inherits, and it
+ * binds no name: it runs in __main__, the engine's namespace. */
+static const char boot[] =
+    "__import__('sys').path.insert(1, __import__('sys').argv[1]); "
+    "__import__('sys').exit(__import__('plexa._enginehost', fromlist=['main'])"
+    ".main(__import__('sys').argv[2:]))";
+
+/* PLX_PLUGIN_PATH plus our own plugin directory, which the hosted module
+ * cannot find from its own location. */
+static void add_plugin_dir(const char *bindir)
 {
-    fprintf(f,
-        "Usage: ipengine [options]\n"
-        "\n"
-        "Start a plexa engine: a Python interpreter that registers with the\n"
-        "controller and runs the code, pushes and pulls it receives, in its own\n"
-        "__main__ namespace. It runs in the current directory, which is first on\n"
-        "sys.path, and exits when the controller goes away (after trying to\n"
-        "reconnect for a while when the connection was lost unexpectedly).\n"
-        "\n"
-        "The controller's engine URL is taken from, in this order: --url,\n"
-        "--url-file, --profile's connection file, $PLEXA_URL, and the default\n"
-        "profile's connection file ($PLEXA_DIR or ~/.plexa, then\n"
-        "profile_NAME/security/ipcontroller-engine.url).\n"
-        "\n"
-        "Options:\n"
-        "  --url URL             the controller's engine URL (plx+tcp://HOST:PORT/TOKEN)\n"
-        "  --url-file FILE       read the URL from this connection file\n"
-        "                        (--furl-file is accepted too, as in IPython 0.10)\n"
-        "  --profile NAME        use this profile's connection file (default: default)\n"
-        "  --mpi KIND            set up MPI first; KIND: mpi4py (gives `mpi` in the namespace)\n"
-        "  --register-timeout S  give up when the controller has not accepted us\n"
-        "                        within S seconds (default: 30)\n"
-        "  --reconnect S         after losing the controller connection unexpectedly,\n"
-        "                        try to reconnect (keeping the engine id) for S\n"
-        "                        seconds before exiting (default: 10; 0: exit at once)\n"
-        "  --log-level LEVEL     debug, info, warn or error (default: info)\n"
-        "  -l, --logfile PATH    write the log there instead of stderr\n"
-        "  -h, --help            show this help and exit\n"
-        "  --version             show the version and exit\n"
-        "\n"
-        "Environment: PLEXA_URL, PLEXA_DIR, PLX_PLUGIN_PATH (transport plugins).\n");
+    char dir[PATH_MAX + 32], val[2 * PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/../lib/plexa/plugins", bindir);
+    char *real = realpath(dir, NULL);
+    if (!real)
+        return;   /* installed elsewhere: the loader's own search applies */
+    const char *old = getenv("PLX_PLUGIN_PATH");
+    snprintf(val, sizeof val, "%s%s%s", old && *old ? old : "", old && *old ? ":" : "", real);
+    setenv("PLX_PLUGIN_PATH", val, 1);
+    free(real);
 }
 
-typedef struct args {
-    plx_engine_opts_t opts;
-    const char       *log_level;
-    const char       *logfile;
-} args_t;
-
-/* Returns -1 to go on, else the exit status. */
-static int parse_args(int argc, char **argv, args_t *a)
+/* exec the hosted engine; returns only when that is not possible. */
+static void exec_hosted(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"url", required_argument, 0, 'u'},       {"url-file", required_argument, 0, 'f'},
-        {"furl-file", required_argument, 0, 'f'}, {"profile", required_argument, 0, 'p'},
-        {"mpi", required_argument, 0, 'm'},       {"register-timeout", required_argument, 0, 't'},
-        {"reconnect", required_argument, 0, 'r'},
-        {"log-level", required_argument, 0, 'v'}, {"logfile", required_argument, 0, 'l'},
-        {"help", no_argument, 0, 'h'},            {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0}};
-    int ch;
-    while ((ch = getopt_long(argc, argv, "l:h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'u': a->opts.url = optarg; break;
-        case 'f': a->opts.url_file = optarg; break;
-        case 'p': a->opts.profile = optarg; break;
-        case 'm': a->opts.mpi = optarg; break;
-        case 'v': a->log_level = optarg; break;
-        case 'l': a->logfile = optarg; break;
-        case 't': {
-            char *end;
-            a->opts.register_timeout_s = strtod(optarg, &end);
-            if (*end || end == optarg || a->opts.register_timeout_s <= 0) {
-                fprintf(stderr, "ipengine: --register-timeout: '%s' is not a positive number\n",
-                        optarg);
-                return 2;
-            }
-            break;
-        }
-        case 'r': {
-            char *end;
-            double s = strtod(optarg, &end);
-            if (*end || end == optarg || s < 0) {
-                fprintf(stderr, "ipengine: --reconnect: '%s' is not a number >= 0\n", optarg);
-                return 2;
-            }
-            a->opts.reconnect_s = s > 0 ? s : -1;   /* the library's 0 means the default */
-            break;
-        }
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("ipengine (plexa) %s\n", PLX_VERSION_STRING); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "ipengine: unexpected argument '%s' (see --help)\n", argv[optind]);
-        return 2;
-    }
-    return -1;
-}
-
-static int setup_log(const args_t *a)
-{
-    plx_log_set_component("engine");
-    if (a->log_level) {
-        int level = plx_log_parse_level(a->log_level);
-        if (level < 0) {
-            fprintf(stderr, "ipengine: --log-level: '%s' is not debug, info, warn or error\n",
-                    a->log_level);
-            return 2;
-        }
-        plx_log_set_level((plx_log_level)level);
-    } else {
-        plx_log_set_level(PLX_LOG_INFO);
-    }
-    if (a->logfile) {
-        int fd = open(a->logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            fprintf(stderr, "ipengine: cannot open log file %s: %s\n", a->logfile,
-                    strerror(errno));
-            return 1;
-        }
-        plx_log_set_fd(fd);   /* kept open until exit */
-    }
-    return -1;
+#ifndef PLX_ENGINE_NO_HOST
+    const char *embed = getenv("PLX_ENGINE_EMBED");
+    char pkg[PATH_MAX], bin[PATH_MAX];
+    if ((embed && *embed && strcmp(embed, "0") != 0) ||
+        plx_engine_host_module(pkg, sizeof pkg, bin, sizeof bin) != 0)
+        return;
+    add_plugin_dir(bin);
+    char **av = calloc((size_t)argc + 6, sizeof *av);
+    if (!av)
+        return;
+    int n = 0;
+    av[n++] = (char *)PLX_PYTHON_EXECUTABLE;
+    av[n++] = "-c";
+    av[n++] = (char *)boot;
+    av[n++] = pkg;
+    av[n++] = "ipengine";   /* argv[0] of the engine, and what `ps` shows */
+    for (int i = 1; i < argc; i++)
+        av[n++] = argv[i];
+    execv(PLX_PYTHON_EXECUTABLE, av);
+    fprintf(stderr, "ipengine: cannot run %s (%m); embedding Python instead\n",
+            PLX_PYTHON_EXECUTABLE);
+    free(av);
+#else
+    (void)argc;
+    (void)argv;
+#endif
 }
 
 int main(int argc, char **argv)
 {
-    args_t a = {0};
-    int status = parse_args(argc, argv, &a);
-    if (status < 0)
-        status = setup_log(&a);
-    if (status >= 0)
-        return status;
-    plx_err_t err = {0};
-    int rc = plx_engine_run(&a.opts, &err);
-    if (rc == PLX_OK)
-        return 0;
-    if (a.logfile)   /* keep the reason in the log file too */
-        PLX_ERROR("%s", err.msg);
-    fprintf(stderr, "ipengine: %s\n", err.msg);
-    return 1;
+    exec_hosted(argc, argv);
+    return plx_ipengine_main(argc, argv);
 }

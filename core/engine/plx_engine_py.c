@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <glob.h>
 #include <unistd.h>
 
 #include "plx_envelope.h"
@@ -44,8 +45,26 @@ static PyObject *engine_module_init(void)
 
 /* Describe and clear the pending Python exception into err. */
 
-static int py_start(plx_err_t *err)
+/* Inside python3 (plexa._enginehost): the interpreter runs already; our
+ * built-in module goes straight into sys.modules. */
+static int py_start_hosted(plx_engine_t *e, plx_err_t *err)
 {
+    e->hosted = 1;
+    PyObject *m = engine_module_init();
+    PyObject *mods = PyImport_GetModuleDict();   /* borrowed */
+    int rc = m ? PyDict_SetItemString(mods, "_plexa_engine", m) : -1;
+    Py_XDECREF(m);
+    PyObject *argv = rc == 0 ? Py_BuildValue("[s]", "ipengine") : NULL;
+    if (!argv || PySys_SetObject("argv", argv) < 0)   /* as when embedded */
+        rc = -1;
+    Py_XDECREF(argv);
+    return rc == 0 ? PLX_OK : plx_pyvalue_fail(err, PLX_ERR, "creating _plexa_engine");
+}
+
+static int py_start(plx_engine_t *e, plx_err_t *err)
+{
+    if (Py_IsInitialized())
+        return py_start_hosted(e, err);
     if (PyImport_AppendInittab("_plexa_engine", engine_module_init) < 0)
         return plx_err_set(err, PLX_ERR, "cannot register the _plexa_engine module");
     PyConfig config;
@@ -62,6 +81,7 @@ static int py_start(plx_err_t *err)
     if (!PyStatus_Exception(st))
         st = Py_InitializeFromConfig(&config);
     PyConfig_Clear(&config);
+    e->owns_python = !PyStatus_Exception(st);
     if (PyStatus_Exception(st))
         return plx_err_set(err, PLX_ERR, "cannot start Python: %s%s%s",
                            st.func ? st.func : "", st.func ? ": " : "",
@@ -105,6 +125,21 @@ static void find_package_dir(char *out, size_t len)
         free(real);
         return;
     }
+}
+
+int plx_engine_host_module(char *pkg, size_t plen, char *bin, size_t blen)
+{
+    if (exe_dir(bin, blen) != PLX_OK)
+        return -1;
+    find_package_dir(pkg, plen);
+    if (!pkg[0])
+        return -1;
+    char pattern[PATH_MAX + 64];
+    snprintf(pattern, sizeof pattern, "%s/plexa/_enginehost*.so", pkg);
+    glob_t g;
+    int found = glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc > 0;
+    globfree(&g);
+    return found ? 0 : -1;
 }
 
 /* sys.path[0] = the start directory (like `python -c`, so the user's
@@ -156,7 +191,7 @@ static int py_bind(plx_engine_t *e, plx_err_t *err)
 
 int plx_engine_py_init(plx_engine_t *e, plx_err_t *err)
 {
-    int rc = py_start(err);
+    int rc = py_start(e, err);
     if (rc == PLX_OK)
         rc = py_set_path(err);
     if (rc == PLX_OK)
@@ -166,8 +201,8 @@ int plx_engine_py_init(plx_engine_t *e, plx_err_t *err)
 
 void plx_engine_py_fini(plx_engine_t *e)
 {
-    if (!Py_IsInitialized())
-        return;
+    if (!Py_IsInitialized() || (!e->owns_python && !e->hosted))
+        return;   /* never started */
     /* A KeyboardInterrupt we sent to stop running code may still be
      * pending; it has no one to interrupt any more. */
     if (PyErr_CheckSignals() < 0)
@@ -181,6 +216,8 @@ void plx_engine_py_fini(plx_engine_t *e)
                          &e->fn_setup_mpi, &e->fn_can_finalize };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
         Py_CLEAR(*fns[i]);
+    if (!e->owns_python)
+        return;   /* hosted: python3 finalizes itself once plexa._enginehost.main returns */
     if (can != 1) {
         /* Finalizing would join a thread user code left running, forever. */
         PLX_WARN("user threads are still running; exiting without finalizing Python");

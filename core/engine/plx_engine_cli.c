@@ -1,0 +1,156 @@
+/*
+ * ipengine's command line: parse arguments, set up logging, run the engine
+ * and turn its result into the exit status: 0 when it ended as engines do
+ * (controller gone, shutdown, SIGINT/SIGTERM), 1 on errors, 2 on usage.
+ * Shared by the ipengine executable (embedded interpreter) and the
+ * plexa._enginehost extension (the engine hosted by python3 itself).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "plexa/version.h"
+#include "plx_engine.h"
+#include "plx_engine_cli.h"
+#include "plx_log.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "Usage: ipengine [options]\n"
+        "\n"
+        "Start a plexa engine: a Python interpreter that registers with the\n"
+        "controller and runs the code, pushes and pulls it receives, in its own\n"
+        "__main__ namespace. It runs in the current directory, which is first on\n"
+        "sys.path, and exits when the controller goes away (after trying to\n"
+        "reconnect for a while when the connection was lost unexpectedly).\n"
+        "\n"
+        "The controller's engine URL is taken from, in this order: --url,\n"
+        "--url-file, --profile's connection file, $PLEXA_URL, and the default\n"
+        "profile's connection file ($PLEXA_DIR or ~/.plexa, then\n"
+        "profile_NAME/security/ipcontroller-engine.url).\n"
+        "\n"
+        "Options:\n"
+        "  --url URL             the controller's engine URL (plx+tcp://HOST:PORT/TOKEN)\n"
+        "  --url-file FILE       read the URL from this connection file\n"
+        "                        (--furl-file is accepted too, as in IPython 0.10)\n"
+        "  --profile NAME        use this profile's connection file (default: default)\n"
+        "  --mpi KIND            set up MPI first; KIND: mpi4py (gives `mpi` in the namespace)\n"
+        "  --register-timeout S  give up when the controller has not accepted us\n"
+        "                        within S seconds (default: 30)\n"
+        "  --reconnect S         after losing the controller connection unexpectedly,\n"
+        "                        try to reconnect (keeping the engine id) for S\n"
+        "                        seconds before exiting (default: 10; 0: exit at once)\n"
+        "  --log-level LEVEL     debug, info, warn or error (default: info)\n"
+        "  -l, --logfile PATH    write the log there instead of stderr\n"
+        "  -h, --help            show this help and exit\n"
+        "  --version             show the version and exit\n"
+        "\n"
+        "Environment: PLEXA_URL, PLEXA_DIR, PLX_PLUGIN_PATH (transport plugins).\n");
+}
+
+typedef struct args {
+    plx_engine_opts_t opts;
+    const char       *log_level;
+    const char       *logfile;
+} args_t;
+
+/* Returns -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, args_t *a)
+{
+    static const struct option opts[] = {
+        {"url", required_argument, 0, 'u'},       {"url-file", required_argument, 0, 'f'},
+        {"furl-file", required_argument, 0, 'f'}, {"profile", required_argument, 0, 'p'},
+        {"mpi", required_argument, 0, 'm'},       {"register-timeout", required_argument, 0, 't'},
+        {"reconnect", required_argument, 0, 'r'},
+        {"log-level", required_argument, 0, 'v'}, {"logfile", required_argument, 0, 'l'},
+        {"help", no_argument, 0, 'h'},            {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "l:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'u': a->opts.url = optarg; break;
+        case 'f': a->opts.url_file = optarg; break;
+        case 'p': a->opts.profile = optarg; break;
+        case 'm': a->opts.mpi = optarg; break;
+        case 'v': a->log_level = optarg; break;
+        case 'l': a->logfile = optarg; break;
+        case 't': {
+            char *end;
+            a->opts.register_timeout_s = strtod(optarg, &end);
+            if (*end || end == optarg || a->opts.register_timeout_s <= 0) {
+                fprintf(stderr, "ipengine: --register-timeout: '%s' is not a positive number\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'r': {
+            char *end;
+            double s = strtod(optarg, &end);
+            if (*end || end == optarg || s < 0) {
+                fprintf(stderr, "ipengine: --reconnect: '%s' is not a number >= 0\n", optarg);
+                return 2;
+            }
+            a->opts.reconnect_s = s > 0 ? s : -1;   /* the library's 0 means the default */
+            break;
+        }
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("ipengine (plexa) %s\n", PLX_VERSION_STRING); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ipengine: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+    return -1;
+}
+
+static int setup_log(const args_t *a)
+{
+    plx_log_set_component("engine");
+    if (a->log_level) {
+        int level = plx_log_parse_level(a->log_level);
+        if (level < 0) {
+            fprintf(stderr, "ipengine: --log-level: '%s' is not debug, info, warn or error\n",
+                    a->log_level);
+            return 2;
+        }
+        plx_log_set_level((plx_log_level)level);
+    } else {
+        plx_log_set_level(PLX_LOG_INFO);
+    }
+    if (a->logfile) {
+        int fd = open(a->logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            fprintf(stderr, "ipengine: cannot open log file %s: %s\n", a->logfile,
+                    strerror(errno));
+            return 1;
+        }
+        plx_log_set_fd(fd);   /* kept open until exit */
+    }
+    return -1;
+}
+
+int plx_ipengine_main(int argc, char **argv)
+{
+    args_t a = {0};
+    int status = parse_args(argc, argv, &a);
+    if (status < 0)
+        status = setup_log(&a);
+    if (status >= 0)
+        return status;
+    plx_err_t err = {0};
+    int rc = plx_engine_run(&a.opts, &err);
+    if (rc == PLX_OK)
+        return 0;
+    if (a.logfile)   /* keep the reason in the log file too */
+        PLX_ERROR("%s", err.msg);
+    fprintf(stderr, "ipengine: %s\n", err.msg);
+    return 1;
+}
