@@ -78,6 +78,38 @@ static void describe_ids(plx_controller_t *c, char *out, size_t len)
             pos += (size_t)snprintf(out + pos, len - pos, "%s%d", pos ? ", " : "", i);
 }
 
+/* The listed targets, first occurrence of each, in the caller's order.
+ * Linear in the list (a hostile request may list millions of ids): every
+ * id must name a live engine, and duplicates are spotted with a bitmap
+ * over the engine table. Sends the error reply itself. */
+static int pick_targets(plx_controller_t *c, peer_t *p, const Plexa__Envelope *env,
+                        int32_t *ids, size_t *k)
+{
+    const Plexa__Targets *t = env->targets;
+    uint8_t *seen = calloc((size_t)c->engines_cap / 8 + 1, 1);
+    if (!seen) {
+        ctl_send_error(p, env->id, PLX_ENOMEM, "out of memory");
+        return PLX_ENOMEM;
+    }
+    for (size_t i = 0; i < t->n_ids; i++) {
+        int32_t id = t->ids[i];
+        if (!reg_engine(c, id)) {
+            char known[512];
+            describe_ids(c, known, sizeof known);
+            ctl_send_error(p, env->id, PLX_EBADENGINE, "invalid engine id %d (registered: [%s])",
+                           id, known);
+            free(seen);
+            return PLX_EBADENGINE;
+        }
+        if (seen[id / 8] & (1u << (id % 8)))
+            continue;
+        seen[id / 8] |= (uint8_t)(1u << (id % 8));
+        ids[(*k)++] = id;
+    }
+    free(seen);
+    return PLX_OK;
+}
+
 /* Resolve the request's targets into ids (caller frees *out). Sends the
  * error reply itself and returns <0 when they are invalid. */
 static int resolve_targets(plx_controller_t *c, peer_t *p, const Plexa__Envelope *env,
@@ -95,24 +127,9 @@ static int resolve_targets(plx_controller_t *c, peer_t *p, const Plexa__Envelope
     if (all) {
         k = all_ids(c, ids);
         qsort(ids, k, sizeof *ids, cmp_i32);
-    } else {
-        for (size_t i = 0; i < t->n_ids; i++) {
-            int dup = 0;
-            for (size_t j = 0; j < k; j++)
-                dup |= ids[j] == t->ids[i];
-            if (!dup)
-                ids[k++] = t->ids[i];
-        }
-    }
-    char known[512];
-    for (size_t i = 0; i < k; i++) {
-        if (!reg_engine(c, ids[i])) {
-            describe_ids(c, known, sizeof known);
-            ctl_send_error(p, env->id, PLX_EBADENGINE, "invalid engine id %d (registered: [%s])",
-                           ids[i], known);
-            free(ids);
-            return PLX_EBADENGINE;
-        }
+    } else if (pick_targets(c, p, env, ids, &k) != PLX_OK) {
+        free(ids);
+        return PLX_EBADENGINE;
     }
     if (k == 0) {
         ctl_send_error(p, env->id, PLX_ENOENGINES,

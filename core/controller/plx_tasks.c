@@ -683,7 +683,8 @@ static void on_wait(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
         ctl_send_error(p, env->id, PLX_ENOMEM, "out of memory");
         return;
     }
-    memcpy(w->ids, tw->ids, tw->n_ids * sizeof *w->ids);
+    if (tw->n_ids)   /* an empty list comes as NULL */
+        memcpy(w->ids, tw->ids, tw->n_ids * sizeof *w->ids);
     w->n = tw->n_ids;
     w->peer = p;
     w->reply_to = env->id;

@@ -19,11 +19,54 @@ plx_msg_t *plx_envelope_pack(const Plexa__Envelope *env, plx_err_t *err)
     return m;
 }
 
+static void strip_unknown(ProtobufCMessage *m);
+
+/* The sub-messages held by field f of m. */
+static void strip_field(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+{
+    char *base = (char *)m;
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+        return;
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+        if (*(uint32_t *)(base + f->quantifier_offset) != f->id)
+            return;
+    }
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+        size_t n = *(size_t *)(base + f->quantifier_offset);
+        ProtobufCMessage **v = *(ProtobufCMessage ***)(base + f->offset);
+        for (size_t i = 0; i < n; i++)
+            if (v[i])
+                strip_unknown(v[i]);
+        return;
+    }
+    ProtobufCMessage *sub = *(ProtobufCMessage **)(base + f->offset);
+    if (sub)
+        strip_unknown(sub);
+}
+
+/* Drop fields this version does not know, everywhere in m. The controller
+ * re-packs what it forwards: unknown data would be relayed unchecked, and
+ * protobuf-c accepts some it cannot write back (a non-minimal tag for
+ * field 0 becomes a 0 byte its own parser then refuses; found by
+ * tests/fuzz/fuzz_dispatch). */
+static void strip_unknown(ProtobufCMessage *m)
+{
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        free(m->unknown_fields[i].data);
+    free(m->unknown_fields);
+    m->unknown_fields = NULL;
+    m->n_unknown_fields = 0;
+    for (unsigned i = 0; i < m->descriptor->n_fields; i++)
+        strip_field(m, &m->descriptor->fields[i]);
+}
+
 Plexa__Envelope *plx_envelope_unpack(const plx_msg_t *m, plx_err_t *err)
 {
     Plexa__Envelope *e = plexa__envelope__unpack(NULL, m->env_len, plx_msg_env(m));
     if (!e)
         plx_err_set(err, PLX_EPROTO, "malformed envelope (%u bytes)", (unsigned)m->env_len);
+    else
+        strip_unknown(&e->base);
     return e;
 }
 
