@@ -81,7 +81,7 @@ struct engine {
     sub_t   *ihead, *itail;   /* sent, waiting for the reply */
     int      ninflight;
     double   last_seen;       /* ev_now of the last sign of life */
-    uint64_t last_moved;      /* plx_conn_bytes_moved at the last heartbeat tick */
+    uint64_t last_in, last_out;  /* bytes received / sent at the last heartbeat tick */
     char     host[128];
     int32_t  pid;
     tlist_t  trun;            /* tasks running (or sent) on it */

@@ -8,6 +8,9 @@
 #include "plx_envelope.h"
 #include "plx_log.h"
 
+/* Bytes sent to an engine between two heartbeat ticks that prove it reads. */
+#define LIVE_SEND_BYTES (1u << 20)
+
 engine_t *reg_engine(plx_controller_t *c, int32_t id)
 {
     if (id < 0 || id >= c->engines_cap)
@@ -149,13 +152,16 @@ static void heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
         engine_t *e = c->engines[i];
         if (!e)
             continue;
-        /* Bytes flowing either way on a huge frame mean it is alive even
-         * though no whole message arrived (its pings queue behind it). */
-        uint64_t moved = plx_conn_bytes_moved(e->peer->conn);
-        if (moved != e->last_moved) {
-            e->last_moved = moved;
+        /* Bytes flowing on a huge frame mean it is alive even though no
+         * whole message arrived (pings queue behind the frame). Anything
+         * received counts; sent bytes only in bulk, as the kernel buffers a
+         * few MB for a peer that reads nothing (a stopped engine). */
+        uint64_t in = plx_conn_bytes_received(e->peer->conn);
+        uint64_t out = plx_conn_bytes_sent(e->peer->conn);
+        if (in != e->last_in || out - e->last_out >= LIVE_SEND_BYTES)
             e->last_seen = now;
-        }
+        e->last_in = in;
+        e->last_out = out;
         if (now - e->last_seen > limit) {
             char why[128];
             snprintf(why, sizeof why, "no heartbeat for %.1fs", now - e->last_seen);

@@ -40,7 +40,8 @@ struct plx_conn {
     uint8_t                 *staging;
     outq_t                  *qhead, *qtail;
     uint64_t                 out_bytes;
-    uint64_t                 moved;       /* bytes received + sent, ever */
+    uint64_t                 received;    /* bytes read from the peer, ever */
+    uint64_t                 sent;        /* bytes written to the peer, ever */
     plx_conn_cbs_t           cbs;
     void                    *ud;
     char                     peer[64];
@@ -218,7 +219,8 @@ void *plx_conn_ud(const plx_conn_t *c) { return c->ud; }
 const char *plx_conn_peer(const plx_conn_t *c) { return c->peer; }
 uint64_t plx_conn_out_bytes(const plx_conn_t *c) { return c->out_bytes; }
 int plx_conn_is_open(const plx_conn_t *c) { return c->state == C_OPEN; }
-uint64_t plx_conn_bytes_moved(const plx_conn_t *c) { return c->moved; }
+uint64_t plx_conn_bytes_received(const plx_conn_t *c) { return c->received; }
+uint64_t plx_conn_bytes_sent(const plx_conn_t *c) { return c->sent; }
 
 /* ---- writing ------------------------------------------------------------ */
 
@@ -273,7 +275,7 @@ static int gather(plx_conn_t *c, struct iovec *iov)
 static void consume(plx_conn_t *c, size_t n)
 {
     c->out_bytes -= n;
-    c->moved += n;
+    c->sent += n;
     while (c->qhead) {
         outq_t *q = c->qhead;
         while (q->iovpos < q->iovcnt) {
@@ -426,7 +428,7 @@ static int read_once(plx_conn_t *c)
         conn_closed(c, rc, err.msg);
         return rc;
     }
-    c->moved += n;
+    c->received += n;
     if (!direct)
         return feed_all(c, n);
     plx_msg_t *m = NULL;

@@ -58,7 +58,8 @@ const char *plx_conn_peer(const plx_conn_t *c);
 uint64_t plx_conn_out_bytes(const plx_conn_t *c);
 /* Bytes received and sent so far: progress on a large frame is a sign of
  * life long before the frame completes. */
-uint64_t plx_conn_bytes_moved(const plx_conn_t *c);
+uint64_t plx_conn_bytes_received(const plx_conn_t *c);
+uint64_t plx_conn_bytes_sent(const plx_conn_t *c);
 /* True once the transport handshake completed and before close. */
 int plx_conn_is_open(const plx_conn_t *c);
 
