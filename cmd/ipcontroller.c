@@ -33,6 +33,9 @@ static void usage(FILE *f)
         "  --location HOST      address written into connection files, for engines and\n"
         "                       clients on other hosts (default: the listen address)\n"
         "  --transport NAME     transport plugin: tls or tcp (default from cluster.conf)\n"
+        "  --reuse              restart of a controller that died: keep the port and the\n"
+        "                       capability tokens of the connection files it left, so\n"
+        "                       engines and clients reconnect with what they have\n"
         "  --log-level LEVEL    debug, info, warn or error (default: info)\n"
         "  -l, --logfile PATH   write the log there instead of stderr\n"
         "  -h, --help           show this help\n"
@@ -42,6 +45,7 @@ static void usage(FILE *f)
 typedef struct args {
     const char *profile, *ip, *location, *transport, *logfile, *log_level;
     long port;
+    int reuse;
 } args_t;
 
 static int parse_args(int argc, char **argv, args_t *a)
@@ -51,7 +55,8 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"port", required_argument, 0, 'P'},    {"location", required_argument, 0, 'L'},
         {"transport", required_argument, 0, 't'}, {"log-level", required_argument, 0, 'v'},
         {"logfile", required_argument, 0, 'l'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},       {0, 0, 0, 0}};
+        {"version", no_argument, 0, 'V'},       {"reuse", no_argument, 0, 'R'},
+        {0, 0, 0, 0}};
     int ch;
     a->port = -1;
     while ((ch = getopt_long(argc, argv, "l:h", opts, NULL)) != -1) {
@@ -62,6 +67,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         case 't': a->transport = optarg; break;
         case 'v': a->log_level = optarg; break;
         case 'l': a->logfile = optarg; break;
+        case 'R': a->reuse = 1; break;
         case 'P': {
             char *end;
             a->port = strtol(optarg, &end, 10);
@@ -123,6 +129,7 @@ static int load_options(const args_t *a, plx_conf_t *conf, plx_controller_opts_t
     o->task_inflight = ctl->task_inflight;
     o->leastload = strcmp(ctl->scheduler, "leastload") == 0;
     o->token_lifetime = ctl->token_lifetime;
+    o->reuse = a->reuse;
     if (!a->log_level)
         plx_log_set_level((plx_log_level)cc->log_level);
     return 0;

@@ -123,15 +123,18 @@ static int start_job(cluster_t *c, const plx_launcher_ops *ops, const char *laun
 
 /* ---- start-up ----------------------------------------------------------- */
 
-static int start_controller(cluster_t *c, plx_err_t *err)
+/* reuse: a restart after the controller died, keeping its port and tokens
+ * (the files it left are its successor's input, so they stay). */
+static int start_controller(cluster_t *c, int reuse, plx_err_t *err)
 {
     char exe[PATH_MAX + 32], logfile[PATH_MAX], url[PATH_MAX];
     snprintf(exe, sizeof exe, "%s/ipcontroller", c->bindir);
     plx_profile_file(&c->prof, "log", "ipcontroller.log", logfile, sizeof logfile);
     plx_profile_file(&c->prof, "security", "ipcontroller-engine.url", url, sizeof url);
-    unlink(url);
+    if (!reuse)
+        unlink(url);
     const char *argv[] = {exe, "--profile", c->prof.name, "--logfile", logfile,
-                          "--log-level", c->level, NULL};
+                          "--log-level", c->level, reuse ? "--reuse" : NULL, NULL};
     const char *launcher = plx_conf_cluster(c->conf)->controller_launcher;
     if (c->o.controller_launcher)
         launcher = c->o.controller_launcher;
@@ -343,17 +346,38 @@ static void restart_check(cluster_t *c, restarts_t *r)
     }
 }
 
+/* The controller's job ended: start a successor (restart_controller,
+ * within max_restarts), or give up. 1 when it was restarted. */
+static int restart_controller(cluster_t *c, const plx_job_status *st, int *left)
+{
+    const plx_cluster_conf_t *cc = plx_conf_cluster(c->conf);
+    if (!cc->restart_controller || *left <= 0 || !st->failed) {
+        PLX_WARN("the controller exited%s%s; stopping the cluster", st->detail[0] ? ": " : "",
+                 st->detail);
+        return 0;
+    }
+    plx_err_t err = {0};
+    c->cops->destroy(&c->cjob);
+    if (start_controller(c, 1, &err) != PLX_OK) {
+        PLX_ERROR("the controller died (%s) and cannot be restarted: %s", st->detail, err.msg);
+        return 0;
+    }
+    (*left)--;
+    PLX_WARN("the controller died (%s); restarted it on the same port with the same tokens "
+             "(%d restart%s left); engines reconnect, clients must reconnect", st->detail,
+             *left, *left == 1 ? "" : "s");
+    return 1;
+}
+
 /* Watch until a signal or the controller's exit; returns exit status. */
 static int watch(cluster_t *c, int n)
 {
     restarts_t r = {.backoff = 1.0, .budget = plx_conf_cluster(c->conf)->max_restarts * n};
+    int ctl_left = plx_conf_cluster(c->conf)->max_restarts;
     while (!got_signal) {
         plx_job_status st;
-        if (job_finished(c->cops, c->cjob, &st)) {
-            PLX_WARN("the controller exited%s%s; stopping the cluster",
-                     st.detail[0] ? ": " : "", st.detail);
+        if (job_finished(c->cops, c->cjob, &st) && !restart_controller(c, &st, &ctl_left))
             return st.failed ? 1 : 0;
-        }
         restart_check(c, &r);
         sleep_s(0.2);
     }
@@ -383,7 +407,8 @@ static int cluster_start(cluster_t *c, plx_err_t *err)
     if (plx_pidfile_write(c->pidfile, getpid(), err) != PLX_OK)
         return err->code;
     c->owns_pidfile = 1;
-    if (start_controller(c, err) != PLX_OK || wait_controller(c, deadline, url, sizeof url, err))
+    if (start_controller(c, 0, err) != PLX_OK ||
+        wait_controller(c, deadline, url, sizeof url, err))
         return err->code;
     progress(c, "controller started (profile '%s')", c->prof.name);
     if (start_engines(c, n, url, err) != PLX_OK || wait_engines(c, n, deadline, err) != PLX_OK)

@@ -191,11 +191,42 @@ static void expiry_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
+/* A restarted controller (opts.reuse) takes its predecessor's tokens and
+ * port from the connection files it left behind, so engines reconnect and
+ * clients reconnect with the files they have. 1 if role r's was taken. */
+static int reuse_token(plx_controller_t *c, Plexa__Role r)
+{
+    char path[4096];
+    plx_url_t u;
+    plx_err_t err = {0};
+    plx_profile_file(&c->profile, "security", conn_files[r], path, sizeof path);
+    if (access(path, F_OK) != 0)
+        return 0;
+    if (plx_url_resolve(path, c->profile.name, conn_files[r], &u, &err) != PLX_OK) {
+        PLX_WARN("not reusing %s: %s", path, err.msg);
+        return 0;
+    }
+    if (strlen(u.token) != sizeof c->caps[r].token - 1)
+        return 0;   /* not one this controller could have minted */
+    memcpy(c->caps[r].token, u.token, sizeof c->caps[r].token);
+    double life = lifetime_of(c, r);
+    c->caps[r].expires = life > 0 ? (double)time(NULL) + life : 0;
+    if (r == PLEXA__ROLE__ROLE_ENGINE)
+        c->reuse_port = u.port;
+    return 1;
+}
+
 int caps_init(plx_controller_t *c, plx_err_t *err)
 {
-    for (int r = PLEXA__ROLE__ROLE_ENGINE; r <= PLEXA__ROLE__ROLE_STATUS; r++)
+    for (int r = PLEXA__ROLE__ROLE_ENGINE; r <= PLEXA__ROLE__ROLE_STATUS; r++) {
+        if (c->opts.reuse && reuse_token(c, (Plexa__Role)r))
+            continue;
         if (mint(c, (Plexa__Role)r, err) != PLX_OK)
             return err->code;
+    }
+    if (c->opts.reuse)
+        PLX_INFO("restarted: reusing the tokens%s of the previous controller",
+                 c->reuse_port ? " and port" : "");
     if (c->opts.token_lifetime > 0) {
         /* Checking a few times per lifetime keeps a token from outliving
          * its expiry by more than a fraction of it. */

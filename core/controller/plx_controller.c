@@ -349,7 +349,8 @@ plx_controller_t *plx_controller_new(struct ev_loop *loop, const plx_controller_
     if (!c->tops || caps_init(c, err) != PLX_OK || check_transport(c, err) != PLX_OK)
         goto fail;
     plx_security sec = {.cert_file = c->cert_file, .key_file = c->key_file};
-    c->listener = plx_listener_new(loop, c->tops, opts->listen_host, opts->port,
+    uint16_t port = opts->port ? opts->port : c->reuse_port;
+    c->listener = plx_listener_new(loop, c->tops, opts->listen_host, port,
                                    c->fingerprint[0] ? &sec : NULL, on_accept, c, err);
     if (!c->listener) {
         plx_err_prefix(err, "controller cannot listen");

@@ -32,6 +32,8 @@ typedef struct plx_controller_opts {
     uint64_t     results_max_bytes;/* bytes of finished task results kept */
     double       depend_timeout;   /* seconds a task may wait for an engine its depend() accepts */
     double       token_lifetime;   /* seconds mec/task/status tokens stay valid; 0 = forever */
+    int          reuse;            /* a restart: keep the tokens and port of the
+                                    * connection files a dead controller left */
     plx_limits_t limits;           /* frame limits for every connection */
 } plx_controller_opts_t;
 

@@ -109,6 +109,7 @@ struct plx_controller {
     plx_listener_t          *listener;
     cap_t                    caps[PLEXA__ROLE__ROLE_STATUS + 1];  /* by role */
     ev_timer                 cap_timer;   /* renews expired tokens */
+    uint16_t                 reuse_port;  /* opts.reuse: the previous controller's port */
     engine_t               **engines;   /* by id; NULL where dead */
     int32_t                  engines_cap;
     int32_t                  next_engine_id;

@@ -94,7 +94,10 @@ static const keyspec_t schema[] = {
     { "cluster", "restart_engines", K_BOOL, "false", 0, 0, NULL, CL(restart_engines),
       "Whether ipcluster restarts engines that die." },
     { "cluster", "max_restarts", K_INT, "3", 0, 1000, NULL, CL(max_restarts),
-      "How many times ipcluster restarts one engine before giving up on it." },
+      "How many times ipcluster restarts one engine (or the controller) before giving up." },
+    { "cluster", "restart_controller", K_BOOL, "false", 0, 0, NULL, CL(restart_controller),
+      "Whether ipcluster restarts a controller that died, on the same port with the same "
+      "tokens: engines reconnect by themselves, clients reconnect with the files they have." },
     { "cluster", "allow_insecure", K_BOOL, "false", 0, 0, NULL, CL(allow_insecure),
       "Allow transport = tcp on an address other than loopback: anyone on the network can "
       "then read the traffic, tokens included." },

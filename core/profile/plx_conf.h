@@ -39,7 +39,8 @@ typedef struct plx_cluster_conf {
     double heartbeat_period;         /* seconds, > 0 */
     int    heartbeat_misses;         /* >= 1 */
     bool   restart_engines;
-    int    max_restarts;             /* per engine, >= 0 */
+    int    max_restarts;             /* per engine (and for the controller), >= 0 */
+    bool   restart_controller;       /* ipcluster restarts a controller that died */
     bool   allow_insecure;           /* plaintext tcp beyond loopback */
     double start_timeout;            /* seconds, > 0 */
     int    log_level;                /* a plx_log_level (plx_log.h) */

@@ -187,3 +187,26 @@ def test_full_log_disk(cluster_factory):
         assert wait_for(lambda: not c.pids(), timeout=10)
     finally:
         subprocess.run(["umount", "-l", log], check=False)
+
+
+def test_controller_restart_keeps_port_tokens_and_engines(cluster_factory):
+    c = cluster_factory(n=2, conf="[cluster]\nrestart_controller = true\n")
+    c.start()
+    url = c.url()
+    mec = c.client()
+    assert mec.get_ids() == [0, 1]
+    old = controller_pid(c)
+    os.kill(old, signal.SIGKILL)
+    # the client that was connected learns it (ConnectionError), never hangs
+    with pytest.raises(ConnectionError):
+        for _ in range(100):
+            mec.get_ids()
+            time.sleep(0.05)
+    assert wait_for(lambda: os.path.exists(c.path("pid", "ipcontroller.pid")) and
+                    controller_pid(c) != old, timeout=10)
+    assert c.url() == url          # same port, same token: the old file still works
+    fresh = c.client()
+    assert wait_for(lambda: fresh.get_ids() == [0, 1], timeout=15), fresh.get_ids()
+    assert [d["stdout"] for d in fresh.execute("print(id)")] == ["0\n", "1\n"]
+    with open(c.path("log", "ipcluster.log")) as f:
+        assert "restarted it on the same port with the same tokens" in f.read()
