@@ -19,6 +19,7 @@
 #include "plx_engine_cli.h"
 #include "plx_engine_int.h"
 
+#ifndef PLX_ENGINE_NO_HOST
 /* The bootstrap. plexa's package directory comes as the first argument so
  * that nothing is added to the environment user code inherits, and it
  * binds no name: it runs in __main__, the engine's namespace. */
@@ -45,7 +46,6 @@ static void add_plugin_dir(const char *bindir)
 /* exec the hosted engine; returns only when that is not possible. */
 static void exec_hosted(int argc, char **argv)
 {
-#ifndef PLX_ENGINE_NO_HOST
     const char *embed = getenv("PLX_ENGINE_EMBED");
     char pkg[PATH_MAX], bin[PATH_MAX];
     if ((embed && *embed && strcmp(embed, "0") != 0) ||
@@ -67,11 +67,15 @@ static void exec_hosted(int argc, char **argv)
     fprintf(stderr, "ipengine: cannot run %s (%m); embedding Python instead\n",
             PLX_PYTHON_EXECUTABLE);
     free(av);
+}
 #else
+/* Sanitizer builds: an instrumented module cannot load into python3. */
+static void exec_hosted(int argc, char **argv)
+{
     (void)argc;
     (void)argv;
-#endif
 }
+#endif
 
 int main(int argc, char **argv)
 {

@@ -290,10 +290,12 @@ void plx_controller_serve_requests(plx_controller_t *c)
     char names[8][64];
     int n = 0;
     struct dirent *de;
-    while ((de = readdir(d)) && n < 8)
+    while ((de = readdir(d)) && n < 8) {
+        size_t len = strlen(de->d_name);
         if (strncmp(de->d_name, REVOKE_PREFIX, strlen(REVOKE_PREFIX)) == 0 &&
-            strlen(de->d_name) < sizeof names[0])
-            snprintf(names[n++], sizeof names[0], "%s", de->d_name);
+            len < sizeof names[0])
+            memcpy(names[n++], de->d_name, len + 1);
+    }
     closedir(d);
     /* Served after the scan: revoking rewrites files in this directory. */
     for (int i = 0; i < n; i++)
