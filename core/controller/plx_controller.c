@@ -11,8 +11,12 @@
 #include "plx_envelope.h"
 #include "plx_log.h"
 #include "plx_plugin_loader.h"
+#include "plx_bufpool.h"
 #include "plx_cert.h"
 #include "plx_url.h"
+
+/* Freed payload memory kept for the next big push (two 256 MiB ones). */
+#define POOL_MAX ((size_t)512 << 20)
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
@@ -359,6 +363,9 @@ plx_controller_t *plx_controller_new(struct ev_loop *loop, const plx_controller_
     if (caps_write_files(c, err) != PLX_OK)
         goto fail;
     reg_start_heartbeat(c);
+    /* Reuse the memory of forwarded payloads (see plx_bufpool.h); the
+     * heartbeat tick returns what stays idle. */
+    plx_buf_pool_set_max(POOL_MAX);
     PLX_INFO("controller listening on %s:%u (%s), profile '%s'", opts->listen_host,
              plx_listener_port(c->listener), opts->transport, c->profile.name);
     return c;
@@ -412,4 +419,5 @@ void plx_controller_destroy(plx_controller_t **cp)
     sched_destroy(c);
     free(c->engines);
     free(c);
+    plx_buf_pool_set_max(0);
 }

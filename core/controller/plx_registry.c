@@ -6,10 +6,13 @@
 
 #include "plexa/version.h"
 #include "plx_envelope.h"
+#include "plx_bufpool.h"
 #include "plx_log.h"
 
 /* Bytes sent to an engine between two heartbeat ticks that prove it reads. */
 #define LIVE_SEND_BYTES (1u << 20)
+/* Pooled payload memory idle this long goes back to the system. */
+#define POOL_IDLE_S 2.0
 
 engine_t *reg_engine(plx_controller_t *c, int32_t id)
 {
@@ -170,6 +173,7 @@ static void heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
         }
         ctl_send_body(e->peer, 0, PLEXA__ENVELOPE__BODY_HEARTBEAT, &hb);
     }
+    plx_buf_pool_trim(POOL_IDLE_S);
     sched_tick(c);
 }
 

@@ -2,6 +2,7 @@
  * plx_engine_run: the engine's life from URL to exit, on the Python
  * (main) thread. See plx_engine.h, and plx_engine_int.h for the threads.
  */
+#include "plx_bufpool.h"
 #include "plx_engine_int.h"
 
 #include <errno.h>
@@ -262,6 +263,9 @@ static void engine_teardown(plx_engine_t *e)
     pthread_mutex_destroy(&e->mu);
 }
 
+/* Freed payload memory the engine keeps for the next big push. */
+#define POOL_MAX ((size_t)512 << 20)
+
 int plx_engine_run(const plx_engine_opts_t *opts, plx_err_t *err)
 {
     plx_engine_t *e = calloc(1, sizeof *e);
@@ -270,6 +274,10 @@ int plx_engine_run(const plx_engine_opts_t *opts, plx_err_t *err)
     e->opts = *opts;
     e->py_thread = pthread_self();
     atomic_init(&e->next_id, 2);   /* 1 is the Hello */
+    /* A pushed array that replaces an old one frees the old one's memory:
+     * the next big push reuses it instead of faulting in fresh pages
+     * (plx_bufpool.h); the keepalive timer returns what stays idle. */
+    plx_buf_pool_set_max(POOL_MAX);
     int rc = engine_init_sync(e, err);
     if (rc != PLX_OK) {
         free(e);

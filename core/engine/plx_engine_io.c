@@ -25,6 +25,7 @@
 
 #include "plexa/version.h"
 #include "plx_envelope.h"
+#include "plx_bufpool.h"
 #include "plx_log.h"
 
 #define DEFAULT_REGISTER_TIMEOUT_S 30.0
@@ -174,6 +175,9 @@ static void io_answer_heartbeat(plx_engine_t *e, const Plexa__Envelope *req)
 
 /* ---- registration, the watchdog and keepalives ------------------------- */
 
+/* Pooled payload memory idle this long goes back to the system. */
+#define POOL_IDLE_S 2.0
+
 /* The controller judges an engine by the time since its last message, and
  * its heartbeat pings wait behind whatever it is already writing to us: a
  * 1 GiB push keeps them from us for as long as the transfer lasts (seconds
@@ -184,6 +188,7 @@ static void io_answer_heartbeat(plx_engine_t *e, const Plexa__Envelope *req)
 static void keepalive_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     plx_engine_t *e = w->data;
+    plx_buf_pool_trim(POOL_IDLE_S);   /* see plx_engine_run */
     if (ev_now(loop) - e->last_rx < e->hb_period || !e->conn || e->conn_closed)
         return;
     Plexa__Heartbeat hb = PLEXA__HEARTBEAT__INIT;

@@ -5,21 +5,25 @@
 #include <string.h>
 
 #include "plexa/error.h"
+#include "plx_bufpool.h"
 
 plx_buf_t *plx_buf_new(size_t len)
 {
     plx_buf_t *b = calloc(1, sizeof *b);
     if (!b)
         return NULL;
+    size_t got = len;
     /* malloc(0) may return NULL; keep data non-NULL for empty buffers. */
-    b->data = malloc(len ? len : 1);
+    b->data = len >= PLX_BUF_POOL_MIN ? plx_buf_pool_take(len, &got) : NULL;
+    if (!b->data)
+        b->data = malloc(len ? len : 1);
     if (!b->data) {
         free(b);
         return NULL;
     }
     atomic_init(&b->refs, 1);
     b->len = len;
-    b->cap = len;
+    b->cap = got;
     return b;
 }
 
@@ -51,6 +55,15 @@ int plx_buf_reserve(plx_buf_t *b, size_t cap)
         return PLX_EINVAL;
     if (cap <= b->cap)
         return PLX_OK;
+    size_t got;
+    uint8_t *pooled = cap >= PLX_BUF_POOL_MIN ? plx_buf_pool_take(cap, &got) : NULL;
+    if (pooled) {
+        memcpy(pooled, b->data, b->len);
+        free(b->data);
+        b->data = pooled;
+        b->cap = got;
+        return PLX_OK;
+    }
     uint8_t *p = realloc(b->data, cap);
     if (!p)
         return PLX_ENOMEM;
@@ -75,7 +88,7 @@ void plx_buf_unref(plx_buf_t **bp)
         return;
     if (b->release)
         b->release(b->release_ctx, b->data, b->len);
-    else
+    else if (b->cap < PLX_BUF_POOL_MIN || !plx_buf_pool_put(b->data, b->cap))
         free(b->data);
     free(b);
 }

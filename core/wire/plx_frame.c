@@ -391,7 +391,7 @@ int plx_decoder_direct(plx_decoder_t *d, size_t min, uint8_t **ptr, size_t *len,
         if (env_reserve(d, need < GROW_FIRST ? need : GROW_FIRST) != PLX_OK)
             return fail(d, err, PLX_ENOMEM, "out of memory");
         *ptr = plx_msg_env(d->msg) + d->env_have;
-        *len = d->env_cap - d->env_have;
+        *len = d->env_cap - d->env_have < need ? d->env_cap - d->env_have : need;
         return 1;
     }
     if (d->state == D_BODY) {
@@ -400,8 +400,11 @@ int plx_decoder_direct(plx_decoder_t *d, size_t min, uint8_t **ptr, size_t *len,
             return 0;
         if (body_reserve(d, need < GROW_FIRST ? (size_t)need : GROW_FIRST) != PLX_OK)
             return fail(d, err, PLX_ENOMEM, "out of memory");
+        /* Bounded by the body, not the capacity: a reused block can be
+         * larger than this body, and what follows belongs to the next part. */
+        size_t room = d->body->cap - d->body->len;
         *ptr = d->body->data + d->body->len;
-        *len = d->body->cap - d->body->len;
+        *len = room < need ? room : (size_t)need;
         return 1;
     }
     return 0;

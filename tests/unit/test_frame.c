@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "plx_buf.h"
+#include "plx_bufpool.h"
 #include "plx_frame.h"
 
 /* ---- helpers --------------------------------------------------------------- */
@@ -522,6 +523,44 @@ static void test_direct_10mb(void **state)
     plx_msg_destroy(&m);
 }
 
+/* With the buffer pool on, a body can land in a reused block larger than
+ * itself: the direct region must still end where the body ends, or the
+ * next frame's bytes would be read into it. Two frames back to back, fed
+ * as one stream, both come out intact. */
+static void test_direct_into_pooled_block(void **state)
+{
+    (void)state;
+    static const size_t one[] = { 9u << 20 }, two[] = { 5000 };
+    plx_msg_t *a = make_msg(11, 10, one, 1), *b = make_msg(12, 10, two, 1);
+    plx_buf_pool_set_max((size_t)64 << 20);
+    plx_buf_t *big = plx_buf_new((size_t)32 << 20);   /* becomes the pooled block */
+    plx_buf_unref(&big);
+    size_t alen, blen;
+    uint8_t *awire = encode(a, &alen), *bwire = encode(b, &blen);
+    uint8_t *wire = malloc(alen + blen);
+    memcpy(wire, awire, alen);
+    memcpy(wire + alen, bwire, blen);
+    plx_decoder_t *d = plx_decoder_new(NULL);
+    plx_msg_t *out = NULL;
+    size_t pos = 0;
+    int calls = 0;
+    assert_int_equal(pump_direct(d, wire, alen + blen, &pos, &out, &calls), 1);
+    assert_int_equal(pos, alen);
+    assert_msg_equal(a, out);
+    assert_true(out->bufs[0]->cap >= ((size_t)32 << 20));   /* it did reuse the block */
+    plx_msg_destroy(&out);
+    assert_int_equal(pump_direct(d, wire, alen + blen, &pos, &out, &calls), 1);
+    assert_msg_equal(b, out);
+    plx_msg_destroy(&out);
+    plx_decoder_destroy(&d);
+    plx_msg_destroy(&a);
+    plx_msg_destroy(&b);
+    free(awire);
+    free(bwire);
+    free(wire);
+    plx_buf_pool_set_max(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -538,6 +577,7 @@ int main(void)
         cmocka_unit_test(test_announced_but_not_sent),
         cmocka_unit_test(test_use_after_error),
         cmocka_unit_test(test_direct_10mb),
+        cmocka_unit_test(test_direct_into_pooled_block),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
