@@ -31,6 +31,7 @@ connecting does.
 
 import sys
 import threading
+import time
 import weakref
 
 from plexa import error  # noqa: F401  (0.10's client module exposed it too)
@@ -206,12 +207,21 @@ class PendingResult(object):
     ``get_result(block=True)``. Attributes: ``client``, ``result_id``,
     ``called``, ``raised``, ``callbacks``. Sorting orders by ``result_id``.
 
+    Progress (plexa, as ipyparallel's AsyncResult): ``progress`` (units
+    done: elements of a task map, else requests), ``total``, ``ready()``,
+    ``elapsed`` (seconds since submission, frozen once done), ``wall_time``
+    (submission to completion, None before), ``serial_time`` (for task
+    maps, once the result is fetched: the sum of the tasks' run times on
+    the engines; None before and for other calls), and
+    ``wait_interactive(interval=0.1, timeout=-1)``, which shows a progress
+    bar while it waits (see plexa.progress).
+
     The result is held by this client, not by the controller: it is lost
     with the client, and dropping the PendingResult (or ``mec.flush()``)
     forgets it.
     """
 
-    def __init__(self, client, request, convert):
+    def __init__(self, client, request, convert, weights=None, unit='requests'):
         self.client = client
         if isinstance(request, (list, tuple)):
             self._requests, self._multi = list(request), True
@@ -223,9 +233,83 @@ class PendingResult(object):
         self.callbacks = []
         self._convert = convert
         self._value = _NOTHING      # the converted value, before callbacks
+        self._all = list(self._requests)
+        self._weights = list(weights) if weights else [1] * len(self._all)
+        self._unit = unit
+        self._t0 = time.monotonic()
+        self._t_done = None
+        self.serial_time = None
 
     def _done(self):
-        return all(r.done() for r in self._requests)
+        done = all(r.done() for r in self._requests)
+        if done and self._t_done is None:
+            self._t_done = time.monotonic()
+        return done
+
+    # -- progress (plexa) ------------------------------------------------------
+
+    @property
+    def total(self):
+        """Units of work in all: task-map elements, else requests."""
+        return sum(self._weights)
+
+    @property
+    def progress(self):
+        """Units of work done so far."""
+        if self.called or self._value is not _NOTHING:
+            return self.total
+        return sum(w for r, w in zip(self._all, self._weights) if r.done())
+
+    def ready(self):
+        """True once the result (or the error) has arrived."""
+        return self.called or self._value is not _NOTHING or self._done()
+
+    @property
+    def elapsed(self):
+        """Seconds since submission (frozen at completion)."""
+        end = self._t_done if self._t_done is not None else time.monotonic()
+        return end - self._t0
+
+    @property
+    def wall_time(self):
+        """Seconds from submission to completion; None until then."""
+        self.ready()
+        return None if self._t_done is None else self._t_done - self._t0
+
+    def wait_interactive(self, interval=0.1, timeout=-1):
+        """Wait for the result showing a progress bar (units done / total,
+        rate, ETA). Returns True when done, False when timeout (seconds;
+        -1: none) passed first. Ctrl-C stops waiting, not the work."""
+        return self._wait_showing(interval, timeout, delay=0.0, force=True)
+
+    def _wait_showing(self, interval, timeout, delay, force):
+        from plexa import progress as P
+        bar = None
+        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        try:
+            while not self.ready():
+                if bar is None and (force or P.auto_enabled()) and \
+                        time.monotonic() - self._t0 >= delay:
+                    bar = P.ProgressBar(self.total, self._unit, start=self._t0)
+                if bar is not None:
+                    bar.update(self.progress)
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                wait = interval if deadline is None else \
+                    max(0.0, min(interval, deadline - time.monotonic()))
+                self._wait_any(wait)
+            return True
+        finally:
+            if bar is not None:
+                bar.update(self.progress)
+                bar.close()
+
+    def _wait_any(self, seconds):
+        """Sleep up to seconds, waking early when a pending request is done."""
+        for r in self._all:
+            if not r.done():
+                r.wait(seconds)
+                return
 
     def _fail(self, e):
         self.result, self.called, self.raised = e, True, True
@@ -247,6 +331,7 @@ class PendingResult(object):
                 return default
             try:
                 raw = [r.result() for r in self._requests]
+                self._done()
                 value = self._convert(raw if self._multi else raw[0])
             except KeyboardInterrupt:
                 raise           # still pending: the caller may ask again
@@ -853,6 +938,8 @@ _STATUS_NAMES = ('TASK_PENDING', 'TASK_OK', 'TASK_FAILED', 'TASK_REJECTED', 'TAS
 # buffers by default) however many tasks a call names.
 _WAIT_BATCH = 4096
 _SUBMIT_BATCH = 1024
+# A blocking map shows its progress in at most this many steps.
+_PROGRESS_STEPS = 100
 # Most task ids run() reserves at once (the controller allows 2^20).
 _RESERVE_MAX = 65536
 # Results fetched by barrier() and kept here for the get_task_result() that
@@ -1186,15 +1273,27 @@ class TaskClient(object):
         del arglist
         ids = self._submit(specs)
         del specs
-        reqs = self._wait_requests(ids, True)
+        # Waits in up to _PROGRESS_STEPS batches, each weighted by its
+        # elements, so progress shows as the map advances.
+        step = max(1, -(-len(ids) // _PROGRESS_STEPS))
+        step = min(step, _WAIT_BATCH)
+        reqs, weights = [], []
+        for i in range(0, len(ids), step):
+            reqs.append(self._client.submit_task_wait(ids[i:i + step], True))
+            weights.append(sum(1 if per_element else
+                               n // nchunks + (1 if j < n % nchunks else 0)
+                               for j in range(i, min(i + step, len(ids)))))
 
         def convert(list_of_replies):
             out = [None] * n
             failed = None
             j = 0
+            busy = 0.0
             for replies in list_of_replies:
                 for reply in replies:
                     status, values = reply[1], reply[3]
+                    if reply[6] and reply[7]:
+                        busy += reply[7] - reply[6]
                     if status != TASK_OK:
                         if failed is None:
                             failed = reply
@@ -1204,15 +1303,17 @@ class TaskClient(object):
                         out[j::nchunks] = values[0]
                     j += 1
             self._in_background(self._client.submit_task_clear(ids))
+            pr.serial_time = busy
             if failed is not None:
                 raise _task_error(failed, 'map')
             return out
 
-        pr = PendingResult(self, reqs, convert)
+        pr = PendingResult(self, reqs, convert, weights, 'elements')
         pr.task_ids = ids
         if not m.block:
             return pr
         try:
+            pr._wait_showing(0.1, -1, delay=_progress_delay(), force=False)
             return pr.get_result(block=True)
         except KeyboardInterrupt:
             self._abort_unfinished(ids)
@@ -1246,6 +1347,11 @@ class TaskClient(object):
     def __repr__(self):
         peer = getattr(self._client, 'peer', None)
         return '<TaskClient %s>' % (peer if peer else 'closed')
+
+
+def _progress_delay():
+    from plexa import progress
+    return progress.AUTO_DELAY_S
 
 
 def _check_taskid(taskid):
