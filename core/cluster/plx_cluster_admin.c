@@ -2,6 +2,7 @@
  * anything: status, list, tokens, revoke, profile create. */
 #include "plx_cluster.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -9,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,6 +52,44 @@ static void print_engines(const plx_profile_t *p, FILE *out)
     plx_client_destroy(&cl);
 }
 
+/* GET path from the status page named by security/ipcontroller-status.http
+ * and copy the body to out. PLX_OK, or an error when the page is off or
+ * does not answer (the caller falls back to the status capability). */
+static int print_status_page(const plx_profile_t *p, const char *path, FILE *out)
+{
+    char file[PATH_MAX], url[512], token[160];
+    unsigned port = 0;
+    plx_profile_file(p, "security", "ipcontroller-status.http", file, sizeof file);
+    if (plx_file_read_small(file, url, sizeof url, NULL) != PLX_OK ||
+        sscanf(url, "http://127.0.0.1:%u/?token=%159[0-9a-f]", &port, token) != 2)
+        return PLX_ENOTFOUND;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {5, 0};
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+        connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return PLX_ECONNECT;
+    }
+    char req[512], buf[16384];
+    int n = snprintf(req, sizeof req, "GET %s?token=%s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+                     path, token);
+    size_t have = 0;
+    ssize_t r;
+    if (write(fd, req, (size_t)n) == n)
+        while (have < sizeof buf - 1 && (r = read(fd, buf + have, sizeof buf - 1 - have)) > 0)
+            have += (size_t)r;
+    close(fd);
+    buf[have] = '\0';
+    char *body = strstr(buf, "\r\n\r\n");
+    if (strncmp(buf, "HTTP/1.1 200", 12) != 0 || !body)
+        return PLX_EPROTO;
+    fputs(body + 4, out);
+    return PLX_OK;
+}
+
 int plx_cluster_status(const char *profile, FILE *out, plx_err_t *err)
 {
     plx_profile_t p;
@@ -66,7 +107,8 @@ int plx_cluster_status(const char *profile, FILE *out, plx_err_t *err)
     }
     fprintf(out, "cluster '%s': running (ipcluster pid %d)\n  profile:    %s\n", p.name,
             (int)pid, p.dir);
-    print_engines(&p, out);
+    if (print_status_page(&p, "/status.txt", out) != PLX_OK)
+        print_engines(&p, out);
     return PLX_OK;
 }
 

@@ -133,6 +133,8 @@ static int rotate(plx_controller_t *c, Plexa__Role r, cap_retired_why why, plx_e
     old->when = why == CAP_EXPIRED && cap->expires > 0 ? cap->expires : (double)time(NULL);
     if (mint(c, r, err) != PLX_OK)
         return err->code;
+    if (r == PLEXA__ROLE__ROLE_STATUS)
+        status_token_changed(c);
     return write_conn_file(c, r, err);
 }
 

@@ -360,7 +360,7 @@ plx_controller_t *plx_controller_new(struct ev_loop *loop, const plx_controller_
         plx_err_prefix(err, "controller cannot listen");
         goto fail;
     }
-    if (caps_write_files(c, err) != PLX_OK)
+    if (caps_write_files(c, err) != PLX_OK || status_start(c, err) != PLX_OK)
         goto fail;
     reg_start_heartbeat(c);
     /* Reuse the memory of forwarded payloads (see plx_bufpool.h); the
@@ -399,6 +399,7 @@ void plx_controller_destroy(plx_controller_t **cp)
     if (!c)
         return;
     *cp = NULL;
+    status_stop(c);
     caps_remove_files(c);
     caps_fini(c);
     ev_timer_stop(c->loop, &c->hb_timer);

@@ -32,6 +32,7 @@ typedef struct plx_controller_opts {
     uint64_t     results_max_bytes;/* bytes of finished task results kept */
     double       depend_timeout;   /* seconds a task may wait for an engine its depend() accepts */
     double       token_lifetime;   /* seconds mec/task/status tokens stay valid; 0 = forever */
+    int          status_port;      /* the status page on 127.0.0.1: 0 any port, -1 off */
     int          reuse;            /* a restart: keep the tokens and port of the
                                     * connection files a dead controller left */
     plx_limits_t limits;           /* frame limits for every connection */

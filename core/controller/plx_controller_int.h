@@ -85,6 +85,9 @@ struct engine {
     char     host[128];
     int32_t  pid;
     tlist_t  trun;            /* tasks running (or sent) on it */
+    uint64_t tasks_done;      /* task results it returned (status page) */
+    uint64_t requests_done;   /* multi-engine requests it answered */
+    double   registered;      /* ev_now at registration */
 };
 
 /* A token that was replaced, kept to tell its holder why it stopped working. */
@@ -124,6 +127,8 @@ struct plx_controller {
     int                      wrote_files;
     ev_timer                 stop_timer;  /* lets final replies drain before exit */
     sched_t                 *sched;       /* the task scheduler (plx_tasks.c) */
+    struct status           *status;      /* the status page (plx_status.c), or NULL */
+    double                   started;     /* ev_now at start */
 };
 
 /* plx_controller.c */
@@ -139,6 +144,11 @@ void ctl_send_error(peer_t *p, uint64_t reply_to, int code, const char *fmt, ...
 uint64_t ctl_next_id(plx_controller_t *c);
 /* Tell an authenticated peer why it is dropped (Reject), then close it. */
 void ctl_drop_peer(peer_t *p, const char *reason);
+/* plx_status.c: the read-only status page and JSON (loopback HTTP) */
+int  status_start(plx_controller_t *c, plx_err_t *err);
+void status_stop(plx_controller_t *c);
+void status_tick(plx_controller_t *c);           /* every heartbeat period */
+void status_token_changed(plx_controller_t *c);  /* rewrite its URL file */
 /* plx_caps.c */
 const char *ctl_role_name(Plexa__Role r);
 int  caps_init(plx_controller_t *c, plx_err_t *err);
@@ -179,6 +189,12 @@ void sched_engine_added(plx_controller_t *c, engine_t *e);
 void sched_engine_gone(plx_controller_t *c, engine_t *e);
 void sched_client_gone(plx_controller_t *c, peer_t *p);
 void sched_tick(plx_controller_t *c);
+/* Counts for the status page. */
+typedef struct sched_stats {
+    uint64_t queued, waiting, running, succeeded, failed, held_bytes;
+    uint64_t finished_total;   /* ever */
+} sched_stats_t;
+void sched_stats(plx_controller_t *c, sched_stats_t *out);
 /* TaskQueueStatus, for task and status connections. */
 void sched_queue_status(plx_controller_t *c, peer_t *p, Plexa__Envelope *env);
 

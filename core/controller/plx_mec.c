@@ -350,6 +350,7 @@ void mec_engine_reply(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__Env
         plx_msg_destroy(&m);
         return;
     }
+    e->requests_done++;
     if (prev)
         prev->next = s->next;
     else

@@ -64,6 +64,7 @@ int reg_add_engine(plx_controller_t *c, peer_t *p, const Plexa__Hello *h)
     e->id = id;
     e->peer = p;
     e->last_seen = ev_now(c->loop);
+    e->registered = e->last_seen;
     snprintf(e->host, sizeof e->host, "%s", h->hostname ? h->hostname : "?");
     e->pid = h->has_pid ? h->pid : 0;
     c->engines[id] = e;
@@ -174,6 +175,7 @@ static void heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
         ctl_send_body(e->peer, 0, PLEXA__ENVELOPE__BODY_HEARTBEAT, &hb);
     }
     plx_buf_pool_trim(POOL_IDLE_S);
+    status_tick(c);
     sched_tick(c);
 }
 

@@ -79,6 +79,7 @@ struct sched {
     tlist_t      done_new;      /* finished, not yet delivered */
     tlist_t      done_seen;     /* finished and delivered */
     uint64_t     waiting, running, succeeded, failed;
+    uint64_t     finished_total;   /* ever, for rates (succeeded/failed drop on eviction) */
     uint64_t     result_bytes;
     uint32_t     rr;            /* round-robin start among equally loaded engines */
 };
@@ -345,6 +346,7 @@ static void task_finish(plx_controller_t *c, task_t *t)
         s->succeeded++;
     else
         s->failed++;
+    s->finished_total++;
     tl_push(&s->done_new, t, 0);
 
     for (size_t i = 0; i < t->ndependents; i++) {
@@ -813,6 +815,18 @@ static void collect_ids(plx_controller_t *c, idvec_t *pending, idvec_t *schedule
     }
 }
 
+void sched_stats(plx_controller_t *c, sched_stats_t *out)
+{
+    const sched_t *s = c->sched;
+    out->queued = s->queue.n;
+    out->waiting = s->waiting;
+    out->running = s->running;
+    out->succeeded = s->succeeded;
+    out->failed = s->failed;
+    out->held_bytes = s->result_bytes;
+    out->finished_total = s->finished_total;
+}
+
 void sched_queue_status(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
 {
     sched_t *s = c->sched;
@@ -904,6 +918,7 @@ void sched_task_result(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__En
         return;
     }
     int status = r->has_status ? (int)r->status : PLEXA__TASK_STATUS__TASK_FAILED;
+    e->tasks_done++;
     r->has_engine_id = 1;
     r->engine_id = e->id;
     if (!t->abort_pending && status == PLEXA__TASK_STATUS__TASK_REJECTED) {

@@ -1,6 +1,7 @@
 /* Process-wide logger; see plx_log.h. */
 #include "plx_log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -14,6 +15,34 @@ static atomic_int log_level = PLX_LOG_INFO;
 static atomic_int log_fd = 2;
 static atomic_uint_fast64_t log_dropped;
 static char log_component[32] = "plexa";
+
+/* The last warnings and errors, for status pages: a ring under a mutex
+ * (lines come from several threads; warnings are rare, so it is cheap). */
+static pthread_mutex_t recent_mu = PTHREAD_MUTEX_INITIALIZER;
+static char recent[PLX_LOG_RECENT_MAX][PLX_LOG_RECENT_LEN];
+static unsigned recent_n;   /* ever recorded */
+
+static void remember(const char *line, size_t len)
+{
+    pthread_mutex_lock(&recent_mu);
+    char *slot = recent[recent_n++ % PLX_LOG_RECENT_MAX];
+    if (len >= PLX_LOG_RECENT_LEN)
+        len = PLX_LOG_RECENT_LEN - 1;
+    memcpy(slot, line, len);
+    slot[len] = '\0';
+    pthread_mutex_unlock(&recent_mu);
+}
+
+size_t plx_log_recent(char (*out)[PLX_LOG_RECENT_LEN], size_t max)
+{
+    pthread_mutex_lock(&recent_mu);
+    size_t have = recent_n < PLX_LOG_RECENT_MAX ? recent_n : PLX_LOG_RECENT_MAX;
+    size_t n = have < max ? have : max;
+    for (size_t i = 0; i < n; i++)   /* oldest first */
+        memcpy(out[i], recent[(recent_n - n + i) % PLX_LOG_RECENT_MAX], PLX_LOG_RECENT_LEN);
+    pthread_mutex_unlock(&recent_mu);
+    return n;
+}
 
 void plx_log_set_level(plx_log_level level) { log_level = level; }
 void plx_log_set_fd(int fd) { log_fd = fd; }
@@ -56,6 +85,8 @@ void plx_log(plx_log_level level, const char *fmt, ...)
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof line - 2)
         len = sizeof line - 2;
+    if (level >= PLX_LOG_WARN)
+        remember(line, len);
     line[len++] = '\n';
     if (write(log_fd, line, len) != (ssize_t)len)
         log_dropped++;

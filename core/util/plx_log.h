@@ -9,6 +9,7 @@
 #ifndef PLX_LOG_H
 #define PLX_LOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum plx_log_level {
@@ -29,6 +30,13 @@ void plx_log_set_fd(int fd);
 
 /* Name of the process component put on every line ("controller", ...). */
 void plx_log_set_component(const char *component);
+
+/* The last warning and error lines (at most PLX_LOG_RECENT_MAX, each cut
+ * to PLX_LOG_RECENT_LEN - 1 characters), oldest first, copied into out;
+ * returns how many. For status pages. */
+#define PLX_LOG_RECENT_MAX 16
+#define PLX_LOG_RECENT_LEN 240
+size_t plx_log_recent(char (*out)[PLX_LOG_RECENT_LEN], size_t max);
 
 /* Lines that could not be written (e.g. ENOSPC). */
 uint64_t plx_log_dropped(void);
