@@ -225,6 +225,9 @@ static void io_welcome(plx_engine_t *e, const Plexa__Welcome *w)
     e->welcomed = 1;
     ev_timer_stop(e->loop, &e->reg_timer);
     int32_t id = w->has_engine_id ? w->engine_id : -1;
+    char component[32];
+    snprintf(component, sizeof component, "engine %d", (int)id);
+    plx_log_set_component(component);   /* every later line names the engine */
     if (e->ever_welcomed) {
         /* Back after a loss: the Python thread learns a changed id. */
         e->reconnect_deadline = 0;

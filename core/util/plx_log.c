@@ -1,12 +1,14 @@
 /* Process-wide logger; see plx_log.h. */
 #include "plx_log.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,7 +16,20 @@
 static atomic_int log_level = PLX_LOG_INFO;
 static atomic_int log_fd = 2;
 static atomic_uint_fast64_t log_dropped;
-static char log_component[32] = "plexa";
+/* Two buffers and an atomic index: the component may change (an engine
+ * learns its id) while another thread formats a line. */
+static char log_components[2][32] = {"plexa", "plexa"};
+static atomic_int log_comp_idx;
+
+/* Rotation of a log file: when the sink is a regular file, its path is
+ * known (from /proc/self/fd), and past rot_max bytes it becomes PATH.1
+ * (PATH.1 becomes PATH.2, ... up to rot_keep), and a fresh file takes the
+ * same descriptor number (dup2), so writers never see a closed fd. */
+static pthread_mutex_t sink_mu = PTHREAD_MUTEX_INITIALIZER;
+static char sink_path[4096];   /* "" when the sink is not a regular file */
+static uint64_t sink_size;
+static uint64_t rot_max = PLX_LOG_ROTATE_BYTES;
+static int rot_keep = PLX_LOG_ROTATE_KEEP;
 
 /* The last warnings and errors, for status pages: a ring under a mutex
  * (lines come from several threads; warnings are rare, so it is cheap). */
@@ -45,12 +60,75 @@ size_t plx_log_recent(char (*out)[PLX_LOG_RECENT_LEN], size_t max)
 }
 
 void plx_log_set_level(plx_log_level level) { log_level = level; }
-void plx_log_set_fd(int fd) { log_fd = fd; }
+void plx_log_set_fd(int fd)
+{
+    struct stat st;
+    char link[64];
+    pthread_mutex_lock(&sink_mu);
+    log_fd = fd;
+    sink_path[0] = '\0';
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        ssize_t n = readlink(link, sink_path, sizeof sink_path - 1);
+        sink_path[n > 0 ? n : 0] = '\0';
+        if (n > 0 && strstr(sink_path, " (deleted)"))
+            sink_path[0] = '\0';
+        sink_size = (uint64_t)st.st_size;
+    }
+    pthread_mutex_unlock(&sink_mu);
+}
+
+void plx_log_set_rotation(uint64_t max_bytes, int keep)
+{
+    pthread_mutex_lock(&sink_mu);
+    rot_max = max_bytes;
+    rot_keep = keep < 1 ? 1 : keep;
+    pthread_mutex_unlock(&sink_mu);
+}
+
+/* Under sink_mu. Failures leave the current file in use (and growing). */
+static void rotate(void)
+{
+    char from[4200], to[4200];
+    for (int i = rot_keep - 1; i >= 1; i--) {
+        snprintf(from, sizeof from, "%s.%d", sink_path, i);
+        snprintf(to, sizeof to, "%s.%d", sink_path, i + 1);
+        (void)rename(from, to);   /* missing generations are fine */
+    }
+    snprintf(to, sizeof to, "%s.1", sink_path);
+    if (rename(sink_path, to) != 0)
+        return;
+    int fd = open(sink_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        dup2(fd, log_fd);
+        close(fd);
+    }
+    sink_size = 0;
+}
+
+static void emit(const char *line, size_t len)
+{
+    if (!sink_path[0]) {
+        if (write(log_fd, line, len) != (ssize_t)len)
+            log_dropped++;
+        return;
+    }
+    pthread_mutex_lock(&sink_mu);
+    if (write(log_fd, line, len) != (ssize_t)len)
+        log_dropped++;
+    else
+        sink_size += len;
+    if (rot_max && sink_size > rot_max)
+        rotate();
+    pthread_mutex_unlock(&sink_mu);
+}
 uint64_t plx_log_dropped(void) { return log_dropped; }
 
 void plx_log_set_component(const char *component)
 {
-    snprintf(log_component, sizeof log_component, "%s", component);
+    int next = !atomic_load(&log_comp_idx);
+    snprintf(log_components[next], sizeof log_components[next], "%s", component);
+    atomic_store(&log_comp_idx, next);
 }
 
 int plx_log_parse_level(const char *name)
@@ -76,7 +154,7 @@ void plx_log(plx_log_level level, const char *fmt, ...)
     gmtime_r(&tv.tv_sec, &tm);
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s %s[%d]: ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (int)(tv.tv_usec / 1000), tags[level], log_component,
+                     tm.tm_sec, (int)(tv.tv_usec / 1000), tags[level], log_components[atomic_load(&log_comp_idx)],
                      (int)getpid());
     va_list ap;
     va_start(ap, fmt);
@@ -88,6 +166,5 @@ void plx_log(plx_log_level level, const char *fmt, ...)
     if (level >= PLX_LOG_WARN)
         remember(line, len);
     line[len++] = '\n';
-    if (write(log_fd, line, len) != (ssize_t)len)
-        log_dropped++;
+    emit(line, len);
 }

@@ -25,10 +25,19 @@ void plx_log_set_level(plx_log_level level);
 /* Parse "debug", "info", "warn", "error"; -1 if unknown. */
 int plx_log_parse_level(const char *name);
 
-/* Send lines to fd (not closed by the logger). Default: 2 (stderr). */
+/* Send lines to fd (not closed by the logger). Default: 2 (stderr). When
+ * fd is a regular file, it is rotated by size (see plx_log_set_rotation). */
 void plx_log_set_fd(int fd);
 
-/* Name of the process component put on every line ("controller", ...). */
+/* Rotation of a file sink: past max_bytes (0: never) the file becomes
+ * FILE.1, older ones FILE.2 .. FILE.keep (the oldest is dropped), and a
+ * fresh FILE continues on the same descriptor. Default 10 MiB, keep 3. */
+#define PLX_LOG_ROTATE_BYTES ((uint64_t)10 << 20)
+#define PLX_LOG_ROTATE_KEEP  3
+void plx_log_set_rotation(uint64_t max_bytes, int keep);
+
+/* Name of the process component put on every line ("controller",
+ * "engine 3", ...). Safe to change while other threads log. */
 void plx_log_set_component(const char *component);
 
 /* The last warning and error lines (at most PLX_LOG_RECENT_MAX, each cut
