@@ -213,7 +213,14 @@ static void status_text(plx_controller_t *c, sbuf_t *b)
     double now = ev_now(c->loop);
     sb_printf(b, "  controller: pid %d, %s, up %.0f s, %.1f MiB\n", (int)getpid(),
               c->opts.transport, now - c->started, (double)rss_kib() / 1024);
-    sb_printf(b, "  engines:    %d registered\n", c->nengines);
+    sb_printf(b, "  engines:    %d registered [", c->nengines);
+    int first = 1;
+    for (int32_t i = 0; i < c->engines_cap; i++)
+        if (c->engines[i]) {
+            sb_printf(b, "%s%d", first ? "" : ", ", i);
+            first = 0;
+        }
+    sb_printf(b, "]\n");
     sb_printf(b, "    %4s  %-16s %8s  %-5s %6s %10s %9s  %s\n", "id", "host", "pid", "state",
               "queued", "tasks done", "heartbeat", "running");
     for (int32_t i = 0; i < c->engines_cap; i++) {

@@ -376,7 +376,8 @@ def test_pending_result_caches_and_chains():
     fresh = PendingResult(None, StubRequest(OK2), client._execute_value)
     assert {n for n in dir(fresh) if not n.startswith('_')} == {
         'add_callback', 'called', 'get_result', 'raised', 'callbacks', 'client', 'r',
-        'result_id'}
+        'result_id'} | {'progress', 'total', 'ready', 'elapsed', 'wall_time', 'serial_time',
+                        'wait_interactive'}
 
 
 def test_pending_result_callback_error_is_not_cached():

@@ -150,9 +150,11 @@ def test_multiengine_section(cluster_factory, shell):
     s.run("mec.block = False")
     assert s.run("r = mec.execute('time.sleep(1)')") == ""
     r = s.ns("r")
+    # 0.10's attributes, plus plexa's progress ones (issue 11)
     assert {n for n in dir(r) if not n.startswith("_")} == {
         "add_callback", "called", "get_result", "raised", "callbacks", "client", "r",
-        "result_id"}
+        "result_id"} | {"progress", "total", "ready", "elapsed", "wall_time", "serial_time",
+                        "wait_interactive"}
     assert r.client is s.ns("mec") and not r.called
     s.out("r.get_result(block=True)",
           results("[0] In [11]: time.sleep(1)", "[1] In [11]: time.sleep(1)"))

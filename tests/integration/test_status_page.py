@@ -98,7 +98,7 @@ def test_ipcluster_status_prints_the_same(busy):
     p = subprocess.run([tool("ipcluster"), "status", f"--profile={c.profile}"], env=c.env,
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 0
-    assert "engines:    2 registered" in p.stdout
+    assert "engines:    2 registered [0, 1]" in p.stdout
     assert re.search(r"^\s+0\s+\S+\s+\d+\s+(busy|idle)", p.stdout, re.M), p.stdout
     assert "tasks:" in p.stdout and "succeeded" in p.stdout
 
