@@ -1,13 +1,17 @@
 /*
  * ipcluster: start, stop and watch a controller plus engines.
  *
- *   ipcluster local -n N [--daemonize]   0.10 mode: foreground, Ctrl-C stops all
+ *   ipcluster local|ssh|mpiexec|mpirun|pbs|sge|slurm -n N [--daemonize]
+ *                                        0.10 modes: foreground, Ctrl-C stops all
  *   ipcluster start [-n N]               background; returns once engines registered
  *   ipcluster stop                       stop the profile's cluster
  *
- * All commands take --profile=NAME (default "default").
+ * All commands take --profile=NAME (default "default"). A mode's 0.10
+ * options (--clusterfile, --mpi, -q, -s) become settings of its launcher's
+ * cluster.conf section, applied over the profile's file.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +29,12 @@ static void usage(FILE *f)
         "  local     start a controller and -n engines on this host, in the foreground\n"
         "            (Ctrl-C stops them all); with --daemonize return once the engines\n"
         "            are registered and leave the cluster running\n"
+        "  ssh       the same with engines on other hosts over ssh ([ssh] hosts in\n"
+        "            cluster.conf, or --clusterfile)\n"
+        "  mpiexec   the same with the engines as one MPI job (mpiexec -n N ipengine);\n"
+        "            mpirun: the same with mpirun\n"
+        "  pbs, sge, slurm\n"
+        "            the same with the engines submitted to the batch system\n"
         "  start     start the profile's cluster in the background; returns once all\n"
         "            engines are registered (launchers from the profile's cluster.conf)\n"
         "  stop      stop the profile's cluster: engines, controller, everything\n"
@@ -40,7 +50,14 @@ static void usage(FILE *f)
         "Options:\n"
         "  -n, --num N          number of engines (default: cluster.conf, else 2)\n"
         "  --profile NAME       profile directory ~/.plexa/profile_NAME (default: default)\n"
-        "  --daemonize          (local) detach once the engines are registered\n"
+        "  --daemonize          (modes) detach once the engines are registered\n"
+        "  --clusterfile FILE   (ssh) 0.10 cluster file: engines = {'host': N, ...};\n"
+        "                       -n defaults to the sum of its counts\n"
+        "  --mpi KIND           (mpiexec, mpirun) mpi4py: engines import mpi4py and\n"
+        "                       their ids follow the MPI ranks\n"
+        "  -q, --queue NAME     (pbs, sge, slurm) queue (Slurm: partition)\n"
+        "  -s, --pbs-script, --sge-script, --slurm-script FILE\n"
+        "                       (pbs, sge, slurm) job script template\n"
         "  --timeout SECONDS    how long start may take (default: cluster.conf, else 60)\n"
         "  --log-level LEVEL    debug, info, warn or error\n"
         "  --launcher NAME      (profile create) engine launcher: local, ssh, mpiexec,\n"
@@ -57,6 +74,10 @@ typedef struct args {
     const char *subcommand;   /* profile create */
     const char *name;         /* profile create NAME; revoke CAPABILITY */
     const char *launcher;
+    const char *clusterfile;  /* ssh */
+    const char *mpi;          /* mpiexec, mpirun */
+    const char *queue;        /* pbs, sge, slurm */
+    const char *script;       /* pbs, sge, slurm */
     plx_cluster_opts_t o;
 } args_t;
 
@@ -79,10 +100,13 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"daemon", no_argument, 0, 'd'},        {"timeout", required_argument, 0, 't'},
         {"log-level", required_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
         {"launcher", required_argument, 0, 'L'},
+        {"clusterfile", required_argument, 0, 'c'}, {"mpi", required_argument, 0, 'm'},
+        {"queue", required_argument, 0, 'q'},   {"pbs-script", required_argument, 0, 's'},
+        {"sge-script", required_argument, 0, 's'}, {"slurm-script", required_argument, 0, 's'},
         {"version", no_argument, 0, 'V'},       {0, 0, 0, 0}};
     int ch;
     double v;
-    while ((ch = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "n:q:s:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'n':
             if (parse_num(optarg, "-n", &v) || v != (int)v)
@@ -91,6 +115,10 @@ static int parse_args(int argc, char **argv, args_t *a)
             break;
         case 'p': a->o.profile = optarg; break;
         case 'L': a->launcher = optarg; break;
+        case 'c': a->clusterfile = optarg; break;
+        case 'm': a->mpi = optarg; break;
+        case 'q': a->queue = optarg; break;
+        case 's': a->script = optarg; break;
         case 'd': a->o.daemonize = 1; break;
         case 't':
             if (parse_num(optarg, "--timeout", &a->o.timeout))
@@ -123,6 +151,86 @@ static int parse_args(int argc, char **argv, args_t *a)
         fprintf(stderr, "ipcluster: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
+    return -1;
+}
+
+/* The 0.10 modes and the launcher each one uses for the engines. */
+static const struct mode {
+    const char *name, *launcher;
+} modes[] = {
+    {"local", "local"}, {"ssh", "ssh"},   {"mpiexec", "mpiexec"}, {"mpirun", "mpiexec"},
+    {"pbs", "pbs"},     {"sge", "sge"},   {"slurm", "slurm"},
+};
+
+static const struct mode *find_mode(const char *name)
+{
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+        if (strcmp(name, modes[i].name) == 0)
+            return &modes[i];
+    return NULL;
+}
+
+/* A mode's own options, turned into {section, key, value} settings. */
+typedef struct settings {
+    const char *v[3 * 4 + 1];
+    int         n;
+    char        hosts[8192];
+    char        script[PATH_MAX];
+} settings_t;
+
+static void add_setting(settings_t *s, const char *section, const char *key, const char *value)
+{
+    s->v[s->n++] = section;
+    s->v[s->n++] = key;
+    s->v[s->n++] = value;
+    s->v[s->n] = NULL;
+}
+
+static int refuse(const char *option, const char *modes_list)
+{
+    fprintf(stderr, "ipcluster: %s is an option of the %s mode%s\n", option, modes_list,
+            strchr(modes_list, ',') || strstr(modes_list, " and ") ? "s" : "");
+    return 2;
+}
+
+/* Returns -1 to go on, else an exit status. */
+static int mode_settings(const struct mode *m, args_t *a, settings_t *s)
+{
+    int ssh = strcmp(m->launcher, "ssh") == 0, mpi = strcmp(m->launcher, "mpiexec") == 0;
+    int batch = !strcmp(m->name, "pbs") || !strcmp(m->name, "sge") || !strcmp(m->name, "slurm");
+    if (a->clusterfile && !ssh)
+        return refuse("--clusterfile", "ssh");
+    if (a->mpi && !mpi)
+        return refuse("--mpi", "mpiexec and mpirun");
+    if ((a->queue || a->script) && !batch)
+        return refuse(a->queue ? "--queue" : "--pbs-script", "pbs, sge and slurm");
+    if (a->clusterfile) {
+        plx_err_t err = {0};
+        int total = 0;
+        if (plx_cluster_read_clusterfile(a->clusterfile, s->hosts, sizeof s->hosts, &total,
+                                         &err) != PLX_OK) {
+            fprintf(stderr, "ipcluster: %s\n", err.msg);
+            return 1;
+        }
+        add_setting(s, "ssh", "hosts", s->hosts);
+        if (a->o.engines <= 0)
+            a->o.engines = total;
+    }
+    if (strcmp(m->name, "mpirun") == 0)
+        add_setting(s, "mpiexec", "mpiexec", "mpirun");
+    if (a->mpi)
+        add_setting(s, "mpiexec", "mpi", a->mpi);
+    if (a->queue)
+        add_setting(s, m->name, strcmp(m->name, "slurm") == 0 ? "partition" : "queue", a->queue);
+    if (a->script) {
+        /* Relative to where the user typed it, not to the profile. */
+        if (!realpath(a->script, s->script)) {
+            fprintf(stderr, "ipcluster: job script template %s: %m\n", a->script);
+            return 1;
+        }
+        add_setting(s, m->name, "template", s->script);
+    }
+    a->o.set = s->n ? s->v : NULL;
     return -1;
 }
 
@@ -179,11 +287,23 @@ int main(int argc, char **argv)
         printf("[ipcluster] stopped the cluster for profile '%s'\n", a.o.profile);
         return 0;
     }
-    if (strcmp(a.command, "local") == 0) {
-        a.o.engine_launcher = "local";
+    settings_t settings;
+    const struct mode *m = find_mode(a.command);
+    memset(&settings, 0, sizeof settings);
+    if (m) {
+        /* 0.10: the controller runs here, the engines where the mode says. */
+        a.o.engine_launcher = m->launcher;
         a.o.controller_launcher = "local";
+        if ((rc = mode_settings(m, &a, &settings)) >= 0)
+            return rc;
     } else if (strcmp(a.command, "start") == 0) {
         a.o.daemonize = 1;
+        if (a.clusterfile || a.mpi || a.queue || a.script) {
+            fprintf(stderr, "ipcluster: --clusterfile, --mpi, --queue and the script options "
+                            "belong to the 0.10 modes (ssh, mpiexec, pbs, ...); with start, "
+                            "set them in the profile's cluster.conf\n");
+            return 2;
+        }
     } else {
         fprintf(stderr, "ipcluster: unknown command '%s' (try ipcluster --help)\n", a.command);
         return 2;

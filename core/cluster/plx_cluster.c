@@ -15,6 +15,7 @@
 
 #include "plexa/client.h"
 #include "plexa/launcher.h"
+#include "plx_cluster_check.h"
 #include "plx_conf.h"
 #include "plx_log.h"
 #include "plx_plugin_loader.h"
@@ -35,6 +36,7 @@ typedef struct cluster {
     int                     nrjobs;
     char                    engine_url[1024];
     const char             *engine_launcher;
+    const char             *controller_launcher;
     char                    bindir[PATH_MAX];
     char                    cwd[PATH_MAX];
     char                    pidfile[PATH_MAX];
@@ -127,21 +129,21 @@ static int start_job(cluster_t *c, const plx_launcher_ops *ops, const char *laun
  * (the files it left are its successor's input, so they stay). */
 static int start_controller(cluster_t *c, int reuse, plx_err_t *err)
 {
-    char exe[PATH_MAX + 32], logfile[PATH_MAX], url[PATH_MAX];
+    char exe[PATH_MAX + 32], logfile[PATH_MAX], url[PATH_MAX], direnv[PATH_MAX + 16];
     snprintf(exe, sizeof exe, "%s/ipcontroller", c->bindir);
+    /* Explicit, for launchers that do not pass our environment on (ssh):
+     * the controller must open this very profile. */
+    snprintf(direnv, sizeof direnv, "PLEXA_DIR=%.*s", (int)(strrchr(c->prof.dir, '/') - c->prof.dir),
+             c->prof.dir);
     plx_profile_file(&c->prof, "log", "ipcontroller.log", logfile, sizeof logfile);
     plx_profile_file(&c->prof, "security", "ipcontroller-engine.url", url, sizeof url);
     if (!reuse)
         unlink(url);
     const char *argv[] = {exe, "--profile", c->prof.name, "--logfile", logfile,
                           "--log-level", c->level, reuse ? "--reuse" : NULL, NULL};
-    const char *launcher = plx_conf_cluster(c->conf)->controller_launcher;
-    if (c->o.controller_launcher)
-        launcher = c->o.controller_launcher;
-    c->cops = plx_launcher_find(launcher, err);
-    if (!c->cops)
-        return err->code;
-    if (start_job(c, c->cops, launcher, PLX_LAUNCH_CONTROLLER, 1, argv, NULL, &c->cjob, err))
+    const char *env[] = {direnv, NULL};
+    if (start_job(c, c->cops, c->controller_launcher, PLX_LAUNCH_CONTROLLER, 1, argv, env,
+                  &c->cjob, err))
         return plx_err_prefix(err, "starting the controller");
     return PLX_OK;
 }
@@ -192,12 +194,6 @@ static int spawn_engines(cluster_t *c, int n, void **job, plx_err_t *err)
 static int start_engines(cluster_t *c, int n, const char *url, plx_err_t *err)
 {
     snprintf(c->engine_url, sizeof c->engine_url, "%s", url);
-    c->engine_launcher = plx_conf_cluster(c->conf)->engine_launcher;
-    if (c->o.engine_launcher)
-        c->engine_launcher = c->o.engine_launcher;
-    c->eops = plx_launcher_find(c->engine_launcher, err);
-    if (!c->eops)
-        return err->code;
     if (spawn_engines(c, n, &c->ejob, err))
         return plx_err_prefix(err, "starting engines");
     progress(c, "starting %d engine%s with the '%s' launcher", n, n == 1 ? "" : "s",
@@ -205,48 +201,71 @@ static int start_engines(cluster_t *c, int n, const char *url, plx_err_t *err)
     return PLX_OK;
 }
 
-static int engines_failed(cluster_t *c, int n, plx_err_t *err)
+/* The engine job ended (every process exited) or all its engines failed
+ * before n registered: fail with the launcher's words and the log tail. */
+static int engines_failed(cluster_t *c, int n, int k, const plx_job_status *st, plx_err_t *err)
 {
-    plx_job_status st;
-    memset(&st, 0, sizeof st);
-    plx_err_t perr = {0};
-    if (c->eops->poll(c->ejob, &st, &perr) != PLX_OK || st.failed < n)
+    if (st->failed < n && !(st->state == PLX_JOB_FINISHED && k < n))
         return 0;
     char out[PATH_MAX], tail[2048];
     plx_profile_file(&c->prof, "log", "ipengine-0.out", out, sizeof out);
     log_tail(out, tail, sizeof tail);
-    plx_err_set(err, PLX_ERR, "all %d engines exited before registering%s%s; last lines of %s:\n%s",
-                n, st.detail[0] ? ": " : "", st.detail, out, tail);
+    plx_err_set(err, PLX_ERR, "engines exited before registering (%d of %d registered)%s%s; "
+                "last lines of %s:\n%s", k, n, st->detail[0] ? ": " : "", st->detail, out, tail);
     return 1;
+}
+
+/* "engines: 1/4 registered", with the launcher's counts when it reports
+ * processes that are queued or not yet known to the controller (batch
+ * systems, ssh connections being set up). Printed when it changes. */
+static void engines_progress(cluster_t *c, int k, int n, const plx_job_status *st, char *last,
+                             size_t len)
+{
+    char line[512];
+    if (st->pending > 0 || (st->job_id[0] && k < n))
+        snprintf(line, sizeof line, "engines: %d submitted%s%s, %d pending in queue, %d running, "
+                 "%d/%d registered", st->pending + st->running + st->exited,
+                 st->job_id[0] ? " as job " : "", st->job_id, st->pending, st->running, k, n);
+    else
+        snprintf(line, sizeof line, "engines: %d/%d registered", k, n);
+    if (strcmp(line, last) != 0)
+        progress(c, "%s%s%s", line, st->detail[0] && k < n ? " - " : "",
+                 k < n ? st->detail : "");
+    snprintf(last, len, "%s", line);
 }
 
 static int wait_engines(cluster_t *c, int n, double deadline, plx_err_t *err)
 {
-    char mec[PATH_MAX];
+    char mec[PATH_MAX], last[512] = "";
     plx_profile_file(&c->prof, "security", "ipcontroller-mec.url", mec, sizeof mec);
     plx_client_t *cl = plx_client_connect(mec, c->prof.name, deadline - now_s(), err);
     if (!cl)
         return plx_err_prefix(err, "connecting to the new controller");
-    int last = -1, rc = PLX_OK;
+    int k = 0, rc = PLX_OK;
     for (;;) {
         int32_t *ids = NULL;
-        size_t k = 0;
-        if ((rc = plx_client_get_ids(cl, &ids, &k, err)) != PLX_OK)
+        size_t nids = 0;
+        plx_job_status st;
+        plx_err_t perr = {0};
+        if ((rc = plx_client_get_ids(cl, &ids, &nids, err)) != PLX_OK)
             break;
         free(ids);
-        if ((int)k != last)
-            progress(c, "engines: %zu/%d registered", k, n);
-        last = (int)k;
-        if ((int)k >= n)
+        k = (int)nids;
+        memset(&st, 0, sizeof st);
+        if (c->eops->poll(c->ejob, &st, &perr) != PLX_OK)
+            snprintf(st.detail, sizeof st.detail, "%.255s", perr.msg);
+        engines_progress(c, k, n, &st, last, sizeof last);
+        if (k >= n)
             break;
-        if (engines_failed(c, n, err)) {
+        if (engines_failed(c, n, k, &st, err)) {
             rc = err->code;
             break;
         }
         if (now_s() > deadline || got_signal) {
             rc = plx_err_set(err, PLX_ETIMEDOUT,
-                             "only %d of %d engines registered in time; see %s for their logs",
-                             last, n, c->prof.log_dir);
+                             "only %d of %d engines registered in time%s%s%s; see %s for "
+                             "their logs", k, n, st.detail[0] ? " (" : "", st.detail,
+                             st.detail[0] ? ")" : "", c->prof.log_dir);
             break;
         }
         sleep_s(POLL_S * 2);
@@ -418,6 +437,39 @@ static int cluster_start(cluster_t *c, plx_err_t *err)
     return PLX_OK;
 }
 
+/* Everything that can be known wrong before a process starts: the
+ * launchers load, their cluster.conf sections hold only their keys, and
+ * engines on other hosts will be able to reach the controller. */
+static int preflight(cluster_t *c, plx_err_t *err)
+{
+    const plx_cluster_conf_t *cc = plx_conf_cluster(c->conf);
+    c->controller_launcher = c->o.controller_launcher ? c->o.controller_launcher
+                                                      : cc->controller_launcher;
+    c->engine_launcher = c->o.engine_launcher ? c->o.engine_launcher : cc->engine_launcher;
+    if (!(c->cops = plx_launcher_find(c->controller_launcher, err)) ||
+        !(c->eops = plx_launcher_find(c->engine_launcher, err)))
+        return plx_err_prefix(err, "launcher");
+    if (plx_cluster_check_launcher_keys(c->conf, c->controller_launcher, c->engine_launcher,
+                                        err) != PLX_OK)
+        return err->code;
+    plx_conf_view_t view = {.conf = c->conf, .section = c->engine_launcher};
+    char exe[PATH_MAX + 32], warn[1024];
+    snprintf(exe, sizeof exe, "%s/ipengine", c->bindir);
+    const char *argv[] = {exe, NULL};
+    plx_launch_spec spec = {
+        .size = sizeof spec, .role = PLX_LAUNCH_ENGINES,
+        .count = c->o.engines > 0 ? c->o.engines : cc->engines, .argv = argv, .cwd = c->cwd,
+        .profile_dir = c->prof.dir, .log_dir = c->prof.log_dir,
+        .conf = plx_conf_view_get, .conf_ctx = &view,
+    };
+    if (plx_cluster_check_reachable(c->conf, c->eops, c->engine_launcher, &spec, warn,
+                                    sizeof warn, err) != PLX_OK)
+        return err->code;
+    if (warn[0])
+        PLX_WARN("%s", warn);
+    return PLX_OK;
+}
+
 static int cluster_init(cluster_t *c, const plx_cluster_opts_t *o, plx_err_t *err)
 {
     memset(c, 0, sizeof *c);
@@ -439,10 +491,15 @@ static int cluster_init(cluster_t *c, const plx_cluster_opts_t *o, plx_err_t *er
         return plx_err_set(err, PLX_ENOMEM, "out of memory");
     if (plx_conf_load(c->conf, path, err) != PLX_OK)
         return err->code;
+    for (const char *const *s = o->set; s && s[0]; s += 3)
+        if (plx_conf_set(c->conf, s[0], s[1], s[2], err) != PLX_OK)
+            return plx_err_prefix(err, "command line");
     static const char *const levels[] = {"debug", "info", "warn", "error"};
     c->level = o->log_level ? o->log_level : levels[plx_conf_cluster(c->conf)->log_level];
     plx_profile_file(&c->prof, "pid", "ipcluster.pid", c->pidfile, sizeof c->pidfile);
-    return check_not_running(c, err);
+    if (check_not_running(c, err) != PLX_OK)
+        return err->code;
+    return preflight(c, err);
 }
 
 /* Daemon: the parent relays progress until the child says OK or ERR. */
@@ -543,6 +600,11 @@ int plx_cluster_run(const plx_cluster_opts_t *o, plx_err_t *err)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     rc = cluster_start(&c, err);
+    if (rc != PLX_OK) {
+        /* A failed start returns only once nothing it started is left. */
+        PLX_ERROR("%s", err->msg);
+        stop_jobs(&c);
+    }
     if (c.progress_fd >= 0) {
         child_report(c.progress_fd, rc, err);
         close(c.progress_fd);
@@ -551,8 +613,6 @@ int plx_cluster_run(const plx_cluster_opts_t *o, plx_err_t *err)
     int status = 1;
     if (rc == PLX_OK)
         status = watch(&c, c.o.engines > 0 ? c.o.engines : plx_conf_cluster(c.conf)->engines);
-    else
-        PLX_ERROR("%s", err->msg);
     stop_jobs(&c);
     PLX_INFO("cluster for profile '%s' stopped", c.prof.name);
     plx_conf_destroy(&c.conf);

@@ -5,6 +5,7 @@
 #ifndef PLX_CLUSTER_H
 #define PLX_CLUSTER_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 #include "plexa/error.h"
@@ -17,6 +18,8 @@ typedef struct plx_cluster_opts {
     double      timeout;            /* seconds to wait for registration; <=0 = conf */
     int         daemonize;          /* return once registered, keep running detached */
     const char *log_level;          /* passed to the processes; NULL = conf */
+    const char *const *set;         /* NULL, or {section, key, value, ..., NULL}: settings
+                                     * applied over cluster.conf (0.10 mode options) */
 } plx_cluster_opts_t;
 
 /* Progress lines for the user ("engines: 1/2 registered"). */
@@ -49,6 +52,14 @@ int plx_cluster_revoke(const char *profile, const char *cap, FILE *out, plx_err_
 
 /* Print every profile under the profile root with its state. */
 int plx_cluster_list(FILE *out, plx_err_t *err);
+
+/*
+ * Read an IPython 0.10 ssh cluster file (`engines = {'host': N, ...}`)
+ * into hosts ("host1:2, host2:5", the [ssh] hosts syntax) and the total
+ * number of engines. Errors name the file and line.
+ */
+int plx_cluster_read_clusterfile(const char *path, char *hosts, size_t len, int *total,
+                                 plx_err_t *err);
 
 /* Create a profile with a commented cluster.conf for engine_launcher. */
 int plx_cluster_profile_create(const char *profile, const char *engine_launcher, FILE *out,

@@ -18,6 +18,7 @@
 
 #include "plexa/client.h"
 #include "plx_conf.h"
+#include "plx_plugin_loader.h"
 #include "plx_profile.h"
 #include "plx_url.h"
 
@@ -157,9 +158,18 @@ int plx_cluster_profile_create(const char *profile, const char *engine_launcher,
     if (plx_profile_open(profile, 1, &p, err) != PLX_OK)
         return err->code;
     plx_profile_file(&p, NULL, "cluster.conf", path, sizeof path);
-    if (plx_conf_write_template(path, engine_launcher, err) != PLX_OK)
+    /* The launcher's own keys go into the template. A launcher that is not
+     * installed here yet still gets its section (a profile may be written
+     * before the site plugin is installed), with a warning. */
+    const char *launcher = engine_launcher && *engine_launcher ? engine_launcher : "local";
+    plx_err_t lerr = {0};
+    const plx_launcher_ops *ops = plx_launcher_find(launcher, &lerr);
+    if (plx_conf_write_template(path, launcher, ops ? plx_launcher_keys(ops) : NULL, err) !=
+        PLX_OK)
         return err->code;
     fprintf(out, "created profile '%s': edit %s\n", p.name, path);
+    if (!ops)
+        fprintf(out, "warning: %s\n", lerr.msg);
     return PLX_OK;
 }
 

@@ -37,15 +37,23 @@ static int reg_grow(plx_controller_t *c, int32_t id)
     return PLX_OK;
 }
 
+/* Highest id an engine may ask for: ids index an array. */
+#define REQUESTED_ID_MAX 65535
+
 /* An engine that lost its connection (network blip, SIGSTOP outliving the
  * heartbeat) comes back with the id it had: it keeps it if nobody else
- * holds it. A restarted engine sends no id and gets a new one. */
+ * holds it. An engine started as rank r of an MPI job asks for id r, so
+ * that ids follow ranks; it gets it while it is free, and new ids then
+ * start above it. Anything else gets the next new id. */
 static int32_t choose_id(plx_controller_t *c, const Plexa__Hello *h)
 {
     if (h->has_engine_id && h->engine_id >= 0 && h->engine_id < c->next_engine_id &&
         !reg_engine(c, h->engine_id))
         return h->engine_id;
-    return c->next_engine_id;
+    if (h->has_requested_id && h->requested_id >= 0 && h->requested_id <= REQUESTED_ID_MAX &&
+        !reg_engine(c, h->requested_id))
+        return h->requested_id;
+    return c->next_engine_id;   /* never held: it stays above every id given */
 }
 
 int reg_add_engine(plx_controller_t *c, peer_t *p, const Plexa__Hello *h)
@@ -57,9 +65,9 @@ int reg_add_engine(plx_controller_t *c, peer_t *p, const Plexa__Hello *h)
         plx_conn_close(p->conn, 0, PLX_ENOMEM, "out of memory registering an engine");
         return PLX_ENOMEM;
     }
-    if (id == c->next_engine_id)
-        c->next_engine_id++;
-    else
+    if (id >= c->next_engine_id)
+        c->next_engine_id = id + 1;
+    else if (h->has_engine_id && h->engine_id == id)
         PLX_INFO("engine %d is back", id);
     e->id = id;
     e->peer = p;

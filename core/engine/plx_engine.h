@@ -29,6 +29,9 @@ typedef struct plx_engine_opts {
     const char *profile;    /* --profile: NULL when not given (then $PLEXA_URL,
                              * then profile "default") */
     const char *mpi;        /* --mpi KIND ("mpi4py") or NULL */
+    int         has_requested_id;     /* ask for requested_id at first registration */
+    int         requested_id;         /* --id, or the MPI rank under --mpi; the
+                                       * controller grants it while it is free */
     double      register_timeout_s;   /* no Welcome by then: give up; 0 = 30 s */
     double      reconnect_s;          /* --reconnect: after an unexpected loss of the
                                        * controller connection, retry for this long

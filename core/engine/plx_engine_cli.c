@@ -39,7 +39,9 @@ static void usage(FILE *f)
         "  --url-file FILE       read the URL from this connection file\n"
         "                        (--furl-file is accepted too, as in IPython 0.10)\n"
         "  --profile NAME        use this profile's connection file (default: default)\n"
-        "  --mpi KIND            set up MPI first; KIND: mpi4py (gives `mpi` in the namespace)\n"
+        "  --mpi KIND            set up MPI first; KIND: mpi4py (gives `mpi` in the namespace);\n"
+        "                        the engine asks for its MPI rank as engine id\n"
+        "  --id N                ask the controller for engine id N (granted while free)\n"
         "  --register-timeout S  give up when the controller has not accepted us\n"
         "                        within S seconds (default: 30)\n"
         "  --reconnect S         after losing the controller connection unexpectedly,\n"
@@ -59,6 +61,34 @@ typedef struct args {
     const char       *logfile;
 } args_t;
 
+/* An engine id the controller can grant: 0..65535. */
+static int parse_id(const char *s, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < 0 || v > 65535)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* Under --mpi without --id the engine asks for its rank, so that engine
+ * ids follow ranks. The rank comes from the launcher's environment (Open
+ * MPI, PMIx, MPICH/Hydra), before MPI is initialised. */
+static void rank_as_id(plx_engine_opts_t *o)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"};
+    if (!o->mpi || o->has_requested_id)
+        return;
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && parse_id(v, &o->requested_id) == 0) {
+            o->has_requested_id = 1;
+            return;
+        }
+    }
+}
+
 /* Returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, args_t *a)
 {
@@ -66,7 +96,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"url", required_argument, 0, 'u'},       {"url-file", required_argument, 0, 'f'},
         {"furl-file", required_argument, 0, 'f'}, {"profile", required_argument, 0, 'p'},
         {"mpi", required_argument, 0, 'm'},       {"register-timeout", required_argument, 0, 't'},
-        {"reconnect", required_argument, 0, 'r'},
+        {"reconnect", required_argument, 0, 'r'}, {"id", required_argument, 0, 'i'},
         {"log-level", required_argument, 0, 'v'}, {"logfile", required_argument, 0, 'l'},
         {"help", no_argument, 0, 'h'},            {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
@@ -99,6 +129,13 @@ static int parse_args(int argc, char **argv, args_t *a)
             a->opts.reconnect_s = s > 0 ? s : -1;   /* the library's 0 means the default */
             break;
         }
+        case 'i':
+            if (parse_id(optarg, &a->opts.requested_id) != 0) {
+                fprintf(stderr, "ipengine: --id: '%s' is not an engine id (0..65535)\n", optarg);
+                return 2;
+            }
+            a->opts.has_requested_id = 1;
+            break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("ipengine (plexa) %s\n", PLX_VERSION_STRING); return 0;
         default: usage(stderr); return 2;
@@ -108,6 +145,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         fprintf(stderr, "ipengine: unexpected argument '%s' (see --help)\n", argv[optind]);
         return 2;
     }
+    rank_as_id(&a->opts);
     return -1;
 }
 

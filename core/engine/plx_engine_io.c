@@ -139,6 +139,10 @@ static void io_send_hello(plx_engine_t *e)
     hello.hostname = host;
     hello.has_pid = 1;
     hello.pid = (int32_t)getpid();
+    if (!e->ever_welcomed && e->opts.has_requested_id) {
+        hello.has_requested_id = 1;
+        hello.requested_id = e->opts.requested_id;
+    }
     if (e->ever_welcomed) {
         /* Coming back: ask for the id we had (the controller honours it
          * while nobody else holds it). */

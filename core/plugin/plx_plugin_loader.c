@@ -264,6 +264,30 @@ static const char *plx_plugin_launcher_missing(const plx_launcher_ops *o)
     return NULL;
 }
 
+/* A launcher's key table is read by cluster.conf validation and template
+ * writing: it must end within PLX_LAUNCHER_KEYS_MAX entries and hold
+ * names a cluster.conf line can spell, each with help text. */
+static int plx_plugin_check_keys(const plx_launcher_ops *o, const char *path, plx_err_t *err)
+{
+    const plx_launcher_key *k;
+
+    if (!PLX_OPS_HAS(o, plx_launcher_ops, keys))
+        return PLX_OK;
+    k = o->keys;
+    for (size_t i = 0; i < PLX_LAUNCHER_KEYS_MAX; i++) {
+        if (k[i].name == NULL)
+            return PLX_OK;
+        if (*k[i].name == '\0' || strspn(k[i].name, PLX_LAUNCHER_KEY_CHARS) != strlen(k[i].name))
+            return plx_err_set(err, PLX_EINVAL, "plugin %s: key #%zu '%s' is not made of "
+                               "[a-z0-9_.-]", path, i, k[i].name);
+        if (k[i].help == NULL || k[i].example == NULL)
+            return plx_err_set(err, PLX_EINVAL, "plugin %s: key '%s' has no help or example "
+                               "(use \"\" for none)", path, k[i].name);
+    }
+    return plx_err_set(err, PLX_EINVAL, "plugin %s: key table has no end (an entry whose "
+                       "name is NULL) within %d entries", path, PLX_LAUNCHER_KEYS_MAX);
+}
+
 static int plx_plugin_check_ops(const plx_plugin *d, const char *path, plx_err_t *err)
 {
     size_t need = d->kind == PLX_PLUGIN_TRANSPORT ? PLX_TRANSPORT_OPS_V1_SIZE
@@ -287,6 +311,8 @@ static int plx_plugin_check_ops(const plx_plugin *d, const char *path, plx_err_t
     if (missing != NULL)
         return plx_err_set(err, PLX_EINVAL, "plugin %s: required %s op '%s' is NULL",
                            path, plx_plugin_kind_name(d->kind), missing);
+    if (d->kind == PLX_PLUGIN_LAUNCHER)
+        return plx_plugin_check_keys(d->ops, path, err);
     return PLX_OK;
 }
 
@@ -559,6 +585,13 @@ const plx_launcher_ops *plx_launcher_find(const char *name, plx_err_t *err)
     if (plx_plugin_load(PLX_PLUGIN_LAUNCHER, name, &p, err) != PLX_OK)
         return NULL;
     return p->ops;
+}
+
+const plx_launcher_key *plx_launcher_keys(const plx_launcher_ops *ops)
+{
+    if (ops == NULL || !PLX_OPS_HAS(ops, plx_launcher_ops, keys))
+        return NULL;
+    return ops->keys;
 }
 
 /* ---- listing ------------------------------------------------------------ */

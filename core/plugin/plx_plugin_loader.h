@@ -16,7 +16,8 @@
  * name matches the file name (PLX_EINVAL), ops is set (PLX_EINVAL), ops->size
  * covers the version-1 table (PLX_EABI) and every required op is set
  * (PLX_EINVAL). Optional ops: transport close_listener, want, pending;
- * launcher pids.
+ * launcher pids, keys (validated when present: see PLX_LAUNCHER_KEYS_MAX)
+ * and remote_host.
  *
  * Accepted plugins are registered by kind and name and never unloaded, so
  * the returned descriptors (and their ops tables) stay valid for the life of
@@ -39,6 +40,12 @@
     (offsetof(plx_transport_ops, close) + sizeof(void (*)(void)))
 #define PLX_LAUNCHER_OPS_V1_SIZE \
     (offsetof(plx_launcher_ops, pids) + sizeof(void (*)(void)))
+
+/* A launcher's key table (plx_launcher_ops.keys) is refused when it has
+ * no NULL-name end within this many entries or a name outside these
+ * characters (the ones a cluster.conf key may use, lowercase). */
+#define PLX_LAUNCHER_KEYS_MAX   256
+#define PLX_LAUNCHER_KEY_CHARS  "abcdefghijklmnopqrstuvwxyz0123456789_.-"
 
 /* True when an ops table is large enough to contain `member` and sets it.
  * Use it for every op appended after version 1, and for optional ops:
@@ -93,6 +100,10 @@ const char *plx_plugin_kind_name(plx_plugin_kind kind);
  */
 const plx_transport_ops *plx_transport_find(const char *name, plx_err_t *err);
 const plx_launcher_ops *plx_launcher_find(const char *name, plx_err_t *err);
+
+/* The key table of a launcher (NULL-name terminated; checked at load), or
+ * NULL when its ops table predates keys or declares none. */
+const plx_launcher_key *plx_launcher_keys(const plx_launcher_ops *ops);
 
 /*
  * Call cb once for every valid plugin of `kind` on the search path, in

@@ -133,15 +133,6 @@ static const keyspec_t schema[] = {
 
 static const char *const known_sections[] = { "cluster", "controller" };
 
-/* Example keys for launcher sections in the template (DESIGN.md §6). */
-static const struct {
-    const char *launcher, *key, *example, *help;
-} launcher_examples[] = {
-    { "pbs", "queue", "batch", "Queue the engines are submitted to." },
-    { "pbs", "walltime", "01:00:00", "Wall-clock limit of the job." },
-    { "pbs", "template", "engine.pbs", "Job script template, relative to the profile dir." },
-};
-
 /* A converted value, held until it is committed to the typed field. */
 typedef union value {
     int      i;
@@ -635,6 +626,77 @@ const char *plx_conf_view_get(void *view, const char *key)
     return plx_conf_get(v->conf, v->section, key);
 }
 
+int plx_conf_foreach_section(const plx_conf_t *c, plx_conf_section_fn fn, void *ctx)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        const char *section = c->entries[i].section;
+        size_t j = 0;
+        while (j < i && strcmp(c->entries[j].section, section) != 0)
+            j++;
+        if (j < i)
+            continue;   /* visited at its first entry */
+        int rc = fn(ctx, section);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The entry of keys nearest to key within two edits, or NULL. */
+static const char *closest_launcher_key(const plx_launcher_key *keys, const char *key)
+{
+    const char *best = NULL;
+    size_t bestd = 3;
+    for (size_t i = 0; keys[i].name; i++) {
+        size_t d = distance(key, keys[i].name);
+        if (d < bestd) {
+            best = keys[i].name;
+            bestd = d;
+        }
+    }
+    return best;
+}
+
+static int unknown_launcher_key(const entry_t *e, const plx_launcher_key *keys, const char *who,
+                                plx_err_t *err)
+{
+    char where[PATH_MAX + 32] = "", list[400] = "";
+    size_t used = 0;
+    const char *near = closest_launcher_key(keys, e->key);
+    if (e->file)
+        snprintf(where, sizeof where, "%s:%d: ", e->file, e->line);
+    if (near)
+        return plx_err_set(err, PLX_EINVAL, "%s[%s] %.64s: unknown key of %s (did you mean "
+                           "'%s'?)", where, e->section, e->key, who, near);
+    for (size_t i = 0; keys[i].name && used < sizeof list; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "",
+                                 keys[i].name);
+    return plx_err_set(err, PLX_EINVAL, "%s[%s] %.64s: unknown key of %s (%s%s)", where,
+                       e->section, e->key, who, used ? "known keys: " : "it takes no keys",
+                       list);
+}
+
+static bool launcher_key_known(const plx_launcher_key *keys, const char *key)
+{
+    for (size_t i = 0; keys[i].name; i++)
+        if (strcmp(keys[i].name, key) == 0)
+            return true;
+    return false;
+}
+
+int plx_conf_check_keys(const plx_conf_t *c, const char *section, const plx_launcher_key *keys,
+                        const char *who, plx_err_t *err)
+{
+    if (!keys)
+        return PLX_OK;   /* the table's owner did not declare its keys: it checks them */
+    for (size_t i = 0; i < c->n; i++) {
+        const entry_t *e = &c->entries[i];
+        if (strcmp(e->section, section) == 0 && !launcher_key_known(keys, e->key))
+            return unknown_launcher_key(e, keys, who ? who : section, err);
+    }
+    return PLX_OK;
+}
+
 /* ---- parsing ------------------------------------------------------------- */
 
 typedef struct parse_ctx {
@@ -820,22 +882,28 @@ static void put_section(FILE *f, const char *section, const char *launcher)
     }
 }
 
-static void put_launcher(FILE *f, const char *launcher)
+static void put_launcher(FILE *f, const char *launcher, const plx_launcher_key *keys)
 {
     fprintf(f, "[%s]\n", launcher);
-    fprintf(f, "# Settings of the %s launcher plugin, passed to it as they are; the\n"
-               "# plugin checks them. See its documentation for the keys it takes.\n",
-            launcher);
-    for (size_t i = 0; i < sizeof launcher_examples / sizeof launcher_examples[0]; i++) {
-        if (strcmp(launcher_examples[i].launcher, launcher) != 0)
-            continue;
+    if (!keys) {
+        fprintf(f, "# Settings of the %s launcher plugin. It does not list its keys\n"
+                   "# (or was not found when this file was written): see its\n"
+                   "# documentation.\n", launcher);
+        return;
+    }
+    if (!keys[0].name) {
+        fprintf(f, "# The %s launcher takes no settings.\n", launcher);
+        return;
+    }
+    fprintf(f, "# Settings of the %s launcher plugin; any other key is an error.\n", launcher);
+    for (size_t i = 0; keys[i].name; i++) {
         fputc('\n', f);
-        put_comment(f, launcher_examples[i].help);
-        fprintf(f, "# %s = %s\n", launcher_examples[i].key, launcher_examples[i].example);
+        put_comment(f, keys[i].help);
+        fprintf(f, "# %s =%s%s\n", keys[i].name, *keys[i].example ? " " : "", keys[i].example);
     }
 }
 
-static char *template_text(const char *launcher)
+static char *template_text(const char *launcher, const plx_launcher_key *keys)
 {
     char *text = NULL;
     size_t len = 0;
@@ -847,7 +915,7 @@ static char *template_text(const char *launcher)
                "# Reference: docs/profiles.md.\n\n");
     put_section(f, "cluster", launcher);
     put_section(f, "controller", launcher);
-    put_launcher(f, launcher);
+    put_launcher(f, launcher, keys);
     if (fclose(f) != 0) {
         free(text);
         return NULL;
@@ -855,7 +923,8 @@ static char *template_text(const char *launcher)
     return text;
 }
 
-int plx_conf_write_template(const char *path, const char *engine_launcher, plx_err_t *err)
+int plx_conf_write_template(const char *path, const char *engine_launcher,
+                            const plx_launcher_key *keys, plx_err_t *err)
 {
     const char *launcher = engine_launcher && *engine_launcher ? engine_launcher : "local";
     struct stat st;
@@ -865,7 +934,7 @@ int plx_conf_write_template(const char *path, const char *engine_launcher, plx_e
         return plx_err_prefix(err, "engine_launcher");
     if (lstat(path, &st) == 0)
         return plx_err_set(err, PLX_EINVAL, "%s already exists (not overwriting it)", path);
-    char *text = template_text(launcher);
+    char *text = template_text(launcher, keys);
     if (!text)
         return plx_err_set(err, PLX_ENOMEM, "%s: out of memory", path);
     int rc = plx_file_write_secret(path, text, err);

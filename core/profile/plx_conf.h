@@ -5,8 +5,9 @@
  *   [cluster]      how the cluster is started and watched (typed keys)
  *   [controller]   controller limits (typed keys)
  *   [<anything>]   a launcher's own settings ([local], [ssh], [pbs], ...):
- *                  free-form "key = value" strings, checked later by the
- *                  launcher plugin that reads them
+ *                  "key = value" strings, checked against the launcher
+ *                  plugin's key table with plx_conf_check_keys (this
+ *                  module does not load plugins)
  *
  * Every key is optional; the defaults are in plx_conf.c's schema and in
  * docs/profiles.md. An unknown key in [cluster]/[controller], a bad value,
@@ -26,6 +27,7 @@
 #include <stdint.h>
 
 #include "plexa/error.h"
+#include "plexa/launcher.h"
 
 /* The [cluster] section, typed. */
 typedef struct plx_cluster_conf {
@@ -122,13 +124,33 @@ typedef struct plx_conf_view {
 } plx_conf_view_t;
 const char *plx_conf_view_get(void *view, const char *key);
 
+/* Call fn once for every section with a key set (including [cluster]
+ * and [controller]), in the order first seen; a non-zero return stops the
+ * walk and is returned. */
+typedef int (*plx_conf_section_fn)(void *ctx, const char *section);
+int plx_conf_foreach_section(const plx_conf_t *c, plx_conf_section_fn fn, void *ctx);
+
+/*
+ * Check the keys set in section against a launcher's key table (ended by
+ * a NULL name; launcher.h). NULL keys means the launcher did not declare
+ * its keys, and nothing is checked. who names the launcher in messages
+ * ("the ssh launcher"). An unknown key is PLX_EINVAL: "FILE:LINE: [ssh]
+ * hots: unknown key of the ssh launcher (did you mean 'hosts'?)", or with
+ * the list of known keys when none is close.
+ */
+int plx_conf_check_keys(const plx_conf_t *c, const char *section, const plx_launcher_key *keys,
+                        const char *who, plx_err_t *err);
+
 /*
  * Write a commented cluster.conf template to path (mode 0600, atomic):
  * every known key with its help text and its default, commented out,
  * except engine_launcher when it is not "local", followed by the
- * engine launcher's section. engine_launcher NULL or "" means "local".
- * Refuses (PLX_EINVAL) to overwrite an existing file.
+ * engine launcher's section with every key of keys (its plugin's table:
+ * help and example, commented out; NULL when unknown). engine_launcher
+ * NULL or "" means "local". Refuses (PLX_EINVAL) to overwrite an existing
+ * file.
  */
-int plx_conf_write_template(const char *path, const char *engine_launcher, plx_err_t *err);
+int plx_conf_write_template(const char *path, const char *engine_launcher,
+                            const plx_launcher_key *keys, plx_err_t *err);
 
 #endif

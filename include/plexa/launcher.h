@@ -91,6 +91,14 @@ typedef struct plx_launcher_ops {
     /* Optional (NULL: the section takes no keys): the keys of the
      * launcher's section, ended by an entry whose name is NULL. */
     const plx_launcher_key *keys;
+    /* Optional (NULL: every process runs on this host). Would start(spec)
+     * run processes on another host? Returns 1 and writes the name of one
+     * such host into host, 0 when everything runs here, or a negative code
+     * with err filled. ipcluster asks before starting engines, to refuse a
+     * controller that only listens on loopback for engines that run
+     * elsewhere. Must not connect anywhere (a local lookup such as
+     * `ssh -G` is fine); spec->argv may be a placeholder. */
+    int  (*remote_host)(const plx_launch_spec *spec, char *host, size_t len, plx_err_t *err);
 } plx_launcher_ops;
 
 #ifdef __cplusplus

@@ -251,6 +251,33 @@ static bool has(const seen *s, const char *name)
 }
 
 /* Listing reports valid plugins of a kind once each, and skips the broken. */
+/* Key tables: read when the ops table is big enough to hold them,
+ * refused when malformed, ignored for version-1 plugins (which load). */
+static void test_launcher_keys(void **state)
+{
+    const plx_plugin *p = NULL;
+    const plx_launcher_key *keys;
+    plx_err_t err = { 0 };
+
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_LAUNCHER, "keyed", &p, &err), PLX_OK);
+    keys = plx_launcher_keys(p->ops);
+    assert_non_null(keys);
+    assert_string_equal(keys[0].name, "color");
+    assert_null(keys[1].name);
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_LAUNCHER, "oldabi", &p, &err), PLX_OK);
+    assert_null(plx_launcher_keys(p->ops));
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_LAUNCHER, "badkey", &p, &err), PLX_EINVAL);
+    assert_non_null(strstr(err.msg, "plexa-launcher-badkey"));
+    assert_non_null(strstr(err.msg, "'Bad Key'"));
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_LAUNCHER, "longkeys", &p, &err), PLX_EINVAL);
+    assert_non_null(strstr(err.msg, "no end"));
+    /* The shipped launchers declare their keys. */
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_LAUNCHER, "local", &p, &err), PLX_OK);
+    keys = plx_launcher_keys(p->ops);
+    assert_non_null(keys);
+    assert_null(keys[0].name);
+}
+
 static void test_list(void **state)
 {
     seen t = { 0 }, l = { 0 };
@@ -296,6 +323,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_default_dir),
         cmocka_unit_test(test_default_dir_from_bin),
         cmocka_unit_test(test_list),
+        cmocka_unit_test(test_launcher_keys),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -516,6 +516,14 @@ static void test_load(void **state)
     plx_conf_destroy(&c);
 }
 
+/* A launcher's key table, as a plugin declares it (launcher.h). */
+static const plx_launcher_key pbs_keys[] = {
+    { "queue", "batch", "Queue the engines are submitted to." },
+    { "walltime", "01:00:00", "Wall-clock limit of the job." },
+    { "template", "", "Job script template, relative to the profile dir." },
+    { NULL, NULL, NULL },
+};
+
 static void test_template(void **state)
 {
     (void)state;
@@ -525,19 +533,19 @@ static void test_template(void **state)
 
     /* The local template parses back to exactly the defaults. */
     snprintf(path, sizeof path, "%s/local.conf", tmpdir);
-    assert_int_equal(plx_conf_write_template(path, NULL, &err), PLX_OK);
+    assert_int_equal(plx_conf_write_template(path, NULL, NULL, &err), PLX_OK);
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     plx_conf_t *c = plx_conf_new_defaults();
     assert_int_equal(plx_conf_load(c, path, &err), PLX_OK);
     assert_defaults(c);
     plx_conf_destroy(&c);
-    assert_int_equal(plx_conf_write_template(path, "pbs", &err), PLX_EINVAL);
+    assert_int_equal(plx_conf_write_template(path, "pbs", pbs_keys, &err), PLX_EINVAL);
     assert_non_null(strstr(err.msg, "already exists"));
 
     /* pbs: engine_launcher set, a [pbs] section, every key documented. */
     snprintf(path, sizeof path, "%s/pbs.conf", tmpdir);
-    assert_int_equal(plx_conf_write_template(path, "pbs", &err), PLX_OK);
+    assert_int_equal(plx_conf_write_template(path, "pbs", pbs_keys, &err), PLX_OK);
     c = plx_conf_new_defaults();
     assert_int_equal(plx_conf_load(c, path, &err), PLX_OK);
     assert_string_equal(plx_conf_cluster(c)->engine_launcher, "pbs");
@@ -556,6 +564,8 @@ static void test_template(void **state)
         "# start_timeout = 60\n", "# log_level = info\n", "[controller]\n",
         "# max_envelope = 16777216\n", "# max_buffers = 65536\n", "# results_max = 100000\n",
         "# results_max_bytes = 268435456\n", "[pbs]\n", "# queue = batch\n",
+        "# Wall-clock limit of the job.\n# walltime = 01:00:00\n", "# template =\n",
+        "any other key is an error",
     };
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
         if (!strstr(text, lines[i]))
@@ -565,11 +575,88 @@ static void test_template(void **state)
         assert_true(strlen(line) <= 78);
 
     snprintf(path, sizeof path, "%s/bad.conf", tmpdir);
-    assert_int_equal(plx_conf_write_template(path, "a b", &err), PLX_EINVAL);
-    assert_int_equal(plx_conf_write_template(path, "cluster", &err), PLX_EINVAL);
+    assert_int_equal(plx_conf_write_template(path, "a b", NULL, &err), PLX_EINVAL);
+    assert_int_equal(plx_conf_write_template(path, "cluster", NULL, &err), PLX_EINVAL);
     assert_int_equal(stat(path, &st), -1);
     snprintf(path, sizeof path, "%s/nodir/x.conf", tmpdir);
-    assert_int_equal(plx_conf_write_template(path, "ssh", &err), PLX_EIO);
+    assert_int_equal(plx_conf_write_template(path, "ssh", NULL, &err), PLX_EIO);
+
+    /* Unknown key table (plugin not found): the section says so. */
+    snprintf(path, sizeof path, "%s/site.conf", tmpdir);
+    assert_int_equal(plx_conf_write_template(path, "site", NULL, &err), PLX_OK);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    assert_non_null(strstr(text, "[site]\n# Settings of the site launcher plugin. It does not list"));
+    /* An empty table: the launcher takes no settings. */
+    static const plx_launcher_key none[] = { { NULL, NULL, NULL } };
+    snprintf(path, sizeof path, "%s/none.conf", tmpdir);
+    assert_int_equal(plx_conf_write_template(path, "loc", none, &err), PLX_OK);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    assert_non_null(strstr(text, "[loc]\n# The loc launcher takes no settings.\n"));
+}
+
+/* Launcher sections are checked against a key table: file, line, section,
+ * key and a suggestion; a NULL table checks nothing. */
+static void test_check_keys(void **state)
+{
+    (void)state;
+    plx_err_t err = { 0 };
+    plx_conf_t *c = plx_conf_new_defaults();
+    assert_int_equal(plx_conf_parse_string(c, "[cluster]\nengine_launcher = pbs\n[pbs]\n"
+                                              "queue = a\nwaltime = 1:00\n", "/p/cluster.conf",
+                                           &err), PLX_OK);
+    assert_int_equal(plx_conf_check_keys(c, "pbs", pbs_keys, "the pbs launcher", &err),
+                     PLX_EINVAL);
+    assert_string_equal(err.msg, "/p/cluster.conf:5: [pbs] waltime: unknown key of the pbs "
+                                 "launcher (did you mean 'walltime'?)");
+    assert_int_equal(plx_conf_check_keys(c, "pbs", NULL, "the pbs launcher", &err), PLX_OK);
+    assert_int_equal(plx_conf_check_keys(c, "other", pbs_keys, NULL, &err), PLX_OK);
+    assert_int_equal(plx_conf_set(c, "pbs", "colour", "red", &err), PLX_OK);
+    plx_conf_t *d = plx_conf_new_defaults();
+    assert_int_equal(plx_conf_set(d, "pbs", "colour", "red", &err), PLX_OK);
+    assert_int_equal(plx_conf_check_keys(d, "pbs", pbs_keys, "the pbs launcher", &err),
+                     PLX_EINVAL);
+    assert_string_equal(err.msg, "[pbs] colour: unknown key of the pbs launcher (known keys: "
+                                 "queue, walltime, template)");
+    static const plx_launcher_key none[] = { { NULL, NULL, NULL } };
+    assert_int_equal(plx_conf_check_keys(d, "pbs", none, "the local launcher", &err), PLX_EINVAL);
+    assert_string_equal(err.msg, "[pbs] colour: unknown key of the local launcher (it takes "
+                                 "no keys)");
+    plx_conf_destroy(&c);
+    plx_conf_destroy(&d);
+}
+
+static int count_section(void *ctx, const char *section)
+{
+    char *out = ctx;
+    strcat(out, section);
+    strcat(out, ";");
+    return strcmp(section, "stop") == 0 ? 7 : 0;
+}
+
+/* Sections are visited once each, in the order first seen. */
+static void test_foreach_section(void **state)
+{
+    (void)state;
+    plx_err_t err = { 0 };
+    char seen[256] = "";
+    plx_conf_t *c = plx_conf_new_defaults();
+    assert_int_equal(plx_conf_parse_string(c, "[ssh]\nhosts = a\n[cluster]\nengines = 3\n"
+                                              "[ssh]\nssh = ssh\n[mpiexec]\nmpi = none\n",
+                                           "f", &err), PLX_OK);
+    assert_int_equal(plx_conf_foreach_section(c, count_section, seen), 0);
+    assert_string_equal(seen, "ssh;cluster;mpiexec;");
+    assert_int_equal(plx_conf_set(c, "stop", "x", "1", &err), PLX_OK);
+    seen[0] = '\0';
+    assert_int_equal(plx_conf_foreach_section(c, count_section, seen), 7);
+    plx_conf_destroy(&c);
 }
 
 int main(void)
@@ -588,6 +675,8 @@ int main(void)
         cmocka_unit_test(test_location_follows_listen),
         cmocka_unit_test_setup_teardown(test_load, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_template, setup_dir, teardown_dir),
+        cmocka_unit_test(test_check_keys),
+        cmocka_unit_test(test_foreach_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,233 @@
+/*
+ * plx_batch: what the pbs, sge and slurm launcher plugins share.
+ *
+ * A batch launcher renders a job script from a template, submits it, reads
+ * the job id from the submit command's output, polls the queue and cancels
+ * the job. Everything but the system's own words (directives, commands,
+ * output formats) is the same for the three, so it lives here; a plugin
+ * describes its system in a plx_batch_system and wires plx_batch_start/
+ * poll/signal/stop/destroy into its plx_launcher_ops.
+ *
+ * Like plx_sock this is a static library with hidden visibility compiled
+ * into each plugin, so nothing here is exported and plugins never clash.
+ *
+ * Modules: plx_batch.c (job life cycle), plx_batch_conf.c (keys of the
+ * launcher's section), plx_batch_tmpl.c (job script templates),
+ * plx_batch_run.c (running qsub/sbatch/... and capturing their words),
+ * plx_batch_tally.c (turning queue states into a plx_job_status).
+ */
+#ifndef PLX_BATCH_H
+#define PLX_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "plexa/error.h"
+#include "plexa/launcher.h"
+
+#define PLX_BATCH_ARGV_MAX   64
+#define PLX_BATCH_ID_MAX     64
+#define PLX_BATCH_OUT_MAX    (64 * 1024)   /* command output kept, per stream */
+
+typedef struct plx_batch_job plx_batch_job;
+
+/* ---- running commands (plx_batch_run.c) --------------------------------- */
+
+/* What a finished command said. Both strings are owned, NUL-terminated and
+ * cut at PLX_BATCH_OUT_MAX bytes. */
+typedef struct plx_batch_out {
+    int   status;    /* wait status */
+    char *out;       /* stdout */
+    char *err;       /* stderr */
+} plx_batch_out;
+
+/*
+ * Run argv (argv[0] a path, or a name looked up in PATH) with envp as its
+ * whole environment (NULL: ours), in cwd (NULL: ours), stdin from
+ * /dev/null, and wait at most timeout_s. PLX_OK means it ran to its end,
+ * whatever its exit status (see plx_batch_out_ok); a command that cannot
+ * be executed ends with status 127 and says why on stderr. Errors:
+ * PLX_ETIMEDOUT (killed, with its process group), PLX_EIO, PLX_ENOMEM.
+ * The caller frees out with plx_batch_out_free, also after an error.
+ */
+int  plx_batch_run(const char *const *argv, const char *const *envp, const char *cwd,
+                   double timeout_s, plx_batch_out *out, plx_err_t *err);
+void plx_batch_out_free(plx_batch_out *out);
+bool plx_batch_out_ok(const plx_batch_out *out);
+
+/* Record "PROG failed (exit 1): <its stderr, or stdout, on one line>" and
+ * return PLX_ERR. */
+int  plx_batch_fail(plx_err_t *err, const char *prog, const plx_batch_out *out);
+
+/* Copy text's non-empty lines, each squeezed, joined by "; ". */
+void plx_batch_lines(char *dst, size_t len, const char *text);
+
+/* Copy text with runs of whitespace (newlines too) squeezed to one space
+ * and ends trimmed: batch systems' messages span lines. */
+void plx_batch_squeeze(char *dst, size_t len, const char *text);
+
+/* ---- argument vectors --------------------------------------------------- */
+
+typedef struct plx_batch_argv {
+    const char *v[PLX_BATCH_ARGV_MAX + 1];   /* NULL-terminated */
+    int         n;
+    bool        overflow;
+} plx_batch_argv;
+
+/* Append s (not copied: it must outlive the argv). */
+void plx_batch_argv_add(plx_batch_argv *av, const char *s);
+
+/* ---- queue states (plx_batch_tally.c) ------------------------------------ */
+
+typedef enum plx_batch_cat {
+    PLX_BATCH_PENDING = 1,   /* queued, held, waiting */
+    PLX_BATCH_RUNNING,       /* started (or being cleaned up) */
+    PLX_BATCH_DONE,          /* ended well */
+    PLX_BATCH_FAILED,        /* ended badly, or left the queue unseen */
+} plx_batch_cat;
+
+#define PLX_BATCH_GROUPS 6
+
+/* Engines counted by category, and the batch system's own words for them
+ * grouped by (state, reason), e.g. 2 x ("PENDING", "JobHeldUser"). */
+typedef struct plx_batch_tally {
+    int  count[PLX_BATCH_FAILED + 1];
+    int  ngroups;
+    struct {
+        int  count;
+        char state[32];
+        char reason[160];
+    } group[PLX_BATCH_GROUPS];
+} plx_batch_tally;
+
+/* Count k engines in category cat, in the words state (and reason, may be
+ * NULL or ""). Groups beyond PLX_BATCH_GROUPS are counted, not described. */
+void plx_batch_tally_add(plx_batch_tally *t, plx_batch_cat cat, int k, const char *state,
+                         const char *reason);
+
+/* Fill st from a tally of a job of n engines; engines the tally does not
+ * mention have left the queue without a known exit status: failed. */
+void plx_batch_tally_status(const plx_batch_tally *t, int n, const char *system,
+                            const char *job_id, plx_job_status *st);
+
+/* ---- templates (plx_batch_tmpl.c) --------------------------------------- */
+
+/* Value of placeholder name, or NULL if there is no such placeholder. */
+typedef const char *(*plx_batch_lookup_fn)(void *ctx, const char *name);
+
+/*
+ * Render tmpl: {name} (lowercase letters, digits, _) is replaced by
+ * lookup(name); a { after $ is the shell's (${VAR}, ${A:-${B}}) and any
+ * other brace is kept as is. There is no escape: shell code never needs
+ * a literal {lowercase} word. A line starting with directive
+ * ("#SBATCH") in which a placeholder expands to "" is left out, so
+ * "#SBATCH --partition={queue}" vanishes when no partition is set. An
+ * unknown placeholder is an error naming where (source:line). *out is
+ * owned by the caller.
+ */
+int plx_batch_render(const char *tmpl, const char *source, const char *directive,
+                     plx_batch_lookup_fn lookup, void *ctx, char **out, plx_err_t *err);
+
+/* argv as one POSIX shell command line: every word single-quoted. Owned
+ * by the caller; NULL when out of memory. */
+char *plx_batch_shell_join(const char *const *argv);
+
+/* ---- the system a plugin describes -------------------------------------- */
+
+enum { PLX_BATCH_SUBMIT, PLX_BATCH_STATUS, PLX_BATCH_CANCEL, PLX_BATCH_NCMDS };
+
+typedef struct plx_batch_system {
+    const char *name;           /* "slurm": section name, messages, script suffix */
+    const char *directive;      /* "#SBATCH" */
+    const char *queue_key;      /* key that names the queue: "partition" or "queue" */
+    const char *tmpl_array;     /* built-in template: one array task per engine */
+    const char *tmpl_single;    /* built-in template: one job with n engines */
+    int         array_first;    /* first array index: {array_range} = F-(F+n-1) */
+    bool        url_in_script;  /* default of url_delivery: script (true) or env */
+    const char *cmd_key[PLX_BATCH_NCMDS];       /* "sbatch", "squeue", "scancel" */
+    const char *cmd_default[PLX_BATCH_NCMDS];
+    const plx_launcher_key *keys;               /* the plugin's whole key table */
+    /* Add the system's flags for submitting the script (after argv[0] and
+     * before the user's submit_args). Strings it adds must live in static
+     * storage or in j->sys_arg. */
+    void (*submit_flags)(plx_batch_job *j, plx_batch_argv *av);
+    /* The job id in the submit command's stdout: PLX_OK or PLX_EPROTO. */
+    int  (*parse_id)(const char *out, char *id, size_t len);
+    /* Ask the queue about the job and tally its engines. PLX_OK, or an
+     * error naming the command and its words. */
+    int  (*query)(plx_batch_job *j, plx_batch_tally *t, plx_err_t *err);
+} plx_batch_system;
+
+/* What a plugin's submit_flags and query may read of a job. */
+struct plx_batch_job {
+    const plx_batch_system *sys;
+    int         n;                            /* engines */
+    bool        array;                        /* job array, else one job */
+    bool        url_in_script;
+    double      poll_interval;                /* seconds between queue queries */
+    char        job_id[PLX_BATCH_ID_MAX];
+    char        job_name[64];
+    char       *cmd[PLX_BATCH_NCMDS];         /* programs (owned) */
+    char       *submit_args;                  /* extra words, split at submit (owned) */
+    char       *log_dir;                      /* (owned) */
+    char       *cwd;                          /* (owned, may be NULL) */
+    char       *script_path;                  /* written job script (owned) */
+    char      **envp;                         /* the commands' environment (owned) */
+    plx_job_status last;                      /* latest queue answer */
+    double      last_poll;                    /* when (monotonic s), 0 = never */
+    bool        cancelled;
+    char        sys_arg[4200];                /* room for one of the plugin's flag values */
+};
+
+/* ---- job scripts (plx_batch_script.c) ---------------------------------- */
+
+typedef struct plx_batch_conf plx_batch_conf;
+
+/* The job's script, rendered from its template; *script owned by the caller. */
+int   plx_batch_script_render(const plx_batch_conf *c, const plx_batch_job *j, char **script,
+                              plx_err_t *err);
+/* script with "KEY='VALUE'; export KEY" for each env entry after its
+ * leading comment block (where directives end). Owned; NULL: no memory. */
+char *plx_batch_script_inject_env(const char *script, const char *const *env);
+/* Write text to path (created or truncated), mode 0600. */
+int   plx_batch_script_write(const char *path, const char *text, plx_err_t *err);
+/* Is "KEY=VALUE" a variable a shell can export? */
+bool  plx_batch_env_name_ok(const char *kv);
+
+/* ---- launcher ops (plx_batch.c) ------------------------------------------ */
+
+int  plx_batch_start(const plx_batch_system *sys, const plx_launch_spec *spec, void **job,
+                     plx_err_t *err);
+int  plx_batch_poll(void *job, plx_job_status *st, plx_err_t *err);
+int  plx_batch_signal(void *job, int sig, plx_err_t *err);
+int  plx_batch_stop(void *job, double grace_s, plx_err_t *err);
+void plx_batch_destroy(void **job);
+/* Engines of a batch job run wherever the scheduler puts them, which on
+ * any real cluster is another host: 1, with a description in host. */
+int  plx_batch_remote_host(const plx_launch_spec *spec, char *host, size_t len,
+                           plx_err_t *err);
+
+/* Run the job's status command with args (job id appended by the caller).
+ * Convenience for query implementations. */
+int  plx_batch_run_cmd(plx_batch_job *j, int which, const char *const *args,
+                       plx_batch_out *out, plx_err_t *err);
+
+/* ---- keys of the section (plx_batch_conf.c) ------------------------------- */
+
+/* A launcher section as the job's start sees it. */
+struct plx_batch_conf {
+    const plx_launch_spec *spec;
+    const plx_batch_system *sys;
+};
+
+/* Value of key in the launcher's section, "" if unset. */
+const char *plx_batch_conf_str(const plx_batch_conf *c, const char *key);
+int plx_batch_conf_bool(const plx_batch_conf *c, const char *key, bool dflt, bool *out,
+                        plx_err_t *err);
+int plx_batch_conf_seconds(const plx_batch_conf *c, const char *key, double dflt,
+                           double *out, plx_err_t *err);
+/* Split a value into words (whitespace; '...' and "..." group). The words
+ * point into buf, which the caller owns. */
+int plx_batch_split_words(char *buf, plx_batch_argv *av, const char *what, plx_err_t *err);
+
+#endif

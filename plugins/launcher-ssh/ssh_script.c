@@ -1,0 +1,152 @@
+/*
+ * launcher-ssh: the shell script each ssh runs on the remote host.
+ *
+ * ssh runs `exec /bin/sh -c '<script>'` there (the command line shows the
+ * script, which holds no secret). The script then
+ *   1. reads KEY=VALUE lines from stdin up to an empty line and exports
+ *      them: the capability URL (PLEXA_URL) travels this way, so it never
+ *      appears on a command line that `ps` shows;
+ *   2. changes to the working directory;
+ *   3. starts the program in its own process group (setsid) and writes
+ *      its pid to a pid file, for a kill over a second ssh connection when
+ *      this one is stuck;
+ *   4. serves the rest of stdin in a watcher subshell: "signal N" sends
+ *      signal N to the group, "stop T" (or end of input: ipcluster went
+ *      away) sends SIGTERM, then SIGKILL after T tenths of a second;
+ *   5. waits for the program and exits with its status, which ssh hands
+ *      back to the launcher as its own.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ssh_int.h"
+
+#define SCRIPT_MAX 65536
+
+int ssh_quote(char *out, size_t len, size_t *used, const char *s)
+{
+    size_t u = *used;
+
+    if (u + 1 >= len)
+        return 0;
+    out[u++] = '\'';
+    for (; *s; s++) {
+        const char *piece = *s == '\'' ? "'\\''" : NULL;
+        size_t n = piece ? 4 : 1;
+        if (u + n + 2 >= len)
+            return 0;
+        if (piece)
+            memcpy(out + u, piece, n);
+        else
+            out[u] = *s;
+        u += n;
+    }
+    out[u++] = '\'';
+    out[u] = '\0';
+    *used = u;
+    return 1;
+}
+
+/* Append plain text. */
+static int put(char *out, size_t len, size_t *used, const char *s)
+{
+    size_t n = strlen(s);
+    if (*used + n + 1 > len)
+        return 0;
+    memcpy(out + *used, s, n + 1);
+    *used += n;
+    return 1;
+}
+
+static int put_cd(const ssh_conf_t *c, const plx_launch_spec *spec, char *out, size_t len,
+                  size_t *u)
+{
+    const char *dir = c->remote_cwd ? c->remote_cwd : spec->cwd;
+    if (!dir)
+        return 1;
+    /* An explicit remote_cwd must exist; the local directory is only a
+     * guess (0.10 assumed the same layout everywhere), so fall back. */
+    return put(out, len, u, "cd ") && ssh_quote(out, len, u, dir) &&
+           put(out, len, u, c->remote_cwd
+                   ? " || { echo \"plexa: remote_cwd: cannot enter it on $(hostname)\" >&2; "
+                     "exit 126; }\n"
+                   : " 2>/dev/null || { echo \"plexa: $(pwd) is used: the working directory "
+                     "does not exist on $(hostname)\" >&2; cd; }\n");
+}
+
+static int put_argv(const ssh_conf_t *c, const plx_launch_spec *spec, char *out, size_t len,
+                    size_t *u)
+{
+    if (!ssh_quote(out, len, u, c->command ? c->command : spec->argv[0]))
+        return 0;
+    for (int i = 1; spec->argv[i]; i++)
+        if (!put(out, len, u, " ") || !ssh_quote(out, len, u, spec->argv[i]))
+            return 0;
+    return 1;
+}
+
+static const char script_env[] =
+    "while IFS= read -r plx_l && [ -n \"$plx_l\" ]; do export \"$plx_l\"; done\n";
+
+static const char script_serve[] =
+    "plx_p=$!\n"
+    "echo \"$plx_p\" > \"$plx_f\"\n"
+    "plx_kill() { kill -\"$1\" -\"$plx_p\" 2>/dev/null || kill -\"$1\" \"$plx_p\" 2>/dev/null; }\n"
+    /* A background list's stdin is /dev/null unless redirected explicitly:
+     * hand the watcher ours through fd 3. */
+    "exec 3<&0\n"
+    "( while read -r plx_c plx_a <&3; do\n"
+    "    case \"$plx_c\" in signal) plx_kill \"$plx_a\";; stop) break;; esac\n"
+    "  done\n"
+    "  plx_kill TERM; plx_i=0\n"
+    "  while kill -0 \"$plx_p\" 2>/dev/null && [ \"$plx_i\" -lt \"${plx_a:-20}\" ]; do\n"
+    "    sleep 0.1; plx_i=$((plx_i + 1)); done\n"
+    "  plx_kill KILL ) >/dev/null 2>&1 &\n"
+    "exec 3<&-\n"
+    "plx_w=$!\n"
+    "wait \"$plx_p\"; plx_st=$?\n"
+    "kill \"$plx_w\" 2>/dev/null; rm -f \"$plx_f\"\n"
+    "exit \"$plx_st\"\n";
+
+static char *wrap(const char *script)
+{
+    size_t len = 2 * strlen(script) + 64, u = 0;
+    char *cmd = malloc(len);
+    if (!cmd)
+        return NULL;
+    if (!put(cmd, len, &u, "exec /bin/sh -c ") || !ssh_quote(cmd, len, &u, script)) {
+        free(cmd);
+        return NULL;
+    }
+    return cmd;
+}
+
+char *ssh_remote_command(const ssh_conf_t *c, const plx_launch_spec *spec, const char *pidfile)
+{
+    char *s = malloc(SCRIPT_MAX), *cmd = NULL;
+    size_t u = 0;
+
+    if (!s)
+        return NULL;
+    s[0] = '\0';
+    if (put(s, SCRIPT_MAX, &u, script_env) && put_cd(c, spec, s, SCRIPT_MAX, &u) &&
+        put(s, SCRIPT_MAX, &u, "plx_f=") && put(s, SCRIPT_MAX, &u, pidfile) &&
+        put(s, SCRIPT_MAX, &u, "\nif command -v setsid >/dev/null 2>&1; then setsid ") &&
+        put_argv(c, spec, s, SCRIPT_MAX, &u) &&
+        put(s, SCRIPT_MAX, &u, " </dev/null & else ") && put_argv(c, spec, s, SCRIPT_MAX, &u) &&
+        put(s, SCRIPT_MAX, &u, " </dev/null & fi\n") && put(s, SCRIPT_MAX, &u, script_serve))
+        cmd = wrap(s);
+    free(s);
+    return cmd;
+}
+
+char *ssh_kill_command(const char *pidfile)
+{
+    char script[1024];
+    snprintf(script, sizeof script,
+             "plx_f=%s; plx_p=$(cat \"$plx_f\" 2>/dev/null) || exit 0\n"
+             "kill -KILL -\"$plx_p\" 2>/dev/null || kill -KILL \"$plx_p\" 2>/dev/null\n"
+             "rm -f \"$plx_f\"\n", pidfile);
+    return wrap(script);
+}

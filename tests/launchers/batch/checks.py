@@ -1,0 +1,47 @@
+"""What every batch launcher test checks, whatever the batch system."""
+import batchsys
+
+
+def start_ok(c):
+    """`ipcluster start` returns once the engines registered, having said
+    what the batch system was doing on the way."""
+    p = c.start()
+    assert p.returncode == 0, c.diagnose(p)
+    assert "submitted as job" in p.stdout, p.stdout
+    assert f"cluster ready: {c.n} engines" in p.stdout, p.stdout
+    return p
+
+
+def run_everywhere(c, job_var):
+    """A MultiEngineClient execute on every engine; returns each engine's
+    (engine index, batch job id) as the engine itself saw them."""
+    mec = c.client()
+    assert sorted(mec.get_ids()) == list(range(c.n))
+    r = mec.execute(f"import os; where = (os.environ['PLX_ENGINE_INDEX'], "
+                    f"os.environ.get('{job_var}'), os.getcwd())")
+    assert len(r) == c.n
+    seen = mec.pull("where")
+    assert sorted(int(w[0]) for w in seen) == list(range(c.n)), seen
+    assert all(w[2] == c.cwd for w in seen), seen        # engines run where ipcluster ran
+    assert all(w[1] for w in seen), seen                # inside the batch system's job
+    return seen
+
+
+def stop_clean(c, system, jobs=None):
+    """`ipcluster stop`, then nothing queued and no engine left. jobs: the
+    batch system's own listing of what is still queued or running
+    (default: system.jobs)."""
+    p = c.stop()
+    assert p.returncode == 0, c.diagnose(p)
+    left = (jobs or system.jobs)()
+    assert left == [], left
+    assert batchsys.wait_for(lambda: not c.engines(), 5), c.engines()
+
+
+def failed_start_clean(c, system, p, jobs=None):
+    """A start that failed leaves nothing queued and nothing running, as
+    soon as ipcluster has returned."""
+    assert p.returncode != 0, c.diagnose(p)
+    left = (jobs or system.jobs)()
+    assert left == [], (left, p.stderr)
+    assert batchsys.wait_for(lambda: not c.engines(), 5), c.engines()

@@ -1,0 +1,193 @@
+/*
+ * The pure halves of plugins/common/plx_batch: job script templates,
+ * shell quoting, word splitting, and turning queue states into a
+ * plx_job_status. (Submission, polling and cancelling are tested against
+ * real Slurm, Grid Engine and PBS wrappers by the pytest files here.)
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "plx_batch.h"
+
+static const char *lookup(void *ctx, const char *name)
+{
+    (void)ctx;
+    if (strcmp(name, "n") == 0)
+        return "4";
+    if (strcmp(name, "queue") == 0)
+        return "";
+    if (strcmp(name, "log_dir") == 0)
+        return "/p/log";
+    return NULL;
+}
+
+static char *render(const char *tmpl, plx_err_t *err)
+{
+    char *out = NULL;
+    int rc = plx_batch_render(tmpl, "t.sbatch", "#SBATCH", lookup, NULL, &out, err);
+    return rc == PLX_OK ? out : NULL;
+}
+
+/* Placeholders are replaced; the shell's braces are not. */
+static void test_render_placeholders(void **state)
+{
+    (void)state;
+    plx_err_t err = {0};
+    char *out = render("#SBATCH --ntasks={n}\n"
+                       "x=${A:-${B:-$C}} f() { :; } {a,b} {UP}\n"
+                       "echo {log_dir}/{n}.out", &err);
+    assert_non_null(out);
+    assert_string_equal(out, "#SBATCH --ntasks=4\n"
+                             "x=${A:-${B:-$C}} f() { :; } {a,b} {UP}\n"
+                             "echo /p/log/4.out\n");
+    free(out);
+}
+
+/* A directive with an empty placeholder is left out; other lines stay. */
+static void test_render_drops_empty_directive(void **state)
+{
+    (void)state;
+    plx_err_t err = {0};
+    char *out = render("#!/bin/sh\n#SBATCH --partition={queue}\n#SBATCH -n {n}\n"
+                       "echo q={queue}\n", &err);
+    assert_non_null(out);
+    assert_string_equal(out, "#!/bin/sh\n#SBATCH -n 4\necho q=\n");
+    free(out);
+}
+
+/* An unknown placeholder names the file and line. */
+static void test_render_unknown_placeholder(void **state)
+{
+    (void)state;
+    plx_err_t err = {0};
+    assert_null(render("#!/bin/sh\n\nexec {engine_comand}\n", &err));
+    assert_int_equal(err.code, PLX_ENOTFOUND);
+    assert_string_equal(err.msg, "t.sbatch:3: unknown placeholder {engine_comand}");
+}
+
+/* Every word is single-quoted, quotes inside included. */
+static void test_shell_join(void **state)
+{
+    (void)state;
+    const char *argv[] = {"/opt/x y/ipengine", "it's", "$HOME", NULL};
+    char *s = plx_batch_shell_join(argv);
+    assert_string_equal(s, "'/opt/x y/ipengine' 'it'\\''s' '$HOME'");
+    free(s);
+}
+
+/* submit_args: whitespace separates, quotes group. */
+static void test_split_words(void **state)
+{
+    (void)state;
+    char buf[] = "  --qos=normal  --comment='two words' -x\"y z\"";
+    plx_batch_argv av = {.n = 0};
+    plx_err_t err = {0};
+    assert_int_equal(plx_batch_split_words(buf, &av, "[slurm] submit_args", &err), PLX_OK);
+    assert_int_equal(av.n, 3);
+    assert_string_equal(av.v[0], "--qos=normal");
+    assert_string_equal(av.v[1], "--comment=two words");
+    assert_string_equal(av.v[2], "-xy z");
+    char bad[] = "--comment='open";
+    plx_batch_argv av2 = {.n = 0};
+    assert_int_equal(plx_batch_split_words(bad, &av2, "[slurm] submit_args", &err), PLX_EINVAL);
+    assert_non_null(strstr(err.msg, "unterminated quote"));
+}
+
+/* Queue states become counts, and keep the batch system's words. */
+static void test_tally_pending_with_reason(void **state)
+{
+    (void)state;
+    plx_batch_tally t;
+    plx_job_status st;
+    memset(&t, 0, sizeof t);
+    plx_batch_tally_add(&t, PLX_BATCH_PENDING, 1, "PENDING", "JobHeldUser");
+    plx_batch_tally_add(&t, PLX_BATCH_PENDING, 1, "PENDING", "JobHeldUser");
+    plx_batch_tally_add(&t, PLX_BATCH_RUNNING, 1, "RUNNING", "");
+    plx_batch_tally_status(&t, 3, "slurm", "12", &st);
+    assert_int_equal(st.state, PLX_JOB_RUNNING);
+    assert_int_equal(st.pending, 2);
+    assert_int_equal(st.running, 1);
+    assert_int_equal(st.exited, 0);
+    assert_string_equal(st.job_id, "12");
+    assert_string_equal(st.detail, "slurm job 12: 2 PENDING (JobHeldUser), 1 RUNNING");
+}
+
+/* Engines the queue no longer shows ended, status unknown: failed. */
+static void test_tally_unseen_are_failed(void **state)
+{
+    (void)state;
+    plx_batch_tally t;
+    plx_job_status st;
+    memset(&t, 0, sizeof t);
+    plx_batch_tally_add(&t, PLX_BATCH_DONE, 1, "COMPLETED", NULL);
+    plx_batch_tally_status(&t, 3, "sge", "7", &st);
+    assert_int_equal(st.state, PLX_JOB_FINISHED);
+    assert_int_equal(st.exited, 3);
+    assert_int_equal(st.failed, 2);
+    assert_string_equal(st.detail, "sge job 7: 1 COMPLETED, 2 no longer in the queue "
+                                   "(exit status unknown)");
+}
+
+/* A failed command's stderr lines, joined, after its name and status. */
+static void test_fail_message(void **state)
+{
+    (void)state;
+    plx_batch_out out = {.status = 1 << 8,
+                         .out = (char *)"",
+                         .err = (char *)"sbatch: error: invalid partition specified: nosuch\n"
+                                        "sbatch: error: Batch job submission failed\n"};
+    plx_err_t err = {0};
+    assert_int_equal(plx_batch_fail(&err, "/usr/bin/sbatch", &out), PLX_ERR);
+    assert_string_equal(err.msg, "sbatch failed (exit 1): sbatch: error: invalid partition "
+                                 "specified: nosuch; sbatch: error: Batch job submission "
+                                 "failed");
+}
+
+/* A command that cannot be run ends 127 and says why. */
+static void test_run_missing_command(void **state)
+{
+    (void)state;
+    const char *argv[] = {"/nonexistent/qsub", NULL};
+    plx_batch_out out;
+    plx_err_t err = {0};
+    assert_int_equal(plx_batch_run(argv, NULL, NULL, 10, &out, &err), PLX_OK);
+    assert_false(plx_batch_out_ok(&out));
+    assert_int_equal(WEXITSTATUS(out.status), 127);
+    assert_non_null(strstr(out.err, "cannot run /nonexistent/qsub: No such file"));
+    plx_batch_out_free(&out);
+}
+
+/* A command that hangs is killed at its deadline. */
+static void test_run_timeout(void **state)
+{
+    (void)state;
+    const char *argv[] = {"/bin/sleep", "30", NULL};
+    plx_batch_out out;
+    plx_err_t err = {0};
+    assert_int_equal(plx_batch_run(argv, NULL, NULL, 0.3, &out, &err), PLX_ETIMEDOUT);
+    assert_non_null(strstr(err.msg, "did not finish within"));
+    plx_batch_out_free(&out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_render_placeholders),
+        cmocka_unit_test(test_render_drops_empty_directive),
+        cmocka_unit_test(test_render_unknown_placeholder),
+        cmocka_unit_test(test_shell_join),
+        cmocka_unit_test(test_split_words),
+        cmocka_unit_test(test_tally_pending_with_reason),
+        cmocka_unit_test(test_tally_unseen_are_failed),
+        cmocka_unit_test(test_fail_message),
+        cmocka_unit_test(test_run_missing_command),
+        cmocka_unit_test(test_run_timeout),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

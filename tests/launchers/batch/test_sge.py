@@ -1,0 +1,45 @@
+"""engine_launcher = sge against a real sge_qmaster + sge_execd on loopback."""
+import checks
+
+
+def test_job_array_runs_engines_and_stop_cancels(sge, batch_cluster):
+    c = batch_cluster(sge, "sge", {"queue": "all.q"})
+    checks.start_ok(c)
+    seen = checks.run_everywhere(c, "JOB_ID")
+    assert len({w[1] for w in seen}) == 1               # tasks of one array job
+    script = c.log("ipengine.sge")
+    assert "#$ -t 1-2" in script and "#$ -q all.q" in script
+    # The URL went into the submitted copy of the script, not qsub -V's
+    # environment, which qstat -j shows to every user; ours keeps no copy.
+    assert "PLEXA_URL" not in script
+    checks.stop_clean(c, sge)
+
+
+def test_one_job_in_a_parallel_environment(sge, batch_cluster):
+    c = batch_cluster(sge, "sge", {"job_array": "false", "pe": "mpi"})
+    checks.start_ok(c)
+    jobs = sge.jobs()
+    assert len(jobs) == 1 and jobs[0].split()[-1] == "2", jobs    # one job, 2 slots
+    seen = checks.run_everywhere(c, "JOB_ID")
+    assert len({w[1] for w in seen}) == 1
+    assert "#$ -pe mpi 2" in c.log("ipengine.sge")
+    checks.stop_clean(c, sge)
+
+
+def test_held_job_times_out_with_qstats_words(sge, batch_cluster):
+    c = batch_cluster(sge, "sge", {"submit_args": "-h"})
+    p = c.start("--timeout", "4")
+    assert p.returncode != 0
+    assert "only 0 of 2 engines registered in time" in p.stderr, p.stderr
+    assert "2 hqw (" in p.stderr and "Job is in hold state" in p.stderr, p.stderr
+    checks.failed_start_clean(c, sge, p)
+
+
+def test_unknown_queue_fails_with_qsubs_words(sge, batch_cluster):
+    c = batch_cluster(sge, "sge", {"queue": "nosuch"})
+    p = c.start("--timeout", "30")
+    assert p.returncode != 0
+    assert 'qsub failed (exit 1): Unable to run job: Job was rejected because job requests ' \
+           'unknown queue "nosuch"' in p.stderr, p.stderr
+    assert p.elapsed < 15, p.elapsed
+    checks.failed_start_clean(c, sge, p)

@@ -1,0 +1,78 @@
+"""engine_launcher = slurm against a real slurmctld + slurmd on loopback."""
+import checks
+
+
+def test_job_array_runs_engines_and_stop_cancels(slurm, batch_cluster):
+    c = batch_cluster(slurm, "slurm", {"partition": "debug", "walltime": "00:10:00"})
+    p = checks.start_ok(c)
+    assert "slurm job" in p.stdout                      # squeue's words in the progress
+    seen = checks.run_everywhere(c, "SLURM_ARRAY_JOB_ID")
+    assert len({w[1] for w in seen}) == 1               # tasks of one array job
+    script = c.log("ipengine.slurm")
+    assert "#SBATCH --array=0-1" in script and "#SBATCH --time=00:10:00" in script
+    assert "PLEXA_URL=" not in script and "#SBATCH --account" not in script
+    checks.stop_clean(c, slurm)
+
+
+def test_one_job_from_profile_template(slurm, batch_cluster):
+    c = batch_cluster(slurm, "slurm", {"job_array": "false", "template": "engines.sbatch",
+                                       "job_name": "plexa-one"})
+    c.write("engines.sbatch", """#!/bin/sh
+#SBATCH --job-name={job_name}
+#SBATCH --ntasks={n}
+#SBATCH --partition={partition}
+#SBATCH --output={log_dir}/one-%j.out
+# {n} engines of {profile_dir}, one srun task each
+cd "{work_dir}" || exit 1
+PLX_HOME="${HOME:-/}"    # the shell's braces are left alone
+exec srun sh -c 'PLX_ENGINE_INDEX=$SLURM_PROCID exec "$@" >"{log_dir}/{prog}-$SLURM_PROCID.out" 2>&1' sh {engine_command}
+""")
+    checks.start_ok(c)
+    jobs = slurm.jobs()
+    assert len(jobs) == 1 and "RUNNING" in jobs[0], jobs   # one job, both engines
+    seen = checks.run_everywhere(c, "SLURM_JOB_ID")
+    assert len({w[1] for w in seen}) == 1
+    assert "#SBATCH --partition" not in c.log("plexa-one.slurm")   # empty: line left out
+    checks.stop_clean(c, slurm)
+
+
+def test_held_job_times_out_with_slurms_reason(slurm, batch_cluster):
+    c = batch_cluster(slurm, "slurm", {"submit_args": "--hold"})
+    p = c.start("--timeout", "4")
+    assert p.returncode != 0
+    assert "only 0 of 2 engines registered in time" in p.stderr, p.stderr
+    assert "PENDING (JobHeldUser)" in p.stderr, p.stderr
+    assert "pending in queue" in p.stdout, p.stdout
+    checks.failed_start_clean(c, slurm, p)
+
+
+def test_unknown_partition_fails_with_sbatchs_words(slurm, batch_cluster):
+    c = batch_cluster(slurm, "slurm", {"partition": "nosuch"})
+    p = c.start("--timeout", "30")
+    assert p.returncode != 0
+    assert "sbatch failed (exit 1): sbatch: error: invalid partition specified: nosuch" \
+        in p.stderr, p.stderr
+    assert p.elapsed < 15, p.elapsed                    # at once, not at the timeout
+    checks.failed_start_clean(c, slurm, p)
+
+
+def test_bad_template_placeholder_is_named(slurm, batch_cluster):
+    c = batch_cluster(slurm, "slurm", {"template": "bad.sbatch"})
+    c.write("bad.sbatch", "#!/bin/sh\n#SBATCH --ntasks={n}\nexec {engine_comand}\n")
+    p = c.start("--timeout", "20")
+    assert p.returncode != 0
+    assert "bad.sbatch:3: unknown placeholder {engine_comand}" in p.stderr, p.stderr
+    checks.failed_start_clean(c, slurm, p)
+
+
+def test_0_10_mode_with_queue_option(slurm, batch_cluster):
+    """`ipcluster slurm -n 2 --daemonize --queue debug`: IPython 0.10's batch
+    mode, the launcher named on the command line, not in the profile."""
+    c = batch_cluster(slurm, "slurm", profile="mode")
+    c.write("cluster.conf", "[cluster]\nlisten = 127.0.0.1\n")
+    p = c.ipcluster("slurm", "-n", "2", "--daemonize", "--queue", "debug")
+    assert p.returncode == 0, c.diagnose(p)
+    assert "with the 'slurm' launcher" in p.stdout, p.stdout
+    checks.run_everywhere(c, "SLURM_ARRAY_JOB_ID")
+    assert "#SBATCH --partition=debug" in c.log("ipengine.slurm")
+    checks.stop_clean(c, slurm)
