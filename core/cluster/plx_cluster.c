@@ -298,7 +298,7 @@ static void stop_jobs(cluster_t *c)
 }
 
 /* Engine processes that ended with an error, over every engine job. */
-static int engines_failed_count(cluster_t *c)
+static int engines_failed_count(cluster_t *c, char *detail, size_t dlen)
 {
     int failed = 0;
     plx_job_status st;
@@ -313,7 +313,7 @@ static int engines_failed_count(cluster_t *c)
         if (jobs[i] && c->eops->poll(jobs[i], &st, &err) == PLX_OK) {
             failed += st.failed;
             if (st.failed && st.detail[0])
-                PLX_DEBUG("engine job: %s", st.detail);
+                snprintf(detail, dlen, "%s", st.detail);
         }
     }
     return failed;
@@ -328,13 +328,34 @@ typedef struct restarts {
     double backoff, due, last_crash;
 } restarts_t;
 
+/* Say which engine died and how, with the last lines it wrote outside
+ * requests (a crash, a C extension's message): the local launchers name a
+ * process "ipengine #N", whose output is log/ipengine-N.out. */
+static void report_crash(cluster_t *c, const char *detail)
+{
+    char name[64], path[PATH_MAX], file[96], tail[2048] = "";
+    int idx;
+    if (sscanf(detail, "%63s #%d", name, &idx) == 2) {
+        snprintf(file, sizeof file, "%s-%d.out", name, idx);
+        plx_profile_file(&c->prof, "log", file, path, sizeof path);
+        log_tail(path, tail, sizeof tail);
+    }
+    if (tail[0])
+        PLX_WARN("%s; last lines of %s:\n%s", detail, path, tail);
+    else
+        PLX_WARN("%s", detail);
+}
+
 static void restart_check(cluster_t *c, restarts_t *r)
 {
     const plx_cluster_conf_t *cc = plx_conf_cluster(c->conf);
-    int failed = engines_failed_count(c);
+    char detail[256] = "";
+    int failed = engines_failed_count(c, detail, sizeof detail);
     double now = now_s();
     if (failed > r->seen_failed) {
         int delta = failed - r->seen_failed;
+        if (detail[0])
+            report_crash(c, detail);
         r->seen_failed = failed;
         if (now - r->last_crash > 60.0)
             r->backoff = 1.0;

@@ -67,3 +67,21 @@ def test_clean_exit_is_not_restarted(cluster_factory):
     mec.kill(targets=0)
     time.sleep(2.5)
     assert mec.get_ids() == []
+
+
+def test_dead_engine_output_is_shown_in_the_log(cluster_factory):
+    """What an engine wrote outside Python's captured streams (a C
+    extension's message, a crash report) goes to log/ipengine-N.out, and
+    ipcluster shows its last lines when the engine dies."""
+    c = cluster_factory(n=1)
+    c.start()
+    mec = c.client()
+    mec.execute("import os; os.write(2, b'native message before the crash\\n')")
+    pid = engine_pids(mec)[0]
+    os.kill(pid, signal.SIGKILL)
+    log = c.path("log", "ipcluster.log")
+    assert wait_for(lambda: "last lines of" in open(log).read(), timeout=10)
+    text = open(log).read()
+    assert "killed by signal 9 (SIGKILL)" in text
+    assert "native message before the crash" in text
+    assert "ipengine-0.out" in text
