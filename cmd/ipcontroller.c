@@ -129,6 +129,7 @@ static int load_options(const args_t *a, plx_conf_t *conf, plx_controller_opts_t
     o->task_inflight = ctl->task_inflight;
     o->leastload = strcmp(ctl->scheduler, "leastload") == 0;
     o->token_lifetime = ctl->token_lifetime;
+    o->status_port = ctl->status_port;
     o->reuse = a->reuse;
     if (!a->log_level)
         plx_log_set_level((plx_log_level)cc->log_level);

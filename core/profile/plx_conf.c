@@ -127,6 +127,9 @@ static const keyspec_t schema[] = {
       "controller mints a new one and rewrites its connection file (connections already "
       "made stay). 0: tokens last until the controller stops. The engine token never "
       "expires, so queued batch jobs can still register." },
+    { "controller", "status_port", K_INT, "0", -1, 65535, NULL, CT(status_port),
+      "Port of the read-only status page on 127.0.0.1 (its URL, with the status token, "
+      "goes to security/ipcontroller-status.http); 0 picks a free port, -1 turns it off." },
 };
 
 #define NSCHEMA (sizeof schema / sizeof schema[0])

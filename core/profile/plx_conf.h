@@ -57,6 +57,7 @@ typedef struct plx_controller_conf {
     int      task_inflight;      /* tasks sent ahead to each engine, 1..1024 */
     char     scheduler[16];      /* "fifo" or "leastload" */
     int      token_lifetime;     /* seconds a client token is accepted; 0 = until stop */
+    int      status_port;        /* status page on 127.0.0.1; 0 any, -1 off */
 } plx_controller_conf_t;
 
 typedef struct plx_conf plx_conf_t;

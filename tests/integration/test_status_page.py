@@ -123,3 +123,13 @@ def test_page_in_headless_chromium(busy, tmp_path):
                    capture_output=True, timeout=90, env=env)
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000   # drawn, not blank
+
+
+def test_page_off(cluster_factory):
+    c = cluster_factory(n=1, conf="[controller]\nstatus_port = -1\n")
+    c.start()
+    assert not os.path.exists(c.path("security", "ipcontroller-status.http"))
+    p = subprocess.run([tool("ipcluster"), "status", f"--profile={c.profile}"], env=c.env,
+                       capture_output=True, text=True, timeout=30)
+    # without the page, ipcluster status asks through the status capability
+    assert p.returncode == 0 and "1 registered [0]" in p.stdout
