@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "plexa/version.h"
@@ -24,7 +26,8 @@ static void usage(FILE *f)
         "\n"
         "Start the plexa controller: engines register with it and clients send it\n"
         "work. It writes its connection files (capability URLs) into the profile's\n"
-        "security/ directory and removes them when it stops.\n"
+        "security/ directory and removes them when it stops. It runs in the\n"
+        "foreground until SIGINT or SIGTERM; ipcluster starts it for you.\n"
         "\n"
         "Options:\n"
         "  --profile NAME       profile to use (default: default)\n"
@@ -36,10 +39,20 @@ static void usage(FILE *f)
         "  --reuse              restart of a controller that died: keep the port and the\n"
         "                       capability tokens of the connection files it left, so\n"
         "                       engines and clients reconnect with what they have\n"
+        "                       (IPython 0.10's -r / --reuse-furls)\n"
         "  --log-level LEVEL    debug, info, warn or error (default: info)\n"
         "  -l, --logfile PATH   write the log there instead of stderr\n"
         "  -h, --help           show this help\n"
-        "  --version            show the version\n");
+        "  --version            show the version\n"
+        "\n"
+        "IPython 0.10's separate engine and client ports (--engine-port,\n"
+        "--client-port) are one port here: the capability token in each connection\n"
+        "decides what it may do. Capability tokens cannot be turned off (0.10's\n"
+        "-x/-y); TLS with a pinned certificate is the default transport.\n"
+        "\n"
+        "Files: <profile>/security/ipcontroller-{engine,mec,tc,status}.url (mode\n"
+        "0600), <profile>/log/ipcontroller.log when started by ipcluster.\n"
+        "Environment: PLEXA_DIR (instead of ~/.plexa), PLX_PLUGIN_PATH (plugins).\n");
 }
 
 typedef struct args {
@@ -136,6 +149,18 @@ static int load_options(const args_t *a, plx_conf_t *conf, plx_controller_opts_t
     return 0;
 }
 
+/* Every engine and client is a descriptor: a controller for thousands of
+ * engines needs more than the usual soft limit of 1024. */
+static void raise_fd_limit(void)
+{
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+        r.rlim_cur = r.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &r) != 0)
+            PLX_WARN("cannot raise the open-file limit: %s", strerror(errno));
+    }
+}
+
 int main(int argc, char **argv)
 {
     args_t a;
@@ -145,6 +170,7 @@ int main(int argc, char **argv)
         return rc;
     signal(SIGPIPE, SIG_IGN);
     plx_log_set_component("controller");
+    raise_fd_limit();
     if (a.logfile) {
         int fd = open(a.logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (fd < 0) {
