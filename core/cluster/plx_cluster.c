@@ -139,8 +139,20 @@ static int start_controller(cluster_t *c, int reuse, plx_err_t *err)
     plx_profile_file(&c->prof, "security", "ipcontroller-engine.url", url, sizeof url);
     if (!reuse)
         unlink(url);
-    const char *argv[] = {exe, "--profile", c->prof.name, "--logfile", logfile,
-                          "--log-level", c->level, reuse ? "--reuse" : NULL, NULL};
+    /* PLX_CONTROLLER_WRAPPER="valgrind --log-file=..." runs the controller
+     * under a tool (docs/reliability.md); words split at spaces. */
+    char wrap[1024] = "";
+    const char *w = getenv("PLX_CONTROLLER_WRAPPER");
+    snprintf(wrap, sizeof wrap, "%s", w ? w : "");
+    const char *argv[32];
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(wrap, " ", &save); tok && n < 20;
+         tok = strtok_r(NULL, " ", &save))
+        argv[n++] = tok;
+    const char *const rest[] = {exe, "--profile", c->prof.name, "--logfile", logfile,
+                                "--log-level", c->level, reuse ? "--reuse" : NULL, NULL};
+    for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
+        argv[n++] = rest[i];
     const char *env[] = {direnv, NULL};
     if (start_job(c, c->cops, c->controller_launcher, PLX_LAUNCH_CONTROLLER, 1, argv, env,
                   &c->cjob, err))
