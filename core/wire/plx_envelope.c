@@ -60,8 +60,65 @@ static void strip_unknown(ProtobufCMessage *m)
         strip_field(m, &m->descriptor->fields[i]);
 }
 
+/* Read a varint; 0 on success. */
+static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+/* How deeply messages nest in the wire bytes of one message of type d,
+ * without unpacking: protobuf-c's unpack recurses once per level, so a
+ * 16 MiB envelope of nested Value lists would overflow the stack. The walk
+ * stops at max, so its own recursion is bounded too. 0 fine, -2 too deep,
+ * -1 malformed (left for unpack to refuse). */
+static int check_depth(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
+                       int depth, int max)
+{
+    const uint8_t *end = p + len;
+    if (depth > max)
+        return -2;
+    while (p < end) {
+        uint64_t key, n;
+        if (get_varint(&p, end, &key) != 0)
+            return -1;
+        switch (key & 7) {
+        case 0: if (get_varint(&p, end, &n) != 0) return -1; break;
+        case 1: if (end - p < 8) return -1; p += 8; break;
+        case 5: if (end - p < 4) return -1; p += 4; break;
+        case 2: {
+            if (get_varint(&p, end, &n) != 0 || n > (uint64_t)(end - p))
+                return -1;
+            const ProtobufCFieldDescriptor *f =
+                protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3));
+            int rc = f && f->type == PROTOBUF_C_TYPE_MESSAGE
+                         ? check_depth(f->descriptor, p, (size_t)n, depth + 1, max) : 0;
+            if (rc != 0)
+                return rc;
+            p += n;
+            break;
+        }
+        default:
+            return -1;
+        }
+    }
+    return 0;
+}
+
 Plexa__Envelope *plx_envelope_unpack(const plx_msg_t *m, plx_err_t *err)
 {
+    if (check_depth(&plexa__envelope__descriptor, plx_msg_env(m), m->env_len, 0,
+                    PLX_ENVELOPE_MAX_DEPTH) == -2) {
+        plx_err_set(err, PLX_EPROTO, "envelope of %u bytes nests messages more than %d levels "
+                    "deep", (unsigned)m->env_len, PLX_ENVELOPE_MAX_DEPTH);
+        return NULL;
+    }
     Plexa__Envelope *e = plexa__envelope__unpack(NULL, m->env_len, plx_msg_env(m));
     if (!e)
         plx_err_set(err, PLX_EPROTO, "malformed envelope (%u bytes)", (unsigned)m->env_len);

@@ -10,8 +10,13 @@
 /* Pack env into a new message with no buffers. Caller owns the result. */
 plx_msg_t *plx_envelope_pack(const Plexa__Envelope *env, plx_err_t *err);
 
+/* Messages may nest this deep in an envelope (a list inside a list takes
+ * two levels; plexa's Python encoder nests lists at most 16 deep). */
+#define PLX_ENVELOPE_MAX_DEPTH 64
+
 /* Decode a message's envelope. NULL with PLX_EPROTO if it is not a valid
- * Envelope. Free with plx_envelope_free. */
+ * Envelope or nests deeper than PLX_ENVELOPE_MAX_DEPTH. Fields this
+ * version does not know are dropped. Free with plx_envelope_free. */
 Plexa__Envelope *plx_envelope_unpack(const plx_msg_t *m, plx_err_t *err);
 
 void plx_envelope_free(Plexa__Envelope **ep);

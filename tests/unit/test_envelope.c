@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -86,12 +87,84 @@ static void test_malformed(void **state)
     plx_msg_destroy(&m);
 }
 
+/* Wire bytes are built back to front: each level prepends its tag and
+ * length in front of what it wraps, in linear time. */
+typedef struct rbuf {
+    uint8_t *base;
+    size_t   pos, cap;   /* data is base[pos..cap) */
+} rbuf_t;
+
+static void prepend(rbuf_t *r, const uint8_t *p, size_t n)
+{
+    assert_true(n <= r->pos);
+    r->pos -= n;
+    memcpy(r->base + r->pos, p, n);
+}
+
+/* Wrap everything so far as length-delimited field `tag` (tag byte(s)). */
+static void wrap(rbuf_t *r, const uint8_t *tag, size_t taglen)
+{
+    uint8_t v[10];
+    size_t l = r->cap - r->pos, n = 0;
+    do {
+        v[n++] = (uint8_t)((l & 0x7f) | (l > 0x7f ? 0x80 : 0));
+        l >>= 7;
+    } while (l);
+    prepend(r, v, n);
+    prepend(r, tag, taglen);
+}
+
+/* Push{values: [NamedValue{name: "a", value: Value{list: ValueList{items:
+ * [Value{list: ...}]}}}]} nested `levels` lists deep, innermost Value none. */
+static plx_msg_t *nested_lists(int levels)
+{
+    rbuf_t r = {.cap = (size_t)levels * 16 + 64};
+    r.base = malloc(r.cap);
+    r.pos = r.cap;
+    static const uint8_t none[] = {0x40, 0x01};         /* Value.none = true */
+    static const uint8_t items[] = {0x0a}, list[] = {0x32}, value[] = {0x12},
+                         values[] = {0x0a}, push[] = {0xaa, 0x01}, name[] = {0x0a, 0x01, 'a'};
+    prepend(&r, none, sizeof none);
+    for (int i = 0; i < levels; i++) {
+        wrap(&r, items, sizeof items);   /* ValueList.items */
+        wrap(&r, list, sizeof list);     /* Value.list */
+    }
+    wrap(&r, value, sizeof value);       /* NamedValue.value */
+    prepend(&r, name, sizeof name);      /* NamedValue.name = "a" */
+    wrap(&r, values, sizeof values);     /* Push.values */
+    wrap(&r, push, sizeof push);         /* Envelope.push */
+    plx_msg_t *m = msg_of(r.base + r.pos, r.cap - r.pos);
+    free(r.base);
+    return m;
+}
+
+/* Deep nesting would recurse protobuf-c's unpack once per level (a 16 MiB
+ * envelope: millions of levels, a stack overflow that kills the
+ * controller for everyone); it is refused before unpacking. */
+static void test_nesting_depth(void **state)
+{
+    (void)state;
+    plx_err_t err = {0};
+    plx_msg_t *ok = nested_lists(16);   /* what the Python encoder may send */
+    Plexa__Envelope *env = plx_envelope_unpack(ok, &err);
+    assert_non_null(env);
+    assert_int_equal(env->push->values[0]->value->kind_case, PLEXA__VALUE__KIND_LIST);
+    plx_envelope_free(&env);
+    plx_msg_destroy(&ok);
+    plx_msg_t *deep = nested_lists(200000);
+    assert_null(plx_envelope_unpack(deep, &err));
+    assert_int_equal(err.code, PLX_EPROTO);
+    assert_non_null(strstr(err.msg, "nests messages more than 64 levels deep"));
+    plx_msg_destroy(&deep);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_unknown_fields_are_dropped),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_nesting_depth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
