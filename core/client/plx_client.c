@@ -565,6 +565,16 @@ static double client_timeout(plx_client_t *c)
     return t;
 }
 
+double plx_client_timeout_get(plx_client_t *c)
+{
+    return client_timeout(c);
+}
+
+plx_client_role_t plx_client_role_get(const plx_client_t *c)
+{
+    return c->role;
+}
+
 int plx_client_get_ids(plx_client_t *c, int32_t **ids, size_t *n, plx_err_t *err)
 {
     plx_request_t *req = NULL;

@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ev.h>
+
 #include "fake_controller.h"
 #include "plexa/client.h"
 #include "plx_client_int.h"
@@ -531,6 +533,136 @@ static void test_several_clients(void **state)
     fake_stop(&f);
 }
 
+/* ---- non-blocking handles ------------------------------------------------ */
+
+typedef struct cb_seen {
+    int       calls;
+    pthread_t thread;
+    int       nresults;
+    int       rc;
+} cb_seen_t;
+
+static void record_cb(plx_pending_t *p, void *ud)
+{
+    cb_seen_t *seen = ud;
+    plx_err_t err = {0};
+    plx_results_t *res = NULL;
+    seen->calls++;
+    seen->thread = pthread_self();
+    seen->rc = plx_pending_execute_results(p, &res, &err);
+    seen->nresults = res ? (int)res->n : -1;
+    plx_results_destroy(&res);
+    plx_pending_destroy(&p);   /* a callback may drop its own handle */
+}
+
+/* The callback runs in the thread that runs the caller's loop, once, and
+ * the loop then has nothing left to wait for. */
+static void test_pending_callback_in_loop_thread(void **state)
+{
+    fixture_t *fx = *state;
+    plx_err_t err = {0};
+    plx_pending_t *p = NULL;
+    cb_seen_t seen = {0};
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    assert_int_equal(plx_client_execute_nb(fx->c, NULL, "x = 1", &p, &err), PLX_OK);
+    assert_int_equal(plx_pending_on_done(p, loop, record_cb, &seen, &err), PLX_OK);
+    assert_int_equal(plx_pending_on_done(p, loop, record_cb, &seen, &err), PLX_EINVAL);
+    ev_run(loop, 0);
+    assert_int_equal(seen.calls, 1);
+    assert_true(pthread_equal(seen.thread, pthread_self()));
+    assert_int_equal(seen.rc, PLX_OK);
+    assert_int_equal(seen.nresults, 2);
+
+    /* registered after completion: delivered on the next loop iteration */
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(plx_client_execute_nb(fx->c, NULL, "y = 2", &p, &err), PLX_OK);
+    assert_int_equal(plx_pending_wait(p, 5, &err), PLX_OK);
+    assert_int_equal(plx_pending_poll(p), 1);
+    assert_int_equal(plx_pending_on_done(p, loop, record_cb, &seen, &err), PLX_OK);
+    assert_int_equal(seen.calls, 0);
+    ev_run(loop, 0);
+    assert_int_equal(seen.calls, 1);
+    ev_loop_destroy(loop);
+}
+
+/* A handle destroyed before its reply never calls back; the reply is
+ * dropped and the client stays usable. */
+static void test_pending_destroy_unfired(void **state)
+{
+    fixture_t *fx = *state;
+    plx_err_t err = {0};
+    plx_pending_t *p = NULL;
+    cb_seen_t seen = {0};
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    assert_int_equal(plx_client_execute_nb(fx->c, NULL, "hang", &p, &err), PLX_OK);
+    assert_int_equal(plx_pending_poll(p), 0);
+    assert_int_equal(plx_pending_wait(p, 0.05, &err), PLX_ETIMEDOUT);
+    plx_results_t *res = NULL;
+    assert_int_equal(plx_pending_execute_results(p, &res, &err), PLX_EAGAIN);
+    assert_int_equal(plx_pending_on_done(p, loop, record_cb, &seen, &err), PLX_OK);
+    plx_pending_destroy(&p);
+    assert_null(p);
+    plx_pending_destroy(&p);   /* NULL-safe */
+    ev_run(loop, EVRUN_NOWAIT);
+    assert_int_equal(seen.calls, 0);
+    ev_loop_destroy(loop);
+    assert_int_equal(plx_client_execute(fx->c, NULL, "z", &res, &err), PLX_OK);
+    plx_results_destroy(&res);
+}
+
+/* A lost connection completes handles with PLX_ECONNECT; a destroyed
+ * client with PLX_ECLOSED, and the handles outlive it. */
+static void test_pending_failures(void **state)
+{
+    fixture_t *fx = *state;
+    plx_err_t err = {0};
+    plx_pending_t *hang = NULL, *die = NULL;
+    plx_results_t *res = NULL;
+    assert_int_equal(plx_client_execute_nb(fx->c, NULL, "hang", &hang, &err), PLX_OK);
+    plx_client_destroy(&fx->c);
+    assert_int_equal(plx_pending_wait(hang, 5, &err), PLX_OK);
+    assert_int_equal(plx_pending_execute_results(hang, &res, &err), PLX_ECLOSED);
+    assert_null(res);
+    plx_pending_destroy(&hang);
+
+    char url[256];
+    url_of(url, sizeof url, fake_port(fx->fake), FAKE_TOKEN);
+    fx->c = plx_client_connect(url, NULL, CONNECT_TIMEOUT_S, &err);
+    assert_non_null(fx->c);
+    assert_int_equal(plx_client_execute_nb(fx->c, NULL, "die", &die, &err), PLX_OK);
+    assert_int_equal(plx_pending_wait(die, 5, &err), PLX_OK);
+    assert_int_equal(plx_pending_execute_results(die, &res, &err), PLX_ECONNECT);
+    assert_non_null(strstr(err.msg, "lost connection to the controller at 127.0.0.1:"));
+    assert_int_equal(plx_pending_push_result(die, &err), PLX_EINVAL);   /* wrong reader */
+    plx_pending_destroy(&die);
+}
+
+/* Bad arguments are refused before anything is sent, with messages. */
+static void test_value_call_arguments(void **state)
+{
+    fixture_t *fx = *state;
+    plx_err_t err = {0};
+    plx_value_t *v = plx_value_i64(1);
+    const plx_value_t *vals[] = { v, NULL };
+    const char *names[] = { "a", "" };
+    assert_int_equal(plx_client_push(fx->c, NULL, names, vals, 2, &err), PLX_EINVAL);
+    assert_string_equal(err.msg, "push: name 1 is empty");
+    const char *names2[] = { "a", "b" };
+    assert_int_equal(plx_client_push(fx->c, NULL, names2, vals, 2, &err), PLX_EINVAL);
+    assert_string_equal(err.msg, "push: a value is NULL");
+    assert_int_equal(plx_client_scatter(fx->c, NULL, "a", v, &err), PLX_EINVAL);
+    assert_non_null(strstr(err.msg, "must be a C-order array of at least one dimension, or a "
+                                    "list, not i64"));
+    uint64_t id;
+    assert_int_equal(plx_client_task_submit_string(fx->c, "x", NULL, NULL, 0, NULL, 0, &id, &err),
+                     PLX_EINVAL);
+    assert_non_null(strstr(err.msg, "not connected to the task capability"));
+    plx_pulled_t *p = NULL;
+    assert_int_equal(plx_client_pull(fx->c, NULL, names, 2, &p, &err), PLX_EINVAL);
+    assert_null(p);
+    plx_value_destroy(&v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -557,6 +689,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_callers, setup_connected,
                                         teardown_connected),
         cmocka_unit_test(test_several_clients),
+        cmocka_unit_test_setup_teardown(test_pending_callback_in_loop_thread, setup_connected,
+                                        teardown_connected),
+        cmocka_unit_test_setup_teardown(test_pending_destroy_unfired, setup_connected,
+                                        teardown_connected),
+        cmocka_unit_test_setup_teardown(test_pending_failures, setup_connected,
+                                        teardown_connected),
+        cmocka_unit_test_setup_teardown(test_value_call_arguments, setup_connected,
+                                        teardown_connected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
