@@ -230,4 +230,28 @@ int plx_batch_conf_seconds(const plx_batch_conf *c, const char *key, double dflt
  * point into buf, which the caller owns. */
 int plx_batch_split_words(char *buf, plx_batch_argv *av, const char *what, plx_err_t *err);
 
+/*
+ * The plugin around a batch system: its start (plx_batch_start with sys),
+ * the shared poll/signal/stop/destroy, its key table, and the descriptor.
+ * NAME is a C identifier and the launcher's name, SYS a plx_batch_system,
+ * KEYS its key table, DESC the one-line description.
+ */
+#define PLX_BATCH_LAUNCHER(NAME, SYS, KEYS, DESC)                                        \
+    static int NAME##_start(const plx_launch_spec *spec, void **job, plx_err_t *err)     \
+    {                                                                                    \
+        return plx_batch_start(&(SYS), spec, job, err);                                  \
+    }                                                                                    \
+    static const plx_launcher_ops NAME##_ops = {                                         \
+        .size = sizeof NAME##_ops,                                                       \
+        .start = NAME##_start,                                                           \
+        .poll = plx_batch_poll,                                                          \
+        .signal = plx_batch_signal,                                                      \
+        .stop = plx_batch_stop,                                                          \
+        .destroy = plx_batch_destroy,                                                    \
+        .pids = NULL, /* the engines are the batch system's processes */                 \
+        .keys = KEYS,                                                                    \
+        .remote_host = plx_batch_remote_host,                                            \
+    };                                                                                   \
+    PLX_PLUGIN_DEFINE(PLX_PLUGIN_LAUNCHER, #NAME, DESC, &NAME##_ops)
+
 #endif

@@ -227,22 +227,5 @@ static const plx_batch_system pbs_system = {
     .query = pbs_query,
 };
 
-static int pbs_start(const plx_launch_spec *spec, void **job, plx_err_t *err)
-{
-    return plx_batch_start(&pbs_system, spec, job, err);
-}
-
-static const plx_launcher_ops pbs_ops = {
-    .size = sizeof pbs_ops,
-    .start = pbs_start,
-    .poll = plx_batch_poll,
-    .signal = plx_batch_signal,
-    .stop = plx_batch_stop,
-    .destroy = plx_batch_destroy,
-    .pids = NULL,          /* the engines are the batch system's processes */
-    .keys = pbs_keys,
-    .remote_host = plx_batch_remote_host,
-};
-
-PLX_PLUGIN_DEFINE(PLX_PLUGIN_LAUNCHER, "pbs", "engines as a PBS/Torque job (qsub/qstat/qdel)",
-                  &pbs_ops);
+PLX_BATCH_LAUNCHER(pbs, pbs_system, pbs_keys,
+                   "engines as a PBS/Torque job (qsub/qstat/qdel)");

@@ -229,22 +229,5 @@ static const plx_batch_system sge_system = {
     .query = sge_query,
 };
 
-static int sge_start(const plx_launch_spec *spec, void **job, plx_err_t *err)
-{
-    return plx_batch_start(&sge_system, spec, job, err);
-}
-
-static const plx_launcher_ops sge_ops = {
-    .size = sizeof sge_ops,
-    .start = sge_start,
-    .poll = plx_batch_poll,
-    .signal = plx_batch_signal,
-    .stop = plx_batch_stop,
-    .destroy = plx_batch_destroy,
-    .pids = NULL,          /* the engines are the batch system's processes */
-    .keys = sge_keys,
-    .remote_host = plx_batch_remote_host,
-};
-
-PLX_PLUGIN_DEFINE(PLX_PLUGIN_LAUNCHER, "sge", "engines as a Grid Engine job (qsub/qstat/qdel)",
-                  &sge_ops);
+PLX_BATCH_LAUNCHER(sge, sge_system, sge_keys,
+                   "engines as a Grid Engine job (qsub/qstat/qdel)");

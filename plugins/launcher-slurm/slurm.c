@@ -167,22 +167,5 @@ static const plx_batch_system slurm_system = {
     .query = slurm_query,
 };
 
-static int slurm_start(const plx_launch_spec *spec, void **job, plx_err_t *err)
-{
-    return plx_batch_start(&slurm_system, spec, job, err);
-}
-
-static const plx_launcher_ops slurm_ops = {
-    .size = sizeof slurm_ops,
-    .start = slurm_start,
-    .poll = plx_batch_poll,
-    .signal = plx_batch_signal,
-    .stop = plx_batch_stop,
-    .destroy = plx_batch_destroy,
-    .pids = NULL,          /* the engines are the batch system's processes */
-    .keys = slurm_keys,
-    .remote_host = plx_batch_remote_host,
-};
-
-PLX_PLUGIN_DEFINE(PLX_PLUGIN_LAUNCHER, "slurm", "engines as a Slurm job (sbatch/squeue/scancel)",
-                  &slurm_ops);
+PLX_BATCH_LAUNCHER(slurm, slurm_system, slurm_keys,
+                   "engines as a Slurm job (sbatch/squeue/scancel)");
