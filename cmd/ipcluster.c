@@ -7,8 +7,8 @@
  *   ipcluster stop                       stop the profile's cluster
  *
  * All commands take --profile=NAME (default "default"). A mode's 0.10
- * options (--clusterfile, --mpi, -q, -s) become settings of its launcher's
- * cluster.conf section, applied over the profile's file.
+ * options (--clusterfile, --sshx, -e, --mpi, -q, -s) become settings of
+ * its launcher's cluster.conf section, applied over the profile's file.
  */
 #include <getopt.h>
 #include <limits.h>
@@ -53,6 +53,10 @@ static void usage(FILE *f)
         "  --daemonize          (modes) detach once the engines are registered\n"
         "  --clusterfile FILE   (ssh) 0.10 cluster file: engines = {'host': N, ...};\n"
         "                       -n defaults to the sum of its counts\n"
+        "  --sshx FILE          (ssh) launcher script: sent to each host, the engines\n"
+        "                       run as `sh FILE ipengine ARGS...` ([ssh] sshx)\n"
+        "  -e, --copyenvs       (ssh) pass the local environment on to the engines\n"
+        "                       ([ssh] copy_env = true)\n"
         "  --mpi KIND           (mpiexec, mpirun) mpi4py: engines import mpi4py and\n"
         "                       their ids follow the MPI ranks\n"
         "  -q, --queue NAME     (pbs, sge, slurm) queue (Slurm: partition)\n"
@@ -75,6 +79,8 @@ typedef struct args {
     const char *name;         /* profile create NAME; revoke CAPABILITY */
     const char *launcher;
     const char *clusterfile;  /* ssh */
+    const char *sshx;         /* ssh */
+    int         copyenvs;     /* ssh */
     const char *mpi;          /* mpiexec, mpirun */
     const char *queue;        /* pbs, sge, slurm */
     const char *script;       /* pbs, sge, slurm */
@@ -101,12 +107,13 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"log-level", required_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
         {"launcher", required_argument, 0, 'L'},
         {"clusterfile", required_argument, 0, 'c'}, {"mpi", required_argument, 0, 'm'},
+        {"sshx", required_argument, 0, 'x'},    {"copyenvs", no_argument, 0, 'e'},
         {"queue", required_argument, 0, 'q'},   {"pbs-script", required_argument, 0, 's'},
         {"sge-script", required_argument, 0, 's'}, {"slurm-script", required_argument, 0, 's'},
         {"version", no_argument, 0, 'V'},       {0, 0, 0, 0}};
     int ch;
     double v;
-    while ((ch = getopt_long(argc, argv, "n:q:s:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "n:q:s:he", opts, NULL)) != -1) {
         switch (ch) {
         case 'n':
             if (parse_num(optarg, "-n", &v) || v != (int)v)
@@ -116,6 +123,8 @@ static int parse_args(int argc, char **argv, args_t *a)
         case 'p': a->o.profile = optarg; break;
         case 'L': a->launcher = optarg; break;
         case 'c': a->clusterfile = optarg; break;
+        case 'x': a->sshx = optarg; break;
+        case 'e': a->copyenvs = 1; break;
         case 'm': a->mpi = optarg; break;
         case 'q': a->queue = optarg; break;
         case 's': a->script = optarg; break;
@@ -172,10 +181,11 @@ static const struct mode *find_mode(const char *name)
 
 /* A mode's own options, turned into {section, key, value} settings. */
 typedef struct settings {
-    const char *v[3 * 4 + 1];
+    const char *v[3 * 6 + 1];
     int         n;
     char        hosts[8192];
     char        script[PATH_MAX];
+    char        sshx[PATH_MAX];
 } settings_t;
 
 static void add_setting(settings_t *s, const char *section, const char *key, const char *value)
@@ -193,17 +203,10 @@ static int refuse(const char *option, const char *modes_list)
     return 2;
 }
 
-/* Returns -1 to go on, else an exit status. */
-static int mode_settings(const struct mode *m, args_t *a, settings_t *s)
+/* --clusterfile, --sshx, -e: settings of [ssh]. -1 to go on, else an
+ * exit status. */
+static int ssh_settings(args_t *a, settings_t *s)
 {
-    int ssh = strcmp(m->launcher, "ssh") == 0, mpi = strcmp(m->launcher, "mpiexec") == 0;
-    int batch = !strcmp(m->name, "pbs") || !strcmp(m->name, "sge") || !strcmp(m->name, "slurm");
-    if (a->clusterfile && !ssh)
-        return refuse("--clusterfile", "ssh");
-    if (a->mpi && !mpi)
-        return refuse("--mpi", "mpiexec and mpirun");
-    if ((a->queue || a->script) && !batch)
-        return refuse(a->queue ? "--queue" : "--pbs-script", "pbs, sge and slurm");
     if (a->clusterfile) {
         plx_err_t err = {0};
         int total = 0;
@@ -216,6 +219,37 @@ static int mode_settings(const struct mode *m, args_t *a, settings_t *s)
         if (a->o.engines <= 0)
             a->o.engines = total;
     }
+    if (a->sshx) {
+        /* Relative to where the user typed it, not to the profile; checked
+         * here so that nothing starts with a script that cannot be sent. */
+        FILE *f = realpath(a->sshx, s->sshx) ? fopen(s->sshx, "r") : NULL;
+        if (!f) {
+            fprintf(stderr, "ipcluster: --sshx: cannot read %s: %m\n", a->sshx);
+            return 1;
+        }
+        fclose(f);
+        add_setting(s, "ssh", "sshx", s->sshx);
+    }
+    if (a->copyenvs)
+        add_setting(s, "ssh", "copy_env", "true");
+    return -1;
+}
+
+/* Returns -1 to go on, else an exit status. */
+static int mode_settings(const struct mode *m, args_t *a, settings_t *s)
+{
+    int ssh = strcmp(m->launcher, "ssh") == 0, mpi = strcmp(m->launcher, "mpiexec") == 0;
+    int batch = !strcmp(m->name, "pbs") || !strcmp(m->name, "sge") || !strcmp(m->name, "slurm");
+    if ((a->clusterfile || a->sshx || a->copyenvs) && !ssh)
+        return refuse(a->clusterfile ? "--clusterfile" : a->sshx ? "--sshx" : "-e/--copyenvs",
+                      "ssh");
+    if (a->mpi && !mpi)
+        return refuse("--mpi", "mpiexec and mpirun");
+    if ((a->queue || a->script) && !batch)
+        return refuse(a->queue ? "--queue" : "--pbs-script", "pbs, sge and slurm");
+    int rc = ssh ? ssh_settings(a, s) : -1;
+    if (rc >= 0)
+        return rc;
     if (strcmp(m->name, "mpirun") == 0)
         add_setting(s, "mpiexec", "mpiexec", "mpirun");
     if (a->mpi)
@@ -298,10 +332,10 @@ int main(int argc, char **argv)
             return rc;
     } else if (strcmp(a.command, "start") == 0) {
         a.o.daemonize = 1;
-        if (a.clusterfile || a.mpi || a.queue || a.script) {
-            fprintf(stderr, "ipcluster: --clusterfile, --mpi, --queue and the script options "
-                            "belong to the 0.10 modes (ssh, mpiexec, pbs, ...); with start, "
-                            "set them in the profile's cluster.conf\n");
+        if (a.clusterfile || a.sshx || a.copyenvs || a.mpi || a.queue || a.script) {
+            fprintf(stderr, "ipcluster: --clusterfile, --sshx, -e, --mpi, --queue and the "
+                            "script options belong to the 0.10 modes (ssh, mpiexec, pbs, "
+                            "...); with start, set them in the profile's cluster.conf\n");
             return 2;
         }
     } else {

@@ -5,7 +5,8 @@
  * Each process is a local `ssh HOST exec /bin/sh -c SCRIPT` (ssh_script.c)
  * managed by plx_procset: its stdin is a socket through which we send the
  * remote environment (the capability URL among it: never on a command
- * line) and later "signal"/"stop" requests; its stdout and stderr, which
+ * line), with sshx the launcher script (run as `sh SCRIPT COMMAND ARGS`),
+ * and later "signal"/"stop" requests; its stdout and stderr, which
  * carry the remote program's output, go to <log_dir>/<prog>-<i>.out as
  * with the local launcher; its exit status is the remote program's (255:
  * ssh itself failed). Stopping asks every remote script to stop its
@@ -85,18 +86,22 @@ static void ssh_argv(const ssh_words_t *ssh, const char *host, char *cmd, const 
     argv[n] = NULL;
 }
 
-/* The KEY=VALUE lines of process i, ended by an empty line. */
-static int ssh_send_env(int fd, const plx_launch_spec *spec, const ssh_conf_t *c, int i)
+/* Everything process i reads at start (ssh_stdin_payload), in one go. A
+ * blocking send: ssh reads it once connected, and it fits the socket's
+ * buffer in all but extreme environments. */
+static int ssh_send_all(int fd, const char *data, size_t len)
 {
-    char index[32];
-    const char *const *lists[2] = { spec->env, (const char *const *)c->remote_env.w };
-    snprintf(index, sizeof index, "PLX_ENGINE_INDEX=%d\n\n", i);
-    for (int l = 0; l < 2; l++)
-        for (size_t k = 0; lists[l] && lists[l][k]; k++)
-            if (send(fd, lists[l][k], strlen(lists[l][k]), MSG_NOSIGNAL) < 0 ||
-                send(fd, "\n", 1, MSG_NOSIGNAL) < 0)
-                return -1;
-    return send(fd, index, strlen(index), MSG_NOSIGNAL) < 0 ? -1 : 0;
+    size_t off = 0;
+
+    while (off < len) {
+        ssize_t n = send(fd, data + off, len - off, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        off += (size_t)n;
+    }
+    return 0;
 }
 
 static int ssh_check_env(const plx_launch_spec *spec, plx_err_t *err)
@@ -117,28 +122,32 @@ static int ssh_spawn_one(ssh_job_t *j, const plx_launch_spec *spec, const ssh_co
     const char *argv[SSH_WORDS_MAX + 8];
     const char *prog = strrchr(spec->argv[0], '/') ? strrchr(spec->argv[0], '/') + 1
                                                    : spec->argv[0];
+    size_t inlen = 0;
+    char *in = ssh_stdin_payload(c, spec, i, &inlen);
     char *cmd = ssh_remote_command(c, spec, j->pidfile[i]);
     plx_proc_cmd pc = { .argv = argv, .label = label, .stdin_pipe = true };
-    int rc;
+    int rc = PLX_OK;
 
-    if (!cmd)
-        return plx_err_set(err, PLX_ENOMEM, "launcher ssh: remote command too long");
-    ssh_argv(&j->ssh, j->host[i], cmd, argv);
+    if (!in || !cmd)
+        rc = plx_err_set(err, PLX_ENOMEM, "launcher ssh: %s", in ? "remote command too long"
+                                                                 : "out of memory");
+    else
+        ssh_argv(&j->ssh, j->host[i], cmd, argv);
     snprintf(label, sizeof label, "%.40s #%d on %.40s", prog, i, j->host[i]);
-    if (spec->log_dir && *spec->log_dir) {
+    if (rc == PLX_OK && spec->log_dir && *spec->log_dir) {
         if ((size_t)snprintf(log, sizeof log, "%s/%s-%d.out", spec->log_dir, prog, i) >=
-            sizeof log) {
-            free(cmd);
-            return plx_err_set(err, PLX_EINVAL, "launcher ssh: log path too long in %s",
-                               spec->log_dir);
-        }
+            sizeof log)
+            rc = plx_err_set(err, PLX_EINVAL, "launcher ssh: log path too long in %s",
+                             spec->log_dir);
         pc.log_path = log;
     }
-    rc = plx_procset_spawn(j->procs, i, &pc, err);
-    free(cmd);
+    if (rc == PLX_OK)
+        rc = plx_procset_spawn(j->procs, i, &pc, err);
     /* A send failure means ssh ended already: poll reports why. */
     if (rc == PLX_OK)
-        (void)ssh_send_env(plx_procset_stdin(j->procs, i), spec, c, i);
+        (void)ssh_send_all(plx_procset_stdin(j->procs, i), in, inlen);
+    free(cmd);
+    free(in);
     return rc;
 }
 
@@ -377,7 +386,14 @@ static const plx_launcher_key ssh_keys[] = {
       "of hosts). It needs this profile's directory at the same path (a shared file system)." },
     { "remote_env", "PATH=/opt/plexa/bin:/usr/bin PYTHONPATH=/home/me/lib",
       "KEY=VALUE words set in the remote environment (nothing else of the local environment "
-      "is passed on)." },
+      "is passed on, unless copy_env)." },
+    { "copy_env", "true",
+      "true: pass the local environment on to the remote processes (0.10's --copyenvs), "
+      "except variables of this host or session (SSH_*, DISPLAY, HOSTNAME, PWD, ...); "
+      "remote_env applies on top." },
+    { "sshx", "sshx.sh",
+      "Launcher script (0.10's --sshx), relative to the profile directory or absolute: sent "
+      "to each remote host and run there as `sh SCRIPT COMMAND ARGS...`." },
     { "remote_cwd", "/home/me/work",
       "Working directory of the remote processes (default: the local one when it exists "
       "there, else the home directory)." },

@@ -1,9 +1,11 @@
 /* launcher-ssh: the [ssh] settings and where each process goes. */
 #include <ctype.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ssh_int.h"
 
@@ -143,8 +145,76 @@ static int check_env_words(const ssh_words_t *w, plx_err_t *err)
         if (!ok)
             return plx_err_set(err, PLX_EINVAL, "[ssh] remote_env: '%.64s' is not KEY=VALUE",
                                w->w[i]);
+        if (strncmp(w->w[i], "plx_", 4) == 0)
+            return plx_err_set(err, PLX_EINVAL, "[ssh] remote_env: '%.*s': names plx_* "
+                               "belong to the launcher's remote script", (int)n, w->w[i]);
     }
     return PLX_OK;
+}
+
+static int conf_bool(const plx_launch_spec *spec, const char *key, bool *out, plx_err_t *err)
+{
+    static const char *const yes[] = { "true", "yes", "on", "1" };
+    static const char *const no[] = { "false", "no", "off", "0" };
+    const char *v = conf_get(spec, key);
+
+    *out = false;
+    for (size_t i = 0; v && i < sizeof yes / sizeof *yes; i++) {
+        if (strcasecmp(v, yes[i]) == 0)
+            return *out = true, PLX_OK;
+        if (strcasecmp(v, no[i]) == 0)
+            return PLX_OK;
+    }
+    return v ? plx_err_set(err, PLX_EINVAL, "[ssh] %s: '%.64s' is not a boolean (true or "
+                           "false)", key, v) : PLX_OK;
+}
+
+/* The sshx script at path into *out (malloc'ed): a text file that fits
+ * the stdin protocol (no NUL, at most SSH_SSHX_MAX bytes). */
+static int read_sshx(const char *path, char **out, plx_err_t *err)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    size_t n;
+
+    if (!f)
+        return plx_err_set(err, PLX_EINVAL, "[ssh] sshx: cannot read %s: %s", path,
+                           strerror(errno));
+    if (!(buf = malloc(SSH_SSHX_MAX + 1))) {
+        fclose(f);
+        return plx_err_set(err, PLX_ENOMEM, "launcher ssh: out of memory");
+    }
+    errno = 0;
+    n = fread(buf, 1, SSH_SSHX_MAX + 1, f);
+    if (ferror(f) || n > SSH_SSHX_MAX || memchr(buf, '\0', n)) {
+        int bad = ferror(f) ? (errno ? errno : EIO) : 0;
+        fclose(f);
+        free(buf);
+        return bad ? plx_err_set(err, PLX_EINVAL, "[ssh] sshx: cannot read %s: %s", path,
+                                 strerror(bad))
+                   : plx_err_set(err, PLX_EINVAL, "[ssh] sshx: %s is %s", path,
+                                 n > SSH_SSHX_MAX ? "larger than 64 KiB" : "not a text file");
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *out = buf;
+    return PLX_OK;
+}
+
+/* sshx: absolute, or relative to the profile directory. */
+static int conf_sshx(const plx_launch_spec *spec, ssh_conf_t *c, plx_err_t *err)
+{
+    const char *file = conf_get(spec, "sshx");
+    char path[4096];
+
+    if (!file)
+        return PLX_OK;
+    if (file[0] == '/' || !spec->profile_dir)
+        snprintf(path, sizeof path, "%s", file);
+    else if ((size_t)snprintf(path, sizeof path, "%s/%s", spec->profile_dir, file) >=
+             sizeof path)
+        return plx_err_set(err, PLX_EINVAL, "[ssh] sshx: path too long: %.64s", file);
+    return read_sshx(path, &c->sshx, err);
 }
 
 int ssh_conf_read(const plx_launch_spec *spec, ssh_conf_t *c, plx_err_t *err)
@@ -162,7 +232,9 @@ int ssh_conf_read(const plx_launch_spec *spec, ssh_conf_t *c, plx_err_t *err)
         (opts && (rc = ssh_words_split(&c->ssh, opts, "ssh_options", err)) != PLX_OK) ||
         (env && (rc = ssh_words_split(&c->remote_env, env, "remote_env", err)) != PLX_OK) ||
         (rc = check_env_words(&c->remote_env, err)) != PLX_OK ||
-        (rc = parse_hosts(hosts ? hosts : "", c, err)) != PLX_OK)
+        (rc = parse_hosts(hosts ? hosts : "", c, err)) != PLX_OK ||
+        (rc = conf_bool(spec, "copy_env", &c->copy_env, err)) != PLX_OK ||
+        (rc = conf_sshx(spec, c, err)) != PLX_OK)
         return rc;
     if (c->ssh.n == 0)
         return plx_err_set(err, PLX_EINVAL, "[ssh] ssh: empty command");
@@ -183,6 +255,7 @@ void ssh_conf_free(ssh_conf_t *c)
     ssh_words_free(&c->ssh);
     ssh_words_free(&c->remote_env);
     free(c->hosts);
+    free(c->sshx);
     memset(c, 0, sizeof *c);
 }
 

@@ -5,6 +5,7 @@
 #ifndef PLX_SSH_INT_H
 #define PLX_SSH_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "plexa/launcher.h"
@@ -33,7 +34,11 @@ typedef struct ssh_conf {
     const char *remote_cwd;        /* NULL: the local cwd if it exists there, else $HOME */
     const char *command;           /* remote program replacing argv[0], or NULL */
     const char *controller_host;   /* role controller: where; NULL = first host */
+    char       *sshx;              /* text of the sshx script (malloc'ed), or NULL */
+    bool        copy_env;          /* send the local environment too */
 } ssh_conf_t;
+
+#define SSH_SSHX_MAX (64 * 1024)   /* sshx scripts: all of stdin fits a socket buffer */
 
 /* Split text into words (quotes and backslashes as in sh, no expansion),
  * appending to w. PLX_EINVAL naming what when unbalanced or too many. */
@@ -48,6 +53,13 @@ void ssh_conf_free(ssh_conf_t *c);
  * the hosts within their slots; the controller on controller_host).
  * host_of[i] indexes c->hosts, or -1 for controller_host. */
 int ssh_plan(const ssh_conf_t *c, const plx_launch_spec *spec, int *host_of, plx_err_t *err);
+
+/* What process i reads from stdin before anything else: its environment
+ * as `NAME='value'` lines (the local one first with copy_env, then
+ * spec->env, remote_env, PLX_ENGINE_INDEX), an empty line, then with sshx
+ * the script, each line prefixed by '|', ended by a line ".". malloc'ed,
+ * its length in *len; NULL when out of memory. */
+char *ssh_stdin_payload(const ssh_conf_t *c, const plx_launch_spec *spec, int i, size_t *len);
 
 /* Append s to out, quoted for a POSIX shell ('...'). False if it does
  * not fit. */

@@ -3,18 +3,24 @@
  *
  * ssh runs `exec /bin/sh -c '<script>'` there (the command line shows the
  * script, which holds no secret). The script then
- *   1. reads KEY=VALUE lines from stdin up to an empty line and exports
- *      them: the capability URL (PLEXA_URL) travels this way, so it never
- *      appears on a command line that `ps` shows;
- *   2. changes to the working directory;
- *   3. starts the program in its own process group (setsid) and writes
- *      its pid to a pid file, for a kill over a second ssh connection when
- *      this one is stuck;
- *   4. serves the rest of stdin in a watcher subshell: "signal N" sends
+ *   1. reads its environment from stdin up to an empty line, one
+ *      NAME='value' line per variable (ssh_stdin.c), and exports it: the
+ *      capability URL (PLEXA_URL) travels this way, so it never appears on
+ *      a command line that `ps` shows;
+ *   2. with sshx, reads the sshx script from stdin into a private
+ *      temporary file (mktemp, mode 0700), removed when the program ends;
+ *   3. changes to the working directory;
+ *   4. starts the program (through `sh SSHX`, with sshx) in its own
+ *      process group (setsid) and writes its pid to a pid file, for a kill
+ *      over a second ssh connection when this one is stuck;
+ *   5. serves the rest of stdin in a watcher subshell: "signal N" sends
  *      signal N to the group, "stop T" (or end of input: ipcluster went
  *      away) sends SIGTERM, then SIGKILL after T tenths of a second;
- *   5. waits for the program and exits with its status, which ssh hands
+ *   6. waits for the program and exits with its status, which ssh hands
  *      back to the launcher as its own.
+ * The pid file's name is fixed before the environment is read, so that
+ * the kill connection, which has none of it (no TMPDIR from remote_env or
+ * copy_env), computes the same name.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +84,8 @@ static int put_cd(const ssh_conf_t *c, const plx_launch_spec *spec, char *out, s
 static int put_argv(const ssh_conf_t *c, const plx_launch_spec *spec, char *out, size_t len,
                     size_t *u)
 {
+    if (c->sshx && !put(out, len, u, "sh \"$plx_x\" "))
+        return 0;
     if (!ssh_quote(out, len, u, c->command ? c->command : spec->argv[0]))
         return 0;
     for (int i = 1; spec->argv[i]; i++)
@@ -86,8 +94,19 @@ static int put_argv(const ssh_conf_t *c, const plx_launch_spec *spec, char *out,
     return 1;
 }
 
+/* `command` keeps a variable the remote shell holds read-only (bash's
+ * UID) from ending the script: the export fails with a message, the
+ * script goes on. */
 static const char script_env[] =
-    "while IFS= read -r plx_l && [ -n \"$plx_l\" ]; do export \"$plx_l\"; done\n";
+    "plx_x=\nplx_nl='\n'\n"
+    "while IFS= read -r plx_l && [ -n \"$plx_l\" ]; do eval \"command export $plx_l\"; done\n";
+
+/* The sshx script: its lines come prefixed by '|' (removed here), "." ends. */
+static const char script_sshx[] =
+    "plx_x=$(mktemp \"${plx_f%.pid}.sshx.XXXXXX\") && chmod 700 \"$plx_x\" || {\n"
+    "  echo \"plexa: sshx: cannot create a temporary file on $(hostname)\" >&2; exit 126; }\n"
+    "while IFS= read -r plx_l && [ \"$plx_l\" != . ]; do printf '%s\\n' \"${plx_l#?}\"; done"
+    " >\"$plx_x\"\n";
 
 static const char script_serve[] =
     "plx_p=$!\n"
@@ -106,7 +125,7 @@ static const char script_serve[] =
     "exec 3<&-\n"
     "plx_w=$!\n"
     "wait \"$plx_p\"; plx_st=$?\n"
-    "kill \"$plx_w\" 2>/dev/null; rm -f \"$plx_f\"\n"
+    "kill \"$plx_w\" 2>/dev/null; rm -f \"$plx_f\" ${plx_x:+\"$plx_x\"}\n"
     "exit \"$plx_st\"\n";
 
 static char *wrap(const char *script)
@@ -130,9 +149,11 @@ char *ssh_remote_command(const ssh_conf_t *c, const plx_launch_spec *spec, const
     if (!s)
         return NULL;
     s[0] = '\0';
-    if (put(s, SCRIPT_MAX, &u, script_env) && put_cd(c, spec, s, SCRIPT_MAX, &u) &&
-        put(s, SCRIPT_MAX, &u, "plx_f=") && put(s, SCRIPT_MAX, &u, pidfile) &&
-        put(s, SCRIPT_MAX, &u, "\nif command -v setsid >/dev/null 2>&1; then setsid ") &&
+    if (put(s, SCRIPT_MAX, &u, "plx_f=") && put(s, SCRIPT_MAX, &u, pidfile) &&
+        put(s, SCRIPT_MAX, &u, "\n") && put(s, SCRIPT_MAX, &u, script_env) &&
+        (!c->sshx || put(s, SCRIPT_MAX, &u, script_sshx)) &&
+        put_cd(c, spec, s, SCRIPT_MAX, &u) &&
+        put(s, SCRIPT_MAX, &u, "if command -v setsid >/dev/null 2>&1; then setsid ") &&
         put_argv(c, spec, s, SCRIPT_MAX, &u) &&
         put(s, SCRIPT_MAX, &u, " </dev/null & else ") && put_argv(c, spec, s, SCRIPT_MAX, &u) &&
         put(s, SCRIPT_MAX, &u, " </dev/null & fi\n") && put(s, SCRIPT_MAX, &u, script_serve))
@@ -147,6 +168,6 @@ char *ssh_kill_command(const char *pidfile)
     snprintf(script, sizeof script,
              "plx_f=%s; plx_p=$(cat \"$plx_f\" 2>/dev/null) || exit 0\n"
              "kill -KILL -\"$plx_p\" 2>/dev/null || kill -KILL \"$plx_p\" 2>/dev/null\n"
-             "rm -f \"$plx_f\"\n", pidfile);
+             "rm -f \"$plx_f\" \"${plx_f%%.pid}\".sshx.*\n", pidfile);
     return wrap(script);
 }

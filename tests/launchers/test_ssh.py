@@ -121,7 +121,7 @@ def test_profile_create_writes_ssh_keys(cluster):
         text = f.read()
     assert "engine_launcher = ssh" in text
     for line in ("[ssh]", "# hosts = node1:4, node2:4", "# ssh_options =", "# remote_env =",
-                 "# engine_command =", "# controller_host ="):
+                 "# engine_command =", "# controller_host =", "# sshx =", "# copy_env ="):
         assert line in text, text
 
 
@@ -172,11 +172,18 @@ def test_mode_options_are_checked(cluster, tmp_path):
     assert p.returncode == 2 and "--mpi is an option of the mpiexec and mpirun modes" in p.stderr
 
 
-def test_stuck_connection_gets_a_kill_over_ssh(sshd, cluster):
+@pytest.mark.parametrize("sshx", [False, True], ids=["plain", "sshx"])
+def test_stuck_connection_gets_a_kill_over_ssh(sshd, cluster, sshx):
     """When a remote script cannot obey "stop" (here: stopped with SIGSTOP),
-    a second ssh kills the engine's process group from its pid file."""
+    a second ssh kills the engine's process group from its pid file (and
+    removes the sshx temporary file the stopped script cannot)."""
     import signal
-    cluster.write_conf(ssh_conf(sshd, cluster, hosts="node1", engines=1))
+    extra = ""
+    if sshx:
+        os.makedirs(cluster.profile_dir, mode=0o700, exist_ok=True)
+        write_sshx(cluster.path("launch.sh"), os.path.join(cluster.root, "marker"))
+        extra = "sshx = launch.sh\n"
+    cluster.write_conf(ssh_conf(sshd, cluster, hosts="node1", engines=1, extra=extra))
     cluster.run("start")
     mec = cluster.client()
     mec.execute("import os; pid = os.getpid()")
@@ -192,11 +199,13 @@ def test_stuck_connection_gets_a_kill_over_ssh(sshd, cluster):
     [pidfile] = glob.glob(f"/tmp/plexa-ssh-*-{ipcluster_pid}-*-0.pid")
     with open(pidfile) as f:
         assert int(f.read()) == engine
+    assert len(sshx_temp_files()) == (1 if sshx else 0)
     for pid in scripts:
         os.kill(pid, signal.SIGSTOP)
     try:
         cluster.run("stop")
         assert not os.path.exists(pidfile)
+        assert sshx_temp_files() == []
         assert wait_for(lambda: not os.path.exists(f"/proc/{engine}") or
                         engine not in cluster.pids(), 15)
         assert engine not in cluster.pids()
@@ -207,3 +216,121 @@ def test_stuck_connection_gets_a_kill_over_ssh(sshd, cluster):
             except ProcessLookupError:
                 pass
     assert wait_for(lambda: cluster.pids() == [], 10), cluster.pids()
+
+
+SSHX = r"""#!/bin/sh
+# A site's launcher script: note how it was run, mark the environment, go on.
+printf '%s|%s|%s\n' "$0" "$(stat -c %a "$0")" "$*" >> MARKER
+export SSHX_WAS_HERE=yes
+exec "$@"
+"""
+
+# Spaces, both quotes, a newline, and what a shell would expand or end on.
+TRICKY = "it's a \"test\"\nline two $HOME `id` \\ ; done"
+
+
+def write_sshx(path, marker):
+    with open(path, "w") as f:
+        f.write(SSHX.replace("MARKER", str(marker)))
+
+
+def sshx_temp_files():
+    import glob
+    return glob.glob("/tmp/plexa-ssh-*.sshx.*")
+
+
+def assert_all_gone(sshd, cluster):
+    assert wait_for(lambda: cluster.pids() == [], 10), cluster.pids()
+    assert wait_for(lambda: cmdlines_containing("plexa-ssh-") == [], 10)
+    assert wait_for(lambda: sshd.sessions() == [], 10), sshd.sessions()
+    assert sshx_temp_files() == []
+
+
+def test_sshx_from_profile_runs_engines_through_the_script(sshd, cluster):
+    """[ssh] sshx (relative to the profile): the script reaches each host over
+    ssh's stdin and every engine runs as `sh TMPFILE ipengine ARGS`."""
+    marker = os.path.join(cluster.root, "sshx-marker")
+    os.makedirs(cluster.profile_dir, mode=0o700, exist_ok=True)
+    write_sshx(cluster.path("launch.sh"), marker)
+    cluster.write_conf(ssh_conf(sshd, cluster, hosts="node1, node2", engines=2,
+                                extra="sshx = launch.sh\n"))
+    cluster.run("start")
+    mec = cluster.client()
+    assert mec.get_ids() == [0, 1]
+    mec.execute("import os; via = os.environ.get('SSHX_WAS_HERE'); x = 6 * 7")
+    assert mec.pull("via") == ["yes", "yes"]
+    assert mec.pull("x") == [42, 42]
+    with open(marker) as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 2, lines
+    for line in lines:
+        script, mode, args = line.split("|")
+        # A private temporary file, not the profile's copy.
+        assert re.fullmatch(r"/tmp/plexa-ssh-.*\.sshx\.\w+", script), script
+        assert mode == "700"
+        assert args.startswith(os.path.join(BUILD, "bin", "ipengine") + " --log-level")
+    assert len(sshx_temp_files()) == 2
+    assert cmdlines_containing(engine_token(cluster)) == []
+    cluster.run("stop")
+    assert_all_gone(sshd, cluster)
+
+
+def test_ipcluster_ssh_sshx_and_copyenvs(sshd, cluster, tmp_path):
+    """`ipcluster ssh --sshx FILE -e`: the local environment reaches the
+    engines intact (values with quotes and newlines), except what belongs to
+    this host; remote_env and the capability URL still win."""
+    conf = ssh_conf(sshd, cluster, hosts="node1:1, node2:1", engines=2).replace(
+        "engine_launcher = ssh\n", "")
+    cluster.write_conf(conf.replace("remote_env = ", "remote_env = PLX_T_OVERRIDE=remote "))
+    sshx = tmp_path / "sshx.sh"
+    marker = tmp_path / "marker"
+    write_sshx(sshx, marker)
+    cluster.env.update(PLX_T_COPIED=TRICKY, PLX_T_OVERRIDE="local", DISPLAY=":97",
+                       PLEXA_URL="tcp://127.0.0.1:1/stale")
+    out = cluster.run("ssh", "--sshx", str(sshx), "-e", "--daemonize").stdout
+    assert "2/2 registered" in out, out
+    mec = cluster.client()
+    mec.execute("import os; env = dict(os.environ)")
+    for env in mec.pull("env"):
+        assert env["PLX_T_COPIED"] == TRICKY
+        assert env["PLX_T_OVERRIDE"] == "remote"
+        assert env.get("DISPLAY") != ":97"
+        assert env["PLEXA_URL"] != "tcp://127.0.0.1:1/stale"
+        assert env["SSHX_WAS_HERE"] == "yes"
+    assert len(marker.read_text().splitlines()) == 2
+    token = engine_token(cluster)
+    assert cmdlines_containing(token) == []
+    assert cmdlines_containing("line two") == []
+    cluster.run("stop")
+    assert_all_gone(sshd, cluster)
+
+
+def test_sshx_and_copyenvs_are_checked(sshd, cluster, tmp_path):
+    for args, opt in ((["-e"], "-e/--copyenvs"), (["--copyenvs"], "-e/--copyenvs"),
+                      (["--sshx", "x.sh"], "--sshx")):
+        p = subprocess.run([tool("ipcluster"), "local", *args], env=cluster.env,
+                           capture_output=True, text=True)
+        assert p.returncode == 2 and f"{opt} is an option of the ssh mode" in p.stderr, p.stderr
+        p = subprocess.run([tool("ipcluster"), "start", *args], env=cluster.env,
+                           capture_output=True, text=True)
+        assert p.returncode == 2 and "belong to the 0.10 modes" in p.stderr, p.stderr
+    missing = tmp_path / "no-such-sshx.sh"
+    cluster.write_conf(ssh_conf(sshd, cluster, hosts="node1", engines=1))
+    p = cluster.run("ssh", "--sshx", str(missing), check=False)
+    assert p.returncode == 1
+    assert f"--sshx: cannot read {missing}: No such file" in p.stderr, p.stderr
+    assert cluster.pids() == []
+    # In the profile: named with its full path, refused before the controller starts.
+    cluster.write_conf(ssh_conf(sshd, cluster, hosts="node1", engines=1,
+                                extra="sshx = gone.sh\ncopy_env = true\n"))
+    p = cluster.run("start", check=False)
+    assert p.returncode != 0
+    assert f"[ssh] sshx: cannot read {cluster.path('gone.sh')}: No such file" in p.stderr, \
+        p.stderr
+    assert not os.path.exists(cluster.path("log", "ipcontroller.log"))
+    assert cluster.pids() == []
+    cluster.write_conf(ssh_conf(sshd, cluster, hosts="node1", engines=1,
+                                extra="copy_env = maybe\n"))
+    p = cluster.run("start", check=False)
+    assert p.returncode != 0 and "[ssh] copy_env: 'maybe' is not a boolean" in p.stderr
+    assert cluster.pids() == []
