@@ -83,6 +83,9 @@ typedef struct tls_conn {
     char          got[2 * TLS_PIN_LEN + 1];
     unsigned char *wbuf;          /* TLS_RECORD bytes, for coalescing */
     tls_out       out;
+    uintptr_t     mapped_lo;      /* tls_prefault's last range: [lo, hi) */
+    uintptr_t     mapped_hi;
+    bool          no_prefault;    /* the kernel refused MADV_POPULATE_WRITE */
     tls_fault     fault;
     char          peer[PLX_SOCK_ADDR_MAX];
 } tls_conn;
@@ -118,6 +121,10 @@ void tls_out_record(tls_conn *c, size_t plain);
 /* Caller bytes whose records have all reached the socket since the last
  * call; they leave c->out.held. */
 size_t tls_out_reap(tls_conn *c);
+
+/* About to decrypt into [at, at + left) of the caller's buffer: when that
+ * is large, map its next pages in one batch (see tls_io.c). */
+void tls_prefault(tls_conn *c, unsigned char *at, size_t left);
 
 /* Free the buffer if nothing waits in it (idle connections keep none). */
 void tls_out_idle(tls_conn *c);

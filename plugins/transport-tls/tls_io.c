@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -21,6 +24,8 @@
 
 #define TLS_OUT_SOFT  (128u * 1024u)   /* stop encrypting beyond this */
 #define TLS_OUT_SLACK 1024             /* record header, tag, KeyUpdates */
+#define TLS_PREFAULT_MIN  (64u * 1024u)         /* mapped ahead in one call: at least */
+#define TLS_PREFAULT_STEP (2u * 1024u * 1024u)  /* ... and at most */
 
 /* ---- OpenSSL errors ------------------------------------------------------ */
 
@@ -203,6 +208,72 @@ void tls_out_idle(tls_conn *c)
 {
     if (c->out.off == c->out.len)
         tls_out_release(&c->out);
+}
+
+/* ---- the caller's pages --------------------------------------------------- */
+
+#ifdef MADV_POPULATE_WRITE
+/* Plaintext that can be decrypted now without waiting: what OpenSSL holds
+ * decrypted, plus the ciphertext queued in the socket (FIONREAD). */
+static size_t tls_arrived(const tls_conn *c)
+{
+    int queued = 0;
+
+    if (ioctl(c->fd, FIONREAD, &queued) != 0 || queued < 0)
+        queued = 0;
+    return (size_t)queued + (size_t)SSL_pending(c->ssl);
+}
+
+/* Map the pages of [p, p + n) in one call; c remembers the range. */
+static void tls_populate(tls_conn *c, uintptr_t p, size_t n)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t from = p & ~(page - 1), to = (p + n) & ~(page - 1);
+
+    /* A kernel older than 5.14 says EINVAL: stop asking. */
+    if (madvise((void *)from, to - from, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
+        c->no_prefault = true;
+    c->mapped_lo = from;
+    c->mapped_hi = to;
+}
+#endif
+
+/*
+ * plx_conn reads a large body straight into its final buffer, which the
+ * decoder has just grown: its pages are not mapped yet. With TCP the kernel
+ * maps them while recv copies; here SSL_read's memcpy faults them in from
+ * user space one 4 KiB page at a time, which costs nearly as much as the
+ * decryption. MADV_POPULATE_WRITE maps them in one call instead. It never
+ * changes the bytes there (it is a write fault without the write), and it
+ * only maps pages that data which has already arrived is about to fill, up
+ * to 2 MiB at a time: a connection that receives small messages into a
+ * large staging buffer keeps untouched pages untouched.
+ */
+void tls_prefault(tls_conn *c, unsigned char *at, size_t left)
+{
+#ifdef MADV_POPULATE_WRITE
+    uintptr_t p = (uintptr_t)at;
+    size_t n;
+
+    if (left < TLS_PREFAULT_MIN || c->no_prefault)
+        return;
+    if (p >= c->mapped_lo && p + TLS_RECORD <= c->mapped_hi)
+        return;
+    n = tls_arrived(c);
+    n = n < left ? n : left;
+    if (n >= TLS_PREFAULT_MIN) {
+        tls_populate(c, p, n < TLS_PREFAULT_STEP ? n : TLS_PREFAULT_STEP);
+        return;
+    }
+    /* Too little has arrived to be worth a call: let these pages fault,
+     * and ask again further on (one FIONREAD per TLS_PREFAULT_MIN bytes). */
+    c->mapped_lo = p;
+    c->mapped_hi = p + TLS_PREFAULT_MIN;
+#else
+    (void)c;
+    (void)at;
+    (void)left;
+#endif
 }
 
 /* ---- the BIO ------------------------------------------------------------- */
