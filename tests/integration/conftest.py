@@ -7,54 +7,13 @@ inherits PLEXA_DIR, which we look for in /proc/*/environ.
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
 
-BUILD = os.environ.get("PLX_BUILD_DIR") or os.path.join(
-    os.path.dirname(__file__), "..", "..", "build")
-BIN = os.path.join(os.path.abspath(BUILD), "bin")
-
-
-def tool(name):
-    return os.path.join(BIN, name)
-
-
-def processes_with_env(key, value):
-    """Pids of live processes whose environment has key=value."""
-    needle = f"{key}={value}".encode()
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit() or int(d) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{d}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-            with open(f"/proc/{d}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if needle in env and state != "Z":
-            pids.append(int(d))
-    return pids
-
-
-def alive(pid):
-    """True if pid runs (a zombie waiting for its parent to reap it is dead)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def wait_for(cond, timeout=10.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(interval)
-    return cond()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from plexa_testing import BIN, BUILD, alive, processes_with_env, tool, wait_for  # noqa: E402,F401
 
 
 class Cluster:

@@ -9,52 +9,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
 
-BUILD = os.path.abspath(os.environ.get("PLX_BUILD_DIR") or os.path.join(
-    os.path.dirname(__file__), "..", "..", "build"))
-BIN = os.path.join(BUILD, "bin")
-
-
-def tool(name):
-    return os.path.join(BIN, name)
-
-
-def alive(pid):
-    """True if pid runs (a zombie waiting to be reaped is dead)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def wait_for(cond, timeout=10.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(interval)
-    return cond()
-
-
-def processes_with_env(key, value):
-    """Pids of live processes whose environment holds key=value."""
-    needle = f"{key}={value}".encode()
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit() or int(d) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{d}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:
-            continue
-        if needle in env and alive(int(d)):
-            pids.append(int(d))
-    return pids
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from plexa_testing import BIN, BUILD, alive, processes_with_env, tool, wait_for  # noqa: E402,F401
 
 
 def cmdlines_containing(text):

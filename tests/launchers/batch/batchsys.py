@@ -11,30 +11,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+from plexa_testing import alive, wait_for  # noqa: E402,F401
+
 TORQUE_DIR = os.environ.get("PLX_TORQUE_DIR", "/opt/slurm-torque")
 TORQUE_BIN = os.path.join(TORQUE_DIR, "usr", "bin")
-
-
-def alive(pid):
-    """True if pid runs. PID 1 here reaps orphans lazily, so an exited
-    daemon can linger as a zombie: that is dead."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def wait_for(cond, timeout=10.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(interval)
-    return cond()
 
 
 def port_free(port):

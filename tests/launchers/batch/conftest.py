@@ -14,33 +14,13 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import batchsys  # noqa: E402
+from plexa_testing import processes_with_env, tool  # noqa: E402,F401
 
 BUILD = os.path.abspath(os.environ.get("PLX_BUILD_DIR") or os.path.join(
     os.path.dirname(__file__), "..", "..", "..", "build"))
 sys.path.insert(0, os.path.join(BUILD, "python"))
 
 SETUP = "tests/launchers/batch/setup-batch"
-
-
-def tool(name):
-    return os.path.join(BUILD, "bin", name)
-
-
-def processes_with_env(key, value):
-    """Pids of live processes whose environment holds key=value."""
-    needle = f"{key}={value}".encode()
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit() or int(d) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{d}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:
-            continue
-        if needle in env and batchsys.alive(int(d)):
-            pids.append(int(d))
-    return pids
 
 
 def _daemons(cls, what):

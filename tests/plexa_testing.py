@@ -1,0 +1,53 @@
+"""Helpers shared by the pytest suites (integration, launchers, soak): find
+the build's commands and the processes a test started, and wait for
+conditions. Tests find their processes by an environment entry (each test
+gets its own PLEXA_DIR), never by name, so nothing else on the machine is
+touched."""
+import os
+import time
+
+BUILD = os.path.abspath(os.environ.get("PLX_BUILD_DIR") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "build"))
+BIN = os.path.join(BUILD, "bin")
+
+
+def tool(name):
+    """Full path of a command of the build under test."""
+    return os.path.join(BIN, name)
+
+
+def alive(pid):
+    """True if pid runs. A zombie waiting for its parent (PID 1 reaps
+    orphans lazily here) is dead."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def wait_for(cond, timeout=10.0, interval=0.02):
+    """Poll cond() until it is true or timeout seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(interval)
+    return cond()
+
+
+def processes_with_env(key, value):
+    """Pids of live processes (not this one) whose environment has key=value."""
+    needle = f"{key}={value}".encode()
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{d}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if needle in env and alive(int(d)):
+            pids.append(int(d))
+    return pids
