@@ -15,9 +15,9 @@ a reference to prime1.sum_primes travels.
 
 The cost of sum_primes grows with its argument, and map's block partition
 would give the last engine the most expensive values. As the tutorial
-hints, we fake load balancing: the inputs are interleaved (dealt in snake
-order) so that each engine's block holds a fair mix of cheap and costly
-values, and the results are put back in order afterwards. Exits non-zero if the serial and parallel sums differ.
+hints, we fake load balancing: the inputs are reordered (dealt costliest
+first to the least loaded engine) so that each engine's block holds a fair
+share of the work, and the results are put back in order afterwards. Exits non-zero if the serial and parallel sums differ.
 """
 
 import sys
@@ -32,21 +32,25 @@ def interleave_order(length, n):
     """The order in which to send `length` inputs of increasing cost so that
     map's block partition over n engines gives each engine a fair share.
 
-    The inputs are dealt to the engines like cards, in snake order (0, 1,
-    ..., n-1, n-1, ..., 1, 0, 0, 1, ...), each engine taking no more than
-    its block's size (the first length % n blocks hold one more); then the
-    engines' hands are laid end to end, which is what map cuts into blocks.
+    The inputs grow linearly and sum_primes(x) costs a little more than
+    linearly (about x**1.25 here), so input i is estimated to cost
+    (i + 1)**1.25. Deal the costliest first, each to the engine with the
+    least estimated work whose block is not yet full (longest-processing-
+    time-first), each engine taking no more than its block's size (the first
+    length % n blocks hold one more); then lay the engines' hands end to
+    end, which is what map cuts into blocks. (Dealing in snake order, as the
+    first version did, leaves the split 2% off even: 1.96x at best on two
+    engines for the default inputs, against 1.99x.)
     """
     sizes = [length // n + (1 if p < length % n else 0) for p in range(n)]
     hands = [[] for _ in range(n)]
-    i, forward = 0, True
-    while i < length:
-        for p in (range(n) if forward else reversed(range(n))):
-            if i < length and len(hands[p]) < sizes[p]:
-                hands[p].append(i)
-                i += 1
-        forward = not forward
-    return [i for hand in hands for i in hand]
+    load = [0.0] * n
+    for i in reversed(range(length)):
+        open_ = [p for p in range(n) if len(hands[p]) < sizes[p]]
+        p = min(open_, key=lambda q: (load[q], q))
+        hands[p].append(i)
+        load[p] += (i + 1) ** 1.25
+    return [i for hand in hands for i in sorted(hand)]
 
 
 def main(argv):

@@ -45,8 +45,13 @@ def test_prime1_module():
     assert [x for x in range(30) if prime1.isprime(x)] == [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]
     assert prime1.sum_primes(10) == 17 and prime1.sum_primes(2) == 0
     assert prime1.sum_primes(2000000 // 100) == 21171191
-    assert interleave_order(7, 2) == [0, 3, 4, 6, 1, 2, 5]
-    assert interleave_order(8, 3) == [0, 5, 6, 1, 4, 7, 2, 3]
+    # costliest first to the least loaded engine, blocks of equal size
+    assert interleave_order(7, 2) == [0, 1, 3, 6, 2, 4, 5]
+    assert interleave_order(8, 3) == [0, 2, 7, 1, 3, 6, 4, 5]
+    costs = [(i + 1) ** 1.25 for i in range(16)]
+    order = interleave_order(16, 2)
+    shares = [sum(costs[i] for i in order[:8]), sum(costs[i] for i in order[8:])]
+    assert max(shares) / sum(shares) < 0.502     # within 0.2% of an even split
     for length in range(12):
         for n in range(1, 5):
             order = interleave_order(length, n)
