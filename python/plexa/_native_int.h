@@ -85,6 +85,11 @@ PyObject *nv_queue_status(const Plexa__QueueStatusReply *qr);
 /* str from UTF-8 (NULL counts as ""), undecodable bytes replaced. */
 PyObject *nv_str(const char *s);
 
+/* (ename, evalue, traceback) of the pending Python exception, raised on
+ * this side while `where` ("decoding the result of task 7"); the
+ * traceback ends with "(raised on the client, WHERE)". Clears it. */
+PyObject *nv_local_error(const char *where);
+
 /* ---- _native_tasks.c ---------------------------------------------------- */
 
 /* Intern the spec keys (module exec). */

@@ -586,42 +586,13 @@ static PyObject *task_error(const Plexa__RemoteError *e)
     return Py_BuildValue("(NNN)", nv_str(ename), nv_str(e->evalue), nv_str(e->traceback));
 }
 
-/* (ename, evalue, traceback) of the pending exception, raised here while
- * decoding task_id's values. Clears it. */
+/* nv_local_error for the values of task task_id. */
 static PyObject *decode_error(uint64_t task_id)
 {
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb && value)
-        PyException_SetTraceback(value, tb);
-    const char *name = type ? ((PyTypeObject *)type)->tp_name : "SerializationError";
-    const char *dot = strrchr(name, '.');
-    PyObject *evalue = value ? PyObject_Str(value) : NULL;
-    PyErr_Clear();
-    PyObject *text = NULL;
-    PyObject *mod = value ? PyImport_ImportModule("traceback") : NULL;
-    PyObject *lines = mod ? PyObject_CallMethod(mod, "format_exception", "O", value) : NULL;
-    PyObject *empty = lines ? PyUnicode_FromString("") : NULL;
-    if (empty)
-        text = PyUnicode_Join(empty, lines);
-    Py_XDECREF(empty);
-    Py_XDECREF(lines);
-    Py_XDECREF(mod);
-    PyErr_Clear();
-    if (!text)
-        text = PyUnicode_FromString("");
-    PyObject *tbtext = text ? PyUnicode_FromFormat("%U(raised on the client, decoding the result "
-                                                   "of task %llu)\n", text,
-                                                   (unsigned long long)task_id)
-                            : NULL;
-    Py_XDECREF(text);
-    PyObject *err = Py_BuildValue("(sNN)", dot ? dot + 1 : name,
-                                  evalue ? evalue : nv_str("?"), tbtext);
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
-    return err;
+    char where[96];
+    snprintf(where, sizeof where, "decoding the result of task %llu",
+             (unsigned long long)task_id);
+    return nv_local_error(where);
 }
 
 /* The decoded values of one result; on a failure to decode, NULL with

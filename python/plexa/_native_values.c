@@ -103,9 +103,7 @@ static PyObject *format_exception(PyObject *value)
     return text ? text : PyUnicode_FromString("");
 }
 
-/* (ename, evalue, traceback) for the pending exception, raised on this
- * side while decoding what engine_id returned. Clears it. */
-static PyObject *local_error(int32_t engine_id, const char *method)
+PyObject *nv_local_error(const char *where)
 {
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
@@ -117,9 +115,7 @@ static PyObject *local_error(int32_t engine_id, const char *method)
     PyObject *evalue = value ? PyObject_Str(value) : NULL;
     PyErr_Clear();
     PyObject *text = format_exception(value);
-    PyObject *tbtext = text ? PyUnicode_FromFormat("%U(raised on the client, decoding what "
-                                                   "engine %d returned from %s)\n",
-                                                   text, (int)engine_id, method)
+    PyObject *tbtext = text ? PyUnicode_FromFormat("%U(raised on the client, %s)\n", text, where)
                             : NULL;
     PyObject *err = Py_BuildValue("(sNN)", dot ? dot + 1 : name,
                                   evalue ? evalue : nv_str("?"), tbtext);
@@ -128,6 +124,15 @@ static PyObject *local_error(int32_t engine_id, const char *method)
     Py_XDECREF(value);
     Py_XDECREF(tb);
     return err;
+}
+
+/* nv_local_error for what engine_id returned from method. */
+static PyObject *local_error(int32_t engine_id, const char *method)
+{
+    char where[160];
+    snprintf(where, sizeof where, "decoding what engine %d returned from %s", (int)engine_id,
+             method);
+    return nv_local_error(where);
 }
 
 /* A protocol fault in the reply, as an engine's error. */
