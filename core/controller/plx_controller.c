@@ -96,6 +96,15 @@ void ctl_send_error(peer_t *p, uint64_t reply_to, int code, const char *fmt, ...
 }
 
 /* Refuse a connection: Reject with the reason, log it, close after flush. */
+/* Tell the peer why (Reject) and close once that is written. */
+static void send_reject_and_close(peer_t *p, const char *reason)
+{
+    Plexa__Reject r = PLEXA__REJECT__INIT;
+    r.reason = (char *)reason;
+    ctl_send_body(p, 0, PLEXA__ENVELOPE__BODY_REJECT, &r);
+    plx_conn_close(p->conn, 1, PLX_EAUTH, reason);
+}
+
 static void peer_reject(peer_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void peer_reject(peer_t *p, const char *fmt, ...)
 {
@@ -105,20 +114,14 @@ static void peer_reject(peer_t *p, const char *fmt, ...)
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
     PLX_WARN("rejected connection from %s: %s", p->addr, reason);
-    Plexa__Reject r = PLEXA__REJECT__INIT;
-    r.reason = reason;
-    ctl_send_body(p, 0, PLEXA__ENVELOPE__BODY_REJECT, &r);
     ev_timer_stop(p->ctl->loop, &p->auth_timer);
-    plx_conn_close(p->conn, 1, PLX_EAUTH, reason);
+    send_reject_and_close(p, reason);
 }
 
 void ctl_drop_peer(peer_t *p, const char *reason)
 {
     PLX_INFO("dropping %s connection %s: %s", ctl_role_name(p->role), p->addr, reason);
-    Plexa__Reject r = PLEXA__REJECT__INIT;
-    r.reason = (char *)reason;
-    ctl_send_body(p, 0, PLEXA__ENVELOPE__BODY_REJECT, &r);
-    plx_conn_close(p->conn, 1, PLX_EAUTH, reason);
+    send_reject_and_close(p, reason);
 }
 
 /* ---- peers -------------------------------------------------------------- */
