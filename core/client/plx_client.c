@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "plexa/version.h"
+#include "plx_bufpool.h"
 #include "plx_conn.h"
 #include "plx_envelope.h"
 #include "plx_log.h"
@@ -46,6 +47,7 @@ struct plx_client {
 
     struct ev_loop          *loop;
     ev_async                 wake;        /* submissions and stop */
+    ev_timer                 trim;        /* returns idle pooled buffers */
     pthread_t                thread;
     int                      running;     /* the I/O thread was started */
     plx_conn_t              *conn;        /* I/O thread only while it runs; NULL once closed */
@@ -55,6 +57,15 @@ struct plx_client {
 };
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* Pulled arrays land in pooled blocks (plx_bufpool.h): a loop that pulls
+ * 256 MiB and drops it reuses the memory instead of faulting in (and
+ * zeroing) 65 536 fresh pages each time, which cost the client more than
+ * the transfer itself. Idle blocks go back to the system after
+ * POOL_IDLE_S, and all of them when the last client goes. */
+#define POOL_MAX    ((size_t)512 << 20)
+#define POOL_IDLE_S 2.0
+static atomic_int live_clients;
 
 /* ---- failing requests ---------------------------------------------------- */
 
@@ -186,6 +197,11 @@ static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
         plx_conn_destroy(&c->conn);
         ev_break(loop, EVBREAK_ALL);
     }
+}
+
+static void trim_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    plx_buf_pool_trim(POOL_IDLE_S);
 }
 
 static void *io_main(void *arg)
@@ -381,6 +397,10 @@ static plx_client_t *client_new(plx_err_t *err)
     c->timeout_s = -1;
     ev_async_init(&c->wake, wake_cb);
     ev_async_start(c->loop, &c->wake);
+    ev_timer_init(&c->trim, trim_cb, POOL_IDLE_S, POOL_IDLE_S);
+    ev_timer_start(c->loop, &c->trim);
+    if (atomic_fetch_add(&live_clients, 1) == 0)
+        plx_buf_pool_set_max(POOL_MAX);
     return c;
 }
 
@@ -538,7 +558,10 @@ void plx_client_destroy(plx_client_t **cp)
     plx_conn_destroy(&c->conn);
     client_lose(c, PLX_ECLOSED, "the client was closed");
     ev_async_stop(c->loop, &c->wake);
+    ev_timer_stop(c->loop, &c->trim);
     ev_loop_destroy(c->loop);
+    if (atomic_fetch_sub(&live_clients, 1) == 1)
+        plx_buf_pool_trim(0);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }

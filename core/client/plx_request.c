@@ -7,6 +7,7 @@
 
 #include "plx_envelope.h"
 #include "plx_request_priv.h"
+#include "plx_spin.h"
 
 plx_request_t *plx_request_new(uint64_t id)
 {
@@ -65,14 +66,17 @@ static void finish_locked(plx_request_t *req)
     void *ud = req->cb_ud;
     req->cb = NULL;
     req->cb_running = cb != NULL;
-    if (!cb)
+    if (!cb) {
+        atomic_store_explicit(&req->settled, 1, memory_order_release);
         pthread_cond_broadcast(&req->cond);
+    }
     pthread_mutex_unlock(&req->mu);
     if (!cb)
         return;
     cb(req, ud);
     pthread_mutex_lock(&req->mu);
     req->cb_running = 0;
+    atomic_store_explicit(&req->settled, 1, memory_order_release);
     pthread_cond_broadcast(&req->cond);
     pthread_mutex_unlock(&req->mu);
 }
@@ -150,6 +154,11 @@ static int outcome_locked(const plx_request_t *req, plx_err_t *err)
 int plx_request_wait(plx_request_t *req, double timeout_s, plx_err_t *err)
 {
     struct timespec dl = deadline_after(timeout_s > 0 ? timeout_s : 0);
+    /* Most replies to a blocking call come back within a millisecond:
+     * keep the CPU for a while instead of paying for a wake-up (plx_spin.h). */
+    double t0 = plx_spin_now_us();
+    if (timeout_s != 0)
+        plx_spin_until(&req->settled, timeout_s > 0 ? timeout_s * 1e6 : -1);
     pthread_mutex_lock(&req->mu);
     while ((!req->done || req->cb_running) && timeout_s != 0) {
         if (timeout_s < 0) {
@@ -163,6 +172,8 @@ int plx_request_wait(plx_request_t *req, double timeout_s, plx_err_t *err)
                  : plx_err_set(err, PLX_ETIMEDOUT, "no reply to request %llu after %.3g s",
                                      (unsigned long long)req->id, timeout_s);
     pthread_mutex_unlock(&req->mu);
+    if (timeout_s != 0)
+        plx_spin_note(plx_spin_now_us() - t0);
     return rc;
 }
 

@@ -26,6 +26,7 @@ struct plx_request {
     Plexa__Envelope     *env;      /* (mu) reply, unpacked */
     plx_request_cb       cb;       /* (mu) runs once on completion */
     int                  cb_running; /* (mu) waiters are held until it returns */
+    atomic_int           settled;  /* done and no callback running: for spinners */
     void                *cb_ud;
     struct plx_request  *next;     /* bucket chain; owned by the client's table */
 };
