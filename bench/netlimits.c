@@ -1,13 +1,17 @@
 /* netlimits: the physical limits bench/run compares plexa against.
  *
- * bench/run compiles this file at run time (cc -O2) into a temporary
- * directory; it is not part of the build.
+ * bench/run compiles this file at run time (cc -O2 ... -lssl -lcrypto) into
+ * a temporary directory; it is not part of the build.
  *
  *   netlimits rtt N CPU_A CPU_B      1-byte ping-pong over 127.0.0.1, N round
  *                                    trips after 200 warm-up ones; prints
  *                                    "mean_us p99_us"
  *   netlimits bw BYTES CPU_A CPU_B   one stream of BYTES over 127.0.0.1 in
  *                                    1 MiB writes; prints "MB_per_s" (10^6 B/s)
+ *   netlimits tlsbw BYTES CPU_A CPU_B   the same stream over TLS 1.3 with
+ *                                    plexa's cipher (TLS_AES_128_GCM_SHA256,
+ *                                    OpenSSL, an ephemeral P-256 certificate):
+ *                                    what any TLS costs on this machine
  *
  * The parent (the receiving or pinging side) runs on CPU_A, the forked
  * child on CPU_B; -1 leaves a side unpinned. TCP_NODELAY is set on both
@@ -28,6 +32,11 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #define CHUNK (1 << 20)
 #define WARMUP 200
@@ -233,11 +242,108 @@ static int bw(long long bytes, int cpu_a, int cpu_b)
     return reap(pid);
 }
 
+/* ---- TLS: the same stream through OpenSSL --------------------------------- */
+
+static void ssl_die(const char *what)
+{
+    fprintf(stderr, "netlimits: %s failed\n", what);
+    ERR_print_errors_fp(stderr);
+    exit(2);
+}
+
+/* A throwaway P-256 key and self-signed certificate for the server side
+ * (the client does not verify: this measures the record layer only). */
+static SSL_CTX *server_ctx(void)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *crt = X509_new();
+    if (!key || !crt)
+        ssl_die("EVP_EC_gen/X509_new");
+    ASN1_INTEGER_set(X509_get_serialNumber(crt), 1);
+    X509_gmtime_adj(X509_getm_notBefore(crt), 0);
+    X509_gmtime_adj(X509_getm_notAfter(crt), 3600);
+    X509_set_pubkey(crt, key);
+    X509_NAME *name = X509_get_subject_name(crt);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"netlimits",
+                               -1, -1, 0);
+    X509_set_issuer_name(crt, name);
+    if (!X509_sign(crt, key, EVP_sha256()))
+        ssl_die("X509_sign");
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx || SSL_CTX_use_certificate(ctx, crt) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1)
+        ssl_die("SSL_CTX (server)");
+    X509_free(crt);
+    EVP_PKEY_free(key);
+    return ctx;
+}
+
+static SSL *tls_wrap(SSL_CTX *ctx, int fd, int server)
+{
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    if (SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256") != 1)
+        ssl_die("SSL_CTX_set_ciphersuites");
+    SSL *ssl = SSL_new(ctx);
+    if (!ssl || SSL_set_fd(ssl, fd) != 1)
+        ssl_die("SSL_new");
+    if ((server ? SSL_accept(ssl) : SSL_connect(ssl)) != 1)
+        ssl_die(server ? "SSL_accept" : "SSL_connect");
+    return ssl;
+}
+
+static int tlsbw(long long bytes, int cpu_a, int cpu_b)
+{
+    pid_t pid;
+    int fd = connected_pair(cpu_a, cpu_b, &pid);
+    char *buf = malloc(CHUNK);
+    if (!buf)
+        die("malloc");
+    memset(buf, 0x5a, CHUNK);
+    if (pid == 0) {                     /* client, sender */
+        SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+        if (!ctx)
+            ssl_die("SSL_CTX_new (client)");
+        SSL *ssl = tls_wrap(ctx, fd, 0);
+        char go;
+        if (SSL_read(ssl, &go, 1) != 1)
+            _exit(2);
+        long long left = bytes;
+        while (left > 0) {
+            int k = left < CHUNK ? (int)left : CHUNK;
+            if (SSL_write(ssl, buf, k) != k)
+                ssl_die("SSL_write");
+            left -= k;
+        }
+        SSL_shutdown(ssl);
+        close(fd);
+        _exit(0);
+    }
+    SSL *ssl = tls_wrap(server_ctx(), fd, 1);
+    double t0 = now_us();
+    if (SSL_write(ssl, "g", 1) != 1)
+        ssl_die("SSL_write");
+    long long got = 0;
+    for (;;) {
+        int k = SSL_read(ssl, buf, CHUNK);
+        if (k <= 0)
+            break;
+        got += k;
+    }
+    double dt = now_us() - t0;
+    close(fd);
+    free(buf);
+    if (got != bytes) {
+        fprintf(stderr, "netlimits: received %lld of %lld bytes over TLS\n", got, bytes);
+        return 2;
+    }
+    printf("%.1f\n", (double)bytes / dt);
+    return reap(pid);
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     if (argc != 5) {
-        fprintf(stderr, "usage: netlimits rtt N CPU_A CPU_B | bw BYTES CPU_A CPU_B\n");
+        fprintf(stderr, "usage: netlimits rtt N CPU_A CPU_B | bw|tlsbw BYTES CPU_A CPU_B\n");
         return 2;
     }
     int a = atoi(argv[3]), b = atoi(argv[4]);
@@ -249,6 +355,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "bw") == 0)
         return bw(atoll(argv[2]), a, b);
+    if (strcmp(argv[1], "tlsbw") == 0)
+        return tlsbw(atoll(argv[2]), a, b);
     fprintf(stderr, "netlimits: unknown mode %s\n", argv[1]);
     return 2;
 }
