@@ -196,14 +196,35 @@ static int rtt(long n, int cpu_a, int cpu_b)
     return reap(pid);
 }
 
-static int bw(long long bytes, int cpu_a, int cpu_b)
+/* One write's worth of bytes to stream (or to read into). */
+static char *chunk_buffer(void)
 {
-    pid_t pid;
-    int fd = connected_pair(cpu_a, cpu_b, &pid);
     char *buf = malloc(CHUNK);
     if (!buf)
         die("malloc");
     memset(buf, 0x5a, CHUNK);
+    return buf;
+}
+
+/* The receiving side's end of a stream: the rate, once all bytes came. */
+static int bw_report(int fd, char *buf, long long got, long long bytes, double dt_us,
+                     pid_t pid)
+{
+    close(fd);
+    free(buf);
+    if (got != bytes) {
+        fprintf(stderr, "netlimits: received %lld of %lld bytes\n", got, bytes);
+        return 2;
+    }
+    printf("%.1f\n", (double)bytes / dt_us);   /* bytes per us = MB/s */
+    return reap(pid);
+}
+
+static int bw(long long bytes, int cpu_a, int cpu_b)
+{
+    pid_t pid;
+    int fd = connected_pair(cpu_a, cpu_b, &pid);
+    char *buf = chunk_buffer();
     char go = 'g';
     if (pid == 0) {                     /* sender: wait for go, stream */
         if (!read_all(fd, &go, 1))
@@ -231,15 +252,7 @@ static int bw(long long bytes, int cpu_a, int cpu_b)
             break;
         got += k;
     }
-    double dt = now_us() - t0;
-    close(fd);
-    free(buf);
-    if (got != bytes) {
-        fprintf(stderr, "netlimits: received %lld of %lld bytes\n", got, bytes);
-        return 2;
-    }
-    printf("%.1f\n", (double)bytes / dt);   /* bytes per us = MB/s */
-    return reap(pid);
+    return bw_report(fd, buf, got, bytes, now_us() - t0, pid);
 }
 
 /* ---- TLS: the same stream through OpenSSL --------------------------------- */
@@ -294,10 +307,7 @@ static int tlsbw(long long bytes, int cpu_a, int cpu_b)
 {
     pid_t pid;
     int fd = connected_pair(cpu_a, cpu_b, &pid);
-    char *buf = malloc(CHUNK);
-    if (!buf)
-        die("malloc");
-    memset(buf, 0x5a, CHUNK);
+    char *buf = chunk_buffer();
     if (pid == 0) {                     /* client, sender */
         SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
         if (!ctx)
@@ -328,15 +338,7 @@ static int tlsbw(long long bytes, int cpu_a, int cpu_b)
             break;
         got += k;
     }
-    double dt = now_us() - t0;
-    close(fd);
-    free(buf);
-    if (got != bytes) {
-        fprintf(stderr, "netlimits: received %lld of %lld bytes over TLS\n", got, bytes);
-        return 2;
-    }
-    printf("%.1f\n", (double)bytes / dt);
-    return reap(pid);
+    return bw_report(fd, buf, got, bytes, now_us() - t0, pid);
 }
 
 int main(int argc, char **argv)
