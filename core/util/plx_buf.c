@@ -49,21 +49,34 @@ plx_buf_t *plx_buf_wrap(void *data, size_t len, plx_buf_release_fn release, void
     return b;
 }
 
+int plx_buf_reserve_pooled(plx_buf_t *b, size_t cap)
+{
+    if (b->release)
+        return PLX_EINVAL;
+    if (cap <= b->cap)
+        return 1;
+    size_t got;
+    uint8_t *pooled = cap >= PLX_BUF_POOL_MIN ? plx_buf_pool_take(cap, &got) : NULL;
+    if (!pooled)
+        return 0;
+    memcpy(pooled, b->data, b->len);
+    /* A block that came from the pool goes back to it. */
+    if (b->cap < PLX_BUF_POOL_MIN || !plx_buf_pool_put(b->data, b->cap))
+        free(b->data);
+    b->data = pooled;
+    b->cap = got;
+    return 1;
+}
+
 int plx_buf_reserve(plx_buf_t *b, size_t cap)
 {
     if (b->release)
         return PLX_EINVAL;
     if (cap <= b->cap)
         return PLX_OK;
-    size_t got;
-    uint8_t *pooled = cap >= PLX_BUF_POOL_MIN ? plx_buf_pool_take(cap, &got) : NULL;
-    if (pooled) {
-        memcpy(pooled, b->data, b->len);
-        free(b->data);
-        b->data = pooled;
-        b->cap = got;
-        return PLX_OK;
-    }
+    int rc = plx_buf_reserve_pooled(b, cap);
+    if (rc != 0)
+        return rc < 0 ? rc : PLX_OK;
     uint8_t *p = realloc(b->data, cap);
     if (!p)
         return PLX_ENOMEM;

@@ -38,6 +38,12 @@ plx_buf_t *plx_buf_wrap(void *data, size_t len, plx_buf_release_fn release, void
  * realloc, which for large blocks remaps pages instead of copying. */
 int plx_buf_reserve(plx_buf_t *b, size_t cap);
 
+/* Grow to at least cap only if the block pool (plx_bufpool.h) has one
+ * that large: 1 when it did, 0 when it did not (b unchanged), or
+ * PLX_EINVAL for a wrapped buffer. Pooled memory is already mapped, so
+ * taking all of it at once costs nothing that growing would save. */
+int plx_buf_reserve_pooled(plx_buf_t *b, size_t cap);
+
 plx_buf_t *plx_buf_ref(plx_buf_t *b);
 
 /* Drop a reference and NULL the pointer; NULL-safe. */

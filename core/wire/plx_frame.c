@@ -1,6 +1,8 @@
 /* Frame encoding and incremental decoding; see plx_frame.h. */
 #include "plx_frame.h"
 
+#include "plx_bufpool.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,6 +245,10 @@ static int body_reserve(plx_decoder_t *d, size_t incoming)
 {
     if (d->body->len + incoming <= d->body->cap)
         return PLX_OK;   /* grow only when full, or every call would realloc */
+    /* A large body whose size the pool has: all of it now (no growth
+     * steps, no fresh pages for the first 8 MiB). */
+    if (d->body_len >= PLX_BUF_POOL_MIN && plx_buf_reserve_pooled(d->body, d->body_len) == 1)
+        return PLX_OK;
     uint64_t cap = grow_target(d->body->len, incoming, d->body_len);
     if (cap <= d->body->cap)
         return PLX_OK;

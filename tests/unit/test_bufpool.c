@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "plexa/error.h"
 #include "plx_buf.h"
 #include "plx_bufpool.h"
 
@@ -90,6 +91,43 @@ static void test_plx_buf_reuses_blocks(void **state)
     plx_buf_unref(&b);
 }
 
+static void keep(void *ctx, uint8_t *data, size_t len)
+{
+    (void)ctx;
+    (void)data;
+    (void)len;
+}
+
+/* A growing buffer takes a pooled block whole, keeping its bytes, but
+ * never allocates fresh memory for it. */
+static void test_reserve_pooled(void **state)
+{
+    (void)state;
+    plx_buf_t *b = plx_buf_copy("abc", 3);
+    assert_non_null(b);
+    assert_int_equal(plx_buf_reserve_pooled(b, 32 * MIB), 0);   /* pool off */
+    assert_true(b->cap < 32 * MIB);
+    plx_buf_pool_set_max(64 * MIB);
+    assert_int_equal(plx_buf_reserve_pooled(b, 32 * MIB), 0);   /* pool empty */
+    uint8_t *blk = malloc(40 * MIB);
+    assert_int_equal(plx_buf_pool_put(blk, 40 * MIB), 1);
+    assert_int_equal(plx_buf_reserve_pooled(b, 32 * MIB), 1);
+    assert_ptr_equal(b->data, blk);
+    assert_int_equal(b->cap, 40 * MIB);
+    assert_int_equal(b->len, 3);
+    assert_memory_equal(b->data, "abc", 3);
+    assert_int_equal(plx_buf_reserve_pooled(b, 16 * MIB), 1);   /* already large enough */
+    plx_buf_unref(&b);                                          /* back to the pool */
+    size_t cap;
+    assert_ptr_equal(plx_buf_pool_take(PLX_BUF_POOL_MIN, &cap), blk);
+    free(blk);
+    /* Wrapped memory is not ours to move. */
+    static uint8_t outside[8];
+    plx_buf_t *w = plx_buf_wrap(outside, sizeof outside, keep, NULL);
+    assert_int_equal(plx_buf_reserve_pooled(w, 32 * MIB), PLX_EINVAL);
+    plx_buf_unref(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -97,6 +135,7 @@ int main(void)
         cmocka_unit_test_teardown(test_best_fit_and_bound, teardown),
         cmocka_unit_test_teardown(test_trim_idle, teardown),
         cmocka_unit_test_teardown(test_plx_buf_reuses_blocks, teardown),
+        cmocka_unit_test_teardown(test_reserve_pooled, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
