@@ -14,6 +14,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * libplexa exports the functions marked PLX_SHARED (buffers, messages):
+ * the Python extension links core/pyvalue statically and must call
+ * libplexa's copies, not a private copy of its own, or a buffer libplexa
+ * received would be freed by code that does not know libplexa's block
+ * pool (plx_bufpool.h), and every large pull would fault in fresh pages.
+ * tests/client checks that _native.so defines none of them itself.
+ */
+#define PLX_SHARED __attribute__((visibility("default")))
+
 typedef void (*plx_buf_release_fn)(void *ctx, uint8_t *data, size_t len);
 
 typedef struct plx_buf {
@@ -26,17 +36,17 @@ typedef struct plx_buf {
 } plx_buf_t;
 
 /* A new owned buffer of len bytes (uninitialised), refs = 1. NULL on ENOMEM. */
-plx_buf_t *plx_buf_new(size_t len);
+PLX_SHARED plx_buf_t *plx_buf_new(size_t len);
 
 /* A new buffer holding a copy of data. */
-plx_buf_t *plx_buf_copy(const void *data, size_t len);
+PLX_SHARED plx_buf_t *plx_buf_copy(const void *data, size_t len);
 
 /* Borrow memory: release(ctx, data, len) runs when the last reference goes. */
-plx_buf_t *plx_buf_wrap(void *data, size_t len, plx_buf_release_fn release, void *ctx);
+PLX_SHARED plx_buf_t *plx_buf_wrap(void *data, size_t len, plx_buf_release_fn release, void *ctx);
 
 /* Grow an owned buffer's capacity to at least cap (len unchanged). Uses
  * realloc, which for large blocks remaps pages instead of copying. */
-int plx_buf_reserve(plx_buf_t *b, size_t cap);
+PLX_SHARED int plx_buf_reserve(plx_buf_t *b, size_t cap);
 
 /* Grow to at least cap only if the block pool (plx_bufpool.h) has one
  * that large: 1 when it did, 0 when it did not (b unchanged), or
@@ -44,9 +54,9 @@ int plx_buf_reserve(plx_buf_t *b, size_t cap);
  * taking all of it at once costs nothing that growing would save. */
 int plx_buf_reserve_pooled(plx_buf_t *b, size_t cap);
 
-plx_buf_t *plx_buf_ref(plx_buf_t *b);
+PLX_SHARED plx_buf_t *plx_buf_ref(plx_buf_t *b);
 
 /* Drop a reference and NULL the pointer; NULL-safe. */
-void plx_buf_unref(plx_buf_t **bp);
+PLX_SHARED void plx_buf_unref(plx_buf_t **bp);
 
 #endif

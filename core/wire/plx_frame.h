@@ -36,7 +36,7 @@ typedef struct plx_limits {
 } plx_limits_t;
 
 /* The defaults above. */
-plx_limits_t plx_limits_default(void);
+PLX_SHARED plx_limits_t plx_limits_default(void);
 
 typedef struct plx_msg {
     uint8_t    *raw;       /* PLX_FRAME_HDR_LEN headroom, then the envelope */
@@ -48,13 +48,13 @@ typedef struct plx_msg {
 } plx_msg_t;
 
 /* A message whose envelope has env_len bytes (uninitialised). Caller owns. */
-plx_msg_t *plx_msg_new(uint32_t env_len);
+PLX_SHARED plx_msg_t *plx_msg_new(uint32_t env_len);
 
 /* Pointer to the envelope bytes. */
 static inline uint8_t *plx_msg_env(const plx_msg_t *m) { return m->raw + PLX_FRAME_HDR_LEN; }
 
 /* Append a buffer; takes a new reference (the caller keeps its own). */
-int plx_msg_add_buf(plx_msg_t *m, plx_buf_t *b);
+PLX_SHARED int plx_msg_add_buf(plx_msg_t *m, plx_buf_t *b);
 
 /* Total bytes the frame occupies on the wire. */
 uint64_t plx_msg_wire_size(const plx_msg_t *m);
@@ -66,7 +66,7 @@ static inline int plx_msg_iovcnt(const plx_msg_t *m) { return 1 + 2 * (int)m->nb
  * most plx_msg_iovcnt). Returns the count, or PLX_ENOMEM. */
 int plx_msg_iov(plx_msg_t *m, struct iovec *iov);
 
-void plx_msg_destroy(plx_msg_t **mp);
+PLX_SHARED void plx_msg_destroy(plx_msg_t **mp);
 
 typedef struct plx_decoder plx_decoder_t;
 

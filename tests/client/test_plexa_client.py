@@ -757,3 +757,34 @@ def test_e2e_reject_and_unreachable():
         f.stop()
     with pytest.raises(error.ConnectionError, match=r'127\.0\.0\.1:%d' % f.port):
         MultiEngineClient(f.url)
+
+
+# ---- linking ------------------------------------------------------------------
+
+# core/util/plx_buf.h: libplexa exports these, and _native must call them
+# rather than link private copies (which do not know libplexa's block pool).
+PLX_SHARED = ['plx_buf_new', 'plx_buf_copy', 'plx_buf_wrap', 'plx_buf_reserve', 'plx_buf_ref',
+              'plx_buf_unref', 'plx_limits_default', 'plx_msg_new', 'plx_msg_add_buf',
+              'plx_msg_destroy']
+
+
+def _nm(*args):
+    import shutil
+    nm = shutil.which('nm')
+    if nm is None:
+        pytest.skip('nm (binutils) is not installed')
+    out = subprocess.run([nm] + list(args), check=True, stdout=subprocess.PIPE, text=True).stdout
+    return {line.split()[-1] for line in out.splitlines() if line.strip()}
+
+
+def test_native_uses_libplexas_buffer_functions():
+    from plexa import _native
+    so = _native.__file__
+    lib = next((line.split()[-1] for line in open('/proc/self/maps')
+                if os.path.basename(line.split()[-1]).startswith('libplexa.so')), None)
+    assert lib is not None, 'libplexa.so is not loaded with plexa._native'
+    assert not set(PLX_SHARED) & _nm('--defined-only', so)
+    # what it uses, it takes from libplexa (at least the buffers' life cycle)
+    used = set(PLX_SHARED) & _nm('-D', '--undefined-only', so)
+    assert {'plx_buf_new', 'plx_buf_unref', 'plx_msg_new', 'plx_msg_destroy'} <= used
+    assert set(PLX_SHARED) <= _nm('-D', '--defined-only', lib)
