@@ -512,7 +512,7 @@ static int tls_recv(void *conn, void *buf, size_t len, size_t *n, plx_err_t *err
         return got > 0 ? PLX_OK : rc;   /* a deferred error comes next call */
     }
     /* SSL_read may have answered a KeyUpdate: send that along if we can. */
-    if (c->out.off < c->out.len && tls_out_flush(c, NULL) == PLX_OK)
+    if (c->out.pend > 0 && tls_out_flush(c, NULL) == PLX_OK)
         tls_out_idle(c);
     return got > 0 || len == 0 ? PLX_OK : PLX_EAGAIN;
 }

@@ -47,11 +47,13 @@ typedef struct tls_rec {
  * KeyUpdates) always land here and always succeed, so OpenSSL never holds
  * a half-written record: such a record would break a KeyUpdate arriving
  * meanwhile (OpenSSL 3.0 answers it from inside SSL_read, and fails with
- * "bad length" while an application write is pending).
+ * "bad length" while an application write is pending). A ring: while the
+ * socket is full, moving what waits to the front before each new record
+ * would copy up to 128 KiB per 16 KiB record.
  */
 typedef struct tls_out {
     unsigned char *buf;          /* NULL when empty */
-    size_t         off, len, cap;  /* bytes [off, len) wait */
+    size_t         head, pend, cap;  /* pend bytes wait from head, wrapping at cap */
     uint64_t       appended, sent; /* ciphertext totals, for tls_rec.end */
     tls_rec        recs[TLS_RECS]; /* ring */
     size_t         rhead, rcount;

@@ -94,36 +94,44 @@ static size_t tls_fault_cap(const tls_fault *f, size_t len)
 
 /* ---- the output buffer --------------------------------------------------- */
 
-/* Make room for n more bytes, moving what waits to the front first. */
+/* Make room for n more bytes: a larger ring, what waits copied to its
+ * front in order (rare: the ring holds the soft limit and a record). */
 static int tls_out_reserve(tls_out *o, size_t n)
 {
-    size_t cap;
+    size_t cap, first;
     unsigned char *nb;
 
-    if (o->off > 0 && o->len + n > o->cap) {
-        memmove(o->buf, o->buf + o->off, o->len - o->off);
-        o->len -= o->off;
-        o->off = 0;
-    }
-    if (o->len + n <= o->cap)
+    if (o->pend + n <= o->cap)
         return 0;
     cap = o->cap ? o->cap : TLS_OUT_SOFT + TLS_RECORD + TLS_OUT_SLACK;
-    while (cap < o->len + n)
+    while (cap < o->pend + n)
         cap *= 2;
-    nb = realloc(o->buf, cap);
+    nb = malloc(cap);
     if (nb == NULL)
         return -1;
+    first = o->cap - o->head < o->pend ? o->cap - o->head : o->pend;
+    if (o->pend > 0) {
+        memcpy(nb, o->buf + o->head, first);
+        memcpy(nb + first, o->buf, o->pend - first);
+    }
+    free(o->buf);
     o->buf = nb;
     o->cap = cap;
+    o->head = 0;
     return 0;
 }
 
 static int tls_out_append(tls_out *o, const void *p, size_t n)
 {
+    size_t tail, first;
+
     if (tls_out_reserve(o, n) != 0)
         return -1;
-    memcpy(o->buf + o->len, p, n);
-    o->len += n;
+    tail = (o->head + o->pend) % o->cap;
+    first = o->cap - tail < n ? o->cap - tail : n;
+    memcpy(o->buf + tail, p, first);
+    memcpy(o->buf, (const unsigned char *)p + first, n - first);
+    o->pend += n;
     o->appended += n;
     return 0;
 }
@@ -132,7 +140,7 @@ bool tls_out_room(const tls_conn *c)
 {
     const tls_out *o = &c->out;
 
-    return o->rcount < TLS_RECS && o->len - o->off + TLS_RECORD + TLS_OUT_SLACK <= TLS_OUT_SOFT;
+    return o->rcount < TLS_RECS && o->pend + TLS_RECORD + TLS_OUT_SLACK <= TLS_OUT_SOFT;
 }
 
 void tls_out_record(tls_conn *c, size_t plain)
@@ -163,7 +171,7 @@ static void tls_out_release(tls_out *o)
 {
     free(o->buf);
     o->buf = NULL;
-    o->off = o->len = o->cap = 0;
+    o->head = o->pend = o->cap = 0;
 }
 
 void tls_out_free(tls_conn *c)
@@ -171,8 +179,17 @@ void tls_out_free(tls_conn *c)
     tls_out_release(&c->out);
 }
 
-static ssize_t tls_send(tls_conn *c, const unsigned char *p, size_t len)
+/* Send the waiting bytes, both pieces of the ring in one call. */
+static ssize_t tls_send(tls_conn *c)
 {
+    tls_out *o = &c->out;
+    size_t first = o->cap - o->head < o->pend ? o->cap - o->head : o->pend;
+    size_t cap = tls_fault_cap(&c->fault, o->pend);
+    struct iovec iov[2] = {
+        { o->buf + o->head, first < cap ? first : cap },
+        { o->buf, first < cap ? cap - first : 0 },
+    };
+    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = iov[1].iov_len ? 2 : 1 };
     ssize_t r;
 
     if (tls_fault_eagain(&c->fault)) {
@@ -180,7 +197,7 @@ static ssize_t tls_send(tls_conn *c, const unsigned char *p, size_t len)
         return -1;
     }
     do {
-        r = send(c->fd, p, tls_fault_cap(&c->fault, len), MSG_NOSIGNAL);
+        r = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
     } while (r < 0 && errno == EINTR);
     return r;
 }
@@ -189,24 +206,25 @@ int tls_out_flush(tls_conn *c, plx_err_t *err)
 {
     tls_out *o = &c->out;
 
-    while (o->off < o->len) {
-        ssize_t r = tls_send(c, o->buf + o->off, o->len - o->off);
+    while (o->pend > 0) {
+        ssize_t r = tls_send(c);
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return PLX_EAGAIN;
         if (r < 0) {
             c->sys_errno = errno;
             return plx_err_set(err, PLX_EIO, "send to %s: %s", c->peer, strerror(errno));
         }
-        o->off += (size_t)r;
+        o->head = (o->head + (size_t)r) % o->cap;
+        o->pend -= (size_t)r;
         o->sent += (uint64_t)r;
     }
-    o->off = o->len = 0;
+    o->head = 0;
     return PLX_OK;
 }
 
 void tls_out_idle(tls_conn *c)
 {
-    if (c->out.off == c->out.len)
+    if (c->out.pend == 0)
         tls_out_release(&c->out);
 }
 
