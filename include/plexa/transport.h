@@ -65,7 +65,9 @@ typedef struct plx_transport_ops {
     int (*handshake)(void *conn, plx_err_t *err);
 
     /* Read up to len bytes. PLX_OK with *n > 0, PLX_EAGAIN, or PLX_ECLOSED
-     * at orderly end of stream. */
+     * at orderly end of stream. PLX_EAGAIN may come without a system call
+     * when the previous read found the socket empty: the core waits for
+     * readiness level-triggered, so bytes that arrived meanwhile wake it. */
     int (*recv)(void *conn, void *buf, size_t len, size_t *n, plx_err_t *err);
 
     /* Gather-write. PLX_OK with *n bytes written (possibly partial), or

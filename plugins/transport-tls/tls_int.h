@@ -71,6 +71,7 @@ typedef struct tls_conn {
     bool          failed;         /* fatal error: no more I/O, no close_notify */
     int           fail_code;
     plx_err_t     deferred;       /* recv error held back behind data */
+    bool          drained;        /* the BIO's last recv returned less than asked */
     /* What the BIO saw, for error messages. */
     bool          eof;
     int           sys_errno;

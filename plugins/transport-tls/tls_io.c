@@ -334,14 +334,17 @@ static int tls_bio_read(BIO *b, char *buf, size_t len, size_t *readbytes)
         BIO_set_retry_read(b);
         return 0;
     }
+    len = tls_fault_cap(&c->fault, len);
     do {
-        r = recv(c->fd, buf, tls_fault_cap(&c->fault, len), 0);
+        r = recv(c->fd, buf, len, 0);
     } while (r < 0 && errno == EINTR);
     if (r > 0) {
         tls_bio_note_first(c, buf, (size_t)r);
         *readbytes = (size_t)r;
+        c->drained = (size_t)r < len;
         return 1;
     }
+    c->drained = false;
     if (r == 0)
         c->eof = true;
     else if (errno == EAGAIN || errno == EWOULDBLOCK)
