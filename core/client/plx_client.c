@@ -207,6 +207,8 @@ static void trim_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void *io_main(void *arg)
 {
     plx_client_t *c = arg;
+    /* Named for top -H and perf: otherwise it shows as the program. */
+    pthread_setname_np(pthread_self(), "plexa-io");
     ev_run(c->loop, 0);
     return NULL;
 }

@@ -649,6 +649,8 @@ static void *io_main(void *arg)
 {
     plx_engine_t *e = arg;
     plx_err_t err = {0};
+    /* Named for top -H and perf (the main thread is "ipengine"). */
+    pthread_setname_np(pthread_self(), "ipengine-io");
     int rc = io_connect(e, &err);
     if (rc != PLX_OK)
         io_mark_closed(e, rc, err.msg);

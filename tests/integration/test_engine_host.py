@@ -39,4 +39,11 @@ def test_hosted_and_embedded_engines(cluster_factory, embed):
     assert mec.pull("x") == [["ipengine"], ["ipengine"]]
     mec.execute("exe = sys.executable")
     assert mec.pull("exe") == ["/usr/bin/python3"] * 2
+    # threads are named for top -H and perf: Python's and the I/O thread
+    for p in engine_pids(c):
+        names = sorted(open(t + "/comm").read().strip() for t in glob.glob(f"/proc/{p}/task/*"))
+        assert "ipengine" in names and "ipengine-io" in names, names
+    # and the client's I/O thread (libplexa) in this process
+    mine = [open(t + "/comm").read().strip() for t in glob.glob("/proc/self/task/*")]
+    assert "plexa-io" in mine, mine
     mec.close()
