@@ -33,6 +33,11 @@ typedef struct tcp_fault {
     unsigned calls;
 } tcp_fault;
 
+/* A short read of less than this ends a message, most likely: the socket
+ * is taken as empty. A larger short read is a bulk transfer in flight,
+ * where asking again at once usually finds more. */
+#define DRAINED_BELOW 16384
+
 typedef struct tcp_conn {
     int       fd;
     int       want;          /* PLX_WANT_* that unblocks the last op */
@@ -210,7 +215,7 @@ static int tcp_recv(void *conn, void *buf, size_t len, size_t *n, plx_err_t *err
     } while (r < 0 && errno == EINTR);
     if (r > 0) {
         *n = (size_t)r;
-        c->drained = (size_t)r < len;
+        c->drained = (size_t)r < len && r < DRAINED_BELOW;
         return PLX_OK;
     }
     if (r == 0)

@@ -341,7 +341,9 @@ static int tls_bio_read(BIO *b, char *buf, size_t len, size_t *readbytes)
     if (r > 0) {
         tls_bio_note_first(c, buf, (size_t)r);
         *readbytes = (size_t)r;
-        c->drained = (size_t)r < len;
+        /* A short read of less than a record most likely ended a message;
+         * a larger one is a transfer in flight (see tls_recv). */
+        c->drained = (size_t)r < len && (size_t)r < TLS_RECORD;
         return 1;
     }
     c->drained = false;
