@@ -29,12 +29,21 @@
  * loop. examples/c/ has complete programs.
  *
  * Link with -lplexa: `pkg-config --cflags --libs plexa`, or in CMake
- * `find_package(plexa)` and the target plexa::plexa. The library has no
- * global state: a process may hold any number of clients. Each client
- * owns one I/O thread that runs the connection; every function below may
- * be called from any thread, concurrently, on the same client -- except
- * plx_client_destroy, which must not race with other calls on that client.
- * Nothing here calls exit() or prints.
+ * `find_package(plexa)` and the target plexa::plexa. A process may hold
+ * any number of clients. Each client owns one I/O thread ("plexa-io")
+ * that runs the connection; every function below may be called from any
+ * thread, concurrently, on the same client -- except plx_client_destroy,
+ * which must not race with other calls on that client. Nothing here calls
+ * exit() or prints.
+ *
+ * Process-wide, shared by all clients: received payloads of 8 MiB and more
+ * come from a pool of freed blocks (at most 512 MiB kept, each returned to
+ * the system after 2 s unused, all of them when the last client is
+ * destroyed), so that pulling large arrays in a loop reuses memory. A
+ * blocking call spins on its CPU for up to 1 ms before it sleeps, while
+ * the calling thread's recent calls were that fast (a wake-up across CPUs
+ * costs more than most replies take); PLEXA_SPIN_US sets the limit in
+ * microseconds, 0 turns it off.
  *
  * Errors: functions return PLX_OK (0) or a negative PLX_E* code from
  * plexa/error.h, and fill the caller's plx_err_t (may be NULL) with a
