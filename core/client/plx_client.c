@@ -45,12 +45,16 @@ struct plx_client {
     double                   timeout_s;   /* (mu) deadline of blocking calls */
     plx_client_role_t        role;        /* set before the I/O thread starts */
 
+    /* Held by the I/O thread except while it waits for events
+     * (ev_set_loop_release_cb): a caller that gets it may use the loop and
+     * the connection itself (see kick). */
+    pthread_mutex_t          loop_mu;
     struct ev_loop          *loop;
     ev_async                 wake;        /* submissions and stop */
     ev_timer                 trim;        /* returns idle pooled buffers */
     pthread_t                thread;
     int                      running;     /* the I/O thread was started */
-    plx_conn_t              *conn;        /* I/O thread only while it runs; NULL once closed */
+    plx_conn_t              *conn;        /* under loop_mu (the I/O thread holds it while it runs); NULL once closed */
     atomic_int               opened;      /* transport set-up finished (set by I/O thread) */
     atomic_int               welcomed;    /* the controller accepted our Hello */
     char                     peer[300];   /* "HOST:PORT" */
@@ -209,8 +213,22 @@ static void *io_main(void *arg)
     plx_client_t *c = arg;
     /* Named for top -H and perf: otherwise it shows as the program. */
     pthread_setname_np(pthread_self(), "plexa-io");
+    pthread_mutex_lock(&c->loop_mu);
     ev_run(c->loop, 0);
+    pthread_mutex_unlock(&c->loop_mu);
     return NULL;
+}
+
+static void loop_release(struct ev_loop *loop)
+{
+    plx_client_t *c = ev_userdata(loop);
+    pthread_mutex_unlock(&c->loop_mu);
+}
+
+static void loop_acquire(struct ev_loop *loop)
+{
+    plx_client_t *c = ev_userdata(loop);
+    pthread_mutex_lock(&c->loop_mu);
 }
 
 /* Start the I/O thread with every signal blocked, so that signals (SIGINT
@@ -229,6 +247,38 @@ static int start_io_thread(plx_client_t *c, plx_err_t *err)
 }
 
 /* ---- submitting ---------------------------------------------------------- */
+
+/*
+ * Get queued messages on their way. When the I/O thread is idle in its
+ * poll (loop_mu is free), the caller writes them itself: the request then
+ * leaves without waking the I/O thread (an eventfd write and a context
+ * switch, often on the other CPU). Otherwise, or when the write could not
+ * finish, the I/O thread is woken as before.
+ */
+static void kick(plx_client_t *c)
+{
+    if (pthread_mutex_trylock(&c->loop_mu) == 0) {
+        int done = 0;
+        if (c->conn && plx_conn_is_open(c->conn)) {
+            pthread_mutex_lock(&c->mu);
+            plx_msg_t **q = c->outq;
+            size_t n = c->outn;
+            c->outq = NULL;
+            c->outn = c->outcap = 0;
+            pthread_mutex_unlock(&c->mu);
+            for (size_t i = 0; i < n; i++)
+                plx_conn_send(c->conn, q[i]);   /* owns q[i], even on error */
+            free(q);
+            /* A partial write started the write watcher, a failure queued
+             * the close: the loop must look at its watchers again. */
+            done = plx_conn_out_bytes(c->conn) == 0 && plx_conn_is_open(c->conn);
+        }
+        pthread_mutex_unlock(&c->loop_mu);
+        if (done)
+            return;
+    }
+    ev_async_send(c->loop, &c->wake);
+}
 
 static int outq_push(plx_client_t *c, plx_msg_t *m)
 {
@@ -311,7 +361,7 @@ int plx_client_send(plx_client_t *c, const Plexa__Envelope *env, plx_buf_t *cons
     int rc = queue_locked(c, env, bufs, nbufs, &id, err);
     pthread_mutex_unlock(&c->mu);
     if (rc == PLX_OK)
-        ev_async_send(c->loop, &c->wake);
+        kick(c);
     return rc;
 }
 
@@ -330,7 +380,7 @@ int plx_client_submit(plx_client_t *c, const Plexa__Envelope *env, plx_buf_t *co
         plx_request_destroy(&req);
         return plx_err_set(err, rc, "%s", e.msg);
     }
-    ev_async_send(c->loop, &c->wake);
+    kick(c);
     *out = req;
     return PLX_OK;
 }
@@ -395,6 +445,9 @@ static plx_client_t *client_new(plx_err_t *err)
         return NULL;
     }
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->loop_mu, NULL);
+    ev_set_userdata(c->loop, c);
+    ev_set_loop_release_cb(c->loop, loop_release, loop_acquire);
     c->next_id = HELLO_ID;
     c->timeout_s = -1;
     ev_async_init(&c->wake, wake_cb);
@@ -565,6 +618,7 @@ void plx_client_destroy(plx_client_t **cp)
     if (atomic_fetch_sub(&live_clients, 1) == 1)
         plx_buf_pool_trim(0);
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->loop_mu);
     free(c);
 }
 
