@@ -517,3 +517,30 @@ def test_large_pulls_reuse_memory(mec):
     del got
     mec.execute('big = None', targets=0)
     assert faults < (n // 4096) // 4, "%d page faults pulling 64 MiB a second time" % faults
+
+
+def test_threads_share_one_client(mec):
+    """Eight threads drive one MultiEngineClient at once: requests are
+    written by whichever thread finds the connection idle, or by the
+    client's I/O thread; every reply reaches the thread that asked."""
+    import threading
+    errors = []
+
+    def work(k):
+        try:
+            for i in range(200):
+                r = mec.execute('t%d = %d' % (k, i), targets=k % 2)
+                assert r[0]['stderr'] == '' and r[0]['id'] == k % 2
+                if i % 20 == 0:
+                    assert mec.pull('t%d' % k, targets=k % 2) == [i]
+        except Exception as e:      # collected: a thread's assert would be lost
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    assert mec.pull(['t%d' % k for k in range(0, 8, 2)], targets=0) == [[199] * 4]
