@@ -73,6 +73,17 @@ static atomic_int live_clients;
 
 /* ---- failing requests ---------------------------------------------------- */
 
+/* Under c->mu: take the queued messages (the caller owns the array and
+ * them); *n gets their count. */
+static plx_msg_t **outq_take_locked(plx_client_t *c, size_t *n)
+{
+    plx_msg_t **q = c->outq;
+    *n = c->outn;
+    c->outq = NULL;
+    c->outn = c->outcap = 0;
+    return q;
+}
+
 /* Fail every pending request and queued message with code/msg, and refuse
  * later submissions with the first such error. Any thread. */
 static void client_lose(plx_client_t *c, int code, const char *msg)
@@ -82,10 +93,8 @@ static void client_lose(plx_client_t *c, int code, const char *msg)
         c->lost = 1;
         plx_err_set(&c->lost_err, code, "%s", msg);
     }
-    plx_msg_t **q = c->outq;
-    size_t n = c->outn;
-    c->outq = NULL;
-    c->outn = c->outcap = 0;
+    size_t n;
+    plx_msg_t **q = outq_take_locked(c, &n);
     plx_reqtable_t drained = c->pending;
     c->pending = (plx_reqtable_t){0};
     pthread_mutex_unlock(&c->mu);
@@ -178,18 +187,14 @@ static void on_close(plx_conn_t *conn, int code, const char *why, void *ud)
     client_lose(c, connect_code(code), msg);
 }
 
-/* Move queued messages to the connection; stop when asked. */
-static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
+/* Hand the queued messages to the connection (dropped once it is gone).
+ * Only with loop_mu held: the I/O thread, or a caller in kick. */
+static void outq_send(plx_client_t *c)
 {
-    plx_client_t *c = container_of(w, plx_client_t, wake);
+    size_t n;
     pthread_mutex_lock(&c->mu);
-    plx_msg_t **q = c->outq;
-    size_t n = c->outn;
-    c->outq = NULL;
-    c->outn = c->outcap = 0;
-    int stop = c->stopping;
+    plx_msg_t **q = outq_take_locked(c, &n);
     pthread_mutex_unlock(&c->mu);
-
     for (size_t i = 0; i < n; i++) {
         if (c->conn)
             plx_conn_send(c->conn, q[i]);   /* owns q[i], even on error */
@@ -197,6 +202,16 @@ static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
             plx_msg_destroy(&q[i]);
     }
     free(q);
+}
+
+/* Move queued messages to the connection; stop when asked. */
+static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    plx_client_t *c = container_of(w, plx_client_t, wake);
+    pthread_mutex_lock(&c->mu);
+    int stop = c->stopping;
+    pthread_mutex_unlock(&c->mu);
+    outq_send(c);
     if (stop) {
         plx_conn_destroy(&c->conn);
         ev_break(loop, EVBREAK_ALL);
@@ -260,15 +275,7 @@ static void kick(plx_client_t *c)
     if (pthread_mutex_trylock(&c->loop_mu) == 0) {
         int done = 0;
         if (c->conn && plx_conn_is_open(c->conn)) {
-            pthread_mutex_lock(&c->mu);
-            plx_msg_t **q = c->outq;
-            size_t n = c->outn;
-            c->outq = NULL;
-            c->outn = c->outcap = 0;
-            pthread_mutex_unlock(&c->mu);
-            for (size_t i = 0; i < n; i++)
-                plx_conn_send(c->conn, q[i]);   /* owns q[i], even on error */
-            free(q);
+            outq_send(c);
             /* A partial write started the write watcher, a failure queued
              * the close: the loop must look at its watchers again. */
             done = plx_conn_out_bytes(c->conn) == 0 && plx_conn_is_open(c->conn);

@@ -49,6 +49,14 @@ plx_buf_t *plx_buf_wrap(void *data, size_t len, plx_buf_release_fn release, void
     return b;
 }
 
+/* Owned memory we are done with: to the pool if it is large and the pool
+ * takes it, else back to malloc. */
+static void free_block(uint8_t *data, size_t cap)
+{
+    if (cap < PLX_BUF_POOL_MIN || !plx_buf_pool_put(data, cap))
+        free(data);
+}
+
 int plx_buf_reserve_pooled(plx_buf_t *b, size_t cap)
 {
     if (b->release)
@@ -60,9 +68,7 @@ int plx_buf_reserve_pooled(plx_buf_t *b, size_t cap)
     if (!pooled)
         return 0;
     memcpy(pooled, b->data, b->len);
-    /* A block that came from the pool goes back to it. */
-    if (b->cap < PLX_BUF_POOL_MIN || !plx_buf_pool_put(b->data, b->cap))
-        free(b->data);
+    free_block(b->data, b->cap);
     b->data = pooled;
     b->cap = got;
     return 1;
@@ -72,11 +78,8 @@ int plx_buf_reserve(plx_buf_t *b, size_t cap)
 {
     if (b->release)
         return PLX_EINVAL;
-    if (cap <= b->cap)
+    if (cap <= b->cap || plx_buf_reserve_pooled(b, cap) == 1)
         return PLX_OK;
-    int rc = plx_buf_reserve_pooled(b, cap);
-    if (rc != 0)
-        return rc < 0 ? rc : PLX_OK;
     uint8_t *p = realloc(b->data, cap);
     if (!p)
         return PLX_ENOMEM;
@@ -101,7 +104,7 @@ void plx_buf_unref(plx_buf_t **bp)
         return;
     if (b->release)
         b->release(b->release_ctx, b->data, b->len);
-    else if (b->cap < PLX_BUF_POOL_MIN || !plx_buf_pool_put(b->data, b->cap))
-        free(b->data);
+    else
+        free_block(b->data, b->cap);
     free(b);
 }

@@ -94,6 +94,13 @@ static size_t tls_fault_cap(const tls_fault *f, size_t len)
 
 /* ---- the output buffer --------------------------------------------------- */
 
+/* The waiting bytes that lie contiguous from head (the rest wrapped to
+ * the start of the ring). */
+static size_t tls_out_first(const tls_out *o)
+{
+    return o->cap - o->head < o->pend ? o->cap - o->head : o->pend;
+}
+
 /* Make room for n more bytes: a larger ring, what waits copied to its
  * front in order (rare: the ring holds the soft limit and a record). */
 static int tls_out_reserve(tls_out *o, size_t n)
@@ -109,7 +116,7 @@ static int tls_out_reserve(tls_out *o, size_t n)
     nb = malloc(cap);
     if (nb == NULL)
         return -1;
-    first = o->cap - o->head < o->pend ? o->cap - o->head : o->pend;
+    first = tls_out_first(o);
     if (o->pend > 0) {
         memcpy(nb, o->buf + o->head, first);
         memcpy(nb + first, o->buf, o->pend - first);
@@ -183,7 +190,7 @@ void tls_out_free(tls_conn *c)
 static ssize_t tls_send(tls_conn *c)
 {
     tls_out *o = &c->out;
-    size_t first = o->cap - o->head < o->pend ? o->cap - o->head : o->pend;
+    size_t first = tls_out_first(o);
     size_t cap = tls_fault_cap(&c->fault, o->pend);
     struct iovec iov[2] = {
         { o->buf + o->head, first < cap ? first : cap },
