@@ -110,11 +110,20 @@ Host *
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         subprocess.run(["/usr/sbin/sshd", "-f", self.path("sshd_config"),
                         "-E", self.path("sshd.log")], check=True)
-        assert wait_for(lambda: os.path.exists(self.path("sshd.pid")), 5)
-        with open(self.path("sshd.pid")) as f:
-            self.pid = int(f.read())
+        # sshd creates its pid file before it writes the number into it.
+        assert wait_for(lambda: self._read_pid() is not None, 5), \
+            open(self.path("sshd.log")).read()
+        self.pid = self._read_pid()
         ok = wait_for(lambda: self.ssh("node1", "true").returncode == 0, 10, 0.1)
         assert ok, open(self.path("sshd.log")).read()
+
+    def _read_pid(self):
+        try:
+            with open(self.path("sshd.pid")) as f:
+                text = f.read()
+        except OSError:
+            return None
+        return int(text) if text.endswith("\n") and text.strip().isdigit() else None
 
     def ssh(self, host, *cmd):
         return subprocess.run(["ssh", "-F", self.config, host, *cmd], capture_output=True,
@@ -135,6 +144,7 @@ Host *
         return kids
 
     def stop(self):
+        self.pid = self.pid or self._read_pid()
         if self.pid and alive(self.pid):
             kill_pids(self.sessions())
             os.kill(self.pid, signal.SIGTERM)
