@@ -213,14 +213,34 @@ static int start_engines(cluster_t *c, int n, const char *url, plx_err_t *err)
     return PLX_OK;
 }
 
+/* Does file a hold something, written after b (or is b empty)? */
+static bool newer_nonempty(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) != 0 || sa.st_size == 0)
+        return false;
+    if (stat(b, &sb) != 0 || sb.st_size == 0)
+        return true;
+    return sa.st_mtim.tv_sec > sb.st_mtim.tv_sec ||
+           (sa.st_mtim.tv_sec == sb.st_mtim.tv_sec && sa.st_mtim.tv_nsec >= sb.st_mtim.tv_nsec);
+}
+
 /* The engine job ended (every process exited) or all its engines failed
  * before n registered: fail with the launcher's words and the log tail. */
 static int engines_failed(cluster_t *c, int n, int k, const plx_job_status *st, plx_err_t *err)
 {
     if (st->failed < n && !(st->state == PLX_JOB_FINISHED && k < n))
         return 0;
-    char out[PATH_MAX], tail[2048];
+    char out[PATH_MAX], job_out[PATH_MAX], tail[2048];
     plx_profile_file(&c->prof, "log", "ipengine-0.out", out, sizeof out);
+    /* A batch job that failed before it started the engine (a missing
+     * directory on the node, a module that would not load) said why only
+     * in the batch system's output file, and the engine's log may hold an
+     * earlier cluster's lines (batch jobs append to it): the newer wins. */
+    if (PLX_OPS_HAS(c->eops, plx_launcher_ops, output_file) &&
+        c->eops->output_file(c->ejob, 0, job_out, sizeof job_out) == 1 &&
+        newer_nonempty(job_out, out))
+        snprintf(out, sizeof out, "%s", job_out);
     log_tail(out, tail, sizeof tail);
     plx_err_set(err, PLX_ERR, "engines exited before registering (%d of %d registered)%s%s; "
                 "last lines of %s:\n%s", k, n, st->detail[0] ? ": " : "", st->detail, out, tail);

@@ -99,6 +99,12 @@ typedef struct plx_launcher_ops {
      * elsewhere. Must not connect anywhere (a local lookup such as
      * `ssh -G` is fine); spec->argv may be a placeholder. */
     int  (*remote_host)(const plx_launch_spec *spec, char *host, size_t len, plx_err_t *err);
+    /* Optional (NULL: nothing beyond log/<prog>-<i>.out). The file where
+     * the batch system wrote what process index's job printed itself (a
+     * job script that failed before it started the engine says why only
+     * there). Writes its path and returns 1 if that file exists, 0 if it
+     * does not (not yet written, or a template that sends it elsewhere). */
+    int  (*output_file)(void *job, int index, char *path, size_t len);
 } plx_launcher_ops;
 
 #ifdef __cplusplus

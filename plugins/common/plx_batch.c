@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -398,6 +399,20 @@ int plx_batch_remote_host(const plx_launch_spec *spec, char *host, size_t len,
      * qhost) would contact its daemon, which this check must not do. */
     snprintf(host, len, "the batch system's compute nodes");
     return 1;
+}
+
+int plx_batch_output_file(void *job, int index, char *path, size_t len)
+{
+    const plx_batch_job *j = job;
+    struct stat sb;
+
+    if (j == NULL || !j->job_id[0] || index < 0 || index >= j->n || len == 0 ||
+        (size_t)j->sys->output_path(j, index, path, len) >= len) {
+        if (len > 0)
+            path[0] = '\0';
+        return 0;
+    }
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
 void plx_batch_destroy(void **job)

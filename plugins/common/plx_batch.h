@@ -156,6 +156,10 @@ typedef struct plx_batch_system {
     /* Ask the queue about the job and tally its engines. PLX_OK, or an
      * error naming the command and its words. */
     int  (*query)(plx_batch_job *j, plx_batch_tally *t, plx_err_t *err);
+    /* Where the built-in templates have the batch system write engine
+     * index's job output: path under j->log_dir. Returns the length
+     * snprintf would (>= len: did not fit). */
+    int  (*output_path)(const plx_batch_job *j, int index, char *path, size_t len);
 } plx_batch_system;
 
 /* What a plugin's submit_flags and query may read of a job. */
@@ -207,6 +211,10 @@ void plx_batch_destroy(void **job);
 int  plx_batch_remote_host(const plx_launch_spec *spec, char *host, size_t len,
                            plx_err_t *err);
 
+/* The job's output file for engine index (plx_launcher_ops.output_file):
+ * 1 with its path when it exists, else 0. */
+int  plx_batch_output_file(void *job, int index, char *path, size_t len);
+
 /* Run the job's status command with args (job id appended by the caller).
  * Convenience for query implementations. */
 int  plx_batch_run_cmd(plx_batch_job *j, int which, const char *const *args,
@@ -251,6 +259,7 @@ int plx_batch_split_words(char *buf, plx_batch_argv *av, const char *what, plx_e
         .pids = NULL, /* the engines are the batch system's processes */                 \
         .keys = KEYS,                                                                    \
         .remote_host = plx_batch_remote_host,                                            \
+        .output_file = plx_batch_output_file,                                            \
     };                                                                                   \
     PLX_PLUGIN_DEFINE(PLX_PLUGIN_LAUNCHER, #NAME, DESC, &NAME##_ops)
 

@@ -80,13 +80,20 @@ static const plx_launcher_key pbs_keys[] = {
     { NULL, NULL, NULL },
 };
 
+/* submit_flags' -o: one file for the job (every array task appends). */
+static int pbs_output_path(const plx_batch_job *j, int index, char *path, size_t len)
+{
+    (void)index;
+    return snprintf(path, len, "%s/%s.pbs.out", j->log_dir, j->job_name);
+}
+
 static void pbs_submit_flags(plx_batch_job *j, plx_batch_argv *av)
 {
     /* The batch system's own output goes to the log directory on the
      * command line, where every flavour honours it (Slurm's wrapper
      * overrides #PBS -o with its own default in the working directory).
      * -V: the engines need our PATH, PYTHONPATH and PLEXA_DIR. */
-    snprintf(j->sys_arg, sizeof j->sys_arg, "%s/%s.pbs.out", j->log_dir, j->job_name);
+    pbs_output_path(j, 0, j->sys_arg, sizeof j->sys_arg);
     plx_batch_argv_add(av, "-V");
     plx_batch_argv_add(av, "-j");
     plx_batch_argv_add(av, "oe");
@@ -225,6 +232,7 @@ static const plx_batch_system pbs_system = {
     .submit_flags = pbs_submit_flags,
     .parse_id = pbs_parse_id,
     .query = pbs_query,
+    .output_path = pbs_output_path,
 };
 
 PLX_BATCH_LAUNCHER(pbs, pbs_system, pbs_keys,

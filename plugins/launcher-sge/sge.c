@@ -213,6 +213,17 @@ static int sge_query(plx_batch_job *j, plx_batch_tally *t, plx_err_t *err)
     return rc;
 }
 
+/* "-o {log_dir}/" names the file after the job, its id and its task:
+ * NAME.oID for one job, NAME.oID.TASK for an array task (tasks count
+ * from 1). */
+static int sge_output_path(const plx_batch_job *j, int index, char *path, size_t len)
+{
+    if (j->array)
+        return snprintf(path, len, "%s/%s.o%s.%d", j->log_dir, j->job_name, j->job_id,
+                        index + j->sys->array_first);
+    return snprintf(path, len, "%s/%s.o%s", j->log_dir, j->job_name, j->job_id);
+}
+
 static const plx_batch_system sge_system = {
     .name = "sge",
     .directive = "#$",
@@ -227,6 +238,7 @@ static const plx_batch_system sge_system = {
     .submit_flags = sge_submit_flags,
     .parse_id = sge_parse_id,
     .query = sge_query,
+    .output_path = sge_output_path,
 };
 
 PLX_BATCH_LAUNCHER(sge, sge_system, sge_keys,

@@ -151,6 +151,15 @@ static int slurm_query(plx_batch_job *j, plx_batch_tally *t, plx_err_t *err)
     return rc;
 }
 
+/* The templates' --output: %A_%a for an array task, %j for one job. */
+static int slurm_output_path(const plx_batch_job *j, int index, char *path, size_t len)
+{
+    if (j->array)
+        return snprintf(path, len, "%s/%s-%s_%d.slurm.out", j->log_dir, j->job_name, j->job_id,
+                        index);
+    return snprintf(path, len, "%s/%s-%s.slurm.out", j->log_dir, j->job_name, j->job_id);
+}
+
 static const plx_batch_system slurm_system = {
     .name = "slurm",
     .directive = "#SBATCH",
@@ -165,6 +174,7 @@ static const plx_batch_system slurm_system = {
     .submit_flags = slurm_submit_flags,
     .parse_id = slurm_parse_id,
     .query = slurm_query,
+    .output_path = slurm_output_path,
 };
 
 PLX_BATCH_LAUNCHER(slurm, slurm_system, slurm_keys,

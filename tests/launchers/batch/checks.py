@@ -1,4 +1,7 @@
 """What every batch launcher test checks, whatever the batch system."""
+import os
+import time
+
 import batchsys
 
 
@@ -45,3 +48,26 @@ def failed_start_clean(c, system, p, jobs=None):
     left = (jobs or system.jobs)()
     assert left == [], (left, p.stderr)
     assert batchsys.wait_for(lambda: not c.engines(), 5), c.engines()
+
+
+def failed_job_script_reported(c, system, directives, jobs=None):
+    """A job script that fails before it starts the engine (here a site's
+    `module load` on a node without modules) makes ipcluster fail at once
+    with the batch system's output file and the script's own words, not
+    with the stale log an earlier cluster left."""
+    c.write("failing.job", "#!/bin/sh\n" + directives +
+            "module load python/3.11 || exit 3\n"
+            "exec {engine_command}\n")
+    os.makedirs(os.path.join(c.profile_dir, "log"), mode=0o700, exist_ok=True)
+    stale = os.path.join(c.profile_dir, "log", "ipengine-0.out")
+    with open(stale, "w") as f:
+        f.write("a line an earlier cluster's engine wrote\n")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    p = c.start("--timeout", "60")
+    assert p.returncode != 0, c.diagnose(p)
+    assert "engines exited before registering (0 of 2 registered)" in p.stderr, p.stderr
+    assert "module: not found" in p.stderr, p.stderr
+    assert "earlier cluster" not in p.stderr, p.stderr
+    assert p.elapsed < 45, p.elapsed                    # when the job ended, not at the timeout
+    failed_start_clean(c, system, p, jobs)
+    return p

@@ -7,9 +7,11 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -175,6 +177,39 @@ static void test_run_timeout(void **state)
     plx_batch_out_free(&out);
 }
 
+static int fixture_output_path(const plx_batch_job *j, int index, char *path, size_t len)
+{
+    return snprintf(path, len, "%s/%s-%s_%d.out", j->log_dir, j->job_name, j->job_id, index);
+}
+
+/* The job's output file is reported once it exists, only for a submitted
+ * job and an engine it has, and never as a truncated path. */
+static void test_output_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/plx-batch-out-XXXXXX", path[64], file[96];
+    assert_non_null(mkdtemp(dir));
+    plx_batch_system sys = { .name = "fixture", .output_path = fixture_output_path };
+    plx_batch_job j = { .sys = &sys, .n = 2, .log_dir = dir };
+    snprintf(j.job_name, sizeof j.job_name, "ipengine");
+    assert_int_equal(plx_batch_output_file(&j, 0, path, sizeof path), 0);   /* no job id */
+    assert_string_equal(path, "");
+    snprintf(j.job_id, sizeof j.job_id, "17");
+    assert_int_equal(plx_batch_output_file(&j, 0, path, sizeof path), 0);   /* not written */
+    snprintf(file, sizeof file, "%s/ipengine-17_1.out", dir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(plx_batch_output_file(&j, 1, path, sizeof path), 1);
+    assert_string_equal(path, file);
+    assert_int_equal(plx_batch_output_file(&j, 2, path, sizeof path), 0);   /* no engine 2 */
+    assert_int_equal(plx_batch_output_file(&j, 1, path, 20), 0);            /* does not fit */
+    assert_string_equal(path, "");
+    assert_int_equal(plx_batch_output_file(NULL, 0, path, sizeof path), 0);
+    unlink(file);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -188,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_fail_message),
         cmocka_unit_test(test_run_missing_command),
         cmocka_unit_test(test_run_timeout),
+        cmocka_unit_test(test_output_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

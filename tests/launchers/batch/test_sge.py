@@ -43,3 +43,11 @@ def test_unknown_queue_fails_with_qsubs_words(sge, batch_cluster):
            'unknown queue "nosuch"' in p.stderr, p.stderr
     assert p.elapsed < 15, p.elapsed
     checks.failed_start_clean(c, sge, p)
+
+
+def test_job_script_failure_shows_qsubs_output_file(sge, batch_cluster):
+    c = batch_cluster(sge, "sge", {"template": "failing.job"})
+    p = checks.failed_job_script_reported(
+        c, sge, "#$ -N {job_name}\n#$ -t {array_range}\n#$ -S /bin/sh\n#$ -j y\n"
+                "#$ -o {log_dir}/\n")
+    assert "/log/ipengine.o" in p.stderr, p.stderr
