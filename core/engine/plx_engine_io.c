@@ -92,8 +92,10 @@ static void io_queue_request(plx_engine_t *e, Plexa__Envelope *env, plx_msg_t *m
     else
         e->req_head = r;
     e->req_tail = r;
-    pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
+    /* After the unlock: the woken thread's first act is to take mu, and
+     * signalling with it held made it wake only to wait again. */
+    pthread_cond_signal(&e->cv);
 }
 
 /* The connection's fd, for closing it in forked children (see atfork_child). */

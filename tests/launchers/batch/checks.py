@@ -1,5 +1,6 @@
 """What every batch launcher test checks, whatever the batch system."""
 import os
+import re
 import time
 
 import batchsys
@@ -50,11 +51,12 @@ def failed_start_clean(c, system, p, jobs=None):
     assert batchsys.wait_for(lambda: not c.engines(), 5), c.engines()
 
 
-def failed_job_script_reported(c, system, directives, jobs=None):
+def failed_job_script_reported(c, system, directives, output_file, jobs=None):
     """A job script that fails before it starts the engine (here a site's
     `module load` on a node without modules) makes ipcluster fail at once
     with the batch system's output file and the script's own words, not
-    with the stale log an earlier cluster left."""
+    with the stale log an earlier cluster left. output_file: how the
+    batch system names its output file (a regular expression)."""
     c.write("failing.job", "#!/bin/sh\n" + directives +
             "module load python/3.11 || exit 3\n"
             "exec {engine_command}\n")
@@ -67,7 +69,7 @@ def failed_job_script_reported(c, system, directives, jobs=None):
     assert p.returncode != 0, c.diagnose(p)
     assert "engines exited before registering (0 of 2 registered)" in p.stderr, p.stderr
     assert "module: not found" in p.stderr, p.stderr
+    assert re.search(f"/log/{output_file}:\n", p.stderr), p.stderr
     assert "earlier cluster" not in p.stderr, p.stderr
     assert p.elapsed < 45, p.elapsed                    # when the job ended, not at the timeout
     failed_start_clean(c, system, p, jobs)
-    return p
