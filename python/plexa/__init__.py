@@ -3,7 +3,8 @@
 A re-creation of IPython 0.10's parallel system: ``plexa.client`` holds
 ``MultiEngineClient``; ``plexa.error`` the exceptions; ``plexa.magics`` the
 IPython magics ``%px``, ``%result`` and ``%autopx`` (``mec.activate()`` or
-``%load_ext plexa.magics``). Importing the package is cheap: it loads
+``%load_ext plexa.magics``); ``plexa.cluster`` starts and stops clusters
+from Python (``with Cluster(n=4) as c: mec = c.client()``). Importing the package is cheap: it loads
 neither the C extension nor any submodule.
 """
 

@@ -141,6 +141,8 @@ def test_installed_tree_runs_a_cluster(tmp_path):
         code = ("import plexa, sys\n"
                 "from plexa import client\n"
                 "assert plexa.__file__.startswith(sys.argv[1]), plexa.__file__\n"
+                "from plexa.cluster import find_ipcluster\n"
+                "print('ipcluster at', find_ipcluster())\n"
                 "mec = client.MultiEngineClient()\n"
                 "print(mec.get_ids())\n"
                 "print(repr(mec.execute('import os; print(os.getcwd())')))\n")
@@ -148,6 +150,8 @@ def test_installed_tree_runs_a_cluster(tmp_path):
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stderr
         assert "[0, 1]" in p.stdout
+        # plexa.cluster runs the installed ipcluster, not one on PATH
+        assert f"ipcluster at {prefix / 'bin' / 'ipcluster'}\n" in p.stdout, p.stdout
         # engines run in the directory ipcluster was started from
         assert f"[0] Out[1]: {work}" in p.stdout
 
