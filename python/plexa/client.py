@@ -45,6 +45,7 @@ from plexa.error import (  # noqa: F401  (re-exported, as 0.10's client module d
     MissingBlockArgument, NoEnginesRegistered, NotAPendingResult, ProtocolError,
     QueueCleared, RemoteError, ResultEvicted, ResultNotCompleted, SecurityError,
     SerializationError, StopLocalExecution, TaskAborted, TaskRejectError, TaskTimeout,
+    remote_error,
 )
 
 __all__ = ['MultiEngineClient', 'PendingResult', 'ResultList', 'QueueStatusList',
@@ -999,7 +1000,7 @@ def _task_error(reply, method='task'):
     elif status == TASK_UNKNOWN:
         e = IndexError('task ID not registered: %r' % (tid,))
     elif status in (TASK_FAILED, TASK_REJECTED) and ename:
-        e = RemoteError(ename, evalue, tb, engine_id, method)
+        e = remote_error(ename, evalue, tb, engine_id, method)
     else:
         e = KernelError('task %i ended with status %s%s' % (
             tid, _STATUS_NAMES[status] if 0 <= status < len(_STATUS_NAMES) else status,

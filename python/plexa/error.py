@@ -15,7 +15,8 @@ KernelError             anything else (timeouts, protocol errors, ...)
 
 Exceptions raised *by the user's code on the engines* are collected into one
 :class:`CompositeError` per call, as in 0.10; :meth:`CompositeError.raise_exception`
-turns one of them back into a :class:`RemoteError`.
+turns one of them back into a :class:`RemoteError` (also an instance of the
+original type when that is a builtin exception, as 0.10 re-raised it).
 """
 
 import builtins
@@ -27,7 +28,7 @@ __all__ = [
     'TaskRejectError', 'QueueCleared', 'NotAPendingResult', 'MissingBlockArgument',
     'StopLocalExecution', 'FileTimeoutError', 'SerializationError',
     'MessageSizeError', 'InvalidDeferredID', 'AbortedPendingDeferredError',
-    'collect_exceptions',
+    'collect_exceptions', 'remote_error',
 ]
 
 
@@ -188,6 +189,48 @@ class RemoteError(KernelError):
         return ['RemoteError: ' + line if i == 0 else line
                 for i, line in enumerate(str(self).splitlines())]
 
+    def __reduce__(self):
+        # Typed variants are made at run time: rebuild through remote_error.
+        return (remote_error, (self.ename, self.evalue, self.traceback, self.engine_id,
+                               self.method), dict(self.__dict__))
+
+
+# A remote exception whose type is a builtin one (ZeroDivisionError,
+# KeyError, ...) is raised as a RemoteError that is also an instance of
+# that type, so 0.10 code's `except ZeroDivisionError:` around
+# raise_exception() still catches it. The type is looked up by name among
+# the builtins only: nothing from the engine is unpickled. Exceptions
+# outside Exception (KeyboardInterrupt, SystemExit) would pass for local
+# ones, and StopIteration changes meaning inside generators: those stay
+# plain RemoteErrors, as do types whose constructor wants other arguments.
+_UNTYPED = frozenset({'StopIteration', 'StopAsyncIteration'})
+_typed = {}
+
+
+def _typed_class(ename):
+    if ename in _typed:
+        return _typed[ename]
+    base = getattr(builtins, ename, None) if isinstance(ename, str) else None
+    cls = RemoteError
+    if isinstance(base, type) and issubclass(base, Exception) and ename not in _UNTYPED:
+        try:
+            typed = type('RemoteError', (RemoteError, base),
+                         {'__module__': __name__, '__qualname__': 'RemoteError',
+                          '__doc__': RemoteError.__doc__})
+            typed(ename, '', '', 0, 'execute')
+            cls = typed
+        except TypeError:      # an incompatible layout or constructor
+            pass
+    if len(_typed) < 256:      # names come from engines: bound the cache
+        _typed[ename] = cls
+    return cls
+
+
+def remote_error(ename, evalue, traceback, engine_id=None, method='execute'):
+    """The RemoteError for one remote exception: also an instance of the
+    builtin exception type named ``ename`` when there is one."""
+    return _typed_class(ename)(ename, evalue, traceback, engine_id, method)
+
 
 class CompositeError(KernelError):
     """Exceptions from one call on several engines (IPython 0.10).
@@ -244,9 +287,11 @@ class CompositeError(KernelError):
         return lines
 
     def raise_exception(self, excid=0):
-        """Raise exception ``excid`` of ``elist`` as a :class:`RemoteError`."""
+        """Raise exception ``excid`` of ``elist`` as a :class:`RemoteError`;
+        for a builtin exception type it is also an instance of that type, so
+        ``except ZeroDivisionError:`` catches it as in 0.10."""
         ename, evalue, tb, engine_id, method = self._entry(excid)
-        raise RemoteError(ename, evalue, tb, engine_id, method)
+        raise remote_error(ename, evalue, tb, engine_id, method)
 
 
 def collect_exceptions(elist, method):

@@ -23,7 +23,7 @@ import pytest
 
 from plexa import client, error
 from plexa.client import MultiEngineClient, PendingResult, ResultList
-from plexa.error import CompositeError, KernelError, RemoteError
+from plexa.error import CompositeError, KernelError, RemoteError, remote_error
 
 TOKEN = '0123456789abcdef' * 4
 TB = 'Traceback (most recent call last):\n  File "<string>", line 1\nZeroDivisionError: division by zero\n'
@@ -101,6 +101,28 @@ def test_composite_error_raise_exception():
     assert info.value.engine_id == 1
     with pytest.raises(IndexError, match='an exception with index 5 does not exist'):
         e.raise_exception(5)
+
+
+def test_remote_error_is_also_the_builtin_type():
+    """0.10 re-raised the original exception: `except ZeroDivisionError:`
+    around raise_exception() must still catch it (builtins only, by name)."""
+    e = CompositeError('m', elist2())
+    with pytest.raises(ZeroDivisionError) as info:
+        e.raise_exception()
+    assert isinstance(info.value, RemoteError) and isinstance(info.value, ArithmeticError)
+    assert str(info.value).startswith('[0:execute]: ZeroDivisionError: division by zero\n')
+    assert type(info.value).__name__ == 'RemoteError'
+    key = remote_error('KeyError', "'x'", TB, 3, 'task')
+    assert isinstance(key, KeyError) and str(key).startswith("[3:task]: KeyError: 'x'")
+    key.taskid = 7
+    again = pickle.loads(pickle.dumps(key))
+    assert type(again) is type(key) and again.taskid == 7 and str(again) == str(key)
+    # not builtin, not an Exception, a different constructor: a plain RemoteError
+    for name in ('LinAlgError', 'numpy.linalg.LinAlgError', 'KeyboardInterrupt', 'SystemExit',
+                 'StopIteration', 'UnicodeDecodeError', 'print', '', None):
+        r = remote_error(name, 'v', TB, 0)
+        assert type(r) is RemoteError, name
+    assert not isinstance(remote_error('KeyboardInterrupt', '', TB, 0), KeyboardInterrupt)
 
 
 def test_composite_error_print_tracebacks(capsys):

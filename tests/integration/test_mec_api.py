@@ -68,6 +68,23 @@ def test_exception_on_one_of_two_engines(mec):
     assert remote.value.ename == "KeyError" and "Traceback" in remote.value.traceback
 
 
+def test_raise_exception_is_caught_by_the_original_type_as_in_0_10(mec):
+    """parallel_multiengine.txt: `except client.CompositeError, e:
+    e.raise_exception()` raises the ZeroDivisionError the engines raised."""
+    try:
+        mec.execute('1/0')
+    except client.CompositeError as e:
+        with pytest.raises(ZeroDivisionError) as info:
+            e.raise_exception()
+    assert isinstance(info.value, RemoteError) and info.value.engine_id == 0
+    # a class of the user's own is not recreated on the client: RemoteError
+    with pytest.raises(CompositeError) as info:
+        mec.execute("class Odd(Exception): pass\nraise Odd('x')", targets=0)
+    with pytest.raises(RemoteError) as remote:
+        info.value.raise_exception()
+    assert type(remote.value) is RemoteError and remote.value.ename == "Odd"
+
+
 def test_print_tracebacks(mec, capsys):
     with pytest.raises(CompositeError) as info:
         mec.execute("def g():\n    return 1/0\ng()\n")

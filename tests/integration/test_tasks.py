@@ -166,8 +166,9 @@ def test_failures(tc):
     assert repr(tr).startswith("TaskResult[ID:%d]:<RemoteError [" % tr.taskid)
     with pytest.raises(RemoteError, match='ZeroDivisionError'):
         tr.ns
-    with pytest.raises(RemoteError):
+    with pytest.raises(ZeroDivisionError):        # the builtin type, as 0.10 re-raised it
         tr.raise_exception()
+    assert isinstance(tr.failure, RemoteError)
     with pytest.raises(RemoteError):
         tr['y']
     tr = tc.run(client.StringTask('z = 1', pull='nothere'), block=True)
