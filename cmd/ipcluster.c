@@ -63,6 +63,12 @@ static void usage(FILE *f)
         "  -s, --pbs-script, --sge-script, --slurm-script FILE\n"
         "                       (pbs, sge, slurm) job script template\n"
         "  --timeout SECONDS    how long start may take (default: cluster.conf, else 60)\n"
+        "  -r, --reuse-furls    (start, modes) IPython 0.10's -r: the controller keeps its\n"
+        "                       connection files when it stops and the next -r start\n"
+        "                       reuses them (give it fixed ports)\n"
+        "  --engine-port PORT, --client-port PORT\n"
+        "                       (start, modes) the controller's port for engines, and a\n"
+        "                       second one for clients (default: cluster.conf's port)\n"
         "  --log-level LEVEL    debug, info, warn or error\n"
         "  --launcher NAME      (profile create) engine launcher: local, ssh, mpiexec,\n"
         "                       pbs, sge, slurm or a site plugin\n"
@@ -70,7 +76,8 @@ static void usage(FILE *f)
         "  --version            show the version\n"
         "\n"
         "Logs are written to the profile's log/ directory; connection files to its\n"
-        "security/ directory. PLEXA_DIR overrides ~/.plexa.\n");
+        "security/ directory. PLEXA_DIR overrides ~/.plexa. 0.10's -x and -y are\n"
+        "accepted and ignored: capability tokens cannot be turned off.\n");
 }
 
 typedef struct args {
@@ -84,8 +91,22 @@ typedef struct args {
     const char *mpi;          /* mpiexec, mpirun */
     const char *queue;        /* pbs, sge, slurm */
     const char *script;       /* pbs, sge, slurm */
+    const char *ctl[8];       /* 0.10's controller options, passed on to ipcontroller */
+    int         nctl;
     plx_cluster_opts_t o;
 } args_t;
+
+/* 0.10's -r, --client-port and --engine-port belong to the controller. */
+static void add_controller_arg(args_t *a, const char *opt, const char *value)
+{
+    if (a->nctl + 2 >= (int)(sizeof a->ctl / sizeof a->ctl[0]))
+        return;   /* each option is kept once, so this never fills */
+    a->ctl[a->nctl++] = opt;
+    if (value)
+        a->ctl[a->nctl++] = value;
+    a->ctl[a->nctl] = NULL;
+    a->o.controller_args = a->ctl;
+}
 
 static int parse_num(const char *s, const char *what, double *out)
 {
@@ -107,14 +128,25 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"log-level", required_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
         {"launcher", required_argument, 0, 'L'},
         {"clusterfile", required_argument, 0, 'c'}, {"mpi", required_argument, 0, 'm'},
-        {"sshx", required_argument, 0, 'x'},    {"copyenvs", no_argument, 0, 'e'},
+        {"sshx", required_argument, 0, 'X'},    {"copyenvs", no_argument, 0, 'e'},
         {"queue", required_argument, 0, 'q'},   {"pbs-script", required_argument, 0, 's'},
         {"sge-script", required_argument, 0, 's'}, {"slurm-script", required_argument, 0, 's'},
-        {"version", no_argument, 0, 'V'},       {0, 0, 0, 0}};
-    int ch;
+        {"version", no_argument, 0, 'V'},       {"reuse-furls", no_argument, 0, 'r'},
+        {"client-port", required_argument, 0, 'C'}, {"engine-port", required_argument, 0, 'E'},
+        {0, 0, 0, 0}};
+    int ch, reuse = 0;
+    const char *client_port = NULL, *engine_port = NULL;
     double v;
-    while ((ch = getopt_long(argc, argv, "n:q:s:he", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "n:q:s:herxy", opts, NULL)) != -1) {
         switch (ch) {
+        case 'r': reuse = 1; break;
+        case 'C': client_port = optarg; break;
+        case 'E': engine_port = optarg; break;
+        case 'x':
+        case 'y':
+            fprintf(stderr, "ipcluster: ignoring -%c: plexa always checks capability tokens "
+                    "(0.10's -x/-y turned security off)\n", ch);
+            break;
         case 'n':
             if (parse_num(optarg, "-n", &v) || v != (int)v)
                 return 2;
@@ -123,7 +155,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         case 'p': a->o.profile = optarg; break;
         case 'L': a->launcher = optarg; break;
         case 'c': a->clusterfile = optarg; break;
-        case 'x': a->sshx = optarg; break;
+        case 'X': a->sshx = optarg; break;
         case 'e': a->copyenvs = 1; break;
         case 'm': a->mpi = optarg; break;
         case 'q': a->queue = optarg; break;
@@ -145,6 +177,12 @@ static int parse_args(int argc, char **argv, args_t *a)
         default: usage(stderr); return 2;
         }
     }
+    if (reuse)
+        add_controller_arg(a, "--reuse-furls", NULL);
+    if (client_port)
+        add_controller_arg(a, "--client-port", client_port);
+    if (engine_port)
+        add_controller_arg(a, "--engine-port", engine_port);
     if (optind >= argc) {
         usage(stderr);
         return 2;

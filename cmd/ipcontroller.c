@@ -36,19 +36,26 @@ static void usage(FILE *f)
         "  --location HOST      address written into connection files, for engines and\n"
         "                       clients on other hosts (default: the listen address)\n"
         "  --transport NAME     transport plugin: tls or tcp (default from cluster.conf)\n"
+        "  --client-ip HOST, --client-port PORT, --client-location HOST\n"
+        "                       a second listener for clients (IPython 0.10's separate\n"
+        "                       client port): the mec, tc and status files name it, the\n"
+        "                       engine file names --ip/--port/--location (also spelled\n"
+        "                       --engine-ip, --engine-port, --engine-location)\n"
         "  --reuse              restart of a controller that died: keep the port and the\n"
         "                       capability tokens of the connection files it left, so\n"
         "                       engines and clients reconnect with what they have\n"
-        "                       (IPython 0.10's -r / --reuse-furls)\n"
+        "  -r, --reuse-furls    IPython 0.10's -r: --reuse, and leave the connection\n"
+        "                       files at exit, so every later -r start (same ports)\n"
+        "                       takes the same files\n"
         "  --log-level LEVEL    debug, info, warn or error (default: info)\n"
         "  -l, --logfile PATH   write the log there instead of stderr\n"
         "  -h, --help           show this help\n"
         "  --version            show the version\n"
         "\n"
-        "IPython 0.10's separate engine and client ports (--engine-port,\n"
-        "--client-port) are one port here: the capability token in each connection\n"
-        "decides what it may do. Capability tokens cannot be turned off (0.10's\n"
-        "-x/-y); TLS with a pinned certificate is the default transport.\n"
+        "Either listener accepts every capability: the token in each connection\n"
+        "decides what it may do. Capability tokens cannot be turned off: 0.10's\n"
+        "-x/-y are accepted and ignored, with a warning. TLS with a pinned\n"
+        "certificate is the default transport.\n"
         "\n"
         "Files: <profile>/security/ipcontroller-{engine,mec,tc,status}.url (mode\n"
         "0600), <profile>/log/ipcontroller.log when started by ipcluster.\n"
@@ -57,39 +64,65 @@ static void usage(FILE *f)
 
 typedef struct args {
     const char *profile, *ip, *location, *transport, *logfile, *log_level;
-    long port;
-    int reuse;
+    const char *client_ip, *client_location;
+    long port, client_port;
+    int reuse, keep_files;
 } args_t;
+
+static int parse_port(const char *opt, const char *s, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < 0 || v > 65535) {
+        fprintf(stderr, "ipcontroller: %s: '%s' is not a port number\n", opt, s);
+        return 2;
+    }
+    *out = v;
+    return 0;
+}
 
 static int parse_args(int argc, char **argv, args_t *a)
 {
+    /* 0.10's engine-side names are the listener's own; its client-side
+     * ones make a second listener for the clients. */
     static const struct option opts[] = {
         {"profile", required_argument, 0, 'p'}, {"ip", required_argument, 0, 'i'},
         {"port", required_argument, 0, 'P'},    {"location", required_argument, 0, 'L'},
+        {"engine-ip", required_argument, 0, 'i'}, {"engine-port", required_argument, 0, 'P'},
+        {"engine-location", required_argument, 0, 'L'},
+        {"client-ip", required_argument, 0, 'I'}, {"client-port", required_argument, 0, 'C'},
+        {"client-location", required_argument, 0, 'O'},
         {"transport", required_argument, 0, 't'}, {"log-level", required_argument, 0, 'v'},
         {"logfile", required_argument, 0, 'l'}, {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},       {"reuse", no_argument, 0, 'R'},
-        {0, 0, 0, 0}};
+        {"reuse-furls", no_argument, 0, 'r'},   {0, 0, 0, 0}};
     int ch;
-    a->port = -1;
-    while ((ch = getopt_long(argc, argv, "l:h", opts, NULL)) != -1) {
+    a->port = a->client_port = -1;
+    while ((ch = getopt_long(argc, argv, "l:hrxy", opts, NULL)) != -1) {
         switch (ch) {
         case 'p': a->profile = optarg; break;
         case 'i': a->ip = optarg; break;
         case 'L': a->location = optarg; break;
+        case 'I': a->client_ip = optarg; break;
+        case 'O': a->client_location = optarg; break;
         case 't': a->transport = optarg; break;
         case 'v': a->log_level = optarg; break;
         case 'l': a->logfile = optarg; break;
         case 'R': a->reuse = 1; break;
-        case 'P': {
-            char *end;
-            a->port = strtol(optarg, &end, 10);
-            if (*end || a->port < 0 || a->port > 65535) {
-                fprintf(stderr, "ipcontroller: --port: '%s' is not a port number\n", optarg);
-                return 2;
-            }
+        case 'r': a->reuse = a->keep_files = 1; break;
+        case 'x':
+        case 'y':
+            fprintf(stderr, "ipcontroller: ignoring -%c: plexa always checks capability "
+                    "tokens (0.10's -x/-y turned security off)\n", ch);
             break;
-        }
+        case 'P':
+            if (parse_port("--port", optarg, &a->port))
+                return 2;
+            break;
+        case 'C':
+            if (parse_port("--client-port", optarg, &a->client_port))
+                return 2;
+            break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("ipcontroller (plexa) %s\n", PLX_VERSION_STRING); return 0;
         default: usage(stderr); return 2;
@@ -144,6 +177,10 @@ static int load_options(const args_t *a, plx_conf_t *conf, plx_controller_opts_t
     o->token_lifetime = ctl->token_lifetime;
     o->status_port = ctl->status_port;
     o->reuse = a->reuse;
+    o->keep_files = a->keep_files;
+    o->client_host = a->client_ip;
+    o->client_port = (int)a->client_port;
+    o->client_location = a->client_location;
     if (!a->log_level)
         plx_log_set_level((plx_log_level)cc->log_level);
     return 0;

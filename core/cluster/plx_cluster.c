@@ -42,6 +42,7 @@ typedef struct cluster {
     char                    pidfile[PATH_MAX];
     int                     progress_fd;   /* daemon child: pipe to the waiting parent */
     int                     owns_pidfile;
+    struct timespec         ctl_started;   /* coarse wall clock, as file times are */
 } cluster_t;
 
 static volatile sig_atomic_t got_signal;
@@ -123,22 +124,39 @@ static int start_job(cluster_t *c, const plx_launcher_ops *ops, const char *laun
     return ops->start(&spec, job, err);
 }
 
+/* Was the file last written at or after t? */
+static bool written_since(const struct stat *st, const struct timespec *t)
+{
+    return st->st_mtim.tv_sec > t->tv_sec ||
+           (st->st_mtim.tv_sec == t->tv_sec && st->st_mtim.tv_nsec >= t->tv_nsec);
+}
+
+/* Does file a hold something, written after b (or is b empty)? */
+static bool newer_nonempty(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) != 0 || sa.st_size == 0)
+        return false;
+    if (stat(b, &sb) != 0 || sb.st_size == 0)
+        return true;
+    return written_since(&sa, &sb.st_mtim);
+}
+
 /* ---- start-up ----------------------------------------------------------- */
 
 /* reuse: a restart after the controller died, keeping its port and tokens
- * (the files it left are its successor's input, so they stay). */
+ * (the files it left are its successor's input, so they stay; so do those
+ * of a controller started with 0.10's -r). wait_controller tells the new
+ * files from the old by their time. */
 static int start_controller(cluster_t *c, int reuse, plx_err_t *err)
 {
-    char exe[PATH_MAX + 32], logfile[PATH_MAX], url[PATH_MAX], direnv[PATH_MAX + 16];
+    char exe[PATH_MAX + 32], logfile[PATH_MAX], direnv[PATH_MAX + 16];
     snprintf(exe, sizeof exe, "%s/ipcontroller", c->bindir);
     /* Explicit, for launchers that do not pass our environment on (ssh):
      * the controller must open this very profile. */
     snprintf(direnv, sizeof direnv, "PLEXA_DIR=%.*s", (int)(strrchr(c->prof.dir, '/') - c->prof.dir),
              c->prof.dir);
     plx_profile_file(&c->prof, "log", "ipcontroller.log", logfile, sizeof logfile);
-    plx_profile_file(&c->prof, "security", "ipcontroller-engine.url", url, sizeof url);
-    if (!reuse)
-        unlink(url);
     /* PLX_CONTROLLER_WRAPPER="valgrind --log-file=..." runs the controller
      * under a tool (docs/reliability.md); words split at spaces. */
     char wrap[1024] = "";
@@ -150,9 +168,13 @@ static int start_controller(cluster_t *c, int reuse, plx_err_t *err)
          tok = strtok_r(NULL, " ", &save))
         argv[n++] = tok;
     const char *const rest[] = {exe, "--profile", c->prof.name, "--logfile", logfile,
-                                "--log-level", c->level, reuse ? "--reuse" : NULL, NULL};
-    for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
+                                "--log-level", c->level, reuse ? "--reuse" : NULL};
+    for (size_t i = 0; i < sizeof rest / sizeof rest[0] && rest[i]; i++)
         argv[n++] = rest[i];
+    for (const char *const *a = c->o.controller_args; a && *a && n < 30; a++)
+        argv[n++] = *a;
+    argv[n] = NULL;
+    clock_gettime(CLOCK_REALTIME_COARSE, &c->ctl_started);
     const char *env[] = {direnv, NULL};
     if (start_job(c, c->cops, c->controller_launcher, PLX_LAUNCH_CONTROLLER, 1, argv, env,
                   &c->cjob, err))
@@ -174,7 +196,11 @@ static int wait_controller(cluster_t *c, double deadline, char *url, size_t len,
     char path[PATH_MAX], logfile[PATH_MAX], tail[2048];
     plx_profile_file(&c->prof, "security", "ipcontroller-engine.url", path, sizeof path);
     for (;;) {
-        if (plx_file_read_small(path, url, len, NULL) == PLX_OK)
+        /* Only this controller's file: one started with -r finds its
+         * predecessor's (the same URL) before it listens. */
+        struct stat sb;
+        if (stat(path, &sb) == 0 && written_since(&sb, &c->ctl_started) &&
+            plx_file_read_small(path, url, len, NULL) == PLX_OK)
             return PLX_OK;
         plx_job_status st;
         if (job_finished(c->cops, c->cjob, &st)) {
@@ -211,18 +237,6 @@ static int start_engines(cluster_t *c, int n, const char *url, plx_err_t *err)
     progress(c, "starting %d engine%s with the '%s' launcher", n, n == 1 ? "" : "s",
              c->engine_launcher);
     return PLX_OK;
-}
-
-/* Does file a hold something, written after b (or is b empty)? */
-static bool newer_nonempty(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    if (stat(a, &sa) != 0 || sa.st_size == 0)
-        return false;
-    if (stat(b, &sb) != 0 || sb.st_size == 0)
-        return true;
-    return sa.st_mtim.tv_sec > sb.st_mtim.tv_sec ||
-           (sa.st_mtim.tv_sec == sb.st_mtim.tv_sec && sa.st_mtim.tv_nsec >= sb.st_mtim.tv_nsec);
 }
 
 /* The engine job ended (every process exited) or all its engines failed

@@ -20,6 +20,8 @@ typedef struct plx_cluster_opts {
     const char *log_level;          /* passed to the processes; NULL = conf */
     const char *const *set;         /* NULL, or {section, key, value, ..., NULL}: settings
                                      * applied over cluster.conf (0.10 mode options) */
+    const char *const *controller_args; /* NULL, or more ipcontroller options (0.10's -r,
+                                     * --client-port, --engine-port), NULL-terminated */
 } plx_cluster_opts_t;
 
 /* Progress lines for the user ("engines: 1/2 registered"). */

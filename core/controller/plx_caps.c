@@ -59,9 +59,17 @@ static int write_conn_file(plx_controller_t *c, Plexa__Role role, plx_err_t *err
     plx_url_t u;
     memset(&u, 0, sizeof u);
     snprintf(u.transport, sizeof u.transport, "%s", c->opts.transport);
-    snprintf(u.host, sizeof u.host, "%s",
-             c->opts.location && *c->opts.location ? c->opts.location : c->opts.listen_host);
-    u.port = plx_listener_port(c->listener);
+    const char *host = c->opts.location && *c->opts.location ? c->opts.location
+                                                              : c->opts.listen_host;
+    const plx_listener_t *l = c->listener;
+    if (c->client_listener && role != PLEXA__ROLE__ROLE_ENGINE) {
+        l = c->client_listener;
+        host = c->opts.client_location && *c->opts.client_location ? c->opts.client_location
+               : c->opts.client_host && *c->opts.client_host        ? c->opts.client_host
+                                                                    : host;
+    }
+    snprintf(u.host, sizeof u.host, "%s", host);
+    u.port = plx_listener_port(l);
     snprintf(u.token, sizeof u.token, "%s", c->caps[role].token);
     snprintf(u.fingerprint, sizeof u.fingerprint, "%s", c->fingerprint);
     char url[1024], path[4096];
@@ -96,7 +104,8 @@ void caps_remove_files(plx_controller_t *c)
     if (!c->wrote_files)
         return;
     char path[4096];
-    for (int r = PLEXA__ROLE__ROLE_ENGINE; r <= PLEXA__ROLE__ROLE_STATUS; r++) {
+    for (int r = PLEXA__ROLE__ROLE_ENGINE; r <= PLEXA__ROLE__ROLE_STATUS && !c->opts.keep_files;
+         r++) {
         plx_profile_file(&c->profile, "security", conn_files[r], path, sizeof path);
         unlink(path);
     }
@@ -215,20 +224,27 @@ static int reuse_token(plx_controller_t *c, Plexa__Role r)
     c->caps[r].expires = life > 0 ? (double)time(NULL) + life : 0;
     if (r == PLEXA__ROLE__ROLE_ENGINE)
         c->reuse_port = u.port;
+    else if (r == PLEXA__ROLE__ROLE_MEC)
+        c->reuse_client_port = u.port;
     return 1;
 }
 
 int caps_init(plx_controller_t *c, plx_err_t *err)
 {
+    int reused = 0;
     for (int r = PLEXA__ROLE__ROLE_ENGINE; r <= PLEXA__ROLE__ROLE_STATUS; r++) {
-        if (c->opts.reuse && reuse_token(c, (Plexa__Role)r))
+        if (c->opts.reuse && reuse_token(c, (Plexa__Role)r)) {
+            reused++;
             continue;
+        }
         if (mint(c, (Plexa__Role)r, err) != PLX_OK)
             return err->code;
     }
-    if (c->opts.reuse)
-        PLX_INFO("restarted: reusing the tokens%s of the previous controller",
+    if (reused)
+        PLX_INFO("reusing the tokens%s of the previous controller's connection files",
                  c->reuse_port ? " and port" : "");
+    else if (c->opts.reuse)
+        PLX_INFO("no connection files to reuse: new tokens");
     if (c->opts.token_lifetime > 0) {
         /* Checking a few times per lifetime keeps a token from outliving
          * its expiry by more than a fraction of it. */

@@ -28,6 +28,7 @@ plx_controller_opts_t plx_controller_opts_default(void)
         .listen_host = "127.0.0.1",
         .port = 0,
         .location = NULL,
+        .client_port = -1,
         .heartbeat_period = 1.0,
         .heartbeat_misses = 5,
         .auth_timeout = 10.0,
@@ -336,6 +337,35 @@ static int check_transport(plx_controller_t *c, plx_err_t *err)
     return PLX_OK;
 }
 
+const char *ctl_client_host(const plx_controller_t *c)
+{
+    return c->opts.client_host && *c->opts.client_host ? c->opts.client_host
+                                                       : c->opts.listen_host;
+}
+
+/* The engines' listener, and the clients' when 0.10's separate client
+ * port asks for one. Either accepts every role: the token decides. */
+static int listen_all(plx_controller_t *c, plx_err_t *err)
+{
+    const plx_controller_opts_t *o = &c->opts;
+    plx_security sec = {.cert_file = c->cert_file, .key_file = c->key_file};
+    const plx_security *s = c->fingerprint[0] ? &sec : NULL;
+    uint16_t port = o->port ? o->port : c->reuse_port;
+    c->listener = plx_listener_new(c->loop, c->tops, o->listen_host, port, s, on_accept, c, err);
+    if (!c->listener)
+        return plx_err_prefix(err, "controller cannot listen");
+    if (o->client_port < 0 && !(o->client_host && *o->client_host))
+        return PLX_OK;
+    /* A predecessor with one listener named the same port in every file. */
+    port = o->client_port > 0 ? (uint16_t)o->client_port
+           : c->reuse_client_port != c->reuse_port ? c->reuse_client_port : 0;
+    c->client_listener = plx_listener_new(c->loop, c->tops, ctl_client_host(c), port, s,
+                                          on_accept, c, err);
+    if (!c->client_listener)
+        return plx_err_prefix(err, "controller cannot listen for clients");
+    return PLX_OK;
+}
+
 plx_controller_t *plx_controller_new(struct ev_loop *loop, const plx_controller_opts_t *opts,
                                      plx_err_t *err)
 {
@@ -355,22 +385,21 @@ plx_controller_t *plx_controller_new(struct ev_loop *loop, const plx_controller_
     c->tops = plx_transport_find(opts->transport, err);
     if (!c->tops || caps_init(c, err) != PLX_OK || check_transport(c, err) != PLX_OK)
         goto fail;
-    plx_security sec = {.cert_file = c->cert_file, .key_file = c->key_file};
-    uint16_t port = opts->port ? opts->port : c->reuse_port;
-    c->listener = plx_listener_new(loop, c->tops, opts->listen_host, port,
-                                   c->fingerprint[0] ? &sec : NULL, on_accept, c, err);
-    if (!c->listener) {
-        plx_err_prefix(err, "controller cannot listen");
-        goto fail;
-    }
-    if (caps_write_files(c, err) != PLX_OK || status_start(c, err) != PLX_OK)
+    if (listen_all(c, err) != PLX_OK || caps_write_files(c, err) != PLX_OK ||
+        status_start(c, err) != PLX_OK)
         goto fail;
     reg_start_heartbeat(c);
     /* Reuse the memory of forwarded payloads (see plx_bufpool.h); the
      * heartbeat tick returns what stays idle. */
     plx_buf_pool_set_max(POOL_MAX);
-    PLX_INFO("controller listening on %s:%u (%s), profile '%s'", opts->listen_host,
-             plx_listener_port(c->listener), opts->transport, c->profile.name);
+    if (c->client_listener)
+        PLX_INFO("controller listening on %s:%u for engines and %s:%u for clients (%s), "
+                 "profile '%s'", opts->listen_host, plx_listener_port(c->listener),
+                 ctl_client_host(c), plx_listener_port(c->client_listener), opts->transport,
+                 c->profile.name);
+    else
+        PLX_INFO("controller listening on %s:%u (%s), profile '%s'", opts->listen_host,
+                 plx_listener_port(c->listener), opts->transport, c->profile.name);
     return c;
 fail:
     plx_controller_destroy(&c);
@@ -408,6 +437,7 @@ void plx_controller_destroy(plx_controller_t **cp)
     ev_timer_stop(c->loop, &c->hb_timer);
     ev_timer_stop(c->loop, &c->stop_timer);
     plx_listener_destroy(&c->listener);
+    plx_listener_destroy(&c->client_listener);
     while (c->peers) {
         peer_t *p = c->peers;
         if (p->engine) {

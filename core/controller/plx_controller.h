@@ -35,6 +35,14 @@ typedef struct plx_controller_opts {
     int          status_port;      /* the status page on 127.0.0.1: 0 any port, -1 off */
     int          reuse;            /* a restart: keep the tokens and port of the
                                     * connection files a dead controller left */
+    int          keep_files;       /* leave the connection files at exit (0.10's
+                                    * -r: the next `-r` start reuses them) */
+    /* IPython 0.10's separate client port: when client_port >= 0 or
+     * client_host is set, a second listener takes the clients (the mec,
+     * task and status files name it); the first one keeps the engines. */
+    const char  *client_host;      /* NULL = listen_host */
+    int          client_port;      /* -1 = no second listener (unless client_host); 0 = any */
+    const char  *client_location;  /* NULL = client_host if set, else location */
     plx_limits_t limits;           /* frame limits for every connection */
 } plx_controller_opts_t;
 

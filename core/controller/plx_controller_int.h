@@ -109,10 +109,12 @@ struct plx_controller {
     struct ev_loop          *loop;
     plx_controller_opts_t    opts;
     const plx_transport_ops *tops;
-    plx_listener_t          *listener;
+    plx_listener_t          *listener;          /* engines (and clients, if alone) */
+    plx_listener_t          *client_listener;   /* clients, with 0.10's client port */
     cap_t                    caps[PLEXA__ROLE__ROLE_STATUS + 1];  /* by role */
     ev_timer                 cap_timer;   /* renews expired tokens */
     uint16_t                 reuse_port;  /* opts.reuse: the previous controller's port */
+    uint16_t                 reuse_client_port;   /* ... and its clients' (the mec file's) */
     engine_t               **engines;   /* by id; NULL where dead */
     int32_t                  engines_cap;
     int32_t                  next_engine_id;
@@ -151,6 +153,9 @@ void status_tick(plx_controller_t *c);           /* every heartbeat period */
 void status_token_changed(plx_controller_t *c);  /* rewrite its URL file */
 /* plx_caps.c */
 const char *ctl_role_name(Plexa__Role r);
+
+/* Where clients connect: opts.client_host, else the listen address. */
+const char *ctl_client_host(const plx_controller_t *c);
 int  caps_init(plx_controller_t *c, plx_err_t *err);
 void caps_fini(plx_controller_t *c);
 /* 1 if token grants role r; else 0 with the reason in why. */
