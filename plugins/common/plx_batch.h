@@ -140,6 +140,13 @@ typedef struct plx_batch_system {
     const char *name;           /* "slurm": section name, messages, script suffix */
     const char *directive;      /* "#SBATCH" */
     const char *queue_key;      /* key that names the queue: "partition" or "queue" */
+    /* What a template must say, and is given when it does not (as IPython
+     * 0.10 added "#PBS -t 1-N" and "#PBS -q" to a user's script): the
+     * spellings of the option, and the line's format for its value. */
+    const char *array_opts[3];  /* {"-t", "-J"}: an array job (job_array = true) */
+    const char *array_fmt;      /* "-t %s", with {array_range} */
+    const char *queue_opts[3];  /* {"-q"}: the queue, when the queue key is set */
+    const char *queue_fmt;      /* "-q %s" */
     const char *tmpl_array;     /* built-in template: one array task per engine */
     const char *tmpl_single;    /* built-in template: one job with n engines */
     int         array_first;    /* first array index: {array_range} = F-(F+n-1) */
@@ -190,6 +197,12 @@ typedef struct plx_batch_conf plx_batch_conf;
 /* The job's script, rendered from its template; *script owned by the caller. */
 int   plx_batch_script_render(const plx_batch_conf *c, const plx_batch_job *j, char **script,
                               plx_err_t *err);
+/* Complete a rendered script as IPython 0.10 completed a user's: add the
+ * array directive (array jobs) and the queue directive (queue not empty)
+ * right after the #! line when no directive line gives them. *script is
+ * replaced; on error it is left as it was. */
+int   plx_batch_script_complete(const plx_batch_system *sys, bool array, const char *range,
+                                const char *queue, char **script, plx_err_t *err);
 /* script with "KEY='VALUE'; export KEY" for each env entry after its
  * leading comment block (where directives end). Owned; NULL: no memory. */
 char *plx_batch_script_inject_env(const char *script, const char *const *env);

@@ -114,6 +114,73 @@ static int batch_check_path(const char *sys, const char *what, const char *path,
     return PLX_OK;
 }
 
+/* Does this line (of a script) give one of opts after directive? */
+static bool batch_line_gives(const char *line, const char *directive, const char *const *opts)
+{
+    size_t dl = strlen(directive);
+    if (strncmp(line, directive, dl) != 0 || (line[dl] != ' ' && line[dl] != '\t'))
+        return false;
+    const char *w = line + dl + strspn(line + dl, " \t");
+    for (int i = 0; i < 3 && opts[i]; i++) {
+        size_t ol = strlen(opts[i]);
+        char after = w[ol];
+        /* "-t 0-3", "--array=0-3", and a short option glued to its value */
+        if (strncmp(w, opts[i], ol) == 0 &&
+            (after == ' ' || after == '\t' || after == '=' ||
+             (opts[i][1] != '-' && after != '\n' && after != '\0')))
+            return true;
+    }
+    return false;
+}
+
+/* Does a directive line of script give one of opts ("#PBS -t 0-3",
+ * "#SBATCH --array=0-3", "#SBATCH -a0-3")? */
+static bool batch_has_directive(const char *script, const char *directive,
+                                const char *const *opts)
+{
+    for (const char *line = script; *line;) {
+        if (batch_line_gives(line, directive, opts))
+            return true;
+        size_t len = strcspn(line, "\n");
+        line += len + (line[len] == '\n');
+    }
+    return false;
+}
+
+/* script with "directive line" right after its #! line, if it has none of
+ * opts. *script is replaced (PLX_ENOMEM leaves it as it was). */
+static int batch_ensure_directive(char **script, const char *directive, const char *const *opts,
+                                  const char *fmt, const char *value, plx_err_t *err)
+{
+    if (!fmt || !opts[0] || batch_has_directive(*script, directive, opts))
+        return PLX_OK;
+    const char *s = *script;
+    size_t head = strncmp(s, "#!", 2) == 0 ? strcspn(s, "\n") : 0;
+    if (head && s[head] == '\n')
+        head++;
+    size_t cap = strlen(s) + strlen(directive) + strlen(fmt) + strlen(value) + 4;
+    char *out = malloc(cap), line[512];
+    if (out == NULL)
+        return plx_err_set(err, PLX_ENOMEM, "out of memory");
+    snprintf(line, sizeof line, fmt, value);
+    snprintf(out, cap, "%.*s%s %s\n%s", (int)head, s, directive, line, s + head);
+    free(*script);
+    *script = out;
+    return PLX_OK;
+}
+
+int plx_batch_script_complete(const plx_batch_system *sys, bool array, const char *range,
+                              const char *queue, char **script, plx_err_t *err)
+{
+    int rc = array ? batch_ensure_directive(script, sys->directive, sys->array_opts,
+                                            sys->array_fmt, range, err)
+                   : PLX_OK;
+    if (rc == PLX_OK && queue && queue[0])
+        rc = batch_ensure_directive(script, sys->directive, sys->queue_opts, sys->queue_fmt,
+                                    queue, err);
+    return rc;
+}
+
 int plx_batch_script_render(const plx_batch_conf *c, const plx_batch_job *j, char **script,
                             plx_err_t *err)
 {
@@ -139,6 +206,13 @@ int plx_batch_script_render(const plx_batch_conf *c, const plx_batch_job *j, cha
         plx_err_prefix(err, "job script template (placeholders: n, array_range, job_name, "
                        "engine_command, queue, profile_dir, log_dir, work_dir, prog, and "
                        "the section's keys)");
+    if (rc == PLX_OK &&
+        (rc = plx_batch_script_complete(c->sys, j->array, v.range,
+                                        plx_batch_conf_str(c, c->sys->queue_key), script,
+                                        err)) != PLX_OK) {
+        free(*script);
+        *script = NULL;
+    }
     free(cmd);
     free(tmpl);
     return rc;

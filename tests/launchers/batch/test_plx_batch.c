@@ -210,6 +210,66 @@ static void test_output_file(void **state)
     rmdir(dir);
 }
 
+static const plx_batch_system pbs_like = {
+    .name = "pbs", .directive = "#PBS", .array_opts = {"-t", "-J"}, .array_fmt = "-t %s",
+    .queue_opts = {"-q"}, .queue_fmt = "-q %s",
+};
+static const plx_batch_system slurm_like = {
+    .name = "slurm", .directive = "#SBATCH", .array_opts = {"--array", "-a"},
+    .array_fmt = "--array=%s", .queue_opts = {"--partition", "-p"}, .queue_fmt = "--partition=%s",
+};
+
+static char *completed(const plx_batch_system *sys, bool array, const char *queue,
+                       const char *text)
+{
+    char *s = strdup(text);
+    plx_err_t err = {0};
+    assert_int_equal(plx_batch_script_complete(sys, array, "0-11", queue, &s, &err), PLX_OK);
+    return s;
+}
+
+/* IPython 0.10's PBS script, given with -s: the array and the queue are
+ * added after the #! line, as 0.10 added them. */
+static void test_complete_adds_array_and_queue(void **state)
+{
+    (void)state;
+    char *s = completed(&pbs_like, true, "hpc", "#!/bin/sh\n#PBS -V\n#PBS -N ipengine\n"
+                        "eid=$(($PBS_ARRAYID - 1))\nipengine --logfile=ipengine${eid}.log\n");
+    assert_string_equal(s, "#!/bin/sh\n#PBS -q hpc\n#PBS -t 0-11\n#PBS -V\n#PBS -N ipengine\n"
+                           "eid=$(($PBS_ARRAYID - 1))\nipengine --logfile=ipengine${eid}.log\n");
+    free(s);
+    s = completed(&slurm_like, true, "", "srun true\n");      /* no #! line: at the top */
+    assert_string_equal(s, "#SBATCH --array=0-11\nsrun true\n");
+    free(s);
+    s = completed(&pbs_like, false, NULL, "#!/bin/sh\ntrue\n"); /* one job: no array */
+    assert_string_equal(s, "#!/bin/sh\ntrue\n");
+    free(s);
+}
+
+/* Any spelling of the option the template already has is left alone. */
+static void test_complete_keeps_what_the_template_says(void **state)
+{
+    (void)state;
+    static const char *const pbs[] = {"#PBS -t 1-4\n", "#PBS  -J 0-3\n", "#PBS -t1-4\n",
+                                      "#PBS\t-t 0-1\n"};
+    for (size_t i = 0; i < sizeof pbs / sizeof pbs[0]; i++) {
+        char *s = completed(&pbs_like, true, NULL, pbs[i]);
+        assert_string_equal(s, pbs[i]);
+        free(s);
+    }
+    static const char *const slurm[] = {"#SBATCH --array=0-3\n#SBATCH -p debug\n",
+                                        "#SBATCH -a 0-3\n#SBATCH --partition=debug\n"};
+    for (size_t i = 0; i < sizeof slurm / sizeof slurm[0]; i++) {
+        char *s = completed(&slurm_like, true, "debug", slurm[i]);
+        assert_string_equal(s, slurm[i]);
+        free(s);
+    }
+    /* --account is not -a; a comment or a later word is not a directive */
+    char *s = completed(&slurm_like, true, NULL, "#SBATCH --account=x\n# --array=0-3\n");
+    assert_string_equal(s, "#SBATCH --array=0-11\n#SBATCH --account=x\n# --array=0-3\n");
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -224,6 +284,8 @@ int main(void)
         cmocka_unit_test(test_run_missing_command),
         cmocka_unit_test(test_run_timeout),
         cmocka_unit_test(test_output_file),
+        cmocka_unit_test(test_complete_adds_array_and_queue),
+        cmocka_unit_test(test_complete_keeps_what_the_template_says),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 """engine_launcher = sge against a real sge_qmaster + sge_execd on loopback."""
 import checks
+from conftest import tool
 
 
 def test_job_array_runs_engines_and_stop_cancels(sge, batch_cluster):
@@ -50,3 +51,26 @@ def test_job_script_failure_shows_qsubs_output_file(sge, batch_cluster):
     checks.failed_job_script_reported(
         c, sge, "#$ -N {job_name}\n#$ -t {array_range}\n#$ -S /bin/sh\n#$ -j y\n"
                 "#$ -o {log_dir}/\n", r"ipengine\.o\d+\.1")
+
+
+def test_0_10_job_script_with_sge_script_option(sge, batch_cluster, tmp_path):
+    """parallel_process.txt: `ipcluster sge -n 12 -q hpcqueue -s mysgescript.sh`
+    with 0.10's own script, which says neither `#$ -t` nor `#$ -q`: ipcluster
+    adds both, as 0.10 did, and the engines it starts register."""
+    c = batch_cluster(sge, "sge", {}, profile="mode")
+    c.write("cluster.conf", "[cluster]\nlisten = 127.0.0.1\n")
+    script = tmp_path / "mysgescript.sh"
+    script.write_text("#!/bin/sh\n"
+                      "#$ -V\n"
+                      "#$ -N ipengine\n"
+                      "#$ -S /bin/sh\n"
+                      "eid=$(($SGE_TASK_ID - 1))\n"
+                      f"{tool('ipengine')} --logfile={tmp_path}/ipengine${{eid}}.log\n")
+    p = c.ipcluster("sge", "-n", "2", "-q", "all.q", "-s", str(script), "--daemonize")
+    assert p.returncode == 0, c.diagnose(p)
+    submitted = c.log("ipengine.sge")
+    assert "#$ -t 1-2\n" in submitted and "#$ -q all.q\n" in submitted, submitted
+    mec = c.client()
+    assert sorted(mec.get_ids()) == [0, 1]
+    assert (tmp_path / "ipengine0.log").exists() and (tmp_path / "ipengine1.log").exists()
+    checks.stop_clean(c, sge)
