@@ -354,7 +354,10 @@ static int listen_all(plx_controller_t *c, plx_err_t *err)
     c->listener = plx_listener_new(c->loop, c->tops, o->listen_host, port, s, on_accept, c, err);
     if (!c->listener)
         return plx_err_prefix(err, "controller cannot listen");
-    if (o->client_port < 0 && !(o->client_host && *o->client_host))
+    int own_host = o->client_host && *o->client_host && strcmp(o->client_host, o->listen_host);
+    /* No second listener asked for, or one on the very same address. */
+    if ((o->client_port < 0 && !own_host) ||
+        (!own_host && o->client_port > 0 && o->client_port == plx_listener_port(c->listener)))
         return PLX_OK;
     /* A predecessor with one listener named the same port in every file. */
     port = o->client_port > 0 ? (uint16_t)o->client_port

@@ -104,3 +104,16 @@ def test_bad_client_port_is_named():
     p = subprocess.run([tool("ipcontroller"), "--client-port=70000"], capture_output=True,
                        text=True, timeout=10)
     assert p.returncode == 2 and "--client-port: '70000' is not a port number" in p.stderr
+
+
+def test_the_same_port_for_both_is_one_listener(cluster_factory):
+    """0.10's docs give -r "--client-port P and --engine-port P": one port."""
+    c = cluster_factory(n=1)
+    [port] = free_ports(1)
+    c.run("local", "-n", "1", "-r", f"--client-port={port}", f"--engine-port={port}",
+          "--daemonize")
+    assert {port_of(c.url(r)) for r in ("engine", "mec", "task", "status")} == {port}
+    mec = client.MultiEngineClient(c.path("security", "ipcontroller-mec.url"))
+    assert mec.get_ids() == [0]
+    mec.close()
+    assert f"listening on 127.0.0.1:{port} (tls)" in c.controller_log()
