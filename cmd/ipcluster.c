@@ -4,6 +4,7 @@
  *   ipcluster local|ssh|mpiexec|mpirun|pbs|sge|slurm -n N [--daemonize]
  *                                        0.10 modes: foreground, Ctrl-C stops all
  *   ipcluster start [-n N]               background; returns once engines registered
+ *   ipcluster engines -n N               more engines in the running cluster
  *   ipcluster stop                       stop the profile's cluster
  *
  * All commands take --profile=NAME (default "default"). A mode's 0.10
@@ -37,6 +38,8 @@ static void usage(FILE *f)
         "            the same with the engines submitted to the batch system\n"
         "  start     start the profile's cluster in the background; returns once all\n"
         "            engines are registered (launchers from the profile's cluster.conf)\n"
+        "  engines   start -n more engines in the profile's running cluster, with its\n"
+        "            engine launcher; returns once they are registered\n"
         "  stop      stop the profile's cluster: engines, controller, everything\n"
         "  status    show whether the profile's cluster runs, and its engines\n"
         "  list      list the profiles and which of them run\n"
@@ -346,6 +349,18 @@ int main(int argc, char **argv)
             return 2;
         }
         if (plx_cluster_profile_create(a.name, a.launcher, stdout, &err) != PLX_OK) {
+            fprintf(stderr, "ipcluster: %s\n", err.msg);
+            return 1;
+        }
+        return 0;
+    }
+    if (strcmp(a.command, "engines") == 0) {
+        if (a.o.engines <= 0) {
+            fprintf(stderr, "ipcluster: engines: say how many to add with -n N\n");
+            return 2;
+        }
+        if (plx_cluster_add_engines(a.o.profile, a.o.engines,
+                                    a.o.timeout > 0 ? a.o.timeout : 60.0, stdout, &err)) {
             fprintf(stderr, "ipcluster: %s\n", err.msg);
             return 1;
         }

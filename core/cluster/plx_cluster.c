@@ -45,9 +45,10 @@ typedef struct cluster {
     struct timespec         ctl_started;   /* coarse wall clock, as file times are */
 } cluster_t;
 
-static volatile sig_atomic_t got_signal;
+static volatile sig_atomic_t got_signal, got_usr1;
 
 static void on_signal(int sig) { got_signal = sig; }
+static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
 
 static double now_s(void)
 {
@@ -455,6 +456,36 @@ static int restart_controller(cluster_t *c, const plx_job_status *st, int *left)
     return 1;
 }
 
+/* `ipcluster engines -n N` left pid/add-engines ("N") and signalled us:
+ * start N more engines with the engine launcher, as one more job. A
+ * failure is left in pid/add-engines.err for the command to print; the
+ * request file goes last, which tells the command it was served. */
+static void serve_add_engines(cluster_t *c, restarts_t *r)
+{
+    char req[PATH_MAX], errfile[PATH_MAX], text[32];
+    plx_err_t err = {0};
+    plx_profile_file(&c->prof, "pid", "add-engines", req, sizeof req);
+    plx_profile_file(&c->prof, "pid", "add-engines.err", errfile, sizeof errfile);
+    if (plx_file_read_small(req, text, sizeof text, &err) != PLX_OK)
+        return;   /* a stray SIGUSR1: nothing asked */
+    char *end;
+    long n = strtol(text, &end, 10);
+    if (end == text || (*end && *end != '\n') || n < 1 || n > 65536)
+        plx_err_set(&err, PLX_EINVAL, "add-engines: '%.20s' is not a number of engines", text);
+    else if (c->nrjobs >= MAX_ENGINE_JOBS)
+        plx_err_set(&err, PLX_ELIMIT, "this cluster already runs %d engine jobs, the most one "
+                    "ipcluster keeps", MAX_ENGINE_JOBS);
+    else if (spawn_engines(c, (int)n, &c->rjobs[c->nrjobs], &err) == PLX_OK) {
+        c->nrjobs++;
+        r->budget += plx_conf_cluster(c->conf)->max_restarts * (int)n;
+        PLX_INFO("starting %ld more engine%s with the '%s' launcher", n, n == 1 ? "" : "s",
+                 c->engine_launcher);
+    }
+    if (err.code && plx_file_write_secret(errfile, err.msg, NULL) != PLX_OK)
+        PLX_ERROR("adding engines: %s", err.msg);
+    unlink(req);
+}
+
 /* Watch until a signal or the controller's exit; returns exit status. */
 static int watch(cluster_t *c, int n)
 {
@@ -464,6 +495,10 @@ static int watch(cluster_t *c, int n)
         plx_job_status st;
         if (job_finished(c->cops, c->cjob, &st) && !restart_controller(c, &st, &ctl_left))
             return st.failed ? 1 : 0;
+        if (got_usr1) {
+            got_usr1 = 0;
+            serve_add_engines(c, &r);
+        }
         restart_check(c, &r);
         sleep_s(0.2);
     }
@@ -666,6 +701,8 @@ int plx_cluster_run(const plx_cluster_opts_t *o, plx_err_t *err)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
     rc = cluster_start(&c, err);
     if (rc != PLX_OK) {
         /* A failed start returns only once nothing it started is left. */

@@ -52,6 +52,16 @@ int plx_cluster_tokens(const char *profile, FILE *out, plx_err_t *err);
  */
 int plx_cluster_revoke(const char *profile, const char *cap, FILE *out, plx_err_t *err);
 
+/*
+ * Start n more engines in the profile's running cluster, with its engine
+ * launcher (a new batch job for the batch launchers): asks the running
+ * ipcluster (a request file in pid/ and SIGUSR1), then waits until n more
+ * engines have registered, at most timeout_s, printing progress to out.
+ * ipcluster stop stops them with the rest.
+ */
+int plx_cluster_add_engines(const char *profile, int n, double timeout_s, FILE *out,
+                            plx_err_t *err);
+
 /* Print every profile under the profile root with its state. */
 int plx_cluster_list(FILE *out, plx_err_t *err);
 

@@ -291,3 +291,88 @@ int plx_cluster_revoke(const char *profile, const char *cap, FILE *out, plx_err_
             cap, p.name, path);
     return PLX_OK;
 }
+
+/* ---- ipcluster engines -n N -------------------------------------------- */
+
+static int registered_count(plx_client_t *cl, int *count, plx_err_t *err)
+{
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (plx_client_get_ids(cl, &ids, &n, err) != PLX_OK)
+        return err->code;
+    free(ids);
+    *count = (int)n;
+    return PLX_OK;
+}
+
+/* Ask the running ipcluster to start n engines (a request file and
+ * SIGUSR1, served by its watch loop); PLX_OK once it has, or its error. */
+static int ask_for_engines(const plx_profile_t *p, pid_t pid, int n, plx_err_t *err)
+{
+    char req[PATH_MAX], errfile[PATH_MAX], text[32], said[PLX_ERR_MSG_MAX];
+    plx_profile_file(p, "pid", "add-engines", req, sizeof req);
+    plx_profile_file(p, "pid", "add-engines.err", errfile, sizeof errfile);
+    unlink(errfile);
+    snprintf(text, sizeof text, "%d\n", n);
+    if (plx_file_write_secret(req, text, err) != PLX_OK)
+        return err->code;
+    if (kill(pid, SIGUSR1) != 0) {
+        unlink(req);
+        return plx_err_set(err, PLX_EIO, "cannot signal ipcluster (pid %d): %s", (int)pid,
+                           strerror(errno));
+    }
+    if (!await_served(req, pid, 10.0)) {
+        unlink(req);
+        return plx_err_set(err, PLX_ETIMEDOUT, "ipcluster (pid %d) did not take the request "
+                           "within 10 s: see its log in %s", (int)pid, p->log_dir);
+    }
+    if (plx_file_read_small(errfile, said, sizeof said, NULL) == PLX_OK) {
+        unlink(errfile);
+        return plx_err_set(err, PLX_ERR, "ipcluster could not start the engines: %s", said);
+    }
+    return PLX_OK;
+}
+
+int plx_cluster_add_engines(const char *profile, int n, double timeout_s, FILE *out,
+                            plx_err_t *err)
+{
+    plx_profile_t p;
+    if (n < 1)
+        return plx_err_set(err, PLX_EINVAL, "-n: add at least one engine");
+    if (plx_profile_open(profile, 0, &p, err) != PLX_OK)
+        return err->code;
+    pid_t pid = running_pid(&p);
+    if (!pid)
+        return plx_err_set(err, PLX_ENOTFOUND, "no cluster is running for profile '%s': "
+                           "start one with ipcluster start --profile=%s", p.name, p.name);
+    plx_client_t *cl = plx_client_connect_role("", p.name, PLX_CLIENT_ROLE_STATUS, 5.0, err);
+    int before = 0, now = 0, last = -1, rc;
+    if (!cl)
+        return plx_err_prefix(err, "connecting to the controller");
+    if ((rc = registered_count(cl, &before, err)) != PLX_OK ||
+        (rc = ask_for_engines(&p, pid, n, err)) != PLX_OK) {
+        plx_client_destroy(&cl);
+        return rc;
+    }
+    struct timespec nap = {0, 100 * 1000 * 1000};
+    for (double t = 0; rc == PLX_OK; t += 0.1) {
+        if ((rc = registered_count(cl, &now, err)) != PLX_OK)
+            break;
+        int added = now - before < 0 ? 0 : now - before > n ? n : now - before;
+        if (added != last)
+            fprintf(out, "[ipcluster] engines: %d/%d more registered\n", added, n);
+        fflush(out);
+        last = added;
+        if (added >= n)
+            break;
+        if (t >= timeout_s || !plx_pid_alive(pid))
+            rc = plx_err_set(err, PLX_ETIMEDOUT, "only %d of %d more engines registered in "
+                             "time; see their logs in %s", added, n, p.log_dir);
+        else
+            nanosleep(&nap, NULL);
+    }
+    if (rc == PLX_OK)
+        fprintf(out, "[ipcluster] cluster now has %d engines (profile '%s')\n", now, p.name);
+    plx_client_destroy(&cl);
+    return rc;
+}

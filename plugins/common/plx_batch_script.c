@@ -123,11 +123,12 @@ static bool batch_line_gives(const char *line, const char *directive, const char
     const char *w = line + dl + strspn(line + dl, " \t");
     for (int i = 0; i < 3 && opts[i]; i++) {
         size_t ol = strlen(opts[i]);
-        char after = w[ol];
+        if (strncmp(w, opts[i], ol) != 0)
+            continue;
         /* "-t 0-3", "--array=0-3", and a short option glued to its value */
-        if (strncmp(w, opts[i], ol) == 0 &&
-            (after == ' ' || after == '\t' || after == '=' ||
-             (opts[i][1] != '-' && after != '\n' && after != '\0')))
+        char after = w[ol];
+        if (after == ' ' || after == '\t' || after == '=' ||
+            (opts[i][1] != '-' && after != '\n' && after != '\0'))
             return true;
     }
     return false;

@@ -128,6 +128,23 @@ class Cluster(object):
         self._started = True
         return self
 
+    def add_engines(self, n, timeout=None):
+        """Start ``n`` more engines in the running cluster, with its engine
+        launcher (a new job for batch launchers); return once they have
+        registered. ``stop()`` stops them with the rest."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError('n must be a positive number of engines, not %r' % (n,))
+        args = ['-n', str(n)]
+        if timeout is not None:
+            args += ['--timeout', '%g' % timeout]
+        p = self._run(['engines'], *args,
+                      timeout=(timeout if timeout is not None else 60) + 60)
+        self.output = p.stdout
+        if p.returncode != 0:
+            raise ClusterError(self._said(p))
+        if self.n is not None:
+            self.n += n
+
     def stop(self):
         """Stop the engines and the controller (and cancel batch jobs). A
         cluster that does not run is not an error."""

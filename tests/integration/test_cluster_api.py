@@ -92,3 +92,22 @@ def test_ipcluster_is_ours_not_the_first_on_path(tmp_path, monkeypatch):
     with pytest.raises(ClusterError) as e:
         find_ipcluster()
     assert "PLEXA_IPCLUSTER" in str(e.value)
+
+
+def test_add_engines_to_a_running_cluster(tmp_path):
+    """ipyparallel's `ipcluster engines`: more engines join the cluster that
+    runs, with its launcher, and ipcluster stop takes them down too."""
+    root = tmp_path / "plexa"
+    with Cluster(n=1, plexa_dir=root) as c:
+        mec = c.client()
+        assert mec.get_ids() == [0]
+        c.add_engines(2)
+        assert "2/2 more registered" in c.output and c.n == 3
+        assert mec.get_ids() == [0, 1, 2]
+        assert sorted(mec.pull("id")) == [0, 1, 2]
+        with pytest.raises(ValueError):
+            c.add_engines(0)
+    assert gone(root)
+    with pytest.raises(ClusterError) as e:
+        c.add_engines(1)
+    assert "no cluster is running" in str(e.value)

@@ -84,3 +84,18 @@ def test_job_script_failure_shows_slurms_output_file(slurm, batch_cluster):
         c, slurm, "#SBATCH --job-name={job_name}\n#SBATCH --array={array_range}\n"
                   "#SBATCH --output={log_dir}/{job_name}-%A_%a.slurm.out\n",
         r"ipengine-\d+_0\.slurm\.out")
+
+
+def test_more_engines_come_as_another_job(slurm, batch_cluster):
+    """`ipcluster engines -n 1` adds engines to the running cluster as one
+    more batch job; `ipcluster stop` cancels both jobs."""
+    c = batch_cluster(slurm, "slurm", {})
+    c.n = 1          # the test node has 2 CPUs: room for one more engine
+    p = c.start()
+    assert p.returncode == 0 and "cluster ready: 1 engine;" in p.stdout, c.diagnose(p)
+    p = c.ipcluster("engines", "-n", "1", "--timeout", "60")
+    assert p.returncode == 0, c.diagnose(p)
+    assert "1/1 more registered" in p.stdout and "now has 2 engines" in p.stdout, p.stdout
+    assert len({line.split()[0].split("_")[0] for line in slurm.jobs()}) == 2, slurm.jobs()
+    assert sorted(c.client().get_ids()) == [0, 1]
+    checks.stop_clean(c, slurm)
