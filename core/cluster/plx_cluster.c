@@ -421,7 +421,10 @@ static void restart_check(cluster_t *c, restarts_t *r)
     }
     if (r->pending && now >= r->due) {
         plx_err_t err = {0};
-        if (spawn_engines(c, r->pending, &c->rjobs[c->nrjobs], &err) == PLX_OK) {
+        if (c->nrjobs >= MAX_ENGINE_JOBS)   /* ipcluster engines may have taken the room */
+            PLX_ERROR("restarting engines: this cluster already runs %d engine jobs",
+                      MAX_ENGINE_JOBS);
+        else if (spawn_engines(c, r->pending, &c->rjobs[c->nrjobs], &err) == PLX_OK) {
             c->nrjobs++;
             r->done += r->pending;
             PLX_INFO("started %d replacement engine(s) (%d of %d restarts used)", r->pending,

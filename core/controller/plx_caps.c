@@ -62,11 +62,15 @@ static int write_conn_file(plx_controller_t *c, Plexa__Role role, plx_err_t *err
     const char *host = c->opts.location && *c->opts.location ? c->opts.location
                                                               : c->opts.listen_host;
     const plx_listener_t *l = c->listener;
-    if (c->client_listener && role != PLEXA__ROLE__ROLE_ENGINE) {
-        l = c->client_listener;
-        host = c->opts.client_location && *c->opts.client_location ? c->opts.client_location
-               : c->opts.client_host && *c->opts.client_host        ? c->opts.client_host
-                                                                    : host;
+    if (role != PLEXA__ROLE__ROLE_ENGINE) {
+        /* Clients' files: their listener, if they have one, and where
+         * clients reach it (--client-location applies either way). */
+        if (c->client_listener)
+            l = c->client_listener;
+        if (c->opts.client_location && *c->opts.client_location)
+            host = c->opts.client_location;
+        else if (c->client_listener && c->opts.client_host && *c->opts.client_host)
+            host = c->opts.client_host;
     }
     snprintf(u.host, sizeof u.host, "%s", host);
     u.port = plx_listener_port(l);

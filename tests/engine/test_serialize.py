@@ -105,6 +105,32 @@ def test_no_eager_heavy_imports():
     assert out.strip() == "False False"
 
 
+def test_module_functions_travel_without_cloudpickle():
+    """A function of an importable module is a reference: plain pickle
+    writes cloudpickle's very stream, so the first call that ships one does
+    not pay cloudpickle's import. __main__'s functions, lambdas, nested
+    functions and modules registered by value still go through cloudpickle."""
+    code = ("import sys, os.path, pickle, json\n"
+            "from plexa import _serialize as S\n"
+            "d = S.encode(os.path.join)\n"
+            "print(d[0], pickle.loads(d[1]) is os.path.join, 'cloudpickle' in sys.modules)\n"
+            "d = S.encode(json.dumps)\n"
+            "print('cloudpickle' in sys.modules)\n"
+            "def here(x): return x\n"
+            "print(S.decode(S.encode(here))(3), 'cloudpickle' in sys.modules)\n"
+            "import cloudpickle\n"
+            "print(cloudpickle.dumps(json.dumps, protocol=5) == S.encode(json.dumps)[1])\n"
+            "cloudpickle.register_pickle_by_value(json)\n"
+            "print(S.encode(json.dumps)[1] != pickle.dumps(json.dumps, protocol=5))\n"
+            "def outer():\n"
+            "    def inner(): return 5\n"
+            "    return inner\n"
+            "print(S.decode(S.encode(outer()))())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == ["pickle True False", "False", "3 True", "True", "True", "5"], out
+
+
 def test_engine_execute_semantics():
     code = ("from plexa import _engine as E\n"
             "print(E.execute('a = 2')[0:3])\n"

@@ -117,3 +117,20 @@ def test_the_same_port_for_both_is_one_listener(cluster_factory):
     assert mec.get_ids() == [0]
     mec.close()
     assert f"listening on 127.0.0.1:{port} (tls)" in c.controller_log()
+
+
+def test_client_location_names_the_clients_files(cluster_factory):
+    """--client-location (0.10's name) is what clients' files say, with one
+    listener as with two; the engine file keeps the listen address."""
+    c = cluster_factory(n=1)
+    ctl = subprocess.Popen([tool("ipcontroller"), "--client-location=head.example.org"],
+                           env=c.env, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: _has(c, "engine"), timeout=10)
+        assert c.url("engine").startswith("plx+tls://127.0.0.1:")
+        for role in ("mec", "task", "status"):
+            assert c.url(role).startswith("plx+tls://head.example.org:"), c.url(role)
+        assert port_of(c.url("mec")) == port_of(c.url("engine"))
+    finally:
+        ctl.terminate()
+        ctl.wait(10)
