@@ -96,13 +96,17 @@ def test_ndarrays():
         S.decode(("ndarray", "<f8", (3,), False, bytearray(16)))
 
 
+def fresh_python(code):
+    """The lines a new interpreter prints running code."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+
+
 def test_no_eager_heavy_imports():
     code = ("import sys; from plexa import _serialize as S\n"
             "S.decode(S.encode([1, 'a', None, b'x', (2.5,)]))\n"
             "print('numpy' in sys.modules, 'cloudpickle' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.strip() == "False False"
+    assert fresh_python(code) == ["False False"]
 
 
 def test_module_functions_travel_without_cloudpickle():
@@ -126,8 +130,7 @@ def test_module_functions_travel_without_cloudpickle():
             "    def inner(): return 5\n"
             "    return inner\n"
             "print(S.decode(S.encode(outer()))())\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.splitlines()
+    out = fresh_python(code)
     assert out == ["pickle True False", "False", "3 True", "True", "True", "5"], out
 
 
@@ -140,8 +143,7 @@ def test_engine_execute_semantics():
             "print(E.execute('def f():\\n  1/0\\nf()')[3][2].count('<string>'))\n"
             "print(E.pull(['a', 'zz'])[1][1])\n"
             "print(E.push([('b', ('i64', 7))]), E.pull(['b'])[0])\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.splitlines()
+    out = fresh_python(code)
     assert out == ["(1, '', '')", "(2, '42\\n', '')", "'42\\n'", "SystemExit", "2",
                    "name 'zz' is not defined", "None [('i64', 7)]"]
 
@@ -178,8 +180,7 @@ __import__("builtins").main_ = main
 del main
 main_()
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.splitlines()
+    out = fresh_python(code)
     assert out == [
         "(5, 'x4 = 4', '', '')",
         "('IndexError', \"command 1 is not in this engine's history (kept: 3..5)\")",
