@@ -333,6 +333,37 @@ static int ask_for_engines(const plx_profile_t *p, pid_t pid, int n, plx_err_t *
     return PLX_OK;
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Poll the controller until n engines beyond `before` have registered (or
+ * timeout_s passes, or ipcluster exits); progress to out. *now: the count. */
+static int await_more(plx_client_t *cl, const plx_profile_t *p, pid_t pid, int before, int n,
+                      double timeout_s, FILE *out, int *now, plx_err_t *err)
+{
+    struct timespec nap = {0, 100 * 1000 * 1000};
+    double deadline = mono_s() + timeout_s;
+    for (int last = -1;; nanosleep(&nap, NULL)) {
+        if (registered_count(cl, now, err) != PLX_OK)
+            return err->code;
+        int added = *now - before < 0 ? 0 : *now - before > n ? n : *now - before;
+        if (added != last) {
+            fprintf(out, "[ipcluster] engines: %d/%d more registered\n", added, n);
+            fflush(out);
+        }
+        last = added;
+        if (added >= n)
+            return PLX_OK;
+        if (mono_s() >= deadline || !plx_pid_alive(pid))
+            return plx_err_set(err, PLX_ETIMEDOUT, "only %d of %d more engines registered in "
+                               "time; see their logs in %s", added, n, p->log_dir);
+    }
+}
+
 int plx_cluster_add_engines(const char *profile, int n, double timeout_s, FILE *out,
                             plx_err_t *err)
 {
@@ -346,32 +377,12 @@ int plx_cluster_add_engines(const char *profile, int n, double timeout_s, FILE *
         return plx_err_set(err, PLX_ENOTFOUND, "no cluster is running for profile '%s': "
                            "start one with ipcluster start --profile=%s", p.name, p.name);
     plx_client_t *cl = plx_client_connect_role("", p.name, PLX_CLIENT_ROLE_STATUS, 5.0, err);
-    int before = 0, now = 0, last = -1, rc;
     if (!cl)
         return plx_err_prefix(err, "connecting to the controller");
-    if ((rc = registered_count(cl, &before, err)) != PLX_OK ||
-        (rc = ask_for_engines(&p, pid, n, err)) != PLX_OK) {
-        plx_client_destroy(&cl);
-        return rc;
-    }
-    struct timespec nap = {0, 100 * 1000 * 1000};
-    for (double t = 0; rc == PLX_OK; t += 0.1) {
-        if ((rc = registered_count(cl, &now, err)) != PLX_OK)
-            break;
-        int added = now - before < 0 ? 0 : now - before > n ? n : now - before;
-        if (added != last)
-            fprintf(out, "[ipcluster] engines: %d/%d more registered\n", added, n);
-        fflush(out);
-        last = added;
-        if (added >= n)
-            break;
-        if (t >= timeout_s || !plx_pid_alive(pid))
-            rc = plx_err_set(err, PLX_ETIMEDOUT, "only %d of %d more engines registered in "
-                             "time; see their logs in %s", added, n, p.log_dir);
-        else
-            nanosleep(&nap, NULL);
-    }
-    if (rc == PLX_OK)
+    int before = 0, now = 0, rc;
+    if ((rc = registered_count(cl, &before, err)) == PLX_OK &&
+        (rc = ask_for_engines(&p, pid, n, err)) == PLX_OK &&
+        (rc = await_more(cl, &p, pid, before, n, timeout_s, out, &now, err)) == PLX_OK)
         fprintf(out, "[ipcluster] cluster now has %d engines (profile '%s')\n", now, p.name);
     plx_client_destroy(&cl);
     return rc;
