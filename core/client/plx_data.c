@@ -12,9 +12,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "plx_request_priv.h"
+#include "plx_time.h"
 #include "plx_value_int.h"
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -990,18 +990,11 @@ static int all_done(plx_pending_t *p)
     return 1;
 }
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int plx_pending_wait(plx_pending_t *p, double timeout_s, plx_err_t *err)
 {
-    double deadline = timeout_s > 0 ? mono_now() + timeout_s : 0;
+    double deadline = timeout_s > 0 ? plx_now_s() + timeout_s : 0;
     for (size_t i = 0; i < p->nreqs; i++) {
-        double left = timeout_s < 0 ? -1 : timeout_s == 0 ? 0 : deadline - mono_now();
+        double left = timeout_s < 0 ? -1 : timeout_s == 0 ? 0 : deadline - plx_now_s();
         if (timeout_s > 0 && left <= 0)
             left = 0;
         /* The outcome, failures included, is for the reader: only

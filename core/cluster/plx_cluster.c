@@ -20,6 +20,7 @@
 #include "plx_log.h"
 #include "plx_plugin_loader.h"
 #include "plx_profile.h"
+#include "plx_time.h"
 
 #define POLL_S 0.01
 #define MAX_ENGINE_JOBS 256     /* the first job plus replacements */
@@ -49,13 +50,6 @@ static volatile sig_atomic_t got_signal, got_usr1;
 
 static void on_signal(int sig) { got_signal = sig; }
 static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void sleep_s(double s)
 {
@@ -211,7 +205,7 @@ static int wait_controller(cluster_t *c, double deadline, char *url, size_t len,
                                "last lines of %s:\n%s", st.detail[0] ? ": " : "", st.detail,
                                logfile, tail);
         }
-        if (now_s() > deadline || got_signal)
+        if (plx_now_s() > deadline || got_signal)
             return plx_err_set(err, PLX_ETIMEDOUT, "the controller did not write %s in time",
                                path);
         sleep_s(POLL_S);
@@ -285,7 +279,7 @@ static int wait_engines(cluster_t *c, int n, double deadline, plx_err_t *err)
 {
     char mec[PATH_MAX], last[512] = "";
     plx_profile_file(&c->prof, "security", "ipcontroller-mec.url", mec, sizeof mec);
-    plx_client_t *cl = plx_client_connect(mec, c->prof.name, deadline - now_s(), err);
+    plx_client_t *cl = plx_client_connect(mec, c->prof.name, deadline - plx_now_s(), err);
     if (!cl)
         return plx_err_prefix(err, "connecting to the new controller");
     int k = 0, rc = PLX_OK;
@@ -308,7 +302,7 @@ static int wait_engines(cluster_t *c, int n, double deadline, plx_err_t *err)
             rc = err->code;
             break;
         }
-        if (now_s() > deadline || got_signal) {
+        if (plx_now_s() > deadline || got_signal) {
             rc = plx_err_set(err, PLX_ETIMEDOUT,
                              "only %d of %d engines registered in time%s%s%s; see %s for "
                              "their logs", k, n, st.detail[0] ? " (" : "", st.detail,
@@ -398,7 +392,7 @@ static void restart_check(cluster_t *c, restarts_t *r)
     const plx_cluster_conf_t *cc = plx_conf_cluster(c->conf);
     char detail[256] = "";
     int failed = engines_failed_count(c, detail, sizeof detail);
-    double now = now_s();
+    double now = plx_now_s();
     if (failed > r->seen_failed) {
         int delta = failed - r->seen_failed;
         if (detail[0])
@@ -526,7 +520,7 @@ static int cluster_start(cluster_t *c, plx_err_t *err)
     const plx_cluster_conf_t *cc = plx_conf_cluster(c->conf);
     int n = c->o.engines > 0 ? c->o.engines : cc->engines;
     double timeout = c->o.timeout > 0 ? c->o.timeout : cc->start_timeout;
-    double deadline = now_s() + timeout;
+    double deadline = plx_now_s() + timeout;
     char url[1024];
     if (plx_pidfile_write(c->pidfile, getpid(), err) != PLX_OK)
         return err->code;
@@ -756,8 +750,8 @@ int plx_cluster_stop(const char *profile, double timeout, plx_err_t *err)
                            "(removed the stale pid file)", p.name);
     }
     kill(pid, SIGTERM);
-    double deadline = now_s() + timeout;
-    while (plx_pid_alive(pid) && now_s() < deadline)
+    double deadline = plx_now_s() + timeout;
+    while (plx_pid_alive(pid) && plx_now_s() < deadline)
         sleep_s(POLL_S);
     if (plx_pid_alive(pid)) {
         /* Its children die with it (PR_SET_PDEATHSIG in the local launcher). */

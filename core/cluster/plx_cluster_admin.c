@@ -20,6 +20,7 @@
 #include "plx_conf.h"
 #include "plx_plugin_loader.h"
 #include "plx_profile.h"
+#include "plx_time.h"
 #include "plx_url.h"
 
 /* The pid of a profile's running ipcluster, or 0. */
@@ -333,20 +334,13 @@ static int ask_for_engines(const plx_profile_t *p, pid_t pid, int n, plx_err_t *
     return PLX_OK;
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Poll the controller until n engines beyond `before` have registered (or
  * timeout_s passes, or ipcluster exits); progress to out. *now: the count. */
 static int await_more(plx_client_t *cl, const plx_profile_t *p, pid_t pid, int before, int n,
                       double timeout_s, FILE *out, int *now, plx_err_t *err)
 {
     struct timespec nap = {0, 100 * 1000 * 1000};
-    double deadline = mono_s() + timeout_s;
+    double deadline = plx_now_s() + timeout_s;
     for (int last = -1;; nanosleep(&nap, NULL)) {
         if (registered_count(cl, now, err) != PLX_OK)
             return err->code;
@@ -358,7 +352,7 @@ static int await_more(plx_client_t *cl, const plx_profile_t *p, pid_t pid, int b
         last = added;
         if (added >= n)
             return PLX_OK;
-        if (mono_s() >= deadline || !plx_pid_alive(pid))
+        if (plx_now_s() >= deadline || !plx_pid_alive(pid))
             return plx_err_set(err, PLX_ETIMEDOUT, "only %d of %d more engines registered in "
                                "time; see their logs in %s", added, n, p->log_dir);
     }

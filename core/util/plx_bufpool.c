@@ -8,10 +8,10 @@
  * from the previous payload is already mapped.
  */
 #include "plx_bufpool.h"
+#include "plx_time.h"
 
 #include <pthread.h>
 #include <stdlib.h>
-#include <time.h>
 
 #define POOL_SLOTS 8
 
@@ -24,13 +24,6 @@ typedef struct slot {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static slot_t slots[POOL_SLOTS];
 static size_t held, max_held;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 void plx_buf_pool_set_max(size_t max_bytes)
 {
@@ -48,7 +41,7 @@ int plx_buf_pool_put(uint8_t *data, size_t cap)
     pthread_mutex_lock(&mu);
     for (int i = 0; i < POOL_SLOTS && !kept && held + cap <= max_held; i++)
         if (!slots[i].data) {
-            slots[i] = (slot_t){data, cap, now_s()};
+            slots[i] = (slot_t){data, cap, plx_now_s()};
             held += cap;
             kept = 1;
         }
@@ -79,7 +72,7 @@ void plx_buf_pool_trim(double idle_s)
 {
     uint8_t *drop[POOL_SLOTS];
     int n = 0;
-    double t = now_s();
+    double t = plx_now_s();
     pthread_mutex_lock(&mu);
     for (int i = 0; i < POOL_SLOTS; i++)
         if (slots[i].data && t - slots[i].since >= idle_s) {

@@ -4,7 +4,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
-#include <time.h>
+
+#include "plx_time.h"
 
 /* One long wait must not stop spinning for many short calls after it:
  * waits count at most CAP_FACTOR x the maximum, with weight 1/4, so two
@@ -38,12 +39,7 @@ void plx_spin_reset(void)
 
 double plx_spin_recent_us(void) { return recent_us; }
 
-double plx_spin_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec * 1e-3;
-}
+double plx_spin_now_us(void) { return plx_now_s() * 1e6; }
 
 void plx_spin_note(double waited_us)
 {
