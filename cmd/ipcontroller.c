@@ -176,7 +176,9 @@ static int load_options(const args_t *a, plx_conf_t *conf, plx_controller_opts_t
     o->results_max = (uint64_t)ctl->results_max;
     o->results_max_bytes = ctl->results_max_bytes;
     o->task_inflight = ctl->task_inflight;
-    o->leastload = strcmp(ctl->scheduler, "leastload") == 0;
+    o->scheduler = strcmp(ctl->scheduler, "leastload") == 0 ? PLX_SCHED_LEASTLOAD
+                   : strcmp(ctl->scheduler, "fifo") == 0    ? PLX_SCHED_FIFO
+                                                            : PLX_SCHED_ADAPTIVE;
     o->token_lifetime = ctl->token_lifetime;
     o->status_port = ctl->status_port;
     o->reuse = a->reuse;

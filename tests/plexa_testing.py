@@ -11,6 +11,15 @@ BUILD = os.path.abspath(os.environ.get("PLX_BUILD_DIR") or os.path.join(
 BIN = os.path.join(BUILD, "bin")
 
 
+def protocol_version():
+    """PLX_PROTOCOL_VERSION of the build under test (include/plexa/version.h)."""
+    with open(os.path.join(BUILD, "include", "plexa", "version.h")) as f:
+        for line in f:
+            if line.startswith("#define PLX_PROTOCOL_VERSION"):
+                return int(line.split()[2])
+    raise RuntimeError("no PLX_PROTOCOL_VERSION in the build's version.h")
+
+
 def tool(name):
     """Full path of a command of the build under test."""
     return os.path.join(BIN, name)

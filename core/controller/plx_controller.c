@@ -33,7 +33,7 @@ plx_controller_opts_t plx_controller_opts_default(void)
         .heartbeat_misses = 5,
         .auth_timeout = 10.0,
         .engine_inflight = 2,
-        .task_inflight = 4,
+        .task_inflight = 0,
         .results_max = 100000,
         .results_max_bytes = 256u << 20,
         .depend_timeout = 30.0,

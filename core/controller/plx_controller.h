@@ -15,6 +15,13 @@
 
 typedef struct plx_controller plx_controller_t;
 
+/* Task scheduling policies ([controller] scheduler in cluster.conf). */
+enum {
+    PLX_SCHED_ADAPTIVE  = 0,   /* prefetch by measured durations, work stealing */
+    PLX_SCHED_FIFO      = 1,   /* engines take turns, task_inflight each */
+    PLX_SCHED_LEASTLOAD = 2    /* the engine holding the fewest, task_inflight each */
+};
+
 typedef struct plx_controller_opts {
     const char  *profile;          /* profile name (connection files go there) */
     const char  *transport;        /* "tls" (default) or "tcp" */
@@ -26,8 +33,10 @@ typedef struct plx_controller_opts {
     int          heartbeat_misses; /* missed periods before an engine is declared dead */
     double       auth_timeout;     /* seconds a new connection has to send Hello */
     int          engine_inflight;  /* requests sent ahead to an engine (pipelining depth) */
-    int          task_inflight;    /* tasks sent ahead to an engine */
-    int          leastload;        /* pick the least-loaded engine, not the next in turn */
+    int          task_inflight;    /* adaptive: most tasks an engine holds ahead; fifo and
+                                    * leastload: tasks each engine holds; 0 = the policy's
+                                    * default (64 and 4) */
+    int          scheduler;        /* PLX_SCHED_*: how tasks go to engines */
     uint64_t     results_max;      /* finished task results kept */
     uint64_t     results_max_bytes;/* bytes of finished task results kept */
     double       depend_timeout;   /* seconds a task may wait for an engine its depend() accepts */

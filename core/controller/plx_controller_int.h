@@ -74,6 +74,16 @@ struct mreq {
     mreq_t           *prev, *next; /* client's list */
 };
 
+/* The task scheduler's view of one engine (plx_sched.c). */
+typedef struct eng_tasks {
+    uint64_t      unstarted;     /* tasks sent, not reported started, not being stolen */
+    double        backlog;       /* estimated seconds of its unfinished tasks */
+    double        start_lat;     /* round trip of a task sent to it idle (EWMA), s */
+    struct steal *steals;        /* steals sent to it, unanswered */
+    int           awaiting;      /* steals made for it as a thief, unanswered */
+    double        await_until;   /* ... waited for until then (a frozen victim) */
+} eng_tasks_t;
+
 struct engine {
     int32_t  id;
     peer_t  *peer;
@@ -84,7 +94,8 @@ struct engine {
     uint64_t last_in, last_out;  /* bytes received / sent at the last heartbeat tick */
     char     host[128];
     int32_t  pid;
-    tlist_t  trun;            /* tasks running (or sent) on it */
+    tlist_t  trun;            /* tasks sent to it, in the order sent */
+    eng_tasks_t ts;
     uint64_t tasks_done;      /* task results it returned (status page) */
     uint64_t requests_done;   /* multi-engine requests it answered */
     double   registered;      /* ev_now at registration */
@@ -190,6 +201,8 @@ int  sched_new(plx_controller_t *c);
 void sched_destroy(plx_controller_t *c);
 void sched_on_client(plx_controller_t *c, peer_t *p, plx_msg_t *m, Plexa__Envelope *env);
 void sched_task_result(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__Envelope *env);
+void sched_task_started(plx_controller_t *c, engine_t *e, const Plexa__Envelope *env);
+void sched_task_stolen(plx_controller_t *c, engine_t *e, const Plexa__Envelope *env);
 void sched_engine_added(plx_controller_t *c, engine_t *e);
 void sched_engine_gone(plx_controller_t *c, engine_t *e);
 void sched_client_gone(plx_controller_t *c, peer_t *p);

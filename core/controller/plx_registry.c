@@ -113,6 +113,12 @@ void reg_on_engine_msg(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__En
     case PLEXA__ENVELOPE__BODY_TASK_RESULT:
         sched_task_result(c, e, m, env);
         return; /* consumed */
+    case PLEXA__ENVELOPE__BODY_TASK_STARTED:
+        sched_task_started(c, e, env);
+        break;
+    case PLEXA__ENVELOPE__BODY_TASK_STOLEN:
+        sched_task_stolen(c, e, env);
+        break;
     case PLEXA__ENVELOPE__BODY_HEARTBEAT:
         break;
     default:

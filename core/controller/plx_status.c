@@ -26,6 +26,7 @@
 
 #include "plx_http.h"
 #include "plx_log.h"
+#include "plx_time.h"
 #include "plx_status_page.h"
 
 #define HISTORY 300   /* samples, one per heartbeat tick */
@@ -100,13 +101,6 @@ static void sb_json_str(sbuf_t *b, const char *s)
 }
 
 /* ---- the JSON ------------------------------------------------------------- */
-
-static double unix_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static long rss_kib(void)
 {
@@ -183,7 +177,7 @@ static void status_json(plx_controller_t *c, sbuf_t *b)
     sb_json_str(b, c->profile.name);
     sb_printf(b, ",\"pid\":%d,\"transport\":", (int)getpid());
     sb_json_str(b, c->opts.transport);
-    sb_printf(b, ",\"time\":%.3f,\"uptime_s\":%.1f,\"rss_kib\":%ld,\"engines\":[", unix_now(),
+    sb_printf(b, ",\"time\":%.3f,\"uptime_s\":%.1f,\"rss_kib\":%ld,\"engines\":[", plx_unix_now(),
               ev_now(c->loop) - c->started, rss_kib());
     int first = 1;
     for (int32_t i = 0; i < c->engines_cap; i++) {
@@ -352,7 +346,7 @@ void status_tick(plx_controller_t *c)
     sched_stats_t ts;
     sched_stats(c, &ts);
     sample_t *s = &c->status->hist[c->status->nhist++ % HISTORY];
-    s->t = unix_now();
+    s->t = plx_unix_now();
     s->finished = ts.finished_total;
     s->queued = ts.queued + ts.waiting;
     s->busy = 0;

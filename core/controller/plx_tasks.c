@@ -1,18 +1,14 @@
 /*
- * The load-balanced task scheduler (0.10's TaskController, in C).
- *
- * Tasks wait in one FIFO queue and go to the least-loaded engine with a
- * free slot; each engine may hold task_inflight tasks at once so it never
- * idles waiting for the controller. The controller reads only the
- * scheduling fields of a task (retries, depend, after, recovery); the
- * payload is a packed TaskSpec plus buffers, forwarded as received.
+ * The load-balanced task interface (0.10's TaskController, in C): client
+ * requests, finished results, their retention and the waiters for them.
+ * Dispatch to engines is plx_sched.c; see plx_tasks_int.h for the files.
  *
  * Finished results are kept for TaskWait in two lists in completion order
  * — delivered ones and not-yet-delivered ones — and evicted oldest-first,
  * delivered ones before the others, when the count or byte bound is
  * exceeded. An evicted or cleared id answers TASK_EVICTED, never a hang.
  */
-#include "plx_controller_int.h"
+#include "plx_tasks_int.h"
 
 #include <malloc.h>
 #include <stdarg.h>
@@ -22,78 +18,12 @@
 #include <sys/time.h>
 
 #include "plx_envelope.h"
-#include "plx_idmap.h"
 #include "plx_log.h"
-
-enum tstate { T_WAITING, T_QUEUED, T_RUNNING, T_DONE };
-
-struct task {
-    uint64_t            id;
-    enum tstate         state;
-    int                 status;          /* PLEXA__TASK_STATUS__* once done */
-    int                 retries_left;
-    uint32_t            attempt;
-    int                 abort_pending;
-    int                 delivered;
-    int                 used_recovery;
-    int                 recovery_fresh;  /* recovery spec swapped in, not yet run */
-    ProtobufCBinaryData spec;            /* packed TaskSpec, buf_base 0 */
-    ProtobufCBinaryData recovery;        /* packed recovery TaskSpec, or empty */
-    plx_buf_t         **bufs;
-    uint32_t            nbufs;
-    uint64_t            bytes;           /* memory held by the finished result */
-    engine_t           *eng;
-    int                 has_depend;
-    int32_t            *rejected;        /* engines whose depend() said no */
-    size_t              nrejected;
-    double              unmet_since;     /* every engine rejected it since then */
-    size_t              deps_left;       /* unfinished tasks in `after` */
-    task_t            **dependents;
-    size_t              ndependents;
-    waiter_t          **waiters;
-    size_t              nwaiters;
-    double              submitted, started;
-    Plexa__Envelope    *res_env;         /* the engine's TaskResult */
-    plx_msg_t          *res_msg;
-    Plexa__TaskResult  *result;          /* into res_env, or &synth */
-    Plexa__TaskResult   synth;
-    Plexa__RemoteError  synth_err;
-    char                synth_text[256];
-    task_t             *prev, *next;     /* queue, engine list, or a done list */
-    tlist_t            *list;            /* which list it is on */
-};
-
-struct waiter {
-    peer_t   *peer;
-    uint64_t  reply_to;
-    uint64_t *ids;
-    size_t    n;
-    size_t    left;       /* tasks still unfinished */
-    waiter_t *prev, *next;
-};
-
-struct sched {
-    plx_idmap_t *tasks;
-    uint64_t     next_id;       /* the next id to assign (ids start at 1) */
-    tlist_t      queue;         /* T_QUEUED, FIFO */
-    tlist_t      done_new;      /* finished, not yet delivered */
-    tlist_t      done_seen;     /* finished and delivered */
-    uint64_t     waiting, running, succeeded, failed;
-    uint64_t     finished_total;   /* ever, for rates (succeeded/failed drop on eviction) */
-    uint64_t     result_bytes;
-    uint32_t     rr;            /* round-robin start among equally loaded engines */
-};
-
-static double unix_now(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
+#include "plx_time.h"
 
 /* ---- lists -------------------------------------------------------------- */
 
-static void tl_push(tlist_t *l, task_t *t, int front)
+void tl_push(tlist_t *l, task_t *t, int front)
 {
     t->list = l;
     if (front) {
@@ -116,7 +46,7 @@ static void tl_push(tlist_t *l, task_t *t, int front)
     l->n++;
 }
 
-static void tl_remove(task_t *t)
+void tl_remove(task_t *t)
 {
     tlist_t *l = t->list;
     if (!l)
@@ -134,17 +64,18 @@ static void tl_remove(task_t *t)
     t->list = NULL;
 }
 
-static void eng_add(engine_t *e, task_t *t)
+void tl_insert_after(task_t *after, task_t *t)
 {
-    tl_push(&e->trun, t, 0);
-    t->eng = e;
-}
-
-static void eng_remove(task_t *t)
-{
-    if (t->eng)
-        tl_remove(t);
-    t->eng = NULL;
+    tlist_t *l = after->list;
+    t->list = l;
+    t->prev = after;
+    t->next = after->next;
+    if (after->next)
+        after->next->prev = t;
+    else
+        l->tail = t;
+    after->next = t;
+    l->n++;
 }
 
 /* ---- task memory -------------------------------------------------------- */
@@ -156,26 +87,28 @@ static void task_drop_payload(task_t *t)
     free(t->bufs);
     t->bufs = NULL;
     t->nbufs = 0;
-    free(t->spec.data);
+    if (!t->parent)   /* a piece's spec is its parent's */
+        free(t->spec.data);
     free(t->recovery.data);
     t->spec.data = t->recovery.data = NULL;
     t->spec.len = t->recovery.len = 0;
 }
 
-static void task_drop_result(task_t *t)
+void task_drop_result(task_t *t)
 {
     plx_envelope_free(&t->res_env);
     plx_msg_destroy(&t->res_msg);
     t->result = NULL;
 }
 
-static void task_free(task_t *t)
+void task_free(task_t *t)
 {
     task_drop_payload(t);
     task_drop_result(t);
     free(t->rejected);
     free(t->dependents);
     free(t->waiters);
+    free(t->pieces);
     free(t);
 }
 
@@ -231,7 +164,7 @@ static void waiter_reply(plx_controller_t *c, waiter_t *w)
     if (rs && tmp && tmperr && text) {
         uint32_t base = 0;
         for (size_t i = 0; i < n; i++) {
-            task_t *t = plx_idmap_get(s->tasks, w->ids[i]);
+            task_t *t = task_lookup(s, w->ids[i]);
             if (t && t->state == T_DONE) {
                 rs[i] = t->result;
                 rs[i]->has_buf_base = 1;
@@ -262,7 +195,7 @@ static void waiter_reply(plx_controller_t *c, waiter_t *w)
         trs.results = rs;
         m = ctl_pack(c, w->reply_to, PLEXA__ENVELOPE__BODY_TASK_RESULTS, &trs);
         for (size_t i = 0; m && i < n; i++) {
-            task_t *t = plx_idmap_get(s->tasks, w->ids[i]);
+            task_t *t = task_lookup(s, w->ids[i]);
             if (t && t->state == T_DONE && t->res_msg)
                 for (uint32_t b = 0; b < t->res_msg->nbufs; b++)
                     if (plx_msg_add_buf(m, t->res_msg->bufs[b]) != PLX_OK)
@@ -314,30 +247,67 @@ static void enforce_retention(plx_controller_t *c)
     }
 }
 
-static void sched_pump(plx_controller_t *c);
-static void task_enqueue(plx_controller_t *c, task_t *t, int front);
+task_t *task_lookup(sched_t *s, uint64_t id)
+{
+    return id & PIECE_BIT ? NULL : plx_idmap_get(s->tasks, id);
+}
 
-/* The task is final: record, tell waiters and dependents, keep the result. */
-static void task_finish(plx_controller_t *c, task_t *t)
+void task_enqueue(plx_controller_t *c, task_t *t, int front)
+{
+    t->state = T_QUEUED;
+    tl_push(&c->sched->queue, t, front);
+    if (t->parent)
+        c->sched->pieces_queued++;
+}
+
+/* Take t out of whatever it is in (queue, engine, split, waiting). */
+static void task_leave(plx_controller_t *c, task_t *t)
 {
     sched_t *s = c->sched;
-    if (t->state == T_RUNNING)
-        s->running--;
-    else if (t->state == T_WAITING)
+    switch (t->state) {
+    case T_QUEUED:
+        tl_remove(t);
+        if (t->parent)
+            s->pieces_queued--;
+        break;
+    case T_RUNNING:
+        sched_unassign(c, t);
+        break;
+    case T_WAITING:
         s->waiting--;
-    tl_remove(t);
-    eng_remove(t);
-    t->state = T_DONE;
+        break;
+    case T_SPLIT:
+        tl_remove(t);
+        break;
+    case T_DONE:
+        break;
+    }
+}
+
+static void task_stamp(task_t *t)
+{
     t->status = t->result->has_status ? (int)t->result->status : PLEXA__TASK_STATUS__TASK_FAILED;
     t->result->has_task_id = 1;
     t->result->task_id = t->id;
     t->result->has_submitted = 1;
     t->result->submitted = t->submitted;
     t->result->has_completed = 1;
-    t->result->completed = unix_now();
+    t->result->completed = plx_unix_now();
     if (t->started > 0 && !t->result->has_started) {
         t->result->has_started = 1;
         t->result->started = t->started;
+    }
+}
+
+void task_finish(plx_controller_t *c, task_t *t)
+{
+    sched_t *s = c->sched;
+    task_leave(c, t);
+    t->state = T_DONE;
+    task_stamp(t);
+    if (t->parent) {
+        pieces_done(c, t);   /* the parent finishes once all its pieces have */
+        return;
     }
     task_drop_payload(t);
     t->bytes = sizeof *t + (t->res_msg ? plx_msg_wire_size(t->res_msg) : 0);
@@ -367,10 +337,8 @@ static void task_finish(plx_controller_t *c, task_t *t)
     enforce_retention(c);
 }
 
-static void task_fail(plx_controller_t *c, task_t *t, int status, const char *ename,
-                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void task_fail(plx_controller_t *c, task_t *t, int status, const char *ename,
-                      const char *fmt, ...)
+void task_fail(plx_controller_t *c, task_t *t, int status, const char *ename,
+               const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -386,96 +354,17 @@ static void task_fail(plx_controller_t *c, task_t *t, int status, const char *en
     task_finish(c, t);
 }
 
-/* ---- scheduling --------------------------------------------------------- */
-
-static void task_enqueue(plx_controller_t *c, task_t *t, int front)
-{
-    t->state = T_QUEUED;
-    tl_push(&c->sched->queue, t, front);
-}
-
-static int rejected_by(const task_t *t, int32_t id)
-{
-    for (size_t i = 0; i < t->nrejected; i++)
-        if (t->rejected[i] == id)
-            return 1;
-    return 0;
-}
-
-/* The engine t goes to: the next one in turn with a free slot (fifo), or
- * the least-loaded one (leastload); *any_free says whether some engine had
- * a slot at all. */
-static engine_t *pick_engine(plx_controller_t *c, const task_t *t, int *any_free)
-{
-    engine_t *best = NULL;
-    int32_t cap = c->engines_cap;
-    *any_free = 0;
-    for (int32_t k = 0; k < cap; k++) {
-        engine_t *e = c->engines[(k + (int32_t)c->sched->rr) % cap];
-        if (!e || e->trun.n >= (uint64_t)c->opts.task_inflight)
-            continue;
-        *any_free = 1;
-        if (t->nrejected && rejected_by(t, e->id))
-            continue;
-        if (!best || e->trun.n < best->trun.n)
-            best = e;
-        if (!c->opts.leastload)
-            break;
-    }
-    c->sched->rr++;
-    return best;
-}
-
-static int dispatch(plx_controller_t *c, task_t *t, engine_t *e)
-{
-    Plexa__TaskRun run = PLEXA__TASK_RUN__INIT;
-    run.has_task_id = 1;
-    run.task_id = t->id;
-    run.has_spec = 1;
-    run.spec = t->spec;
-    run.has_attempt = 1;
-    run.attempt = ++t->attempt;
-    plx_msg_t *m = ctl_pack(c, 0, PLEXA__ENVELOPE__BODY_TASK_RUN, &run);
-    for (uint32_t i = 0; m && i < t->nbufs; i++)
-        if (plx_msg_add_buf(m, t->bufs[i]) != PLX_OK)
-            plx_msg_destroy(&m);
-    if (!m)
-        return PLX_ENOMEM;
-    tl_remove(t);
-    t->state = T_RUNNING;
-    c->sched->running++;
-    if (t->started == 0)
-        t->started = unix_now();
-    eng_add(e, t);
-    plx_conn_send(e->peer->conn, m);
-    return PLX_OK;
-}
-
-static void sched_pump(plx_controller_t *c)
-{
-    sched_t *s = c->sched;
-    task_t *t = s->queue.head;
-    while (t) {
-        task_t *next = t->next;
-        int any_free;
-        engine_t *e = pick_engine(c, t, &any_free);
-        if (!any_free)
-            return;
-        if (!e) {
-            /* Every engine with room said no to this task: skip it for now. */
-            if (t->unmet_since == 0 && (int)t->nrejected >= c->nengines)
-                t->unmet_since = ev_now(c->loop);
-        } else if (dispatch(c, t, e) != PLX_OK) {
-            task_fail(c, t, PLEXA__TASK_STATUS__TASK_FAILED, "MemoryError",
-                      "out of memory sending task %llu", (unsigned long long)t->id);
-        }
-        t = next;
-    }
-}
-
 /* ---- client requests ---------------------------------------------------- */
 
-static task_t *task_from_spec(plx_controller_t *c, Plexa__TaskSpec *spec, const plx_msg_t *m)
+static uint64_t bufs_bytes(plx_buf_t **bufs, uint32_t n)
+{
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < n; i++)
+        sum += bufs[i]->len;
+    return sum;
+}
+
+static task_t *task_from_spec(Plexa__TaskSpec *spec, const plx_msg_t *m)
 {
     task_t *t = calloc(1, sizeof *t);
     if (!t)
@@ -491,8 +380,9 @@ static task_t *task_from_spec(plx_controller_t *c, Plexa__TaskSpec *spec, const 
         t->bufs[i] = plx_buf_ref(m->bufs[base + i]);
     t->nbufs = n;
     t->retries_left = spec->has_retries ? spec->retries : 0;
-    t->has_depend = spec->depend != NULL;
-    t->submitted = unix_now();
+    t->submitted = plx_unix_now();
+    t->payload = bufs_bytes(t->bufs, n);
+    sched_describe(t, spec);
     /* The engine sees buffers numbered from 0; the recovery task travels
      * separately (its indices are relative to this task's buffers). */
     Plexa__TaskSpec *recovery = spec->recovery;
@@ -535,7 +425,7 @@ static int task_link_after(plx_controller_t *c, task_t *t, const Plexa__TaskSpec
     sched_t *s = c->sched;
     for (size_t i = 0; i < spec->n_after; i++) {
         uint64_t dep = spec->after[i];
-        task_t *d = plx_idmap_get(s->tasks, dep);
+        task_t *d = task_lookup(s, dep);
         if (!d && (dep == 0 || dep >= t->id))
             return -1;  /* unknown, or not earlier than t: could never run */
         if (!d || d->state == T_DONE)
@@ -554,7 +444,7 @@ static int task_link_after(plx_controller_t *c, task_t *t, const Plexa__TaskSpec
 static int submit_one(plx_controller_t *c, uint64_t id, Plexa__TaskSpec *spec, plx_msg_t *m)
 {
     sched_t *s = c->sched;
-    task_t *t = task_from_spec(c, spec, m);
+    task_t *t = task_from_spec(spec, m);
     if (!t || plx_idmap_put(s->tasks, id, t) != PLX_OK) {
         if (t)
             task_free(t);
@@ -589,7 +479,7 @@ static void fail_ids(plx_controller_t *c, uint64_t first, size_t n, const char *
         }
         t->id = first + i;
         t->state = T_WAITING;
-        t->submitted = unix_now();
+        t->submitted = plx_unix_now();
         s->waiting++;
         task_fail(c, t, PLEXA__TASK_STATUS__TASK_FAILED, "ValueError", "%s", why);
     }
@@ -692,7 +582,7 @@ static void on_wait(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
     w->reply_to = env->id;
     int block = tw->has_block && tw->block;
     for (size_t i = 0; block && i < w->n; i++) {
-        task_t *t = plx_idmap_get(s->tasks, w->ids[i]);
+        task_t *t = task_lookup(s, w->ids[i]);
         if (!t || t->state == T_DONE)
             continue;
         waiter_t **nw = realloc(t->waiters, (t->nwaiters + 1) * sizeof *nw);
@@ -714,20 +604,12 @@ static void on_wait(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
     p->waiters = w;
 }
 
-static void send_interrupt(plx_controller_t *c, engine_t *e, uint64_t task_id)
-{
-    Plexa__Interrupt in = PLEXA__INTERRUPT__INIT;
-    in.has_task_id = 1;
-    in.task_id = task_id;
-    ctl_send_body(e->peer, 0, PLEXA__ENVELOPE__BODY_INTERRUPT, &in);
-}
-
 static void on_abort(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
 {
     sched_t *s = c->sched;
     const Plexa__TaskAbort *ta = env->task_abort;
     for (size_t i = 0; i < ta->n_ids; i++) {
-        task_t *t = plx_idmap_get(s->tasks, ta->ids[i]);
+        task_t *t = task_lookup(s, ta->ids[i]);
         if (!t || t->state == T_DONE || t->abort_pending) {
             ctl_send_error(p, env->id, PLX_EINVAL, "task %llu %s", (unsigned long long)ta->ids[i],
                            !t ? "does not exist" : t->state == T_DONE ? "already completed"
@@ -736,10 +618,15 @@ static void on_abort(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
         }
     }
     for (size_t i = 0; i < ta->n_ids; i++) {
-        task_t *t = plx_idmap_get(s->tasks, ta->ids[i]);
+        task_t *t = task_lookup(s, ta->ids[i]);
         if (t->state == T_RUNNING) {
+            /* Stolen meanwhile or not, the engine settles it: a task it
+             * gave back is answered to the steal, one it runs is
+             * interrupted. */
             t->abort_pending = 1;
-            send_interrupt(c, t->eng, t->id);
+            sched_interrupt(c, t);
+        } else if (t->state == T_SPLIT) {
+            pieces_abort(c, t);
         } else {
             task_fail(c, t, PLEXA__TASK_STATUS__TASK_ABORTED, "TaskAborted",
                       "task %llu was aborted before it ran", (unsigned long long)t->id);
@@ -766,7 +653,7 @@ static void on_clear(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
         }
     }
     for (size_t i = 0; i < tc->n_ids; i++) {
-        task_t *t = plx_idmap_get(s->tasks, tc->ids[i]);
+        task_t *t = task_lookup(s, tc->ids[i]);
         if (t && t->state == T_DONE && !t->nwaiters)
             evict_one(s, t);
     }
@@ -783,10 +670,11 @@ typedef struct idvec {
     size_t    n;
 } idvec_t;
 
+/* Pieces are not listed: their chunk is (as scheduled, on the split list). */
 static void collect(const tlist_t *l, idvec_t *out, int status_ok, int filter)
 {
     for (const task_t *t = l->head; t; t = t->next)
-        if (!filter || (t->status == PLEXA__TASK_STATUS__TASK_OK) == status_ok)
+        if (!t->parent && (!filter || (t->status == PLEXA__TASK_STATUS__TASK_OK) == status_ok))
             out->v[out->n++] = t->id;
 }
 
@@ -806,8 +694,9 @@ static void collect_ids(plx_controller_t *c, idvec_t *pending, idvec_t *schedule
     if (s->waiting)
         plx_idmap_foreach(s->tasks, collect_waiting, pending);
     for (int32_t i = 0; i < c->engines_cap; i++)
-        for (task_t *t = c->engines[i] ? c->engines[i]->trun.head : NULL; t; t = t->next)
-            scheduled->v[scheduled->n++] = t->id;
+        if (c->engines[i])
+            collect(&c->engines[i]->trun, scheduled, 0, 0);
+    collect(&s->split, scheduled, 0, 0);
     const tlist_t *done[2] = {&s->done_seen, &s->done_new};
     for (int l = 0; l < 2; l++) {
         collect(done[l], ok, 1, 1);
@@ -818,9 +707,9 @@ static void collect_ids(plx_controller_t *c, idvec_t *pending, idvec_t *schedule
 void sched_stats(plx_controller_t *c, sched_stats_t *out)
 {
     const sched_t *s = c->sched;
-    out->queued = s->queue.n;
+    out->queued = s->queue.n - s->pieces_queued;
     out->waiting = s->waiting;
-    out->running = s->running;
+    out->running = s->running - s->pieces_running + s->split.n;
     out->succeeded = s->succeeded;
     out->failed = s->failed;
     out->held_bytes = s->result_bytes;
@@ -832,14 +721,16 @@ void sched_queue_status(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
     sched_t *s = c->sched;
     Plexa__TaskQueueStatusReply r = PLEXA__TASK_QUEUE_STATUS_REPLY__INIT;
     r.has_pending = r.has_scheduled = r.has_succeeded = r.has_failed = 1;
-    r.pending = s->queue.n + s->waiting;
-    r.scheduled = s->running;
+    sched_stats_t st;
+    sched_stats(c, &st);
+    r.pending = st.queued + st.waiting;
+    r.scheduled = st.running;
     r.succeeded = s->succeeded;
     r.failed = s->failed;
     idvec_t v[4] = {{0}};
     int verbose = env->task_queue_status->has_verbose && env->task_queue_status->verbose;
     if (verbose) {
-        uint64_t sizes[4] = {s->queue.n + s->waiting, s->running, s->succeeded, s->failed};
+        uint64_t sizes[4] = {r.pending, r.scheduled, s->succeeded, s->failed};
         for (int i = 0; i < 4; i++)
             v[i].v = malloc((sizes[i] + 1) * sizeof(uint64_t));
         if (v[0].v && v[1].v && v[2].v && v[3].v) {
@@ -878,142 +769,18 @@ void sched_on_client(plx_controller_t *c, peer_t *p, plx_msg_t *m, Plexa__Envelo
     plx_msg_destroy(&m);
 }
 
-/* ---- engine events ------------------------------------------------------ */
-
-/* Put a task back in the queue (front: it was first in line already). */
-static void task_requeue(plx_controller_t *c, task_t *t)
-{
-    eng_remove(t);
-    task_drop_result(t);
-    c->sched->running--;
-    task_enqueue(c, t, 1);
-}
-
-static int use_recovery(task_t *t)
-{
-    if (t->used_recovery || !t->recovery.data)
-        return 0;
-    free(t->spec.data);
-    t->spec = t->recovery;
-    t->recovery.data = NULL;
-    t->recovery.len = 0;
-    t->used_recovery = 1;
-    t->recovery_fresh = 1;
-    Plexa__TaskSpec *r = plexa__task_spec__unpack(NULL, t->spec.len, t->spec.data);
-    t->retries_left = r && r->has_retries ? r->retries : 0;
-    if (r)
-        plexa__task_spec__free_unpacked(r, NULL);
-    return 1;
-}
-
-void sched_task_result(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__Envelope *env)
-{
-    Plexa__TaskResult *r = env->task_result;
-    task_t *t = r->has_task_id ? plx_idmap_get(c->sched->tasks, r->task_id) : NULL;
-    if (!t || t->eng != e || t->state != T_RUNNING) {
-        PLX_WARN("engine %d reported task %llu, which it was not running; ignored", e->id,
-                 (unsigned long long)r->task_id);
-        plx_envelope_free(&env);
-        plx_msg_destroy(&m);
-        return;
-    }
-    int status = r->has_status ? (int)r->status : PLEXA__TASK_STATUS__TASK_FAILED;
-    e->tasks_done++;
-    r->has_engine_id = 1;
-    r->engine_id = e->id;
-    if (!t->abort_pending && status == PLEXA__TASK_STATUS__TASK_REJECTED) {
-        int32_t *nr = realloc(t->rejected, (t->nrejected + 1) * sizeof *nr);
-        if (nr) {
-            t->rejected = nr;
-            t->rejected[t->nrejected++] = e->id;
-        }
-        plx_envelope_free(&env);
-        plx_msg_destroy(&m);
-        task_requeue(c, t);
-    } else if (!t->abort_pending && status == PLEXA__TASK_STATUS__TASK_FAILED &&
-               (t->retries_left > 0 || use_recovery(t))) {
-        /* use_recovery() ran only if no retries were left; its own
-         * retries start counting after its first run. */
-        if (t->retries_left > 0 && t->attempt > 0 && !(t->used_recovery && t->recovery_fresh))
-            t->retries_left--;
-        t->recovery_fresh = 0;
-        plx_envelope_free(&env);
-        plx_msg_destroy(&m);
-        task_requeue(c, t);
-    } else if (t->abort_pending) {
-        /* Whatever the engine made of the interrupt, the user asked for an
-         * abort: report that, the same way wherever the task was. */
-        plx_envelope_free(&env);
-        plx_msg_destroy(&m);
-        task_fail(c, t, PLEXA__TASK_STATUS__TASK_ABORTED, "TaskAborted",
-                  "task %llu was aborted while running on engine %d",
-                  (unsigned long long)t->id, e->id);
-    } else {
-        task_drop_result(t);
-        t->res_env = env;
-        t->res_msg = m;
-        t->result = r;
-        task_finish(c, t);
-    }
-    sched_pump(c);
-}
-
-void sched_engine_added(plx_controller_t *c, engine_t *e)
-{
-    /* Tasks every old engine rejected may suit the newcomer. */
-    for (task_t *t = c->sched->queue.head; t; t = t->next)
-        t->unmet_since = 0;
-    sched_pump(c);
-}
-
-void sched_engine_gone(plx_controller_t *c, engine_t *e)
-{
-    while (e->trun.head) {
-        task_t *t = e->trun.head;
-        if (t->abort_pending) {
-            task_fail(c, t, PLEXA__TASK_STATUS__TASK_ABORTED, "TaskAborted",
-                      "task %llu was aborted (its engine %d died)", (unsigned long long)t->id,
-                      e->id);
-        } else if (t->retries_left > 0) {
-            t->retries_left--;
-            PLX_INFO("task %llu: engine %d died; retrying elsewhere (%d retries left)",
-                     (unsigned long long)t->id, e->id, t->retries_left);
-            task_requeue(c, t);
-        } else {
-            task_fail(c, t, PLEXA__TASK_STATUS__TASK_ENGINE_DIED, "EngineError",
-                      "engine %d died while running task %llu", e->id,
-                      (unsigned long long)t->id);
-        }
-    }
-    sched_pump(c);
-}
-
 void sched_client_gone(plx_controller_t *c, peer_t *p)
 {
     sched_t *s = c->sched;
     while (p->waiters) {
         waiter_t *w = p->waiters;
         for (size_t i = 0; i < w->n; i++) {
-            task_t *t = plx_idmap_get(s->tasks, w->ids[i]);
+            task_t *t = task_lookup(s, w->ids[i]);
             if (t)
                 task_forget_waiter(t, w);
         }
         w->peer = p;
         waiter_free(w);
-    }
-}
-
-void sched_tick(plx_controller_t *c)
-{
-    double now = ev_now(c->loop);
-    task_t *t = c->sched->queue.head;
-    while (t) {
-        task_t *next = t->next;
-        if (t->unmet_since > 0 && now - t->unmet_since > c->opts.depend_timeout)
-            task_fail(c, t, PLEXA__TASK_STATUS__TASK_TIMEOUT, "TaskTimeout",
-                      "task %llu failed to execute due to unmet dependencies for %d seconds",
-                      (unsigned long long)t->id, (int)c->opts.depend_timeout);
-        t = next;
     }
 }
 
@@ -1028,6 +795,13 @@ int sched_new(plx_controller_t *c)
         return PLX_ENOMEM;
     }
     c->sched->next_id = 1;
+    c->sched->next_piece = PIECE_BIT | 1;
+    if (sched_policy_init(c) != PLX_OK) {
+        plx_idmap_destroy(&c->sched->tasks);
+        free(c->sched);
+        c->sched = NULL;
+        return PLX_ENOMEM;
+    }
     return PLX_OK;
 }
 
@@ -1037,6 +811,7 @@ void sched_destroy(plx_controller_t *c)
 {
     if (!c->sched)
         return;
+    sched_policy_fini(c);
     plx_idmap_foreach(c->sched->tasks, free_task_cb, NULL);
     plx_idmap_destroy(&c->sched->tasks);
     free(c->sched);

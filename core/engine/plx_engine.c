@@ -64,6 +64,26 @@ static void py_new_id(plx_engine_t *e, int32_t id)
     Py_XDECREF(r);
 }
 
+/* Tell the controller the Python thread has taken task r and runs it now
+ * (the scheduler's view of what an engine holds; see TaskStarted). Queued
+ * behind the previous reply, so one wake-up of the I/O thread sends both. */
+static void post_started(plx_engine_t *e, const plx_engine_req_t *r)
+{
+    Plexa__TaskStarted ts = PLEXA__TASK_STARTED__INIT;
+    ts.has_task_id = 1;
+    ts.task_id = r->env->task_run->task_id;
+    Plexa__Envelope env;
+    plx_envelope_set(&env, plx_engine_next_id(e), 0, PLEXA__ENVELOPE__BODY_TASK_STARTED, &ts);
+    plx_err_t err = {0};
+    plx_msg_t *m = plx_envelope_pack(&env, &err);
+    if (!m) {
+        PLX_WARN("cannot tell the controller task %llu started: %s",
+                 (unsigned long long)ts.task_id, err.msg);
+        return;
+    }
+    plx_engine_io_post(e, m, r->session);
+}
+
 /* Block until something for us happens. Returns the next request (its
  * run marked busy), or NULL when the wait ended otherwise: registration
  * news, a closed connection, or a stop signal (the caller looks at which).
@@ -101,6 +121,8 @@ static plx_engine_req_t *py_wait(plx_engine_t *e, wait_for_t what)
         plx_engine_release_exports(dl);
         if (id_news)
             py_new_id(e, new_id);
+        if (r && r->env->body_case == PLEXA__ENVELOPE__BODY_TASK_RUN)
+            post_started(e, r);
         if (done || r)
             return r;
     }

@@ -27,6 +27,7 @@
 #include "plx_envelope.h"
 #include "plx_bufpool.h"
 #include "plx_log.h"
+#include "plx_time.h"
 
 #define DEFAULT_REGISTER_TIMEOUT_S 30.0
 /* Without a word from the controller for this many heartbeat periods (and
@@ -274,9 +275,7 @@ static void io_welcome(plx_engine_t *e, const Plexa__Welcome *w)
 /* A task interrupted before it started, answered here without Python. */
 static void io_answer_interrupted(plx_engine_t *e, plx_engine_req_t *r)
 {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    double now = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+    double now = plx_unix_now();
     Plexa__RemoteError err = PLEXA__REMOTE_ERROR__INIT;
     err.ename = "KeyboardInterrupt";
     err.evalue = "interrupted before it started";
@@ -344,6 +343,65 @@ static void io_interrupt(plx_engine_t *e, uint64_t task_id)
                                                              : "nothing to interrupt");
 }
 
+/* Whether r is a TaskRun for one of ids[0..n). */
+static int is_task_in(const plx_engine_req_t *r, const uint64_t *ids, size_t n)
+{
+    if (r->env->body_case != PLEXA__ENVELOPE__BODY_TASK_RUN)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == r->env->task_run->task_id)
+            return 1;
+    return 0;
+}
+
+/* TaskSteal: give back those of the tasks that still wait in the queue.
+ * The Python thread takes requests off the queue under mu, so under mu a
+ * task is either still here (given back now, never run) or taken (it
+ * runs, and its result goes to the controller): exactly one of the two. */
+static void io_steal(plx_engine_t *e, const Plexa__Envelope *env)
+{
+    const Plexa__TaskSteal *ts = env->task_steal;
+    uint64_t *back = malloc((ts->n_ids ? ts->n_ids : 1) * sizeof *back);
+    plx_engine_req_t *taken = NULL, **tail = &taken;
+    size_t n = 0;
+    pthread_mutex_lock(&e->mu);
+    plx_engine_req_t *prev = NULL;
+    for (plx_engine_req_t *r = e->req_head; back && r;) {
+        plx_engine_req_t *next = r->next;
+        if (n < ts->n_ids && is_task_in(r, ts->ids, ts->n_ids)) {
+            if (prev)
+                prev->next = next;
+            else
+                e->req_head = next;
+            if (e->req_tail == r)
+                e->req_tail = prev;
+            r->next = NULL;
+            *tail = r;
+            tail = &r->next;
+            back[n++] = r->env->task_run->task_id;
+        } else {
+            prev = r;
+        }
+        r = next;
+    }
+    pthread_mutex_unlock(&e->mu);
+    while (taken) {
+        plx_engine_req_t *next = taken->next;
+        plx_engine_req_free(taken);   /* received buffers only: no Python in them */
+        taken = next;
+    }
+    /* Without memory for the list nothing was taken: the answer says so. */
+    Plexa__TaskStolen st = PLEXA__TASK_STOLEN__INIT;
+    st.n_ids = n;
+    st.ids = back;
+    Plexa__Envelope out;
+    plx_envelope_set(&out, plx_engine_next_id(e), env->has_id ? env->id : 0,
+                     PLEXA__ENVELOPE__BODY_TASK_STOLEN, &st);
+    io_send(e, &out);
+    PLX_DEBUG("steal of %zu task(s): gave back %zu", ts->n_ids, n);
+    free(back);
+}
+
 static void io_reject(plx_engine_t *e, const char *reason)
 {
     pthread_mutex_lock(&e->mu);
@@ -399,6 +457,10 @@ static int io_control(plx_engine_t *e, const Plexa__Envelope *env)
     case PLEXA__ENVELOPE__BODY_INTERRUPT:
         /* Not queued: it is about what runs now. */
         io_interrupt(e, env->interrupt->has_task_id ? env->interrupt->task_id : 0);
+        return 1;
+    case PLEXA__ENVELOPE__BODY_TASK_STEAL:
+        /* Not queued either: it is about what still waits. */
+        io_steal(e, env);
         return 1;
     case PLEXA__ENVELOPE__BODY_ERROR:
         /* Never answered: an error about an error could ping-pong. */

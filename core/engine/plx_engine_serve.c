@@ -15,6 +15,7 @@
 
 #include "plx_envelope.h"
 #include "plx_log.h"
+#include "plx_time.h"
 
 /* Text fields are capped so that a reply always fits the 16 MiB envelope
  * limit the controller enforces (a bigger one would cost the connection):
@@ -463,13 +464,6 @@ static void serve_call(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
 
 /* ---- tasks ---------------------------------------------------------------- */
 
-static double unix_now(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
-
 /* Descriptors of a task spec's args, its buffers numbered from its
  * buf_base; NULL with r's error set. */
 static PyObject *task_args(const Plexa__TaskSpec *spec, plx_buf_t **bufs, size_t nbufs,
@@ -483,6 +477,7 @@ static PyObject *task_args(const Plexa__TaskSpec *spec, plx_buf_t **bufs, size_t
 static int task_run_py(plx_engine_t *e, const plx_engine_req_t *q, const Plexa__TaskSpec *spec,
                        reply_t *r)
 {
+    const Plexa__TaskRun *run = q->env->task_run;
     uint32_t base = spec->has_buf_base ? spec->buf_base : 0;
     uint32_t nbufs = q->msg->nbufs;
     if (base > nbufs || (spec->has_buf_count && spec->buf_count > nbufs - base)) {
@@ -508,9 +503,16 @@ static int task_run_py(plx_engine_t *e, const plx_engine_req_t *q, const Plexa__
         }
     }
     const char *kind = spec->kind ? spec->kind : "";
-    PyObject *res = PyObject_CallFunction(e->fn_task, "sOOii", kind, args, depend,
-                                          spec->has_clear_before && spec->clear_before,
-                                          spec->has_clear_after && spec->clear_after);
+    /* A piece of a split chunk runs only its range of the list. */
+    PyObject *range = run->has_first && run->has_count
+                          ? Py_BuildValue("(II)", (unsigned)run->first, (unsigned)run->count)
+                          : Py_NewRef(Py_None);
+    PyObject *res = range ? PyObject_CallFunction(e->fn_task, "sOOiiO", kind, args, depend,
+                                                  spec->has_clear_before && spec->clear_before,
+                                                  spec->has_clear_after && spec->clear_after,
+                                                  range)
+                          : NULL;
+    Py_XDECREF(range);
     Py_DECREF(args);
     Py_DECREF(depend);
     if (!res || !PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 3 ||
@@ -545,7 +547,7 @@ static void serve_task(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
     r->task.has_task_id = 1;
     r->task.task_id = run->task_id;
     r->task.has_started = 1;
-    r->task.started = unix_now();
+    r->task.started = plx_unix_now();
     int status = PLEXA__TASK_STATUS__TASK_FAILED;
     Plexa__TaskSpec *spec = run->has_spec
                                 ? plexa__task_spec__unpack(NULL, run->spec.len, run->spec.data)
@@ -559,7 +561,7 @@ static void serve_task(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
     r->task.has_status = 1;
     r->task.status = (Plexa__TaskStatus)status;
     r->task.has_completed = 1;
-    r->task.completed = unix_now();
+    r->task.completed = plx_unix_now();
 }
 
 int plx_engine_py_serve(plx_engine_t *e, const plx_engine_req_t *q)

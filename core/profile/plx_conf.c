@@ -116,12 +116,16 @@ static const keyspec_t schema[] = {
     { "controller", "results_max_bytes", K_SIZE, "268435456", 1048576, 1LL << 50, NULL,
       CT(results_max_bytes),
       "Most bytes of results kept; the oldest are evicted first." },
-    { "controller", "task_inflight", K_INT, "4", 1, 1024, NULL, CT(task_inflight),
-      "Tasks sent ahead to each engine so it never waits for the controller; "
-      "more helps many tiny tasks, fewer helps balance tasks of uneven cost." },
-    { "controller", "scheduler", K_CHOICE, "fifo", 0, 0, "fifo|leastload", CT(scheduler),
-      "How the next task picks an engine: fifo (the engines take turns, like "
-      "0.10's FIFOScheduler) or leastload (the engine with the fewest tasks)." },
+    { "controller", "task_inflight", K_INT, "0", 0, 1024, NULL, CT(task_inflight),
+      "adaptive: the most tasks an engine holds ahead of the one it runs (0: 64); "
+      "fifo and leastload: the tasks each engine holds, running included (0: 4)." },
+    { "controller", "scheduler", K_CHOICE, "adaptive", 0, 0, "adaptive|fifo|leastload",
+      CT(scheduler),
+      "How tasks go to engines: adaptive (each engine holds as many tasks ahead as "
+      "their measured durations need, none for long tasks, and an idle engine takes "
+      "back tasks another holds but has not started), fifo (the engines take turns, "
+      "like 0.10's FIFOScheduler) or leastload (the engine with the fewest tasks); "
+      "fifo and leastload never take tasks back." },
     { "controller", "token_lifetime", K_INT, "0", 0, 315360000, NULL, CT(token_lifetime),
       "Seconds a mec, task or status token is accepted for new connections; then the "
       "controller mints a new one and rewrites its connection file (connections already "

@@ -54,8 +54,8 @@ typedef struct plx_controller_conf {
     int      max_buffers;        /* per message, 1..16777216 */
     int      results_max;        /* results kept, 1..2^31-1 */
     uint64_t results_max_bytes;  /* bytes of results kept, >= 1 MiB */
-    int      task_inflight;      /* tasks sent ahead to each engine, 1..1024 */
-    char     scheduler[16];      /* "fifo" or "leastload" */
+    int      task_inflight;      /* tasks held per engine, 0..1024 (0: the policy's default) */
+    char     scheduler[16];      /* "adaptive", "fifo" or "leastload" */
     int      token_lifetime;     /* seconds a client token is accepted; 0 = until stop */
     int      status_port;        /* status page on 127.0.0.1; 0 any, -1 off */
 } plx_controller_conf_t;

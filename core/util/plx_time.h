@@ -1,6 +1,7 @@
 /*
- * The monotonic clock in seconds, for deadlines and idle times: one
- * definition for the modules that each kept a private copy.
+ * Clocks in seconds: the monotonic one for deadlines and idle times, the
+ * wall clock for times the user sees (a task's submitted/started/completed).
+ * One definition for the modules that each kept a private copy.
  */
 #ifndef PLX_TIME_H
 #define PLX_TIME_H
@@ -11,6 +12,14 @@ static inline double plx_now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Unix time, for timestamps that travel (engines and clients compare them). */
+static inline double plx_unix_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 

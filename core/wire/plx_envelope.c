@@ -135,6 +135,31 @@ void plx_envelope_free(Plexa__Envelope **ep)
     }
 }
 
+void plx_value_shift_bufs(Plexa__Value *v, uint32_t by)
+{
+    switch (v->kind_case) {
+    case PLEXA__VALUE__KIND_BYTES:
+        v->bytes += by;
+        break;
+    case PLEXA__VALUE__KIND_NDARRAY:
+        if (v->ndarray->has_buf)
+            v->ndarray->buf += by;
+        break;
+    case PLEXA__VALUE__KIND_PICKLE:
+        if (v->pickle->has_buf)
+            v->pickle->buf += by;
+        for (size_t i = 0; i < v->pickle->n_oob; i++)
+            v->pickle->oob[i] += by;
+        break;
+    case PLEXA__VALUE__KIND_LIST:
+        for (size_t i = 0; i < v->list->n_items; i++)
+            plx_value_shift_bufs(v->list->items[i], by);
+        break;
+    default:
+        break;
+    }
+}
+
 const char *plx_envelope_body_name(const Plexa__Envelope *env)
 {
     const ProtobufCFieldDescriptor *f =

@@ -27,6 +27,12 @@ void plx_envelope_free(Plexa__Envelope **ep);
 void plx_envelope_set(Plexa__Envelope *env, uint64_t id, uint64_t reply_to,
                       Plexa__Envelope__BodyCase bc, void *body);
 
+/* Add `by` to every frame buffer index in v (bytes, ndarray, pickle and
+ * its out-of-band buffers, list items): v moves behind `by` buffers of
+ * another message. v nests at most PLX_ENVELOPE_MAX_DEPTH deep (an
+ * unpacked envelope is checked for that). */
+void plx_value_shift_bufs(Plexa__Value *v, uint32_t by);
+
 /* Name of the body case for logs ("execute", "hello", ...). */
 const char *plx_envelope_body_name(const Plexa__Envelope *env);
 

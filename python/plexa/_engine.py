@@ -300,13 +300,16 @@ def _task_map(values):
     return [func(*args, **kwargs)]
 
 
-def _task_chunk(values):
+def _task_chunk(values, piece=None):
     if len(values) != 2:
         raise TypeError("a chunk task takes (function, list of argument tuples), got %d "
                         "values" % len(values))
     func, arglist = values
     if not callable(func):
         raise TypeError("chunk task: %s object is not callable" % type(func).__name__)
+    if piece is not None:
+        first, count = piece
+        arglist = arglist[first:first + count]
     return [[func(*a) for a in arglist]]
 
 
@@ -356,9 +359,11 @@ def _task_string(values):
 _TASK_KINDS = {"map": _task_map, "chunk": _task_chunk}
 
 
-def task(kind, args, depend, clear_before, clear_after):
+def task(kind, args, depend, clear_before, clear_after, piece=None):
     """Run one task. args: the descriptors of its values; depend: None or
-    the descriptor of a predicate called with ``properties``.
+    the descriptor of a predicate called with ``properties``; piece: None,
+    or (first, count) when the controller split a chunk and this engine
+    runs that range of its list.
 
     Returns (status, descriptors, error):
       TASK_REJECTED, [], None      depend(properties) was false
@@ -399,7 +404,7 @@ def task(kind, args, depend, clear_before, clear_after):
                     return (TASK_FAILED, [], ("ProtocolError", "unknown task kind %r (known: %s)"
                                               % (kind, ", ".join(sorted(_TASK_KINDS) + ["string"])),
                                               ""))
-                values = fn(decoded)
+                values = fn(decoded, piece) if piece is not None else fn(decoded)
         except BaseException as e:
             return (TASK_FAILED, [], _error(e))
         try:

@@ -347,6 +347,13 @@ static int build_fields(submit_ctx_t *x, PyObject **v, Plexa__TaskSpec *s, Plexa
         if (!seq)
             return -1;
         Py_ssize_t n = PyTuple_GET_SIZE(seq);
+        /* A chunk says how many argument tuples it holds, so that the
+         * controller may cut it into pieces without unpickling it. */
+        if (strcmp(kind, "chunk") == 0 && n == 2 && PyList_Check(PyTuple_GET_ITEM(seq, 1)) &&
+            PyList_GET_SIZE(PyTuple_GET_ITEM(seq, 1)) <= UINT32_MAX) {
+            s->has_elements = 1;
+            s->elements = (uint32_t)PyList_GET_SIZE(PyTuple_GET_ITEM(seq, 1));
+        }
         Plexa__Value **argv = ctx_alloc(x, (size_t)n, sizeof *argv);
         int rc = argv ? 0 : -1;
         for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {

@@ -983,6 +983,14 @@ def _task_spec(task, recovery_allowed=True):
                  task.depend, task.after, recovery)
 
 
+def _chunk_values(values):
+    """A chunk task's results: its one list, or the lists of the pieces the
+    controller cut it into, joined in order."""
+    if len(values) == 1:
+        return values[0]
+    return [x for piece in values for x in piece]
+
+
 def _task_error(reply, method='task'):
     """The exception a finished, unsuccessful task stands for."""
     tid, status, engine_id, _values, err = reply[:5]
@@ -1123,7 +1131,8 @@ class TaskClient(object):
             tr.stdout, tr.stderr = values[1], values[2]
             return _set_times(tr, submitted, started, completed)
         if status == TASK_OK:
-            return values[0] if values else None
+            # A map task has one value; a chunk cut into pieces one list each.
+            return _chunk_values(values) if len(values) > 1 else (values[0] if values else None)
         raise _task_error(reply)
 
     # -- the ITaskController verbs -----------------------------------------
@@ -1301,7 +1310,7 @@ class TaskClient(object):
                     elif per_element:
                         out[j] = values[0]
                     else:
-                        out[j::nchunks] = values[0]
+                        out[j::nchunks] = _chunk_values(values)
                     j += 1
             self._in_background(self._client.submit_task_clear(ids))
             pr.serial_time = busy

@@ -1,7 +1,8 @@
 /*
- * The task scheduler, driven in-process: a real controller on a libev loop,
- * fake engines and a fake task client on the same loop, all speaking the
- * real protocol over the tcp plugin on 127.0.0.1.
+ * The task scheduler's client side and its 0.10 behaviours (retries,
+ * depend, abort, after, retention, streaming ids), driven in-process with
+ * fake engines and clients over real TCP (sched_harness.c). Work stealing
+ * and adaptive prefetch are test_steal.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,320 +15,31 @@
 
 #include <cmocka.h>
 
-#include "plexa/version.h"
-#include "plx_conn.h"
-#include "plx_controller.h"
+#include "sched_harness.h"
 #include "plx_envelope.h"
-#include "plx_plugin_loader.h"
-#include "plx_profile.h"
-#include "plx_url.h"
 
-/* How a fake engine answers TaskRun. */
-typedef enum { B_ECHO, B_FAIL, B_HANG, B_DIE, B_REJECT } behaviour_t;
-
-typedef struct fake {
-    plx_conn_t  *conn;
-    int          role;        /* 1 engine, 3 task client */
-    int32_t      engine_id;   /* -1 until welcomed */
-    behaviour_t  behaviour;
-    int          ran;         /* tasks it received */
-    uint64_t     last_task;
-    int          interrupted;
-    int          closed;
-    int32_t      claim_id;    /* engine id to ask for in Hello, -1 none */
-    /* client side: the last reply */
-    Plexa__Envelope *reply;
-    plx_msg_t       *reply_msg;
-    char         token[129];
-} fake_t;
-
-static struct ev_loop *loop;
-static plx_controller_t *ctl;
-static const plx_transport_ops *tcp;
-static plx_url_t engine_url, task_url;
-static char tmpdir[] = "/tmp/plx-sched-XXXXXX";
-static uint64_t next_id = 1;
-
-static void send_env(fake_t *f, Plexa__Envelope *env, plx_msg_t *bufs_from)
+/* Every test runs under each policy: 0.10's behaviours do not depend on
+ * how tasks are placed. */
+static int setup_policy(int policy)
 {
-    env->has_id = 1;
-    env->id = next_id++;
-    plx_msg_t *m = plx_envelope_pack(env, NULL);
-    assert_non_null(m);
-    for (uint32_t i = 0; bufs_from && i < bufs_from->nbufs; i++)
-        plx_msg_add_buf(m, bufs_from->bufs[i]);
-    plx_conn_send(f->conn, m);
-}
-
-static void answer_task(fake_t *f, Plexa__Envelope *env, plx_msg_t *m)
-{
-    Plexa__TaskRun *run = env->task_run;
-    f->ran++;
-    f->last_task = run->task_id;
-    if (f->behaviour == B_HANG)
-        return;
-    if (f->behaviour == B_DIE) {
-        plx_conn_close(f->conn, 0, PLX_OK, "dying");
-        return;
-    }
-    Plexa__TaskSpec *spec = plexa__task_spec__unpack(NULL, run->spec.len, run->spec.data);
-    assert_non_null(spec);
-    Plexa__TaskResult r = PLEXA__TASK_RESULT__INIT;
-    r.has_task_id = 1;
-    r.task_id = run->task_id;
-    r.has_status = 1;
-    Plexa__RemoteError err = PLEXA__REMOTE_ERROR__INIT;
-    if (f->behaviour == B_ECHO) {
-        r.status = PLEXA__TASK_STATUS__TASK_OK;
-        r.n_values = spec->n_args;   /* echo the arguments (buffers forwarded as they came) */
-        r.values = spec->args;
-    } else if (f->behaviour == B_REJECT && spec->depend) {
-        r.status = PLEXA__TASK_STATUS__TASK_REJECTED;
-    } else if (f->behaviour == B_REJECT) {
-        r.status = PLEXA__TASK_STATUS__TASK_OK;
-    } else {
-        r.status = PLEXA__TASK_STATUS__TASK_FAILED;
-        err.ename = "ValueError";
-        err.evalue = "boom";
-        r.error = &err;
-    }
-    Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
-    out.body_case = PLEXA__ENVELOPE__BODY_TASK_RESULT;
-    out.task_result = &r;
-    send_env(f, &out, f->behaviour == B_ECHO ? m : NULL);
-    plexa__task_spec__free_unpacked(spec, NULL);
-}
-
-static void on_msg(plx_conn_t *c, plx_msg_t *m, void *ud)
-{
-    fake_t *f = ud;
-    Plexa__Envelope *env = plx_envelope_unpack(m, NULL);
-    assert_non_null(env);
-    switch (env->body_case) {
-    case PLEXA__ENVELOPE__BODY_WELCOME:
-        f->engine_id = env->welcome->has_engine_id ? env->welcome->engine_id : 0;
-        break;
-    case PLEXA__ENVELOPE__BODY_HEARTBEAT: {
-        Plexa__Heartbeat hb = PLEXA__HEARTBEAT__INIT;
-        Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
-        out.body_case = PLEXA__ENVELOPE__BODY_HEARTBEAT;
-        out.heartbeat = &hb;
-        send_env(f, &out, NULL);
-        break;
-    }
-    case PLEXA__ENVELOPE__BODY_TASK_RUN:
-        answer_task(f, env, m);
-        break;
-    case PLEXA__ENVELOPE__BODY_INTERRUPT:
-        f->interrupted++;
-        if (f->behaviour == B_HANG) {   /* the running task ends as interrupted */
-            Plexa__TaskResult r = PLEXA__TASK_RESULT__INIT;
-            r.has_task_id = 1;
-            r.task_id = env->interrupt->task_id;
-            r.has_status = 1;
-            r.status = PLEXA__TASK_STATUS__TASK_FAILED;
-            Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
-            out.body_case = PLEXA__ENVELOPE__BODY_TASK_RESULT;
-            out.task_result = &r;
-            send_env(f, &out, NULL);
-        }
-        break;
-    default:
-        if (f->reply) {
-            plx_envelope_free(&f->reply);
-            plx_msg_destroy(&f->reply_msg);
-        }
-        f->reply = env;
-        f->reply_msg = m;
-        return;
-    }
-    plx_envelope_free(&env);
-    plx_msg_destroy(&m);
-}
-
-static void on_open(plx_conn_t *c, void *ud)
-{
-    fake_t *f = ud;
-    Plexa__Hello h = PLEXA__HELLO__INIT;
-    h.has_role = 1;
-    h.role = (Plexa__Role)f->role;
-    h.token = f->token;
-    h.has_version = 1;
-    h.version = PLX_PROTOCOL_VERSION;
-    if (f->claim_id >= 0) {
-        h.has_engine_id = 1;
-        h.engine_id = f->claim_id;
-    }
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.body_case = PLEXA__ENVELOPE__BODY_HELLO;
-    env.hello = &h;
-    send_env(f, &env, NULL);
-}
-
-static void on_close(plx_conn_t *c, int code, const char *why, void *ud)
-{
-    fake_t *f = ud;
-    f->closed = 1;
-}
-
-/* Run the loop until cond(arg) holds (or 10 s pass). */
-static int run_until(int (*cond)(void *), void *arg)
-{
-    for (int i = 0; i < 100000 && !cond(arg); i++) {
-        ev_run(loop, EVRUN_ONCE | EVRUN_NOWAIT);
-        usleep(100);
-    }
-    return cond(arg);
-}
-
-static int welcomed(void *arg) { return ((fake_t *)arg)->engine_id >= 0 || ((fake_t *)arg)->closed; }
-static int has_reply(void *arg) { return ((fake_t *)arg)->reply != NULL; }
-static int is_closed(void *arg) { return ((fake_t *)arg)->closed; }
-
-static fake_t *fake_new_claim(int role, behaviour_t b, int32_t claim);
-
-static fake_t *fake_new(int role, behaviour_t b) { return fake_new_claim(role, b, -1); }
-
-static fake_t *fake_new_claim(int role, behaviour_t b, int32_t claim)
-{
-    fake_t *f = calloc(1, sizeof *f);
-    f->claim_id = claim;
-    f->role = role;
-    f->behaviour = b;
-    f->engine_id = -1;
-    const plx_url_t *u = role == 1 ? &engine_url : &task_url;
-    snprintf(f->token, sizeof f->token, "%s", u->token);
-    void *h = NULL;
-    int fd = -1;
-    assert_int_equal(tcp->connect(u->host, u->port, NULL, &h, &fd, NULL), PLX_OK);
-    static const plx_conn_cbs_t cbs = {.on_open = on_open, .on_msg = on_msg, .on_close = on_close};
-    f->conn = plx_conn_new(loop, tcp, h, fd, NULL, &cbs, f, "fake");
-    assert_true(run_until(welcomed, f));
-    return f;
-}
-
-static void fake_destroy(fake_t **fp)
-{
-    fake_t *f = *fp;
-    plx_conn_destroy(&f->conn);
-    plx_envelope_free(&f->reply);
-    plx_msg_destroy(&f->reply_msg);
-    free(f);
-    *fp = NULL;
-}
-
-/* Send a request and wait for its reply (kept in f->reply). */
-static Plexa__Envelope *request(fake_t *f, Plexa__Envelope *env, plx_msg_t *bufs)
-{
-    plx_envelope_free(&f->reply);
-    plx_msg_destroy(&f->reply_msg);
-    send_env(f, env, bufs);
-    assert_true(run_until(has_reply, f));
-    return f->reply;
-}
-
-/* Submit n tasks each carrying one i64 argument (i) and, when with_buf, a
- * buffer; returns the first id. */
-static uint64_t submit(fake_t *cl, int n, int retries, int with_depend, const uint64_t *after,
-                       size_t nafter)
-{
-    Plexa__TaskSpec *specs = calloc((size_t)n, sizeof *specs);
-    Plexa__TaskSpec **ptrs = calloc((size_t)n, sizeof *ptrs);
-    Plexa__Value *vals = calloc((size_t)n, sizeof *vals);
-    Plexa__Value **vptrs = calloc((size_t)n, sizeof *vptrs);
-    Plexa__Value dep = PLEXA__VALUE__INIT;
-    dep.kind_case = PLEXA__VALUE__KIND_NONE;
-    dep.none = 1;
-    for (int i = 0; i < n; i++) {
-        plexa__task_spec__init(&specs[i]);
-        plexa__value__init(&vals[i]);
-        vals[i].kind_case = PLEXA__VALUE__KIND_I64;
-        vals[i].i64 = i;
-        vptrs[i] = &vals[i];
-        specs[i].kind = "map";
-        specs[i].n_args = 1;
-        specs[i].args = &vptrs[i];
-        specs[i].has_retries = 1;
-        specs[i].retries = retries;
-        if (with_depend)
-            specs[i].depend = &dep;
-        specs[i].n_after = nafter;
-        specs[i].after = (uint64_t *)after;
-        ptrs[i] = &specs[i];
-    }
-    Plexa__TaskSubmit ts = PLEXA__TASK_SUBMIT__INIT;
-    ts.n_tasks = (size_t)n;
-    ts.tasks = ptrs;
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.body_case = PLEXA__ENVELOPE__BODY_TASK_SUBMIT;
-    env.task_submit = &ts;
-    Plexa__Envelope *r = request(cl, &env, NULL);
-    assert_int_equal(r->body_case, PLEXA__ENVELOPE__BODY_TASK_IDS);
-    assert_int_equal(r->task_ids->count, (uint32_t)n);
-    uint64_t first = r->task_ids->first;
-    free(specs);
-    free(ptrs);
-    free(vals);
-    free(vptrs);
-    return first;
-}
-
-/* TaskWait; returns the TaskResults body (owned by cl->reply). */
-static Plexa__TaskResults *wait_ids(fake_t *cl, uint64_t first, size_t n, int block)
-{
-    uint64_t *ids = calloc(n, sizeof *ids);
-    for (size_t i = 0; i < n; i++)
-        ids[i] = first + i;
-    Plexa__TaskWait tw = PLEXA__TASK_WAIT__INIT;
-    tw.n_ids = n;
-    tw.ids = ids;
-    tw.has_block = 1;
-    tw.block = block;
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.body_case = PLEXA__ENVELOPE__BODY_TASK_WAIT;
-    env.task_wait = &tw;
-    Plexa__Envelope *r = request(cl, &env, NULL);
-    free(ids);
-    assert_int_equal(r->body_case, PLEXA__ENVELOPE__BODY_TASK_RESULTS);
-    assert_int_equal(r->task_results->n_results, n);
-    return r->task_results;
-}
-
-static int setup(void **state)
-{
-    assert_non_null(mkdtemp(tmpdir));
-    setenv("PLEXA_DIR", tmpdir, 1);
-    loop = ev_loop_new(EVFLAG_AUTO);
     plx_controller_opts_t o = plx_controller_opts_default();
-    o.profile = "sched";
-    o.transport = "tcp";   /* the fake engines speak plaintext frames */
     o.heartbeat_period = 0.2;
     o.depend_timeout = 0.5;
     o.results_max = 50;
-    o.task_inflight = 2;   /* test_abort counts on two running, the rest queued */
-    plx_err_t err = {0};
-    ctl = plx_controller_new(loop, &o, &err);
-    if (!ctl)
-        fail_msg("controller: %s", err.msg);
-    tcp = plx_transport_find("tcp", &err);
-    assert_non_null(tcp);
-    plx_profile_t p;
-    char path[4096];
-    assert_int_equal(plx_profile_open("sched", 0, &p, &err), PLX_OK);
-    plx_profile_file(&p, "security", "ipcontroller-engine.url", path, sizeof path);
-    assert_int_equal(plx_url_resolve(path, NULL, NULL, &engine_url, &err), PLX_OK);
-    plx_profile_file(&p, "security", "ipcontroller-tc.url", path, sizeof path);
-    assert_int_equal(plx_url_resolve(path, NULL, NULL, &task_url, &err), PLX_OK);
+    o.task_inflight = 2;   /* test_abort counts on no more than two sent */
+    o.scheduler = policy;
+    harness_setup(o);
     return 0;
 }
 
+static int setup_adaptive(void **state) { return setup_policy(PLX_SCHED_ADAPTIVE); }
+static int setup_fifo(void **state) { return setup_policy(PLX_SCHED_FIFO); }
+static int setup_leastload(void **state) { return setup_policy(PLX_SCHED_LEASTLOAD); }
+
 static int teardown(void **state)
 {
-    plx_controller_destroy(&ctl);
-    ev_loop_destroy(loop);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd);
+    harness_teardown();
+    return 0;
 }
 
 /* 40 tasks over two engines: every one succeeds, echoes its argument, and
@@ -614,5 +326,8 @@ int main(void)
         cmocka_unit_test(test_queue_status_lists_waiting),
         cmocka_unit_test(test_reserved_quiet_submission),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    int failed = cmocka_run_group_tests_name("adaptive", tests, setup_adaptive, teardown);
+    failed += cmocka_run_group_tests_name("fifo", tests, setup_fifo, teardown);
+    failed += cmocka_run_group_tests_name("leastload", tests, setup_leastload, teardown);
+    return failed;
 }

@@ -290,9 +290,14 @@ Plexa__Envelope *fake_recv_reply(fake_t *f, double timeout_s, plx_msg_t **msg)
     for (;;) {
         double left = deadline - fake_now();
         Plexa__Envelope *r = fake_recv(f, left > 0 ? left : 0, msg);
-        if (!r || r->body_case != PLEXA__ENVELOPE__BODY_HEARTBEAT || r->has_reply_to)
+        if (r && r->body_case == PLEXA__ENVELOPE__BODY_TASK_STARTED) {
+            if (f->nstarted < sizeof f->started / sizeof f->started[0])
+                f->started[f->nstarted] = r->task_started->task_id;
+            f->nstarted++;
+        } else if (!r || r->body_case != PLEXA__ENVELOPE__BODY_HEARTBEAT || r->has_reply_to) {
             return r;
-        plx_envelope_free(&r);   /* the engine's keepalive */
+        }
+        plx_envelope_free(&r);   /* the engine's keepalive, or a TaskStarted */
         if (msg)
             plx_msg_destroy(msg);
     }
@@ -318,4 +323,14 @@ Plexa__Envelope *fake_exec_call(fake_t *f, const char *code, double timeout_s)
     env.body_case = PLEXA__ENVELOPE__BODY_EXECUTE;
     env.execute = &ex;
     return fake_call(f, &env, NULL, 0, timeout_s, NULL);
+}
+
+int fake_saw_started(const fake_t *f, uint64_t task_id)
+{
+    size_t n = f->nstarted < sizeof f->started / sizeof f->started[0]
+                   ? f->nstarted : sizeof f->started / sizeof f->started[0];
+    for (size_t i = 0; i < n; i++)
+        if (f->started[i] == task_id)
+            return 1;
+    return 0;
 }

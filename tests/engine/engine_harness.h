@@ -28,6 +28,8 @@ typedef struct fake {
     size_t         rpos, rlen;
     uint64_t       next_id;
     const char    *reconnect;      /* ipengine --reconnect value; NULL: "0" (off) */
+    uint64_t       started[256];   /* TaskStarted ids fake_recv_reply passed over, in order */
+    size_t         nstarted;       /* ... how many (the array keeps the first 256) */
 } fake_t;
 
 /* A listener and a token; the URL is in f->url. 0 or -1. */
@@ -50,7 +52,8 @@ uint64_t fake_send(fake_t *f, Plexa__Envelope *env, plx_buf_t **bufs, uint32_t n
 Plexa__Envelope *fake_recv(fake_t *f, double timeout_s, plx_msg_t **msg);
 
 /* Like fake_recv, skipping the engine's unsolicited keepalive heartbeats
- * (it sends them when we are silent for a heartbeat period). */
+ * (it sends them when we are silent for a heartbeat period) and recording
+ * its TaskStarted notices in f->started. */
 Plexa__Envelope *fake_recv_reply(fake_t *f, double timeout_s, plx_msg_t **msg);
 
 /* Wait for the engine to exit within timeout_s. 0 (f->status set) or -1. */
@@ -77,5 +80,8 @@ Plexa__Envelope *fake_call(fake_t *f, Plexa__Envelope *req, plx_buf_t **bufs, ui
 Plexa__Envelope *fake_exec_call(fake_t *f, const char *code, double timeout_s);
 
 double fake_now(void);
+
+/* Whether the engine said it started task_id (a TaskStarted passed over). */
+int fake_saw_started(const fake_t *f, uint64_t task_id);
 
 #endif

@@ -152,9 +152,12 @@ static Plexa__Envelope *pulled(fake_t *f, const char *code, const char *name, pl
     return r;
 }
 
-/* Send TaskRun{task_id, packed spec} with bufs; returns the envelope id. */
-static uint64_t send_task(fake_t *f, uint64_t task_id, Plexa__TaskSpec *spec, plx_buf_t **bufs,
-                          uint32_t nbufs)
+#define WHOLE UINT32_MAX
+
+/* Send TaskRun{task_id, packed spec} with bufs, for elements first ..
+ * first+count-1 of a chunk (WHOLE: all); returns the envelope id. */
+static uint64_t send_task_range(fake_t *f, uint64_t task_id, Plexa__TaskSpec *spec,
+                                plx_buf_t **bufs, uint32_t nbufs, uint32_t first, uint32_t count)
 {
     size_t len = plexa__task_spec__get_packed_size(spec);
     uint8_t *data = malloc(len ? len : 1);
@@ -168,12 +171,23 @@ static uint64_t send_task(fake_t *f, uint64_t task_id, Plexa__TaskSpec *spec, pl
     run.spec.data = data;
     run.has_attempt = 1;
     run.attempt = 1;
+    if (first != WHOLE) {
+        run.has_first = run.has_count = 1;
+        run.first = first;
+        run.count = count;
+    }
     Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
     env.body_case = PLEXA__ENVELOPE__BODY_TASK_RUN;
     env.task_run = &run;
     uint64_t id = fake_send(f, &env, bufs, nbufs);
     free(data);
     return id;
+}
+
+static uint64_t send_task(fake_t *f, uint64_t task_id, Plexa__TaskSpec *spec, plx_buf_t **bufs,
+                          uint32_t nbufs)
+{
+    return send_task_range(f, task_id, spec, bufs, nbufs, WHOLE, 0);
 }
 
 /* The TaskResult answering envelope id (free the envelope, and *m if given). */
@@ -310,6 +324,17 @@ static void test_map_and_chunk(void **state)
     assert_int_equal(tr->values[0]->list->items[0]->i64, 10);
     assert_int_equal(tr->values[0]->list->items[1]->i64, 25);
     assert_int_equal(tr->values[0]->list->items[2]->i64, 30);
+    plx_envelope_free(&r);
+    assert_true(fake_saw_started(f, 14));
+
+    /* a piece of it (the controller split the chunk): elements 1..2 only */
+    id = send_task_range(f, 18, &s, m->bufs, 1, 1, 2);
+    r = task_result(f, id, 18, T_REPLY, NULL);
+    tr = r->task_result;
+    assert_int_equal(tr->status, OK);
+    assert_int_equal(tr->values[0]->list->n_items, 2);
+    assert_int_equal(tr->values[0]->list->items[0]->i64, 25);
+    assert_int_equal(tr->values[0]->list->items[1]->i64, 30);
     plx_envelope_free(&r);
 
     /* the first exception fails a chunk, with the user's frame */
@@ -542,6 +567,136 @@ static void test_interrupt(void **state)
 
 /* The controller connection drops: the engine comes back asking for its
  * id, keeps its namespace, and follows an id the controller changes. */
+/* ---- work stealing -------------------------------------------------------- */
+
+/* Send TaskSteal{ids}; returns its envelope id. */
+static uint64_t send_steal(fake_t *f, const uint64_t *ids, size_t n)
+{
+    Plexa__TaskSteal ts = PLEXA__TASK_STEAL__INIT;
+    ts.n_ids = n;
+    ts.ids = (uint64_t *)ids;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_TASK_STEAL;
+    env.task_steal = &ts;
+    return fake_send(f, &env, NULL, 0);
+}
+
+/* What came back for a round: results by task id, the ids given back. */
+typedef struct outcome {
+    int      results[8];      /* TaskResults seen, by task id - base */
+    int      started[8];      /* TaskStarted seen before the result */
+    uint64_t stolen[8];
+    size_t   nstolen;
+    int      steal_answered;
+} outcome_t;
+
+/* Read messages until the reply to envelope `until` (an execute), sorting
+ * them into o; task ids are base .. base+7. */
+static void collect_round(fake_t *f, uint64_t steal_id, uint64_t until, uint64_t base,
+                          outcome_t *o)
+{
+    memset(o, 0, sizeof *o);
+    for (;;) {
+        Plexa__Envelope *r = fake_recv(f, T_REPLY, NULL);
+        assert_non_null(r);
+        switch (r->body_case) {
+        case PLEXA__ENVELOPE__BODY_TASK_STARTED:
+            assert_true(r->task_started->task_id - base < 8);
+            assert_int_equal(o->results[r->task_started->task_id - base], 0);
+            o->started[r->task_started->task_id - base]++;
+            break;
+        case PLEXA__ENVELOPE__BODY_TASK_RESULT:
+            assert_true(r->task_result->task_id - base < 8);
+            assert_int_equal(r->task_result->status, OK);
+            o->results[r->task_result->task_id - base]++;
+            break;
+        case PLEXA__ENVELOPE__BODY_TASK_STOLEN:
+            assert_int_equal(r->reply_to, steal_id);
+            o->steal_answered++;
+            for (size_t i = 0; i < r->task_stolen->n_ids && o->nstolen < 8; i++)
+                o->stolen[o->nstolen++] = r->task_stolen->ids[i];
+            break;
+        case PLEXA__ENVELOPE__BODY_ENGINE_REPLY:
+            if (r->reply_to == until) {
+                plx_envelope_free(&r);
+                return;
+            }
+            break;
+        default:
+            break;   /* keepalives */
+        }
+        plx_envelope_free(&r);
+    }
+}
+
+static int was_stolen(const outcome_t *o, uint64_t id)
+{
+    for (size_t i = 0; i < o->nstolen; i++)
+        if (o->stolen[i] == id)
+            return 1;
+    return 0;
+}
+
+/* Tasks waiting behind a running one are given back, in queue order,
+ * without running; the running one finishes; ids the engine does not hold
+ * are left out of the answer. */
+static void test_steal_queued(void **state)
+{
+    fake_t *f = *state;
+    start_registered(f);
+    uint64_t base = 100;
+    send_string_task(f, base, "import time\ntime.sleep(0.3)");
+    send_string_task(f, base + 1, "given_back_1 = 1");
+    send_string_task(f, base + 2, "given_back_2 = 1");
+    send_string_task(f, base + 3, "kept = 1");
+    usleep(50000);   /* the first has started */
+    uint64_t ids[] = { base + 2, 999, base + 1 };
+    uint64_t sid = send_steal(f, ids, 3);
+    uint64_t marker = fake_execute(f, "pass");
+    outcome_t o;
+    collect_round(f, sid, marker, base, &o);
+    assert_int_equal(o.steal_answered, 1);
+    assert_int_equal(o.nstolen, 2);
+    assert_int_equal(o.stolen[0], base + 1);
+    assert_int_equal(o.stolen[1], base + 2);
+    assert_int_equal(o.results[0], 1);
+    assert_int_equal(o.results[1] + o.results[2], 0);
+    assert_int_equal(o.results[3], 1);
+    assert_int_equal(o.started[0], 1);
+    assert_int_equal(o.started[1] + o.started[2], 0);
+    assert_int_equal(o.started[3], 1);
+    exec_ok(f, "print('given_back_1' in globals(), 'given_back_2' in globals(), kept)",
+            "False False 1\n");
+}
+
+/* A steal sent while the engine may be starting the very task: over many
+ * rounds each task is either given back or run, never both and never
+ * neither, and a run task said it started before its result. */
+static void test_steal_races_start(void **state)
+{
+    fake_t *f = *state;
+    start_registered(f);
+    int given = 0, ran = 0;
+    for (int round = 0; round < 2000; round++) {
+        uint64_t base = 1000 + 8 * (uint64_t)round;
+        send_string_task(f, base, "pass");
+        send_string_task(f, base + 1, "pass");
+        uint64_t target = base + 1;
+        uint64_t sid = send_steal(f, &target, 1);
+        uint64_t marker = fake_execute(f, "pass");
+        outcome_t o;
+        collect_round(f, sid, marker, base, &o);
+        assert_int_equal(o.steal_answered, 1);
+        assert_int_equal(o.results[0], 1);
+        int back = was_stolen(&o, target);
+        assert_int_equal(back + o.results[1], 1);   /* exactly once */
+        assert_int_equal(o.started[1], o.results[1]);
+        given += back;
+        ran += o.results[1];
+    }
+    fprintf(stderr, "2000 races: %d given back, %d run\n", given, ran);
+}
+
 static void test_reconnect(void **state)
 {
     fake_t *f = *state;
@@ -639,6 +794,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_string_tasks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_depend, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steal_queued, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steal_races_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_gives_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_refused, setup, teardown),

@@ -13,6 +13,7 @@ import struct
 import pytest
 
 from conftest import Cluster, wait_for
+from plexa_testing import protocol_version
 from plexa.error import SecurityError
 
 URL_RE = re.compile(r"plx\+(tcp|tls)://([^:/]+):(\d+)/([0-9a-f]+)(?:#sha256=([0-9a-f]{64}))?$")
@@ -69,7 +70,9 @@ def field(num, wire, payload):
     return key + varint(len(payload)) + payload
 
 
-def hello(role, token, version=1):
+def hello(role, token, version=None):
+    if version is None:
+        version = protocol_version()
     body = field(1, 0, role) + field(2, 2, token.encode()) + field(3, 0, version)
     return field(1, 0, 1) + field(10, 2, body)   # Envelope{id=1, hello=...}
 

@@ -60,8 +60,8 @@ static void assert_defaults(const plx_conf_t *c)
     assert_int_equal(ct->max_buffers, 65536);
     assert_int_equal(ct->results_max, 100000);
     assert_int_equal(ct->results_max_bytes, 268435456);
-    assert_int_equal(ct->task_inflight, 4);
-    assert_string_equal(ct->scheduler, "fifo");
+    assert_int_equal(ct->task_inflight, 0);
+    assert_string_equal(ct->scheduler, "adaptive");
 }
 
 /* Parse text (named "/x/cluster.conf") into a fresh conf, expecting the
