@@ -82,13 +82,14 @@ static const task_t *running_on(const engine_t *e)
 /* Estimated seconds for t on e, -1 when unknown: the function's measured
  * cost per element (per, -1 if none yet), raised to what e's running task
  * of the same function has already taken (a slow first task teaches
- * before it ends). */
+ * before it ends). That is only a lower bound: while nothing is known it
+ * counts once it alone makes the task long. */
 static double estimate_on(const engine_t *e, const task_t *t, double per, double now)
 {
     const task_t *r = running_on(e);
     if (r && r->key == t->key) {
         double so_far = (now - r->started_at) / (r->elems ? r->elems : 1);
-        if (so_far > per)
+        if (per >= 0 ? so_far > per : so_far >= PLX_PREFETCH_LONG * rtt_of(e))
             per = so_far;
     }
     return per < 0 ? -1.0 : per * (t->elems ? t->elems : 1);

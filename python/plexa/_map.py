@@ -154,10 +154,11 @@ class MultiEngineMapper(object):
 # * C = n when n <= CHUNKS_PER_ENGINE * E: one task per element (small maps;
 #   the per-task overhead is a fraction of a millisecond).
 # * Otherwise C is the smallest prime >= CHUNKS_PER_ENGINE * E. With 16
-#   chunks per engine, a chunk is ~1/16 of an engine's share, so the tail
-#   where one engine idles while another finishes the chunks it holds (one
-#   running, up to task_inflight - 1 sent ahead; similar in cost thanks to
-#   the striding below) is about one chunk, ~1/16 of the ideal time.
+#   chunks per engine, a chunk is ~1/16 of an engine's share; the
+#   controller balances the tail further (an idle engine takes back and
+#   shares a chunk another has not started; a chunk of known long elements
+#   is cut into pieces), so the tail is about one element. A cut chunk's
+#   result comes back as one list per piece (joined by the client).
 #   C does not grow with n: there are
 #   never more than ~16 round trips per engine, so per-task overhead is
 #   bounded (a few ms per map) and throughput is the engines' own speed.

@@ -810,3 +810,14 @@ def test_native_uses_libplexas_buffer_functions():
     used = set(PLX_SHARED) & _nm('-D', '--undefined-only', so)
     assert {'plx_buf_new', 'plx_buf_unref', 'plx_msg_new', 'plx_msg_destroy'} <= used
     assert set(PLX_SHARED) <= _nm('-D', '--defined-only', lib)
+
+
+def test_chunk_results_in_pieces_are_joined_in_order():
+    """The controller may cut a map's chunk into pieces: its result then
+    holds one list per piece (proto TaskResult), joined here."""
+    assert client._chunk_values([[1, 2, 3]]) == [1, 2, 3]
+    assert client._chunk_values([[1], [2, 3], [], [4]]) == [1, 2, 3, 4]
+    reply = (7, client.TASK_OK, 0, [[1], [2, 3]], None, 0.0, 0.0, 0.0)
+    assert client.TaskClient._present(reply) == [1, 2, 3]
+    reply = (7, client.TASK_OK, 0, [42], None, 0.0, 0.0, 0.0)
+    assert client.TaskClient._present(reply) == 42
