@@ -47,6 +47,9 @@ ALL = f_varint(1, 1)
 TWO = f_packed(2, [0, 1], signed=True)
 I64 = f_varint(1, zig(7))                        # Value.i64
 MAP_SPEC = f_bytes(1, b"map") + f_bytes(2, I64) + f_varint(7, zig(1))
+# a chunk of 8 elements the controller may cut into pieces
+LIST = f_bytes(6, f_bytes(1, I64) + f_bytes(1, I64))
+CHUNK_SPEC = f_bytes(1, b"chunk") + f_bytes(2, I64) + f_bytes(2, LIST) + f_varint(11, 8)
 
 DISPATCH = {   # (role index: 0 engine, 1 mec, 2 task, 3 status, nbufs, envelope)
     "get_ids": (1, 0, env(16, b"")),
@@ -63,6 +66,7 @@ DISPATCH = {   # (role index: 0 engine, 1 mec, 2 task, 3 status, nbufs, envelope
     "task_submit": (2, 0, env(27, f_bytes(1, MAP_SPEC) + f_bytes(1, MAP_SPEC))),
     "task_submit_after": (2, 0, env(27, f_bytes(1, MAP_SPEC + f_packed(9, [1, 2])))),
     "task_reserve": (2, 0, env(38, f_varint(1, 16))),
+    "task_submit_chunk": (2, 0, env(27, f_bytes(1, CHUNK_SPEC))),
     "task_quiet": (2, 0, env(27, f_bytes(1, MAP_SPEC) + f_varint(2, 1) + f_varint(3, 1))),
     "task_wait": (2, 0, env(31, f_packed(1, [1, 2, 3]) + f_varint(2, 0))),
     "task_abort": (2, 0, env(33, f_packed(1, [1]))),
@@ -70,10 +74,12 @@ DISPATCH = {   # (role index: 0 engine, 1 mec, 2 task, 3 status, nbufs, envelope
     "task_queue_status": (3, 0, env(35, f_varint(1, 1))),
     "engine_reply": (0, 0, env(19, f_bytes(3, b"execute"), reply_to=2)),
     "task_result": (0, 0, env(30, f_varint(1, 1) + f_varint(2, 1))),
+    "task_started": (0, 0, env(39, f_varint(1, 1))),
+    "task_stolen": (0, 0, env(41, f_packed(1, [1, 2]), reply_to=3)),
     "heartbeat": (0, 0, env(14, f_varint(1, 3))),
 }
 
-FRAME_HELLO = env(10, f_varint(1, 2) + f_bytes(2, b"ab" * 32) + f_varint(3, 1))
+FRAME_HELLO = env(10, f_varint(1, 2) + f_bytes(2, b"ab" * 32) + f_varint(3, 2))
 
 
 def frame(envelope, bufs=()):
