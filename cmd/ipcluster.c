@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "plexa/version.h"
 #include "plx_cluster.h"
@@ -317,6 +318,9 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0)
         return rc;
+    /* It holds the engine token: other processes of the owner (the code
+     * engines run) must not read its memory through /proc or ptrace. */
+    prctl(PR_SET_DUMPABLE, 0);
     plx_err_t err = {0};
     if (strcmp(a.command, "status") == 0) {
         rc = plx_cluster_status(a.o.profile, stdout, &err);

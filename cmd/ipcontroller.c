@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -173,6 +174,7 @@ static int load_options(const args_t *a, plx_conf_t *conf, plx_controller_opts_t
     const plx_controller_conf_t *ctl = plx_conf_controller(conf);
     o->limits.max_envelope = (uint32_t)ctl->max_envelope;
     o->limits.max_bufs = (uint32_t)ctl->max_buffers;
+    o->max_memory = ctl->max_memory;
     o->results_max = (uint64_t)ctl->results_max;
     o->results_max_bytes = ctl->results_max_bytes;
     o->task_inflight = ctl->task_inflight;
@@ -211,10 +213,13 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     signal(SIGPIPE, SIG_IGN);
+    /* It holds every token and the key: other processes of the owner (the
+     * code engines run) must not read its memory through /proc or ptrace. */
+    prctl(PR_SET_DUMPABLE, 0);
     plx_log_set_component("controller");
     raise_fd_limit();
     if (a.logfile) {
-        int fd = open(a.logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        int fd = open(a.logfile, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0) {
             perror(a.logfile);
             return 1;

@@ -22,9 +22,11 @@
 #ifndef PLX_ENGINE_NO_HOST
 /* The bootstrap. plexa's package directory comes as the first argument so
  * that nothing is added to the environment user code inherits, and it
- * binds no name: it runs in __main__, the engine's namespace. */
+ * binds no name: it runs in __main__, the engine's namespace. The package
+ * goes first on sys.path, ahead of the start directory: a plexa/ planted
+ * there must not run in place of ours. */
 static const char boot[] =
-    "__import__('sys').path.insert(1, __import__('sys').argv[1]); "
+    "__import__('sys').path.insert(0, __import__('sys').argv[1]); "
     "__import__('sys').exit(__import__('plexa._enginehost', fromlist=['main'])"
     ".main(__import__('sys').argv[2:]))";
 

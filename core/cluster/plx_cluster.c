@@ -219,7 +219,8 @@ static int spawn_engines(cluster_t *c, int n, void **job, plx_err_t *err)
     /* The capability travels in the environment, not argv: other users
      * can read a command line in ps, not another user's environment. */
     snprintf(envurl, sizeof envurl, "PLEXA_URL=%s", c->engine_url);
-    const char *argv[] = {exe, "--log-level", c->level, NULL};
+    int show = !plx_conf_cluster(c->conf)->hide_secrets;
+    const char *argv[] = {exe, "--log-level", c->level, show ? "--show-secrets" : NULL, NULL};
     const char *env[] = {envurl, NULL};
     return start_job(c, c->eops, c->engine_launcher, PLX_LAUNCH_ENGINES, n, argv, env, job, err);
 }
@@ -660,7 +661,7 @@ static int detach(cluster_t *c, plx_err_t *err)
     setsid();
     char logfile[PATH_MAX];
     plx_profile_file(&c->prof, "log", "ipcluster.log", logfile, sizeof logfile);
-    int lfd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    int lfd = open(logfile, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
     int nfd = open("/dev/null", O_RDONLY);
     if (nfd >= 0)
         dup2(nfd, 0);

@@ -276,9 +276,16 @@ int plx_controller_revoke(plx_controller_t *c, const char *name, int *dropped, p
         return plx_err_prefix(err, "revoking a capability");
     char reason[160];
     snprintf(reason, sizeof reason, "the '%s' capability was revoked (ipcluster revoke)", name);
+    /* Work submitted under the old token must not run either: it may be
+     * what the revocation is meant to stop. */
+    c->caps[r].revocations++;
+    if (r == PLEXA__ROLE__ROLE_TASK)
+        sched_revoked(c, c->caps[r].revocations);
     int n = 0;
     for (peer_t *p = c->peers; p; p = p->next)
         if (p->role == r && plx_conn_is_open(p->conn)) {
+            if (r == PLEXA__ROLE__ROLE_MEC)
+                mec_client_revoked(c, p);
             ctl_drop_peer(p, reason);
             n++;
         }

@@ -1,6 +1,8 @@
 /* Controller lifecycle, authentication and dispatch; see plx_controller.h. */
 #include "plx_controller_int.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +133,7 @@ static void peer_free(peer_t *p)
 {
     plx_controller_t *c = p->ctl;
     ev_timer_stop(c->loop, &p->auth_timer);
+    adm_forget(c, p);
     if (p->prev)
         p->prev->next = p->next;
     else
@@ -177,6 +180,8 @@ static void on_hello(peer_t *p, Plexa__Envelope *env)
     }
     ev_timer_stop(p->ctl->loop, &p->auth_timer);
     p->role = h->role;
+    p->cap_epoch = p->ctl->caps[h->role].revocations;
+    adm_authenticated(p->ctl, p);
     if (h->role == PLEXA__ROLE__ROLE_ENGINE) {
         reg_add_engine(p->ctl, p, h);
         return;
@@ -256,6 +261,8 @@ static void on_msg(plx_conn_t *conn, plx_msg_t *m, void *ud)
             plx_conn_close(p->conn, 0, PLX_EPROTO, "malformed envelope");
         return;
     }
+    if (m->refused_code && adm_refused(p, m, env))
+        return;
     switch (p->role) {
     case PLEXA__ROLE__ROLE_NONE:
         on_hello(p, env);
@@ -298,7 +305,8 @@ static void on_accept(plx_listener_t *l, void *handle, int fd, const char *addr,
     static const plx_conn_cbs_t cbs = {.on_msg = on_msg, .on_close = on_close};
     p->ctl = c;
     snprintf(p->addr, sizeof p->addr, "%s", addr);
-    p->conn = plx_conn_new(c->loop, c->tops, handle, fd, &c->opts.limits, &cbs, p, addr);
+    p->conn = plx_conn_new(c->loop, c->tops, handle, fd, adm_limits(c, PLEXA__ROLE__ROLE_NONE),
+                           &cbs, p, addr);
     if (!p->conn) {
         free(p);
         return;
@@ -307,6 +315,7 @@ static void on_accept(plx_listener_t *l, void *handle, int fd, const char *addr,
     if (c->peers)
         c->peers->prev = p;
     c->peers = p;
+    adm_accepted(c, p);
     ev_timer_init(&p->auth_timer, auth_timeout_cb, c->opts.auth_timeout, 0.);
     ev_timer_start(c->loop, &p->auth_timer);
     PLX_DEBUG("accepted connection from %s", addr);
@@ -314,10 +323,17 @@ static void on_accept(plx_listener_t *l, void *handle, int fd, const char *addr,
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
+/* A loopback address written as one (127.0.0.0/8, ::1) or "localhost";
+ * a name like 127.example.invalid is whatever DNS says, not loopback. */
 static int is_loopback(const char *host)
 {
-    return !host || !*host || strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
-           strcmp(host, "localhost") == 0;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (!host || !*host || strcmp(host, "localhost") == 0)
+        return 1;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
 /* TLS: make sure the profile has a key and certificate, pin its
@@ -379,6 +395,7 @@ plx_controller_t *plx_controller_new(struct ev_loop *loop, const plx_controller_
     }
     c->loop = loop;
     c->opts = *opts;
+    adm_init(c);
     if (plx_profile_open(opts->profile, 1, &c->profile, err) != PLX_OK)
         goto fail;
     if (sched_new(c) != PLX_OK) {
@@ -455,6 +472,7 @@ void plx_controller_destroy(plx_controller_t **cp)
     }
     sched_destroy(c);
     free(c->engines);
+    free(c->engine_secrets);
     free(c);
     plx_buf_pool_set_max(0);
 }

@@ -52,7 +52,9 @@ typedef struct plx_controller_opts {
     const char  *client_host;      /* NULL = listen_host */
     int          client_port;      /* -1 = no second listener (unless client_host); 0 = any */
     const char  *client_location;  /* NULL = client_host if set, else location */
-    plx_limits_t limits;           /* frame limits for every connection */
+    plx_limits_t limits;           /* frame limits for authenticated engines and clients */
+    uint64_t     max_memory;       /* payload bytes held at once; 0: 3/4 of what the
+                                    * process may use */
 } plx_controller_opts_t;
 
 /* Defaults: tcp on 127.0.0.1, any port, heartbeat 1 s x 5, auth 10 s. */

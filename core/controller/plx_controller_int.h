@@ -43,6 +43,8 @@ struct peer {
     ev_timer          auth_timer;  /* drops connections that never say Hello */
     char              addr[64];
     peer_t           *prev, *next;
+    peer_t           *uprev, *unext;   /* the unauthenticated, oldest first */
+    unsigned          cap_epoch;   /* revocations of its capability when it said Hello */
 };
 
 /* One target's share of a multi-engine request. */
@@ -115,6 +117,7 @@ typedef struct cap {
     double        expires;     /* wall-clock seconds; 0 = never */
     cap_retired_t retired[CAP_RETIRED];
     unsigned      nretired;    /* ever retired; ring index = n % CAP_RETIRED */
+    unsigned      revocations; /* work submitted under an older count is cancelled */
 } cap_t;
 struct plx_controller {
     struct ev_loop          *loop;
@@ -127,10 +130,15 @@ struct plx_controller {
     uint16_t                 reuse_port;  /* opts.reuse: the previous controller's port */
     uint16_t                 reuse_client_port;   /* ... and its clients' (the mec file's) */
     engine_t               **engines;   /* by id; NULL where dead */
+    char                   (*engine_secrets)[PLX_TOKEN_HEX + 1];   /* by id, kept after death:
+                                                                    * what a comeback proves */
     int32_t                  engines_cap;
     int32_t                  next_engine_id;
     int                      nengines;
     peer_t                  *peers;
+    peer_t                  *unauth_head, *unauth_tail;   /* oldest first */
+    unsigned                 n_unauth;
+    plx_budget_t             budget;      /* payload held (plx_frame.h), and its bound */
     uint64_t                 next_msg_id;
     uint64_t                 hb_seq;
     ev_timer                 hb_timer;
@@ -175,6 +183,18 @@ int  caps_check(plx_controller_t *c, Plexa__Role r, const char *token, char *why
 int  caps_write_files(plx_controller_t *c, plx_err_t *err);
 void caps_remove_files(plx_controller_t *c);
 
+/* plx_admission.c: frame limits by role, unauthenticated connections, the
+ * payload budget and refused frames */
+const plx_limits_t *adm_limits(const plx_controller_t *c, Plexa__Role role);
+void adm_init(plx_controller_t *c);
+void adm_accepted(plx_controller_t *c, peer_t *p);
+void adm_authenticated(plx_controller_t *c, peer_t *p);
+void adm_forget(plx_controller_t *c, peer_t *p);
+/* m's buffers were dropped (over the budget): answer for it. 1 when m and
+ * env were consumed; 0 when they go on as usual (an engine's reply, turned
+ * into an error). */
+int  adm_refused(peer_t *p, plx_msg_t *m, Plexa__Envelope *env);
+
 /* plx_registry.c */
 int  reg_add_engine(plx_controller_t *c, peer_t *p, const Plexa__Hello *h);
 void reg_engine_gone(plx_controller_t *c, engine_t *e, const char *why);
@@ -188,6 +208,9 @@ void mec_submit(plx_controller_t *c, peer_t *client, plx_msg_t *m, Plexa__Envelo
 void mec_engine_reply(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__Envelope *env);
 void mec_fail_engine(plx_controller_t *c, engine_t *e, const char *why);
 void mec_client_gone(peer_t *client);
+/* The client's capability was revoked: its requests are dropped where they
+ * wait and interrupted where they run. */
+void mec_client_revoked(plx_controller_t *c, peer_t *client);
 void mec_pump(plx_controller_t *c, engine_t *e);
 void mec_clear_queue(plx_controller_t *c, peer_t *client, Plexa__Envelope *env);
 void mec_queue_status(plx_controller_t *c, peer_t *client, Plexa__Envelope *env);
@@ -206,6 +229,12 @@ void sched_task_stolen(plx_controller_t *c, engine_t *e, const Plexa__Envelope *
 void sched_engine_added(plx_controller_t *c, engine_t *e);
 void sched_engine_gone(plx_controller_t *c, engine_t *e);
 void sched_client_gone(plx_controller_t *c, peer_t *p);
+/* The task capability was revoked: every unfinished task submitted under
+ * an older count of revocations is cancelled (interrupted if it runs). */
+void sched_revoked(plx_controller_t *c, unsigned revocations);
+/* A quiet TaskSubmit whose buffers were refused: its ids fail with why. */
+void sched_refuse_submission(plx_controller_t *c, peer_t *p, const Plexa__Envelope *env,
+                             const char *why);
 void sched_tick(plx_controller_t *c);
 /* Counts for the status page. */
 typedef struct sched_stats {

@@ -50,6 +50,8 @@ static void describe(mreq_t *r, const Plexa__Envelope *env)
     }
     snprintf(r->method, sizeof r->method, "%s", m);
     snprintf(r->desc, sizeof r->desc, "%s%s%s", r->method, what[0] ? ": " : "", what);
+    plx_printable(r->method);
+    plx_printable(r->desc);
 }
 
 /* ---- targets ------------------------------------------------------------ */
@@ -396,6 +398,61 @@ void mec_client_gone(peer_t *client)
      * user counts on); their replies are dropped. */
     while (client->reqs)
         mreq_unlink(client->reqs);
+}
+
+/* Take s out of e's queue of shares not yet sent. */
+static void unqueue(engine_t *e, sub_t *s)
+{
+    sub_t *prev = NULL;
+    for (sub_t *t = e->qhead; t; prev = t, t = t->next)
+        if (t == s) {
+            if (prev)
+                prev->next = s->next;
+            else
+                e->qhead = s->next;
+            if (e->qtail == s)
+                e->qtail = prev;
+            s->next = NULL;
+            return;
+        }
+}
+
+/* Interrupt one request an engine was sent: it stops if it runs, and is
+ * dropped (answered as interrupted) if it still waits there. */
+static void interrupt_request(engine_t *e, uint64_t request_id)
+{
+    Plexa__Interrupt in = PLEXA__INTERRUPT__INIT;
+    in.has_request_id = 1;
+    in.request_id = request_id;
+    ctl_send_body(e->peer, 0, PLEXA__ENVELOPE__BODY_INTERRUPT, &in);
+}
+
+void mec_client_revoked(plx_controller_t *c, peer_t *client)
+{
+    (void)c;
+    while (client->reqs) {
+        mreq_t *r = client->reqs;
+        mreq_unlink(r);   /* its reply goes nowhere now */
+        int queued = 0;
+        for (int i = 0; i < r->n; i++) {
+            sub_t *s = &r->subs[i];
+            if (s->eng && !s->out)
+                interrupt_request(s->eng, s->eng_msg_id);   /* sent: stop it there */
+            else if (s->eng)
+                queued++;
+        }
+        /* Failing the last queued share can finish r, and free it: stop
+         * touching r then. */
+        for (int i = 0; queued > 0 && i < r->n; i++) {
+            sub_t *s = &r->subs[i];
+            if (!s->eng || !s->out)
+                continue;
+            queued--;
+            unqueue(s->eng, s);
+            sub_fail(s, "CapabilityRevoked", "%s on engine %d was cancelled: the mec "
+                     "capability it was sent with was revoked", r->desc, s->engine_id);
+        }
+    }
 }
 
 /* ---- queue management --------------------------------------------------- */

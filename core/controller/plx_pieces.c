@@ -240,8 +240,7 @@ static void join(plx_controller_t *c, task_t *parent)
     parent->pieces = NULL;
     parent->npieces = parent->pieces_left = 0;
     if (parent->abort_pending)
-        task_fail(c, parent, PLEXA__TASK_STATUS__TASK_ABORTED, "TaskAborted",
-                  "task %llu was aborted", (unsigned long long)parent->id);
+        task_aborted(c, parent, "");
     else if (!joined && !bad)
         task_fail(c, parent, PLEXA__TASK_STATUS__TASK_FAILED, "MemoryError",
                   "out of memory joining the results of task %llu",
@@ -278,8 +277,7 @@ void pieces_abort(plx_controller_t *c, task_t *parent)
         if (p->state == T_RUNNING)
             sched_interrupt(c, p);
         else
-            task_fail(c, p, PLEXA__TASK_STATUS__TASK_ABORTED, "TaskAborted",
-                      "task %llu was aborted before it ran", (unsigned long long)parent->id);
+            task_aborted(c, p, " before it ran");
     }
     free(ids);
 }

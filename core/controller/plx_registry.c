@@ -1,6 +1,7 @@
 /* Engine registry and heartbeats; see plx_controller_int.h. */
 #include "plx_controller_int.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,11 @@ static int reg_grow(plx_controller_t *c, int32_t id)
         return PLX_ENOMEM;
     memset(e + c->engines_cap, 0, (size_t)(cap - c->engines_cap) * sizeof *e);
     c->engines = e;
+    char (*s)[PLX_TOKEN_HEX + 1] = realloc(c->engine_secrets, (size_t)cap * sizeof *s);
+    if (!s)
+        return PLX_ENOMEM;   /* engines grew: harmless, the next call grows the rest */
+    memset(s + c->engines_cap, 0, (size_t)(cap - c->engines_cap) * sizeof *s);
+    c->engine_secrets = s;
     c->engines_cap = cap;
     return PLX_OK;
 }
@@ -40,16 +46,32 @@ static int reg_grow(plx_controller_t *c, int32_t id)
 /* Highest id an engine may ask for: ids index an array. */
 #define REQUESTED_ID_MAX 65535
 
+/* Whether Hello h proves it is the engine that held id before: the
+ * secret that engine's first Welcome gave it. */
+static int proves(const plx_controller_t *c, const Plexa__Hello *h)
+{
+    int32_t id = h->engine_id;
+    return id >= 0 && id < c->engines_cap && c->engine_secrets[id][0] &&
+           plx_token_equal(h->engine_secret, c->engine_secrets[id]);
+}
+
 /* An engine that lost its connection (network blip, SIGSTOP outliving the
  * heartbeat) comes back with the id it had: it keeps it if nobody else
- * holds it. An engine started as rank r of an MPI job asks for id r, so
- * that ids follow ranks; it gets it while it is free, and new ids then
- * start above it. Anything else gets the next new id. */
-static int32_t choose_id(plx_controller_t *c, const Plexa__Hello *h)
+ * holds it and it proves it is that engine (a rogue engine must not pass
+ * for one that died). An engine started as rank r of an MPI job asks for
+ * id r, so that ids follow ranks; it gets it while it is free, and new ids
+ * then start above it. Anything else gets the next new id. */
+static int32_t choose_id(plx_controller_t *c, const Plexa__Hello *h, int *back)
 {
+    *back = 0;
     if (h->has_engine_id && h->engine_id >= 0 && h->engine_id < c->next_engine_id &&
-        !reg_engine(c, h->engine_id))
+        !reg_engine(c, h->engine_id) && proves(c, h)) {
+        *back = 1;
         return h->engine_id;
+    }
+    if (h->has_engine_id)
+        PLX_WARN("an engine asked for the id %d of an engine it cannot prove it is; it gets "
+                 "a new id", h->engine_id);
     if (h->has_requested_id && h->requested_id >= 0 && h->requested_id <= REQUESTED_ID_MAX &&
         !reg_engine(c, h->requested_id))
         return h->requested_id;
@@ -58,7 +80,8 @@ static int32_t choose_id(plx_controller_t *c, const Plexa__Hello *h)
 
 int reg_add_engine(plx_controller_t *c, peer_t *p, const Plexa__Hello *h)
 {
-    int32_t id = choose_id(c, h);
+    int back;
+    int32_t id = choose_id(c, h, &back);
     engine_t *e = calloc(1, sizeof *e);
     if (!e || reg_grow(c, id) != PLX_OK) {
         free(e);
@@ -67,13 +90,19 @@ int reg_add_engine(plx_controller_t *c, peer_t *p, const Plexa__Hello *h)
     }
     if (id >= c->next_engine_id)
         c->next_engine_id = id + 1;
-    else if (h->has_engine_id && h->engine_id == id)
+    if (back)
         PLX_INFO("engine %d is back", id);
+    else if (plx_token_new(c->engine_secrets[id], NULL) != PLX_OK) {
+        free(e);
+        plx_conn_close(p->conn, 0, PLX_ERR, "cannot make an engine secret");
+        return PLX_ERR;
+    }
     e->id = id;
     e->peer = p;
     e->last_seen = ev_now(c->loop);
     e->registered = e->last_seen;
     snprintf(e->host, sizeof e->host, "%s", h->hostname ? h->hostname : "?");
+    plx_printable(e->host);
     e->pid = h->has_pid ? h->pid : 0;
     c->engines[id] = e;
     c->nengines++;
@@ -86,6 +115,7 @@ int reg_add_engine(plx_controller_t *c, peer_t *p, const Plexa__Hello *h)
     w.engine_id = id;
     w.has_heartbeat_ms = 1;
     w.heartbeat_ms = (uint32_t)(c->opts.heartbeat_period * 1000);
+    w.engine_secret = c->engine_secrets[id];
     ctl_send_body(p, 0, PLEXA__ENVELOPE__BODY_WELCOME, &w);
     PLX_INFO("engine %d registered from %s (host %s, pid %d); %d engine(s)", id, p->addr,
              e->host, e->pid, c->nengines);
@@ -155,6 +185,18 @@ void reg_reply_ids(plx_controller_t *c, peer_t *p, uint64_t reply_to)
     free(ids);
 }
 
+/* After a big transfer the payload's memory goes back to the system: big
+ * blocks are unmapped when freed, but glibc keeps smaller freed chunks in
+ * its heap (its mmap threshold grows with the sizes it has seen). */
+#define GIVE_BACK_BYTES ((uint64_t)64 << 20)
+static void give_back(plx_controller_t *c)
+{
+    uint64_t held = atomic_load(&c->budget.held);
+    if (c->budget.peak > held + GIVE_BACK_BYTES)
+        malloc_trim(0);
+    c->budget.peak = held;
+}
+
 /* Every period: declare silent engines dead, then ping the others. The
  * engine's I/O thread answers without the GIL, so a busy engine is never
  * mistaken for a dead one. */
@@ -189,6 +231,7 @@ static void heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
         ctl_send_body(e->peer, 0, PLEXA__ENVELOPE__BODY_HEARTBEAT, &hb);
     }
     plx_buf_pool_trim(POOL_IDLE_S);
+    give_back(c);
     status_tick(c);
     sched_tick(c);
 }

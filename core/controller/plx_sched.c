@@ -554,8 +554,7 @@ void sched_task_stolen(plx_controller_t *c, engine_t *v, const Plexa__Envelope *
         sched_unassign(c, t);
         t->attempt--;   /* it never ran there */
         if (t->abort_pending) {
-            task_fail(c, t, PLEXA__TASK_STATUS__TASK_ABORTED, "TaskAborted",
-                      "task %llu was aborted before it ran", (unsigned long long)t->id);
+            task_aborted(c, t, " before it ran");
             continue;
         }
         task_enqueue(c, t, 1);
@@ -660,9 +659,9 @@ void sched_task_result(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__En
          * abort: report that, the same way wherever the task was. */
         plx_envelope_free(&env);
         plx_msg_destroy(&m);
-        task_fail(c, t, PLEXA__TASK_STATUS__TASK_ABORTED, "TaskAborted",
-                  "task %llu was aborted while running on engine %d",
-                  (unsigned long long)t->id, e->id);
+        char how[64];
+        snprintf(how, sizeof how, " while running on engine %d", e->id);
+        task_aborted(c, t, how);
     } else {
         task_drop_result(t);
         t->res_env = env;
@@ -694,9 +693,9 @@ void sched_engine_added(plx_controller_t *c, engine_t *e)
 static void task_lost(plx_controller_t *c, engine_t *e, task_t *t, int may_have_run)
 {
     if (t->abort_pending) {
-        task_fail(c, t, PLEXA__TASK_STATUS__TASK_ABORTED, "TaskAborted",
-                  "task %llu was aborted (its engine %d died)", (unsigned long long)t->id,
-                  e->id);
+        char how[64];
+        snprintf(how, sizeof how, " (its engine %d died)", e->id);
+        task_aborted(c, t, how);
     } else if (!may_have_run) {
         t->attempt--;
         task_requeue(c, t);

@@ -354,6 +354,18 @@ void task_fail(plx_controller_t *c, task_t *t, int status, const char *ename,
     task_finish(c, t);
 }
 
+void task_aborted(plx_controller_t *c, task_t *t, const char *how)
+{
+    unsigned long long id = (unsigned long long)(t->parent ? t->parent->id : t->id);
+    if (t->revoked || (t->parent && t->parent->revoked))
+        task_fail(c, t, PLEXA__TASK_STATUS__TASK_ABORTED, "TaskAborted",
+                  "task %llu was cancelled%s: the task capability it was submitted with was "
+                  "revoked", id, how);
+    else
+        task_fail(c, t, PLEXA__TASK_STATUS__TASK_ABORTED, "TaskAborted", "task %llu was "
+                  "aborted%s", id, how);
+}
+
 /* ---- client requests ---------------------------------------------------- */
 
 static uint64_t bufs_bytes(plx_buf_t **bufs, uint32_t n)
@@ -441,7 +453,8 @@ static int task_link_after(plx_controller_t *c, task_t *t, const Plexa__TaskSpec
 }
 
 /* Queue one task under id (its spec's buffers are in m). 0, or -1 on ENOMEM. */
-static int submit_one(plx_controller_t *c, uint64_t id, Plexa__TaskSpec *spec, plx_msg_t *m)
+static int submit_one(plx_controller_t *c, uint64_t id, Plexa__TaskSpec *spec, plx_msg_t *m,
+                      unsigned cap_epoch)
 {
     sched_t *s = c->sched;
     task_t *t = task_from_spec(spec, m);
@@ -451,6 +464,7 @@ static int submit_one(plx_controller_t *c, uint64_t id, Plexa__TaskSpec *spec, p
         return -1;
     }
     t->id = id;
+    t->cap_epoch = cap_epoch;
     int rc = task_link_after(c, t, spec);
     t->state = T_WAITING;
     s->waiting++;
@@ -466,7 +480,8 @@ static int submit_one(plx_controller_t *c, uint64_t id, Plexa__TaskSpec *spec, p
 
 /* A quiet submission nobody will hear an Error for: its ids become failed
  * tasks carrying the reason, so get_task_result reports it. */
-static void fail_ids(plx_controller_t *c, uint64_t first, size_t n, const char *why)
+static void fail_ids(plx_controller_t *c, uint64_t first, size_t n, const char *ename,
+                     const char *why)
 {
     sched_t *s = c->sched;
     for (size_t i = 0; i < n; i++) {
@@ -481,7 +496,7 @@ static void fail_ids(plx_controller_t *c, uint64_t first, size_t n, const char *
         t->state = T_WAITING;
         t->submitted = plx_unix_now();
         s->waiting++;
-        task_fail(c, t, PLEXA__TASK_STATUS__TASK_FAILED, "ValueError", "%s", why);
+        task_fail(c, t, PLEXA__TASK_STATUS__TASK_FAILED, ename, "%s", why);
     }
 }
 
@@ -519,16 +534,18 @@ static void on_submit(plx_controller_t *c, peer_t *p, plx_msg_t *m, Plexa__Envel
         snprintf(why, sizeof why,
                  "task %d of the submission names buffers the frame does not carry", bad);
         if (quiet)
-            fail_ids(c, first, ts->n_tasks, why);
+            fail_ids(c, first, ts->n_tasks, "ValueError", why);
         else
             ctl_send_error(p, env->id, PLX_EPROTO, "%s", why);
         return;
     }
     size_t accepted = 0;
-    while (accepted < ts->n_tasks && submit_one(c, first + accepted, ts->tasks[accepted], m) == 0)
+    while (accepted < ts->n_tasks && submit_one(c, first + accepted, ts->tasks[accepted], m,
+                                                p->cap_epoch) == 0)
         accepted++;
     if (accepted < ts->n_tasks)
-        fail_ids(c, first + accepted, ts->n_tasks - accepted, "out of memory queueing the task");
+        fail_ids(c, first + accepted, ts->n_tasks - accepted, "MemoryError",
+                 "out of memory queueing the task");
     if (!quiet) {
         Plexa__TaskIds ids = PLEXA__TASK_IDS__INIT;
         ids.has_first = 1;
@@ -538,6 +555,75 @@ static void on_submit(plx_controller_t *c, peer_t *p, plx_msg_t *m, Plexa__Envel
         ctl_send_body(p, env->id, PLEXA__ENVELOPE__BODY_TASK_IDS, &ids);
     }
     sched_pump(c);
+}
+
+typedef struct revoke_scan {
+    uint64_t *ids;
+    size_t    n, cap;
+    unsigned  epoch;
+    int       oom;
+} revoke_scan_t;
+
+static void collect_revoked(uint64_t id, void *value, void *ud)
+{
+    revoke_scan_t *r = ud;
+    const task_t *t = value;
+    if ((id & PIECE_BIT) || t->state == T_DONE || t->cap_epoch >= r->epoch || r->oom)
+        return;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 64;
+        uint64_t *ids = realloc(r->ids, cap * sizeof *ids);
+        if (!ids) {
+            r->oom = 1;
+            return;
+        }
+        r->ids = ids;
+        r->cap = cap;
+    }
+    r->ids[r->n++] = id;
+}
+
+void sched_revoked(plx_controller_t *c, unsigned revocations)
+{
+    sched_t *s = c->sched;
+    revoke_scan_t r = {.epoch = revocations};
+    /* Ids first: cancelling evicts results, which changes the map. */
+    plx_idmap_foreach(s->tasks, collect_revoked, &r);
+    if (r.oom)
+        PLX_ERROR("out of memory listing the tasks to cancel; some may still run");
+    size_t cancelled = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        task_t *t = task_lookup(s, r.ids[i]);
+        if (!t || t->state == T_DONE || t->abort_pending)
+            continue;
+        t->revoked = 1;
+        cancelled++;
+        if (t->state == T_RUNNING) {
+            t->abort_pending = 1;
+            sched_interrupt(c, t);
+        } else if (t->state == T_SPLIT) {
+            pieces_abort(c, t);
+        } else {
+            task_aborted(c, t, " before it ran");
+        }
+    }
+    free(r.ids);
+    if (cancelled)
+        PLX_WARN("cancelled %zu unfinished task%s submitted under the revoked task capability",
+                 cancelled, cancelled == 1 ? "" : "s");
+    sched_pump(c);
+}
+
+void sched_refuse_submission(plx_controller_t *c, peer_t *p, const Plexa__Envelope *env,
+                             const char *why)
+{
+    const Plexa__TaskSubmit *ts = env->task_submit;
+    uint64_t first;
+    if (take_ids(c, p, ts, &first) != 0) {
+        ctl_send_error(p, env->id, PLX_ELIMIT, "%s", why);
+        return;
+    }
+    fail_ids(c, first, ts->n_tasks, "MemoryError", why);
 }
 
 /* Most ids one TaskReserve may take: plenty for streaming, and a client
@@ -628,8 +714,7 @@ static void on_abort(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
         } else if (t->state == T_SPLIT) {
             pieces_abort(c, t);
         } else {
-            task_fail(c, t, PLEXA__TASK_STATUS__TASK_ABORTED, "TaskAborted",
-                      "task %llu was aborted before it ran", (unsigned long long)t->id);
+            task_aborted(c, t, " before it ran");
         }
     }
     Plexa__TaskIds ack = PLEXA__TASK_IDS__INIT;

@@ -32,6 +32,8 @@ struct task {
     int                 retries_left;
     uint32_t            attempt;
     int                 abort_pending;
+    int                 revoked;         /* cancelled: its capability was revoked */
+    unsigned            cap_epoch;       /* the task capability's revocations at submission */
     int                 delivered;
     int                 used_recovery;
     int                 recovery_fresh;  /* recovery spec swapped in, not yet run */
@@ -132,6 +134,10 @@ void task_finish(plx_controller_t *c, task_t *t);
 void task_fail(plx_controller_t *c, task_t *t, int status, const char *ename,
                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void task_enqueue(plx_controller_t *c, task_t *t, int front);
+/* Finish t (or a piece, for its parent) as aborted; how: " before it
+ * ran", " while running on engine 3", ... Says so when the reason was a
+ * revocation of the capability it was submitted with. */
+void task_aborted(plx_controller_t *c, task_t *t, const char *how);
 
 /* ---- plx_sched.c -------------------------------------------------------- */
 int  sched_policy_init(plx_controller_t *c);

@@ -115,6 +115,7 @@ static plx_engine_req_t *py_wait(plx_engine_t *e, wait_for_t what)
             e->busy = 1;
             e->running_task = r->env->body_case == PLEXA__ENVELOPE__BODY_TASK_RUN
                                   ? r->env->task_run->task_id : 0;
+            e->running_req = r->env->id;
         }
         pthread_mutex_unlock(&e->mu);
         Py_END_ALLOW_THREADS
@@ -152,11 +153,39 @@ static void free_queued_requests(plx_engine_t *e)
 
 /* ---- phases ------------------------------------------------------------- */
 
+extern char **environ;
+
+/* Take NAME=value out of the environment, and blank the value where it
+ * was: /proc/PID/environ shows the environment the process started with,
+ * to processes of the same user, whatever unsetenv did since. */
+static void scrub_env(const char *name)
+{
+    size_t n = strlen(name);
+    for (char **v = environ; v && *v; v++)
+        if (strncmp(*v, name, n) == 0 && (*v)[n] == '=')
+            memset(*v + n + 1, 0, strlen(*v + n + 1));
+    unsetenv(name);
+}
+
+/* Where the engine URL comes from: --url - or --url-file, the profile,
+ * $PLEXA_URL, the file $PLEXA_URL_FILE names (batch jobs: the token stays
+ * out of the job script and its environment), the default profile. */
+static const char *url_source(const plx_engine_t *e)
+{
+    if (e->opts.url || e->opts.url_file)
+        return e->opts.url ? e->opts.url : e->opts.url_file;
+    const char *env = getenv("PLEXA_URL"), *file = getenv("PLEXA_URL_FILE");
+    if ((!e->opts.profile || !*e->opts.profile) && !(env && *env) && file && *file)
+        return file;
+    return "";
+}
+
 static int engine_resolve(plx_engine_t *e, plx_err_t *err)
 {
-    const char *src = e->opts.url ? e->opts.url : e->opts.url_file;
-    int rc = plx_url_resolve(src ? src : "", e->opts.profile, "ipcontroller-engine.url",
+    int rc = plx_url_resolve(url_source(e), e->opts.profile, "ipcontroller-engine.url",
                              &e->url, err);
+    /* The token is read: user code and its children must not find it. */
+    scrub_env("PLEXA_URL");
     if (rc != PLX_OK)
         return rc;
     snprintf(e->url_shown, sizeof e->url_shown, "plx+%s://%s%s%s:%u", e->url.transport,
@@ -234,6 +263,7 @@ static void engine_serve(plx_engine_t *e)
         pthread_mutex_lock(&e->mu);
         e->busy = 0;
         e->running_task = 0;
+        e->running_req = 0;
         atomic_store(&e->interrupt_wanted, 0);
         pthread_mutex_unlock(&e->mu);
         /* An interrupt that came as the request was ending (no user code
@@ -306,6 +336,14 @@ int plx_engine_run(const plx_engine_opts_t *opts, plx_err_t *err)
         return rc;
     }
     rc = engine_resolve(e, err);
+    if (rc == PLX_OK && !e->opts.show_secrets) {
+        /* Before any thread starts: namespaces are per process. */
+        plx_err_t herr = {0};
+        if (plx_engine_hide_secrets(&herr) != PLX_OK)
+            PLX_WARN("cannot hide the profiles' security directories from the code this "
+                     "engine runs (%s): that code can read the other capabilities' tokens",
+                     herr.msg);
+    }
     if (rc == PLX_OK)
         rc = plx_engine_io_init(e, err);
     if (rc == PLX_OK) {

@@ -37,6 +37,8 @@ typedef struct plx_engine_opts {
                                        * controller connection, retry for this long
                                        * (re-registering under the same id); 0 = the
                                        * default (10 s), < 0 = never */
+    int         show_secrets;         /* --show-secrets: leave the profiles' security/
+                                       * visible to the code the engine runs */
 } plx_engine_opts_t;
 
 /*

@@ -29,14 +29,18 @@ static void usage(FILE *f)
         "sys.path, and exits when the controller goes away (after trying to\n"
         "reconnect for a while when the connection was lost unexpectedly).\n"
         "\n"
-        "The controller's engine URL is taken from, in this order: --url,\n"
-        "--url-file, --profile's connection file, $PLEXA_URL, and the default\n"
-        "profile's connection file ($PLEXA_DIR or ~/.plexa, then\n"
-        "profile_NAME/security/ipcontroller-engine.url).\n"
+        "The controller's engine URL (plx+tls://HOST:PORT/TOKEN#sha256=...) holds\n"
+        "the engine token, so it never goes on the command line, where every user\n"
+        "of the host could read it. It is taken from, in this order: standard\n"
+        "input (--url -), --url-file, --profile's connection file, $PLEXA_URL,\n"
+        "the file $PLEXA_URL_FILE names, and the default profile's connection\n"
+        "file ($PLEXA_DIR or ~/.plexa, then\n"
+        "profile_NAME/security/ipcontroller-engine.url). Once read, it is removed\n"
+        "from the engine's environment.\n"
         "\n"
         "Options:\n"
-        "  --url URL             the controller's engine URL (plx+tcp://HOST:PORT/TOKEN)\n"
-        "  --url-file FILE       read the URL from this connection file\n"
+        "  --url -               read the URL from standard input (one line)\n"
+        "  --url-file FILE       read the URL from this connection file (mode 0600)\n"
         "                        (--furl-file is accepted too, as in IPython 0.10)\n"
         "  --profile NAME        use this profile's connection file (default: default)\n"
         "  --mpi KIND            set up MPI first; KIND: mpi4py (gives `mpi` in the namespace);\n"
@@ -47,19 +51,37 @@ static void usage(FILE *f)
         "  --reconnect S         after losing the controller connection unexpectedly,\n"
         "                        try to reconnect (keeping the engine id) for S\n"
         "                        seconds before exiting (default: 10; 0: exit at once)\n"
+        "  --show-secrets        leave every profile's security/ directory (other\n"
+        "                        capabilities' tokens, the controller's key) visible to\n"
+        "                        the code the engine runs; by default it is hidden\n"
         "  --log-level LEVEL     debug, info, warn or error (default: info)\n"
         "  -l, --logfile PATH    write the log there instead of stderr\n"
         "  -h, --help            show this help and exit\n"
         "  --version             show the version and exit\n"
         "\n"
-        "Environment: PLEXA_URL, PLEXA_DIR, PLX_PLUGIN_PATH (transport plugins).\n");
+        "Environment: PLEXA_URL, PLEXA_URL_FILE, PLEXA_DIR, PLX_PLUGIN_PATH (transport\n"
+        "plugins).\n");
 }
 
 typedef struct args {
     plx_engine_opts_t opts;
     const char       *log_level;
     const char       *logfile;
+    int               url_stdin;     /* --url - */
+    char              url[4096];     /* read from stdin */
 } args_t;
+
+/* --url - : the URL is the first line of standard input. */
+static int read_url_stdin(args_t *a)
+{
+    if (!fgets(a->url, sizeof a->url, stdin)) {
+        fprintf(stderr, "ipengine: --url -: nothing on standard input\n");
+        return 2;
+    }
+    a->url[strcspn(a->url, "\r\n")] = '\0';
+    a->opts.url = a->url;
+    return -1;
+}
 
 /* An engine id the controller can grant: 0..65535. */
 static int parse_id(const char *s, int *out)
@@ -99,11 +121,21 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"reconnect", required_argument, 0, 'r'}, {"id", required_argument, 0, 'i'},
         {"log-level", required_argument, 0, 'v'}, {"logfile", required_argument, 0, 'l'},
         {"help", no_argument, 0, 'h'},            {"version", no_argument, 0, 'V'},
+        {"show-secrets", no_argument, 0, 'S'},
         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "l:h", opts, NULL)) != -1) {
         switch (ch) {
-        case 'u': a->opts.url = optarg; break;
+        case 'u':
+            if (strcmp(optarg, "-") != 0) {
+                fprintf(stderr, "ipengine: --url would put the engine token on the command line, "
+                        "where every user of this host can read it (ps, /proc/PID/cmdline); "
+                        "give it in a file (--url-file FILE, mode 0600), in the environment "
+                        "(PLEXA_URL or PLEXA_URL_FILE), or on standard input (--url -)\n");
+                return 2;
+            }
+            a->url_stdin = 1;
+            break;
         case 'f': a->opts.url_file = optarg; break;
         case 'p': a->opts.profile = optarg; break;
         case 'm': a->opts.mpi = optarg; break;
@@ -136,6 +168,7 @@ static int parse_args(int argc, char **argv, args_t *a)
             }
             a->opts.has_requested_id = 1;
             break;
+        case 'S': a->opts.show_secrets = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("ipengine (plexa) %s\n", PLX_VERSION_STRING); return 0;
         default: usage(stderr); return 2;
@@ -146,7 +179,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         return 2;
     }
     rank_as_id(&a->opts);
-    return -1;
+    return a->url_stdin ? read_url_stdin(a) : -1;
 }
 
 static int setup_log(const args_t *a)
@@ -164,7 +197,7 @@ static int setup_log(const args_t *a)
         plx_log_set_level(PLX_LOG_INFO);
     }
     if (a->logfile) {
-        int fd = open(a->logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        int fd = open(a->logfile, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0) {
             fprintf(stderr, "ipengine: cannot open log file %s: %s\n", a->logfile,
                     strerror(errno));

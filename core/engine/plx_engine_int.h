@@ -72,6 +72,7 @@ typedef struct plx_engine {
     double                   reconnect_s;  /* 0: never reconnect */
     ev_tstamp                reconnect_deadline;   /* 0: connected (not reconnecting) */
     int                      ever_welcomed;
+    char                     secret[72];   /* the first Welcome's: proves our id on a comeback */
     int                      hello_pending;   /* connected, Hello waits for Python */
     char                     lost_why[PLX_ERR_MSG_MAX];   /* why the last connection went */
     double                   hb_period;    /* the controller's heartbeat period (s), 0: none */
@@ -99,6 +100,7 @@ typedef struct plx_engine {
     atomic_int               interrupt_wanted;  /* set with mu held; read by the wake
                                                  * signal's handler, see plx_engine_io.c */
     uint64_t                 running_task;   /* the TaskRun it runs, 0 if none */
+    uint64_t                 running_req;    /* the envelope id of the request it runs */
     uint64_t                 session;        /* bumped when a connection is lost */
     int                      id_news;        /* a re-registration changed engine_id */
     int                      shutting_down;  /* a shutdown was served: no reconnect */
@@ -146,6 +148,15 @@ void plx_engine_io_post(plx_engine_t *e, plx_msg_t *m, uint64_t session);
  * ends the process at once. */
 void plx_engine_signals_install(plx_engine_t *e);
 void plx_engine_signals_restore(plx_engine_t *e);
+
+/* ---- plx_engine_hide.c -------------------------------------------------- */
+
+/* Cover every profile's security/ directory (other capabilities' tokens,
+ * the controller's key) for this process, for good: nested user and mount
+ * namespaces. Call while single-threaded, after the URL is read. PLX_OK
+ * (also when there is nothing to hide), or PLX_EDECLINED when the kernel
+ * does not allow it (err says why; the process is unchanged). */
+int plx_engine_hide_secrets(plx_err_t *err);
 
 /* ---- plx_engine_py.c: the interpreter ----------------------------------- */
 

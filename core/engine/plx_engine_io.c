@@ -155,6 +155,7 @@ static void io_send_hello(plx_engine_t *e)
         if (id >= 0) {
             hello.has_engine_id = 1;
             hello.engine_id = id;
+            hello.engine_secret = e->secret;
         }
     }
     Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
@@ -262,6 +263,8 @@ static void io_welcome(plx_engine_t *e, const Plexa__Welcome *w)
         ev_timer_set(&e->keepalive, e->hb_period, e->hb_period);
         ev_timer_start(e->loop, &e->keepalive);
     }
+    /* The id we hold now, and what proves it if we have to come back. */
+    snprintf(e->secret, sizeof e->secret, "%s", w->engine_secret ? w->engine_secret : "");
     if (e->ever_welcomed)
         return;
     e->ever_welcomed = 1;
@@ -272,7 +275,9 @@ static void io_welcome(plx_engine_t *e, const Plexa__Welcome *w)
     pthread_mutex_unlock(&e->mu);
 }
 
-/* A task interrupted before it started, answered here without Python. */
+/* A request interrupted before it started, answered here without Python:
+ * a task with a failed TaskResult, anything else with an EngineReply that
+ * carries the KeyboardInterrupt. */
 static void io_answer_interrupted(plx_engine_t *e, plx_engine_req_t *r)
 {
     double now = plx_unix_now();
@@ -280,65 +285,92 @@ static void io_answer_interrupted(plx_engine_t *e, plx_engine_req_t *r)
     err.ename = "KeyboardInterrupt";
     err.evalue = "interrupted before it started";
     err.traceback = "KeyboardInterrupt: interrupted before it started\n";
-    Plexa__TaskResult tr = PLEXA__TASK_RESULT__INIT;
-    tr.has_task_id = 1;
-    tr.task_id = r->env->task_run->task_id;
-    tr.has_status = 1;
-    tr.status = PLEXA__TASK_STATUS__TASK_FAILED;
-    tr.has_engine_id = 1;
     pthread_mutex_lock(&e->mu);
-    tr.engine_id = e->engine_id;
+    int32_t id = e->engine_id;
     pthread_mutex_unlock(&e->mu);
-    tr.error = &err;
-    tr.has_started = tr.has_completed = 1;
-    tr.started = tr.completed = now;
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.has_id = 1;
-    env.id = plx_engine_next_id(e);
-    env.has_reply_to = r->env->has_id;
-    env.reply_to = r->env->id;
-    env.body_case = PLEXA__ENVELOPE__BODY_TASK_RESULT;
-    env.task_result = &tr;
+    Plexa__TaskResult tr = PLEXA__TASK_RESULT__INIT;
+    Plexa__EngineReply er = PLEXA__ENGINE_REPLY__INIT;
+    Plexa__Envelope env;
+    if (r->env->body_case == PLEXA__ENVELOPE__BODY_TASK_RUN) {
+        tr.has_task_id = tr.has_status = tr.has_engine_id = 1;
+        tr.task_id = r->env->task_run->task_id;
+        tr.status = PLEXA__TASK_STATUS__TASK_FAILED;
+        tr.engine_id = id;
+        tr.error = &err;
+        tr.has_started = tr.has_completed = 1;
+        tr.started = tr.completed = now;
+        plx_envelope_set(&env, plx_engine_next_id(e), r->env->has_id ? r->env->id : 0,
+                         PLEXA__ENVELOPE__BODY_TASK_RESULT, &tr);
+    } else {
+        er.has_engine_id = 1;
+        er.engine_id = id;
+        er.method = (char *)plx_envelope_body_name(r->env);
+        er.error = &err;
+        plx_envelope_set(&env, plx_engine_next_id(e), r->env->has_id ? r->env->id : 0,
+                         PLEXA__ENVELOPE__BODY_ENGINE_REPLY, &er);
+    }
     io_send(e, &env);
 }
 
-/* Interrupt{task_id}: raise KeyboardInterrupt in the running request when
- * task_id is 0 (whatever runs) or names the running task. A task still
- * queued here (the controller sends several ahead) is taken out of the
- * queue and answered as interrupted at once, without running. */
-static void io_interrupt(plx_engine_t *e, uint64_t task_id)
+/* Take out of the queue the first request match(r, key) names; NULL if none. */
+static plx_engine_req_t *take_queued_locked(plx_engine_t *e,
+                                            int (*match)(const plx_engine_req_t *, uint64_t),
+                                            uint64_t key)
+{
+    plx_engine_req_t *prev = NULL;
+    for (plx_engine_req_t *r = e->req_head; r; prev = r, r = r->next)
+        if (match(r, key)) {
+            if (prev)
+                prev->next = r->next;
+            else
+                e->req_head = r->next;
+            if (e->req_tail == r)
+                e->req_tail = prev;
+            r->next = NULL;
+            return r;
+        }
+    return NULL;
+}
+
+static int is_task(const plx_engine_req_t *r, uint64_t task_id)
+{
+    return r->env->body_case == PLEXA__ENVELOPE__BODY_TASK_RUN &&
+           r->env->task_run->task_id == task_id;
+}
+
+static int is_request(const plx_engine_req_t *r, uint64_t request_id)
+{
+    return r->env->has_id && r->env->id == request_id;
+}
+
+/* Interrupt{task_id, request_id}: raise KeyboardInterrupt in the running
+ * request when both are 0 (whatever runs), or when one names what runs. A
+ * task or request still queued here (the controller sends several ahead)
+ * is taken out of the queue and answered as interrupted at once, without
+ * running. */
+static void io_interrupt(plx_engine_t *e, uint64_t task_id, uint64_t request_id)
 {
     int hit = 0;
     plx_engine_req_t *taken = NULL;
     pthread_mutex_lock(&e->mu);
-    if (e->busy && (task_id == 0 || e->running_task == task_id)) {
+    int whatever = task_id == 0 && request_id == 0;
+    if (e->busy && (whatever || (task_id && e->running_task == task_id) ||
+                    (request_id && e->running_req == request_id))) {
         interrupt_if_busy_locked(e);
         hit = 1;
-    } else if (task_id != 0) {
-        plx_engine_req_t *prev = NULL;
-        for (plx_engine_req_t *r = e->req_head; r; prev = r, r = r->next) {
-            if (r->env->body_case == PLEXA__ENVELOPE__BODY_TASK_RUN &&
-                r->env->task_run->task_id == task_id) {
-                if (prev)
-                    prev->next = r->next;
-                else
-                    e->req_head = r->next;
-                if (e->req_tail == r)
-                    e->req_tail = prev;
-                r->next = NULL;
-                taken = r;
-                hit = 2;
-                break;
-            }
-        }
+    } else if (!whatever) {
+        taken = task_id ? take_queued_locked(e, is_task, task_id)
+                        : take_queued_locked(e, is_request, request_id);
+        hit = taken ? 2 : 0;
     }
     pthread_mutex_unlock(&e->mu);
     if (taken) {
         io_answer_interrupted(e, taken);
         plx_engine_req_free(taken);   /* received buffers only: no Python in them */
     }
-    PLX_DEBUG("interrupt of %s%llu: %s", task_id ? "task " : "whatever runs",
-              (unsigned long long)task_id,
+    PLX_DEBUG("interrupt of %s%llu: %s",
+              task_id ? "task " : request_id ? "request " : "whatever runs",
+              (unsigned long long)(task_id ? task_id : request_id),
               hit == 1 ? "raised KeyboardInterrupt" : hit == 2 ? "answered it unstarted"
                                                              : "nothing to interrupt");
 }
@@ -456,7 +488,8 @@ static int io_control(plx_engine_t *e, const Plexa__Envelope *env)
         return 1;
     case PLEXA__ENVELOPE__BODY_INTERRUPT:
         /* Not queued: it is about what runs now. */
-        io_interrupt(e, env->interrupt->has_task_id ? env->interrupt->task_id : 0);
+        io_interrupt(e, env->interrupt->has_task_id ? env->interrupt->task_id : 0,
+                     env->interrupt->has_request_id ? env->interrupt->request_id : 0);
         return 1;
     case PLEXA__ENVELOPE__BODY_TASK_STEAL:
         /* Not queued either: it is about what still waits. */

@@ -142,9 +142,10 @@ int plx_engine_host_module(char *pkg, size_t plen, char *bin, size_t blen)
     return found ? 0 : -1;
 }
 
-/* sys.path[0] = the start directory (like `python -c`, so the user's
- * modules next to where ipcluster started import), then plexa's package
- * directory, before site-packages. */
+/* sys.path: plexa's package directory first (a plexa/ planted in the
+ * start directory must not run in place of ours), then the start directory
+ * (like `python -c`, so the user's modules next to where ipcluster started
+ * import, as in 0.10), then site-packages. */
 static int py_set_path(plx_err_t *err)
 {
     char cwd[PATH_MAX], pkg[PATH_MAX];
@@ -159,12 +160,12 @@ static int py_set_path(plx_err_t *err)
     Py_XDECREF(c);
     if (rc == 0 && pkg[0]) {
         PyObject *p = PyUnicode_DecodeFSDefault(pkg);
-        rc = p ? PyList_Insert(path, 1, p) : -1;
+        rc = p ? PyList_Insert(path, 0, p) : -1;
         Py_XDECREF(p);
     }
     if (rc < 0)
         return plx_pyvalue_fail(err, PLX_ERR, "setting sys.path");
-    PLX_DEBUG("sys.path[0] = %s; plexa package from %s", cwd, pkg[0] ? pkg : "(site)");
+    PLX_DEBUG("sys.path starts with %s%s%s", pkg[0] ? pkg : "", pkg[0] ? ", " : "", cwd);
     return PLX_OK;
 }
 

@@ -214,6 +214,16 @@ static void close_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     conn_leave(c);
 }
 
+void plx_conn_set_limits(plx_conn_t *c, const plx_limits_t *lim)
+{
+    plx_decoder_set_limits(c->dec, lim);
+}
+
+void plx_conn_set_budget(plx_conn_t *c, plx_budget_t *budget)
+{
+    plx_decoder_set_budget(c->dec, budget);
+}
+
 void plx_conn_set_ud(plx_conn_t *c, void *ud) { c->ud = ud; }
 void *plx_conn_ud(const plx_conn_t *c) { return c->ud; }
 const char *plx_conn_peer(const plx_conn_t *c) { return c->peer; }

@@ -51,6 +51,12 @@ void plx_conn_close(plx_conn_t *c, int flush, int code, const char *why);
 /* Close if open (no callback) and free. NULL-safe; NULLs *cp. */
 void plx_conn_destroy(plx_conn_t **cp);
 
+/* Frame limits from the next frame on (plx_decoder_set_limits): small
+ * ones until a peer authenticates, its role's afterwards. */
+void plx_conn_set_limits(plx_conn_t *c, const plx_limits_t *lim);
+/* Charge received payload against budget (plx_decoder_set_budget). */
+void plx_conn_set_budget(plx_conn_t *c, plx_budget_t *budget);
+
 void  plx_conn_set_ud(plx_conn_t *c, void *ud);
 void *plx_conn_ud(const plx_conn_t *c);
 const char *plx_conn_peer(const plx_conn_t *c);

@@ -17,6 +17,9 @@
 #define REQ_MAX    8192
 #define CONN_MAX   64
 #define CONN_TIMEOUT_S 5.0
+/* Connections one address may hold (loopback excepted: every local user
+ * shares it, and they are told apart by nothing but their behaviour). */
+#define PEER_MAX   8
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
@@ -42,7 +45,8 @@ struct hconn {
     size_t      have;
     char       *out;       /* response being written */
     size_t      out_len, out_off;
-    hconn_t    *prev, *next;
+    struct in_addr peer;
+    hconn_t    *prev, *next;   /* newest first */
 };
 
 static void conn_free(hconn_t *c)
@@ -188,19 +192,51 @@ static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
     conn_free(container_of(w, hconn_t, timer));
 }
 
+/* Full: the connection that has been sending its request longest goes,
+ * so that slow clients (slowloris) cannot keep the page from others. 0 if
+ * every one is being answered. */
+static int drop_slowest(plx_http_t *h)
+{
+    hconn_t *slowest = NULL;
+    for (hconn_t *c = h->conns; c; c = c->next)
+        if (!c->out)
+            slowest = c;   /* the list is newest first: the last one is the oldest */
+    if (!slowest)
+        return 0;
+    conn_free(slowest);
+    return 1;
+}
+
+static int peer_conns(const plx_http_t *h, struct in_addr a)
+{
+    int n = 0;
+    for (const hconn_t *c = h->conns; c; c = c->next)
+        n += c->peer.s_addr == a.s_addr;
+    return n;
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     plx_http_t *h = container_of(w, plx_http_t, accept_w);
-    int fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    struct sockaddr_in a;
+    socklen_t alen = sizeof a;
+    int fd = accept4(h->fd, (struct sockaddr *)&a, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0)
         return;   /* EMFILE and friends: the next event retries */
-    hconn_t *c = h->nconns < CONN_MAX ? calloc(1, sizeof *c) : NULL;
+    int loopback = (ntohl(a.sin_addr.s_addr) >> 24) == 127;
+    if ((!loopback && peer_conns(h, a.sin_addr) >= PEER_MAX) ||
+        (h->nconns >= CONN_MAX && !drop_slowest(h))) {
+        close(fd);
+        return;
+    }
+    hconn_t *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);
         return;
     }
     c->h = h;
     c->fd = fd;
+    c->peer = a.sin_addr;
     c->next = h->conns;
     if (h->conns)
         h->conns->prev = c;

@@ -61,6 +61,7 @@ typedef struct entry {
 struct plx_conf {
     plx_cluster_conf_t    cluster;
     plx_controller_conf_t controller;
+    plx_client_conf_t     client;
     entry_t              *entries;   /* keys set explicitly, in order */
     size_t                n, cap;
     unsigned              gen;       /* parses so far */
@@ -68,6 +69,7 @@ struct plx_conf {
 
 #define CL(f) offsetof(struct plx_conf, cluster.f), sizeof(((plx_cluster_conf_t *)0)->f)
 #define CT(f) offsetof(struct plx_conf, controller.f), sizeof(((plx_controller_conf_t *)0)->f)
+#define CN(f) offsetof(struct plx_conf, client.f), sizeof(((plx_client_conf_t *)0)->f)
 
 static const keyspec_t schema[] = {
     { "cluster", "transport", K_CHOICE, "tls", 0, 0, "tcp|tls", CL(transport),
@@ -98,6 +100,10 @@ static const keyspec_t schema[] = {
     { "cluster", "restart_controller", K_BOOL, "false", 0, 0, NULL, CL(restart_controller),
       "Whether ipcluster restarts a controller that died, on the same port with the same "
       "tokens: engines reconnect by themselves, clients reconnect with the files they have." },
+    { "cluster", "hide_secrets", K_BOOL, "true", 0, 0, NULL, CL(hide_secrets),
+      "Whether engines cover every profile's security/ directory (the other capabilities' "
+      "tokens, the controller's key) from the code they run, with user and mount "
+      "namespaces (ipengine --show-secrets when false). See docs/threat-model.md." },
     { "cluster", "allow_insecure", K_BOOL, "false", 0, 0, NULL, CL(allow_insecure),
       "Allow transport = tcp on an address other than loopback: anyone on the network can "
       "then read the traffic, tokens included." },
@@ -109,6 +115,11 @@ static const keyspec_t schema[] = {
       CT(max_envelope),
       "Largest message envelope accepted, in bytes (payload buffers do not count). "
       "Sizes may end in K, M, G or T (powers of 1024)." },
+    { "controller", "max_memory", K_SIZE, "0", 0, 1LL << 50, NULL, CT(max_memory),
+      "Most bytes of payload (pushed arrays, results in flight) the controller holds at "
+      "once; a message that would go over is refused with an error naming this bound, "
+      "and the connection stays. 0: three quarters of the memory the controller may use "
+      "(physical memory, or its address-space or data limit if lower)." },
     { "controller", "max_buffers", K_INT, "65536", 1, 16777216, NULL, CT(max_buffers),
       "Most out-of-band buffers in one message." },
     { "controller", "results_max", K_INT, "100000", 1, INT_MAX, NULL, CT(results_max),
@@ -134,11 +145,17 @@ static const keyspec_t schema[] = {
     { "controller", "status_port", K_INT, "0", -1, 65535, NULL, CT(status_port),
       "Port of the read-only status page on 127.0.0.1 (its URL, with the status token, "
       "goes to security/ipcontroller-status.http); 0 picks a free port, -1 turns it off." },
+    { "client", "trust_engine_pickles", K_BOOL, "true", 0, 0, NULL, CN(trust_engine_pickles),
+      "Whether the Python clients of this profile unpickle values engines send. Unpickling "
+      "runs code the sender chose, so a rogue engine (anyone holding the engine token) could "
+      "run code in the client; false accepts only plexa's native values (None, bool, int, "
+      "float, str, bytes, numpy arrays, lists and tuples of them) and turns anything else "
+      "into an error naming this key." },
 };
 
 #define NSCHEMA (sizeof schema / sizeof schema[0])
 
-static const char *const known_sections[] = { "cluster", "controller" };
+static const char *const known_sections[] = { "cluster", "controller", "client" };
 
 /* A converted value, held until it is committed to the typed field. */
 typedef union value {

@@ -44,6 +44,7 @@ typedef struct plx_cluster_conf {
     int    max_restarts;             /* per engine (and for the controller), >= 0 */
     bool   restart_controller;       /* ipcluster restarts a controller that died */
     bool   allow_insecure;           /* plaintext tcp beyond loopback */
+    bool   hide_secrets;             /* engines cover the profiles' security/ */
     double start_timeout;            /* seconds, > 0 */
     int    log_level;                /* a plx_log_level (plx_log.h) */
 } plx_cluster_conf_t;
@@ -52,6 +53,7 @@ typedef struct plx_cluster_conf {
 typedef struct plx_controller_conf {
     uint64_t max_envelope;       /* bytes, 1 KiB..2 GiB (fits plx_limits_t) */
     int      max_buffers;        /* per message, 1..16777216 */
+    uint64_t max_memory;         /* payload bytes held at once; 0: automatic */
     int      results_max;        /* results kept, 1..2^31-1 */
     uint64_t results_max_bytes;  /* bytes of results kept, >= 1 MiB */
     int      task_inflight;      /* tasks held per engine, 0..1024 (0: the policy's default) */
@@ -59,6 +61,12 @@ typedef struct plx_controller_conf {
     int      token_lifetime;     /* seconds a client token is accepted; 0 = until stop */
     int      status_port;        /* status page on 127.0.0.1; 0 any, -1 off */
 } plx_controller_conf_t;
+
+/* The [client] section, typed (read by the Python clients; here so that
+ * cluster.conf is checked as one file). */
+typedef struct plx_client_conf {
+    bool trust_engine_pickles;   /* clients unpickle what engines send */
+} plx_client_conf_t;
 
 typedef struct plx_conf plx_conf_t;
 

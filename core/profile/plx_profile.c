@@ -149,9 +149,48 @@ static int tighten(const char *dir, plx_err_t *err)
     return PLX_OK;
 }
 
+/* OpenSSH's StrictModes for our directories: a directory another user
+ * owns, or may write to, lets that user plant files we would trust (a
+ * cluster.conf, a log symlinked to somewhere else, a fake pid file). */
+static int check_private_dir(const char *path, plx_err_t *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return errno == ENOENT ? PLX_OK : plx_err_set(err, PLX_EIO, "stat %s: %s", path,
+                                                     strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return plx_err_set(err, PLX_EINVAL, "%s exists but is not a directory", path);
+    if (st.st_uid != geteuid())
+        return plx_err_set(err, PLX_EAUTH,
+                           "refusing to use %s: it belongs to uid %u, not to you (uid %u), "
+                           "so its owner could plant files plexa would trust; remove it, or "
+                           "use another directory (PLEXA_DIR)",
+                           path, (unsigned)st.st_uid, (unsigned)geteuid());
+    if (st.st_mode & 022)
+        return plx_err_set(err, PLX_EAUTH,
+                           "refusing to use %s: its mode %04o lets other users write there, "
+                           "so they could plant files plexa would trust; fix it with "
+                           "'chmod go-w %s'",
+                           path, (unsigned)(st.st_mode & 07777), path);
+    return PLX_OK;
+}
+
+static int check_profile_dirs(const plx_profile_t *p, const char *root, plx_err_t *err)
+{
+    const char *dirs[] = {root, p->dir, p->security_dir, p->log_dir, p->pid_dir};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        int rc = check_private_dir(dirs[i], err);
+        if (rc != PLX_OK)
+            return rc;
+    }
+    return PLX_OK;
+}
+
 static int create_profile(const plx_profile_t *p, const char *root, plx_err_t *err)
 {
     int rc = make_dirs(root, 0700, err);
+    if (rc == PLX_OK)
+        rc = check_private_dir(root, err);   /* before we put anything in it */
     if (rc == PLX_OK)
         rc = make_dir(p->dir, 0700, err);
     if (rc == PLX_OK)
@@ -162,6 +201,8 @@ static int create_profile(const plx_profile_t *p, const char *root, plx_err_t *e
         rc = make_dir(p->log_dir, 0700, err);
     if (rc == PLX_OK)
         rc = make_dir(p->pid_dir, 0700, err);
+    if (rc == PLX_OK)
+        rc = check_profile_dirs(p, root, err);
     return rc;
 }
 
@@ -190,7 +231,7 @@ int plx_profile_open(const char *name, int create, plx_profile_t *p, plx_err_t *
                    : plx_err_set(err, PLX_EIO, "stat %s: %s", p->dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return plx_err_set(err, PLX_EINVAL, "%s exists but is not a directory", p->dir);
-    return PLX_OK;
+    return check_profile_dirs(p, root, err);
 }
 
 int plx_profile_file(const plx_profile_t *p, const char *sub, const char *file, char *out,
@@ -380,19 +421,62 @@ int plx_token_equal(const char *a, const char *b)
 
 /* ---- pid files ---------------------------------------------------------- */
 
+/* Field 22 of /proc/PID/stat: when the process started, in clock ticks
+ * after boot. With the pid it names one process for good: a pid that was
+ * reused belongs to a process with another start time. 0 if unknown. */
+static unsigned long long start_time(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');   /* COMM may hold spaces and ')' */
+    if (!p)
+        return 0;
+    p++;   /* the space before field 3 */
+    for (int field = 3; field < 22 && p; field++)
+        p = strchr(p + 1, ' ');
+    return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+/* Is pid a process of ours? (A pid file's process must be, before we
+ * signal it: a stale file could name anybody's.) The Uid line of
+ * /proc/PID/status, since /proc/PID itself belongs to root for a process
+ * that made itself non-inspectable (PR_SET_DUMPABLE 0), as ours do. */
+static int owned_by_us(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 1;   /* no /proc: kill() itself refuses other users' */
+    unsigned long real = 0, eff = 0;
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = sscanf(line, "Uid: %lu %lu", &real, &eff) == 2;
+    fclose(f);
+    return !found || real == (unsigned long)geteuid() || eff == (unsigned long)geteuid();
+}
+
 int plx_pidfile_write(const char *path, pid_t pid, plx_err_t *err)
 {
-    char text[32];
+    char text[64];
     if (pid <= 0)
         return plx_err_set(err, PLX_EINVAL, "pid file %s: %ld is not a process id", path,
                            (long)pid);
-    snprintf(text, sizeof text, "%ld\n", (long)pid);
+    snprintf(text, sizeof text, "%ld %llu\n", (long)pid, start_time(pid));
     return plx_file_write_secret(path, text, err);
 }
 
 int plx_pidfile_read(const char *path, pid_t *pid, plx_err_t *err)
 {
-    char text[32], *end;
+    char text[64], *end;
     *pid = 0;
     int rc = plx_file_read_small(path, text, sizeof text, err);
     if (rc == PLX_ELIMIT)
@@ -401,9 +485,18 @@ int plx_pidfile_read(const char *path, pid_t *pid, plx_err_t *err)
         return rc;
     errno = 0;
     long v = strtol(text, &end, 10);
-    if (!isdigit((unsigned char)text[0]) || *end || errno || v <= 0 || v > INT_MAX)
+    int start_ok = !*end || (*end == ' ' && isdigit((unsigned char)end[1]) &&
+                             strspn(end + 1, "0123456789") == strlen(end + 1));
+    if (!isdigit((unsigned char)text[0]) || !start_ok || errno || v <= 0 || v > INT_MAX)
         return plx_err_set(err, PLX_EINVAL, "pid file %s: '%.20s' is not a process id", path,
                            text);
+    /* "PID START": the process must still be that one (pids are reused),
+     * and ours. */
+    unsigned long long started = *end ? strtoull(end + 1, NULL, 10) : 0;
+    unsigned long long now = start_time((pid_t)v);
+    if ((started && now && started != now) || !owned_by_us((pid_t)v))
+        return plx_err_set(err, PLX_ENOTFOUND, "pid file %s is stale: process %ld is not "
+                           "the one that wrote it", path, v);
     *pid = (pid_t)v;
     return PLX_OK;
 }

@@ -100,12 +100,15 @@ int plx_token_new(char out[PLX_TOKEN_HEX + 1], plx_err_t *err);
  */
 int plx_token_equal(const char *a, const char *b);
 
-/* Atomically write pid as decimal text to path (0600). */
+/* Atomically write "PID START" to path (0600): the pid and the process's
+ * start time, which tells it from a later process given the same pid. */
 int plx_pidfile_write(const char *path, pid_t pid, plx_err_t *err);
 
 /*
- * Read a pid file. Returns PLX_OK, PLX_ENOTFOUND (missing), PLX_EINVAL
- * (not a positive decimal pid) or PLX_EIO.
+ * Read a pid file. Returns PLX_OK, PLX_ENOTFOUND (missing, or stale: the
+ * process with that pid is not the one that wrote the file, or is not
+ * ours, so it must not be signalled), PLX_EINVAL (not a positive decimal
+ * pid) or PLX_EIO.
  */
 int plx_pidfile_read(const char *path, pid_t *pid, plx_err_t *err);
 

@@ -94,6 +94,15 @@ plx_buf_t *plx_buf_ref(plx_buf_t *b)
     return b;
 }
 
+void plx_buf_charge(plx_buf_t *b, atomic_uint_fast64_t *budget, uint64_t n)
+{
+    if (b->budget || !budget)
+        return;
+    b->budget = budget;
+    b->charged = n;
+    atomic_fetch_add_explicit(budget, n, memory_order_relaxed);
+}
+
 void plx_buf_unref(plx_buf_t **bp)
 {
     plx_buf_t *b = *bp;
@@ -102,6 +111,8 @@ void plx_buf_unref(plx_buf_t **bp)
     *bp = NULL;
     if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
         return;
+    if (b->budget)
+        atomic_fetch_sub_explicit(b->budget, b->charged, memory_order_relaxed);
     if (b->release)
         b->release(b->release_ctx, b->data, b->len);
     else

@@ -33,6 +33,10 @@ typedef struct plx_buf {
     uint8_t            *data;
     plx_buf_release_fn  release;   /* NULL: data is malloc'd and freed by us */
     void               *release_ctx;
+    /* A memory budget this buffer counts against (plx_buf_charge), given
+     * back when the last reference goes; NULL: none. */
+    atomic_uint_fast64_t *budget;
+    uint64_t             charged;
 } plx_buf_t;
 
 /* A new owned buffer of len bytes (uninitialised), refs = 1. NULL on ENOMEM. */
@@ -55,6 +59,10 @@ PLX_SHARED int plx_buf_reserve(plx_buf_t *b, size_t cap);
 int plx_buf_reserve_pooled(plx_buf_t *b, size_t cap);
 
 PLX_SHARED plx_buf_t *plx_buf_ref(plx_buf_t *b);
+
+/* Count n bytes of b against *budget until b is freed (a controller's
+ * bound on the payload it holds). A buffer is charged at most once. */
+void plx_buf_charge(plx_buf_t *b, atomic_uint_fast64_t *budget, uint64_t n);
 
 /* Drop a reference and NULL the pointer; NULL-safe. */
 PLX_SHARED void plx_buf_unref(plx_buf_t **bp);

@@ -98,7 +98,7 @@ static void rotate(void)
     snprintf(to, sizeof to, "%s.1", sink_path);
     if (rename(sink_path, to) != 0)
         return;
-    int fd = open(sink_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    int fd = open(sink_path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd >= 0) {
         dup2(fd, log_fd);
         close(fd);
@@ -142,12 +142,33 @@ int plx_log_parse_level(const char *name)
     return -1;
 }
 
+/* Copy msg into out[0..cap) so that it cannot pass for other log lines or
+ * drive a terminal: control characters become \xNN, and a line break
+ * starts an indented continuation (a forged line never starts with a
+ * time stamp). Tabs stay. Returns the length. */
+static size_t escape_message(const char *msg, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)msg; *p && o + 6 < cap; p++) {
+        if (*p == '\n') {
+            memcpy(out + o, "\n    ", 5);
+            o += 5;
+        } else if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
+        } else {
+            out[o++] = (char)*p;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
 void plx_log(plx_log_level level, const char *fmt, ...)
 {
     static const char *tags[] = {"DEBUG", "INFO", "WARN", "ERROR"};
     if ((int)level < log_level)
         return;
-    char line[2048];
+    char line[2048], msg[2048];
     struct timeval tv;
     gettimeofday(&tv, NULL);
     struct tm tm;
@@ -158,9 +179,10 @@ void plx_log(plx_log_level level, const char *fmt, ...)
                      (int)getpid());
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    if (vsnprintf(msg, sizeof msg, fmt, ap) < 0)
+        msg[0] = '\0';
     va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    size_t len = (size_t)n + escape_message(msg, line + n, sizeof line - (size_t)n - 1);
     if (len > sizeof line - 2)
         len = sizeof line - 2;
     if (level >= PLX_LOG_WARN)

@@ -58,4 +58,15 @@ void plx_log(plx_log_level level, const char *fmt, ...)
 #define PLX_WARN(...)  plx_log(PLX_LOG_WARN, __VA_ARGS__)
 #define PLX_ERROR(...) plx_log(PLX_LOG_ERROR, __VA_ARGS__)
 
+/* Replace control characters in s with '?', in place: for names a peer
+ * chose (a host name, the start of submitted code) that plexa shows in
+ * tables and terminals (`ipcluster status`), where an escape sequence or
+ * a line break would pass for something else. */
+static inline void plx_printable(char *s)
+{
+    for (unsigned char *p = (unsigned char *)s; p && *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            *p = '?';
+}
+
 #endif

@@ -138,7 +138,7 @@ void plx_msg_destroy(plx_msg_t **mp)
 
 /* ---- decoder ------------------------------------------------------------ */
 
-enum dstate { D_HEADER, D_ENV, D_BLEN, D_BODY, D_FAILED };
+enum dstate { D_HEADER, D_ENV, D_BLEN, D_BODY, D_SKIP, D_FAILED };
 
 struct plx_decoder {
     plx_limits_t lim;
@@ -152,6 +152,11 @@ struct plx_decoder {
     plx_buf_t   *body;         /* buffer being filled */
     uint64_t     body_len;     /* its announced length */
     uint64_t     frame_bytes;  /* announced so far, for max_frame */
+    plx_budget_t *budget;      /* NULL: none */
+    uint64_t     skip_left;    /* D_SKIP: bytes of the dropped body still to come */
+    uint64_t     refused;      /* buffer bytes of this frame dropped (0: none yet) */
+    int          refused_code;
+    uint32_t     bufs_done;    /* buffers of this frame read (kept or dropped) */
 };
 
 plx_decoder_t *plx_decoder_new(const plx_limits_t *lim)
@@ -174,6 +179,50 @@ static void decoder_reset(plx_decoder_t *d)
     d->bufs_total = 0;
     d->body_len = 0;
     d->frame_bytes = 0;
+    d->skip_left = 0;
+    d->refused = 0;
+    d->refused_code = 0;
+    d->bufs_done = 0;
+}
+
+void plx_decoder_set_limits(plx_decoder_t *d, const plx_limits_t *lim)
+{
+    d->lim = lim ? *lim : plx_limits_default();
+}
+
+void plx_decoder_set_budget(plx_decoder_t *d, plx_budget_t *budget)
+{
+    d->budget = budget;
+}
+
+/* Drop the frame's buffers from here on (code: why), reading past them:
+ * the receiver gets the envelope and can say what went wrong. */
+static void refuse(plx_decoder_t *d, int code, uint64_t body_left)
+{
+    if (!d->refused_code) {
+        for (uint32_t i = 0; i < d->msg->nbufs; i++) {
+            d->refused += d->msg->bufs[i]->len;
+            plx_buf_unref(&d->msg->bufs[i]);
+        }
+        d->msg->nbufs = 0;
+        d->refused_code = code;
+    }
+    if (d->body) {
+        d->refused += d->body->len;
+        plx_buf_unref(&d->body);
+    }
+    d->refused += body_left;
+    d->skip_left = body_left;
+    d->state = D_SKIP;
+}
+
+/* Whether a body of len bytes fits the budget. */
+static int admit(const plx_decoder_t *d, uint64_t len)
+{
+    if (!d->budget || !d->budget->max)
+        return 1;
+    uint64_t held = atomic_load_explicit(&d->budget->held, memory_order_relaxed);
+    return held <= d->budget->max && len <= d->budget->max - held;
 }
 
 void plx_decoder_destroy(plx_decoder_t **dp)
@@ -301,10 +350,22 @@ static int begin_body(plx_decoder_t *d, plx_err_t *err)
     if (d->frame_bytes > d->lim.max_frame)
         return fail(d, err, PLX_ELIMIT, "frame of %llu bytes exceeds the limit of %llu",
                     (unsigned long long)d->frame_bytes, (unsigned long long)d->lim.max_frame);
-    d->body = plx_buf_new(0);
-    if (!d->body)
-        return fail(d, err, PLX_ENOMEM, "out of memory");
     d->body_len = len;
+    if (d->refused_code || !admit(d, len)) {
+        refuse(d, d->refused_code ? d->refused_code : PLX_ELIMIT, len);
+        return PLX_OK;
+    }
+    d->body = plx_buf_new(0);
+    if (!d->body) {
+        refuse(d, PLX_ENOMEM, len);
+        return PLX_OK;
+    }
+    if (d->budget) {
+        plx_buf_charge(d->body, &d->budget->held, len);
+        uint64_t held = atomic_load_explicit(&d->budget->held, memory_order_relaxed);
+        if (held > d->budget->peak)
+            d->budget->peak = held;   /* a racy maximum: only a hint to give memory back */
+    }
     d->state = D_BODY;
     return PLX_OK;
 }
@@ -317,15 +378,25 @@ static int advance(plx_decoder_t *d, plx_msg_t **out, plx_err_t *err)
             d->state = D_BLEN;
             continue;
         }
+        if (d->state == D_SKIP && d->skip_left == 0) {
+            d->bufs_done++;
+            d->state = D_BLEN;
+            continue;
+        }
         if (d->state == D_BODY && d->body->len == d->body_len) {
             if (msg_reserve_bufs(d->msg, d->msg->nbufs + 1) != PLX_OK)
                 return fail(d, err, PLX_ENOMEM, "out of memory");
             d->msg->bufs[d->msg->nbufs++] = d->body;
+            d->bufs_done++;
             d->body = NULL;
             d->state = D_BLEN;
             continue;
         }
-        if (d->state == D_BLEN && d->msg->nbufs == d->bufs_total) {
+        if (d->state == D_BLEN && d->bufs_done == d->bufs_total) {
+            if (d->refused_code) {
+                d->msg->refused_bytes = d->refused;
+                d->msg->refused_code = d->refused_code;
+            }
             *out = d->msg;
             d->msg = NULL;
             decoder_reset(d);
@@ -365,16 +436,20 @@ int plx_decoder_feed(plx_decoder_t *d, const uint8_t *data, size_t len, size_t *
             memcpy(plx_msg_env(d->msg) + d->env_have, data + pos, n);
             d->env_have += n;
             pos += n;
+        } else if (d->state == D_SKIP) {
+            size_t n = avail < d->skip_left ? avail : (size_t)d->skip_left;
+            d->skip_left -= n;
+            pos += n;
         } else {
             uint64_t need = d->body_len - d->body->len;
             size_t n = avail < need ? avail : (size_t)need;
             if (body_reserve(d, n) != PLX_OK) {
-                rc = fail(d, err, PLX_ENOMEM, "out of memory");
-                break;
+                refuse(d, PLX_ENOMEM, need);   /* the connection stays; the frame goes */
+            } else {
+                memcpy(d->body->data + d->body->len, data + pos, n);
+                d->body->len += n;
+                pos += n;
             }
-            memcpy(d->body->data + d->body->len, data + pos, n);
-            d->body->len += n;
-            pos += n;
         }
         if (rc < 0)
             break;
@@ -404,8 +479,10 @@ int plx_decoder_direct(plx_decoder_t *d, size_t min, uint8_t **ptr, size_t *len,
         uint64_t need = d->body_len - d->body->len;
         if (need < min || need == 0)
             return 0;
-        if (body_reserve(d, need < GROW_FIRST ? (size_t)need : GROW_FIRST) != PLX_OK)
-            return fail(d, err, PLX_ENOMEM, "out of memory");
+        if (body_reserve(d, need < GROW_FIRST ? (size_t)need : GROW_FIRST) != PLX_OK) {
+            refuse(d, PLX_ENOMEM, need);
+            return 0;   /* the rest is read and dropped through plx_decoder_feed */
+        }
         /* Bounded by the body, not the capacity: a reused block can be
          * larger than this body, and what follows belongs to the next part. */
         size_t room = d->body->cap - d->body->len;

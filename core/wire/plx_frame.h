@@ -17,6 +17,7 @@
 #ifndef PLX_FRAME_H
 #define PLX_FRAME_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -45,7 +46,22 @@ typedef struct plx_msg {
     uint32_t    capbufs;
     plx_buf_t **bufs;
     uint64_t   *blens;     /* little-endian buffer lengths, filled by plx_msg_iov */
+    /* A received frame whose buffers the decoder did not keep (they were
+     * over its budget, or memory ran out): the envelope is intact, nbufs
+     * is 0, and these say how many buffer bytes were dropped and why
+     * (PLX_ELIMIT, PLX_ENOMEM). 0 for every other message. */
+    uint64_t    refused_bytes;
+    int         refused_code;
 } plx_msg_t;
+
+/* A bound on the payload bytes a process holds from what it received: a
+ * decoder charges each buffer against it (until the buffer is freed) and
+ * refuses buffers that would exceed it. */
+typedef struct plx_budget {
+    atomic_uint_fast64_t held;   /* bytes charged now */
+    uint64_t             max;    /* 0: no bound */
+    uint64_t             peak;   /* most held since the owner last reset it */
+} plx_budget_t;
 
 /* A message whose envelope has env_len bytes (uninitialised). Caller owns. */
 PLX_SHARED plx_msg_t *plx_msg_new(uint32_t env_len);
@@ -73,6 +89,17 @@ typedef struct plx_decoder plx_decoder_t;
 /* A decoder enforcing lim (copied). Caller owns; NULL on ENOMEM. */
 plx_decoder_t *plx_decoder_new(const plx_limits_t *lim);
 void plx_decoder_destroy(plx_decoder_t **dp);
+
+/* New limits, from the next frame on (a frame begun keeps the ones it was
+ * checked against). A connection that authenticates gets larger ones. */
+void plx_decoder_set_limits(plx_decoder_t *d, const plx_limits_t *lim);
+
+/* Charge received buffers against budget (NULL: none). A buffer that does
+ * not fit, or for which memory runs out, is not kept: the rest of its
+ * frame is read and dropped, and the frame is delivered without buffers,
+ * marked refused (plx_msg_t.refused_bytes), so that the receiver can
+ * answer the request with a clear error and the connection stays. */
+void plx_decoder_set_budget(plx_decoder_t *d, plx_budget_t *budget);
 
 /*
  * Consume bytes from data[0..len). Stops after completing one frame.

@@ -2,14 +2,17 @@
  * plx_batch: the life of a batch job of engines -- render, submit, poll,
  * cancel -- for the pbs, sge and slurm launchers (see plx_batch.h).
  *
- * The capability URL (PLEXA_URL in spec->env) never appears on a command
- * line or in a file others can read. With url_delivery = env it reaches
- * the job through the exported environment (sbatch --export=ALL, qsub -V);
- * with url_delivery = script it is written into the job script, which is
- * created 0600 in the 0700 log directory, submitted (the batch system keeps
- * its own copy) and then rewritten without it. Which is private depends on
- * the system: Grid Engine shows every job's environment to every user
- * (qstat -j), Slurm shows it to nobody; each plugin picks its default.
+ * The engine token never reaches the batch system: not on a command line,
+ * not in the job script, not in the job's environment. The job gets
+ * PLEXA_URL_FILE, the path of the controller's 0600 connection file in the
+ * profile's 0700 security/ directory (on the shared file system that also
+ * holds the job's log), and ipengine reads the URL from there. With
+ * url_delivery = env that path reaches the job through the exported
+ * environment (sbatch --export=ALL, qsub -V); with url_delivery = script
+ * it is written into the job script, which is created 0600 in the 0700 log
+ * directory. Which is better depends on the system: Grid Engine shows every
+ * job's environment to every user (qstat -j), Slurm shows it to nobody;
+ * each plugin picks its default.
  */
 #include <limits.h>
 #include <signal.h>
@@ -150,8 +153,9 @@ static bool batch_same_key(const char *a, const char *b)
     return strncmp(a, b, n) == 0 && a[n] == '=';
 }
 
-/* Ours, minus what spec->env names, plus spec->env unless it goes into
- * the script. Every string is a copy (the job outlives spec). */
+/* Ours, minus what spec->env names and any PLEXA_URL (a token of ours must
+ * not reach the batch system), plus spec->env unless it goes into the
+ * script. Every string is a copy (the job outlives spec). */
 static int batch_env_build(plx_batch_job *j, const char *const *extra, plx_err_t *err)
 {
     size_t n = 0, m = 0, k = 0;
@@ -164,7 +168,7 @@ static int batch_env_build(plx_batch_job *j, const char *const *extra, plx_err_t
     if (j->envp == NULL)
         return plx_err_set(err, PLX_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        bool overridden = false;
+        bool overridden = batch_same_key(environ[i], "PLEXA_URL=");
         for (size_t e = 0; e < m && !overridden; e++)
             overridden = batch_same_key(environ[i], extra[e]);
         if (!overridden && (j->envp[k++] = strdup(environ[i])) == NULL)
@@ -272,24 +276,67 @@ static int batch_write_and_submit(const plx_launch_spec *spec, plx_batch_job *j,
     return rc;
 }
 
-int plx_batch_start(const plx_batch_system *sys, const plx_launch_spec *spec, void **job,
+/* spec->env with PLEXA_URL=... replaced by PLEXA_URL_FILE=<the profile's
+ * engine connection file>: malloc'd array, its strings spec's or *file. */
+static const char **batch_url_by_file(const plx_launch_spec *spec, char **file,
+                                      plx_err_t *err)
+{
+    size_t m = 0;
+    while (spec->env && spec->env[m])
+        m++;
+    const char **env = calloc(m + 1, sizeof *env);
+    if (!env) {
+        plx_err_set(err, PLX_ENOMEM, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < m; i++) {
+        env[i] = spec->env[i];
+        if (!batch_same_key(spec->env[i], "PLEXA_URL="))
+            continue;
+        if (!spec->profile_dir || asprintf(file, "PLEXA_URL_FILE=%s/security/"
+                                           "ipcontroller-engine.url", spec->profile_dir) < 0) {
+            *file = NULL;
+            free(env);
+            plx_err_set(err, PLX_EINVAL, "the engine URL can only reach a batch job by a "
+                        "file in the profile, and none was given");
+            return NULL;
+        }
+        env[i] = *file;
+    }
+    return env;
+}
+
+int plx_batch_start(const plx_batch_system *sys, const plx_launch_spec *given, void **job,
                     plx_err_t *err)
 {
+    plx_launch_spec copy = *given, *spec = &copy;
+    char *file = NULL;
+    copy.env = batch_url_by_file(given, &file, err);
+    if (!copy.env)
+        return err->code;
     plx_batch_conf c = { .spec = spec, .sys = sys };
     plx_batch_job *j;
     char *script = NULL;
     int rc = batch_check_spec(sys, spec, err);
 
-    if (rc != PLX_OK)
+    if (rc != PLX_OK) {
+        free((void *)copy.env);
+        free(file);
         return rc;
-    if ((j = calloc(1, sizeof *j)) == NULL)
+    }
+    if ((j = calloc(1, sizeof *j)) == NULL) {
+        free((void *)copy.env);
+        free(file);
         return plx_err_set(err, PLX_ENOMEM, "launcher %s: out of memory", sys->name);
+    }
     j->sys = sys;
     j->n = spec->count;
     rc = batch_prepare(&c, j, &script, err);
     if (rc == PLX_OK)
         rc = batch_write_and_submit(spec, j, script, err);
     free(script);
+    free((void *)copy.env);
+    free(file);
     if (rc != PLX_OK) {
         batch_job_free(j);
         return rc;

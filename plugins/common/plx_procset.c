@@ -209,8 +209,8 @@ static int open_stdio(plx_procset_t *s, const plx_proc_cmd *cmd, int *in, int *o
 
     *in = *ours = *log = -1;
     if (cmd->log_path != NULL) {
-        *log = fd_above_stdio(open(cmd->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-                                   0600));
+        *log = fd_above_stdio(open(cmd->log_path,
+                                   O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600));
         if (*log < 0)
             return plx_err_set(err, PLX_EIO, "%s: open %s: %s", s->who, cmd->log_path,
                                strerror(errno));

@@ -40,7 +40,7 @@ typedef struct ssh_job {
     int            count;
     ssh_words_t    ssh;          /* ssh and its options, for the kill connection */
     char         (*host)[SSH_HOST_LEN];
-    char         (*pidfile)[128];
+    char         (*pidfile)[128];   /* the name of each remote pid file (no directory) */
 } ssh_job_t;
 
 static unsigned ssh_seq;   /* distinguishes pid files of jobs of one process */
@@ -175,8 +175,8 @@ static int ssh_job_new(const plx_launch_spec *spec, ssh_conf_t *c, ssh_job_t **o
     for (int i = 0; rc == PLX_OK && i < spec->count; i++) {
         snprintf(j->host[i], sizeof j->host[i], "%s",
                  host_of[i] < 0 ? c->controller_host : c->hosts[host_of[i]].name);
-        snprintf(j->pidfile[i], sizeof j->pidfile[i], "\"${TMPDIR:-/tmp}/plexa-ssh-%.40s-%d-%u-%d.pid\"",
-                 self, (int)getpid(), ssh_seq, i);
+        snprintf(j->pidfile[i], sizeof j->pidfile[i], "plexa-ssh-%.40s-%d-%u-%d", self,
+                 (int)getpid(), ssh_seq, i);
     }
     ssh_seq++;
     free(host_of);

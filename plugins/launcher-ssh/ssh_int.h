@@ -66,13 +66,15 @@ char *ssh_stdin_payload(const ssh_conf_t *c, const plx_launch_spec *spec, int i,
 int ssh_quote(char *out, size_t len, size_t *used, const char *s);
 
 /* The remote command of process i: `exec /bin/sh -c '<script>'`, where
- * the script reads its environment from stdin, starts argv in its own
- * process group, records its pid in pidfile, obeys "signal N" / "stop S"
- * lines on stdin (and stops at EOF), and exits with the process's status.
- * Returns a malloc'ed string or NULL (ENOMEM / too long). */
-char *ssh_remote_command(const ssh_conf_t *c, const plx_launch_spec *spec, const char *pidfile);
+ * the script makes a private directory, reads its environment from stdin,
+ * starts argv in its own process group, records its pid in NAME.pid
+ * there, obeys "signal N" / "stop S" lines on stdin (and stops at EOF),
+ * and exits with the process's status. name: [A-Za-z0-9._-]. Returns a
+ * malloc'ed string or NULL (ENOMEM / too long). */
+char *ssh_remote_command(const ssh_conf_t *c, const plx_launch_spec *spec, const char *name);
 
-/* The remote command that kills the process group recorded in pidfile. */
-char *ssh_kill_command(const char *pidfile);
+/* The remote command that kills the process group recorded in NAME.pid in
+ * a private directory of ours. */
+char *ssh_kill_command(const char *name);
 
 #endif

@@ -12,15 +12,18 @@
  *   3. changes to the working directory;
  *   4. starts the program (through `sh SSHX`, with sshx) in its own
  *      process group (setsid) and writes its pid to a pid file, for a kill
- *      over a second ssh connection when this one is stuck;
+ *      over a second ssh connection when this one is stuck; the pid file
+ *      and the sshx script live in a private directory (mktemp -d, 0700),
+ *      so that no other user of the host can plant or replace them;
  *   5. serves the rest of stdin in a watcher subshell: "signal N" sends
  *      signal N to the group, "stop T" (or end of input: ipcluster went
  *      away) sends SIGTERM, then SIGKILL after T tenths of a second;
  *   6. waits for the program and exits with its status, which ssh hands
  *      back to the launcher as its own.
- * The pid file's name is fixed before the environment is read, so that
+ * The private directory is made before the environment is read, so that
  * the kill connection, which has none of it (no TMPDIR from remote_env or
- * copy_env), computes the same name.
+ * copy_env), looks in the same place: it finds the pid file by its name
+ * in a directory of ours.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,12 +104,19 @@ static const char script_env[] =
     "plx_x=\nplx_nl='\n'\n"
     "while IFS= read -r plx_l && [ -n \"$plx_l\" ]; do eval \"command export $plx_l\"; done\n";
 
+/* The private directory and the pid file's path in it (plx_n: its name). */
+static const char script_dir[] =
+    "plx_d=$(umask 077 && mktemp -d \"${TMPDIR:-/tmp}/plexa-ssh.XXXXXX\") || {\n"
+    "  echo \"plexa: cannot create a private directory in ${TMPDIR:-/tmp} on $(hostname)\" >&2;"
+    " exit 126; }\n"
+    "plx_f=\"$plx_d/$plx_n.pid\"\n";
+
 /* The sshx script: its lines come prefixed by '|' (removed here), "." ends. */
 static const char script_sshx[] =
-    "plx_x=$(mktemp \"${plx_f%.pid}.sshx.XXXXXX\") && chmod 700 \"$plx_x\" || {\n"
-    "  echo \"plexa: sshx: cannot create a temporary file on $(hostname)\" >&2; exit 126; }\n"
+    "plx_x=\"$plx_d/$plx_n.sshx\"\n"
     "while IFS= read -r plx_l && [ \"$plx_l\" != . ]; do printf '%s\\n' \"${plx_l#?}\"; done"
-    " >\"$plx_x\"\n";
+    " >\"$plx_x\" && chmod 700 \"$plx_x\" || {\n"
+    "  echo \"plexa: sshx: cannot write the script on $(hostname)\" >&2; exit 126; }\n";
 
 static const char script_serve[] =
     "plx_p=$!\n"
@@ -125,7 +135,7 @@ static const char script_serve[] =
     "exec 3<&-\n"
     "plx_w=$!\n"
     "wait \"$plx_p\"; plx_st=$?\n"
-    "kill \"$plx_w\" 2>/dev/null; rm -f \"$plx_f\" ${plx_x:+\"$plx_x\"}\n"
+    "kill \"$plx_w\" 2>/dev/null; rm -rf \"$plx_d\"\n"
     "exit \"$plx_st\"\n";
 
 static char *wrap(const char *script)
@@ -141,7 +151,7 @@ static char *wrap(const char *script)
     return cmd;
 }
 
-char *ssh_remote_command(const ssh_conf_t *c, const plx_launch_spec *spec, const char *pidfile)
+char *ssh_remote_command(const ssh_conf_t *c, const plx_launch_spec *spec, const char *name)
 {
     char *s = malloc(SCRIPT_MAX), *cmd = NULL;
     size_t u = 0;
@@ -149,8 +159,9 @@ char *ssh_remote_command(const ssh_conf_t *c, const plx_launch_spec *spec, const
     if (!s)
         return NULL;
     s[0] = '\0';
-    if (put(s, SCRIPT_MAX, &u, "plx_f=") && put(s, SCRIPT_MAX, &u, pidfile) &&
-        put(s, SCRIPT_MAX, &u, "\n") && put(s, SCRIPT_MAX, &u, script_env) &&
+    if (put(s, SCRIPT_MAX, &u, "plx_n=") && ssh_quote(s, SCRIPT_MAX, &u, name) &&
+        put(s, SCRIPT_MAX, &u, "\n") && put(s, SCRIPT_MAX, &u, script_dir) &&
+        put(s, SCRIPT_MAX, &u, script_env) &&
         (!c->sshx || put(s, SCRIPT_MAX, &u, script_sshx)) &&
         put_cd(c, spec, s, SCRIPT_MAX, &u) &&
         put(s, SCRIPT_MAX, &u, "if command -v setsid >/dev/null 2>&1; then setsid ") &&
@@ -162,12 +173,22 @@ char *ssh_remote_command(const ssh_conf_t *c, const plx_launch_spec *spec, const
     return cmd;
 }
 
-char *ssh_kill_command(const char *pidfile)
+/* The pid file is found by its name in a private directory of ours: one
+ * another user made, or a symbolic link, is not looked into. */
+char *ssh_kill_command(const char *name)
 {
-    char script[1024];
+    char script[1024], quoted[256];
+    size_t u = 0;
+    if (!ssh_quote(quoted, sizeof quoted, &u, name))
+        return NULL;
     snprintf(script, sizeof script,
-             "plx_f=%s; plx_p=$(cat \"$plx_f\" 2>/dev/null) || exit 0\n"
-             "kill -KILL -\"$plx_p\" 2>/dev/null || kill -KILL \"$plx_p\" 2>/dev/null\n"
-             "rm -f \"$plx_f\" \"${plx_f%%.pid}\".sshx.*\n", pidfile);
+             "plx_n=%s\n"
+             "for plx_f in \"${TMPDIR:-/tmp}\"/plexa-ssh.*/\"$plx_n.pid\"; do\n"
+             "  plx_d=${plx_f%%/*}\n"
+             "  [ -O \"$plx_d\" ] && [ ! -L \"$plx_d\" ] && [ -f \"$plx_f\" ] || continue\n"
+             "  plx_p=$(cat \"$plx_f\" 2>/dev/null) || continue\n"
+             "  kill -KILL -\"$plx_p\" 2>/dev/null || kill -KILL \"$plx_p\" 2>/dev/null\n"
+             "  rm -rf \"$plx_d\"\n"
+             "done\n", quoted);
     return wrap(script);
 }

@@ -11,7 +11,7 @@ at a time, with the GIL held:
                     the multi-engine helpers by name (keys, reset,
                     get_result, map, apply); args are descriptors;
                     execute is None or (number, input, stdout, stderr)
-    task(kind, args, depend, clear_before, clear_after)
+    task(kind, args, depend, clear_before, clear_after, piece=None)
                     -> (status, descriptors, error)
                     one load-balanced task (see task() for the kinds)
     set_id(n)       the engine id, visible to user code as ``id`` and in
@@ -33,6 +33,11 @@ import sys
 import traceback
 
 from plexa import _serialize
+
+# The engine has read its token (core/engine removed it from the C
+# environment): the copy Python made at start-up goes too, so that user
+# code and the processes it starts cannot find it.
+os.environ.pop("PLEXA_URL", None)
 
 __all__ = ["execute", "push", "pull", "call", "task", "set_id", "setup_mpi", "can_finalize",
            "properties"]

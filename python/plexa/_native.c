@@ -1,7 +1,11 @@
 /*
  * plexa._native: the Python face of libplexa's client.
  *
- *   Client(url_or_file='', profile=None, timeout=10.0, role='mec')
+ *   Client(url_or_file='', profile=None, timeout=10.0, role='mec', trust_pickles=True)
+ *     trust_pickles False: values engines send are only plexa's native ones
+ *     (None, bool, int, float, str, bytes, arrays, lists and tuples); a
+ *     pickle becomes that engine's error (UntrustedPickle) instead of
+ *     being unpickled, which would run code the sender chose.
  *     role 'mec': the multi-engine capability (ipcontroller-mec.url,
  *     $PLEXA_URL); role 'task': the task capability (ipcontroller-tc.url,
  *     $PLEXA_TASK_URL); role 'status': the read-only capability
@@ -135,6 +139,7 @@ typedef struct {
     PyObject_HEAD
     plx_client_t     *c;
     plx_client_role_t role;
+    int               trust_pickles;   /* unpickle what engines send */
 } ClientObject;
 
 enum req_kind { REQ_IDS, REQ_MULTI, REQ_QUEUE_STATUS, REQ_TASK_IDS, REQ_TASK_RESULTS, REQ_ACK,
@@ -145,6 +150,7 @@ typedef struct {
     plx_request_t *r;
     enum req_kind  kind;
     PyObject      *value;   /* the converted result, once computed */
+    int            trust_pickles;   /* its client's */
 } RequestObject;
 
 static native_state *state_of(PyObject *self)
@@ -337,14 +343,27 @@ static const Plexa__Envelope *reply_of(PyObject *self, plx_request_t *r,
     return env;
 }
 
+/* Whether self (a Client, or a Request of one) unpickles engines' values. */
+static int trusts_pickles(PyObject *self, const native_state *st)
+{
+    if (Py_TYPE(self) == st->request_type)
+        return ((RequestObject *)self)->trust_pickles;
+    return ((ClientObject *)self)->trust_pickles;
+}
+
 /* The Python value of a completed request, or NULL with an exception. */
 static PyObject *request_value(PyObject *self, plx_request_t *r, enum req_kind kind)
 {
-    native_state *st = state_of(self);
+    native_state *mod = state_of(self);
     const plx_msg_t *msg = NULL;
     const Plexa__Envelope *env;
-    if (!st)
+    if (!mod)
         return NULL;
+    /* The conversions decode with st->decode: a client that does not trust
+     * engines' pickles converts through a view whose decode refuses them. */
+    native_state view = *mod, *st = &view;
+    if (!trusts_pickles(self, mod))
+        view.decode = mod->decode_native;
     switch (kind) {
     case REQ_IDS:
         return ids_value(self, r);
@@ -405,6 +424,8 @@ static PyObject *request_new_object(PyObject *owner, plx_request_t *r, enum req_
     o->r = r;
     o->kind = kind;
     o->value = NULL;
+    o->trust_pickles = Py_TYPE(owner) == st->request_type ? ((RequestObject *)owner)->trust_pickles
+                                                          : ((ClientObject *)owner)->trust_pickles;
     PyObject_GC_Track(o);
     return (PyObject *)o;
 }
@@ -514,11 +535,13 @@ static PyType_Spec Request_spec = {
 
 static int Client_init(ClientObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = { "url_or_file", "profile", "timeout", "role", NULL };
+    static char *kwlist[] = { "url_or_file", "profile", "timeout", "role", "trust_pickles",
+                              NULL };
     const char *url = "", *profile = NULL, *role_s = "mec";
     double timeout = CONNECT_TIMEOUT_S;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzds:Client", kwlist, &url, &profile, &timeout,
-                                     &role_s))
+    int trust = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzdsp:Client", kwlist, &url, &profile, &timeout,
+                                     &role_s, &trust))
         return -1;
     plx_client_role_t role;
     if (strcmp(role_s, "mec") == 0) {
@@ -548,6 +571,7 @@ static int Client_init(ClientObject *self, PyObject *args, PyObject *kw)
     }
     self->c = c;
     self->role = role;
+    self->trust_pickles = trust;
     return 0;
 }
 
@@ -1220,8 +1244,9 @@ static int load_serialize(native_state *st)
         return -1;
     st->encode = PyObject_GetAttrString(m, "encode");
     st->decode = PyObject_GetAttrString(m, "decode");
+    st->decode_native = st->decode ? PyObject_GetAttrString(m, "decode_native") : NULL;
     Py_DECREF(m);
-    return st->encode && st->decode ? 0 : -1;
+    return st->encode && st->decode && st->decode_native ? 0 : -1;
 }
 
 static PyObject *at_exit(PyObject *mod, PyObject *unused)
@@ -1285,6 +1310,7 @@ static int native_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->message_size_error);
     Py_VISIT(st->encode);
     Py_VISIT(st->decode);
+    Py_VISIT(st->decode_native);
     for (size_t i = 0; i < sizeof st->spec_keys / sizeof st->spec_keys[0]; i++)
         Py_VISIT(st->spec_keys[i]);
     return 0;
@@ -1304,6 +1330,7 @@ static int native_clear(PyObject *mod)
     Py_CLEAR(st->message_size_error);
     Py_CLEAR(st->encode);
     Py_CLEAR(st->decode);
+    Py_CLEAR(st->decode_native);
     for (size_t i = 0; i < sizeof st->spec_keys / sizeof st->spec_keys[0]; i++)
         Py_CLEAR(st->spec_keys[i]);
     return 0;

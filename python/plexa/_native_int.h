@@ -36,6 +36,7 @@ typedef struct native_state {
     PyObject     *message_size_error;    /* likewise */
     PyObject     *encode;                /* plexa._serialize.encode */
     PyObject     *decode;                /* plexa._serialize.decode */
+    PyObject     *decode_native;         /* ... refusing pickles (trust_engine_pickles off) */
     PyObject     *spec_keys[8];          /* interned task spec keys (_native_tasks.c) */
 } native_state;
 

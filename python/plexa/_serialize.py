@@ -28,7 +28,7 @@ import sys
 import types
 import weakref
 
-__all__ = ["encode", "decode"]
+__all__ = ["encode", "decode", "decode_native", "UntrustedPickle"]
 
 # A str longer than this (characters) is pickled: it then travels as an
 # out-of-band buffer instead of inflating the envelope (16 MiB at most).
@@ -287,7 +287,13 @@ def _decode_ndarray(dtype, shape, fortran, buf):
     return flat.reshape(shape, order="F" if fortran else "C")
 
 
-def decode(desc):
+class UntrustedPickle(Exception):
+    """A value from an engine that only unpickling could rebuild, refused by
+    a client that does not trust engines' pickles (trust_engine_pickles =
+    false): unpickling runs whatever code the sender chose."""
+
+
+def decode(desc, _trusted=True):
     """The object a descriptor stands for.
 
     Buffers (RecvBuffer objects) are used without copying where the type
@@ -304,9 +310,22 @@ def decode(desc):
     if kind == "ndarray":
         return _decode_ndarray(desc[1], desc[2], desc[3], desc[4])
     if kind == "list":
-        items = [decode(d) for d in desc[1]]
+        items = [decode(d, _trusted) for d in desc[1]]
         return tuple(items) if desc[2] else items
     if kind == "pickle":
+        if not _trusted:
+            raise UntrustedPickle(
+                "the engine sent a pickled object (%d bytes); this client accepts only "
+                "plexa's native values from engines (None, bool, int, float, str, bytes, "
+                "numpy arrays, lists and tuples of them), since unpickling runs code the "
+                "sender chose. Set trust_engine_pickles = true in the profile's [client] "
+                "section, or pass trust_engine_pickles=True, if every holder of the engine "
+                "token is trusted" % len(desc[1]))
         return pickle.loads(desc[1], buffers=desc[2])
     raise ValueError("unknown value descriptor %r" % (kind,))
 
+
+def decode_native(desc):
+    """decode, refusing pickles (UntrustedPickle): for clients that do not
+    trust what engines send."""
+    return decode(desc, False)

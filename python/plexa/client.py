@@ -29,6 +29,7 @@ Importing this module needs no cluster and does not load the C extension;
 connecting does.
 """
 
+import os
 import sys
 import threading
 import time
@@ -425,6 +426,31 @@ def _native_targets(targets):
     return targets
 
 
+def _profile_bool(profile, section, key, default):
+    """A yes/no setting of the profile's cluster.conf ($PLEXA_DIR or
+    ~/.plexa, profile_NAME/cluster.conf); default when the file or the key
+    is missing. The controller and ipcluster read the same file (and refuse
+    a value that is not a yes/no word, with the line)."""
+    import configparser
+    root = os.environ.get('PLEXA_DIR') or os.path.join(os.path.expanduser('~'), '.plexa')
+    path = os.path.join(root, 'profile_%s' % (profile or 'default'), 'cluster.conf')
+    cp = configparser.ConfigParser(interpolation=None, strict=False,
+                                   inline_comment_prefixes=('#', ';'))
+    try:
+        cp.read(path)
+        return cp.getboolean(section, key, fallback=default)
+    except (configparser.Error, ValueError, OSError):
+        return default
+
+
+def _trust(trust_engine_pickles, profile):
+    """Whether a client unpickles what engines send: the argument, else the
+    profile's [client] trust_engine_pickles (default true)."""
+    if trust_engine_pickles is not None:
+        return bool(trust_engine_pickles)
+    return _profile_bool(profile, 'client', 'trust_engine_pickles', True)
+
+
 class MultiEngineClient(object):
     """A client to the controller's multi-engine interface (IPython 0.10's
     ``FullBlockingMultiEngineClient`` + ``InteractiveMultiEngineClient``).
@@ -440,11 +466,19 @@ class MultiEngineClient(object):
     Remote exceptions raise :class:`CompositeError` (one line per failed
     engine); a bad target raises InvalidEngineID; a lost controller raises
     ConnectionError.
+
+    ``trust_engine_pickles``: whether values engines send may be unpickled
+    (None: the profile's ``[client] trust_engine_pickles``, true by
+    default). False accepts only plexa's native values (None, bool, int,
+    float, str, bytes, numpy arrays, lists and tuples of them); anything
+    else arrives as that engine's error (UntrustedPickle), since unpickling
+    would run code chosen by whoever holds the engine token.
     """
 
-    def __init__(self, url_or_file='', profile=None, timeout=10.0):
+    def __init__(self, url_or_file='', profile=None, timeout=10.0, trust_engine_pickles=None):
         from plexa import _native
-        self._client = _native.Client(url_or_file, profile, timeout)
+        self._client = _native.Client(url_or_file, profile, timeout,
+                                      trust_pickles=_trust(trust_engine_pickles, profile))
         self.block = True
         self.targets = 'all'
         self._pending = weakref.WeakSet()
@@ -1025,6 +1059,7 @@ class TaskClient(object):
     file holding one, or ``''``: then the profile's
     ``security/ipcontroller-tc.url`` (``profile`` None means ``default``).
     ``timeout`` bounds the connection handshake, in seconds.
+    ``trust_engine_pickles`` as for MultiEngineClient.
 
     Tasks go into one FIFO queue in the controller and run on whichever
     engine is free; ids are ints, counted from 1 per controller. Results
@@ -1033,9 +1068,10 @@ class TaskClient(object):
     ResultEvicted).
     """
 
-    def __init__(self, url_or_file='', profile=None, timeout=10.0):
+    def __init__(self, url_or_file='', profile=None, timeout=10.0, trust_engine_pickles=None):
         from plexa import _native
-        self._client = _native.Client(url_or_file, profile, timeout, role='task')
+        self._client = _native.Client(url_or_file, profile, timeout, role='task',
+                                      trust_pickles=_trust(trust_engine_pickles, profile))
         for name in _STATUS_NAMES:
             value = getattr(_native, name, None)
             if value is not None and value != globals()[name]:

@@ -254,6 +254,8 @@ static void on_msg(plx_conn_t *c, plx_msg_t *m, void *ud)
     switch (env->body_case) {
     case PLEXA__ENVELOPE__BODY_WELCOME:
         f->engine_id = env->welcome->has_engine_id ? env->welcome->engine_id : 0;
+        snprintf(f->secret, sizeof f->secret, "%s",
+                 env->welcome->engine_secret ? env->welcome->engine_secret : "");
         break;
     case PLEXA__ENVELOPE__BODY_HEARTBEAT:
         on_heartbeat(f);
@@ -300,6 +302,7 @@ static void on_open(plx_conn_t *c, void *ud)
     if (f->claim_id >= 0) {
         h.has_engine_id = 1;
         h.engine_id = f->claim_id;
+        h.engine_secret = f->secret[0] ? f->secret : NULL;
     }
     Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
     env.body_case = PLEXA__ENVELOPE__BODY_HELLO;
@@ -334,12 +337,13 @@ static int welcomed(void *arg) { return ((fake_t *)arg)->engine_id >= 0 || ((fak
 int has_reply(void *arg) { return ((fake_t *)arg)->reply != NULL; }
 int is_closed(void *arg) { return ((fake_t *)arg)->closed; }
 
-fake_t *fake_new(int role, behaviour_t b) { return fake_new_claim(role, b, -1); }
+fake_t *fake_new(int role, behaviour_t b) { return fake_new_claim(role, b, -1, NULL); }
 
-fake_t *fake_new_claim(int role, behaviour_t b, int32_t claim)
+fake_t *fake_new_claim(int role, behaviour_t b, int32_t claim, const char *secret)
 {
     fake_t *f = calloc(1, sizeof *f);
     f->claim_id = claim;
+    snprintf(f->secret, sizeof f->secret, "%s", secret ? secret : "");
     f->role = role;
     f->behaviour = b;
     f->engine_id = -1;

@@ -45,6 +45,7 @@ typedef struct fake {
     int          interrupted;
     int          closed;
     int32_t      claim_id;    /* engine id to ask for in Hello, -1 none */
+    char         secret[65];  /* the Welcome's engine secret (given back with claim_id) */
     /* B_QUEUE */
     fake_task_t  queue[FAKE_QMAX];   /* tasks received, not started */
     size_t       nqueue;
@@ -71,7 +72,8 @@ void harness_setup(plx_controller_opts_t o);
 void harness_teardown(void);
 
 fake_t *fake_new(int role, behaviour_t b);
-fake_t *fake_new_claim(int role, behaviour_t b, int32_t claim);
+/* An engine asking for id claim, proving it with secret (NULL: none). */
+fake_t *fake_new_claim(int role, behaviour_t b, int32_t claim, const char *secret);
 void fake_destroy(fake_t **fp);
 
 /* Run the loop until cond(arg) holds (or 10 s pass). */

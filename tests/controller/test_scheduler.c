@@ -293,22 +293,35 @@ static void test_queue_status_lists_waiting(void **state)
     fake_destroy(&cl);
 }
 
-/* An engine that comes back asks for its old id and gets it; one that
- * asks for an id somebody holds, or a new engine, gets a fresh id. */
+/* An engine that comes back asks for its old id with the secret its
+ * Welcome gave it, and gets the id back. One that asks for an id somebody
+ * holds, or for a dead engine's id without its secret (a rogue engine with
+ * the engine token), gets a fresh id. */
 static void test_reregistration(void **state)
 {
-    fake_t *a = fake_new(1, B_ECHO), *b = fake_new(1, B_ECHO);
-    int32_t old = a->engine_id;
+    fake_t *a = fake_new(1, B_ECHO), *b = fake_new(1, B_ECHO), *c = fake_new(1, B_ECHO);
+    int32_t old = a->engine_id, dead = c->engine_id;
+    char secret[65];
+    snprintf(secret, sizeof secret, "%s", a->secret);
+    assert_int_equal(strlen(secret), 64);
+    assert_string_not_equal(secret, b->secret);
     fake_destroy(&a);
+    fake_destroy(&c);
     for (int i = 0; i < 50; i++)
         ev_run(loop, EVRUN_ONCE | EVRUN_NOWAIT);
-    fake_t *back = fake_new_claim(1, B_ECHO, old);
+    fake_t *back = fake_new_claim(1, B_ECHO, old, secret);
     assert_int_equal(back->engine_id, old);
-    fake_t *thief = fake_new_claim(1, B_ECHO, b->engine_id);
+    fake_t *thief = fake_new_claim(1, B_ECHO, b->engine_id, b->secret);
     assert_true(thief->engine_id != b->engine_id);
     assert_true(thief->engine_id > b->engine_id);
+    fake_t *rogue = fake_new_claim(1, B_ECHO, dead, NULL);
+    assert_true(rogue->engine_id != dead);
+    fake_t *guess = fake_new_claim(1, B_ECHO, dead, secret);   /* another engine's secret */
+    assert_true(guess->engine_id != dead);
     fake_destroy(&back);
     fake_destroy(&thief);
+    fake_destroy(&rogue);
+    fake_destroy(&guess);
     fake_destroy(&b);
 }
 

@@ -40,6 +40,7 @@ int fake_init(fake_t *f)
 {
     memset(f, 0, sizeof *f);
     f->fd = -1;
+    f->stdin_fd = -1;
     f->next_id = 1000;
     f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -72,16 +73,13 @@ static void child_exec(const fake_t *f, const char *const *url_args)
     if (fd < 0 || null < 0 || chdir(f->dir) < 0)
         _exit(127);
     dup2(fd, 2);
-    dup2(null, 0);
+    dup2(f->stdin_fd >= 0 ? f->stdin_fd : null, 0);
+    /* The token goes in the environment, never on the command line. */
+    setenv("PLEXA_URL", f->url_env ? f->url_env : f->url, 1);
     const char *argv[20] = { exe };
     int n = 1;
-    if (url_args) {
-        while (*url_args && n < 14)
-            argv[n++] = *url_args++;
-    } else {
-        argv[n++] = "--url";
-        argv[n++] = f->url;
-    }
+    while (url_args && *url_args && n < 14)
+        argv[n++] = *url_args++;
     argv[n++] = "--reconnect";
     argv[n++] = f->reconnect ? f->reconnect : "0";
     argv[n++] = "--log-level";

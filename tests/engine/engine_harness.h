@@ -28,6 +28,8 @@ typedef struct fake {
     size_t         rpos, rlen;
     uint64_t       next_id;
     const char    *reconnect;      /* ipengine --reconnect value; NULL: "0" (off) */
+    const char    *url_env;        /* $PLEXA_URL for the engine; NULL: url */
+    int            stdin_fd;       /* the engine's stdin; -1: /dev/null */
     uint64_t       started[256];   /* TaskStarted ids fake_recv_reply passed over, in order */
     size_t         nstarted;       /* ... how many (the array keeps the first 256) */
 } fake_t;
@@ -35,10 +37,10 @@ typedef struct fake {
 /* A listener and a token; the URL is in f->url. 0 or -1. */
 int fake_init(fake_t *f);
 
-/* Start ipengine with --url f->url (unless url_args is given: then those
- * arguments instead) and --reconnect f->reconnect (default 0: a closed
- * connection ends the engine at once), in f->dir, stderr to f->log.
- * 0 or -1. */
+/* Start ipengine with PLEXA_URL=f->url (or f->url_env), the extra
+ * arguments url_args (NULL: none) and --reconnect f->reconnect (default 0:
+ * a closed connection ends the engine at once), in f->dir, stderr to
+ * f->log, stdin from f->stdin_fd. 0 or -1. */
 int fake_spawn(fake_t *f, const char *const *url_args);
 
 /* Accept the engine's connection within timeout_s. 0 or -1. */

@@ -45,10 +45,9 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Start the engine, check its Hello, welcome it as engine 3. */
-static void start_registered(fake_t *f)
+/* Check the started engine's Hello, welcome it as engine 3. */
+static void hello_and_welcome(fake_t *f)
 {
-    assert_int_equal(fake_spawn(f, NULL), 0);
     assert_int_equal(fake_accept(f, T_START), 0);
     Plexa__Envelope *h = fake_recv(f, T_START, NULL);
     assert_non_null(h);
@@ -72,6 +71,13 @@ static void start_registered(fake_t *f)
     env.body_case = PLEXA__ENVELOPE__BODY_WELCOME;
     env.welcome = &w;
     fake_send(f, &env, NULL, 0);
+}
+
+/* Start the engine, check its Hello, welcome it as engine 3. */
+static void start_registered(fake_t *f)
+{
+    assert_int_equal(fake_spawn(f, NULL), 0);
+    hello_and_welcome(f);
 }
 
 /* Run code; check stdout and the In [n] number; no error. */
@@ -855,8 +861,7 @@ static void test_connect_refused(void **state)
     close(f->lfd);   /* nobody listens on the port any more */
     f->lfd = -1;
     snprintf(url, sizeof url, "%s", f->url);
-    const char *args[] = { "--url", url, NULL };
-    assert_int_equal(fake_spawn(f, args), 0);
+    assert_int_equal(fake_spawn(f, NULL), 0);
     assert_int_equal(fake_wait_exit(f, 10), 0);
     assert_int_equal(WEXITSTATUS(f->status), 1);
     char *log = fake_log(f);
@@ -871,13 +876,57 @@ static void test_connect_refused(void **state)
 static void test_bad_url(void **state)
 {
     fake_t *f = *state;
-    const char *args[] = { "--url", "plx+tcp://127.0.0.1/xyz", NULL };
-    assert_int_equal(fake_spawn(f, args), 0);
+    f->url_env = "plx+tcp://127.0.0.1/xyz";
+    assert_int_equal(fake_spawn(f, NULL), 0);
     assert_int_equal(fake_wait_exit(f, 10), 0);
     assert_int_equal(WEXITSTATUS(f->status), 1);
     char *log = fake_log(f);
     assert_non_null(strstr(log, "ipengine: "));
     free(log);
+}
+
+/* The engine token never goes on a command line, where every user of the
+ * host can read it: --url with a URL is refused, saying what to do. */
+static void test_url_on_command_line_refused(void **state)
+{
+    fake_t *f = *state;
+    const char *args[] = { "--url", f->url, NULL };
+    assert_int_equal(fake_spawn(f, args), 0);
+    assert_int_equal(fake_wait_exit(f, 10), 0);
+    assert_int_equal(WEXITSTATUS(f->status), 2);
+    char *log = fake_log(f);
+    assert_non_null(strstr(log, "on the command line"));
+    assert_non_null(strstr(log, "--url-file"));
+    assert_non_null(strstr(log, "--url -"));
+    assert_null(strstr(log, strrchr(f->url, '/') + 1));
+    free(log);
+}
+
+/* --url - reads the URL from standard input; the engine's environment (as
+ * its code sees it, and as /proc shows it) keeps no token. */
+static void test_url_from_stdin_and_no_token_left(void **state)
+{
+    fake_t *f = *state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_true(write(p[1], f->url, strlen(f->url)) == (ssize_t)strlen(f->url));
+    assert_true(write(p[1], "\n", 1) == 1);
+    close(p[1]);
+    f->stdin_fd = p[0];
+    f->url_env = "plx+tcp://127.0.0.1:1/not-this-one";   /* --url - wins */
+    const char *args[] = { "--url", "-", NULL };
+    assert_int_equal(fake_spawn(f, args), 0);
+    close(p[0]);
+    f->stdin_fd = -1;
+    hello_and_welcome(f);
+    const char *token = strrchr(f->url, '/') + 1;
+    char code[256];
+    snprintf(code, sizeof code,
+             "import os\n"
+             "env = open('/proc/%d/environ', 'rb').read().decode(errors='replace')\n"
+             "print('PLEXA_URL' in os.environ, '%s' in env, 'not-this-one' in env)",
+             (int)f->pid, token);
+    exec_ok(f, code, "False False False\n", 0);
 }
 
 static void signal_test(fake_t *f, int sig, const char *busy_code)
@@ -955,6 +1004,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reject, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_url, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_on_command_line_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_from_stdin_and_no_token_left, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigint_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_busy, setup, teardown),

@@ -132,6 +132,15 @@ def main():
     for i, u in enumerate(URLS):
         write("fuzz_url", "url%d" % i, b"\x00" + u.encode())
         write("fuzz_url", "file%d" % i, b"\x01" + u.encode() + b"\n")
+    # fuzz_preauth: byte 0 bit 0 = a valid Hello first (role in bits 1-2)
+    wrong = env(10, f_varint(1, 2) + f_bytes(2, b"00" * 32) + f_varint(3, 2))
+    write("fuzz_preauth", "wrong_token", b"\x00" + frame(wrong))
+    write("fuzz_preauth", "gigabyte_announced", b"\x00" + b"PLX1"
+          + struct.pack("<II", len(wrong), 1) + wrong + struct.pack("<Q", 1 << 30) + b"x" * 64)
+    write("fuzz_preauth", "huge_envelope", b"\x00" + b"PLX1" + struct.pack("<II", 1 << 24, 0))
+    write("fuzz_preauth", "after_mec_hello", b"\x03" + frame(env(16, b"")))
+    write("fuzz_preauth", "after_status_hello", b"\x07" + frame(env(18, f_bytes(1, b"a = 1"))))
+    write("fuzz_preauth", "after_engine_hello", b"\x01" + frame(env(39, f_varint(1, 5))))
     write("fuzz_conf", "full", CONF.encode())
     write("fuzz_conf", "errors", b"[cluster]\nengins = 2\n[nosuch]\nport = 99999\n")
 

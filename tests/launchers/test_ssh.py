@@ -49,7 +49,9 @@ def test_engines_on_two_hosts(sshd, cluster):
         mec.execute("import os; pid = os.getpid(); cwd = os.getcwd(); "
                     "has_url = 'PLEXA_URL' in os.environ")
         pids = mec.pull("pid")
-        assert all(mec.pull("has_url"))
+        # The URL came down ssh's stdin, and the engine dropped it from its
+        # environment once read: the code it runs does not see the token.
+        assert not any(mec.pull("has_url"))
         assert mec.pull("cwd") == [cluster.root] * 4     # the local cwd exists "there"
         # Every engine runs under an sshd session: started over ssh, not forked here.
         for pid in pids:
@@ -196,7 +198,9 @@ def test_stuck_connection_gets_a_kill_over_ssh(sshd, cluster, sshx):
     import glob
     with open(cluster.path("pid", "ipcluster.pid")) as f:
         ipcluster_pid = int(f.read().split()[0])
-    [pidfile] = glob.glob(f"/tmp/plexa-ssh-*-{ipcluster_pid}-*-0.pid")
+    [pidfile] = glob.glob(f"/tmp/plexa-ssh.*/plexa-ssh-*-{ipcluster_pid}-*-0.pid")
+    # in a private directory: nobody else can plant or swap it
+    assert os.stat(os.path.dirname(pidfile)).st_mode & 0o777 == 0o700
     with open(pidfile) as f:
         assert int(f.read()) == engine
     assert len(sshx_temp_files()) == (1 if sshx else 0)
@@ -205,6 +209,7 @@ def test_stuck_connection_gets_a_kill_over_ssh(sshd, cluster, sshx):
     try:
         cluster.run("stop")
         assert not os.path.exists(pidfile)
+        assert not os.path.exists(os.path.dirname(pidfile))
         assert sshx_temp_files() == []
         assert wait_for(lambda: not os.path.exists(f"/proc/{engine}") or
                         engine not in cluster.pids(), 15)
@@ -236,7 +241,7 @@ def write_sshx(path, marker):
 
 def sshx_temp_files():
     import glob
-    return glob.glob("/tmp/plexa-ssh-*.sshx.*")
+    return glob.glob("/tmp/plexa-ssh.*/plexa-ssh-*.sshx")
 
 
 def assert_all_gone(sshd, cluster):
@@ -266,7 +271,7 @@ def test_sshx_from_profile_runs_engines_through_the_script(sshd, cluster):
     for line in lines:
         script, mode, args = line.split("|")
         # A private temporary file, not the profile's copy.
-        assert re.fullmatch(r"/tmp/plexa-ssh-.*\.sshx\.\w+", script), script
+        assert re.fullmatch(r"/tmp/plexa-ssh\.\w+/plexa-ssh-.*\.sshx", script), script
         assert mode == "700"
         assert args.startswith(os.path.join(BUILD, "bin", "ipengine") + " --log-level")
     assert len(sshx_temp_files()) == 2
@@ -295,7 +300,7 @@ def test_ipcluster_ssh_sshx_and_copyenvs(sshd, cluster, tmp_path):
         assert env["PLX_T_COPIED"] == TRICKY
         assert env["PLX_T_OVERRIDE"] == "remote"
         assert env.get("DISPLAY") != ":97"
-        assert env["PLEXA_URL"] != "tcp://127.0.0.1:1/stale"
+        assert "PLEXA_URL" not in env   # read (the right one: it registered), then dropped
         assert env["SSHX_WAS_HERE"] == "yes"
     assert len(marker.read_text().splitlines()) == 2
     token = engine_token(cluster)

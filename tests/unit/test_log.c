@@ -56,6 +56,26 @@ static void test_format_levels_component(void **state)
     assert_int_equal(plx_log_parse_level("nope"), -1);
 }
 
+/* A message cannot pass for another log line or drive a terminal: a host
+ * name with a line break and a fake time stamp, escape sequences. */
+static void test_control_characters_are_escaped(void **state)
+{
+    (void)state;
+    char path[256];
+    int fd = file_at("c.log", path, sizeof path);
+    plx_log_set_fd(fd);
+    plx_log_set_level(PLX_LOG_INFO);
+    PLX_INFO("engine from host %s", "evil\n2026-01-01T00:00:00.000Z INFO controller[1]: "
+             "all is well\r\x1b[2J\ttab");
+    char *text = slurp(path);
+    assert_non_null(strstr(text, "evil\n    2026-01-01T"));   /* indented: not a new line */
+    assert_null(strstr(text, "\n2026-01-01T"));
+    assert_non_null(strstr(text, "\\x0d\\x1b[2J\ttab\n"));
+    assert_null(strchr(text, 0x1b));
+    plx_log_set_fd(2);
+    close(fd);
+}
+
 static void test_recent_ring(void **state)
 {
     (void)state;
@@ -117,6 +137,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_levels_component),
+        cmocka_unit_test(test_control_characters_are_escaped),
         cmocka_unit_test(test_recent_ring),
         cmocka_unit_test(test_rotation),
     };

@@ -415,7 +415,7 @@ static void test_pidfile(void **state)
     assert_int_equal(plx_pidfile_write(path, 0, &err), PLX_EINVAL);
 
     static const char *const garbage[] = { "abc", "12abc", "-5", "0", "", " 42", "+42",
-                                           "99999999999", "1 2", "0x10" };
+                                           "99999999999", "1 x2", "1 2 3", "0x10" };
     for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
         write_file(path, garbage[i], strlen(garbage[i]), 0600);
         assert_int_equal(plx_pidfile_read(path, &pid, &err), PLX_EINVAL);
@@ -429,6 +429,31 @@ static void test_pidfile(void **state)
     write_file(path, "77\n", 3, 0644);
     assert_int_equal(plx_pidfile_read(path, &pid, &err), PLX_OK);
     assert_int_equal(pid, 77);
+
+    /* A pid reused by another process: its start time differs. The file
+     * holds ours: field 22 of /proc/self/stat. */
+    assert_int_equal(plx_pidfile_write(path, getpid(), &err), PLX_OK);
+    assert_int_equal(plx_pidfile_read(path, &pid, &err), PLX_OK);
+    assert_int_equal(pid, getpid());
+    char stat[1024] = "", text[64] = "";
+    FILE *f = fopen("/proc/self/stat", "r");
+    assert_non_null(f);
+    assert_non_null(fgets(stat, sizeof stat, f));
+    fclose(f);
+    char *field = strrchr(stat, ')') + 2;   /* field 3 */
+    for (int i = 3; i < 22; i++)
+        field = strchr(field, ' ') + 1;
+    f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(text, sizeof text, f));
+    fclose(f);
+    assert_int_equal(strtoull(strchr(text, ' ') + 1, NULL, 10), strtoull(field, NULL, 10));
+    char stale[64];
+    int n = snprintf(stale, sizeof stale, "%d 1\n", (int)getpid());
+    write_file(path, stale, (size_t)n, 0600);
+    assert_int_equal(plx_pidfile_read(path, &pid, &err), PLX_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "is stale"));
+    assert_int_equal(pid, 0);
 }
 
 static void test_pid_alive(void **state)
