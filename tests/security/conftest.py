@@ -87,8 +87,9 @@ class OwnerCluster:
     def path(self, *parts):
         return os.path.join(self.root, "profile_default", *parts)
 
-    def run(self, *args, check=True, timeout=120):
-        r = as_user(self.pw, [tool("ipcluster"), *args], env=self.env, timeout=timeout)
+    def run(self, *args, check=True, timeout=120, preexec_fn=None):
+        r = as_user(self.pw, [tool("ipcluster"), *args], env=self.env, timeout=timeout,
+                    preexec_fn=preexec_fn)
         if check and r.returncode != 0:
             raise AssertionError("ipcluster %s failed (%d):\n%s%s"
                                  % (" ".join(args), r.returncode, r.stdout, r.stderr))

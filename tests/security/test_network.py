@@ -178,6 +178,27 @@ def test_push_over_the_budget_is_refused_clearly(owner_cluster):
     mec.close()
 
 
+def test_capped_address_space_gives_a_clear_refusal(owner_cluster):
+    """The controller started under an address-space limit (ulimit -v): its
+    budget follows the limit, and a push that would not fit is refused with
+    the sizes, not a bare 'peer closed'."""
+    import resource
+    import numpy as np
+    from plexa.error import KernelError
+    c = owner_cluster(start=False)
+    cap = 3 << 30
+    c.run("start", "-n", "1",
+          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)))
+    mec = mec_for(c)
+    big = np.zeros(int(2.5 * (1 << 30)), dtype=np.uint8)
+    with pytest.raises(KernelError) as e:
+        mec.push({"a": big}, targets=0)
+    assert "memory budget of 2.2 GiB" in str(e.value), str(e.value)
+    del big
+    assert mec.get_ids() == [0]
+    mec.close()
+
+
 def test_memory_goes_back_after_a_big_transfer(owner_cluster):
     import numpy as np
     c = owner_cluster()
