@@ -4,6 +4,7 @@ conditions. Tests find their processes by an environment entry (each test
 gets its own PLEXA_DIR), never by name, so nothing else on the machine is
 touched."""
 import os
+import struct
 import time
 
 BUILD = os.path.abspath(os.environ.get("PLX_BUILD_DIR") or os.path.join(
@@ -60,3 +61,55 @@ def processes_with_env(key, value):
         if needle in env and alive(int(d)):
             pids.append(int(d))
     return pids
+
+
+def rss_mib(pid):
+    """Resident memory of process pid, MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# ---- plexa's wire written by hand, as an attacker or a broken peer would -------
+# (a minimal protobuf encoder for the few fields the tests need)
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def field(num, wire, payload):
+    key = varint(num << 3 | wire)
+    if wire == 0:
+        return key + varint(payload)
+    return key + varint(len(payload)) + payload
+
+
+def hello(role, token, version=None, hostname=None, engine_id=None):
+    """Envelope{id=1, hello={role, token, version, ...}} (role: 1 engine,
+    2 mec, 3 task, 4 status)."""
+    body = field(1, 0, role) + field(2, 2, token.encode()) + \
+        field(3, 0, protocol_version() if version is None else version)
+    if engine_id is not None:
+        body += field(4, 0, engine_id * 2)   # sint32, zigzag
+    if hostname is not None:
+        body += field(5, 2, hostname.encode())
+    return field(1, 0, 1) + field(10, 2, body)
+
+
+def frame_header(env_len, nbufs):
+    return b"PLX1" + struct.pack("<II", env_len, nbufs)
+
+
+def frame(envelope, bufs=()):
+    out = frame_header(len(envelope), len(bufs)) + envelope
+    for b in bufs:
+        out += struct.pack("<Q", len(b)) + b
+    return out

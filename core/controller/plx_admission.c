@@ -158,11 +158,18 @@ void adm_forget(plx_controller_t *c, peer_t *p)
 
 /* ---- refused frames -------------------------------------------------------------- */
 
-static void free_values(Plexa__Value **vals, size_t n)
+/* A reply's values and error (owned by its unpacked envelope) become e. */
+static void replace_with_error(Plexa__Value ***values, size_t *n, Plexa__RemoteError **error,
+                               Plexa__RemoteError *e)
 {
-    for (size_t i = 0; i < n; i++)
-        protobuf_c_message_free_unpacked(&vals[i]->base, NULL);
-    free(vals);
+    for (size_t i = 0; i < *n; i++)
+        protobuf_c_message_free_unpacked(&(*values)[i]->base, NULL);
+    free(*values);
+    *values = NULL;
+    *n = 0;
+    if (*error)
+        protobuf_c_message_free_unpacked(&(*error)->base, NULL);
+    *error = e;
 }
 
 /* An error the unpacked envelope owns (freed with it). */
@@ -194,20 +201,10 @@ static int engine_refused(plx_controller_t *c, peer_t *p, plx_msg_t *m, Plexa__E
         return 0;   /* the request fails when its values are missing */
     if (env->body_case == PLEXA__ENVELOPE__BODY_ENGINE_REPLY) {
         Plexa__EngineReply *r = env->engine_reply;
-        free_values(r->values, r->n_values);
-        r->values = NULL;
-        r->n_values = 0;
-        if (r->error)
-            protobuf_c_message_free_unpacked(&r->error->base, NULL);
-        r->error = e;
+        replace_with_error(&r->values, &r->n_values, &r->error, e);
     } else if (env->body_case == PLEXA__ENVELOPE__BODY_TASK_RESULT) {
         Plexa__TaskResult *r = env->task_result;
-        free_values(r->values, r->n_values);
-        r->values = NULL;
-        r->n_values = 0;
-        if (r->error)
-            protobuf_c_message_free_unpacked(&r->error->base, NULL);
-        r->error = e;
+        replace_with_error(&r->values, &r->n_values, &r->error, e);
         r->has_status = 1;
         r->status = PLEXA__TASK_STATUS__TASK_FAILED;
     } else {

@@ -396,25 +396,30 @@ static uint64_t submit_specs(fake_t *cl, Plexa__TaskSpec **ptrs, size_t n)
     return r->task_ids->first;
 }
 
-uint64_t submit(fake_t *cl, int n, int retries, int with_depend, const uint64_t *after,
-                size_t nafter)
+/* n "map" tasks whose args are [fn] (when fn) then [i]; retries, a
+ * depend predicate (None) and after ids as given. */
+static uint64_t submit_maps(fake_t *cl, int n, const Plexa__Value *fn, int retries,
+                            int with_depend, const uint64_t *after, size_t nafter)
 {
     Plexa__TaskSpec *specs = calloc((size_t)n, sizeof *specs);
     Plexa__TaskSpec **ptrs = calloc((size_t)n, sizeof *ptrs);
     Plexa__Value *vals = calloc((size_t)n, sizeof *vals);
-    Plexa__Value **vptrs = calloc((size_t)n, sizeof *vptrs);
+    Plexa__Value **vptrs = calloc((size_t)n * 2, sizeof *vptrs);
     Plexa__Value dep = PLEXA__VALUE__INIT;
     dep.kind_case = PLEXA__VALUE__KIND_NONE;
     dep.none = 1;
+    size_t per = fn ? 2 : 1;
     for (int i = 0; i < n; i++) {
         plexa__task_spec__init(&specs[i]);
         plexa__value__init(&vals[i]);
         vals[i].kind_case = PLEXA__VALUE__KIND_I64;
         vals[i].i64 = i;
-        vptrs[i] = &vals[i];
+        if (fn)
+            vptrs[per * (size_t)i] = (Plexa__Value *)fn;
+        vptrs[per * (size_t)i + per - 1] = &vals[i];
         specs[i].kind = "map";
-        specs[i].n_args = 1;
-        specs[i].args = &vptrs[i];
+        specs[i].n_args = per;
+        specs[i].args = &vptrs[per * (size_t)i];
         specs[i].has_retries = 1;
         specs[i].retries = retries;
         if (with_depend)
@@ -431,37 +436,18 @@ uint64_t submit(fake_t *cl, int n, int retries, int with_depend, const uint64_t 
     return first;
 }
 
+uint64_t submit(fake_t *cl, int n, int retries, int with_depend, const uint64_t *after,
+                size_t nafter)
+{
+    return submit_maps(cl, n, NULL, retries, with_depend, after, nafter);
+}
+
 uint64_t submit_fn(fake_t *cl, int n, int64_t fn_tag, int with_depend)
 {
-    Plexa__TaskSpec *specs = calloc((size_t)n, sizeof *specs);
-    Plexa__TaskSpec **ptrs = calloc((size_t)n, sizeof *ptrs);
-    Plexa__Value *vals = calloc((size_t)n, sizeof *vals);
-    Plexa__Value **vptrs = calloc((size_t)n * 2, sizeof *vptrs);
-    Plexa__Value fn = PLEXA__VALUE__INIT, dep = PLEXA__VALUE__INIT;
+    Plexa__Value fn = PLEXA__VALUE__INIT;
     fn.kind_case = PLEXA__VALUE__KIND_I64;
     fn.i64 = fn_tag;
-    dep.kind_case = PLEXA__VALUE__KIND_NONE;
-    dep.none = 1;
-    for (int i = 0; i < n; i++) {
-        plexa__task_spec__init(&specs[i]);
-        plexa__value__init(&vals[i]);
-        vals[i].kind_case = PLEXA__VALUE__KIND_I64;
-        vals[i].i64 = i;
-        vptrs[2 * i] = &fn;
-        vptrs[2 * i + 1] = &vals[i];
-        specs[i].kind = "map";
-        specs[i].n_args = 2;
-        specs[i].args = &vptrs[2 * i];
-        if (with_depend)
-            specs[i].depend = &dep;
-        ptrs[i] = &specs[i];
-    }
-    uint64_t first = submit_specs(cl, ptrs, (size_t)n);
-    free(specs);
-    free(ptrs);
-    free(vals);
-    free(vptrs);
-    return first;
+    return submit_maps(cl, n, &fn, 0, with_depend, NULL, 0);
 }
 
 uint64_t submit_chunk(fake_t *cl, uint32_t elements, int64_t fn_tag)

@@ -84,16 +84,28 @@ static fake_t *ran_by(uint64_t id, fake_t **engines, size_t n)
     return who;
 }
 
+/* Engine *a runs the first of two tasks of fn_tag and holds the second,
+ * sent ahead; it freezes (steals then wait for it to thaw) when frozen;
+ * then engine *b connects. Returns the first task's id. */
+static uint64_t one_running_one_held(fake_t *cl, int64_t fn_tag, int frozen, fake_t **a,
+                                     fake_t **b)
+{
+    *a = fake_new(1, B_QUEUE);
+    uint64_t first = submit_fn(cl, 2, fn_tag, 0);
+    assert_true(run_until(queued_1, *a));
+    assert_true(fake_start(*a));             /* the first runs ... */
+    assert_true(run_until(queued_1, *a));    /* ... and the second is sent ahead */
+    (*a)->frozen = frozen;
+    *b = fake_new(1, B_QUEUE);
+    return first;
+}
+
 /* An engine that connects while another holds a task it has not started
  * takes that task back: the controller asks, the holder gives it up. */
 static void test_idle_engine_steals(void **state)
 {
-    fake_t *a = fake_new(1, B_QUEUE), *cl = fake_new(3, B_ECHO);
-    uint64_t first = submit_fn(cl, 2, 1, 0);
-    assert_true(run_until(queued_1, a));
-    assert_true(fake_start(a));             /* the first runs ... */
-    assert_true(run_until(queued_1, a));    /* ... and the second is sent ahead */
-    fake_t *b = fake_new(1, B_QUEUE);
+    fake_t *a, *b, *cl = fake_new(3, B_ECHO);
+    uint64_t first = one_running_one_held(cl, 1, 0, &a, &b);
     assert_true(run_until(queued_1, b));    /* stolen for b */
     assert_int_equal(a->nqueue, 0);
     assert_int_equal(a->stolen, 1);
@@ -217,13 +229,8 @@ static void test_prefetch_follows_durations(void **state)
  * answers, and it runs once. An unresponsive engine gets no new task. */
 static void test_frozen_engine(void **state)
 {
-    fake_t *a = fake_new(1, B_QUEUE), *cl = fake_new(3, B_ECHO);
-    uint64_t first = submit_fn(cl, 2, 21, 0);
-    assert_true(run_until(queued_1, a));
-    assert_true(fake_start(a));
-    assert_true(run_until(queued_1, a));
-    a->frozen = 1;
-    fake_t *b = fake_new(1, B_QUEUE);
+    fake_t *a, *b, *cl = fake_new(3, B_ECHO);
+    uint64_t first = one_running_one_held(cl, 21, 1, &a, &b);
     run_for(100);
     assert_int_equal(b->nqueue, 0);      /* asked for, not yet given */
     assert_int_equal(a->nheld, 1);
@@ -333,13 +340,8 @@ static void test_depend_with_stealing(void **state)
  * TaskAborted without running anywhere. */
 static void test_abort_stolen_task(void **state)
 {
-    fake_t *a = fake_new(1, B_QUEUE), *cl = fake_new(3, B_ECHO);
-    uint64_t first = submit_fn(cl, 2, 51, 0);
-    assert_true(run_until(queued_1, a));
-    assert_true(fake_start(a));
-    assert_true(run_until(queued_1, a));
-    a->frozen = 1;
-    fake_t *b = fake_new(1, B_QUEUE);
+    fake_t *a, *b, *cl = fake_new(3, B_ECHO);
+    uint64_t first = one_running_one_held(cl, 51, 1, &a, &b);
     run_for(50);
     assert_int_equal(a->nheld, 1);
     uint64_t victim = first + 1;

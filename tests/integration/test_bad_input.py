@@ -13,7 +13,7 @@ import struct
 import pytest
 
 from conftest import Cluster, wait_for
-from plexa_testing import protocol_version
+from plexa_testing import field, frame, hello, protocol_version, varint  # noqa: F401
 from plexa.error import SecurityError
 
 URL_RE = re.compile(r"plx\+(tcp|tls)://([^:/]+):(\d+)/([0-9a-f]+)(?:#sha256=([0-9a-f]{64}))?$")
@@ -49,39 +49,6 @@ def open_conn(url):
     t = ctx.wrap_socket(s)
     assert hashlib.sha256(t.getpeercert(binary_form=True)).hexdigest() == m.group(5)
     return t
-
-
-# -- a minimal protobuf encoder for the few fields these tests need -------------
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def field(num, wire, payload):
-    key = varint(num << 3 | wire)
-    if wire == 0:
-        return key + varint(payload)
-    return key + varint(len(payload)) + payload
-
-
-def hello(role, token, version=None):
-    if version is None:
-        version = protocol_version()
-    body = field(1, 0, role) + field(2, 2, token.encode()) + field(3, 0, version)
-    return field(1, 0, 1) + field(10, 2, body)   # Envelope{id=1, hello=...}
-
-
-def frame(envelope, bufs=()):
-    out = b"PLX1" + struct.pack("<II", len(envelope), len(bufs)) + envelope
-    for b in bufs:
-        out += struct.pack("<Q", len(b)) + b
-    return out
 
 
 def read_frame(sock):

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from conftest import wait_for
+from plexa_testing import rss_mib
 from plexa.error import CompositeError, InvalidEngineID
 
 FAST_HB = "[cluster]\nheartbeat_period = 0.2\nheartbeat_misses = 3\n"
@@ -24,14 +25,6 @@ FAST_HB = "[cluster]\nheartbeat_period = 0.2\nheartbeat_misses = 3\n"
 def controller_pid(c):
     with open(c.path("pid", "ipcontroller.pid")) as f:
         return int(f.read().split()[0])
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def engine_pids(mec):

@@ -18,8 +18,8 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from plexa_testing import BIN, BUILD, alive, processes_with_env, protocol_version, tool, \
-    wait_for  # noqa: E402,F401
+from plexa_testing import BIN, BUILD, alive, processes_with_env, protocol_version, rss_mib, \
+    tool, wait_for  # noqa: E402,F401
 
 OWNER = "plxowner"
 NEIGHBOUR = "plxneighbour"
@@ -136,14 +136,6 @@ def owner_cluster(users):
     yield make
     for c in made:
         c.stop()
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def mec_for(cluster, **kw):

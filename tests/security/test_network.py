@@ -12,39 +12,8 @@ import time
 
 import pytest
 
-from conftest import mec_for, protocol_version, rss_mib, wait_until
-
-
-# ---- the wire, by hand (as an attacker writes it) ----------------------------------
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def field(num, wire, payload):
-    key = varint(num << 3 | wire)
-    if wire == 0:
-        return key + varint(payload)
-    return key + varint(len(payload)) + payload
-
-
-def hello(role, token, hostname=None, engine_id=None):
-    body = field(1, 0, role) + field(2, 2, token.encode()) + field(3, 0, protocol_version())
-    if hostname is not None:
-        body += field(5, 2, hostname.encode())
-    if engine_id is not None:
-        body += field(4, 0, engine_id * 2)   # sint32, zigzag
-    return field(1, 0, 1) + field(10, 2, body)
-
-
-def frame_header(env_len, nbufs):
-    return b"PLX1" + struct.pack("<II", env_len, nbufs)
+from conftest import mec_for, wait_until
+from plexa_testing import frame_header, hello, rss_mib
 
 
 def connect(url):

@@ -22,13 +22,24 @@ def run_everywhere(c, job_var):
     mec = c.client()
     assert sorted(mec.get_ids()) == list(range(c.n))
     r = mec.execute(f"import os; where = (os.environ['PLX_ENGINE_INDEX'], "
-                    f"os.environ.get('{job_var}'), os.getcwd())")
+                    f"os.environ.get('{job_var}'), os.getcwd()); "
+                    f"url_file = os.environ.get('PLEXA_URL_FILE')")
     assert len(r) == c.n
     seen = mec.pull("where")
     assert sorted(int(w[0]) for w in seen) == list(range(c.n)), seen
     assert all(w[2] == c.cwd for w in seen), seen        # engines run where ipcluster ran
     assert all(w[1] for w in seen), seen                # inside the batch system's job
+    # The job got the connection file's path, never the token itself.
+    want = os.path.join(c.profile_dir, "security", "ipcontroller-engine.url")
+    assert mec.pull("url_file") == [want] * c.n
     return seen
+
+
+def token_nowhere(c, text):
+    """The engine token is not in text (a job script, a job's listing)."""
+    with open(os.path.join(c.profile_dir, "security", "ipcontroller-engine.url")) as f:
+        token = f.read().strip().rsplit("/", 1)[1][:64]
+    assert token not in text
 
 
 def stop_clean(c, system, jobs=None):

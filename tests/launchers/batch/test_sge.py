@@ -1,4 +1,5 @@
 """engine_launcher = sge against a real sge_qmaster + sge_execd on loopback."""
+import batchsys
 import checks
 from conftest import tool
 
@@ -10,9 +11,13 @@ def test_job_array_runs_engines_and_stop_cancels(sge, batch_cluster):
     assert len({w[1] for w in seen}) == 1               # tasks of one array job
     script = c.log("ipengine.sge")
     assert "#$ -t 1-2" in script and "#$ -q all.q" in script
-    # The URL went into the submitted copy of the script, not qsub -V's
-    # environment, which qstat -j shows to every user; ours keeps no copy.
+    # Only the connection file's path went to the job (in the submitted copy
+    # of the script, not qsub -V's environment, which qstat -j shows to
+    # every user); ours keeps no copy, and the token is nowhere.
     assert "PLEXA_URL" not in script
+    listing = batchsys.run(["qstat", "-j", seen[0][1]], sge.env).stdout
+    assert "PLEXA_URL_FILE" in listing or "script_file" in listing, listing
+    checks.token_nowhere(c, listing)
     checks.stop_clean(c, sge)
 
 
