@@ -1,8 +1,8 @@
 # plx_add_plugin(NAME <kind>-<name> SOURCES ... [LIBS ...])
 # Builds a dlopen-able MODULE named plexa-<kind>-<name>.so into the plugin
 # directory of the build tree and installs it into <libdir>/plexa/plugins.
-# An OBJECT library of the same sources (<name>_obj) lets tests link the
-# plugin statically too.
+# Tests load the built module through the plugin loader, as the programs
+# do (PLX_PLUGIN_PATH points at the build tree's plugin directory).
 function(plx_add_plugin)
   cmake_parse_arguments(P "" "NAME" "SOURCES;LIBS" ${ARGN})
   set(target plexa-${P_NAME})

@@ -24,9 +24,6 @@ typedef struct plx_cluster_opts {
                                      * --client-port, --engine-port), NULL-terminated */
 } plx_cluster_opts_t;
 
-/* Progress lines for the user ("engines: 1/2 registered"). */
-typedef void (*plx_cluster_progress_fn)(void *ud, const char *line);
-
 /*
  * Start the cluster and run until SIGINT/SIGTERM (or, with daemonize,
  * detach once the engines are registered and return 0 in the parent).
