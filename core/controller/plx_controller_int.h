@@ -5,7 +5,8 @@
  *   plx_registry.c    engines: registration, heartbeats, death
  *   plx_caps.c        capability tokens: checking, expiry, revocation, files
  *   plx_mec.c         multi-engine requests: fan-out, FIFO queues, gather
- *   plx_tasks.c       the load-balanced task scheduler
+ *   plx_tasks.c       the load-balanced task scheduler (its files are listed
+ *                     in plx_tasks_int.h)
  */
 #ifndef PLX_CONTROLLER_INT_H
 #define PLX_CONTROLLER_INT_H
@@ -219,7 +220,8 @@ void mec_interrupt(plx_controller_t *c, peer_t *client, Plexa__Envelope *env);
 /* plx_controller.c */
 void ctl_stop_soon(plx_controller_t *c);
 
-/* plx_tasks.c: the load-balanced task scheduler */
+/* The load-balanced task scheduler (plx_tasks.c and the files
+ * plx_tasks_int.h lists) */
 int  sched_new(plx_controller_t *c);
 void sched_destroy(plx_controller_t *c);
 void sched_on_client(plx_controller_t *c, peer_t *p, plx_msg_t *m, Plexa__Envelope *env);

@@ -1,13 +1,18 @@
 /*
- * The task scheduler's internals, shared by its three files (not
- * installed):
+ * The task scheduler's internals, shared by its files (not installed):
  *
- *   plx_tasks.c   client requests (submit, wait, abort, clear, status),
- *                 finished results, their retention and waiters
- *   plx_sched.c   dispatch: the policies (adaptive, fifo, leastload),
- *                 prefetch depth, engine events (started, result, gone),
- *                 work stealing
- *   plx_pieces.c  chunks cut into pieces, and the pieces' results joined
+ *   plx_tasks.c          tasks: their lists, memory, lookup, the queue;
+ *                        the scheduler's creation and end
+ *   plx_task_requests.c  client requests (submit, reserve, wait, abort,
+ *                        clear, queue status), cancelling on revocation
+ *   plx_task_results.c   a task's end, finished results, their retention
+ *                        and the waiters for them
+ *   plx_sched.c          dispatch: the policies (adaptive, fifo,
+ *                        leastload), prefetch depth, engine events
+ *                        (started, result, gone), work stealing
+ *   plx_pieces.c         chunks cut into pieces, and the pieces' results
+ *                        joined
+ *   plx_taskcost.c       what tasks cost (its own header, plx_taskcost.h)
  *
  * A task is on at most one list at a time: the queue, its engine's
  * running list, the split chunks, or one of the two finished lists.
@@ -128,16 +133,25 @@ void tl_insert_after(task_t *after, task_t *t);
 task_t *task_lookup(sched_t *s, uint64_t id);
 void task_free(task_t *t);
 void task_drop_result(task_t *t);
+/* Free the spec and buffers a task is sent with (a finished task keeps
+ * only its result). */
+void plx_task_drop_payload(task_t *t);
+void task_enqueue(plx_controller_t *c, task_t *t, int front);
+
+/* ---- plx_task_results.c ------------------------------------------------- */
 /* The task is final: record it, tell waiters and dependents, keep the result. */
 void task_finish(plx_controller_t *c, task_t *t);
 /* Finish t with a result the controller makes up. */
 void task_fail(plx_controller_t *c, task_t *t, int status, const char *ename,
                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-void task_enqueue(plx_controller_t *c, task_t *t, int front);
 /* Finish t (or a piece, for its parent) as aborted; how: " before it
  * ran", " while running on engine 3", ... Says so when the reason was a
  * revocation of the capability it was submitted with. */
 void task_aborted(plx_controller_t *c, task_t *t, const char *how);
+/* Send the results of w's tasks (finished, pending, or gone). */
+void plx_task_waiter_reply(plx_controller_t *c, waiter_t *w);
+/* Forget a finished task and its result (retention, TaskClear). */
+void plx_task_evict_one(sched_t *s, task_t *t);
 
 /* ---- plx_sched.c -------------------------------------------------------- */
 int  sched_policy_init(plx_controller_t *c);
