@@ -9,7 +9,7 @@
  *                  plugin's key table with plx_conf_check_keys (this
  *                  module does not load plugins)
  *
- * Every key is optional; the defaults are in plx_conf.c's schema and in
+ * Every key is optional; the defaults are in plx_conf_schema.c and in
  * docs/profiles.md. An unknown key in [cluster]/[controller], a bad value,
  * a key set twice in one file or a syntax error is an error
  * "FILE:LINE: [section] key: message", and the configuration is left as
