@@ -11,6 +11,19 @@
  * news towards Python (signalled on `cv`), replies towards the loop
  * (signalled with the `wake` ev_async), exported buffers whose last
  * reference the I/O thread dropped (`deferred`, released by Python).
+ *
+ * Files:
+ *   plx_engine.c            the engine's life, on the Python thread
+ *   plx_engine_io.c         the I/O thread: connection, registration,
+ *                           heartbeats, requests in, replies out,
+ *                           reconnecting
+ *   plx_engine_interrupt.c  interrupts and steals (I/O thread)
+ *   plx_engine_signals.c    SIGINT/SIGTERM, the wake signal, fork
+ *   plx_engine_serve.c      serving one request (Python thread)
+ *   plx_engine_py.c         the interpreter
+ *   plx_engine_hide.c       covering the profiles' secrets
+ *   plx_engine_cli.c        ipengine's command line
+ *   plx_engine_host.c       plexa._enginehost, the engine inside python3
  */
 #ifndef PLX_ENGINE_INT_H
 #define PLX_ENGINE_INT_H
@@ -98,7 +111,8 @@ typedef struct plx_engine {
     int                      stop_signal;    /* SIGINT/SIGTERM number, 0 if none */
     int                      busy;           /* Python is running a request */
     atomic_int               interrupt_wanted;  /* set with mu held; read by the wake
-                                                 * signal's handler, see plx_engine_io.c */
+                                                 * signal's handler, see
+                                                 * plx_engine_interrupt.c */
     uint64_t                 running_task;   /* the TaskRun it runs, 0 if none */
     uint64_t                 running_req;    /* the envelope id of the request it runs */
     uint64_t                 session;        /* bumped when a connection is lost */
@@ -143,11 +157,33 @@ void plx_engine_io_python_ready(plx_engine_t *e);
  * lost since is dropped: the controller has failed that request already. */
 void plx_engine_io_post(plx_engine_t *e, plx_msg_t *m, uint64_t session);
 
+/* Pack and send env on the connection (dropped when there is none). */
+void plx_engine_io_send(plx_engine_t *e, const Plexa__Envelope *env);
+
+/* ---- plx_engine_interrupt.c: interrupts and steals (I/O thread) --------- */
+
+/* Interrupt running user code, if any (mu held): see the file. */
+void plx_engine_interrupt_if_busy_locked(plx_engine_t *e);
+
+/* Interrupt{task_id, request_id}: what runs, or a request still queued. */
+void plx_engine_io_interrupt(plx_engine_t *e, uint64_t task_id, uint64_t request_id);
+
+/* TaskSteal: give back the named tasks that have not started. */
+void plx_engine_io_steal(plx_engine_t *e, const Plexa__Envelope *env);
+
+/* ---- plx_engine_signals.c: signals and fork ----------------------------- */
+
+/* The connection's fd, for closing it in forked children; -1 if none. */
+extern atomic_int plx_engine_conn_fd;
+
 /* Install SIGINT/SIGTERM handlers that wake the loop; the first signal
  * asks for a clean stop and restores the default action, so a second one
  * ends the process at once. */
 void plx_engine_signals_install(plx_engine_t *e);
 void plx_engine_signals_restore(plx_engine_t *e);
+
+/* The loop's side of a SIGINT/SIGTERM (the `sig` ev_async): stop. */
+void plx_engine_sig_cb(struct ev_loop *loop, ev_async *w, int revents);
 
 /* ---- plx_engine_hide.c -------------------------------------------------- */
 

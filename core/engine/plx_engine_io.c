@@ -1,8 +1,8 @@
 /*
  * The engine's I/O thread: connection, registration, heartbeats, request
- * intake and reply sending, interrupts, reconnecting. It never takes the
- * GIL (see plx_engine_int.h); the one call into CPython it makes,
- * PyErr_SetInterrupt, is documented as safe without it.
+ * intake and reply sending, reconnecting, its start and stop. Interrupts
+ * and steals are plx_engine_interrupt.c, signals and fork
+ * plx_engine_signals.c. It never takes the GIL (see plx_engine_int.h).
  *
  * Reconnecting: when an established connection is lost and the engine is
  * not stopping (no shutdown served, no signal, not refused), the I/O
@@ -40,26 +40,6 @@
 
 /* ---- shared-state transitions (I/O side) -------------------------------- */
 
-/* Interrupt running user code so the Python thread can see a stop: a
- * KeyboardInterrupt is made pending, and a signal to the Python thread
- * breaks a blocking system call (time.sleep, a socket read) so that Python
- * looks at it now rather than when the call ends by itself. The signal's
- * handler, running on the Python thread, calls PyErr_SetInterrupt again:
- * only there does CPython also raise its eval-breaker flag (from another
- * thread it only records the signal), without which pure Python code
- * (`while True: pass`) would never notice. interrupt_wanted keeps a late
- * handler from interrupting the next request: the Python thread clears it
- * when the request ends. Called with mu held, so busy cannot change under
- * us. */
-static void interrupt_if_busy_locked(plx_engine_t *e)
-{
-    if (!e->busy)
-        return;
-    atomic_store(&e->interrupt_wanted, 1);
-    PyErr_SetInterrupt();
-    pthread_kill(e->py_thread, PLX_ENGINE_WAKE_SIGNAL);
-}
-
 /* The connection is gone (or never came): tell the Python thread. */
 static void io_mark_closed(plx_engine_t *e, int code, const char *why)
 {
@@ -69,7 +49,7 @@ static void io_mark_closed(plx_engine_t *e, int code, const char *why)
         e->close_code = code;
         if (!e->refused)
             snprintf(e->why, sizeof e->why, "%s", why);
-        interrupt_if_busy_locked(e);
+        plx_engine_interrupt_if_busy_locked(e);
         pthread_cond_broadcast(&e->cv);
     }
     pthread_mutex_unlock(&e->mu);
@@ -99,9 +79,6 @@ static void io_queue_request(plx_engine_t *e, Plexa__Envelope *env, plx_msg_t *m
     pthread_cond_signal(&e->cv);
 }
 
-/* The connection's fd, for closing it in forked children (see atfork_child). */
-static atomic_int g_conn_fd;
-
 static void drop_out_list(plx_engine_out_t *o)
 {
     while (o) {
@@ -114,7 +91,7 @@ static void drop_out_list(plx_engine_out_t *o)
 
 /* ---- sending ------------------------------------------------------------ */
 
-static void io_send(plx_engine_t *e, const Plexa__Envelope *env)
+void plx_engine_io_send(plx_engine_t *e, const Plexa__Envelope *env)
 {
     plx_err_t err = {0};
     plx_msg_t *m = plx_envelope_pack(env, &err);
@@ -163,7 +140,7 @@ static void io_send_hello(plx_engine_t *e)
     env.id = 1;
     env.body_case = PLEXA__ENVELOPE__BODY_HELLO;
     env.hello = &hello;
-    io_send(e, &env);
+    plx_engine_io_send(e, &env);
 }
 
 static void io_answer_heartbeat(plx_engine_t *e, const Plexa__Envelope *req)
@@ -178,7 +155,7 @@ static void io_answer_heartbeat(plx_engine_t *e, const Plexa__Envelope *req)
     env.reply_to = req->id;
     env.body_case = PLEXA__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
-    io_send(e, &env);
+    plx_engine_io_send(e, &env);
 }
 
 /* ---- registration, the watchdog and keepalives ------------------------- */
@@ -205,7 +182,7 @@ static void keepalive_cb(struct ev_loop *loop, ev_timer *w, int revents)
     env.id = plx_engine_next_id(e);
     env.body_case = PLEXA__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
-    io_send(e, &env);
+    plx_engine_io_send(e, &env);
 }
 
 static void watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -275,165 +252,6 @@ static void io_welcome(plx_engine_t *e, const Plexa__Welcome *w)
     pthread_mutex_unlock(&e->mu);
 }
 
-/* A request interrupted before it started, answered here without Python:
- * a task with a failed TaskResult, anything else with an EngineReply that
- * carries the KeyboardInterrupt. */
-static void io_answer_interrupted(plx_engine_t *e, plx_engine_req_t *r)
-{
-    double now = plx_unix_now();
-    Plexa__RemoteError err = PLEXA__REMOTE_ERROR__INIT;
-    err.ename = "KeyboardInterrupt";
-    err.evalue = "interrupted before it started";
-    err.traceback = "KeyboardInterrupt: interrupted before it started\n";
-    pthread_mutex_lock(&e->mu);
-    int32_t id = e->engine_id;
-    pthread_mutex_unlock(&e->mu);
-    Plexa__TaskResult tr = PLEXA__TASK_RESULT__INIT;
-    Plexa__EngineReply er = PLEXA__ENGINE_REPLY__INIT;
-    Plexa__Envelope env;
-    if (r->env->body_case == PLEXA__ENVELOPE__BODY_TASK_RUN) {
-        tr.has_task_id = tr.has_status = tr.has_engine_id = 1;
-        tr.task_id = r->env->task_run->task_id;
-        tr.status = PLEXA__TASK_STATUS__TASK_FAILED;
-        tr.engine_id = id;
-        tr.error = &err;
-        tr.has_started = tr.has_completed = 1;
-        tr.started = tr.completed = now;
-        plx_envelope_set(&env, plx_engine_next_id(e), r->env->has_id ? r->env->id : 0,
-                         PLEXA__ENVELOPE__BODY_TASK_RESULT, &tr);
-    } else {
-        er.has_engine_id = 1;
-        er.engine_id = id;
-        er.method = (char *)plx_envelope_body_name(r->env);
-        er.error = &err;
-        plx_envelope_set(&env, plx_engine_next_id(e), r->env->has_id ? r->env->id : 0,
-                         PLEXA__ENVELOPE__BODY_ENGINE_REPLY, &er);
-    }
-    io_send(e, &env);
-}
-
-/* Take out of the queue the first request match(r, key) names; NULL if none. */
-static plx_engine_req_t *take_queued_locked(plx_engine_t *e,
-                                            int (*match)(const plx_engine_req_t *, uint64_t),
-                                            uint64_t key)
-{
-    plx_engine_req_t *prev = NULL;
-    for (plx_engine_req_t *r = e->req_head; r; prev = r, r = r->next)
-        if (match(r, key)) {
-            if (prev)
-                prev->next = r->next;
-            else
-                e->req_head = r->next;
-            if (e->req_tail == r)
-                e->req_tail = prev;
-            r->next = NULL;
-            return r;
-        }
-    return NULL;
-}
-
-static int is_task(const plx_engine_req_t *r, uint64_t task_id)
-{
-    return r->env->body_case == PLEXA__ENVELOPE__BODY_TASK_RUN &&
-           r->env->task_run->task_id == task_id;
-}
-
-static int is_request(const plx_engine_req_t *r, uint64_t request_id)
-{
-    return r->env->has_id && r->env->id == request_id;
-}
-
-/* Interrupt{task_id, request_id}: raise KeyboardInterrupt in the running
- * request when both are 0 (whatever runs), or when one names what runs. A
- * task or request still queued here (the controller sends several ahead)
- * is taken out of the queue and answered as interrupted at once, without
- * running. */
-static void io_interrupt(plx_engine_t *e, uint64_t task_id, uint64_t request_id)
-{
-    int hit = 0;
-    plx_engine_req_t *taken = NULL;
-    pthread_mutex_lock(&e->mu);
-    int whatever = task_id == 0 && request_id == 0;
-    if (e->busy && (whatever || (task_id && e->running_task == task_id) ||
-                    (request_id && e->running_req == request_id))) {
-        interrupt_if_busy_locked(e);
-        hit = 1;
-    } else if (!whatever) {
-        taken = task_id ? take_queued_locked(e, is_task, task_id)
-                        : take_queued_locked(e, is_request, request_id);
-        hit = taken ? 2 : 0;
-    }
-    pthread_mutex_unlock(&e->mu);
-    if (taken) {
-        io_answer_interrupted(e, taken);
-        plx_engine_req_free(taken);   /* received buffers only: no Python in them */
-    }
-    PLX_DEBUG("interrupt of %s%llu: %s",
-              task_id ? "task " : request_id ? "request " : "whatever runs",
-              (unsigned long long)(task_id ? task_id : request_id),
-              hit == 1 ? "raised KeyboardInterrupt" : hit == 2 ? "answered it unstarted"
-                                                             : "nothing to interrupt");
-}
-
-/* Whether r is a TaskRun for one of ids[0..n). */
-static int is_task_in(const plx_engine_req_t *r, const uint64_t *ids, size_t n)
-{
-    if (r->env->body_case != PLEXA__ENVELOPE__BODY_TASK_RUN)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] == r->env->task_run->task_id)
-            return 1;
-    return 0;
-}
-
-/* TaskSteal: give back those of the tasks that still wait in the queue.
- * The Python thread takes requests off the queue under mu, so under mu a
- * task is either still here (given back now, never run) or taken (it
- * runs, and its result goes to the controller): exactly one of the two. */
-static void io_steal(plx_engine_t *e, const Plexa__Envelope *env)
-{
-    const Plexa__TaskSteal *ts = env->task_steal;
-    uint64_t *back = malloc((ts->n_ids ? ts->n_ids : 1) * sizeof *back);
-    plx_engine_req_t *taken = NULL, **tail = &taken;
-    size_t n = 0;
-    pthread_mutex_lock(&e->mu);
-    plx_engine_req_t *prev = NULL;
-    for (plx_engine_req_t *r = e->req_head; back && r;) {
-        plx_engine_req_t *next = r->next;
-        if (n < ts->n_ids && is_task_in(r, ts->ids, ts->n_ids)) {
-            if (prev)
-                prev->next = next;
-            else
-                e->req_head = next;
-            if (e->req_tail == r)
-                e->req_tail = prev;
-            r->next = NULL;
-            *tail = r;
-            tail = &r->next;
-            back[n++] = r->env->task_run->task_id;
-        } else {
-            prev = r;
-        }
-        r = next;
-    }
-    pthread_mutex_unlock(&e->mu);
-    while (taken) {
-        plx_engine_req_t *next = taken->next;
-        plx_engine_req_free(taken);   /* received buffers only: no Python in them */
-        taken = next;
-    }
-    /* Without memory for the list nothing was taken: the answer says so. */
-    Plexa__TaskStolen st = PLEXA__TASK_STOLEN__INIT;
-    st.n_ids = n;
-    st.ids = back;
-    Plexa__Envelope out;
-    plx_envelope_set(&out, plx_engine_next_id(e), env->has_id ? env->id : 0,
-                     PLEXA__ENVELOPE__BODY_TASK_STOLEN, &st);
-    io_send(e, &out);
-    PLX_DEBUG("steal of %zu task(s): gave back %zu", ts->n_ids, n);
-    free(back);
-}
-
 static void io_reject(plx_engine_t *e, const char *reason)
 {
     pthread_mutex_lock(&e->mu);
@@ -488,12 +306,12 @@ static int io_control(plx_engine_t *e, const Plexa__Envelope *env)
         return 1;
     case PLEXA__ENVELOPE__BODY_INTERRUPT:
         /* Not queued: it is about what runs now. */
-        io_interrupt(e, env->interrupt->has_task_id ? env->interrupt->task_id : 0,
-                     env->interrupt->has_request_id ? env->interrupt->request_id : 0);
+        plx_engine_io_interrupt(e, env->interrupt->has_task_id ? env->interrupt->task_id : 0,
+                                env->interrupt->has_request_id ? env->interrupt->request_id : 0);
         return 1;
     case PLEXA__ENVELOPE__BODY_TASK_STEAL:
         /* Not queued either: it is about what still waits. */
-        io_steal(e, env);
+        plx_engine_io_steal(e, env);
         return 1;
     case PLEXA__ENVELOPE__BODY_ERROR:
         /* Never answered: an error about an error could ping-pong. */
@@ -551,7 +369,7 @@ static void io_drop_session(plx_engine_t *e)
     e->req_head = e->req_tail = NULL;
     plx_engine_out_t *outs = e->out_head;
     e->out_head = e->out_tail = NULL;
-    interrupt_if_busy_locked(e);
+    plx_engine_interrupt_if_busy_locked(e);
     pthread_mutex_unlock(&e->mu);
     int n = 0;
     while (reqs) {
@@ -618,11 +436,11 @@ static void on_close(plx_conn_t *c, int code, const char *why, void *ud)
     plx_conn_destroy(&e->old_conn);   /* not c: that one is freed by the retry timer */
     e->old_conn = e->conn;
     e->conn = NULL;
-    atomic_store(&g_conn_fd, -1);
+    atomic_store(&plx_engine_conn_fd, -1);
     io_schedule_retry(e, after);
 }
 
-/* ---- wake-ups from the Python thread and from signals ------------------ */
+/* ---- wake-ups from the Python thread ----------------------------------- */
 
 static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
@@ -654,7 +472,6 @@ static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
         ev_break(loop, EVBREAK_ALL);
 }
 
-static void sig_cb(struct ev_loop *loop, ev_async *w, int revents);
 static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* ---- start and stop ----------------------------------------------------- */
@@ -668,7 +485,7 @@ int plx_engine_io_init(plx_engine_t *e, plx_err_t *err)
         e->opts.register_timeout_s = DEFAULT_REGISTER_TIMEOUT_S;
     ev_async_init(&e->wake, wake_cb);
     e->wake.data = e;
-    ev_async_init(&e->sig, sig_cb);
+    ev_async_init(&e->sig, plx_engine_sig_cb);
     e->sig.data = e;
     ev_timer_init(&e->reg_timer, reg_timer_cb, e->opts.register_timeout_s, 0.);
     e->reg_timer.data = e;
@@ -713,7 +530,7 @@ static int io_connect(plx_engine_t *e, plx_err_t *err)
     if (!e->conn)
         return plx_err_set(err, PLX_ENOMEM, "out of memory creating the connection");
     e->conn_closed = 0;
-    atomic_store(&g_conn_fd, fd);
+    atomic_store(&plx_engine_conn_fd, fd);
     e->last_rx = ev_now(e->loop);
     double wait = e->opts.register_timeout_s;
     if (e->reconnect_deadline > 0 && e->reconnect_deadline - ev_now(e->loop) < wait)
@@ -755,7 +572,7 @@ static void *io_main(void *arg)
     /* Stopped: nothing more will be sent. Dropping queued replies may
      * defer buffer releases to the Python thread, which drains them after
      * joining us. */
-    atomic_store(&g_conn_fd, -1);
+    atomic_store(&plx_engine_conn_fd, -1);
     plx_conn_destroy(&e->conn);
     plx_conn_destroy(&e->old_conn);
     ev_timer_stop(e->loop, &e->retry);
@@ -835,117 +652,4 @@ void plx_engine_io_stop(plx_engine_t *e)
         ev_loop_destroy(e->loop);
         e->loop = NULL;
     }
-}
-
-/* ---- signals and fork ----------------------------------------------------- */
-
-/* The handlers need the engine; there is one per process. */
-static plx_engine_t *volatile g_sig_engine;
-static volatile sig_atomic_t g_sig_num;
-static atomic_int g_conn_fd = -1;       /* for closing it in forked children */
-static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
-
-/* Put back what was there before us (CPython's SIGINT handler, the default
- * SIGTERM action). Async-signal-safe. */
-static void restore_handlers(const plx_engine_t *e)
-{
-    sigaction(SIGINT, &e->old_int, NULL);
-    sigaction(SIGTERM, &e->old_term, NULL);
-    sigaction(PLX_ENGINE_WAKE_SIGNAL, &e->old_wake, NULL);
-}
-
-/* A child forked by user code (multiprocessing, os.fork) is not the
- * engine: its signals must not stop the engine through the inherited
- * eventfd of our loop, and it must not keep the controller connection
- * open after the engine is gone. */
-static void atfork_child(void)
-{
-    plx_engine_t *e = g_sig_engine;
-    g_sig_engine = NULL;
-    if (e)
-        restore_handlers(e);
-    int fd = atomic_exchange(&g_conn_fd, -1);
-    if (fd >= 0)
-        close(fd);
-}
-
-static void atfork_register(void)
-{
-    pthread_atfork(NULL, NULL, atfork_child);
-}
-
-static void on_signal(int sig)
-{
-    int saved = errno;
-    plx_engine_t *e = g_sig_engine;
-    if (!e || e->pid != getpid()) {
-        /* Not the engine (a child that bypassed pthread_atfork): act as if
-         * we were never installed. The signal is blocked while we run, so
-         * the re-raised one reaches the restored handler on return. */
-        if (e)
-            restore_handlers(e);
-        raise(sig);
-        errno = saved;
-        return;
-    }
-    /* First signal: ask for a clean stop, and let the next one end the
-     * process at once (a hung C call must not make it unkillable). */
-    struct sigaction dfl = { .sa_handler = SIG_DFL };
-    sigemptyset(&dfl.sa_mask);
-    sigaction(SIGINT, &dfl, NULL);
-    sigaction(SIGTERM, &dfl, NULL);
-    g_sig_num = sig;
-    ev_async_send(e->loop, &e->sig);   /* async-signal-safe (libev docs) */
-    errno = saved;
-}
-
-/* PLX_ENGINE_WAKE_SIGNAL, on the Python thread: being delivered (without
- * SA_RESTART) interrupts its system call; PyErr_SetInterrupt (async-signal
- * safe) makes the eval loop look, see interrupt_if_busy_locked. */
-static void on_wake_signal(int sig)
-{
-    int saved = errno;
-    plx_engine_t *e = g_sig_engine;
-    if (e && atomic_load(&e->interrupt_wanted))
-        PyErr_SetInterrupt();
-    errno = saved;
-}
-
-static void sig_cb(struct ev_loop *loop, ev_async *w, int revents)
-{
-    plx_engine_t *e = w->data;
-    int sig = g_sig_num;
-    PLX_INFO("received %s; stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    pthread_mutex_lock(&e->mu);
-    e->stop_signal = sig;
-    interrupt_if_busy_locked(e);
-    pthread_cond_broadcast(&e->cv);
-    pthread_mutex_unlock(&e->mu);
-}
-
-void plx_engine_signals_install(plx_engine_t *e)
-{
-    pthread_once(&g_atfork_once, atfork_register);
-    e->pid = getpid();
-    /* Replaces CPython's C-level SIGINT handler but not its Python-level
-     * one (default_int_handler), so PyErr_SetInterrupt still raises
-     * KeyboardInterrupt in running code. */
-    struct sigaction sa = { .sa_handler = on_signal };
-    sigemptyset(&sa.sa_mask);
-    g_sig_engine = e;
-    sigaction(SIGINT, &sa, &e->old_int);
-    sigaction(SIGTERM, &sa, &e->old_term);
-    struct sigaction wake = { .sa_handler = on_wake_signal };
-    sigemptyset(&wake.sa_mask);
-    sigaction(PLX_ENGINE_WAKE_SIGNAL, &wake, &e->old_wake);
-    e->handlers_set = 1;
-}
-
-void plx_engine_signals_restore(plx_engine_t *e)
-{
-    if (!e->handlers_set)
-        return;
-    g_sig_engine = NULL;
-    restore_handlers(e);
-    e->handlers_set = 0;
 }
