@@ -1,6 +1,9 @@
 # plx_add_plugin(NAME <kind>-<name> SOURCES ... [LIBS ...])
 # Builds a dlopen-able MODULE named plexa-<kind>-<name>.so into the plugin
 # directory of the build tree and installs it into <libdir>/plexa/plugins.
+# The plugin boundary: a plugin's include path is include/ (the public
+# ABI) plus what its LIBS pass on -- plugins/common's libraries, which
+# carry core/base's libc-only helpers and nothing else of core.
 # Tests load the built module through the plugin loader, as the programs
 # do (PLX_PLUGIN_PATH points at the build tree's plugin directory).
 function(plx_add_plugin)

@@ -17,7 +17,6 @@
  */
 #include "plx_controller_int.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +27,7 @@
 #include "plx_log.h"
 #include "plx_time.h"
 #include "plx_status_page.h"
+#include "plx_strbuf.h"
 
 #define HISTORY 300   /* samples, one per heartbeat tick */
 
@@ -44,60 +44,21 @@ struct status {
     unsigned    nhist;   /* ever sampled */
 };
 
-/* ---- a growable string ---------------------------------------------------- */
-
-typedef struct sbuf {
-    char  *p;
-    size_t len, cap;
-    int    oom;
-} sbuf_t;
-
-static void sb_put(sbuf_t *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_printf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf_t *b, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        sb_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
+/* ---- JSON strings -------------------------------------------------------- */
 
 /* A JSON string: quotes, backslashes and control characters escaped. */
-static void sb_json_str(sbuf_t *b, const char *s)
+static void json_str(plx_strbuf_t *b, const char *s)
 {
-    sb_put(b, "\"", 1);
+    plx_strbuf_putc(b, '"');
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
         if (*p == '"' || *p == '\\')
-            sb_printf(b, "\\%c", *p);
+            plx_strbuf_printf(b, "\\%c", *p);
         else if (*p < 0x20)
-            sb_printf(b, "\\u%04x", *p);
+            plx_strbuf_printf(b, "\\u%04x", *p);
         else
-            sb_put(b, (const char *)p, 1);
+            plx_strbuf_putc(b, (char)*p);
     }
-    sb_put(b, "\"", 1);
+    plx_strbuf_putc(b, '"');
 }
 
 /* ---- the JSON ------------------------------------------------------------- */
@@ -122,7 +83,7 @@ static unsigned count_subs(const sub_t *s)
     return n;
 }
 
-static void engine_json(plx_controller_t *c, const engine_t *e, sbuf_t *b)
+static void engine_json(plx_controller_t *c, const engine_t *e, plx_strbuf_t *b)
 {
     char current[160] = "";
     if (e->ihead && e->ihead->req)
@@ -131,102 +92,104 @@ static void engine_json(plx_controller_t *c, const engine_t *e, sbuf_t *b)
         snprintf(current, sizeof current, "%llu task%s", (unsigned long long)e->trun.n,
                  e->trun.n == 1 ? "" : "s");
     double now = ev_now(c->loop);
-    sb_printf(b, "{\"id\":%d,\"host\":", e->id);
-    sb_json_str(b, e->host);
-    sb_printf(b, ",\"pid\":%d,\"state\":\"%s\",\"current\":", (int)e->pid,
-              current[0] ? "busy" : "idle");
-    sb_json_str(b, current);
-    sb_printf(b, ",\"queued\":%u,\"tasks_done\":%llu,\"requests_done\":%llu,"
-                 "\"last_heartbeat_s\":%.3f,\"up_s\":%.1f}",
-              count_subs(e->qhead), (unsigned long long)e->tasks_done,
-              (unsigned long long)e->requests_done, now - e->last_seen, now - e->registered);
+    plx_strbuf_printf(b, "{\"id\":%d,\"host\":", e->id);
+    json_str(b, e->host);
+    plx_strbuf_printf(b, ",\"pid\":%d,\"state\":\"%s\",\"current\":", (int)e->pid,
+                      current[0] ? "busy" : "idle");
+    json_str(b, current);
+    plx_strbuf_printf(b, ",\"queued\":%u,\"tasks_done\":%llu,\"requests_done\":%llu,"
+                      "\"last_heartbeat_s\":%.3f,\"up_s\":%.1f}",
+                      count_subs(e->qhead), (unsigned long long)e->tasks_done,
+                      (unsigned long long)e->requests_done, now - e->last_seen,
+                      now - e->registered);
 }
 
-static void history_json(const struct status *st, sbuf_t *b)
+static void history_json(const struct status *st, plx_strbuf_t *b)
 {
     unsigned n = st->nhist < HISTORY ? st->nhist : HISTORY;
-    sb_put(b, "[", 1);
+    plx_strbuf_putc(b, '[');
     for (unsigned i = 0; i < n; i++) {
         const sample_t *s = &st->hist[(st->nhist - n + i) % HISTORY];
         const sample_t *p = i ? &st->hist[(st->nhist - n + i - 1) % HISTORY] : NULL;
         double rate = p && s->t > p->t ? (double)(s->finished - p->finished) / (s->t - p->t) : 0;
-        sb_printf(b, "%s{\"t\":%.3f,\"task_rate\":%.2f,\"queued\":%llu,\"busy\":%u}",
-                  i ? "," : "", s->t, rate, (unsigned long long)s->queued, s->busy);
+        plx_strbuf_printf(b, "%s{\"t\":%.3f,\"task_rate\":%.2f,\"queued\":%llu,\"busy\":%u}",
+                          i ? "," : "", s->t, rate, (unsigned long long)s->queued, s->busy);
     }
-    sb_put(b, "]", 1);
+    plx_strbuf_putc(b, ']');
 }
 
-static void errors_json(sbuf_t *b)
+static void errors_json(plx_strbuf_t *b)
 {
     static char lines[PLX_LOG_RECENT_MAX][PLX_LOG_RECENT_LEN];
     size_t n = plx_log_recent(lines, PLX_LOG_RECENT_MAX);
-    sb_put(b, "[", 1);
+    plx_strbuf_putc(b, '[');
     for (size_t i = 0; i < n; i++) {
         if (i)
-            sb_put(b, ",", 1);
-        sb_json_str(b, lines[i]);
+            plx_strbuf_putc(b, ',');
+        json_str(b, lines[i]);
     }
-    sb_put(b, "]", 1);
+    plx_strbuf_putc(b, ']');
 }
 
-static void status_json(plx_controller_t *c, sbuf_t *b)
+static void status_json(plx_controller_t *c, plx_strbuf_t *b)
 {
     sched_stats_t ts;
     sched_stats(c, &ts);
-    sb_printf(b, "{\"profile\":");
-    sb_json_str(b, c->profile.name);
-    sb_printf(b, ",\"pid\":%d,\"transport\":", (int)getpid());
-    sb_json_str(b, c->opts.transport);
-    sb_printf(b, ",\"time\":%.3f,\"uptime_s\":%.1f,\"rss_kib\":%ld,\"engines\":[", plx_unix_now(),
-              ev_now(c->loop) - c->started, rss_kib());
+    plx_strbuf_puts(b, "{\"profile\":");
+    json_str(b, c->profile.name);
+    plx_strbuf_printf(b, ",\"pid\":%d,\"transport\":", (int)getpid());
+    json_str(b, c->opts.transport);
+    plx_strbuf_printf(b, ",\"time\":%.3f,\"uptime_s\":%.1f,\"rss_kib\":%ld,\"engines\":[",
+                      plx_unix_now(), ev_now(c->loop) - c->started, rss_kib());
     int first = 1;
     for (int32_t i = 0; i < c->engines_cap; i++) {
         if (!c->engines[i])
             continue;
         if (!first)
-            sb_put(b, ",", 1);
+            plx_strbuf_putc(b, ',');
         first = 0;
         engine_json(c, c->engines[i], b);
     }
-    sb_printf(b, "],\"tasks\":{\"queued\":%llu,\"waiting\":%llu,\"running\":%llu,"
-                 "\"succeeded\":%llu,\"failed\":%llu,\"held_bytes\":%llu},\"history\":",
-              (unsigned long long)ts.queued, (unsigned long long)ts.waiting,
-              (unsigned long long)ts.running, (unsigned long long)ts.succeeded,
-              (unsigned long long)ts.failed, (unsigned long long)ts.held_bytes);
+    plx_strbuf_printf(b, "],\"tasks\":{\"queued\":%llu,\"waiting\":%llu,\"running\":%llu,"
+                      "\"succeeded\":%llu,\"failed\":%llu,\"held_bytes\":%llu},\"history\":",
+                      (unsigned long long)ts.queued, (unsigned long long)ts.waiting,
+                      (unsigned long long)ts.running, (unsigned long long)ts.succeeded,
+                      (unsigned long long)ts.failed, (unsigned long long)ts.held_bytes);
     history_json(c->status, b);
-    sb_printf(b, ",\"recent_errors\":");
+    plx_strbuf_puts(b, ",\"recent_errors\":");
     errors_json(b);
-    sb_put(b, "}\n", 2);
+    plx_strbuf_puts(b, "}\n");
 }
 
 /* The same, as text for a terminal (`ipcluster status`). */
-static void status_text(plx_controller_t *c, sbuf_t *b)
+static void status_text(plx_controller_t *c, plx_strbuf_t *b)
 {
     sched_stats_t ts;
     sched_stats(c, &ts);
     double now = ev_now(c->loop);
-    sb_printf(b, "  controller: pid %d, %s, up %.0f s, %.1f MiB\n", (int)getpid(),
-              c->opts.transport, now - c->started, (double)rss_kib() / 1024);
-    sb_printf(b, "  engines:    %d registered [", c->nengines);
+    plx_strbuf_printf(b, "  controller: pid %d, %s, up %.0f s, %.1f MiB\n", (int)getpid(),
+                      c->opts.transport, now - c->started, (double)rss_kib() / 1024);
+    plx_strbuf_printf(b, "  engines:    %d registered [", c->nengines);
     int first = 1;
     for (int32_t i = 0; i < c->engines_cap; i++)
         if (c->engines[i]) {
-            sb_printf(b, "%s%d", first ? "" : ", ", i);
+            plx_strbuf_printf(b, "%s%d", first ? "" : ", ", i);
             first = 0;
         }
-    sb_printf(b, "]\n");
-    sb_printf(b, "    %4s  %-16s %8s  %-5s %6s %10s %9s  %s\n", "id", "host", "pid", "state",
-              "queued", "tasks done", "heartbeat", "running");
+    plx_strbuf_puts(b, "]\n");
+    plx_strbuf_printf(b, "    %4s  %-16s %8s  %-5s %6s %10s %9s  %s\n", "id", "host", "pid",
+                      "state", "queued", "tasks done", "heartbeat", "running");
     for (int32_t i = 0; i < c->engines_cap; i++) {
         const engine_t *e = c->engines[i];
         if (!e)
             continue;
         const char *cur = e->ihead && e->ihead->req ? e->ihead->req->desc : "";
         int busy = cur[0] || e->trun.n;
-        sb_printf(b, "    %4d  %-16.16s %8d  %-5s %6u %10llu %7.1fs  %.60s%s\n", e->id, e->host,
-                  (int)e->pid, busy ? "busy" : "idle", count_subs(e->qhead),
-                  (unsigned long long)e->tasks_done, now - e->last_seen,
-                  cur[0] ? cur : (e->trun.n ? "tasks" : ""), strlen(cur) > 60 ? "..." : "");
+        plx_strbuf_printf(b, "    %4d  %-16.16s %8d  %-5s %6u %10llu %7.1fs  %.60s%s\n", e->id,
+                          e->host, (int)e->pid, busy ? "busy" : "idle", count_subs(e->qhead),
+                          (unsigned long long)e->tasks_done, now - e->last_seen,
+                          cur[0] ? cur : (e->trun.n ? "tasks" : ""),
+                          strlen(cur) > 60 ? "..." : "");
     }
     const struct status *st = c->status;
     double rate = 0;
@@ -235,15 +198,15 @@ static void status_text(plx_controller_t *c, sbuf_t *b)
         const sample_t *z = &st->hist[(st->nhist - 1) % HISTORY];
         rate = z->t > a->t ? (double)(z->finished - a->finished) / (z->t - a->t) : 0;
     }
-    sb_printf(b, "  tasks:      %llu queued, %llu waiting, %llu running, %llu succeeded, "
-                 "%llu failed; %.0f tasks/s\n",
-              (unsigned long long)ts.queued, (unsigned long long)ts.waiting,
-              (unsigned long long)ts.running, (unsigned long long)ts.succeeded,
-              (unsigned long long)ts.failed, rate);
+    plx_strbuf_printf(b, "  tasks:      %llu queued, %llu waiting, %llu running, %llu succeeded, "
+                      "%llu failed; %.0f tasks/s\n",
+                      (unsigned long long)ts.queued, (unsigned long long)ts.waiting,
+                      (unsigned long long)ts.running, (unsigned long long)ts.succeeded,
+                      (unsigned long long)ts.failed, rate);
     static char lines[PLX_LOG_RECENT_MAX][PLX_LOG_RECENT_LEN];
     size_t n = plx_log_recent(lines, 5);
     for (size_t i = 0; i < n; i++)
-        sb_printf(b, "%s    %s\n", i ? "" : "  recent warnings and errors:\n", lines[i]);
+        plx_strbuf_printf(b, "%s    %s\n", i ? "" : "  recent warnings and errors:\n", lines[i]);
 }
 
 /* ---- HTTP ----------------------------------------------------------------- */
@@ -260,12 +223,12 @@ static int authorized(plx_controller_t *c, const plx_http_req_t *req)
 static void on_request(void *ud, const plx_http_req_t *req, plx_http_resp_t *resp)
 {
     plx_controller_t *c = ud;
-    sbuf_t b = {0};
+    plx_strbuf_t b = PLX_STRBUF_INIT;
     if (!authorized(c, req)) {
         resp->status = 403;
         resp->type = "text/plain; charset=utf-8";
-        sb_printf(&b, "403: this page needs the status capability's token: open the URL in "
-                      "the profile's security/ipcontroller-status.http\n");
+        plx_strbuf_puts(&b, "403: this page needs the status capability's token: open the URL "
+                            "in the profile's security/ipcontroller-status.http\n");
     } else if (strcmp(req->path, "/status.json") == 0) {
         resp->status = 200;
         resp->type = "application/json";
@@ -277,20 +240,19 @@ static void on_request(void *ud, const plx_http_req_t *req, plx_http_resp_t *res
     } else if (strcmp(req->path, "/") == 0) {
         resp->status = 200;
         resp->type = "text/html; charset=utf-8";
-        sb_put(&b, plx_status_page_html, strlen(plx_status_page_html));
+        plx_strbuf_puts(&b, plx_status_page_html);
     } else {
         resp->status = 404;
         resp->type = "text/plain; charset=utf-8";
-        sb_printf(&b, "404: only /, /status.json and /status.txt are served here\n");
+        plx_strbuf_puts(&b, "404: only /, /status.json and /status.txt are served here\n");
     }
     if (b.oom) {
-        free(b.p);
-        b = (sbuf_t){0};
+        plx_strbuf_free(&b);
         resp->status = 500;
-        sb_printf(&b, "out of memory\n");
+        plx_strbuf_puts(&b, "out of memory\n");
     }
-    resp->body = b.p;
     resp->len = b.len;
+    resp->body = plx_strbuf_take(&b);
 }
 
 void status_token_changed(plx_controller_t *c)

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "plx_batch.h"
+#include "plx_time.h"
 
 #define BATCH_SUBMIT_TIMEOUT_S  60.0   /* sbatch retries a busy controller */
 #define BATCH_QUERY_TIMEOUT_S   30.0
@@ -31,13 +32,6 @@
 #define BATCH_STOP_POLL_S       0.25
 
 extern char **environ;
-
-static double batch_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void batch_nap(double s)
 {
@@ -354,7 +348,7 @@ static int batch_query(plx_batch_job *j, plx_err_t *err)
 
     memset(&t, 0, sizeof t);
     rc = j->sys->query(j, &t, err);
-    j->last_poll = batch_now();
+    j->last_poll = plx_now_s();
     if (rc == PLX_OK)
         plx_batch_tally_status(&t, j->n, j->sys->name, j->job_id, &j->last);
     return rc;
@@ -368,7 +362,7 @@ int plx_batch_poll(void *job, plx_job_status *st, plx_err_t *err)
     /* ipcluster polls every few milliseconds; the batch system's
      * controller is shared with everyone, so ask it at most once per
      * poll_interval and answer from the last reply in between. */
-    if (j->last_poll == 0 || batch_now() - j->last_poll >= j->poll_interval)
+    if (j->last_poll == 0 || plx_now_s() - j->last_poll >= j->poll_interval)
         rc = batch_query(j, err);
     *st = j->last;
     if (j->last_poll != 0 && st->job_id[0] == '\0') {
@@ -415,7 +409,7 @@ static bool batch_gone(const plx_job_status *st)
 int plx_batch_stop(void *job, double grace_s, plx_err_t *err)
 {
     plx_batch_job *j = job;
-    double deadline = batch_now() + (grace_s > 0 ? grace_s : 0) + BATCH_STOP_WAIT_S;
+    double deadline = plx_now_s() + (grace_s > 0 ? grace_s : 0) + BATCH_STOP_WAIT_S;
     plx_err_t cerr = { 0 };
     int crc = batch_cancel(j, &cerr), rc;
 
@@ -423,7 +417,7 @@ int plx_batch_stop(void *job, double grace_s, plx_err_t *err)
         rc = batch_query(j, err);
         if (rc == PLX_OK && batch_gone(&j->last))
             return PLX_OK;
-        if (batch_now() >= deadline)
+        if (plx_now_s() >= deadline)
             break;
         batch_nap(BATCH_STOP_POLL_S);
     }

@@ -122,8 +122,8 @@ typedef const char *(*plx_batch_lookup_fn)(void *ctx, const char *name);
  * a literal {lowercase} word. A line starting with directive
  * ("#SBATCH") in which a placeholder expands to "" is left out, so
  * "#SBATCH --partition={queue}" vanishes when no partition is set. An
- * unknown placeholder is an error naming where (source:line). *out is
- * owned by the caller.
+ * unknown placeholder is an error naming where (source:line), an empty
+ * template PLX_EINVAL. *out is owned by the caller.
  */
 int plx_batch_render(const char *tmpl, const char *source, const char *directive,
                      plx_batch_lookup_fn lookup, void *ctx, char **out, plx_err_t *err);

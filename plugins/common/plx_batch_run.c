@@ -21,22 +21,13 @@
 #include <unistd.h>
 
 #include "plx_batch.h"
+#include "plx_sigreset.h"
+#include "plx_strbuf.h"
+#include "plx_time.h"
 
 #define RUN_EXEC_FAILED 127     /* like a shell: command not run */
 
 extern char **environ;
-
-typedef struct run_buf {
-    char  *data;
-    size_t len, cap;
-} run_buf;
-
-static double run_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- child side (async-signal-safe only) -------------------------------- */
 
@@ -58,17 +49,8 @@ __attribute__((noreturn))
 static void run_child(const char *const *argv, const char *const *envp, const char *cwd,
                       int outfd, int errfd, int nullfd)
 {
-    struct sigaction dfl;
-    sigset_t none;
-
     (void)setpgid(0, 0);
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    /* ipcluster's handlers and ignored signals must not leak into qsub. */
-    for (int s = 1; s < NSIG; s++)
-        (void)sigaction(s, &dfl, NULL);
-    sigemptyset(&none);
-    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+    plx_sigreset();   /* ipcluster's ignored and blocked signals stay out of qsub */
     if (dup2(nullfd, 0) < 0 || dup2(outfd, 1) < 0 || dup2(errfd, 2) < 0)
         _exit(RUN_EXEC_FAILED);
     (void)close_range(3, ~0U, 0);
@@ -83,7 +65,7 @@ static void run_child(const char *const *argv, const char *const *envp, const ch
 
 /* ---- parent side --------------------------------------------------------- */
 
-static int run_buf_read(run_buf *b, int fd, bool *eof)
+static int run_buf_read(plx_strbuf_t *b, int fd, bool *eof)
 {
     char chunk[4096];
     ssize_t r = read(fd, chunk, sizeof chunk);
@@ -99,26 +81,12 @@ static int run_buf_read(run_buf *b, int fd, bool *eof)
     size_t keep = (size_t)r;
     if (b->len + keep > PLX_BATCH_OUT_MAX)
         keep = PLX_BATCH_OUT_MAX - b->len;
-    if (keep > 0 && b->len + keep + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 8192;
-        while (cap < b->len + keep + 1)
-            cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (d == NULL)
-            return PLX_ENOMEM;
-        b->data = d;
-        b->cap = cap;
-    }
-    if (keep > 0) {
-        memcpy(b->data + b->len, chunk, keep);
-        b->len += keep;
-        b->data[b->len] = '\0';
-    }
-    return PLX_OK;
+    plx_strbuf_put(b, chunk, keep);
+    return b->oom ? PLX_ENOMEM : PLX_OK;
 }
 
 /* Read both pipes until both close or the deadline passes. */
-static int run_collect(int fds[2], run_buf bufs[2], double deadline)
+static int run_collect(int fds[2], plx_strbuf_t bufs[2], double deadline)
 {
     bool eof[2] = { false, false };
 
@@ -130,7 +98,7 @@ static int run_collect(int fds[2], run_buf bufs[2], double deadline)
                 p[np] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
                 map[np++] = i;
             }
-        double left = deadline - run_now();
+        double left = deadline - plx_now_s();
         if (left <= 0)
             return PLX_ETIMEDOUT;
         int r = poll(p, (nfds_t)np, (int)(left * 1000) + 1);
@@ -155,18 +123,11 @@ static int run_wait(pid_t pid, int *status, double deadline)
             return PLX_OK;
         if (r < 0 && errno != EINTR)
             return PLX_EIO;
-        if (run_now() > deadline)
+        if (plx_now_s() > deadline)
             return PLX_ETIMEDOUT;
         struct timespec ts = { 0, 5 * 1000 * 1000 };
         nanosleep(&ts, NULL);
     }
-}
-
-static char *run_take(run_buf *b)
-{
-    char *s = b->data ? b->data : strdup("");
-    b->data = NULL;
-    return s;
 }
 
 static void run_close(int *fd)
@@ -189,8 +150,8 @@ int plx_batch_run(const char *const *argv, const char *const *envp, const char *
                   double timeout_s, plx_batch_out *out, plx_err_t *err)
 {
     int po[2], pe[2], nullfd, rc;
-    run_buf bufs[2] = { { 0 }, { 0 } };
-    double deadline = run_now() + timeout_s;
+    plx_strbuf_t bufs[2] = { PLX_STRBUF_INIT, PLX_STRBUF_INIT };
+    double deadline = plx_now_s() + timeout_s;
 
     memset(out, 0, sizeof *out);
     if ((rc = run_pipes(po, pe, &nullfd, err)) != PLX_OK)
@@ -221,8 +182,8 @@ int plx_batch_run(const char *const *argv, const char *const *envp, const char *
 out:
     run_close(&po[0]), run_close(&po[1]), run_close(&pe[0]), run_close(&pe[1]);
     run_close(&nullfd);
-    out->out = run_take(&bufs[0]);
-    out->err = run_take(&bufs[1]);
+    out->out = plx_strbuf_take(&bufs[0]);
+    out->err = plx_strbuf_take(&bufs[1]);
     return rc;
 }
 

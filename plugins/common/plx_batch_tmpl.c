@@ -9,39 +9,12 @@
  * out, rather than submitted as "#PBS -q " and refused.
  */
 #include <ctype.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "plx_batch.h"
+#include "plx_strbuf.h"
 
 #define TMPL_NAME_MAX 48
-
-typedef struct tmpl_str {
-    char  *data;
-    size_t len, cap;
-    bool   oom;
-} tmpl_str;
-
-static void tmpl_put(tmpl_str *s, const char *p, size_t n)
-{
-    if (s->oom)
-        return;
-    if (s->len + n + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 1024;
-        while (cap < s->len + n + 1)
-            cap *= 2;
-        char *d = realloc(s->data, cap);
-        if (d == NULL) {
-            s->oom = true;
-            return;
-        }
-        s->data = d;
-        s->cap = cap;
-    }
-    memcpy(s->data + s->len, p, n);
-    s->len += n;
-    s->data[s->len] = '\0';
-}
 
 /* Length of a placeholder name at p ({ already consumed) if it is one:
  * [a-z0-9_]+ then '}'. 0 otherwise. */
@@ -66,7 +39,7 @@ typedef struct tmpl_ctx {
 
 /* Expand one line [p, end) into s. *empty is set when a placeholder
  * expanded to "". */
-static int tmpl_line(const tmpl_ctx *c, const char *p, const char *end, tmpl_str *s,
+static int tmpl_line(const tmpl_ctx *c, const char *p, const char *end, plx_strbuf_t *s,
                      bool *empty, plx_err_t *err)
 {
     *empty = false;
@@ -74,7 +47,7 @@ static int tmpl_line(const tmpl_ctx *c, const char *p, const char *end, tmpl_str
         size_t n = p[0] == '{' && (s->len == 0 || s->data[s->len - 1] != '$')
                        ? tmpl_name_len(p + 1, end) : 0;
         if (n == 0) {
-            tmpl_put(s, p++, 1);
+            plx_strbuf_putc(s, *p++);
             continue;
         }
         char name[TMPL_NAME_MAX + 1];
@@ -85,7 +58,7 @@ static int tmpl_line(const tmpl_ctx *c, const char *p, const char *end, tmpl_str
             return plx_err_set(err, PLX_ENOTFOUND, "%s:%d: unknown placeholder {%s}",
                                c->source, c->line, name);
         *empty |= *v == '\0';
-        tmpl_put(s, v, strlen(v));
+        plx_strbuf_puts(s, v);
         p += n + 2;
     }
     return PLX_OK;
@@ -94,11 +67,13 @@ static int tmpl_line(const tmpl_ctx *c, const char *p, const char *end, tmpl_str
 int plx_batch_render(const char *tmpl, const char *source, const char *directive,
                      plx_batch_lookup_fn lookup, void *ctx, char **out, plx_err_t *err)
 {
-    tmpl_str s = { 0 };
+    plx_strbuf_t s = PLX_STRBUF_INIT;
     tmpl_ctx c = { lookup, ctx, source, 0 };
     size_t dlen = strlen(directive);
 
     *out = NULL;
+    if (*tmpl == '\0')   /* nothing to submit: say so rather than submit nothing */
+        return plx_err_set(err, PLX_EINVAL, "%s: the template is empty", source);
     for (const char *p = tmpl; *p; ) {
         const char *nl = strchr(p, '\n');
         const char *end = nl ? nl : p + strlen(p);
@@ -107,44 +82,36 @@ int plx_batch_render(const char *tmpl, const char *source, const char *directive
         c.line++;
         int rc = tmpl_line(&c, p, end, &s, &empty, err);
         if (rc != PLX_OK) {
-            free(s.data);
+            plx_strbuf_free(&s);
             return rc;
         }
         if (empty && (size_t)(end - p) >= dlen && strncmp(p, directive, dlen) == 0)
-            s.len = mark;              /* drop the directive line */
+            plx_strbuf_truncate(&s, mark);   /* drop the directive line */
         else
-            tmpl_put(&s, "\n", 1);
-        if (s.data)
-            s.data[s.len] = '\0';
+            plx_strbuf_putc(&s, '\n');
         p = nl ? nl + 1 : end;
     }
-    if (s.oom || s.data == NULL) {
-        free(s.data);
+    *out = plx_strbuf_take(&s);
+    if (*out == NULL)
         return plx_err_set(err, PLX_ENOMEM, "rendering %s: out of memory", source);
-    }
-    *out = s.data;
     return PLX_OK;
 }
 
 char *plx_batch_shell_join(const char *const *argv)
 {
-    tmpl_str s = { 0 };
+    plx_strbuf_t s = PLX_STRBUF_INIT;
 
     for (int i = 0; argv[i] != NULL; i++) {
         if (i > 0)
-            tmpl_put(&s, " ", 1);
-        tmpl_put(&s, "'", 1);
+            plx_strbuf_putc(&s, ' ');
+        plx_strbuf_putc(&s, '\'');
         for (const char *p = argv[i]; *p; p++) {
             if (*p == '\'')
-                tmpl_put(&s, "'\\''", 4);   /* close, escaped quote, reopen */
+                plx_strbuf_puts(&s, "'\\''");   /* close, escaped quote, reopen */
             else
-                tmpl_put(&s, p, 1);
+                plx_strbuf_putc(&s, *p);
         }
-        tmpl_put(&s, "'", 1);
+        plx_strbuf_putc(&s, '\'');
     }
-    if (s.oom) {
-        free(s.data);
-        return NULL;
-    }
-    return s.data ? s.data : strdup("");
+    return plx_strbuf_take(&s);
 }

@@ -15,6 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "plx_sigreset.h"
+#include "plx_time.h"
+
 #define PROC_POLL_NS     (10 * 1000 * 1000)   /* waits poll every 10 ms */
 #define PROC_KILL_WAIT_S 5.0                  /* reaping after SIGKILL */
 
@@ -45,13 +48,6 @@ typedef struct child_plan {
 } child_plan_t;
 
 extern char **environ;
-
-double plx_procset_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void nap(void)
 {
@@ -141,21 +137,6 @@ static void child_fail(const char *what, const char *arg)
     _exit(PLX_PROCSET_EXEC_FAILED);
 }
 
-/* Ignored signals and the blocked mask survive exec: start from a clean
- * slate whatever the host did (it ignores SIGPIPE, for one). */
-static void child_reset_signals(void)
-{
-    struct sigaction dfl;
-    sigset_t none;
-
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int s = 1; s < NSIG; s++)
-        (void)sigaction(s, &dfl, NULL);
-    sigemptyset(&none);
-    (void)sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
 __attribute__((noreturn))
 static void child_run(const child_plan_t *p)
 {
@@ -165,7 +146,7 @@ static void child_run(const child_plan_t *p)
     (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != p->parent)        /* parent died before prctl took effect */
         _exit(PLX_PROCSET_EXEC_FAILED);
-    child_reset_signals();
+    plx_sigreset();   /* the host ignores SIGPIPE, for one */
     if (dup2(p->stdin_fd, 0) < 0 ||
         (p->log_fd >= 0 && (dup2(p->log_fd, 1) < 0 || dup2(p->log_fd, 2) < 0)))
         child_fail("dup2", "stdio");
@@ -422,7 +403,7 @@ static bool all_exited(const plx_procset_t *s)
 
 bool plx_procset_wait(plx_procset_t *s, double timeout_s)
 {
-    double deadline = plx_procset_now() + timeout_s;
+    double deadline = plx_now_s() + timeout_s;
 
     for (;;) {
         bool left = false;
@@ -432,7 +413,7 @@ bool plx_procset_wait(plx_procset_t *s, double timeout_s)
         }
         if (!left)
             return true;
-        if (plx_procset_now() >= deadline)
+        if (plx_now_s() >= deadline)
             return false;
         nap();
     }
@@ -440,10 +421,10 @@ bool plx_procset_wait(plx_procset_t *s, double timeout_s)
 
 int plx_procset_stop(plx_procset_t *s, double grace_s, plx_err_t *err)
 {
-    double deadline = plx_procset_now() + (grace_s > 0 ? grace_s : 0);
+    double deadline = plx_now_s() + (grace_s > 0 ? grace_s : 0);
 
     (void)plx_procset_signal(s, SIGTERM, NULL);
-    while (!all_exited(s) && plx_procset_now() < deadline)
+    while (!all_exited(s) && plx_now_s() < deadline)
         nap();
     /* Also for groups whose leader exited: its children may linger. */
     (void)plx_procset_signal(s, SIGKILL, NULL);

@@ -83,7 +83,4 @@ int plx_procset_pids(const plx_procset_t *s, pid_t *out, int max);
  * closes the stdin sockets still open. NULL-safe; sets *s to NULL. */
 void plx_procset_destroy(plx_procset_t **s);
 
-/* Monotonic seconds, for launchers' own deadlines. */
-double plx_procset_now(void);
-
 #endif

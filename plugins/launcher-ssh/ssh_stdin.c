@@ -11,44 +11,12 @@
  */
 #include <ctype.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "plx_strbuf.h"
 #include "ssh_int.h"
 
 extern char **environ;
-
-typedef struct ssh_buf {
-    char  *p;
-    size_t len, cap;
-    bool   oom;
-} ssh_buf_t;
-
-static void buf_put(ssh_buf_t *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void buf_str(ssh_buf_t *b, const char *s)
-{
-    buf_put(b, s, strlen(s));
-}
 
 /* Length of the NAME of "NAME=VALUE" when it is an sh identifier that is
  * not one of the remote script's own (plx_*), else 0. */
@@ -64,22 +32,22 @@ static size_t env_name_len(const char *entry)
 
 /* One NAME='value' line; entries whose name is not an identifier (bash's
  * exported functions, BASH_FUNC_f%%) cannot be exported by sh: skipped. */
-static void put_env(ssh_buf_t *b, const char *entry)
+static void put_env(plx_strbuf_t *b, const char *entry)
 {
     size_t n = env_name_len(entry);
     if (n == 0)
         return;
-    buf_put(b, entry, n + 1);
-    buf_str(b, "'");
+    plx_strbuf_put(b, entry, n + 1);
+    plx_strbuf_puts(b, "'");
     for (const char *v = entry + n + 1; *v; v++) {
         if (*v == '\'')
-            buf_str(b, "'\\''");
+            plx_strbuf_puts(b, "'\\''");
         else if (*v == '\n')
-            buf_str(b, "'\"$plx_nl\"'");
+            plx_strbuf_puts(b, "'\"$plx_nl\"'");
         else
-            buf_put(b, v, 1);
+            plx_strbuf_putc(b, *v);
     }
-    buf_str(b, "'\n");
+    plx_strbuf_puts(b, "'\n");
 }
 
 /* Variables that describe this host or this login session, or steer the
@@ -106,21 +74,21 @@ static bool stays_local(const char *entry)
 
 /* The script's lines, each as |LINE: a prefix keeps empty lines from
  * ending the script early; "." (no prefix) ends it. */
-static void put_sshx(ssh_buf_t *b, const char *text)
+static void put_sshx(plx_strbuf_t *b, const char *text)
 {
     while (*text) {
         size_t n = strcspn(text, "\n");
-        buf_str(b, "|");
-        buf_put(b, text, n);
-        buf_str(b, "\n");
+        plx_strbuf_puts(b, "|");
+        plx_strbuf_put(b, text, n);
+        plx_strbuf_puts(b, "\n");
         text += n + (text[n] == '\n');
     }
-    buf_str(b, ".\n");
+    plx_strbuf_puts(b, ".\n");
 }
 
 char *ssh_stdin_payload(const ssh_conf_t *c, const plx_launch_spec *spec, int i, size_t *len)
 {
-    ssh_buf_t b = { 0 };
+    plx_strbuf_t b = PLX_STRBUF_INIT;
     char index[32];
 
     /* Later lines win: the local environment is the base, ours go on top. */
@@ -133,13 +101,9 @@ char *ssh_stdin_payload(const ssh_conf_t *c, const plx_launch_spec *spec, int i,
         put_env(&b, c->remote_env.w[k]);
     snprintf(index, sizeof index, "PLX_ENGINE_INDEX=%d", i);
     put_env(&b, index);
-    buf_str(&b, "\n");
+    plx_strbuf_puts(&b, "\n");
     if (c->sshx)
         put_sshx(&b, c->sshx);
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
     *len = b.len;
-    return b.p;
+    return plx_strbuf_take(&b);
 }

@@ -1,5 +1,10 @@
-/* The fake controller; see engine_harness.h. */
+/* The fake controller and the tests' shared fixtures; see engine_harness.h. */
 #include "engine_harness.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,20 +20,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "plexa/version.h"
 #include "plx_envelope.h"
+#include "plx_time.h"
 
 #ifndef PLX_TEST_BUILD_DIR_DEFAULT
 #define PLX_TEST_BUILD_DIR_DEFAULT "."
 #endif
 
 #define TOKEN "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
-
-double fake_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static const char *build_dir(void)
 {
@@ -161,7 +161,7 @@ uint64_t fake_send(fake_t *f, Plexa__Envelope *env, plx_buf_t **bufs, uint32_t n
 
 Plexa__Envelope *fake_recv(fake_t *f, double timeout_s, plx_msg_t **msg)
 {
-    double deadline = fake_now() + timeout_s;
+    double deadline = plx_now_s() + timeout_s;
     for (;;) {
         while (f->rpos < f->rlen) {
             size_t used = 0;
@@ -183,7 +183,7 @@ Plexa__Envelope *fake_recv(fake_t *f, double timeout_s, plx_msg_t **msg)
                 return env;
             }
         }
-        double left = deadline - fake_now();
+        double left = deadline - plx_now_s();
         struct pollfd p = { .fd = f->fd, .events = POLLIN };
         if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) != 1)
             return NULL;
@@ -197,14 +197,14 @@ Plexa__Envelope *fake_recv(fake_t *f, double timeout_s, plx_msg_t **msg)
 
 int fake_wait_exit(fake_t *f, double timeout_s)
 {
-    double deadline = fake_now() + timeout_s;
+    double deadline = plx_now_s() + timeout_s;
     while (f->pid > 0) {
         pid_t r = waitpid(f->pid, &f->status, WNOHANG);
         if (r == f->pid) {
             f->pid = 0;
             return 0;
         }
-        if (fake_now() > deadline)
+        if (plx_now_s() > deadline)
             return -1;
         usleep(20000);
     }
@@ -235,6 +235,7 @@ void fake_welcome(fake_t *f, int32_t id, uint32_t hb_ms)
     env.body_case = PLEXA__ENVELOPE__BODY_WELCOME;
     env.welcome = &w;
     fake_send(f, &env, NULL, 0);
+    f->engine_id = id;
 }
 
 char *fake_log(const fake_t *f)
@@ -284,9 +285,9 @@ uint64_t fake_execute(fake_t *f, const char *code)
 
 Plexa__Envelope *fake_recv_reply(fake_t *f, double timeout_s, plx_msg_t **msg)
 {
-    double deadline = fake_now() + timeout_s;
+    double deadline = plx_now_s() + timeout_s;
     for (;;) {
-        double left = deadline - fake_now();
+        double left = deadline - plx_now_s();
         Plexa__Envelope *r = fake_recv(f, left > 0 ? left : 0, msg);
         if (r && r->body_case == PLEXA__ENVELOPE__BODY_TASK_STARTED) {
             if (f->nstarted < sizeof f->started / sizeof f->started[0])
@@ -331,4 +332,115 @@ int fake_saw_started(const fake_t *f, uint64_t task_id)
         if (f->started[i] == task_id)
             return 1;
     return 0;
+}
+
+/* ---- cmocka fixtures ------------------------------------------------------ */
+
+int fake_setup(void **state)
+{
+    fake_t *f = calloc(1, sizeof *f);
+    if (!f || fake_init(f) != 0) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+int fake_teardown(void **state)
+{
+    fake_t *f = *state;
+    /* The log is printed for every test; ctest shows it on failure. */
+    fake_fini(f, 1);
+    free(f);
+    return 0;
+}
+
+uint64_t fake_register(fake_t *f, int32_t claim, int32_t id)
+{
+    assert_int_equal(fake_accept(f, T_START), 0);
+    Plexa__Envelope *h = fake_recv(f, T_START, NULL);
+    assert_non_null(h);
+    assert_int_equal(h->body_case, PLEXA__ENVELOPE__BODY_HELLO);
+    assert_int_equal(h->hello->role, PLEXA__ROLE__ROLE_ENGINE);
+    assert_string_equal(h->hello->token, strrchr(f->url, '/') + 1);
+    assert_int_equal(h->hello->version, PLX_PROTOCOL_VERSION);
+    assert_int_equal(h->hello->pid, f->pid);
+    assert_non_null(h->hello->hostname);
+    if (claim >= 0) {
+        assert_true(h->hello->has_engine_id);
+        assert_int_equal(h->hello->engine_id, claim);
+    } else {
+        assert_false(h->hello->has_engine_id);
+    }
+    uint64_t hello_id = h->id;
+    plx_envelope_free(&h);
+    fake_welcome(f, id, 1000);
+    return hello_id;
+}
+
+void fake_start_registered(fake_t *f)
+{
+    assert_int_equal(fake_spawn(f, NULL), 0);
+    assert_int_equal(fake_register(f, -1, 3), 1);
+}
+
+void fake_exec_ok(fake_t *f, const char *code, const char *out, int number)
+{
+    Plexa__Envelope *r = fake_exec_call(f, code, T_REPLY);
+    assert_non_null(r);
+    assert_int_equal(r->body_case, PLEXA__ENVELOPE__BODY_ENGINE_REPLY);
+    Plexa__EngineReply *er = r->engine_reply;
+    if (er->error)
+        fprintf(stderr, "unexpected error for %s: %s: %s\n%s\n", code, er->error->ename,
+                er->error->evalue, er->error->traceback ? er->error->traceback : "");
+    assert_null(er->error);
+    assert_int_equal(er->engine_id, f->engine_id);
+    assert_string_equal(er->method, "execute");
+    assert_non_null(er->execute);
+    assert_string_equal(er->execute->input, code);
+    if (number > 0)
+        assert_int_equal(er->execute->number, number);
+    if (out)
+        assert_string_equal(er->execute->stdout ? er->execute->stdout : "", out);
+    plx_envelope_free(&r);
+}
+
+/* ---- values --------------------------------------------------------------- */
+
+Plexa__Value val_i64(int64_t n)
+{
+    Plexa__Value v = PLEXA__VALUE__INIT;
+    v.kind_case = PLEXA__VALUE__KIND_I64;
+    v.i64 = n;
+    return v;
+}
+
+Plexa__Value val_str(const char *s)
+{
+    Plexa__Value v = PLEXA__VALUE__INIT;
+    v.kind_case = PLEXA__VALUE__KIND_STR;
+    v.str = (char *)s;
+    return v;
+}
+
+Plexa__Value val_none(void)
+{
+    Plexa__Value v = PLEXA__VALUE__INIT;
+    v.kind_case = PLEXA__VALUE__KIND_NONE;
+    v.none = 1;
+    return v;
+}
+
+Plexa__Value val_list(Plexa__ValueList *l, Plexa__Value **items, size_t n, int tuple)
+{
+    plexa__value_list__init(l);
+    l->n_items = n;
+    l->items = items;
+    l->has_tuple = 1;
+    l->tuple = tuple;
+    Plexa__Value v = PLEXA__VALUE__INIT;
+    v.kind_case = PLEXA__VALUE__KIND_LIST;
+    v.list = l;
+    return v;
 }

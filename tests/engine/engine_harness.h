@@ -4,6 +4,10 @@
  * the build tree started against it. Tests drive the conversation step by
  * step; every wait has a deadline, and the engine is killed by pid when a
  * test ends without it having exited.
+ *
+ * Below the fake controller: the cmocka fixtures test_engine and
+ * test_engine_tasks share (a fake per test, registering the engine,
+ * running code that must succeed) and constructors for request values.
  */
 #ifndef ENGINE_HARNESS_H
 #define ENGINE_HARNESS_H
@@ -13,6 +17,9 @@
 
 #include "plexa.pb-c.h"
 #include "plx_frame.h"
+
+#define T_START 20.0   /* engine start-up and registration, seconds */
+#define T_REPLY 20.0   /* an ordinary request */
 
 typedef struct fake {
     int            lfd;            /* listening socket */
@@ -32,6 +39,7 @@ typedef struct fake {
     int            stdin_fd;       /* the engine's stdin; -1: /dev/null */
     uint64_t       started[256];   /* TaskStarted ids fake_recv_reply passed over, in order */
     size_t         nstarted;       /* ... how many (the array keeps the first 256) */
+    int32_t        engine_id;      /* as fake_welcome last welcomed it; 0 before */
 } fake_t;
 
 /* A listener and a token; the URL is in f->url. 0 or -1. */
@@ -64,7 +72,8 @@ int fake_wait_exit(fake_t *f, double timeout_s);
 /* Close the connection (the engine should then exit 0, or reconnect). */
 void fake_close_conn(fake_t *f);
 
-/* Welcome the engine (after its Hello) as engine id, heartbeat period hb_ms. */
+/* Welcome the engine (after its Hello) as engine id, heartbeat period hb_ms;
+ * f->engine_id becomes id. */
 void fake_welcome(fake_t *f, int32_t id, uint32_t hb_ms);
 
 /* Kill the engine if it still runs, close everything, print its log
@@ -81,9 +90,38 @@ Plexa__Envelope *fake_call(fake_t *f, Plexa__Envelope *req, plx_buf_t **bufs, ui
                            double timeout_s, plx_msg_t **msg);
 Plexa__Envelope *fake_exec_call(fake_t *f, const char *code, double timeout_s);
 
-double fake_now(void);
-
 /* Whether the engine said it started task_id (a TaskStarted passed over). */
 int fake_saw_started(const fake_t *f, uint64_t task_id);
+
+/* ---- cmocka fixtures ---------------------------------------------------- */
+
+/* Group-less setup and teardown: a fresh fake in *state for each test;
+ * teardown prints the engine's log (ctest shows it on failure). */
+int fake_setup(void **state);
+int fake_teardown(void **state);
+/* A test with those (where cmocka.h is included). */
+#define FAKE_TEST(fn) cmocka_unit_test_setup_teardown(fn, fake_setup, fake_teardown)
+
+/* Accept the engine's connection and check its Hello: an engine's (role,
+ * the token of f->url, this protocol version, its pid, a host name),
+ * claiming engine id claim (< 0: claiming none). Then welcome it as id
+ * (heartbeat 1 s). Returns the Hello's envelope id. */
+uint64_t fake_register(fake_t *f, int32_t claim, int32_t id);
+
+/* Start the engine (no extra arguments) and register it as engine 3: its
+ * first Hello, envelope id 1, claiming no id. */
+void fake_start_registered(fake_t *f);
+
+/* Run code, which must succeed: an execute reply from f->engine_id for
+ * code, with In [number] (number <= 0: any) and stdout out (NULL: any). */
+void fake_exec_ok(fake_t *f, const char *code, const char *out, int number);
+
+/* ---- values for requests ------------------------------------------------ */
+
+Plexa__Value val_i64(int64_t n);
+Plexa__Value val_str(const char *s);   /* s is borrowed, not copied */
+Plexa__Value val_none(void);
+/* A list (tuple when tuple != 0) of n items, held in *l (the caller's). */
+Plexa__Value val_list(Plexa__ValueList *l, Plexa__Value **items, size_t n, int tuple);
 
 #endif

@@ -18,88 +18,12 @@
 #include <unistd.h>
 
 #include "engine_harness.h"
-#include "plexa/version.h"
 #include "plx_envelope.h"
+#include "plx_time.h"
 
-#define T_START  20.0   /* engine start-up and registration */
-#define T_REPLY  20.0   /* an ordinary request */
 #define NARRAY   1000000
 
-/* ---- fixtures ------------------------------------------------------------- */
-
-static int setup(void **state)
-{
-    fake_t *f = calloc(1, sizeof *f);
-    if (!f || fake_init(f) != 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fake_t *f = *state;
-    /* The log is printed for every test; ctest shows it on failure. */
-    fake_fini(f, 1);
-    free(f);
-    return 0;
-}
-
-/* Check the started engine's Hello, welcome it as engine 3. */
-static void hello_and_welcome(fake_t *f)
-{
-    assert_int_equal(fake_accept(f, T_START), 0);
-    Plexa__Envelope *h = fake_recv(f, T_START, NULL);
-    assert_non_null(h);
-    assert_int_equal(h->body_case, PLEXA__ENVELOPE__BODY_HELLO);
-    assert_int_equal(h->id, 1);
-    assert_int_equal(h->hello->role, PLEXA__ROLE__ROLE_ENGINE);
-    assert_string_equal(h->hello->token, strrchr(f->url, '/') + 1);
-    assert_int_equal(h->hello->version, PLX_PROTOCOL_VERSION);
-    assert_int_equal(h->hello->pid, f->pid);
-    assert_non_null(h->hello->hostname);
-    plx_envelope_free(&h);
-
-    Plexa__Welcome w = PLEXA__WELCOME__INIT;
-    w.has_engine_id = 1;
-    w.engine_id = 3;
-    w.has_heartbeat_ms = 1;
-    w.heartbeat_ms = 1000;
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.has_reply_to = 1;
-    env.reply_to = 1;
-    env.body_case = PLEXA__ENVELOPE__BODY_WELCOME;
-    env.welcome = &w;
-    fake_send(f, &env, NULL, 0);
-}
-
-/* Start the engine, check its Hello, welcome it as engine 3. */
-static void start_registered(fake_t *f)
-{
-    assert_int_equal(fake_spawn(f, NULL), 0);
-    hello_and_welcome(f);
-}
-
-/* Run code; check stdout and the In [n] number; no error. */
-static void exec_ok(fake_t *f, const char *code, const char *out, int number)
-{
-    Plexa__Envelope *r = fake_exec_call(f, code, T_REPLY);
-    assert_non_null(r);
-    assert_int_equal(r->body_case, PLEXA__ENVELOPE__BODY_ENGINE_REPLY);
-    Plexa__EngineReply *er = r->engine_reply;
-    if (er->error)
-        fprintf(stderr, "unexpected error for %s: %s: %s\n%s\n", code, er->error->ename,
-                er->error->evalue, er->error->traceback ? er->error->traceback : "");
-    assert_null(er->error);
-    assert_int_equal(er->engine_id, 3);
-    assert_string_equal(er->method, "execute");
-    assert_non_null(er->execute);
-    assert_string_equal(er->execute->input, code);
-    if (number > 0)
-        assert_int_equal(er->execute->number, number);
-    assert_string_equal(er->execute->stdout ? er->execute->stdout : "", out);
-    plx_envelope_free(&r);
-}
+/* ---- helpers -------------------------------------------------------------- */
 
 /* Run code that must fail with ename; returns the reply (caller frees). */
 static Plexa__Envelope *exec_err(fake_t *f, const char *code, const char *ename)
@@ -116,9 +40,9 @@ static Plexa__Envelope *exec_err(fake_t *f, const char *code, const char *ename)
 static void test_execute(void **state)
 {
     fake_t *f = *state;
-    start_registered(f);
-    exec_ok(f, "a = 10", "", 1);
-    exec_ok(f, "print(a)", "10\n", 2);
+    fake_start_registered(f);
+    fake_exec_ok(f, "a = 10", "", 1);
+    fake_exec_ok(f, "print(a)", "10\n", 2);
 
     Plexa__Envelope *r = exec_err(f, "1/0", "ZeroDivisionError");
     assert_int_equal(r->engine_reply->execute->number, 3);
@@ -128,14 +52,14 @@ static void test_execute(void **state)
     assert_string_equal(r->engine_reply->error->evalue, "division by zero");
     plx_envelope_free(&r);
 
-    exec_ok(f, "a", "10\n", 4);                /* a final expression is displayed */
-    exec_ok(f, "_", "10\n", 5);                /* ... and kept in _ */
-    exec_ok(f, "None", "", 6);
-    exec_ok(f, "id", "3\n", 7);                /* 0.10 pre-pushes the engine id */
-    exec_ok(f, "import sys; print('e', file=sys.stderr); print('o')", "o\n", 8);
-    exec_ok(f, "import engmod; print(engmod.VALUE)", "from the start directory\n", 9);
-    exec_ok(f, "import plexa._engine, sys; print(sys.executable)", "/usr/bin/python3\n", 10);
-    exec_ok(f, "import sys; print(sys.argv)", "['ipengine']\n", 11);
+    fake_exec_ok(f, "a", "10\n", 4);                /* a final expression is displayed */
+    fake_exec_ok(f, "_", "10\n", 5);                /* ... and kept in _ */
+    fake_exec_ok(f, "None", "", 6);
+    fake_exec_ok(f, "id", "3\n", 7);                /* 0.10 pre-pushes the engine id */
+    fake_exec_ok(f, "import sys; print('e', file=sys.stderr); print('o')", "o\n", 8);
+    fake_exec_ok(f, "import engmod; print(engmod.VALUE)", "from the start directory\n", 9);
+    fake_exec_ok(f, "import plexa._engine, sys; print(sys.executable)", "/usr/bin/python3\n", 10);
+    fake_exec_ok(f, "import sys; print(sys.argv)", "['ipengine']\n", 11);
 
     r = exec_err(f, "print('before')\nraise ValueError('boom')", "ValueError");
     assert_string_equal(r->engine_reply->execute->stdout, "before\n");
@@ -150,7 +74,7 @@ static void test_execute(void **state)
     plx_envelope_free(&r);
     r = exec_err(f, "input()", "EOFError");                      /* no stdin hang */
     plx_envelope_free(&r);
-    exec_ok(f, "print(a + 1)", "11\n", 0);                       /* still alive */
+    fake_exec_ok(f, "print(a + 1)", "11\n", 0);                       /* still alive */
 
     /* Output beyond the per-stream cap is cut in the middle, not fatal. */
     r = fake_exec_call(f, "print('x' * (6 << 20))", T_REPLY);
@@ -159,7 +83,7 @@ static void test_execute(void **state)
     assert_true(strlen(r->engine_reply->execute->stdout) < (5u << 20));
     assert_non_null(strstr(r->engine_reply->execute->stdout, "cut by the engine"));
     plx_envelope_free(&r);
-    exec_ok(f, "print('a\\0b')", "a\xef\xbf\xbd" "b\n", 0);     /* NUL survives as U+FFFD */
+    fake_exec_ok(f, "print('a\\0b')", "a\xef\xbf\xbd" "b\n", 0);     /* NUL survives as U+FFFD */
 
     fake_close_conn(f);
     assert_int_equal(fake_wait_exit(f, 10), 0);
@@ -172,12 +96,12 @@ static void test_execute(void **state)
 static void test_fork_child(void **state)
 {
     fake_t *f = *state;
-    start_registered(f);
-    exec_ok(f, "import multiprocessing as mp, time\n"
+    fake_start_registered(f);
+    fake_exec_ok(f, "import multiprocessing as mp, time\n"
                "p = mp.get_context('fork').Process(target=time.sleep, args=(30,))\n"
                "p.start(); time.sleep(0.5); p.terminate(); p.join(10)\n"
                "print(p.exitcode)", "-15\n", 1);
-    exec_ok(f, "print('still here')", "still here\n", 2);
+    fake_exec_ok(f, "print('still here')", "still here\n", 2);
 }
 
 /* ---- push and pull ------------------------------------------------------ */
@@ -287,7 +211,7 @@ static void pull_natives(fake_t *f, plx_buf_t *arr)
  * another name (same Value, same buffers) it is callable again. */
 static void pickle_round_trip(fake_t *f)
 {
-    exec_ok(f, "f = lambda x: x * 2", "", 0);
+    fake_exec_ok(f, "f = lambda x: x * 2", "", 0);
     const char *keys[] = { "f" };
     plx_msg_t *m = NULL;
     Plexa__Envelope *r = pull_call(f, keys, 1, &m);
@@ -304,25 +228,25 @@ static void pickle_round_trip(fake_t *f)
     plx_envelope_free(&p);
     plx_envelope_free(&r);
     plx_msg_destroy(&m);
-    exec_ok(f, "print(g(21))", "42\n", 0);
+    fake_exec_ok(f, "print(g(21))", "42\n", 0);
 }
 
 static void test_push_pull(void **state)
 {
     fake_t *f = *state;
-    start_registered(f);
+    fake_start_registered(f);
     plx_buf_t *arr = array_buf();
     push_natives(f, arr);
-    exec_ok(f, "print(x, s, arr.dtype, arr.shape, arr[123456], arr.sum())",
+    fake_exec_ok(f, "print(x, s, arr.dtype, arr.shape, arr[123456], arr.sum())",
             "-42 to the engines! float64 (1000000,) 123456.0 499999500000.0\n", 1);
     /* zero copy: the array's memory is the received buffer */
-    exec_ok(f, "b = arr\nwhile getattr(b, 'base', None) is not None: b = b.base\n"
+    fake_exec_ok(f, "b = arr\nwhile getattr(b, 'base', None) is not None: b = b.base\n"
                "print(type(b).__name__, arr.flags.writeable)", "RecvBuffer True\n", 2);
-    exec_ok(f, "t = (1, 2.5, None, True, b'xy', 'z')", "", 3);
+    fake_exec_ok(f, "t = (1, 2.5, None, True, b'xy', 'z')", "", 3);
     pull_natives(f, arr);
     plx_buf_unref(&arr);
     pickle_round_trip(f);
-    exec_ok(f, "import numpy as np; m = np.arange(6.).reshape(2, 3).T; big = 2**70", "", 0);
+    fake_exec_ok(f, "import numpy as np; m = np.arange(6.).reshape(2, 3).T; big = 2**70", "", 0);
     const char *keys[] = { "m", "big" };
     Plexa__Envelope *r = pull_call(f, keys, 2, NULL);
     assert_non_null(r);
@@ -340,14 +264,14 @@ static void test_push_pull(void **state)
     assert_string_equal(r->engine_reply->error->evalue, "name 'nope' is not defined");
     assert_int_equal(r->engine_reply->n_values, 0);
     plx_envelope_free(&r);
-    exec_ok(f, "print('pushes and pulls do not count')", "pushes and pulls do not count\n", 7);
+    fake_exec_ok(f, "print('pushes and pulls do not count')", "pushes and pulls do not count\n", 7);
 }
 
 /* A push naming a buffer the frame does not carry is refused, not trusted. */
 static void test_bad_buffer_index(void **state)
 {
     fake_t *f = *state;
-    start_registered(f);
+    fake_start_registered(f);
     Plexa__Value v = PLEXA__VALUE__INIT;
     v.kind_case = PLEXA__VALUE__KIND_BYTES;
     v.bytes = 5;
@@ -371,7 +295,7 @@ static void test_bad_buffer_index(void **state)
     assert_string_equal(r->engine_reply->error->ename, "ProtocolError");
     assert_string_equal(r->engine_reply->error->evalue, "unsupported request get_ids");
     plx_envelope_free(&r);
-    exec_ok(f, "print('ok')", "ok\n", 1);
+    fake_exec_ok(f, "print('ok')", "ok\n", 1);
 }
 
 /* Resident memory of a process in KiB (VmRSS), or -1. */
@@ -395,14 +319,14 @@ static long rss_kib(pid_t pid)
 static void test_buffers_released(void **state)
 {
     fake_t *f = *state;
-    start_registered(f);
+    fake_start_registered(f);
     plx_buf_t *arr = array_buf();
     long before = 0;
     for (int i = 0; i < 60; i++) {
         if (i == 10)
             before = rss_kib(f->pid);
         push_natives(f, arr);
-        exec_ok(f, "import numpy as np; fresh = np.ones(1000000)", "", 0);
+        fake_exec_ok(f, "import numpy as np; fresh = np.ones(1000000)", "", 0);
         const char *keys[] = { "fresh", "arr" };
         Plexa__Envelope *r = pull_call(f, keys, 2, NULL);
         assert_non_null(r);
@@ -473,25 +397,17 @@ static void keys_are(fake_t *f, const char *want)
 static void test_keys_reset(void **state)
 {
     fake_t *f = *state;
-    start_registered(f);
+    fake_start_registered(f);
     keys_are(f, "id");
-    exec_ok(f, "b = 2; a = 1; _hidden = 3; __dunder__ = 4", "", 1);
+    fake_exec_ok(f, "b = 2; a = 1; _hidden = 3; __dunder__ = 4", "", 1);
     keys_are(f, "_hidden a b id");
     Plexa__Envelope *r = call_ok(f, "reset", NULL, 0, NULL, 0, NULL);
     assert_int_equal(r->engine_reply->n_values, 0);
     plx_envelope_free(&r);
     keys_are(f, "id");
-    exec_ok(f, "print(id, __name__, len(dir(__builtins__)) > 100)", "3 __main__ True\n", 2);
+    fake_exec_ok(f, "print(id, __name__, len(dir(__builtins__)) > 100)", "3 __main__ True\n", 2);
     r = exec_err(f, "a", "NameError");
     plx_envelope_free(&r);
-}
-
-static Plexa__Value v_i64(int64_t n)
-{
-    Plexa__Value v = PLEXA__VALUE__INIT;
-    v.kind_case = PLEXA__VALUE__KIND_I64;
-    v.i64 = n;
-    return v;
 }
 
 /* get_result(i) for a command in the history: number, input, stdout. */
@@ -517,7 +433,7 @@ static void result_is(fake_t *f, Plexa__Value *arg, int number, const char *inpu
 static void test_get_result(void **state)
 {
     fake_t *f = *state;
-    start_registered(f);
+    fake_start_registered(f);
     Plexa__Value none = PLEXA__VALUE__INIT;
     none.kind_case = PLEXA__VALUE__KIND_NONE;
     none.none = 1;
@@ -527,11 +443,11 @@ static void test_get_result(void **state)
     assert_string_equal(r->engine_reply->error->ename, "IndexError");
     plx_envelope_free(&r);
 
-    exec_ok(f, "print('one')", "one\n", 1);
+    fake_exec_ok(f, "print('one')", "one\n", 1);
     r = exec_err(f, "1/0", "ZeroDivisionError");
     plx_envelope_free(&r);
-    exec_ok(f, "print('three')", "three\n", 3);
-    Plexa__Value one = v_i64(1), two = v_i64(2), five = v_i64(5);
+    fake_exec_ok(f, "print('three')", "three\n", 3);
+    Plexa__Value one = val_i64(1), two = val_i64(2), five = val_i64(5);
     result_is(f, &one, 1, "print('one')", "one\n", NULL);
     result_is(f, &two, 2, "1/0", "", "ZeroDivisionError");
     result_is(f, &none, 3, "print('three')", "three\n", NULL);
@@ -543,7 +459,7 @@ static void test_get_result(void **state)
     assert_string_equal(r->engine_reply->error->evalue,
                         "command 5 is not in this engine's history (kept: 1..3)");
     plx_envelope_free(&r);
-    exec_ok(f, "print('four')", "four\n", 4);   /* get_result does not count */
+    fake_exec_ok(f, "print('four')", "four\n", 4);   /* get_result does not count */
 }
 
 /* Pull name (a function defined on the engine): its pickle Value, with
@@ -558,35 +474,22 @@ static Plexa__Envelope *pull_function(fake_t *f, const char *name, plx_msg_t **m
     return r;
 }
 
-static Plexa__Value v_list(Plexa__ValueList *l, Plexa__Value **items, size_t n, int tuple)
-{
-    plexa__value_list__init(l);
-    l->n_items = n;
-    l->items = items;
-    l->has_tuple = 1;
-    l->tuple = tuple;
-    Plexa__Value v = PLEXA__VALUE__INIT;
-    v.kind_case = PLEXA__VALUE__KIND_LIST;
-    v.list = l;
-    return v;
-}
-
 static void test_map_apply(void **state)
 {
     fake_t *f = *state;
-    start_registered(f);
-    exec_ok(f, "def f(x, y=0):\n    print('f', x)\n    return 10 * x + y", "", 1);
+    fake_start_registered(f);
+    fake_exec_ok(f, "def f(x, y=0):\n    print('f', x)\n    return 10 * x + y", "", 1);
     plx_msg_t *m = NULL;
     Plexa__Envelope *pf = pull_function(f, "f", &m);
     Plexa__Value *fv = pf->engine_reply->values[0];
 
     /* map(f, [1, 2, 3], [4, 5, 6]) counts as command 2 */
-    Plexa__Value x[6] = { v_i64(1), v_i64(2), v_i64(3), v_i64(4), v_i64(5), v_i64(6) };
+    Plexa__Value x[6] = { val_i64(1), val_i64(2), val_i64(3), val_i64(4), val_i64(5), val_i64(6) };
     Plexa__Value *xs[] = { &x[0], &x[1], &x[2] }, *ys[] = { &x[3], &x[4], &x[5] };
     Plexa__ValueList lx, ly, lseqs;
-    Plexa__Value sx = v_list(&lx, xs, 3, 0), sy = v_list(&ly, ys, 3, 0);
+    Plexa__Value sx = val_list(&lx, xs, 3, 0), sy = val_list(&ly, ys, 3, 0);
     Plexa__Value *seqv[] = { &sx, &sy };
-    Plexa__Value seqs = v_list(&lseqs, seqv, 2, 0);
+    Plexa__Value seqs = val_list(&lseqs, seqv, 2, 0);
     Plexa__Value *margs[] = { fv, &seqs };
     Plexa__Envelope *r = call_ok(f, "map", margs, 2, m->bufs, m->nbufs, NULL);
     Plexa__EngineReply *er = r->engine_reply;
@@ -603,10 +506,10 @@ static void test_map_apply(void **state)
     plx_envelope_free(&r);
 
     /* apply(f, (7,), None): no counter */
-    x[0] = v_i64(7);
+    x[0] = val_i64(7);
     Plexa__Value *a7[] = { &x[0] };
     Plexa__ValueList la;
-    Plexa__Value fargs = v_list(&la, a7, 1, 1);
+    Plexa__Value fargs = val_list(&la, a7, 1, 1);
     Plexa__Value none = PLEXA__VALUE__INIT;
     none.kind_case = PLEXA__VALUE__KIND_NONE;
     none.none = 1;
@@ -623,9 +526,9 @@ static void test_map_apply(void **state)
     s.str = "text";
     Plexa__Value *bad[] = { &s };
     Plexa__ValueList lb, lbs;
-    Plexa__Value sb = v_list(&lb, bad, 1, 0);
+    Plexa__Value sb = val_list(&lb, bad, 1, 0);
     Plexa__Value *sbv[] = { &sb };
-    Plexa__Value bseqs = v_list(&lbs, sbv, 1, 0);
+    Plexa__Value bseqs = val_list(&lbs, sbv, 1, 0);
     Plexa__Value *bargs[] = { fv, &bseqs };
     r = call_req(f, "map", bargs, 2, m->bufs, m->nbufs, NULL);
     er = r->engine_reply;
@@ -638,20 +541,20 @@ static void test_map_apply(void **state)
     plx_envelope_free(&r);
     plx_envelope_free(&pf);
     plx_msg_destroy(&m);
-    exec_ok(f, "print('next')", "next\n", 4);
+    fake_exec_ok(f, "print('next')", "next\n", 4);
 }
 
 static void test_call_errors(void **state)
 {
     fake_t *f = *state;
-    start_registered(f);
+    fake_start_registered(f);
     Plexa__Envelope *r = call_req(f, "frobnicate", NULL, 0, NULL, 0, NULL);
     assert_non_null(r->engine_reply->error);
     assert_string_equal(r->engine_reply->error->ename, "ProtocolError");
     assert_non_null(strstr(r->engine_reply->error->evalue, "'frobnicate'"));
     plx_envelope_free(&r);
 
-    Plexa__Value one = v_i64(1);
+    Plexa__Value one = val_i64(1);
     Plexa__Value *args[] = { &one };
     r = call_req(f, "keys", args, 1, NULL, 0, NULL);                /* wrong arity */
     assert_string_equal(r->engine_reply->error->ename, "TypeError");
@@ -671,7 +574,7 @@ static void test_call_errors(void **state)
     assert_string_equal(r->engine_reply->error->ename, "ProtocolError");
     assert_non_null(strstr(r->engine_reply->error->evalue, "buffer 9"));
     plx_envelope_free(&r);
-    exec_ok(f, "print('alive')", "alive\n", 1);
+    fake_exec_ok(f, "print('alive')", "alive\n", 1);
 }
 
 /* ---- heartbeats while Python is busy ------------------------------------ */
@@ -688,14 +591,14 @@ static void heartbeats_during(fake_t *f, const char *code, int number)
         Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
         env.body_case = PLEXA__ENVELOPE__BODY_HEARTBEAT;
         env.heartbeat = &hb;
-        double t0 = fake_now();
+        double t0 = plx_now_s();
         uint64_t hid = fake_send(f, &env, NULL, 0);
         Plexa__Envelope *r = fake_recv_reply(f, 0.5, NULL);   /* skips keepalives */
         assert_non_null(r);
         assert_int_equal(r->body_case, PLEXA__ENVELOPE__BODY_HEARTBEAT);
         assert_int_equal(r->reply_to, hid);
         assert_int_equal(r->heartbeat->seq, 77 + (uint64_t)i);
-        assert_true(fake_now() - t0 < 0.5);
+        assert_true(plx_now_s() - t0 < 0.5);
         plx_envelope_free(&r);
         usleep(200000);
     }
@@ -710,7 +613,7 @@ static void heartbeats_during(fake_t *f, const char *code, int number)
 static void test_heartbeat_while_busy(void **state)
 {
     fake_t *f = *state;
-    start_registered(f);
+    fake_start_registered(f);
     heartbeats_during(f, "import time; time.sleep(2)", 1);
     /* A C call that holds the GIL for 2 s (ctypes.PyDLL does not release
      * it): the I/O thread must not need it. */
@@ -729,18 +632,10 @@ static void test_keepalive(void **state)
     Plexa__Envelope *h = fake_recv(f, T_START, NULL);
     assert_non_null(h);
     plx_envelope_free(&h);
-    Plexa__Welcome w = PLEXA__WELCOME__INIT;
-    w.has_engine_id = 1;
-    w.engine_id = 3;
-    w.has_heartbeat_ms = 1;
-    w.heartbeat_ms = 200;
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.body_case = PLEXA__ENVELOPE__BODY_WELCOME;
-    env.welcome = &w;
-    fake_send(f, &env, NULL, 0);
-    double t0 = fake_now();
+    fake_welcome(f, 3, 200);
+    double t0 = plx_now_s();
     int beats = 0;
-    while (fake_now() - t0 < 1.5) {
+    while (plx_now_s() - t0 < 1.5) {
         Plexa__Envelope *r = fake_recv(f, 0.5, NULL);
         assert_non_null(r);
         assert_int_equal(r->body_case, PLEXA__ENVELOPE__BODY_HEARTBEAT);
@@ -749,7 +644,7 @@ static void test_keepalive(void **state)
         beats++;
     }
     assert_in_range(beats, 4, 10);
-    exec_ok(f, "print('served')", "served\n", 1);
+    fake_exec_ok(f, "print('served')", "served\n", 1);
 }
 
 /* --url-file, and PLEXA_URL when nothing else is given. */
@@ -789,8 +684,8 @@ static void test_url_sources(void **state)
 static void test_shutdown(void **state)
 {
     fake_t *f = *state;
-    start_registered(f);
-    exec_ok(f, "a = 1", "", 1);
+    fake_start_registered(f);
+    fake_exec_ok(f, "a = 1", "", 1);
     Plexa__Shutdown s = PLEXA__SHUTDOWN__INIT;
     Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
     env.body_case = PLEXA__ENVELOPE__BODY_SHUTDOWN;
@@ -816,19 +711,19 @@ static void test_shutdown(void **state)
 static void test_shutdown_linger(void **state)
 {
     fake_t *f = *state;
-    start_registered(f);
+    fake_start_registered(f);
     Plexa__Shutdown s = PLEXA__SHUTDOWN__INIT;
     Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
     env.body_case = PLEXA__ENVELOPE__BODY_SHUTDOWN;
     env.shutdown = &s;
     fake_send(f, &env, NULL, 0);
-    double t0 = fake_now();
+    double t0 = plx_now_s();
     Plexa__Envelope *r = fake_recv_reply(f, 5, NULL);
     assert_non_null(r);
     assert_string_equal(r->engine_reply->method, "kill");
     plx_envelope_free(&r);
     assert_int_equal(fake_wait_exit(f, 10), 0);
-    assert_true(fake_now() - t0 < 8);
+    assert_true(plx_now_s() - t0 < 8);
     assert_int_equal(WEXITSTATUS(f->status), 0);
 }
 
@@ -918,7 +813,7 @@ static void test_url_from_stdin_and_no_token_left(void **state)
     assert_int_equal(fake_spawn(f, args), 0);
     close(p[0]);
     f->stdin_fd = -1;
-    hello_and_welcome(f);
+    assert_int_equal(fake_register(f, -1, 3), 1);
     const char *token = strrchr(f->url, '/') + 1;
     char code[256];
     snprintf(code, sizeof code,
@@ -926,17 +821,17 @@ static void test_url_from_stdin_and_no_token_left(void **state)
              "env = open('/proc/%d/environ', 'rb').read().decode(errors='replace')\n"
              "print('PLEXA_URL' in os.environ, '%s' in env, 'not-this-one' in env)",
              (int)f->pid, token);
-    exec_ok(f, code, "False False False\n", 0);
+    fake_exec_ok(f, code, "False False False\n", 0);
 }
 
 static void signal_test(fake_t *f, int sig, const char *busy_code)
 {
-    start_registered(f);
-    exec_ok(f, "a = 1", "", 1);
+    fake_start_registered(f);
+    fake_exec_ok(f, "a = 1", "", 1);
     if (busy_code)
         fake_execute(f, busy_code);
     usleep(300000);
-    double t0 = fake_now();
+    double t0 = plx_now_s();
     kill(f->pid, sig);
     if (busy_code) {
         /* The interrupted request is still answered before the engine goes. */
@@ -947,7 +842,7 @@ static void signal_test(fake_t *f, int sig, const char *busy_code)
         plx_envelope_free(&r);
     }
     assert_int_equal(fake_wait_exit(f, 10), 0);
-    assert_true(fake_now() - t0 < 5);
+    assert_true(plx_now_s() - t0 < 5);
     assert_true(WIFEXITED(f->status));
     assert_int_equal(WEXITSTATUS(f->status), 0);
 }
@@ -973,7 +868,7 @@ static void test_sigterm_busy(void **state)
 static void test_close_busy(void **state)
 {
     fake_t *f = *state;
-    start_registered(f);
+    fake_start_registered(f);
     fake_execute(f, "import time; time.sleep(60)");
     usleep(300000);
     fake_close_conn(f);
@@ -987,29 +882,29 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     unsetenv("PLEXA_URL");   /* engines get a URL only the way a test says */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_execute, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fork_child, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_push_pull, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_buffer_index, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keys_reset, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_get_result, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_map_apply, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_call_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_buffers_released, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_heartbeat_while_busy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_url_sources, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shutdown, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shutdown_linger, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reject, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_url, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_url_on_command_line_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_url_from_stdin_and_no_token_left, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sigterm_idle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sigint_idle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sigterm_busy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close_busy, setup, teardown),
+        FAKE_TEST(test_execute),
+        FAKE_TEST(test_fork_child),
+        FAKE_TEST(test_push_pull),
+        FAKE_TEST(test_bad_buffer_index),
+        FAKE_TEST(test_keys_reset),
+        FAKE_TEST(test_get_result),
+        FAKE_TEST(test_map_apply),
+        FAKE_TEST(test_call_errors),
+        FAKE_TEST(test_buffers_released),
+        FAKE_TEST(test_heartbeat_while_busy),
+        FAKE_TEST(test_keepalive),
+        FAKE_TEST(test_url_sources),
+        FAKE_TEST(test_shutdown),
+        FAKE_TEST(test_shutdown_linger),
+        FAKE_TEST(test_reject),
+        FAKE_TEST(test_connect_refused),
+        FAKE_TEST(test_bad_url),
+        FAKE_TEST(test_url_on_command_line_refused),
+        FAKE_TEST(test_url_from_stdin_and_no_token_left),
+        FAKE_TEST(test_sigterm_idle),
+        FAKE_TEST(test_sigint_idle),
+        FAKE_TEST(test_sigterm_busy),
+        FAKE_TEST(test_close_busy),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }

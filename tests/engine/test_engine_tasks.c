@@ -14,130 +14,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "engine_harness.h"
-#include "plexa/version.h"
 #include "plx_envelope.h"
-
-#define T_START 20.0
-#define T_REPLY 20.0
+#include "plx_time.h"
 
 #define OK       ((int)PLEXA__TASK_STATUS__TASK_OK)
 #define FAILED   ((int)PLEXA__TASK_STATUS__TASK_FAILED)
 #define REJECTED ((int)PLEXA__TASK_STATUS__TASK_REJECTED)
 
-/* ---- fixtures and helpers ------------------------------------------------- */
-
-static int setup(void **state)
-{
-    fake_t *f = calloc(1, sizeof *f);
-    if (!f || fake_init(f) != 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fake_t *f = *state;
-    fake_fini(f, 1);
-    free(f);
-    return 0;
-}
-
-/* Accept the engine's connection, check its Hello (asking for claim, or
- * no id when claim < 0), welcome it as id. */
-static void accept_and_welcome(fake_t *f, int32_t claim, int32_t id)
-{
-    assert_int_equal(fake_accept(f, T_START), 0);
-    Plexa__Envelope *h = fake_recv(f, T_START, NULL);
-    assert_non_null(h);
-    assert_int_equal(h->body_case, PLEXA__ENVELOPE__BODY_HELLO);
-    assert_int_equal(h->hello->role, PLEXA__ROLE__ROLE_ENGINE);
-    if (claim >= 0) {
-        assert_true(h->hello->has_engine_id);
-        assert_int_equal(h->hello->engine_id, claim);
-    } else {
-        assert_false(h->hello->has_engine_id);
-    }
-    plx_envelope_free(&h);
-    fake_welcome(f, id, 1000);
-}
-
-static void start_registered(fake_t *f)
-{
-    assert_int_equal(fake_spawn(f, NULL), 0);
-    accept_and_welcome(f, -1, 3);
-}
-
-static void exec_ok(fake_t *f, const char *code, const char *out)
-{
-    Plexa__Envelope *r = fake_exec_call(f, code, T_REPLY);
-    assert_non_null(r);
-    assert_int_equal(r->body_case, PLEXA__ENVELOPE__BODY_ENGINE_REPLY);
-    Plexa__EngineReply *er = r->engine_reply;
-    if (er->error)
-        fprintf(stderr, "unexpected error for %s: %s: %s\n%s\n", code, er->error->ename,
-                er->error->evalue, er->error->traceback ? er->error->traceback : "");
-    assert_null(er->error);
-    if (out)
-        assert_string_equal(er->execute->stdout ? er->execute->stdout : "", out);
-    plx_envelope_free(&r);
-}
-
-static double unix_now(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
-
-static Plexa__Value v_i64(int64_t n)
-{
-    Plexa__Value v = PLEXA__VALUE__INIT;
-    v.kind_case = PLEXA__VALUE__KIND_I64;
-    v.i64 = n;
-    return v;
-}
-
-static Plexa__Value v_str(const char *s)
-{
-    Plexa__Value v = PLEXA__VALUE__INIT;
-    v.kind_case = PLEXA__VALUE__KIND_STR;
-    v.str = (char *)s;
-    return v;
-}
-
-static Plexa__Value v_none(void)
-{
-    Plexa__Value v = PLEXA__VALUE__INIT;
-    v.kind_case = PLEXA__VALUE__KIND_NONE;
-    v.none = 1;
-    return v;
-}
-
-static Plexa__Value v_list(Plexa__ValueList *l, Plexa__Value **items, size_t n, int tuple)
-{
-    plexa__value_list__init(l);
-    l->n_items = n;
-    l->items = items;
-    l->has_tuple = 1;
-    l->tuple = tuple;
-    Plexa__Value v = PLEXA__VALUE__INIT;
-    v.kind_case = PLEXA__VALUE__KIND_LIST;
-    v.list = l;
-    return v;
-}
+/* ---- helpers -------------------------------------------------------------- */
 
 /* A value defined on the engine by code, pulled back as name: its Value
  * (a pickle for functions and dicts) and, in *m, the frame with its
  * buffers. Free the returned envelope and *m. */
 static Plexa__Envelope *pulled(fake_t *f, const char *code, const char *name, plx_msg_t **m)
 {
-    exec_ok(f, code, NULL);
+    fake_exec_ok(f, code, NULL, 0);
     Plexa__Pull p = PLEXA__PULL__INIT;
     const char *keys[] = { name };
     p.n_keys = 1;
@@ -218,7 +113,7 @@ static void spec_init(Plexa__TaskSpec *s, const char *kind, Plexa__Value **args,
 static Plexa__Envelope *string_task(fake_t *f, uint64_t task_id, const char *code,
                                     Plexa__Value *pull, int clear_before, int clear_after)
 {
-    Plexa__Value vc = v_str(code), vp = v_none(), vn = v_none();
+    Plexa__Value vc = val_str(code), vp = val_none(), vn = val_none();
     Plexa__Value *args[] = { &vc, &vp, pull ? pull : &vn };
     Plexa__TaskSpec s;
     spec_init(&s, "string", args, 3);
@@ -235,7 +130,7 @@ static Plexa__Envelope *string_task(fake_t *f, uint64_t task_id, const char *cod
 static void test_map_and_chunk(void **state)
 {
     fake_t *f = *state;
-    start_registered(f);
+    fake_start_registered(f);
     plx_msg_t *m = NULL;
     Plexa__Envelope *pf = pulled(f, "def f(x, y=0):\n    return 10 * x + y", "f", &m);
     Plexa__Value *fv = pf->engine_reply->values[0];
@@ -251,10 +146,10 @@ static void test_map_and_chunk(void **state)
     Plexa__Pickle kwp = *kwv.pickle;
     kwp.buf = 1;   /* second buffer of the task */
     kwv.pickle = &kwp;
-    Plexa__Value four = v_i64(4);
+    Plexa__Value four = val_i64(4);
     Plexa__Value *a4[] = { &four };
     Plexa__ValueList la;
-    Plexa__Value targs = v_list(&la, a4, 1, 1);
+    Plexa__Value targs = val_list(&la, a4, 1, 1);
     Plexa__Value *margs[] = { fv, &targs, &kwv };
     Plexa__TaskSpec s;
     spec_init(&s, "map", margs, 3);
@@ -262,7 +157,7 @@ static void test_map_and_chunk(void **state)
     s.buf_base = 0;
     s.has_buf_count = 1;
     s.buf_count = 2;
-    double t0 = unix_now();
+    double t0 = plx_unix_now();
     uint64_t id = send_task(f, 11, &s, bufs, 2);
     Plexa__Envelope *r = task_result(f, id, 11, T_REPLY, NULL);
     Plexa__TaskResult *tr = r->task_result;
@@ -273,11 +168,11 @@ static void test_map_and_chunk(void **state)
     assert_int_equal(tr->values[0]->i64, 42);
     assert_true(tr->has_started && tr->has_completed);
     assert_true(tr->started >= t0 - 1 && tr->completed >= tr->started &&
-                tr->completed <= unix_now() + 1);
+                tr->completed <= plx_unix_now() + 1);
     plx_envelope_free(&r);
 
     /* kwargs None and absent are both fine */
-    Plexa__Value none = v_none();
+    Plexa__Value none = val_none();
     margs[2] = &none;
     id = send_task(f, 12, &s, bufs, 2);
     r = task_result(f, id, 12, T_REPLY, NULL);
@@ -306,12 +201,13 @@ static void test_map_and_chunk(void **state)
     plx_envelope_free(&r);
 
     /* chunk: [f(1), f(2, 5), f(3)] */
-    Plexa__Value x1 = v_i64(1), x2 = v_i64(2), x5 = v_i64(5), x3 = v_i64(3);
+    Plexa__Value x1 = val_i64(1), x2 = val_i64(2), x5 = val_i64(5), x3 = val_i64(3);
     Plexa__Value *t1[] = { &x1 }, *t2[] = { &x2, &x5 }, *t3[] = { &x3 };
     Plexa__ValueList l1, l2, l3, ll;
-    Plexa__Value a1 = v_list(&l1, t1, 1, 1), a2 = v_list(&l2, t2, 2, 1), a3 = v_list(&l3, t3, 1, 1);
+    Plexa__Value a1 = val_list(&l1, t1, 1, 1), a2 = val_list(&l2, t2, 2, 1);
+    Plexa__Value a3 = val_list(&l3, t3, 1, 1);
     Plexa__Value *items[] = { &a1, &a2, &a3 };
-    Plexa__Value lst = v_list(&ll, items, 3, 0);
+    Plexa__Value lst = val_list(&ll, items, 3, 0);
     Plexa__Value *cargs[] = { fv, &lst };
     spec_init(&s, "chunk", cargs, 2);
     id = send_task(f, 14, &s, m->bufs, 1);
@@ -338,10 +234,10 @@ static void test_map_and_chunk(void **state)
     plx_envelope_free(&r);
 
     /* the first exception fails a chunk, with the user's frame */
-    Plexa__Value bad = v_str("text");
+    Plexa__Value bad = val_str("text");
     Plexa__Value *tb[] = { &bad };
     Plexa__ValueList lb;
-    Plexa__Value ab = v_list(&lb, tb, 1, 1);
+    Plexa__Value ab = val_list(&lb, tb, 1, 1);
     items[1] = &ab;
     id = send_task(f, 15, &s, m->bufs, 1);
     r = task_result(f, id, 15, T_REPLY, NULL);
@@ -369,7 +265,7 @@ static void test_map_and_chunk(void **state)
     plx_envelope_free(&r);
 
     /* map tasks do not count as commands; the engine carries on */
-    exec_ok(f, "print(len(__import__('plexa._engine')._engine._history))", "2\n");
+    fake_exec_ok(f, "print(len(__import__('plexa._engine')._engine._history))", "2\n", 0);
     plx_envelope_free(&pf);
     plx_envelope_free(&pk);
     plx_msg_destroy(&m);
@@ -379,12 +275,12 @@ static void test_map_and_chunk(void **state)
 static void test_string_tasks(void **state)
 {
     fake_t *f = *state;
-    start_registered(f);
-    exec_ok(f, "a = 5", "");
-    Plexa__Value pa = v_str("a"), pb = v_str("b");
+    fake_start_registered(f);
+    fake_exec_ok(f, "a = 5", "", 0);
+    Plexa__Value pa = val_str("a"), pb = val_str("b");
     Plexa__Value *keys[] = { &pa, &pb };
     Plexa__ValueList lk;
-    Plexa__Value pull = v_list(&lk, keys, 2, 0);
+    Plexa__Value pull = val_list(&lk, keys, 2, 0);
     Plexa__Envelope *r = string_task(f, 21, "b = a * 2\nprint('out', b)\nb", &pull, 0, 0);
     Plexa__TaskResult *tr = r->task_result;
     assert_int_equal(tr->status, OK);
@@ -395,7 +291,7 @@ static void test_string_tasks(void **state)
     plx_envelope_free(&r);
 
     /* a missing pull name: NameError; output still reported */
-    Plexa__Value pz = v_str("zzz");
+    Plexa__Value pz = val_str("zzz");
     r = string_task(f, 22, "print('hi')", &pz, 0, 0);
     tr = r->task_result;
     assert_int_equal(tr->status, FAILED);
@@ -421,7 +317,7 @@ static void test_string_tasks(void **state)
     assert_string_equal(r->task_result->values[1]->str, "['id']\n");
     plx_envelope_free(&r);
     /* clear_before: reset before it runs */
-    exec_ok(f, "d = 1", "");
+    fake_exec_ok(f, "d = 1", "", 0);
     r = string_task(f, 26, "print('d' in globals())", NULL, 1, 0);
     assert_string_equal(r->task_result->values[1]->str, "False\n");
     plx_envelope_free(&r);
@@ -433,40 +329,41 @@ static void test_string_tasks(void **state)
 static void test_depend(void **state)
 {
     fake_t *f = *state;
-    start_registered(f);
-    exec_ok(f, "import plexa._engine as pe, os\n"
-               "p = pe.properties\n"
-               "print(p['engine_id'], p['pid'] == os.getpid(), p['hostname'] == os.uname().nodename)",
-            "3 True True\n");
+    fake_start_registered(f);
+    fake_exec_ok(f, "import plexa._engine as pe, os\n"
+                    "p = pe.properties\n"
+                    "print(p['engine_id'], p['pid'] == os.getpid(),"
+                    " p['hostname'] == os.uname().nodename)",
+                 "3 True True\n", 0);
     plx_msg_t *m = NULL;
     Plexa__Envelope *pd = pulled(f, "def dep(p):\n    return p.get('color') == 'red'", "dep", &m);
     plx_msg_t *mb = NULL;
     Plexa__Envelope *pbad = pulled(f, "def bad(p):\n    return p['missing']", "bad", &mb);
 
-    Plexa__Value vc = v_str("print('ran')"), vn = v_none();
+    Plexa__Value vc = val_str("print('ran')"), vn = val_none();
     Plexa__Value *args[] = { &vc, &vn, &vn };
     Plexa__TaskSpec s;
     spec_init(&s, "string", args, 3);
     s.depend = pd->engine_reply->values[0];
     s.has_clear_before = 1;
     s.clear_before = 1;   /* a rejection must not reset anything */
-    exec_ok(f, "keep = 1", "");
+    fake_exec_ok(f, "keep = 1", "", 0);
     uint64_t id = send_task(f, 31, &s, m->bufs, m->nbufs);
     Plexa__Envelope *r = task_result(f, id, 31, T_REPLY, NULL);
     assert_int_equal(r->task_result->status, REJECTED);
     assert_int_equal(r->task_result->n_values, 0);
     assert_null(r->task_result->error);
     plx_envelope_free(&r);
-    exec_ok(f, "print(keep)", "1\n");
+    fake_exec_ok(f, "print(keep)", "1\n", 0);
 
-    exec_ok(f, "pe.properties['color'] = 'red'", "");
+    fake_exec_ok(f, "pe.properties['color'] = 'red'", "", 0);
     id = send_task(f, 32, &s, m->bufs, m->nbufs);
     r = task_result(f, id, 32, T_REPLY, NULL);
     assert_int_equal(r->task_result->status, OK);
     assert_string_equal(r->task_result->values[1]->str, "ran\n");
     plx_envelope_free(&r);
     /* reset (clear_before above) keeps the properties */
-    exec_ok(f, "import plexa._engine as pe; print(pe.properties['color'])", "red\n");
+    fake_exec_ok(f, "import plexa._engine as pe; print(pe.properties['color'])", "red\n", 0);
 
     s.depend = pbad->engine_reply->values[0];
     s.has_clear_before = 0;
@@ -497,7 +394,7 @@ static void send_interrupt(fake_t *f, uint64_t task_id)
 
 static uint64_t send_string_task(fake_t *f, uint64_t task_id, const char *code)
 {
-    Plexa__Value vc = v_str(code), vn = v_none();
+    Plexa__Value vc = val_str(code), vn = val_none();
     Plexa__Value *args[] = { &vc, &vn, &vn };
     Plexa__TaskSpec s;
     spec_init(&s, "string", args, 3);
@@ -507,26 +404,26 @@ static uint64_t send_string_task(fake_t *f, uint64_t task_id, const char *code)
 static void test_interrupt(void **state)
 {
     fake_t *f = *state;
-    start_registered(f);
+    fake_start_registered(f);
     /* the running task 41 (time.sleep(60)) and a queued one, 42 */
     uint64_t id41 = send_string_task(f, 41, "import time; time.sleep(60)");
     uint64_t id42 = send_string_task(f, 42, "print('second')");
     uint64_t id43 = send_string_task(f, 43, "print('third')");
     usleep(500000);
     send_interrupt(f, 999);   /* neither running nor queued: nothing happens */
-    double t0 = fake_now();
+    double t0 = plx_now_s();
     send_interrupt(f, 43);    /* queued: answered at once, without running */
     Plexa__Envelope *r = task_result(f, id43, 43, 3, NULL);
-    assert_true(fake_now() - t0 < 1);
+    assert_true(plx_now_s() - t0 < 1);
     assert_int_equal(r->task_result->status, FAILED);
     assert_string_equal(r->task_result->error->ename, "KeyboardInterrupt");
     assert_int_equal(r->task_result->engine_id, 3);
     assert_int_equal(r->task_result->n_values, 0);
     plx_envelope_free(&r);
-    t0 = fake_now();
+    t0 = plx_now_s();
     send_interrupt(f, 41);
     r = task_result(f, id41, 41, 5, NULL);
-    assert_true(fake_now() - t0 < 3);
+    assert_true(plx_now_s() - t0 < 3);
     assert_int_equal(r->task_result->status, FAILED);
     assert_string_equal(r->task_result->error->ename, "KeyboardInterrupt");
     plx_envelope_free(&r);
@@ -534,25 +431,26 @@ static void test_interrupt(void **state)
     assert_int_equal(r->task_result->status, OK);
     assert_string_equal(r->task_result->values[1]->str, "second\n");
     plx_envelope_free(&r);
-    exec_ok(f, "print('third ran' if 'third' in str(__import__('plexa._engine')._engine._history)"
-               " else 'third skipped')", "third skipped\n");
+    fake_exec_ok(f, "print('third ran' if 'third' in "
+                    "str(__import__('plexa._engine')._engine._history) else 'third skipped')",
+                 "third skipped\n", 0);
 
     /* task_id 0 interrupts a running execute; the engine stays usable */
     uint64_t xid = fake_execute(f, "import time; time.sleep(60)");
     usleep(300000);
-    t0 = fake_now();
+    t0 = plx_now_s();
     send_interrupt(f, 0);
     r = fake_recv_reply(f, 5, NULL);
     assert_non_null(r);
     assert_int_equal(r->reply_to, xid);
     assert_non_null(r->engine_reply->error);
     assert_string_equal(r->engine_reply->error->ename, "KeyboardInterrupt");
-    assert_true(fake_now() - t0 < 3);
+    assert_true(plx_now_s() - t0 < 3);
     plx_envelope_free(&r);
     /* nothing runs: an interrupt now must not hit the next request */
     send_interrupt(f, 0);
     usleep(200000);
-    exec_ok(f, "import time; time.sleep(0.3); print('after')", "after\n");
+    fake_exec_ok(f, "import time; time.sleep(0.3); print('after')", "after\n", 0);
     /* a busy loop in pure Python is interrupted too */
     uint64_t id44 = send_string_task(f, 44, "while True: pass");
     usleep(300000);
@@ -560,7 +458,7 @@ static void test_interrupt(void **state)
     r = task_result(f, id44, 44, 5, NULL);
     assert_string_equal(r->task_result->error->ename, "KeyboardInterrupt");
     plx_envelope_free(&r);
-    exec_ok(f, "print('alive')", "alive\n");
+    fake_exec_ok(f, "print('alive')", "alive\n", 0);
 }
 
 /* ---- reconnecting --------------------------------------------------------- */
@@ -643,7 +541,7 @@ static int was_stolen(const outcome_t *o, uint64_t id)
 static void test_steal_queued(void **state)
 {
     fake_t *f = *state;
-    start_registered(f);
+    fake_start_registered(f);
     uint64_t base = 100;
     send_string_task(f, base, "import time\ntime.sleep(0.3)");
     send_string_task(f, base + 1, "given_back_1 = 1");
@@ -665,8 +563,8 @@ static void test_steal_queued(void **state)
     assert_int_equal(o.started[0], 1);
     assert_int_equal(o.started[1] + o.started[2], 0);
     assert_int_equal(o.started[3], 1);
-    exec_ok(f, "print('given_back_1' in globals(), 'given_back_2' in globals(), kept)",
-            "False False 1\n");
+    fake_exec_ok(f, "print('given_back_1' in globals(), 'given_back_2' in globals(), kept)",
+                 "False False 1\n", 0);
 }
 
 /* A steal sent while the engine may be starting the very task: over many
@@ -675,7 +573,7 @@ static void test_steal_queued(void **state)
 static void test_steal_races_start(void **state)
 {
     fake_t *f = *state;
-    start_registered(f);
+    fake_start_registered(f);
     int given = 0, ran = 0;
     for (int round = 0; round < 2000; round++) {
         uint64_t base = 1000 + 8 * (uint64_t)round;
@@ -701,20 +599,20 @@ static void test_reconnect(void **state)
 {
     fake_t *f = *state;
     f->reconnect = "10";
-    start_registered(f);
-    exec_ok(f, "a = 5", "");
+    fake_start_registered(f);
+    fake_exec_ok(f, "a = 5", "", 0);
     fake_close_conn(f);
-    accept_and_welcome(f, 3, 3);
-    exec_ok(f, "print(a, id)", "5 3\n");
+    fake_register(f, 3, 3);
+    fake_exec_ok(f, "print(a, id)", "5 3\n", 0);
     /* a request queued behind a running one when the connection drops is
      * void: neither is answered on the new connection */
     fake_execute(f, "import time; time.sleep(60)");
     fake_execute(f, "print('never')");
     usleep(300000);
     fake_close_conn(f);
-    double t0 = fake_now();
-    accept_and_welcome(f, 3, 7);   /* the controller gives another id */
-    assert_true(fake_now() - t0 < 3);
+    double t0 = plx_now_s();
+    fake_register(f, 3, 7);   /* the controller gives another id */
+    assert_true(plx_now_s() - t0 < 3);
     Plexa__Envelope *r = fake_exec_call(f, "import plexa._engine as pe; print(id, "
                                            "pe.properties['engine_id'])", T_REPLY);
     assert_non_null(r);
@@ -746,14 +644,14 @@ static void test_reconnect_gives_up(void **state)
 {
     fake_t *f = *state;
     f->reconnect = "1.5";
-    start_registered(f);
-    exec_ok(f, "a = 1", "");
+    fake_start_registered(f);
+    fake_exec_ok(f, "a = 1", "", 0);
     close(f->lfd);
     f->lfd = -1;
-    double t0 = fake_now();
+    double t0 = plx_now_s();
     fake_close_conn(f);
     assert_int_equal(fake_wait_exit(f, 10), 0);
-    double took = fake_now() - t0;
+    double took = plx_now_s() - t0;
     assert_true(took > 1.0 && took < 6);
     assert_true(WIFEXITED(f->status));
     assert_int_equal(WEXITSTATUS(f->status), 0);
@@ -768,7 +666,7 @@ static void test_reconnect_refused(void **state)
 {
     fake_t *f = *state;
     f->reconnect = "10";
-    start_registered(f);
+    fake_start_registered(f);
     fake_close_conn(f);
     assert_int_equal(fake_accept(f, T_START), 0);
     Plexa__Envelope *h = fake_recv(f, T_START, NULL);
@@ -790,15 +688,15 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     unsetenv("PLEXA_URL");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_map_and_chunk, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_string_tasks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_depend, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_interrupt, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_steal_queued, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_steal_races_start, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reconnect_gives_up, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reconnect_refused, setup, teardown),
+        FAKE_TEST(test_map_and_chunk),
+        FAKE_TEST(test_string_tasks),
+        FAKE_TEST(test_depend),
+        FAKE_TEST(test_interrupt),
+        FAKE_TEST(test_steal_queued),
+        FAKE_TEST(test_steal_races_start),
+        FAKE_TEST(test_reconnect),
+        FAKE_TEST(test_reconnect_gives_up),
+        FAKE_TEST(test_reconnect_refused),
     };
     return cmocka_run_group_tests_name("engine_tasks", tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
  * real Slurm, Grid Engine and PBS wrappers by the pytest files here.)
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -71,6 +72,36 @@ static void test_render_unknown_placeholder(void **state)
     assert_null(render("#!/bin/sh\n\nexec {engine_comand}\n", &err));
     assert_int_equal(err.code, PLX_ENOTFOUND);
     assert_string_equal(err.msg, "t.sbatch:3: unknown placeholder {engine_comand}");
+}
+
+/* An empty template is refused by name; a template whose only line is a
+ * dropped directive renders to nothing. */
+static void test_render_empty(void **state)
+{
+    (void)state;
+    plx_err_t err = {0};
+    assert_null(render("", &err));
+    assert_int_equal(err.code, PLX_EINVAL);
+    assert_string_equal(err.msg, "t.sbatch: the template is empty");
+    char *out = render("#SBATCH --partition={queue}", &err);
+    assert_non_null(out);
+    assert_string_equal(out, "");
+    free(out);
+}
+
+/* The empty command line is "", and so is an empty word (quoted). */
+static void test_shell_join_empty(void **state)
+{
+    (void)state;
+    const char *none[] = {NULL};
+    char *s = plx_batch_shell_join(none);
+    assert_non_null(s);
+    assert_string_equal(s, "");
+    free(s);
+    const char *blank[] = {"", NULL};
+    s = plx_batch_shell_join(blank);
+    assert_string_equal(s, "''");
+    free(s);
 }
 
 /* Every word is single-quoted, quotes inside included. */
@@ -162,6 +193,28 @@ static void test_run_missing_command(void **state)
     assert_false(plx_batch_out_ok(&out));
     assert_int_equal(WEXITSTATUS(out.status), 127);
     assert_non_null(strstr(out.err, "cannot run /nonexistent/qsub: No such file"));
+    plx_batch_out_free(&out);
+}
+
+/* Output is kept up to PLX_BATCH_OUT_MAX bytes per stream and the rest
+ * drained (the command is not blocked on a full pipe); the command gets
+ * default signals even when we ignore SIGPIPE, so `yes | head` ends. */
+static void test_run_output_capped(void **state)
+{
+    (void)state;
+    const char *argv[] = {"/bin/sh", "-c",
+                          "yes 0123456789 | head -c 200000; echo said >&2; "
+                          "grep ^SigIgn: /proc/self/status >&2", NULL};
+    plx_batch_out out;
+    plx_err_t err = {0};
+    void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+    int rc = plx_batch_run(argv, NULL, NULL, 20, &out, &err);
+    signal(SIGPIPE, old);
+    assert_int_equal(rc, PLX_OK);
+    assert_true(plx_batch_out_ok(&out));
+    assert_int_equal(strlen(out.out), PLX_BATCH_OUT_MAX);
+    assert_memory_equal(out.out, "0123456789\n0123456789\n", 22);
+    assert_string_equal(out.err, "said\nSigIgn:\t0000000000000000\n");
     plx_batch_out_free(&out);
 }
 
@@ -276,12 +329,15 @@ int main(void)
         cmocka_unit_test(test_render_placeholders),
         cmocka_unit_test(test_render_drops_empty_directive),
         cmocka_unit_test(test_render_unknown_placeholder),
+        cmocka_unit_test(test_render_empty),
         cmocka_unit_test(test_shell_join),
+        cmocka_unit_test(test_shell_join_empty),
         cmocka_unit_test(test_split_words),
         cmocka_unit_test(test_tally_pending_with_reason),
         cmocka_unit_test(test_tally_unseen_are_failed),
         cmocka_unit_test(test_fail_message),
         cmocka_unit_test(test_run_missing_command),
+        cmocka_unit_test(test_run_output_capped),
         cmocka_unit_test(test_run_timeout),
         cmocka_unit_test(test_output_file),
         cmocka_unit_test(test_complete_adds_array_and_queue),

@@ -1,7 +1,10 @@
 /*
  * Clocks in seconds: the monotonic one for deadlines and idle times, the
  * wall clock for times the user sees (a task's submitted/started/completed).
- * One definition for the modules that each kept a private copy.
+ * One definition for the modules that each kept a private copy, core's and
+ * the plugins' alike: it lives in core/base, the libc-only directory that
+ * plugins/common's libraries pass on to the plugins (see
+ * core/base/CMakeLists.txt); being inline, it adds no symbol anywhere.
  */
 #ifndef PLX_TIME_H
 #define PLX_TIME_H
