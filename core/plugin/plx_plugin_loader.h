@@ -16,8 +16,9 @@
  * name matches the file name (PLX_EINVAL), ops is set (PLX_EINVAL), ops->size
  * covers the version-1 table (PLX_EABI) and every required op is set
  * (PLX_EINVAL). Optional ops: transport close_listener, want, pending;
- * launcher pids, keys (validated when present: see PLX_LAUNCHER_KEYS_MAX)
- * and remote_host.
+ * launcher pids, keys (validated when present: see PLX_LAUNCHER_KEYS_MAX),
+ * remote_host and output_file. The descriptor's version string is the
+ * plugin's own and is not checked.
  *
  * Accepted plugins are registered by kind and name and never unloaded, so
  * the returned descriptors (and their ops tables) stay valid for the life of
@@ -34,25 +35,15 @@
 #include "plexa/plugin.h"
 #include "plexa/transport.h"
 
-/* Size of the version-1 ops tables: a plugin's ops->size must be at least
- * this. Later ABI-compatible additions append members after these. */
-#define PLX_TRANSPORT_OPS_V1_SIZE \
-    (offsetof(plx_transport_ops, close) + sizeof(void (*)(void)))
-#define PLX_LAUNCHER_OPS_V1_SIZE \
-    (offsetof(plx_launcher_ops, pids) + sizeof(void (*)(void)))
+/* The version-1 table sizes (PLX_LAUNCHER_OPS_V1_SIZE, PLX_TRANSPORT_OPS_V1_SIZE)
+ * and PLX_OPS_HAS, which every caller of an op appended after version 1
+ * uses, are public: launcher.h, transport.h, plugin.h. */
 
 /* A launcher's key table (plx_launcher_ops.keys) is refused when it has
  * no NULL-name end within this many entries or a name outside these
  * characters (the ones a cluster.conf key may use, lowercase). */
 #define PLX_LAUNCHER_KEYS_MAX   256
 #define PLX_LAUNCHER_KEY_CHARS  "abcdefghijklmnopqrstuvwxyz0123456789_.-"
-
-/* True when an ops table is large enough to contain `member` and sets it.
- * Use it for every op appended after version 1, and for optional ops:
- *     if (PLX_OPS_HAS(ops, plx_transport_ops, pending)) ... */
-#define PLX_OPS_HAS(ops, type, member)                                   \
-    ((ops)->size >= offsetof(type, member) + sizeof((ops)->member) &&    \
-     (ops)->member != NULL)
 
 /*
  * Find plugin `name` of `kind` on the search path, load and validate it.

@@ -25,6 +25,9 @@
 #include <plexa/launcher.h>
 #include <plexa/plugin.h>
 
+/* This plugin's own release, in its descriptor (plexa never compares it). */
+#define NICED_VERSION "1.0"
+
 extern char **environ;
 
 typedef struct niced_job {
@@ -231,4 +234,4 @@ static const plx_launcher_ops niced_ops = {
 };
 
 PLX_PLUGIN_DEFINE(PLX_PLUGIN_LAUNCHER, "niced", "engines on this machine at a lower priority",
-                  &niced_ops);
+                  NICED_VERSION, &niced_ops);

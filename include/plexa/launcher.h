@@ -31,7 +31,9 @@ typedef enum plx_launch_role {
     PLX_LAUNCH_ENGINES    = 2,
 } plx_launch_role;
 
-/* What to start. The launcher copies whatever it keeps. */
+/* What to start. The launcher copies whatever it keeps. Like the ops
+ * tables the spec only grows: a launcher reads a member past version 1
+ * only when spec->size >= PLX_OPS_END(plx_launch_spec, member). */
 typedef struct plx_launch_spec {
     uint32_t           size;          /* sizeof(plx_launch_spec) of the caller */
     plx_launch_role    role;
@@ -44,6 +46,8 @@ typedef struct plx_launch_spec {
     /* The launcher's own profile section: value of key or NULL. */
     const char *(*conf)(void *conf_ctx, const char *key);
     void              *conf_ctx;
+    /* Members above are in version 1 of the spec (plugin ABI 1). Append
+     * new ones below, behind a fence of their own. */
 } plx_launch_spec;
 
 typedef enum plx_job_state {
@@ -75,6 +79,15 @@ typedef struct plx_launcher_key {
     const char *help;      /* one sentence */
 } plx_launcher_key;
 
+/*
+ * A launcher's ops table. The fences below mark what each version of the
+ * table added; members are only ever appended, never moved or removed.
+ * `size` is sizeof(plx_launcher_ops) as the plugin was built (write
+ * `.size = sizeof my_ops`): it tells which version the plugin has. The
+ * loader refuses a table smaller than version 1 (PLX_LAUNCHER_OPS_V1_SIZE);
+ * callers test each member below the version-1 fence with PLX_OPS_HAS
+ * (plugin.h) before reading it.
+ */
 typedef struct plx_launcher_ops {
     uint32_t size;   /* sizeof(plx_launcher_ops) the plugin was built with */
 
@@ -88,9 +101,15 @@ typedef struct plx_launcher_ops {
     /* Optional (NULL if not known): local pids of the job's processes.
      * Returns how many were written (at most max). */
     int  (*pids)(void *job, pid_t *out, int max);
+
+    /* ---- Members above are in version 1 of this table (plugin ABI 1). */
+
     /* Optional (NULL: the section takes no keys): the keys of the
      * launcher's section, ended by an entry whose name is NULL. */
     const plx_launcher_key *keys;
+
+    /* ---- Members above are in version 2 of this table. */
+
     /* Optional (NULL: every process runs on this host). Would start(spec)
      * run processes on another host? Returns 1 and writes the name of one
      * such host into host, 0 when everything runs here, or a negative code
@@ -99,13 +118,22 @@ typedef struct plx_launcher_ops {
      * elsewhere. Must not connect anywhere (a local lookup such as
      * `ssh -G` is fine); spec->argv may be a placeholder. */
     int  (*remote_host)(const plx_launch_spec *spec, char *host, size_t len, plx_err_t *err);
+
+    /* ---- Members above are in version 3 of this table. */
+
     /* Optional (NULL: nothing beyond log/<prog>-<i>.out). The file where
      * the batch system wrote what process index's job printed itself (a
      * job script that failed before it started the engine says why only
      * there). Writes its path and returns 1 if that file exists, 0 if it
      * does not (not yet written, or a template that sends it elsewhere). */
     int  (*output_file)(void *job, int index, char *path, size_t len);
+
+    /* ---- Members above are in version 4 of this table. Append new ones
+     * below, each version behind a fence of its own. */
 } plx_launcher_ops;
+
+/* The size of version 1 of the table: the smallest the loader accepts. */
+#define PLX_LAUNCHER_OPS_V1_SIZE PLX_OPS_END(plx_launcher_ops, pids)
 
 #ifdef __cplusplus
 }

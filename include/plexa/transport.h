@@ -40,6 +40,15 @@ typedef struct plx_security {
     const char *ca_file;       /* optional CA bundle instead of pinning */
 } plx_security;
 
+/*
+ * A transport's ops table. Like every ops table it only grows: members are
+ * appended behind a fence saying which version of the table added them,
+ * never moved or removed. `size` is sizeof(plx_transport_ops) as the
+ * plugin was built (write `.size = sizeof my_ops`): it tells which version
+ * the plugin has. The loader refuses a table smaller than version 1
+ * (PLX_TRANSPORT_OPS_V1_SIZE); members appended later are read only after
+ * PLX_OPS_HAS (plugin.h) says the table has them.
+ */
 typedef struct plx_transport_ops {
     uint32_t size;   /* sizeof(plx_transport_ops) the plugin was built with */
 
@@ -83,7 +92,14 @@ typedef struct plx_transport_ops {
     size_t (*pending)(void *conn);
 
     void (*close)(void **conn);
+
+    /* ---- Members above are in version 1 of this table (plugin ABI 1),
+     * the current one. Append new ones below, each version behind a fence
+     * of its own. */
 } plx_transport_ops;
+
+/* The size of version 1 of the table: the smallest the loader accepts. */
+#define PLX_TRANSPORT_OPS_V1_SIZE PLX_OPS_END(plx_transport_ops, close)
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,7 @@
 
 #include "plexa/error.h"
 #include "plexa/launcher.h"
+#include "plexa/version.h"
 
 #define PLX_BATCH_ARGV_MAX   64
 #define PLX_BATCH_ID_MAX     64
@@ -274,6 +275,6 @@ int plx_batch_split_words(char *buf, plx_batch_argv *av, const char *what, plx_e
         .remote_host = plx_batch_remote_host,                                            \
         .output_file = plx_batch_output_file,                                            \
     };                                                                                   \
-    PLX_PLUGIN_DEFINE(PLX_PLUGIN_LAUNCHER, #NAME, DESC, &NAME##_ops)
+    PLX_PLUGIN_DEFINE(PLX_PLUGIN_LAUNCHER, #NAME, DESC, PLX_VERSION_STRING, &NAME##_ops)
 
 #endif

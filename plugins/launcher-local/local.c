@@ -14,6 +14,7 @@
 
 #include "plexa/launcher.h"
 #include "plexa/plugin.h"
+#include "plexa/version.h"
 #include "plx_procset.h"
 
 static int local_check_spec(const plx_launch_spec *spec, plx_err_t *err)
@@ -120,4 +121,4 @@ static const plx_launcher_ops local_ops = {
 };
 
 PLX_PLUGIN_DEFINE(PLX_PLUGIN_LAUNCHER, "local", "processes on this machine (fork + exec)",
-                  &local_ops);
+                  PLX_VERSION_STRING, &local_ops);

@@ -30,6 +30,7 @@
 
 #include "plexa/launcher.h"
 #include "plexa/plugin.h"
+#include "plexa/version.h"
 #include "plx_hostaddr.h"
 #include "plx_procset.h"
 
@@ -369,4 +370,4 @@ static const plx_launcher_ops mpx_ops = {
 };
 
 PLX_PLUGIN_DEFINE(PLX_PLUGIN_LAUNCHER, "mpiexec", "engines as one MPI job (mpiexec -n N)",
-                  &mpx_ops);
+                  PLX_VERSION_STRING, &mpx_ops);

@@ -27,6 +27,7 @@
 
 #include "plexa/launcher.h"
 #include "plexa/plugin.h"
+#include "plexa/version.h"
 #include "plx_hostaddr.h"
 #include "plx_procset.h"
 #include "ssh_int.h"
@@ -412,4 +413,5 @@ static const plx_launcher_ops ssh_ops = {
     .remote_host = ssh_remote_host,
 };
 
-PLX_PLUGIN_DEFINE(PLX_PLUGIN_LAUNCHER, "ssh", "processes on other hosts over ssh", &ssh_ops);
+PLX_PLUGIN_DEFINE(PLX_PLUGIN_LAUNCHER, "ssh", "processes on other hosts over ssh",
+                  PLX_VERSION_STRING, &ssh_ops);

@@ -25,6 +25,7 @@
 
 #include "plexa/plugin.h"
 #include "plexa/transport.h"
+#include "plexa/version.h"
 #include "plx_sock.h"
 
 typedef struct tcp_fault {
@@ -315,4 +316,5 @@ static const plx_transport_ops tcp_ops = {
     .close = tcp_close,
 };
 
-PLX_PLUGIN_DEFINE(PLX_PLUGIN_TRANSPORT, "tcp", "plain TCP (loopback by default)", &tcp_ops);
+PLX_PLUGIN_DEFINE(PLX_PLUGIN_TRANSPORT, "tcp", "plain TCP (loopback by default)",
+                  PLX_VERSION_STRING, &tcp_ops);

@@ -69,6 +69,7 @@
 
 #include "plexa/plugin.h"
 #include "plexa/transport.h"
+#include "plexa/version.h"
 #include "tls_int.h"
 
 typedef struct tls_listener {
@@ -726,4 +727,5 @@ static const plx_transport_ops tls_ops = {
 };
 
 PLX_PLUGIN_DEFINE(PLX_PLUGIN_TRANSPORT, "tls",
-                  "TLS 1.3 (OpenSSL), server certificate pinned by fingerprint", &tls_ops);
+                  "TLS 1.3 (OpenSSL), server certificate pinned by fingerprint",
+                  PLX_VERSION_STRING, &tls_ops);

@@ -4,14 +4,22 @@
  * rule of the loader (see CMakeLists.txt for the list).
  *
  *   FX_NAME       descriptor name (required)
- *   FX_V1         ops table of ABI version 1: size ends at pids, no keys
+ *   FX_V1         ops size of version 1 of the table (ends at pids): keys ignored
  *   FX_KEYS_BAD   a key named "Bad Key"
  *   FX_KEYS_LONG  a key table with no NULL end within the loader's limit
+ *   FX_OLD_MACRO  the descriptor written with the four-argument
+ *                 PLX_PLUGIN_DEFINE of the first headers (no version), as
+ *                 a plugin written for them is; otherwise version FX_VERSION
+ *
+ * (fixture_launcher_v1.c is a plugin as the first headers built it, in
+ * layouts of its own.)
  */
 #include <stddef.h>
 
 #include "plexa/launcher.h"
 #include "plexa/plugin.h"
+
+#define FX_VERSION "2.5-fixture"
 
 static int fx_start(const plx_launch_spec *spec, void **job, plx_err_t *err)
 {
@@ -79,4 +87,8 @@ static const plx_launcher_ops fx_ops = {
     .keys = fx_keys,
 };
 
+#ifdef FX_OLD_MACRO
 PLX_PLUGIN_DEFINE(PLX_PLUGIN_LAUNCHER, FX_NAME, "launcher test fixture", &fx_ops);
+#else
+PLX_PLUGIN_DEFINE(PLX_PLUGIN_LAUNCHER, FX_NAME, "launcher test fixture", FX_VERSION, &fx_ops);
+#endif

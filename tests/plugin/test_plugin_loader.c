@@ -1,7 +1,8 @@
 /*
  * Tests of core/plugin/plx_plugin_loader against real shared objects: the
- * shipped tcp and local plugins and the fixtures of fixture_plugin.c.
- * ctest sets PLX_PLUGIN_PATH=<fixture dir>:<plugin dir>.
+ * shipped tcp and local plugins and the fixtures of fixture_plugin.c,
+ * fixture_launcher.c and fixture_launcher_v1.c (a plugin as the first
+ * headers built it). ctest sets PLX_PLUGIN_PATH=<fixture dir>:<plugin dir>.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,13 +10,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "plexa/version.h"
+#include "plx_cluster_check.h"
+#include "plx_conf.h"
 #include "plx_plugin_loader.h"
 
 /* Refusal of fixture `name` with `code`, naming its file. */
@@ -278,6 +285,92 @@ static void test_launcher_keys(void **state)
     assert_null(keys[0].name);
 }
 
+/* The descriptor's version is the plugin's own; a plugin written for the
+ * four-argument PLX_PLUGIN_DEFINE still builds, and says "1" as it did. */
+static void test_plugin_versions(void **state)
+{
+    const plx_plugin *p = NULL;
+    plx_err_t err = { 0 };
+
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_LAUNCHER, "keyed", &p, &err), PLX_OK);
+    assert_string_equal(p->version, "2.5-fixture");
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_LAUNCHER, "oldmacro", &p, &err), PLX_OK);
+    assert_string_equal(p->version, "1");
+    assert_non_null(plx_launcher_keys(p->ops));   /* built with today's table */
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_LAUNCHER, "local", &p, &err), PLX_OK);
+    assert_string_equal(p->version, PLX_VERSION_STRING);
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_TRANSPORT, "tcp", &p, &err), PLX_OK);
+    assert_string_equal(p->version, PLX_VERSION_STRING);
+}
+
+/* A plugin built against the first headers (descriptor "1", an ops table
+ * that really ends at pids) loads, works, and nothing reads past its
+ * table: not the loader, not the key table lookup, not ipcluster's checks,
+ * which would find fx_trap there (see fixture_launcher_v1.c). */
+static void test_v1_plugin(void **state)
+{
+    const plx_plugin *p = NULL;
+    plx_err_t err = { 0 };
+
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_LAUNCHER, "v1", &p, &err), PLX_OK);
+    const plx_launcher_ops *ops = p->ops;
+    assert_string_equal(p->version, "1");
+    assert_int_equal(ops->size, PLX_LAUNCHER_OPS_V1_SIZE);
+    assert_true(PLX_OPS_HAS(ops, plx_launcher_ops, destroy));
+    assert_false(PLX_OPS_HAS(ops, plx_launcher_ops, pids));          /* NULL */
+    assert_false(PLX_OPS_HAS(ops, plx_launcher_ops, keys));          /* past its size */
+    assert_false(PLX_OPS_HAS(ops, plx_launcher_ops, remote_host));
+    assert_false(PLX_OPS_HAS(ops, plx_launcher_ops, output_file));
+    assert_null(plx_launcher_keys(ops));
+
+    const char *argv[] = { "/bin/true", NULL };
+    plx_launch_spec spec = { .size = sizeof spec, .role = PLX_LAUNCH_ENGINES, .count = 1,
+                             .argv = argv };
+    void *job = &spec;
+    assert_int_equal(ops->start(&spec, &job, &err), PLX_EDECLINED);
+    assert_null(job);
+
+    /* Its section is the plugin's to check; the loopback check is skipped
+     * (it cannot say where its processes run). */
+    plx_conf_t *conf = plx_conf_new_defaults();
+    assert_non_null(conf);
+    assert_int_equal(plx_conf_parse_string(conf, "[v1]\nflavour = any\n", "cluster.conf", &err),
+                     PLX_OK);
+    assert_int_equal(plx_cluster_check_launcher_keys(conf, "local", "v1", &err), PLX_OK);
+    char warn[256] = "x";
+    assert_int_equal(plx_cluster_check_reachable(conf, ops, "v1", &spec, warn, sizeof warn, &err),
+                     PLX_OK);
+    assert_string_equal(warn, "");
+    plx_conf_destroy(&conf);
+}
+
+/* The control: what lies past the v1 table is a trap, so a caller that
+ * skipped PLX_OPS_HAS would not pass the test above by luck. */
+static void test_v1_plugin_trap(void **state)
+{
+    const plx_plugin *p = NULL;
+    plx_err_t err = { 0 };
+
+    assert_int_equal(plx_plugin_load(PLX_PLUGIN_LAUNCHER, "v1", &p, &err), PLX_OK);
+    const plx_launcher_ops *ops = p->ops;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char host[64];
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 2);   /* fx_trap's message is expected here */
+        if (ops->remote_host != NULL)   /* read without PLX_OPS_HAS */
+            ops->remote_host(NULL, host, sizeof host, &err);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    /* fx_trap's abort(); a sanitizer that checks function types stops the
+     * call itself, with its exit code. */
+    assert_true((WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT) ||
+                (WIFEXITED(status) && WEXITSTATUS(status) != 0));
+}
+
 static void test_list(void **state)
 {
     seen t = { 0 }, l = { 0 };
@@ -324,6 +417,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_default_dir_from_bin),
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_launcher_keys),
+        cmocka_unit_test(test_plugin_versions),
+        cmocka_unit_test(test_v1_plugin),
+        cmocka_unit_test(test_v1_plugin_trap),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
