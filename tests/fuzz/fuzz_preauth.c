@@ -142,17 +142,46 @@ static void write_some(int fd, const uint8_t *p, size_t n)
     }
 }
 
+/* A fresh connection to the controller. It is closed with a reset (linger
+ * 0) so that closed connections leave no TIME_WAIT behind: at thousands of
+ * inputs a second they would otherwise use up the ephemeral ports, and
+ * connect would fail for the harness's reason, not the controller's. */
+static int fuzz_connect(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(urls[0].port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            perror("fuzz_preauth: socket");
+            abort();
+        }
+        struct linger l = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+            return fd;
+        int e = errno;
+        close(fd);
+        if (e != EADDRNOTAVAIL && e != EAGAIN) {
+            /* refused or reset: the controller stopped listening, a finding */
+            fprintf(stderr, "fuzz_preauth: connect: %s\n", strerror(e));
+            abort();
+        }
+        for (int i = 0; i < 100; i++)   /* let the controller close what it holds */
+            ev_run(loop, EVRUN_NOWAIT);
+        usleep(10000);
+    }
+    fprintf(stderr, "fuzz_preauth: connect: no local port free after 1 s\n");
+    abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!loop)
         setup();
     if (size < 1)
         return 0;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(urls[0].port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
-        abort();
+    int fd = fuzz_connect();
     if (data[0] & 1) {
         plx_msg_t *h = hello_frame((data[0] >> 1) & 3);
         struct iovec iov[1];
