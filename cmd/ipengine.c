@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "plx_engine_cli.h"
-#include "plx_engine_int.h"
 
 #ifndef PLX_ENGINE_NO_HOST
 /* The bootstrap. plexa's package directory comes as the first argument so

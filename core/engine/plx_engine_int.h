@@ -203,13 +203,6 @@ int plx_engine_py_init(plx_engine_t *e, plx_err_t *err);
 /* Finalize the interpreter if nothing would block it. */
 void plx_engine_py_fini(plx_engine_t *e);
 
-/*
- * For ipengine: where plexa's package directory is (pkg) when it holds the
- * plexa._enginehost extension, and the directory of the running binary
- * (bin). 0, or -1 when the engine cannot be hosted by python3.
- */
-int plx_engine_host_module(char *pkg, size_t plen, char *bin, size_t blen);
-
 /* Set `id` in __main__ to the engine id; run --mpi set-up if asked. */
 int plx_engine_py_registered(plx_engine_t *e, int32_t engine_id, plx_err_t *err);
 

@@ -4,6 +4,7 @@
  * interpreter logic: cells, capture, tracebacks) and of its results into
  * replies. Runs on the Python (main) thread with the GIL held.
  */
+#include "plx_engine_cli.h"
 #include "plx_engine_int.h"
 #include "plx_pyvalue.h"
 

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -663,40 +665,38 @@ static void test_value_call_arguments(void **state)
     plx_value_destroy(&v);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_welcome_and_get_ids, setup_connected, teardown_connected),
-        cmocka_unit_test(test_reject),
-        cmocka_unit_test(test_wrong_token),
-        cmocka_unit_test(test_closed_port),
-        cmocka_unit_test(test_silent_controller_times_out),
-        cmocka_unit_test(test_bad_url),
-        cmocka_unit_test(test_connection_file_and_profile),
-        cmocka_unit_test(test_task_role),
-        cmocka_unit_test_setup_teardown(test_execute_all, setup_connected, teardown_connected),
-        cmocka_unit_test_setup_teardown(test_execute_one_engine_raises, setup_connected,
-                                        teardown_connected),
-        cmocka_unit_test_setup_teardown(test_execute_targets, setup_connected, teardown_connected),
-        cmocka_unit_test_setup_teardown(test_timeout_then_usable, setup_connected,
-                                        teardown_connected),
-        cmocka_unit_test_setup_teardown(test_connection_lost_while_waiting, setup_connected,
-                                        teardown_connected),
-        cmocka_unit_test_setup_teardown(test_request_poll_callback_cancel, setup_connected,
-                                        teardown_connected),
-        cmocka_unit_test_setup_teardown(test_destroy_with_pending, setup_connected,
-                                        teardown_connected),
-        cmocka_unit_test_setup_teardown(test_concurrent_callers, setup_connected,
-                                        teardown_connected),
-        cmocka_unit_test(test_several_clients),
-        cmocka_unit_test_setup_teardown(test_pending_callback_in_loop_thread, setup_connected,
-                                        teardown_connected),
-        cmocka_unit_test_setup_teardown(test_pending_destroy_unfired, setup_connected,
-                                        teardown_connected),
-        cmocka_unit_test_setup_teardown(test_pending_failures, setup_connected,
-                                        teardown_connected),
-        cmocka_unit_test_setup_teardown(test_value_call_arguments, setup_connected,
-                                        teardown_connected),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_welcome_and_get_ids, setup_connected, teardown_connected),
+    cmocka_unit_test(test_reject),
+    cmocka_unit_test(test_wrong_token),
+    cmocka_unit_test(test_closed_port),
+    cmocka_unit_test(test_silent_controller_times_out),
+    cmocka_unit_test(test_bad_url),
+    cmocka_unit_test(test_connection_file_and_profile),
+    cmocka_unit_test(test_task_role),
+    cmocka_unit_test_setup_teardown(test_execute_all, setup_connected, teardown_connected),
+    cmocka_unit_test_setup_teardown(test_execute_one_engine_raises, setup_connected,
+                                    teardown_connected),
+    cmocka_unit_test_setup_teardown(test_execute_targets, setup_connected, teardown_connected),
+    cmocka_unit_test_setup_teardown(test_timeout_then_usable, setup_connected,
+                                    teardown_connected),
+    cmocka_unit_test_setup_teardown(test_connection_lost_while_waiting, setup_connected,
+                                    teardown_connected),
+    cmocka_unit_test_setup_teardown(test_request_poll_callback_cancel, setup_connected,
+                                    teardown_connected),
+    cmocka_unit_test_setup_teardown(test_destroy_with_pending, setup_connected,
+                                    teardown_connected),
+    cmocka_unit_test_setup_teardown(test_concurrent_callers, setup_connected,
+                                    teardown_connected),
+    cmocka_unit_test(test_several_clients),
+    cmocka_unit_test_setup_teardown(test_pending_callback_in_loop_thread, setup_connected,
+                                    teardown_connected),
+    cmocka_unit_test_setup_teardown(test_pending_destroy_unfired, setup_connected,
+                                    teardown_connected),
+    cmocka_unit_test_setup_teardown(test_pending_failures, setup_connected,
+                                    teardown_connected),
+    cmocka_unit_test_setup_teardown(test_value_call_arguments, setup_connected,
+                                    teardown_connected),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("client", tests, NULL, NULL))

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -401,19 +403,17 @@ static void test_unpickle_garbage(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scalars),
-        cmocka_unit_test(test_arrays),
-        cmocka_unit_test(test_borrow_release),
-        cmocka_unit_test(test_wire_roundtrip),
-        cmocka_unit_test(test_wire_bad_array),
-        cmocka_unit_test(test_repr),
-        cmocka_unit_test(test_block_partition),
-        cmocka_unit_test(test_unpickle_dict),
-        cmocka_unit_test(test_unpickle_refuses),
-        cmocka_unit_test(test_unpickle_garbage),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_scalars),
+    cmocka_unit_test(test_arrays),
+    cmocka_unit_test(test_borrow_release),
+    cmocka_unit_test(test_wire_roundtrip),
+    cmocka_unit_test(test_wire_bad_array),
+    cmocka_unit_test(test_repr),
+    cmocka_unit_test(test_block_partition),
+    cmocka_unit_test(test_unpickle_dict),
+    cmocka_unit_test(test_unpickle_refuses),
+    cmocka_unit_test(test_unpickle_garbage),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("values", tests, NULL, NULL))

@@ -19,6 +19,7 @@
 #include "plx_plugin_loader.h"
 #include "plx_profile.h"
 #include "plx_url.h"
+#include "plx_test.h"
 
 struct ev_loop *loop;
 plx_controller_t *ctl;
@@ -530,8 +531,6 @@ void harness_teardown(void)
 {
     plx_controller_destroy(&ctl);
     ev_loop_destroy(loop);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0)
+    if (plx_test_rmtree(tmpdir) != 0)
         fprintf(stderr, "could not remove %s\n", tmpdir);
 }

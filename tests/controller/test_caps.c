@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include "plexa/version.h"
 #include "plx_conn.h"
 #include "plx_controller.h"
@@ -177,9 +179,7 @@ static int teardown(void **state)
     (void)state;
     plx_controller_destroy(&ctl);
     ev_loop_destroy(loop);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd);
+    return plx_test_rmtree(tmpdir);
 }
 
 static void test_revoke_drops_and_explains(void **state)
@@ -302,13 +302,11 @@ static void test_status_is_read_only(void **state)
     peer_destroy(&as_mec);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_revoke_drops_and_explains),
-        cmocka_unit_test(test_request_file),
-        cmocka_unit_test(test_expiry),
-        cmocka_unit_test(test_status_is_read_only),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_revoke_drops_and_explains),
+    cmocka_unit_test(test_request_file),
+    cmocka_unit_test(test_expiry),
+    cmocka_unit_test(test_status_is_read_only),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("caps", tests, setup, teardown))

@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include "sched_harness.h"
 #include "plx_envelope.h"
 
@@ -325,22 +327,21 @@ static void test_reregistration(void **state)
     fake_destroy(&b);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_balanced_echo),
-        cmocka_unit_test(test_engine_death_retries),
-        cmocka_unit_test(test_failure_and_retries),
-        cmocka_unit_test(test_depend_rejection_times_out),
-        cmocka_unit_test(test_abort),
-        cmocka_unit_test(test_after_dependencies),
-        cmocka_unit_test(test_retention_and_unknown),
-        cmocka_unit_test(test_reregistration),
-        cmocka_unit_test(test_queue_status_lists_waiting),
-        cmocka_unit_test(test_reserved_quiet_submission),
-    };
-    int failed = cmocka_run_group_tests_name("adaptive", tests, setup_adaptive, teardown);
-    failed += cmocka_run_group_tests_name("fifo", tests, setup_fifo, teardown);
-    failed += cmocka_run_group_tests_name("leastload", tests, setup_leastload, teardown);
-    return failed;
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_balanced_echo),
+    cmocka_unit_test(test_engine_death_retries),
+    cmocka_unit_test(test_failure_and_retries),
+    cmocka_unit_test(test_depend_rejection_times_out),
+    cmocka_unit_test(test_abort),
+    cmocka_unit_test(test_after_dependencies),
+    cmocka_unit_test(test_retention_and_unknown),
+    cmocka_unit_test(test_reregistration),
+    cmocka_unit_test(test_queue_status_lists_waiting),
+    cmocka_unit_test(test_reserved_quiet_submission),
+};
+
+/* The same tests under each scheduling policy. */
+PLX_TEST_SUITE(NULL, NULL,
+               PLX_TEST_GROUP("adaptive", tests, setup_adaptive, teardown),
+               PLX_TEST_GROUP("fifo", tests, setup_fifo, teardown),
+               PLX_TEST_GROUP("leastload", tests, setup_leastload, teardown))

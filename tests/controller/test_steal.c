@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include "sched_harness.h"
 #include "plx_envelope.h"
 
@@ -447,18 +449,16 @@ static void test_stolen_chunk_is_halved(void **state)
     fake_destroy(&cl);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_idle_engine_steals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_steal_race_exactly_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prefetch_follows_durations, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_frozen_engine, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_death_with_stolen_and_unstolen, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_depend_with_stealing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_abort_stolen_task, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_chunk_pieces_join, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stolen_chunk_is_halved, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_idle_engine_steals, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_steal_race_exactly_once, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_prefetch_follows_durations, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_frozen_engine, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_death_with_stolen_and_unstolen, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_depend_with_stealing, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_abort_stolen_task, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_chunk_pieces_join, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_stolen_chunk_is_halved, setup, teardown),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("steal", tests, NULL, NULL))

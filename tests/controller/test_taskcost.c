@@ -7,6 +7,8 @@
 
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include "plx_taskcost.h"
 
 static void test_keys(void **state)
@@ -70,12 +72,10 @@ static void test_depth(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_keys),
-        cmocka_unit_test(test_estimates),
-        cmocka_unit_test(test_depth),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_keys),
+    cmocka_unit_test(test_estimates),
+    cmocka_unit_test(test_depth),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("taskcost", tests, NULL, NULL))

@@ -22,6 +22,7 @@
 
 #include "plexa/version.h"
 #include "plx_envelope.h"
+#include "plx_test.h"
 #include "plx_time.h"
 
 #ifndef PLX_TEST_BUILD_DIR_DEFAULT
@@ -34,6 +35,15 @@ static const char *build_dir(void)
 {
     const char *d = getenv("PLX_TEST_BUILD_DIR");
     return d && *d ? d : PLX_TEST_BUILD_DIR_DEFAULT;
+}
+
+int engine_test_init(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    signal(SIGPIPE, SIG_IGN);
+    unsetenv("PLEXA_URL");
+    return PLX_TEST_RUN;
 }
 
 int fake_init(fake_t *f)
@@ -267,10 +277,8 @@ void fake_fini(fake_t *f, int dump)
         fprintf(stderr, "---- engine log (%s) ----\n%s---- end ----\n", f->log, log ? log : "");
         free(log);
     }
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (f->dir[0] && system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", f->dir);
+    if (f->dir[0] && plx_test_rmtree(f->dir) != 0)
+        fprintf(stderr, "could not remove %s: %s\n", f->dir, strerror(errno));
 }
 
 uint64_t fake_execute(fake_t *f, const char *code)

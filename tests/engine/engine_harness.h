@@ -43,6 +43,11 @@ typedef struct fake {
 } fake_t;
 
 /* A listener and a token; the URL is in f->url. 0 or -1. */
+/* The test programs' init hook (plx_test.h): a dead engine's socket must
+ * not kill the test with SIGPIPE, and engines get a URL only the way a test
+ * says (no PLEXA_URL inherited from the caller). */
+int engine_test_init(int argc, char **argv);
+
 int fake_init(fake_t *f);
 
 /* Start ipengine with PLEXA_URL=f->url (or f->url_env), the extra

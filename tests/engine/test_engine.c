@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -877,34 +879,30 @@ static void test_close_busy(void **state)
     assert_int_equal(WEXITSTATUS(f->status), 0);
 }
 
-int main(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    unsetenv("PLEXA_URL");   /* engines get a URL only the way a test says */
-    const struct CMUnitTest tests[] = {
-        FAKE_TEST(test_execute),
-        FAKE_TEST(test_fork_child),
-        FAKE_TEST(test_push_pull),
-        FAKE_TEST(test_bad_buffer_index),
-        FAKE_TEST(test_keys_reset),
-        FAKE_TEST(test_get_result),
-        FAKE_TEST(test_map_apply),
-        FAKE_TEST(test_call_errors),
-        FAKE_TEST(test_buffers_released),
-        FAKE_TEST(test_heartbeat_while_busy),
-        FAKE_TEST(test_keepalive),
-        FAKE_TEST(test_url_sources),
-        FAKE_TEST(test_shutdown),
-        FAKE_TEST(test_shutdown_linger),
-        FAKE_TEST(test_reject),
-        FAKE_TEST(test_connect_refused),
-        FAKE_TEST(test_bad_url),
-        FAKE_TEST(test_url_on_command_line_refused),
-        FAKE_TEST(test_url_from_stdin_and_no_token_left),
-        FAKE_TEST(test_sigterm_idle),
-        FAKE_TEST(test_sigint_idle),
-        FAKE_TEST(test_sigterm_busy),
-        FAKE_TEST(test_close_busy),
-    };
-    return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    FAKE_TEST(test_execute),
+    FAKE_TEST(test_fork_child),
+    FAKE_TEST(test_push_pull),
+    FAKE_TEST(test_bad_buffer_index),
+    FAKE_TEST(test_keys_reset),
+    FAKE_TEST(test_get_result),
+    FAKE_TEST(test_map_apply),
+    FAKE_TEST(test_call_errors),
+    FAKE_TEST(test_buffers_released),
+    FAKE_TEST(test_heartbeat_while_busy),
+    FAKE_TEST(test_keepalive),
+    FAKE_TEST(test_url_sources),
+    FAKE_TEST(test_shutdown),
+    FAKE_TEST(test_shutdown_linger),
+    FAKE_TEST(test_reject),
+    FAKE_TEST(test_connect_refused),
+    FAKE_TEST(test_bad_url),
+    FAKE_TEST(test_url_on_command_line_refused),
+    FAKE_TEST(test_url_from_stdin_and_no_token_left),
+    FAKE_TEST(test_sigterm_idle),
+    FAKE_TEST(test_sigint_idle),
+    FAKE_TEST(test_sigterm_busy),
+    FAKE_TEST(test_close_busy),
+};
+
+PLX_TEST_SUITE(engine_test_init, NULL, PLX_TEST_GROUP("engine", tests, NULL, NULL))

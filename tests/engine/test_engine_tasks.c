@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -683,20 +685,16 @@ static void test_reconnect_refused(void **state)
     assert_true(WIFEXITED(f->status));
 }
 
-int main(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    unsetenv("PLEXA_URL");
-    const struct CMUnitTest tests[] = {
-        FAKE_TEST(test_map_and_chunk),
-        FAKE_TEST(test_string_tasks),
-        FAKE_TEST(test_depend),
-        FAKE_TEST(test_interrupt),
-        FAKE_TEST(test_steal_queued),
-        FAKE_TEST(test_steal_races_start),
-        FAKE_TEST(test_reconnect),
-        FAKE_TEST(test_reconnect_gives_up),
-        FAKE_TEST(test_reconnect_refused),
-    };
-    return cmocka_run_group_tests_name("engine_tasks", tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    FAKE_TEST(test_map_and_chunk),
+    FAKE_TEST(test_string_tasks),
+    FAKE_TEST(test_depend),
+    FAKE_TEST(test_interrupt),
+    FAKE_TEST(test_steal_queued),
+    FAKE_TEST(test_steal_races_start),
+    FAKE_TEST(test_reconnect),
+    FAKE_TEST(test_reconnect_gives_up),
+    FAKE_TEST(test_reconnect_refused),
+};
+
+PLX_TEST_SUITE(engine_test_init, NULL, PLX_TEST_GROUP("engine_tasks", tests, NULL, NULL))

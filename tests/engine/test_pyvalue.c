@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include <string.h>
 
 #include "plx_pyvalue.h"
@@ -283,26 +285,32 @@ static void test_non_contiguous(void **state)
     Py_DECREF(d);
 }
 
-int main(void)
+/* The interpreter lives for the whole program, as in an engine. */
+static int start_python(int argc, char **argv)
 {
     PyConfig config;
+    (void)argc;
+    (void)argv;
     PyConfig_InitIsolatedConfig(&config);
     PyStatus st = Py_InitializeFromConfig(&config);
     PyConfig_Clear(&config);
-    if (PyStatus_Exception(st))
-        return 1;
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scalars),
-        cmocka_unit_test(test_buffers),
-        cmocka_unit_test(test_recvbuffer),
-        cmocka_unit_test(test_bad_values),
-        cmocka_unit_test(test_bad_descriptors),
-        cmocka_unit_test(test_export_lifetime),
-        cmocka_unit_test(test_deferred_release),
-        cmocka_unit_test(test_non_contiguous),
-    };
-    int rc = cmocka_run_group_tests_name("pyvalue", tests, NULL, NULL);
-    if (Py_FinalizeEx() < 0)
-        rc = 1;
-    return rc;
+    return PyStatus_Exception(st) ? 1 : PLX_TEST_RUN;
 }
+
+static int stop_python(void)
+{
+    return Py_FinalizeEx() < 0 ? 1 : 0;
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_scalars),
+    cmocka_unit_test(test_buffers),
+    cmocka_unit_test(test_recvbuffer),
+    cmocka_unit_test(test_bad_values),
+    cmocka_unit_test(test_bad_descriptors),
+    cmocka_unit_test(test_export_lifetime),
+    cmocka_unit_test(test_deferred_release),
+    cmocka_unit_test(test_non_contiguous),
+};
+
+PLX_TEST_SUITE(start_python, stop_python, PLX_TEST_GROUP("pyvalue", tests, NULL, NULL))

@@ -299,7 +299,10 @@ def test_depend_nobody_accepts_times_out(tc):
 # ---- abort ----------------------------------------------------------------------------
 
 def test_abort_queued_and_running(cluster_factory, tmp_path):
-    c = cluster_factory(n=2)
+    # A fixed prefetch depth, so that tasks are sent ahead to the busy
+    # engines however long their tasks have run (the adaptive default stops
+    # sending ahead to an engine whose running task has grown long).
+    c = cluster_factory(n=2, conf="[controller]\nscheduler = fifo\ntask_inflight = 4\n")
     c.start()
     tc = task_client(c)
     mec = c.client()

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -333,18 +335,15 @@ static void test_start_errors(void **state)
     assert_int_equal(errno, ECHILD);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_start_poll_stop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_env_cwd_stdin, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_false_fails, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_program, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_kill_after_grace, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_signal, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_foreign_child_untouched, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
-    };
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_start_poll_stop, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_env_cwd_stdin, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_false_fails, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_missing_program, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_kill_after_grace, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_signal, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_foreign_child_untouched, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
+};
 
-    return cmocka_run_group_tests(tests, group_setup, NULL);
-}
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("launcher_local", tests, group_setup, NULL))

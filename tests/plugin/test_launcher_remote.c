@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,14 +176,12 @@ static void test_mpiexec_remote_host(void **state)
     unlink(file);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_key_tables),
-        cmocka_unit_test(test_ssh_settings_refused),
-        cmocka_unit_test(test_mpiexec_settings_refused),
-        cmocka_unit_test(test_ssh_remote_host),
-        cmocka_unit_test(test_mpiexec_remote_host),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_key_tables),
+    cmocka_unit_test(test_ssh_settings_refused),
+    cmocka_unit_test(test_mpiexec_settings_refused),
+    cmocka_unit_test(test_ssh_remote_host),
+    cmocka_unit_test(test_mpiexec_remote_host),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("launcher_remote", tests, NULL, NULL))

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -231,8 +233,7 @@ static void test_default_dir_from_bin(void **state)
     assert_int_equal(pclose(out), 0);
     snprintf(want, sizeof want, "%s/lib/plexa/plugins\n", prefix);
     assert_string_equal(got, want);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", prefix);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(plx_test_rmtree(prefix), 0);
 }
 
 typedef struct seen {
@@ -390,37 +391,40 @@ static void test_list(void **state)
     assert_false(has(&l, "tcp"));
 }
 
-int main(int argc, char **argv)
+/* The program is also its own helper, for test_default_dir_from_bin:
+ * `test_plugin_loader --print-default-dir` prints what the loader finds. */
+static int helper_mode(int argc, char **argv)
 {
-    /* Helper mode for test_default_dir_from_bin. */
-    if (argc == 2 && strcmp(argv[1], "--print-default-dir") == 0) {
-        char dir[4096];
-        if (plx_plugin_default_dir(dir, sizeof dir) != PLX_OK)
-            return 1;
-        printf("%s\n", dir);
-        return 0;
-    }
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_concurrent_first_load),
-        cmocka_unit_test(test_load_real_plugins),
-        cmocka_unit_test(test_cache),
-        cmocka_unit_test(test_refuse_bad_abi),
-        cmocka_unit_test(test_refuse_wrong_kind),
-        cmocka_unit_test(test_refuse_no_symbol),
-        cmocka_unit_test(test_refuse_misnamed),
-        cmocka_unit_test(test_refuse_bad_ops),
-        cmocka_unit_test(test_not_found),
-        cmocka_unit_test(test_invalid_name),
-        cmocka_unit_test(test_load_file_checks),
-        cmocka_unit_test(test_duplicate_refused),
-        cmocka_unit_test(test_default_dir),
-        cmocka_unit_test(test_default_dir_from_bin),
-        cmocka_unit_test(test_list),
-        cmocka_unit_test(test_launcher_keys),
-        cmocka_unit_test(test_plugin_versions),
-        cmocka_unit_test(test_v1_plugin),
-        cmocka_unit_test(test_v1_plugin_trap),
-    };
+    char dir[4096];
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    if (argc != 2 || strcmp(argv[1], "--print-default-dir") != 0)
+        return PLX_TEST_RUN;
+    if (plx_plugin_default_dir(dir, sizeof dir) != PLX_OK)
+        return 1;
+    printf("%s\n", dir);
+    return 0;
 }
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_concurrent_first_load),
+    cmocka_unit_test(test_load_real_plugins),
+    cmocka_unit_test(test_cache),
+    cmocka_unit_test(test_refuse_bad_abi),
+    cmocka_unit_test(test_refuse_wrong_kind),
+    cmocka_unit_test(test_refuse_no_symbol),
+    cmocka_unit_test(test_refuse_misnamed),
+    cmocka_unit_test(test_refuse_bad_ops),
+    cmocka_unit_test(test_not_found),
+    cmocka_unit_test(test_invalid_name),
+    cmocka_unit_test(test_load_file_checks),
+    cmocka_unit_test(test_duplicate_refused),
+    cmocka_unit_test(test_default_dir),
+    cmocka_unit_test(test_default_dir_from_bin),
+    cmocka_unit_test(test_list),
+    cmocka_unit_test(test_launcher_keys),
+    cmocka_unit_test(test_plugin_versions),
+    cmocka_unit_test(test_v1_plugin),
+    cmocka_unit_test(test_v1_plugin_trap),
+};
+
+PLX_TEST_SUITE(helper_mode, NULL, PLX_TEST_GROUP("plugin_loader", tests, NULL, NULL))

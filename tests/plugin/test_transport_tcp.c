@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -259,16 +261,13 @@ static void test_listen_in_use(void **state)
     ops->close_listener(&a);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip_10mb),
-        cmocka_unit_test(test_fault_hook),
-        cmocka_unit_test(test_default_host_is_loopback),
-        cmocka_unit_test(test_ipv6_loopback),
-        cmocka_unit_test(test_connect_refused),
-        cmocka_unit_test(test_listen_in_use),
-    };
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_roundtrip_10mb),
+    cmocka_unit_test(test_fault_hook),
+    cmocka_unit_test(test_default_host_is_loopback),
+    cmocka_unit_test(test_ipv6_loopback),
+    cmocka_unit_test(test_connect_refused),
+    cmocka_unit_test(test_listen_in_use),
+};
 
-    return cmocka_run_group_tests(tests, setup, NULL);
-}
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("transport_tcp", tests, setup, NULL))

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,10 +49,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    char cmd[600];
-
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
+    if (plx_test_rmtree(f->dir) != 0)
         print_error("could not remove %s\n", f->dir);
     free(f);
     return 0;
@@ -222,15 +221,14 @@ static void test_key_readable_by_others_refused(void **state)
 static void test_mismatched_pair(void **state)
 {
     fixture *f = *state;
-    char other[600], cmd[1300], cert[512], key[512], fp[FP_LEN];
+    char other[600], cert[512], key[512], fp[FP_LEN];
     plx_err_t err = { 0 };
 
     ensure_ok(f);
     snprintf(other, sizeof other, "%s/other", f->dir);
     assert_int_equal(mkdir(other, 0700), 0);
     assert_int_equal(plx_cert_ensure(other, cert, sizeof cert, key, sizeof key, fp, &err), PLX_OK);
-    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", cert, f->cert);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(plx_test_copy_file(cert, f->cert), 0);
     assert_int_equal(plx_cert_ensure(f->dir, cert, sizeof cert, key, sizeof key, fp, &err),
                      PLX_EINVAL);
     print_message("%s\n", err.msg);
@@ -296,17 +294,14 @@ static void test_fingerprint_file_errors(void **state)
     assert_non_null(strstr(err.msg, "junk.pem"));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_generate_then_reuse, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_regenerate_when_one_is_missing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_readable_by_others_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mismatched_pair, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_garbage_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_dir_and_small_buffers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fingerprint_file_errors, setup, teardown),
-    };
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_generate_then_reuse, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_regenerate_when_one_is_missing, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_key_readable_by_others_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_mismatched_pair, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_garbage_key, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_missing_dir_and_small_buffers, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_fingerprint_file_errors, setup, teardown),
+};
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("cert", tests, NULL, NULL))

@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -108,10 +110,7 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-    char cmd[PATH_LEN];
-
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return plx_test_rmtree(tmpdir);
 }
 
 /* ---- ends, listeners, handshakes ---------------------------------------------- */
@@ -944,29 +943,24 @@ static void test_ca_file_mode(void **state)
     assert_null(conn);
 }
 
-int main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_handshake_pinned),
-        cmocka_unit_test(test_pin_spellings),
-        cmocka_unit_test(test_10mb_both_ways),
-        cmocka_unit_test(test_large_recv_into_fresh_pages),
-        cmocka_unit_test(test_faults_and_key_updates),
-        cmocka_unit_test(test_pending_after_handshake),
-        cmocka_unit_test(test_eof_without_close_notify),
-        cmocka_unit_test(test_wrong_fingerprint),
-        cmocka_unit_test(test_connect_needs_pin_or_ca),
-        cmocka_unit_test(test_listen_needs_identity),
-        cmocka_unit_test(test_plaintext_plexa_client_to_tls),
-        cmocka_unit_test(test_http_client_to_tls),
-        cmocka_unit_test(test_tls_client_to_plain_port_hangs_up),
-        cmocka_unit_test(test_tls_client_to_plain_port_answers),
-        cmocka_unit_test(test_mitm_detected_by_pinning),
-        cmocka_unit_test(test_mitm_relays_without_the_right_pin),
-        cmocka_unit_test(test_ca_file_mode),
-    };
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_handshake_pinned),
+    cmocka_unit_test(test_pin_spellings),
+    cmocka_unit_test(test_10mb_both_ways),
+    cmocka_unit_test(test_large_recv_into_fresh_pages),
+    cmocka_unit_test(test_faults_and_key_updates),
+    cmocka_unit_test(test_pending_after_handshake),
+    cmocka_unit_test(test_eof_without_close_notify),
+    cmocka_unit_test(test_wrong_fingerprint),
+    cmocka_unit_test(test_connect_needs_pin_or_ca),
+    cmocka_unit_test(test_listen_needs_identity),
+    cmocka_unit_test(test_plaintext_plexa_client_to_tls),
+    cmocka_unit_test(test_http_client_to_tls),
+    cmocka_unit_test(test_tls_client_to_plain_port_hangs_up),
+    cmocka_unit_test(test_tls_client_to_plain_port_answers),
+    cmocka_unit_test(test_mitm_detected_by_pinning),
+    cmocka_unit_test(test_mitm_relays_without_the_right_pin),
+    cmocka_unit_test(test_ca_file_mode),
+};
 
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("tls", tests, group_setup, group_teardown))

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include <ev.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -65,10 +67,7 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-    char cmd[PATH_LEN];
-
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return plx_test_rmtree(tmpdir);
 }
 
 /* ---- the two sides -------------------------------------------------------- */
@@ -291,14 +290,11 @@ static void test_plaintext_client_on_close(void **state)
     assert_non_null(strstr(srv.why, "a plaintext plexa client connected to the TLS port"));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_frames_both_ways),
-        cmocka_unit_test(test_frames_with_faults),
-        cmocka_unit_test(test_wrong_pin_on_close),
-        cmocka_unit_test(test_plaintext_client_on_close),
-    };
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_frames_both_ways),
+    cmocka_unit_test(test_frames_with_faults),
+    cmocka_unit_test(test_wrong_pin_on_close),
+    cmocka_unit_test(test_plaintext_client_on_close),
+};
 
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("tls_conn", tests, group_setup, group_teardown))

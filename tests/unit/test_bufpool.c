@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include "plexa/error.h"
 #include "plx_buf.h"
 #include "plx_bufpool.h"
@@ -128,14 +130,12 @@ static void test_reserve_pooled(void **state)
     plx_buf_unref(&w);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_off_by_default, teardown),
-        cmocka_unit_test_teardown(test_best_fit_and_bound, teardown),
-        cmocka_unit_test_teardown(test_trim_idle, teardown),
-        cmocka_unit_test_teardown(test_plx_buf_reuses_blocks, teardown),
-        cmocka_unit_test_teardown(test_reserve_pooled, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_teardown(test_off_by_default, teardown),
+    cmocka_unit_test_teardown(test_best_fit_and_bound, teardown),
+    cmocka_unit_test_teardown(test_trim_idle, teardown),
+    cmocka_unit_test_teardown(test_plx_buf_reuses_blocks, teardown),
+    cmocka_unit_test_teardown(test_reserve_pooled, teardown),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("bufpool", tests, NULL, NULL))

@@ -5,6 +5,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -659,24 +661,22 @@ static void test_foreach_section(void **state)
     plx_conf_destroy(&c);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_parse_all_keys),
-        cmocka_unit_test(test_parse_syntax_variants),
-        cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_launcher_sections),
-        cmocka_unit_test(test_error_bad_values),
-        cmocka_unit_test(test_error_keys_and_sections),
-        cmocka_unit_test(test_error_syntax),
-        cmocka_unit_test(test_error_leaves_conf_unchanged),
-        cmocka_unit_test(test_set),
-        cmocka_unit_test(test_location_follows_listen),
-        cmocka_unit_test_setup_teardown(test_load, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_template, setup_dir, teardown_dir),
-        cmocka_unit_test(test_check_keys),
-        cmocka_unit_test(test_foreach_section),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_defaults),
+    cmocka_unit_test(test_parse_all_keys),
+    cmocka_unit_test(test_parse_syntax_variants),
+    cmocka_unit_test(test_sizes),
+    cmocka_unit_test(test_launcher_sections),
+    cmocka_unit_test(test_error_bad_values),
+    cmocka_unit_test(test_error_keys_and_sections),
+    cmocka_unit_test(test_error_syntax),
+    cmocka_unit_test(test_error_leaves_conf_unchanged),
+    cmocka_unit_test(test_set),
+    cmocka_unit_test(test_location_follows_listen),
+    cmocka_unit_test_setup_teardown(test_load, setup_dir, teardown_dir),
+    cmocka_unit_test_setup_teardown(test_template, setup_dir, teardown_dir),
+    cmocka_unit_test(test_check_keys),
+    cmocka_unit_test(test_foreach_section),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("conf", tests, NULL, NULL))

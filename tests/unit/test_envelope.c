@@ -9,6 +9,8 @@
 
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include "plx_envelope.h"
 
 static plx_msg_t *msg_of(const uint8_t *bytes, size_t n)
@@ -158,13 +160,11 @@ static void test_nesting_depth(void **state)
     plx_msg_destroy(&deep);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_unknown_fields_are_dropped),
-        cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_nesting_depth),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_round_trip),
+    cmocka_unit_test(test_unknown_fields_are_dropped),
+    cmocka_unit_test(test_malformed),
+    cmocka_unit_test(test_nesting_depth),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("envelope", tests, NULL, NULL))

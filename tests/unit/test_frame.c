@@ -5,6 +5,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -561,23 +563,21 @@ static void test_direct_into_pooled_block(void **state)
     plx_buf_pool_set_max(0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_split),
-        cmocka_unit_test(test_byte_by_byte),
-        cmocka_unit_test(test_back_to_back),
-        cmocka_unit_test(test_empty_parts),
-        cmocka_unit_test(test_bad_magic),
-        cmocka_unit_test(test_truncated),
-        cmocka_unit_test(test_envelope_limit),
-        cmocka_unit_test(test_buffer_count_limit),
-        cmocka_unit_test(test_buffer_size_limit),
-        cmocka_unit_test(test_frame_limit),
-        cmocka_unit_test(test_announced_but_not_sent),
-        cmocka_unit_test(test_use_after_error),
-        cmocka_unit_test(test_direct_10mb),
-        cmocka_unit_test(test_direct_into_pooled_block),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_every_split),
+    cmocka_unit_test(test_byte_by_byte),
+    cmocka_unit_test(test_back_to_back),
+    cmocka_unit_test(test_empty_parts),
+    cmocka_unit_test(test_bad_magic),
+    cmocka_unit_test(test_truncated),
+    cmocka_unit_test(test_envelope_limit),
+    cmocka_unit_test(test_buffer_count_limit),
+    cmocka_unit_test(test_buffer_size_limit),
+    cmocka_unit_test(test_frame_limit),
+    cmocka_unit_test(test_announced_but_not_sent),
+    cmocka_unit_test(test_use_after_error),
+    cmocka_unit_test(test_direct_10mb),
+    cmocka_unit_test(test_direct_into_pooled_block),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("frame", tests, NULL, NULL))

@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include "plx_http.h"
 
 static char last_path[256], last_query[256], last_auth[256];
@@ -115,12 +117,10 @@ static void test_bad_address(void **state)
     ev_loop_destroy(loop);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_requests),
-        cmocka_unit_test(test_query_get),
-        cmocka_unit_test(test_bad_address),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_requests),
+    cmocka_unit_test(test_query_get),
+    cmocka_unit_test(test_bad_address),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("http", tests, NULL, NULL))

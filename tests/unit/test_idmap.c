@@ -7,6 +7,8 @@
 
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include "plx_idmap.h"
 
 /* Insert, look up and delete a million ids in a sliding window, checking
@@ -73,12 +75,10 @@ static void test_replace_and_zero(void **state)
     plx_idmap_destroy(&m);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sliding_window),
-        cmocka_unit_test(test_random_churn),
-        cmocka_unit_test(test_replace_and_zero),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_sliding_window),
+    cmocka_unit_test(test_random_churn),
+    cmocka_unit_test(test_replace_and_zero),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("idmap", tests, NULL, NULL))

@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include "plx_log.h"
 
 static char dir[] = "/tmp/plx-log-XXXXXX";
@@ -128,18 +130,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return plx_test_rmtree(dir);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_format_levels_component),
-        cmocka_unit_test(test_control_characters_are_escaped),
-        cmocka_unit_test(test_recent_ring),
-        cmocka_unit_test(test_rotation),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_format_levels_component),
+    cmocka_unit_test(test_control_characters_are_escaped),
+    cmocka_unit_test(test_recent_ring),
+    cmocka_unit_test(test_rotation),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("log", tests, setup, teardown))

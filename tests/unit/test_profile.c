@@ -6,6 +6,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -483,22 +485,20 @@ static void test_pid_alive(void **state)
     assert_false(plx_pid_alive(child));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_root, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_create, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_tightens_security, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_bad_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_not_a_directory, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_profile_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_secret, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_small, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_private, setup, teardown),
-        cmocka_unit_test(test_token_new),
-        cmocka_unit_test(test_token_equal),
-        cmocka_unit_test_setup_teardown(test_pidfile, setup, teardown),
-        cmocka_unit_test(test_pid_alive),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_root, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_open_create, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_open_tightens_security, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_open_bad_names, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_open_not_a_directory, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_profile_file, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_write_secret, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_read_small, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_check_private, setup, teardown),
+    cmocka_unit_test(test_token_new),
+    cmocka_unit_test(test_token_equal),
+    cmocka_unit_test_setup_teardown(test_pidfile, setup, teardown),
+    cmocka_unit_test(test_pid_alive),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("profile", tests, NULL, NULL))

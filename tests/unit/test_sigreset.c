@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include "plx_sigreset.h"
 
 static void on_usr1(int sig)
@@ -117,11 +119,9 @@ static void test_what_the_child_execs(void **state)
     assert_int_equal(ign & 0x1000, 0x1000);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_child_itself),
-        cmocka_unit_test(test_what_the_child_execs),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_child_itself),
+    cmocka_unit_test(test_what_the_child_execs),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("sigreset", tests, NULL, NULL))

@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include "plx_spin.h"
 
 /* A spin that is allowed to run this long (10 s) and returns well before
@@ -136,14 +138,12 @@ static void test_one_cpu_never_spins(void **state)
     assert_true(took < WELL_BEFORE_US);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_sees_flag_set_by_another_thread, teardown),
-        cmocka_unit_test_teardown(test_off_and_malformed, teardown),
-        cmocka_unit_test_teardown(test_callers_limit_bounds_the_spin, teardown),
-        cmocka_unit_test_teardown(test_long_waits_stop_spinning_short_ones_resume, teardown),
-        cmocka_unit_test_teardown(test_one_cpu_never_spins, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_teardown(test_sees_flag_set_by_another_thread, teardown),
+    cmocka_unit_test_teardown(test_off_and_malformed, teardown),
+    cmocka_unit_test_teardown(test_callers_limit_bounds_the_spin, teardown),
+    cmocka_unit_test_teardown(test_long_waits_stop_spinning_short_ones_resume, teardown),
+    cmocka_unit_test_teardown(test_one_cpu_never_spins, teardown),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("spin", tests, NULL, NULL))

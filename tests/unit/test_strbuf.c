@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include "plx_strbuf.h"
 
 static void test_empty(void **state)
@@ -127,14 +129,12 @@ static void test_oom_is_sticky(void **state)
     plx_strbuf_free(&b);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty),
-        cmocka_unit_test(test_appends),
-        cmocka_unit_test(test_printf_boundaries),
-        cmocka_unit_test(test_truncate),
-        cmocka_unit_test(test_oom_is_sticky),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_empty),
+    cmocka_unit_test(test_appends),
+    cmocka_unit_test(test_printf_boundaries),
+    cmocka_unit_test(test_truncate),
+    cmocka_unit_test(test_oom_is_sticky),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("strbuf", tests, NULL, NULL))

@@ -8,6 +8,8 @@
 
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include "plx_time.h"
 
 static void test_monotonic(void **state)
@@ -35,11 +37,9 @@ static void test_unix(void **state)
     assert_true(now > (double)before - 1 && now < (double)after + 2);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_monotonic),
-        cmocka_unit_test(test_unix),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_monotonic),
+    cmocka_unit_test(test_unix),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("time", tests, NULL, NULL))

@@ -5,6 +5,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -397,25 +399,23 @@ static void test_resolve_profile(void **state)
     assert_int_equal(plx_url_resolve(NULL, NULL, "", &u, &err), PLX_EINVAL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_ok),
-        cmocka_unit_test(test_parse_normalises_case),
-        cmocka_unit_test(test_token_lengths),
-        cmocka_unit_test(test_scheme_errors),
-        cmocka_unit_test(test_host_errors),
-        cmocka_unit_test(test_port_errors),
-        cmocka_unit_test(test_token_errors),
-        cmocka_unit_test(test_fingerprint_errors),
-        cmocka_unit_test(test_trailing_garbage),
-        cmocka_unit_test(test_errors_hide_token),
-        cmocka_unit_test(test_format_round_trip),
-        cmocka_unit_test(test_format_errors),
-        cmocka_unit_test(test_check_host),
-        cmocka_unit_test_setup_teardown(test_resolve_direct_and_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_resolve_env, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_resolve_profile, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_parse_ok),
+    cmocka_unit_test(test_parse_normalises_case),
+    cmocka_unit_test(test_token_lengths),
+    cmocka_unit_test(test_scheme_errors),
+    cmocka_unit_test(test_host_errors),
+    cmocka_unit_test(test_port_errors),
+    cmocka_unit_test(test_token_errors),
+    cmocka_unit_test(test_fingerprint_errors),
+    cmocka_unit_test(test_trailing_garbage),
+    cmocka_unit_test(test_errors_hide_token),
+    cmocka_unit_test(test_format_round_trip),
+    cmocka_unit_test(test_format_errors),
+    cmocka_unit_test(test_check_host),
+    cmocka_unit_test_setup_teardown(test_resolve_direct_and_file, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_resolve_env, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_resolve_profile, setup, teardown),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("url", tests, NULL, NULL))

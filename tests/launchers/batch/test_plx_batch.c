@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "plx_test.h"
+
 #include "plx_batch.h"
 
 static const char *lookup(void *ctx, const char *name)
@@ -323,25 +325,23 @@ static void test_complete_keeps_what_the_template_says(void **state)
     free(s);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_render_placeholders),
-        cmocka_unit_test(test_render_drops_empty_directive),
-        cmocka_unit_test(test_render_unknown_placeholder),
-        cmocka_unit_test(test_render_empty),
-        cmocka_unit_test(test_shell_join),
-        cmocka_unit_test(test_shell_join_empty),
-        cmocka_unit_test(test_split_words),
-        cmocka_unit_test(test_tally_pending_with_reason),
-        cmocka_unit_test(test_tally_unseen_are_failed),
-        cmocka_unit_test(test_fail_message),
-        cmocka_unit_test(test_run_missing_command),
-        cmocka_unit_test(test_run_output_capped),
-        cmocka_unit_test(test_run_timeout),
-        cmocka_unit_test(test_output_file),
-        cmocka_unit_test(test_complete_adds_array_and_queue),
-        cmocka_unit_test(test_complete_keeps_what_the_template_says),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_render_placeholders),
+    cmocka_unit_test(test_render_drops_empty_directive),
+    cmocka_unit_test(test_render_unknown_placeholder),
+    cmocka_unit_test(test_render_empty),
+    cmocka_unit_test(test_shell_join),
+    cmocka_unit_test(test_shell_join_empty),
+    cmocka_unit_test(test_split_words),
+    cmocka_unit_test(test_tally_pending_with_reason),
+    cmocka_unit_test(test_tally_unseen_are_failed),
+    cmocka_unit_test(test_fail_message),
+    cmocka_unit_test(test_run_missing_command),
+    cmocka_unit_test(test_run_output_capped),
+    cmocka_unit_test(test_run_timeout),
+    cmocka_unit_test(test_output_file),
+    cmocka_unit_test(test_complete_adds_array_and_queue),
+    cmocka_unit_test(test_complete_keeps_what_the_template_says),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("plx_batch", tests, NULL, NULL))

@@ -10,8 +10,9 @@
  * to reconnect_s (the engine asks for its old id); what was queued or
  * running for the lost connection is dropped (the controller has failed or
  * re-queued it already). Interrupt messages are handled by the I/O thread
- * at once: KeyboardInterrupt in the running task (or request). See DESIGN.md §2 for the
- * two threads and why Python runs on the main thread.
+ * at once: KeyboardInterrupt in the running task (or request).
+ * docs/overview.md shows the two threads; docs/architecture.md says why
+ * Python runs on the main thread.
  *
  * Library code: it never exits the process. It must be called from the
  * process's main thread, once per process (CPython is initialised and
