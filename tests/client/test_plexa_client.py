@@ -783,7 +783,7 @@ def test_e2e_reject_and_unreachable():
 
 # ---- linking ------------------------------------------------------------------
 
-# core/util/plx_buf.h: libplexa exports these, and _native must call them
+# core/util/include/plx_buf.h: libplexa exports these, and _native must call them
 # rather than link private copies (which do not know libplexa's block pool).
 PLX_SHARED = ['plx_buf_new', 'plx_buf_copy', 'plx_buf_wrap', 'plx_buf_reserve', 'plx_buf_ref',
               'plx_buf_unref', 'plx_limits_default', 'plx_msg_new', 'plx_msg_add_buf',
