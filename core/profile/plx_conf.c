@@ -175,6 +175,7 @@ plx_conf_t *plx_conf_clone(const plx_conf_t *c)
         return NULL;
     d->cluster = c->cluster;
     d->controller = c->controller;
+    d->client = c->client;
     d->gen = c->gen;
     for (size_t i = 0; i < c->n; i++) {
         const entry_t *e = &c->entries[i];
@@ -203,6 +204,11 @@ const plx_cluster_conf_t *plx_conf_cluster(const plx_conf_t *c)
 const plx_controller_conf_t *plx_conf_controller(const plx_conf_t *c)
 {
     return &c->controller;
+}
+
+const plx_client_conf_t *plx_conf_client(const plx_conf_t *c)
+{
+    return &c->client;
 }
 
 int plx_conf_set(plx_conf_t *c, const char *section, const char *key, const char *value,

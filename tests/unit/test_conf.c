@@ -510,6 +510,24 @@ static void test_load(void **state)
     assert_int_equal(plx_conf_cluster(c)->engines, 12);
     assert_string_equal(plx_conf_get(c, "slurm", "partition"), "gpu");
 
+    /* Every typed section survives a load (a load works on a copy), its
+     * defaults included. */
+    assert_true(plx_conf_client(c)->trust_engine_pickles);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("[controller]\ntask_inflight = 3\n", f);
+    fclose(f);
+    assert_int_equal(plx_conf_load(c, path, &err), PLX_OK);
+    assert_true(plx_conf_client(c)->trust_engine_pickles);
+    assert_int_equal(plx_conf_controller(c)->task_inflight, 3);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("[client]\ntrust_engine_pickles = false\n", f);
+    fclose(f);
+    assert_int_equal(plx_conf_load(c, path, &err), PLX_OK);
+    assert_false(plx_conf_client(c)->trust_engine_pickles);
+    assert_int_equal(plx_conf_controller(c)->task_inflight, 3);
+
     /* A directory: a read error naming it. */
     assert_int_equal(plx_conf_load(c, tmpdir, &err), PLX_EIO);
     assert_non_null(strstr(err.msg, tmpdir));

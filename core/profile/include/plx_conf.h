@@ -110,6 +110,7 @@ const char *plx_conf_get(const plx_conf_t *c, const char *section, const char *k
 /* The typed [cluster] / [controller] values. Owned by c. */
 const plx_cluster_conf_t *plx_conf_cluster(const plx_conf_t *c);
 const plx_controller_conf_t *plx_conf_controller(const plx_conf_t *c);
+const plx_client_conf_t *plx_conf_client(const plx_conf_t *c);
 
 /*
  * Call fn for each key explicitly set in section (defaults are not
