@@ -1,0 +1,151 @@
+"""Result displays and the conversion of _native's replies into them (part of
+:mod:`plexa.client`, which re-exports the public names).
+
+  ResultList, wrapResultList   execute results printed as 0.10 printed them
+  QueueStatusList              queue_status, printed likewise
+  _check, _execute_value, ...  per-engine replies -> those values (or a
+                               CompositeError naming every engine that raised)
+"""
+
+from plexa.error import CompositeError
+
+
+# ---- pretty-printing lists ---------------------------------------------------
+
+class ResultList(list):
+    """A list of per-engine result dicts that prints like IPython 0.10's.
+
+    Each element is ``{'id': engine id, 'number': the engine's In [n],
+    'input': {'translated': code, 'raw': code}, 'stdout': str, 'stderr':
+    str}``. The repr follows 0.10's ``ResultList.__repr__`` without its
+    terminal colours.
+    """
+
+    def __repr__(self):
+        output = ['<Results List>\n']
+        for cmd in self:
+            if not isinstance(cmd, dict):
+                output.append('%s\n' % (cmd,))
+                continue
+            target = cmd.get('id', None)
+            number = cmd.get('number', None)
+            stdin = cmd.get('input', {}).get('translated', 'No Input')
+            stdout = cmd.get('stdout', None)
+            stderr = cmd.get('stderr', None)
+            output.append('[%i] In [%i]: %s\n' % (target, number, stdin))
+            if stdout:
+                output.append('[%i] Out[%i]: %s\n' % (target, number, stdout))
+            if stderr:
+                output.append('[%i] Err[%i]:\n %s' % (target, number, stderr))
+        return ''.join(output)
+
+    __str__ = __repr__
+
+
+def wrapResultList(result):
+    """Wrap a list of result dicts in a ResultList (0.10's helper)."""
+    return ResultList(result)
+
+
+class QueueStatusList(list):
+    """The value of ``queue_status``: ``(engine_id, {'pending': str,
+    'queue': [str, ...]})`` per engine, printed like 0.10's.
+
+    ``pending`` describes the request the engine is running (``'None'``
+    when idle); ``queue`` the requests waiting for it, in order.
+    """
+
+    def __repr__(self):
+        output = ['<Queue Status List>\n']
+        for e in self:
+            output.append('Engine: %s\n' % repr(e[0]))
+            output.append('    Pending: %s\n' % repr(e[1]['pending']))
+            for q in e[1]['queue']:
+                output.append('    Command: %s\n' % repr(q))
+        return ''.join(output)
+
+    __str__ = __repr__
+
+
+# ---- converting the native replies --------------------------------------------
+#
+# _native's requests answer with one tuple per target engine, in target order:
+# (engine_id, method, execute, values, error), execute None or (number, input,
+# stdout, stderr), values a list, error None or (ename, evalue, traceback).
+
+def _result_dict(engine_id, number, code, stdout, stderr):
+    return {
+        'id': engine_id,
+        'number': number,
+        'input': {'translated': code, 'raw': code},
+        'stdout': stdout,
+        'stderr': stderr,
+    }
+
+
+def _check(replies, method):
+    """Raise one CompositeError naming every engine whose part raised."""
+    elist = []
+    for reply in replies:
+        err = reply[4]
+        if err is not None:
+            ename, evalue, traceback = err
+            elist.append((ename, evalue, traceback, reply[0], method))
+    if elist:
+        raise CompositeError('one or more exceptions from call to method: %s' % method, elist)
+    return replies
+
+
+def _execute_value(replies, method='execute'):
+    """Per-engine execute outcomes -> ResultList (or a CompositeError)."""
+    _check(replies, method)
+    results = ResultList()
+    for engine_id, _m, ex, _values, _err in replies:
+        number, code, stdout, stderr = ex if ex is not None else (0, '', '', '')
+        results.append(_result_dict(engine_id, number, code, stdout, stderr))
+    return results
+
+
+def _none_value(method):
+    def convert(replies):
+        _check(replies, method)
+        return [None] * len(replies)
+    return convert
+
+
+def _first_value(method):
+    """values[0] of each engine: one value per engine."""
+    def convert(replies):
+        _check(replies, method)
+        return [r[3][0] if r[3] else None for r in replies]
+    return convert
+
+
+def _pull_value(keys_is_str, method='pull'):
+    def convert(replies):
+        _check(replies, method)
+        if keys_is_str:
+            return [r[3][0] for r in replies]
+        return [list(r[3]) for r in replies]
+    return convert
+
+
+def _multi(convert_one, method):
+    """A converter over several requests: every request's replies are checked
+    together (one CompositeError for all), then convert_one is applied to the
+    concatenated replies."""
+    def convert(list_of_replies):
+        replies = [r for rs in list_of_replies for r in rs]
+        _check(replies, method)
+        return convert_one(replies)
+    return convert
+
+
+def _queue_status_value(replies):
+    out = QueueStatusList()
+    for engine_id, pending, queue in replies:
+        pending, queue = list(pending), list(queue)
+        # Requests sent ahead to the engine wait there behind the first one.
+        out.append((engine_id, {'pending': pending[0] if pending else repr(None),
+                                'queue': pending[1:] + queue}))
+    return out
