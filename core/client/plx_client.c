@@ -18,13 +18,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "plexa/version.h"
 #include "plx_bufpool.h"
 #include "plx_conn.h"
 #include "plx_envelope.h"
 #include "plx_log.h"
 #include "plx_plugin_loader.h"
 #include "plx_request_priv.h"
+#include "plx_rqb.h"
 #include "plx_url.h"
 
 #define HELLO_ID       1u     /* the handshake is always the first request */
@@ -392,39 +392,6 @@ int plx_client_submit(plx_client_t *c, const Plexa__Envelope *env, plx_buf_t *co
     return PLX_OK;
 }
 
-int plx_client_submit_get_ids(plx_client_t *c, plx_request_t **req, plx_err_t *err)
-{
-    Plexa__GetIds gi = PLEXA__GET_IDS__INIT;
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.body_case = PLEXA__ENVELOPE__BODY_GET_IDS;
-    env.get_ids = &gi;
-    return plx_client_submit(c, &env, NULL, 0, req, err);
-}
-
-int plx_client_submit_execute(plx_client_t *c, const plx_targets_t *t, const char *code,
-                              plx_request_t **req, plx_err_t *err)
-{
-    if (!code) {
-        *req = NULL;
-        return plx_err_set(err, PLX_EINVAL, "execute: code is NULL");
-    }
-    Plexa__Targets tg = PLEXA__TARGETS__INIT;
-    if (!t || t->all) {
-        tg.has_all = 1;
-        tg.all = 1;
-    } else {
-        tg.n_ids = t->n;
-        tg.ids = (int32_t *)t->ids;   /* only read while packing */
-    }
-    Plexa__Execute ex = PLEXA__EXECUTE__INIT;
-    ex.code = (char *)code;
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.targets = &tg;
-    env.body_case = PLEXA__ENVELOPE__BODY_EXECUTE;
-    env.execute = &ex;
-    return plx_client_submit(c, &env, NULL, 0, req, err);
-}
-
 /* ---- connecting ---------------------------------------------------------- */
 
 static void format_peer(char *out, size_t len, const char *host, uint16_t port)
@@ -500,21 +467,14 @@ static int submit_hello(plx_client_t *c, const char *token, plx_request_t **req,
 {
     char host[256] = "";
     gethostname(host, sizeof host - 1);
-    Plexa__Hello h = PLEXA__HELLO__INIT;
-    h.has_role = 1;
-    h.role = c->role == PLX_CLIENT_ROLE_TASK     ? PLEXA__ROLE__ROLE_TASK
-             : c->role == PLX_CLIENT_ROLE_STATUS ? PLEXA__ROLE__ROLE_STATUS
-                                                 : PLEXA__ROLE__ROLE_MEC;
-    h.token = (char *)token;
-    h.has_version = 1;
-    h.version = PLX_PROTOCOL_VERSION;
-    h.hostname = host;
-    h.has_pid = 1;
-    h.pid = (int32_t)getpid();
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.body_case = PLEXA__ENVELOPE__BODY_HELLO;
-    env.hello = &h;
-    return plx_client_submit(c, &env, NULL, 0, req, err);
+    plx_rqb_t b;
+    int rc = plx_rqb_init(&b, err);
+    if (rc == PLX_OK)
+        rc = plx_rqb_hello(&b, c->role, token, host, (int32_t)getpid(), err);
+    if (rc == PLX_OK)
+        rc = plx_rqb_submit(c, &b, req, err);
+    plx_rqb_clear(&b);
+    return rc;
 }
 
 /* Wait for the answer to Hello: Welcome, or Reject / loss / silence. */
@@ -666,7 +626,7 @@ int plx_client_get_ids(plx_client_t *c, int32_t **ids, size_t *n, plx_err_t *err
     plx_request_t *req = NULL;
     *ids = NULL;
     *n = 0;
-    int rc = plx_client_submit_get_ids(c, &req, err);
+    int rc = plx_rq_get_ids(c, &req, err);
     if (rc == PLX_OK)
         rc = plx_request_wait(req, client_timeout(c), err);
     if (rc == PLX_OK)
@@ -680,7 +640,7 @@ int plx_client_execute(plx_client_t *c, const plx_targets_t *t, const char *code
 {
     plx_request_t *req = NULL;
     *out = NULL;
-    int rc = plx_client_submit_execute(c, t, code, &req, err);
+    int rc = plx_rq_execute(c, t, code, &req, err);
     if (rc == PLX_OK)
         rc = plx_request_wait(req, client_timeout(c), err);
     if (rc == PLX_OK)

@@ -294,6 +294,23 @@ plx_value_t *plx_value_list(void)
     return new_list(0);
 }
 
+plx_value_t *plx_value_list_borrowing(plx_value_t *const *items, size_t n, int tuple)
+{
+    plx_value_t *v = new_list(tuple);
+    if (v) {
+        v->u.list.items = (plx_value_t **)items;
+        v->u.list.n = n;
+        v->u.list.cap = 0;   /* never grown, never freed by it */
+    }
+    return v;
+}
+
+void plx_value_borrowing_free(plx_value_t **v)
+{
+    free(*v);
+    *v = NULL;
+}
+
 plx_value_t *plx_value_tuple(void)
 {
     return new_list(1);

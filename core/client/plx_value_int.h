@@ -52,6 +52,12 @@ struct plx_value {
 /* A value of kind with nothing filled in. */
 plx_value_t *plx_value_alloc(plx_value_kind_t kind);
 
+/* A list or tuple over items[0..n), which stay the caller's: only for
+ * reading (sending); free it with plx_value_borrowing_free, which frees
+ * neither the items nor their array. NULL on ENOMEM. */
+plx_value_t *plx_value_list_borrowing(plx_value_t *const *items, size_t n, int tuple);
+void plx_value_borrowing_free(plx_value_t **v);
+
 /* The dtype enum of a numpy dtype string, PLX_DTYPE_OTHER if not ours. */
 plx_dtype_t plx_dtype_from_str(const char *s);
 /* The numpy dtype.str of one of ours ("<f8", ...). */

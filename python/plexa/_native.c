@@ -656,7 +656,7 @@ static PyObject *Client_submit_get_ids(ClientObject *self, PyObject *unused)
     plx_err_t err = {0};
     if (!c)
         return NULL;
-    if (plx_client_submit_get_ids(c, &r, &err) != PLX_OK)
+    if (plx_rq_get_ids(c, &r, &err) != PLX_OK)
         return raise_err((PyObject *)self, &err);
     return request_new_object((PyObject *)self, r, REQ_IDS);
 }
@@ -1095,7 +1095,7 @@ static PyObject *Client_get_ids(ClientObject *self, PyObject *args, PyObject *kw
     plx_client_t *c = client_of(self);
     if (!c)
         return NULL;
-    if (plx_client_submit_get_ids(c, &r, &err) != PLX_OK)
+    if (plx_rq_get_ids(c, &r, &err) != PLX_OK)
         return raise_err((PyObject *)self, &err);
     PyObject *v = finish_request((PyObject *)self, r, REQ_IDS, timeout);
     plx_request_destroy(&r);

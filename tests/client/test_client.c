@@ -384,7 +384,7 @@ static void test_connection_lost_while_waiting(void **state)
     plx_err_t err = {0};
     plx_results_t *res = NULL;
     plx_request_t *hung = NULL;
-    assert_int_equal(plx_client_submit_execute(fx->c, NULL, "hang", &hung, &err), PLX_OK);
+    assert_int_equal(plx_rq_execute(fx->c, NULL, "hang", &hung, &err), PLX_OK);
     double t0 = now_s();
     assert_int_equal(plx_client_execute(fx->c, NULL, "die", &res, &err), PLX_ECONNECT);
     assert_true(now_s() - t0 < 2.0);
@@ -419,8 +419,8 @@ static void test_request_poll_callback_cancel(void **state)
     plx_err_t err = {0};
     plx_request_t *a = NULL, *b = NULL;
     atomic_int called = 0;
-    assert_int_equal(plx_client_submit_execute(fx->c, NULL, "hang", &a, &err), PLX_OK);
-    assert_int_equal(plx_client_submit_get_ids(fx->c, &b, &err), PLX_OK);
+    assert_int_equal(plx_rq_execute(fx->c, NULL, "hang", &a, &err), PLX_OK);
+    assert_int_equal(plx_rq_get_ids(fx->c, &b, &err), PLX_OK);
     assert_true(plx_request_id(b) > plx_request_id(a));
     plx_request_on_done(b, on_done, &called);
     assert_int_equal(plx_request_wait(b, 5.0, &err), PLX_OK);
@@ -457,8 +457,8 @@ static void test_destroy_with_pending(void **state)
     fixture_t *fx = *state;
     plx_err_t err = {0};
     plx_request_t *r = NULL, *forgotten = NULL;
-    assert_int_equal(plx_client_submit_execute(fx->c, NULL, "hang", &r, &err), PLX_OK);
-    assert_int_equal(plx_client_submit_execute(fx->c, NULL, "hang", &forgotten, &err), PLX_OK);
+    assert_int_equal(plx_rq_execute(fx->c, NULL, "hang", &r, &err), PLX_OK);
+    assert_int_equal(plx_rq_execute(fx->c, NULL, "hang", &forgotten, &err), PLX_OK);
     plx_request_destroy(&forgotten);
     plx_client_destroy(&fx->c);
     assert_null(fx->c);

@@ -10,7 +10,7 @@
  * non-blocking PendingResults and callbacks are all built from this:
  *
  *     plx_request_t *rq = NULL;
- *     if (plx_client_submit_execute(c, NULL, "a = 1", &rq, &err) != PLX_OK) ...
+ *     if (plx_rq_execute(c, NULL, "a = 1", &rq, &err) != PLX_OK) ...
  *     rc = plx_request_wait(rq, -1, &err);        // release the GIL around this
  *     if (rc == PLX_OK) rc = plx_request_results(rq, &res, &err);
  *     plx_request_destroy(&rq);
@@ -29,8 +29,7 @@
 #include "plexa.pb-c.h"
 #include "plexa/client.h"
 #include "plx_frame.h"
-
-typedef struct plx_request plx_request_t;
+#include "plx_rq.h"
 
 /*
  * Send env to the controller as a new request. env is packed during the
@@ -53,13 +52,6 @@ PLX_API int plx_client_submit(plx_client_t *c, const Plexa__Envelope *env,
  */
 PLX_API int plx_client_send(plx_client_t *c, const Plexa__Envelope *env,
                             plx_buf_t *const *bufs, size_t nbufs, plx_err_t *err);
-
-/* Shortcuts over plx_client_submit for the common requests; t NULL means
- * all engines. Read the replies with plx_request_ids / plx_request_results. */
-PLX_API int plx_client_submit_get_ids(plx_client_t *c, plx_request_t **req, plx_err_t *err);
-PLX_API int plx_client_submit_execute(plx_client_t *c, const plx_targets_t *t,
-                                      const char *code, plx_request_t **req,
-                                      plx_err_t *err);
 
 /* The id the request was sent with (IPython's result_id). */
 PLX_API uint64_t plx_request_id(const plx_request_t *req);
