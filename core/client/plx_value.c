@@ -294,6 +294,48 @@ plx_value_t *plx_value_list(void)
     return new_list(0);
 }
 
+plx_value_t *plx_value_bytes_over(plx_buf_t *b)
+{
+    plx_value_t *v = plx_value_alloc(PLX_VALUE_BYTES);
+    if (v)
+        v->u.bytes = plx_buf_ref(b);
+    return v;
+}
+
+plx_value_t *plx_value_pickle_over(plx_buf_t *data, plx_buf_t *const *oob, size_t noob)
+{
+    plx_value_t *v = plx_value_alloc(PLX_VALUE_PICKLE);
+    if (v && !(v->u.pickle.oob = calloc(noob ? noob : 1, sizeof *v->u.pickle.oob))) {
+        free(v);
+        return NULL;
+    }
+    if (!v)
+        return NULL;
+    v->u.pickle.buf = plx_buf_ref(data);
+    for (size_t i = 0; i < noob; i++)
+        v->u.pickle.oob[v->u.pickle.noob++] = plx_buf_ref(oob[i]);
+    return v;
+}
+
+plx_buf_t *plx_value_payload(const plx_value_t *v, size_t *offset, size_t *len)
+{
+    plx_buf_t *b = !v                            ? NULL
+                   : v->kind == PLX_VALUE_BYTES  ? v->u.bytes
+                   : v->kind == PLX_VALUE_ARRAY  ? v->u.arr.buf
+                   : v->kind == PLX_VALUE_PICKLE ? v->u.pickle.buf
+                                                 : NULL;
+    *offset = b && v->kind == PLX_VALUE_ARRAY ? v->u.arr.offset : 0;
+    *len = !b ? 0 : v->kind == PLX_VALUE_ARRAY ? v->u.arr.nbytes : b->len;
+    return b;
+}
+
+plx_buf_t *const *plx_value_pickle_oob(const plx_value_t *v, size_t *n)
+{
+    int pk = v && v->kind == PLX_VALUE_PICKLE;
+    *n = pk ? v->u.pickle.noob : 0;
+    return pk ? v->u.pickle.oob : NULL;
+}
+
 plx_value_t *plx_value_list_borrowing(plx_value_t *const *items, size_t n, int tuple)
 {
     plx_value_t *v = new_list(tuple);

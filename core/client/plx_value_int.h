@@ -14,6 +14,7 @@
 #include "plexa/client.h"
 #include "plx_buf.h"
 #include "plx_frame.h"
+#include "plx_rq.h"   /* the values over buffers it exports */
 
 /* Deepest list nesting accepted either way (as core/pyvalue). */
 #define PLX_VALUE_MAX_DEPTH 64
@@ -62,15 +63,6 @@ void plx_value_borrowing_free(plx_value_t **v);
 plx_dtype_t plx_dtype_from_str(const char *s);
 /* The numpy dtype.str of one of ours ("<f8", ...). */
 const char *plx_dtype_str(plx_dtype_t dtype);
-
-/*
- * An array value over bytes [offset, offset + nbytes) of buf (takes a new
- * reference), of dtype string dtype_str and shape[0..ndim). Checks that
- * the shape's size matches nbytes. NULL with err set.
- */
-plx_value_t *plx_value_array_over(plx_buf_t *buf, size_t offset, size_t nbytes,
-                                  const char *dtype_str, size_t ndim, const uint64_t *shape,
-                                  int fortran, plx_err_t *err);
 
 /*
  * Fill *out (initialised here) from v. Payload buffers are appended to

@@ -156,9 +156,7 @@ static int export_get(PyObject *obj, Py_buffer *view, plx_err_t *err)
                        Py_TYPE(obj)->tp_name);
 }
 
-/* *out = a plx_buf_t over obj's memory, zero copy when it is contiguous
- * (in any order). Caller owns *out. */
-static int export_buf(PyObject *obj, plx_buf_t **out, plx_err_t *err)
+int plx_pyvalue_export(PyObject *obj, plx_buf_t **out, plx_err_t *err)
 {
     *out = NULL;
     plx_pyexport_t *x = calloc(1, sizeof *x);
@@ -185,7 +183,7 @@ static int export_buf(PyObject *obj, plx_buf_t **out, plx_err_t *err)
 int plx_pyvalue_add_buffer(PyObject *obj, plx_msg_t *msg, uint32_t *idx, plx_err_t *err)
 {
     plx_buf_t *b;
-    int rc = export_buf(obj, &b, err);
+    int rc = plx_pyvalue_export(obj, &b, err);
     if (rc != PLX_OK)
         return rc;
     *idx = msg->nbufs;

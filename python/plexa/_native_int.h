@@ -1,11 +1,15 @@
 /*
- * Internal to plexa._native: what its three source files share.
+ * Internal to plexa._native: what its source files share. Every message
+ * to and from the controller is built and read by libplexa's request layer
+ * (core/client/plx_rq.h); these files only turn Python objects into its
+ * arguments and its decoded replies into Python objects.
  *
- *   _native.c          the module, Client and Request
- *   _native_values.c   Python objects -> wire Values (requests) and
- *                      replies -> Python tuples (results), zero copy
- *   _native_tasks.c    the task interface: TaskSubmit from spec dicts,
- *                      task replies as Python values
+ *   _native.c          the module, Client, errors and arguments
+ *   _native_request.c  Request: waiting (GIL released) and reply values
+ *   _native_mec.c      the multi-engine verbs (Client.submit_execute, ...)
+ *   _native_tasks.c    the task verbs; task specs -> plx_task_spec_t
+ *   _native_replies.c  the named reply types (EngineReply, TaskReply, ...)
+ *   _native_values.c   Python objects <-> encoded values, zero copy
  *   _native_release.c  giving exported Python buffers back without ever
  *                      making libplexa's I/O thread wait for the GIL
  *
@@ -23,10 +27,15 @@
 #include "plx_client_int.h"
 #include "plx_pyvalue.h"
 
+/* The named reply types (_native_replies.c). */
+enum nv_reply_type { NV_ENGINE_REPLY, NV_EXECUTE_RESULT, NV_REMOTE_ERROR, NV_ENGINE_QUEUE,
+                     NV_TASK_IDS, NV_TASK_REPLY, NV_NREPLY_TYPES };
+
 /* Per-module state: the types, and objects of other modules we use. */
 typedef struct native_state {
     PyTypeObject *client_type;
     PyTypeObject *request_type;
+    PyTypeObject *reply_types[NV_NREPLY_TYPES];
     PyObject     *kernel_error;
     PyObject     *connection_error;
     PyObject     *security_error;
@@ -40,88 +49,120 @@ typedef struct native_state {
     PyObject     *spec_keys[8];          /* interned task spec keys (_native_tasks.c) */
 } native_state;
 
-/* ---- _native.c ---------------------------------------------------------- */
+typedef struct {
+    PyObject_HEAD
+    plx_client_t     *c;
+    plx_client_role_t role;
+    int               trust_pickles;   /* unpickle what engines send */
+} ClientObject;
 
+/* What a Request's reply is read as. */
+enum req_kind { REQ_IDS, REQ_MULTI, REQ_QUEUE_STATUS, REQ_TASK_IDS, REQ_TASK_RESULTS, REQ_ACK,
+                REQ_TASK_QSTATUS, REQ_TASK_QSTATUS_VERBOSE };
+
+/* ---- _native.c ---------------------------------------------------------------- */
+
+/* The module state of an object of one of our types; NULL with an exception. */
+native_state *nv_state(PyObject *self);
 /* Raise the plexa.error exception for a libplexa code. Returns NULL. */
 PyObject *nv_raise(native_state *st, int code, const char *msg);
+PyObject *nv_raise_err(PyObject *self, const plx_err_t *err);
+/* None means no limit (-1); otherwise a non-negative number of seconds. */
+int nv_parse_timeout(PyObject *o, double *out);
+/* t from None / 'all' / int / sequence of ints; *ids (PyMem_Free) holds its storage. */
+int nv_parse_targets(PyObject *o, plx_targets_t *t, int32_t **ids);
+/* The C client, or NULL with ConnectionError once closed. */
+plx_client_t *nv_client_of(ClientObject *self);
 
-/* ---- _native_values.c ----------------------------------------------------- */
+/* ---- _native_request.c ----------------------------------------------------------- */
 
-/* Values encoded for one request: v[0..n) with pointers p (what protobuf-c
- * wants), and the frame buffers they name (bufs->bufs[0..bufs->nbufs)),
- * exported from the Python objects without a copy. */
+extern PyType_Spec nv_request_spec;
+/* A Request object of kind over r (taking it over, also on failure). */
+PyObject *nv_request_new(PyObject *owner, plx_request_t *r, enum req_kind kind);
+/* Wait for r (up to timeout, GIL released) and convert its value. */
+PyObject *nv_finish_request(PyObject *self, plx_request_t *r, enum req_kind kind,
+                            double timeout);
+
+/* ---- _native_mec.c and _native_tasks.c: Client methods ------------------------------- */
+
+PyObject *nv_get_ids(ClientObject *self, PyObject *args, PyObject *kw);
+PyObject *nv_execute(ClientObject *self, PyObject *args, PyObject *kw);
+PyObject *nv_submit_get_ids(ClientObject *self, PyObject *unused);
+PyObject *nv_submit_execute(ClientObject *self, PyObject *args, PyObject *kw);
+PyObject *nv_submit_push(ClientObject *self, PyObject *args, PyObject *kw);
+PyObject *nv_submit_pull(ClientObject *self, PyObject *args, PyObject *kw);
+PyObject *nv_submit_call(ClientObject *self, PyObject *args, PyObject *kw);
+PyObject *nv_submit_clear_queue(ClientObject *self, PyObject *args, PyObject *kw);
+PyObject *nv_submit_queue_status(ClientObject *self, PyObject *args, PyObject *kw);
+PyObject *nv_submit_kill(ClientObject *self, PyObject *args, PyObject *kw);
+PyObject *nv_submit_interrupt(ClientObject *self, PyObject *args, PyObject *kw);
+
+PyObject *nv_submit_tasks(ClientObject *self, PyObject *args, PyObject *kw);
+PyObject *nv_submit_task_reserve(ClientObject *self, PyObject *args);
+PyObject *nv_submit_task_wait(ClientObject *self, PyObject *args, PyObject *kw);
+PyObject *nv_submit_task_abort(ClientObject *self, PyObject *args, PyObject *kw);
+PyObject *nv_submit_task_clear(ClientObject *self, PyObject *args, PyObject *kw);
+PyObject *nv_submit_task_queue_status(ClientObject *self, PyObject *args, PyObject *kw);
+
+/* Intern the spec keys (module exec). */
+int nv_tasks_init(native_state *st);
+/* TASK_* constants and TASK_STATUS_NAMES {int: name}. */
+int nv_add_task_constants(PyObject *mod);
+
+/* ---- _native_replies.c --------------------------------------------------------------- */
+
+/* Create the named reply types and add them to the module. */
+int nv_replies_init(PyObject *mod, native_state *st);
+/* RemoteError(ename, evalue, traceback), stealing the three references
+ * (also on failure; NULL arguments give NULL). */
+PyObject *nv_remote_error(native_state *st, PyObject *ename, PyObject *evalue, PyObject *tb);
+/* [EngineReply(engine_id, method, execute, values, error), ...] in target
+ * order; a value this client cannot decode becomes that engine's error. */
+PyObject *nv_multi_value(native_state *st, const plx_multi_reply_t *m);
+/* [EngineQueue(engine_id, pending, queue), ...] */
+PyObject *nv_queue_status_value(native_state *st, const plx_queue_status_t *q);
+/* TaskIds(first_id, count) */
+PyObject *nv_task_ids_value(native_state *st, uint64_t first, uint32_t count);
+/* [TaskReply(task_id, status, engine_id, values, error, submitted, started,
+ * completed), ...]; a result this client cannot decode becomes TASK_FAILED. */
+PyObject *nv_task_results_value(native_state *st, const plx_task_replies_t *t);
+/* {'pending', 'scheduled', 'succeeded', 'failed'}: counts, or with verbose
+ * lists of task ids (0.10's shape). */
+PyObject *nv_task_queue_value(const plx_task_queue_t *q, int verbose);
+
+/* ---- _native_values.c ------------------------------------------------------------------ */
+
+/* Encoded values for one request; nv_values_clear frees them (also after
+ * a failure). */
 typedef struct nv_values {
-    Plexa__Value  *v;
-    Plexa__Value **p;
-    size_t         n;
-    plx_msg_t     *bufs;   /* only its buffer list is used */
+    plx_value_t **v;
+    size_t        n;
 } nv_values_t;
 
 /* Encode each object of the sequence objs (plexa._serialize.encode, then
- * core/pyvalue) into out, which the caller clears with nv_values_clear
- * also after a failure. An object that cannot be serialized raises what
- * pickling raised; a malformed result raises SerializationError. */
+ * the descriptor): an object that cannot be serialized raises what
+ * pickling raised; a malformed descriptor raises SerializationError. */
 int nv_values_encode(native_state *st, PyObject *objs, nv_values_t *out);
 void nv_values_clear(nv_values_t *vals);
 
-/* The Python value of a multi-engine reply: one tuple per engine, in the
- * reply's (target) order:
- *     (engine_id, method, execute, values, error)
- * method: str or None; execute: None or (number, input, stdout, stderr);
- * values: list of decoded objects (arrays are views of msg's buffers);
- * error: None or (ename, evalue, traceback). A value the client cannot
- * decode (a class it cannot import, a malformed reply) becomes that
- * engine's error instead of failing the whole result. */
-PyObject *nv_multi_reply(native_state *st, const plx_msg_t *msg, const Plexa__MultiReply *mr);
+/* One object's encoded value. NULL: err->code PLX_OK when a Python
+ * exception is set (what pickling raised), else err says why (no
+ * exception set). */
+plx_value_t *nv_value_encode(native_state *st, PyObject *obj, plx_err_t *err);
 
-/* A Python list of convert(st, msg, items[i]) for n reply items; NULL (with
- * the exception set) if one conversion fails. */
-typedef PyObject *(*nv_item_fn)(native_state *st, const plx_msg_t *msg, const void *item);
-PyObject *nv_list_of(native_state *st, const plx_msg_t *msg, void *const *items, size_t n,
-                     nv_item_fn convert);
-
-/* queue_status's value: [(engine_id, [pending, ...], [queued, ...]), ...]. */
-PyObject *nv_queue_status(const Plexa__QueueStatusReply *qr);
+/* The object of a decoded value (plexa._serialize.decode, st->decode).
+ * NULL with *malformed set and err filled (no exception) when the value
+ * cannot be a descriptor; NULL with an exception when decoding raised. */
+PyObject *nv_value_decode(native_state *st, const plx_value_t *v, int *malformed,
+                          plx_err_t *err);
 
 /* str from UTF-8 (NULL counts as ""), undecodable bytes replaced. */
 PyObject *nv_str(const char *s);
 
-/* (ename, evalue, traceback) of the pending Python exception, raised on
- * this side while `where` ("decoding the result of task 7"); the
- * traceback ends with "(raised on the client, WHERE)". Clears it. */
-PyObject *nv_local_error(const char *where);
-
-/* ---- _native_tasks.c ---------------------------------------------------- */
-
-/* Intern the spec keys (module exec). */
-int nv_tasks_init(native_state *st);
-
-/* Encode the spec dicts (see _native.c's docstring) into one TaskSubmit and
- * send it on c. first_id 0: the controller assigns ids and *r gets the
- * request its TaskIds answers. Otherwise the tasks take first_id.. from
- * the connection's reserved block and go quietly (no reply, *r untouched).
- * 0, or -1 with an exception. */
-int nv_submit_tasks(native_state *st, plx_client_t *c, PyObject *specs, uint64_t first_id,
-                    plx_request_t **r);
-
-/* None, an int or a sequence of ints -> a PyMem_Malloc'd array (NULL when
- * empty; free with PyMem_Free). */
-int nv_parse_task_ids(PyObject *o, uint64_t **out, size_t *n);
-
-/* (first_id, count) */
-PyObject *nv_task_ids(const Plexa__TaskIds *ti);
-
-/* [(task_id, status, engine_id, values, error, submitted, started,
- *   completed), ...]; values decoded (zero copy as for pull). A result whose
- * values cannot be decoded here comes back TASK_FAILED with that error. */
-PyObject *nv_task_results(native_state *st, const plx_msg_t *msg, const Plexa__TaskResults *tr);
-
-/* {'pending': n, 'scheduled': n, 'succeeded': n, 'failed': n}; with
- * verbose, lists of task ids instead of the counts (0.10's shape). */
-PyObject *nv_task_queue_status(const Plexa__TaskQueueStatusReply *q, int verbose);
-
-/* TASK_* constants and TASK_STATUS_NAMES {int: name}. */
-int nv_add_task_constants(PyObject *mod);
+/* RemoteError of the pending Python exception, raised on this side while
+ * `where` ("decoding the result of task 7"); the traceback ends with
+ * "(raised on the client, WHERE)". Clears it. */
+PyObject *nv_local_error(native_state *st, const char *where);
 
 /* ---- _native_release.c ------------------------------------------------- */
 

@@ -1,62 +1,51 @@
 /*
- * The task interface for plexa._native: TaskSubmit built from spec dicts,
- * and the task replies (TaskIds, TaskResults, TaskQueueStatusReply) as
- * Python values. See _native.c's module docstring for the shapes.
+ * The task verbs of plexa._native.Client (see _native.c's module
+ * documentation): spec dicts read into libplexa's task specs
+ * (plx_task_spec_t), which its TaskSubmit builder puts on the wire
+ * (core/client/plx_rq_task.c: buffer runs shared between tasks); the other
+ * task requests, and the task constants.
  *
- * Building a TaskSubmit. Each task's values index its own run of frame
- * buffers (TaskSpec.buf_base/buf_count), which the controller keeps with
- * the task and sends along with it; a recovery spec indexes relative to
- * its parent's run (its buffers are part of the parent's). The values are
- * encoded into a scratch message, so their indices are local from the
- * start; the scratch buffers are then appended to the frame — or, when
- * they are exactly the previous task's buffers, that run is shared
- * (controller and engine only read them). Two things make a big map
- * cheap:
+ * Two things make a big map cheap, and both need Python's view of the
+ * objects:
  *   - an object that is not a plain scalar, str or tuple/list (a function,
- *     an array, a dict) is encoded once per submission and position: the
- *     next task that has the same object at the same local buffer offset
- *     reuses the Value and its buffers (the function of a map is pickled
- *     once, not once per task);
+ *     an array, a dict) is encoded once per submission: the next spec that
+ *     names the same object gets the same encoded value, which the builder
+ *     then converts once (the function of a map is pickled once, not once
+ *     per task);
  *   - an empty dict as a map's kwargs or a string task's push travels as
  *     None (the engine reads both alike), so that tasks which differ only
  *     in inline arguments share one buffer run.
- * Everything stays zero copy: buffers are exports of the objects' memory.
+ * Everything stays zero copy: payloads are exports of the objects' memory.
+ *
+ *   submission context   encoded values, the object cache, spec storage
+ *   specs                spec dict -> plx_task_spec_t
+ *   verbs                submit_tasks, task_reserve, task_wait, task_abort,
+ *                        task_clear, task_queue_status; constants
  */
 #include "_native_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define RECENT 8   /* cache entries searched per lookup */
+#define RECENT 8   /* cached objects searched per lookup */
+
+/* ---- submission context ------------------------------------------------------ */
 
 typedef struct cache_entry {
-    PyObject     *obj;      /* strong reference: its id stays unique */
-    uint32_t      offset;   /* the local buffer offset it was encoded at */
-    Plexa__Value *value;
-    plx_buf_t   **bufs;     /* references */
-    uint32_t      nbufs;
+    PyObject    *obj;     /* strong reference: its id stays unique */
+    plx_value_t *value;
 } cache_entry_t;
 
 typedef struct submit_ctx {
     native_state  *st;
     PyObject      *keep;      /* objects whose memory the specs point into (kind strs) */
-    plx_msg_t     *all;       /* the frame's buffers */
-    plx_msg_t     *scratch;   /* the current task's, numbered locally */
-    Plexa__Value **owned;     /* Values built here: cleared and freed at the end */
+    plx_value_t  **owned;     /* encoded values, destroyed at the end */
     size_t         nowned, capowned;
     void         **mem;       /* other PyMem blocks */
     size_t         nmem, capmem;
-    cache_entry_t *cache;
-    size_t         ncache, capcache;
-    size_t         recent[RECENT];
+    cache_entry_t  recent[RECENT];
     int            nrecent, next_recent;
-    plx_buf_t    **prev;      /* the previous task's buffers ... */
-    uint32_t       nprev;
-    size_t         capprev;
-    uint32_t       prev_base; /* ... at this index of the frame */
 } submit_ctx_t;
-
-/* ---- bookkeeping ------------------------------------------------------------ */
 
 static int grow(void **arr, size_t *cap, size_t need, size_t size)
 {
@@ -91,32 +80,17 @@ static void *ctx_alloc(submit_ctx_t *x, size_t n, size_t size)
 
 static void ctx_clear(submit_ctx_t *x)
 {
-    for (size_t i = 0; i < x->nowned; i++) {
-        plx_pyvalue_clear(x->owned[i]);
-        PyMem_Free(x->owned[i]);
-    }
+    for (size_t i = 0; i < x->nowned; i++)
+        plx_value_destroy(&x->owned[i]);
     PyMem_Free(x->owned);
     for (size_t i = 0; i < x->nmem; i++)
         PyMem_Free(x->mem[i]);
     PyMem_Free(x->mem);
-    for (size_t i = 0; i < x->ncache; i++) {
-        cache_entry_t *c = &x->cache[i];
-        Py_XDECREF(c->obj);
-        for (uint32_t b = 0; b < c->nbufs; b++)
-            plx_buf_unref(&c->bufs[b]);
-        PyMem_Free(c->bufs);
-    }
-    PyMem_Free(x->cache);
-    PyMem_Free(x->prev);
+    for (int i = 0; i < x->nrecent; i++)
+        Py_XDECREF(x->recent[i].obj);
     Py_XDECREF(x->keep);
-    /* Our references to exported buffers go; a message being written
-     * holds its own. */
-    plx_msg_destroy(&x->all);
-    plx_msg_destroy(&x->scratch);
     memset(x, 0, sizeof *x);
 }
-
-/* ---- values ------------------------------------------------------------------ */
 
 /* Worth caching by identity: anything whose encoding is not cheap inline
  * data rebuilt per object anyway. */
@@ -126,90 +100,48 @@ static int cacheable(PyObject *o)
              PyUnicode_CheckExact(o) || PyTuple_CheckExact(o) || PyList_CheckExact(o));
 }
 
-static cache_entry_t *cache_find(submit_ctx_t *x, PyObject *obj, uint32_t offset)
+/* Remember obj's value; the oldest of RECENT entries makes room. */
+static void cache_add(submit_ctx_t *x, PyObject *obj, plx_value_t *v)
 {
-    for (int i = 0; i < x->nrecent; i++) {
-        cache_entry_t *c = &x->cache[x->recent[i]];
-        if (c->obj == obj && c->offset == offset)
-            return c;
-    }
-    return NULL;
-}
-
-static int cache_add(submit_ctx_t *x, PyObject *obj, uint32_t offset, Plexa__Value *v)
-{
-    if (grow((void **)&x->cache, &x->capcache, x->ncache + 1, sizeof *x->cache) < 0)
-        return -1;
-    uint32_t n = x->scratch->nbufs - offset;
-    cache_entry_t *c = &x->cache[x->ncache];
-    memset(c, 0, sizeof *c);
-    c->bufs = PyMem_Calloc(n ? n : 1, sizeof *c->bufs);
-    if (!c->bufs) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (uint32_t i = 0; i < n; i++)
-        c->bufs[i] = plx_buf_ref(x->scratch->bufs[offset + i]);
-    c->nbufs = n;
-    c->obj = Py_NewRef(obj);
-    c->offset = offset;
-    c->value = v;
+    cache_entry_t *c;
     if (x->nrecent < RECENT) {
-        x->recent[x->nrecent++] = x->ncache;
+        c = &x->recent[x->nrecent++];
     } else {
-        x->recent[x->next_recent] = x->ncache;
+        c = &x->recent[x->next_recent];
         x->next_recent = (x->next_recent + 1) % RECENT;
+        Py_DECREF(c->obj);
     }
-    x->ncache++;
-    return 0;
+    c->obj = Py_NewRef(obj);
+    c->value = v;
 }
 
-/* The Value of obj, its buffers appended to the scratch message. The
- * Value belongs to the context (possibly shared between tasks). */
-static Plexa__Value *encode_obj(submit_ctx_t *x, PyObject *obj)
+/* The encoded value of obj, owned by the context (possibly shared between
+ * specs). NULL with an exception. */
+static const plx_value_t *encode_obj(submit_ctx_t *x, PyObject *obj)
 {
-    uint32_t offset = x->scratch->nbufs;
     int cache = cacheable(obj);
-    if (cache) {
-        cache_entry_t *c = cache_find(x, obj, offset);
-        if (c) {
-            for (uint32_t i = 0; i < c->nbufs; i++)
-                if (plx_msg_add_buf(x->scratch, c->bufs[i]) != PLX_OK) {
-                    PyErr_NoMemory();
-                    return NULL;
-                }
-            return c->value;
-        }
-    }
+    for (int i = 0; cache && i < x->nrecent; i++)
+        if (x->recent[i].obj == obj)
+            return x->recent[i].value;
     if (grow((void **)&x->owned, &x->capowned, x->nowned + 1, sizeof *x->owned) < 0)
         return NULL;
-    Plexa__Value *v = PyMem_Calloc(1, sizeof *v);
-    if (!v) {
-        PyErr_NoMemory();
-        return NULL;
-    }
-    plexa__value__init(v);
-    x->owned[x->nowned++] = v;
-    PyObject *desc = PyObject_CallOneArg(x->st->encode, obj);
-    if (!desc)
-        return NULL;   /* what pickling raised, unchanged */
     plx_err_t err = {0};
-    int rc = plx_pyvalue_from_desc(desc, v, x->scratch, &err);
-    Py_DECREF(desc);
-    if (rc != PLX_OK) {
-        if (rc == PLX_ENOMEM)
+    plx_value_t *v = nv_value_encode(x->st, obj, &err);
+    if (!v) {
+        if (err.code == PLX_ENOMEM)
             PyErr_NoMemory();
-        else
+        else if (err.code != PLX_OK)
             PyErr_Format(x->st->serialization_error, "cannot serialize a %.100s: %s",
                          Py_TYPE(obj)->tp_name, err.msg);
         return NULL;
     }
-    if (cache && cache_add(x, obj, offset, v) < 0)
-        return NULL;
+    x->owned[x->nowned++] = v;
+    if (cache)
+        cache_add(x, obj, v);
     return v;
 }
 
-/* ---- specs ------------------------------------------------------------------ */
+/* ---- specs -------------------------------------------------------------------- */
 
 static const char *const SPEC_KEYS[] = {
     "kind", "args", "clear_before", "clear_after", "retries", "depend", "after", "recovery",
@@ -248,19 +180,19 @@ static int check_keys(submit_ctx_t *x, PyObject *d, int found, Py_ssize_t index)
     return 0;
 }
 
-static int get_bool(PyObject *o, protobuf_c_boolean *has, protobuf_c_boolean *out)
+/* A flag: PLX_SPEC_UNSET for None or absent, else 0 or 1. */
+static int get_flag(PyObject *o, int *out)
 {
     if (!o || o == Py_None)
         return 0;
     int t = PyObject_IsTrue(o);
     if (t < 0)
         return -1;
-    *has = 1;
     *out = t != 0;
     return 0;
 }
 
-static int parse_after(submit_ctx_t *x, PyObject *o, Plexa__TaskSpec *s, Py_ssize_t index)
+static int parse_after(submit_ctx_t *x, PyObject *o, plx_task_spec_t *s, Py_ssize_t index)
 {
     if (!o || o == Py_None)
         return 0;
@@ -283,18 +215,59 @@ static int parse_after(submit_ctx_t *x, PyObject *o, Plexa__TaskSpec *s, Py_ssiz
     }
     Py_DECREF(seq);
     if (rc == 0) {
-        s->n_after = (size_t)n;
+        s->nafter = (size_t)n;
         s->after = ids;
     }
     return rc;
 }
 
-static int build_fields(submit_ctx_t *x, PyObject **v, Plexa__TaskSpec *s, Plexa__TaskSpec *rec,
+/* The encoded arguments of a spec of kind. */
+static int parse_args(submit_ctx_t *x, PyObject *o, const char *kind, plx_task_spec_t *s,
+                      Py_ssize_t index)
+{
+    if (!o || o == Py_None)
+        return 0;
+    if (PyUnicode_Check(o) || PyBytes_Check(o) || PyDict_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "task spec %zd: 'args' must be a list or tuple, not "
+                     "'%.100s'", index, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    /* A snapshot: encoding runs Python code, which could change a list. */
+    PyObject *seq = PySequence_Tuple(o);
+    if (!seq)
+        return -1;
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
+    int is_map = strcmp(kind, "map") == 0, is_string = strcmp(kind, "string") == 0;
+    /* A chunk says how many argument tuples it holds, so that the
+     * controller may cut it into pieces without unpickling it. */
+    if (strcmp(kind, "chunk") == 0 && n == 2 && PyList_Check(PyTuple_GET_ITEM(seq, 1)) &&
+        PyList_GET_SIZE(PyTuple_GET_ITEM(seq, 1)) <= UINT32_MAX)
+        s->elements = PyList_GET_SIZE(PyTuple_GET_ITEM(seq, 1));
+    const plx_value_t **argv = ctx_alloc(x, (size_t)n, sizeof *argv);
+    int rc = argv ? 0 : -1;
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+        PyObject *a = PyTuple_GET_ITEM(seq, i);
+        /* an empty kwargs / push dict travels as None */
+        if (((is_map && i == 2) || (is_string && i == 1)) && PyDict_CheckExact(a) &&
+            PyDict_GET_SIZE(a) == 0)
+            a = Py_None;
+        argv[i] = encode_obj(x, a);
+        rc = argv[i] ? 0 : -1;
+    }
+    Py_DECREF(seq);
+    if (rc == 0) {
+        s->nargs = (size_t)n;
+        s->args = argv;
+    }
+    return rc;
+}
+
+static int build_fields(submit_ctx_t *x, PyObject **v, plx_task_spec_t *s, plx_task_spec_t *rec,
                         Py_ssize_t index);
 
-/* Fill s from the spec dict d (values encoded into the scratch message). A
- * recovery spec goes to *rec (NULL: none allowed, we are one already). */
-static int build_spec(submit_ctx_t *x, PyObject *d, Plexa__TaskSpec *s, Plexa__TaskSpec *rec,
+/* Fill s from the spec dict d. A recovery spec goes to *rec (NULL: none
+ * allowed, we are one already). */
+static int build_spec(submit_ctx_t *x, PyObject *d, plx_task_spec_t *s, plx_task_spec_t *rec,
                       Py_ssize_t index)
 {
     if (!PyDict_Check(d)) {
@@ -321,58 +294,21 @@ static int build_spec(submit_ctx_t *x, PyObject *d, Plexa__TaskSpec *s, Plexa__T
     return rc;
 }
 
-static int build_fields(submit_ctx_t *x, PyObject **v, Plexa__TaskSpec *s, Plexa__TaskSpec *rec,
+static int build_fields(submit_ctx_t *x, PyObject **v, plx_task_spec_t *s, plx_task_spec_t *rec,
                         Py_ssize_t index)
 {
-    plexa__task_spec__init(s);
+    *s = plx_task_spec_init();
     if (!v[K_KIND] || !PyUnicode_Check(v[K_KIND])) {
         PyErr_Format(PyExc_TypeError, "task spec %zd: 'kind' must be a str", index);
         return -1;
     }
-    Py_ssize_t klen;
-    const char *kind = PyUnicode_AsUTF8AndSize(v[K_KIND], &klen);
+    const char *kind = PyUnicode_AsUTF8(v[K_KIND]);
     if (!kind || PyList_Append(x->keep, v[K_KIND]) < 0)
         return -1;
-    s->kind = (char *)kind;   /* x->keep holds the str until packing */
-    int is_map = strcmp(kind, "map") == 0, is_string = strcmp(kind, "string") == 0;
-
-    if (v[K_ARGS] && v[K_ARGS] != Py_None) {
-        if (PyUnicode_Check(v[K_ARGS]) || PyBytes_Check(v[K_ARGS]) || PyDict_Check(v[K_ARGS])) {
-            PyErr_Format(PyExc_TypeError, "task spec %zd: 'args' must be a list or tuple, not "
-                         "'%.100s'", index, Py_TYPE(v[K_ARGS])->tp_name);
-            return -1;
-        }
-        /* A snapshot: encoding runs Python code, which could change a list. */
-        PyObject *seq = PySequence_Tuple(v[K_ARGS]);
-        if (!seq)
-            return -1;
-        Py_ssize_t n = PyTuple_GET_SIZE(seq);
-        /* A chunk says how many argument tuples it holds, so that the
-         * controller may cut it into pieces without unpickling it. */
-        if (strcmp(kind, "chunk") == 0 && n == 2 && PyList_Check(PyTuple_GET_ITEM(seq, 1)) &&
-            PyList_GET_SIZE(PyTuple_GET_ITEM(seq, 1)) <= UINT32_MAX) {
-            s->has_elements = 1;
-            s->elements = (uint32_t)PyList_GET_SIZE(PyTuple_GET_ITEM(seq, 1));
-        }
-        Plexa__Value **argv = ctx_alloc(x, (size_t)n, sizeof *argv);
-        int rc = argv ? 0 : -1;
-        for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
-            PyObject *a = PyTuple_GET_ITEM(seq, i);
-            /* an empty kwargs / push dict travels as None */
-            if (((is_map && i == 2) || (is_string && i == 1)) && PyDict_CheckExact(a) &&
-                PyDict_GET_SIZE(a) == 0)
-                a = Py_None;
-            argv[i] = encode_obj(x, a);
-            rc = argv[i] ? 0 : -1;
-        }
-        Py_DECREF(seq);
-        if (rc < 0)
-            return -1;
-        s->n_args = (size_t)n;
-        s->args = argv;
-    }
-    if (get_bool(v[K_CLEAR_BEFORE], &s->has_clear_before, &s->clear_before) < 0 ||
-        get_bool(v[K_CLEAR_AFTER], &s->has_clear_after, &s->clear_after) < 0)
+    s->kind = kind;   /* x->keep holds the str until packing */
+    if (parse_args(x, v[K_ARGS], kind, s, index) < 0 ||
+        get_flag(v[K_CLEAR_BEFORE], &s->clear_before) < 0 ||
+        get_flag(v[K_CLEAR_AFTER], &s->clear_after) < 0)
         return -1;
     if (v[K_RETRIES] && v[K_RETRIES] != Py_None) {
         long r = PyLong_AsLong(v[K_RETRIES]);
@@ -391,8 +327,7 @@ static int build_fields(submit_ctx_t *x, PyObject **v, Plexa__TaskSpec *s, Plexa
                          "'%.100s'", index, Py_TYPE(v[K_DEPEND])->tp_name);
             return -1;
         }
-        s->depend = encode_obj(x, v[K_DEPEND]);
-        if (!s->depend)
+        if (!(s->depend = encode_obj(x, v[K_DEPEND])))
             return -1;
     }
     if (parse_after(x, v[K_AFTER], s, index) < 0)
@@ -403,134 +338,110 @@ static int build_fields(submit_ctx_t *x, PyObject **v, Plexa__TaskSpec *s, Plexa
                          "recovery task of its own", index);
             return -1;
         }
-        /* Its values index from its own buf_base: encode them into a
-         * scratch of their own, then append it to the parent's buffers. */
-        plx_msg_t *parent = x->scratch, *own = plx_msg_new(0);
-        if (!own) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        x->scratch = own;
-        int rc = build_spec(x, v[K_RECOVERY], rec, NULL, index);
-        x->scratch = parent;
-        uint32_t start = parent->nbufs;
-        for (uint32_t i = 0; rc == 0 && i < own->nbufs; i++)
-            if (plx_msg_add_buf(parent, own->bufs[i]) != PLX_OK) {
-                PyErr_NoMemory();
-                rc = -1;
-            }
-        rec->has_buf_base = 1;
-        rec->buf_base = start;   /* relative to the parent's buffers */
-        rec->has_buf_count = 1;
-        rec->buf_count = own->nbufs;
-        plx_msg_destroy(&own);
-        if (rc < 0)
+        if (build_spec(x, v[K_RECOVERY], rec, NULL, index) < 0)
             return -1;
         s->recovery = rec;
     }
     return 0;
 }
 
-/* Give the finished task s its run of frame buffers (sharing the
- * previous task's when identical) and empty the scratch message. */
-static int place_buffers(submit_ctx_t *x, Plexa__TaskSpec *s)
+/* ---- verbs --------------------------------------------------------------------------- */
+
+/* The C client when it is a task client (or, for read-only requests, a
+ * status client); else NULL with an exception. */
+static plx_client_t *task_client_of(ClientObject *self, const char *what, int read_only)
 {
-    plx_msg_t *sc = x->scratch;
-    uint32_t n = sc->nbufs, base = 0;
-    if (n > 0) {
-        if (n == x->nprev && memcmp(x->prev, sc->bufs, n * sizeof *sc->bufs) == 0) {
-            base = x->prev_base;
-        } else {
-            base = x->all->nbufs;
-            if (grow((void **)&x->prev, &x->capprev, n, sizeof *x->prev) < 0)
-                return -1;
-            for (uint32_t i = 0; i < n; i++) {
-                if (plx_msg_add_buf(x->all, sc->bufs[i]) != PLX_OK) {
-                    PyErr_NoMemory();
-                    return -1;
-                }
-                x->prev[i] = sc->bufs[i];
-            }
-            x->nprev = n;
-            x->prev_base = base;
-        }
+    plx_client_t *c = nv_client_of(self);
+    int ok = self->role == PLX_CLIENT_ROLE_TASK ||
+             (read_only && self->role == PLX_CLIENT_ROLE_STATUS);
+    if (c && !ok) {
+        PyErr_Format(PyExc_TypeError, "%s needs a task client: Client(..., role='task')", what);
+        return NULL;
     }
-    s->has_buf_base = 1;
-    s->buf_base = base;
-    s->has_buf_count = 1;
-    s->buf_count = n;
-    for (uint32_t i = 0; i < n; i++)
-        plx_buf_unref(&sc->bufs[i]);
-    sc->nbufs = 0;
-    return 0;
+    return c;
 }
 
-int nv_submit_tasks(native_state *st, plx_client_t *c, PyObject *specs, uint64_t first_id,
-                    plx_request_t **r)
+/* Encode the spec dicts and submit them on c (first_id: see plx_rq_task_submit). */
+static int submit_specs(native_state *st, plx_client_t *c, PyObject *seq, uint64_t first_id,
+                        plx_request_t **r)
 {
-    int rc = -1;
-    if (PyDict_Check(specs)) {
-        PyErr_SetString(PyExc_TypeError, "specs must be a list of dicts, not one dict");
-        return -1;
-    }
-    PyObject *seq = PySequence_Tuple(specs);   /* a snapshot, see build_spec */
-    if (!seq)
-        return -1;
     Py_ssize_t n = PyTuple_GET_SIZE(seq);
     submit_ctx_t x;
     memset(&x, 0, sizeof x);
     x.st = st;
     x.keep = PyList_New(0);
-    x.all = plx_msg_new(0);
-    x.scratch = plx_msg_new(0);
-    Plexa__TaskSpec *specv = NULL, *recv = NULL, **ptrs = NULL;
-    if (!x.keep || !x.all || !x.scratch) {
-        PyErr_NoMemory();
-        goto out;
+    plx_task_spec_t *specv = x.keep ? ctx_alloc(&x, (size_t)n, sizeof *specv) : NULL;
+    plx_task_spec_t *recv = specv ? ctx_alloc(&x, (size_t)n, sizeof *recv) : NULL;
+    int rc = recv ? 0 : -1;
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++)
+        rc = build_spec(&x, PyTuple_GET_ITEM(seq, i), &specv[i], &recv[i], i);
+    if (rc == 0) {
+        plx_err_t err = {0};
+        if (plx_rq_task_submit(c, specv, (size_t)n, first_id, r, &err) != PLX_OK) {
+            nv_raise(st, err.code, err.msg);
+            rc = -1;
+        }
     }
-    specv = ctx_alloc(&x, (size_t)n, sizeof *specv);
-    recv = specv ? ctx_alloc(&x, (size_t)n, sizeof *recv) : NULL;
-    ptrs = recv ? ctx_alloc(&x, (size_t)n, sizeof *ptrs) : NULL;
-    if (!ptrs)
-        goto out;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (build_spec(&x, PyTuple_GET_ITEM(seq, i), &specv[i], &recv[i], i) < 0 ||
-            place_buffers(&x, &specv[i]) < 0)
-            goto out;
-        ptrs[i] = &specv[i];
-    }
-    plx_limits_t lim = plx_limits_default();
-    if (x.all->nbufs > lim.max_bufs) {
-        PyErr_Format(st->message_size_error, "these %zd tasks need %u frame buffers, over the "
-                     "limit of %u per message: submit them in smaller batches", n,
-                     (unsigned)x.all->nbufs, (unsigned)lim.max_bufs);
-        goto out;
-    }
-    Plexa__TaskSubmit ts = PLEXA__TASK_SUBMIT__INIT;
-    ts.n_tasks = (size_t)n;
-    ts.tasks = ptrs;
-    ts.has_first_id = ts.has_quiet = first_id != 0;
-    ts.first_id = first_id;
-    ts.quiet = first_id != 0;
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.body_case = PLEXA__ENVELOPE__BODY_TASK_SUBMIT;
-    env.task_submit = &ts;
-    plx_err_t err = {0};
-    int sent = first_id ? plx_client_send(c, &env, x.all->bufs, x.all->nbufs, &err)
-                        : plx_client_submit(c, &env, x.all->bufs, x.all->nbufs, r, &err);
-    if (sent != PLX_OK)
-        nv_raise(st, err.code, err.msg);
-    else
-        rc = 0;
-out:
     ctx_clear(&x);
-    Py_DECREF(seq);
     return rc;
 }
 
-/* ---- ids ----------------------------------------------------------------------- */
+PyObject *nv_submit_tasks(ClientObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "specs", "first_id", NULL };
+    PyObject *specs;
+    unsigned long long first_id = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|K:submit_tasks", kwlist, &specs, &first_id))
+        return NULL;
+    native_state *st = nv_state((PyObject *)self);
+    plx_client_t *c = st ? task_client_of(self, "submit_tasks", 0) : NULL;
+    if (!c)
+        return NULL;
+    if (PyDict_Check(specs)) {
+        PyErr_SetString(PyExc_TypeError, "specs must be a list of dicts, not one dict");
+        return NULL;
+    }
+    PyObject *seq = PySequence_Tuple(specs);   /* a snapshot, see build_spec */
+    if (!seq)
+        return NULL;
+    plx_request_t *r = NULL;
+    int rc = submit_specs(st, c, seq, (uint64_t)first_id, &r);
+    Py_DECREF(seq);
+    nv_release_drain();
+    if (rc < 0)
+        return NULL;
+    if (first_id)
+        Py_RETURN_NONE;
+    return nv_request_new((PyObject *)self, r, REQ_TASK_IDS);
+}
 
-int nv_parse_task_ids(PyObject *o, uint64_t **out, size_t *n)
+/* Wrap a task request the builder submitted (rc its outcome; r, set by
+ * that call, is read only after it). */
+static PyObject *task_request(ClientObject *self, int rc, plx_request_t *r,
+                              const plx_err_t *err, enum req_kind kind)
+{
+    if (rc != PLX_OK)
+        return nv_raise_err((PyObject *)self, err);
+    return nv_request_new((PyObject *)self, r, kind);
+}
+
+PyObject *nv_submit_task_reserve(ClientObject *self, PyObject *args)
+{
+    unsigned int count;
+    if (!PyArg_ParseTuple(args, "I:submit_task_reserve", &count))
+        return NULL;
+    plx_client_t *c = task_client_of(self, "submit_task_reserve", 0);
+    plx_request_t *r = NULL;
+    plx_err_t err = {0};
+    if (!c)
+        return NULL;
+    int rc = plx_rq_task_reserve(c, count, &r, &err);
+    return task_request(self, rc, r, &err, REQ_TASK_IDS);
+}
+
+/* None, an int or a sequence of ints -> a PyMem_Malloc'd array (NULL when
+ * empty; free with PyMem_Free). */
+static int parse_task_ids(PyObject *o, uint64_t **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -569,141 +480,96 @@ int nv_parse_task_ids(PyObject *o, uint64_t **out, size_t *n)
     return 0;
 }
 
-/* ---- replies --------------------------------------------------------------------- */
-
-PyObject *nv_task_ids(const Plexa__TaskIds *ti)
+PyObject *nv_submit_task_wait(ClientObject *self, PyObject *args, PyObject *kw)
 {
-    return Py_BuildValue("(KI)", (unsigned long long)(ti->has_first ? ti->first : 0),
-                         (unsigned)(ti->has_count ? ti->count : 0));
-}
-
-static PyObject *opt_double(protobuf_c_boolean has, double v)
-{
-    if (!has)
-        Py_RETURN_NONE;
-    return PyFloat_FromDouble(v);
-}
-
-/* The error of a TaskResult as (ename, evalue, traceback), or None. */
-static PyObject *task_error(const Plexa__RemoteError *e)
-{
-    if (!e)
-        Py_RETURN_NONE;
-    const char *ename = e->ename && *e->ename ? e->ename : "RemoteError";
-    return Py_BuildValue("(NNN)", nv_str(ename), nv_str(e->evalue), nv_str(e->traceback));
-}
-
-/* nv_local_error for the values of task task_id. */
-static PyObject *decode_error(uint64_t task_id)
-{
-    char where[96];
-    snprintf(where, sizeof where, "decoding the result of task %llu",
-             (unsigned long long)task_id);
-    return nv_local_error(where);
-}
-
-/* The decoded values of one result; on a failure to decode, NULL with
- * *error replaced by the reason (status then becomes TASK_FAILED). */
-static PyObject *task_values(native_state *st, const plx_msg_t *msg, const Plexa__TaskResult *r,
-                             PyObject **error, int *failed)
-{
-    PyObject *list = PyList_New((Py_ssize_t)r->n_values);
-    if (!list)
+    static char *kwlist[] = { "ids", "block", "release", NULL };
+    PyObject *ids_o;
+    int block = 1, release = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|pp:submit_task_wait", kwlist, &ids_o, &block,
+                                     &release))
         return NULL;
-    uint32_t base = r->has_buf_base ? r->buf_base : 0;
-    uint32_t nbufs = base <= msg->nbufs ? msg->nbufs - base : 0;
-    for (size_t i = 0; i < r->n_values; i++) {
-        plx_err_t err = {0};
-        PyObject *desc = plx_pyvalue_to_desc(r->values[i], msg->bufs + (base <= msg->nbufs ? base : 0),
-                                             nbufs, &err);
-        PyObject *obj = desc ? PyObject_CallOneArg(st->decode, desc) : NULL;
-        Py_XDECREF(desc);
-        if (!obj) {
-            PyObject *e = desc ? decode_error(r->task_id)
-                               : Py_BuildValue("(sss)", "ProtocolError", err.msg, err.msg);
-            if (!e) {
-                Py_DECREF(list);
-                return NULL;
-            }
-            Py_SETREF(*error, e);
-            *failed = 1;
-            Py_DECREF(list);
-            return PyList_New(0);
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, obj);
-    }
-    return list;
-}
-
-static PyObject *task_tuple(native_state *st, const plx_msg_t *msg, const Plexa__TaskResult *r)
-{
-    PyObject *error = task_error(r->error);
-    if (!error)
+    uint64_t *ids;
+    size_t n;
+    if (parse_task_ids(ids_o, &ids, &n) < 0)
         return NULL;
-    int failed = 0;
-    PyObject *values = task_values(st, msg, r, &error, &failed);
-    if (!values) {
-        Py_DECREF(error);
+    plx_client_t *c = task_client_of(self, "submit_task_wait", 0);
+    plx_request_t *r = NULL;
+    plx_err_t err = {0};
+    PyObject *req = NULL;
+    if (c) {
+        int rc = plx_rq_task_wait(c, ids, n, block, release, &r, &err);
+        req = task_request(self, rc, r, &err, REQ_TASK_RESULTS);
+    }
+    PyMem_Free(ids);
+    return req;
+}
+
+/* TaskAbort and TaskClear carry only a list of ids and are acknowledged. */
+static PyObject *submit_task_ids(ClientObject *self, PyObject *ids_o, int abort,
+                                 const char *what)
+{
+    uint64_t *ids;
+    size_t n;
+    if (parse_task_ids(ids_o, &ids, &n) < 0)
         return NULL;
+    plx_client_t *c = task_client_of(self, what, 0);
+    plx_request_t *r = NULL;
+    plx_err_t err = {0};
+    PyObject *req = NULL;
+    if (c) {
+        int rc = abort ? plx_rq_task_abort(c, ids, n, &r, &err)
+                       : plx_rq_task_clear(c, ids, n, &r, &err);
+        req = task_request(self, rc, r, &err, REQ_ACK);
     }
-    int status = r->has_status ? (int)r->status : PLEXA__TASK_STATUS__TASK_FAILED;
-    if (failed)
-        status = PLEXA__TASK_STATUS__TASK_FAILED;
-    PyObject *engine = r->has_engine_id ? PyLong_FromLong(r->engine_id) : Py_NewRef(Py_None);
-    return Py_BuildValue("(KiNNNNNN)", (unsigned long long)r->task_id, status, engine, values,
-                         error, opt_double(r->has_submitted, r->submitted),
-                         opt_double(r->has_started, r->started),
-                         opt_double(r->has_completed, r->completed));
+    PyMem_Free(ids);
+    return req;
 }
 
-static PyObject *task_item(native_state *st, const plx_msg_t *msg, const void *item)
+PyObject *nv_submit_task_abort(ClientObject *self, PyObject *args, PyObject *kw)
 {
-    return task_tuple(st, msg, item);
+    static char *kwlist[] = { "ids", NULL };
+    PyObject *ids_o;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O:submit_task_abort", kwlist, &ids_o))
+        return NULL;
+    return submit_task_ids(self, ids_o, 1, "submit_task_abort");
 }
 
-PyObject *nv_task_results(native_state *st, const plx_msg_t *msg, const Plexa__TaskResults *tr)
+PyObject *nv_submit_task_clear(ClientObject *self, PyObject *args, PyObject *kw)
 {
-    return nv_list_of(st, msg, (void *const *)tr->results, tr->n_results, task_item);
+    static char *kwlist[] = { "ids", NULL };
+    PyObject *ids_o = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:submit_task_clear", kwlist, &ids_o))
+        return NULL;
+    return submit_task_ids(self, ids_o, 0, "submit_task_clear");
 }
 
-static PyObject *u64_list(const uint64_t *v, size_t n)
+PyObject *nv_submit_task_queue_status(ClientObject *self, PyObject *args, PyObject *kw)
 {
-    PyObject *list = PyList_New((Py_ssize_t)n);
-    for (size_t i = 0; list && i < n; i++) {
-        PyObject *o = PyLong_FromUnsignedLongLong(v[i]);
-        if (!o)
-            Py_CLEAR(list);
-        else
-            PyList_SET_ITEM(list, (Py_ssize_t)i, o);
-    }
-    return list;
-}
-
-PyObject *nv_task_queue_status(const Plexa__TaskQueueStatusReply *q, int verbose)
-{
-    if (!verbose)
-        return Py_BuildValue("{sKsKsKsK}", "pending", (unsigned long long)q->pending,
-                             "scheduled", (unsigned long long)q->scheduled,
-                             "succeeded", (unsigned long long)q->succeeded,
-                             "failed", (unsigned long long)q->failed);
-    return Py_BuildValue("{sNsNsNsN}", "pending", u64_list(q->pending_ids, q->n_pending_ids),
-                         "scheduled", u64_list(q->scheduled_ids, q->n_scheduled_ids),
-                         "succeeded", u64_list(q->succeeded_ids, q->n_succeeded_ids),
-                         "failed", u64_list(q->failed_ids, q->n_failed_ids));
+    static char *kwlist[] = { "verbose", NULL };
+    int verbose = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|p:submit_task_queue_status", kwlist, &verbose))
+        return NULL;
+    plx_client_t *c = task_client_of(self, "submit_task_queue_status", 1);
+    plx_request_t *r = NULL;
+    plx_err_t err = {0};
+    if (!c)
+        return NULL;
+    int rc = plx_rq_task_queue_status(c, verbose, &r, &err);
+    return task_request(self, rc, r, &err, verbose ? REQ_TASK_QSTATUS_VERBOSE : REQ_TASK_QSTATUS);
 }
 
 int nv_add_task_constants(PyObject *mod)
 {
     static const struct { const char *name; int value; } c[] = {
-        { "TASK_PENDING", PLEXA__TASK_STATUS__TASK_PENDING },
-        { "TASK_OK", PLEXA__TASK_STATUS__TASK_OK },
-        { "TASK_FAILED", PLEXA__TASK_STATUS__TASK_FAILED },
-        { "TASK_REJECTED", PLEXA__TASK_STATUS__TASK_REJECTED },
-        { "TASK_ABORTED", PLEXA__TASK_STATUS__TASK_ABORTED },
-        { "TASK_ENGINE_DIED", PLEXA__TASK_STATUS__TASK_ENGINE_DIED },
-        { "TASK_TIMEOUT", PLEXA__TASK_STATUS__TASK_TIMEOUT },
-        { "TASK_EVICTED", PLEXA__TASK_STATUS__TASK_EVICTED },
-        { "TASK_UNKNOWN", PLEXA__TASK_STATUS__TASK_UNKNOWN },
+        { "TASK_PENDING", PLX_TASK_PENDING },
+        { "TASK_OK", PLX_TASK_OK },
+        { "TASK_FAILED", PLX_TASK_FAILED },
+        { "TASK_REJECTED", PLX_TASK_REJECTED },
+        { "TASK_ABORTED", PLX_TASK_ABORTED },
+        { "TASK_ENGINE_DIED", PLX_TASK_ENGINE_DIED },
+        { "TASK_TIMEOUT", PLX_TASK_TIMEOUT },
+        { "TASK_EVICTED", PLX_TASK_EVICTED },
+        { "TASK_UNKNOWN", PLX_TASK_UNKNOWN },
     };
     PyObject *names = PyDict_New();
     if (!names)

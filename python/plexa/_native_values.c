@@ -1,16 +1,24 @@
 /*
  * Values both ways, for plexa._native; see _native_int.h.
  *
- * Sending: plexa._serialize.encode turns an object into a descriptor and
- * core/pyvalue turns the descriptor into a Value whose payloads (array
- * data, bytes, pickle-5 buffers) are exports of the objects' own memory;
+ * Sending: plexa._serialize.encode turns an object into a descriptor,
+ * plain tuples such as ('i64', 5) or ('ndarray', '<f8', (3,), False, buf),
+ * and this file turns the descriptor into libplexa's encoded value
+ * (plx_value_t) whose payloads (array data, bytes, pickle-5 buffers) are
+ * exports of the objects' own memory (core/pyvalue's plx_pyvalue_export);
+ * the request builders of core/client/plx_rq.h put them on the wire and
  * libplexa writes them with writev, so the client copies nothing.
  *
- * Receiving: payloads were read by libplexa straight into the reply's
- * buffers; core/pyvalue wraps them in RecvBuffer objects (each holding a
- * reference to its buffer) and plexa._serialize.decode builds arrays on
- * them, so a pulled array is a view of the received memory and keeps it
- * alive after the request is gone.
+ * Receiving: the reply decoders give values whose payloads are the
+ * reply's buffers; they become RecvBuffer objects (core/pyvalue, each
+ * holding a reference to its buffer) inside descriptors, and
+ * plexa._serialize.decode builds arrays on them, so a pulled array is a
+ * view of the received memory and keeps it alive after the request is
+ * gone.
+ *
+ *   descriptors -> values    nv_value_encode, nv_values_encode
+ *   values -> objects        nv_value_decode
+ *   strings and errors       nv_str, nv_local_error
  */
 #include "_native_int.h"
 
@@ -23,45 +31,275 @@ PyObject *nv_str(const char *s)
     return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
 }
 
-/* ---- encoding --------------------------------------------------------------- */
+/* ---- descriptors -> values ------------------------------------------------------ */
+
+typedef struct fd_ctx {
+    int        depth;
+    plx_err_t *err;
+} fd_ctx_t;
+
+static plx_value_t *from_desc(PyObject *desc, fd_ctx_t *c);
+
+static plx_value_t *nomem(fd_ctx_t *c, const char *what)
+{
+    plx_err_set(c->err, PLX_ENOMEM, "out of memory for %s", what);
+    return NULL;
+}
+
+static plx_value_t *failed(fd_ctx_t *c, const char *what)
+{
+    plx_pyvalue_fail(c->err, PLX_EINVAL, what);
+    return NULL;
+}
+
+static plx_value_t *fd_none(PyObject *const *a, fd_ctx_t *c)
+{
+    plx_value_t *v = plx_value_none();
+    return v ? v : nomem(c, "a value");
+}
+
+static plx_value_t *fd_bool(PyObject *const *a, fd_ctx_t *c)
+{
+    int t = PyObject_IsTrue(a[0]);
+    if (t < 0)
+        return failed(c, "bool descriptor");
+    plx_value_t *v = plx_value_bool(t);
+    return v ? v : nomem(c, "a value");
+}
+
+static plx_value_t *fd_i64(PyObject *const *a, fd_ctx_t *c)
+{
+    if (!PyLong_Check(a[0])) {
+        plx_err_set(c->err, PLX_EINVAL, "i64 descriptor holds a '%.100s', not an int",
+                    Py_TYPE(a[0])->tp_name);
+        return NULL;
+    }
+    long long n = PyLong_AsLongLong(a[0]);
+    if (n == -1 && PyErr_Occurred())
+        return failed(c, "i64 descriptor");
+    plx_value_t *v = plx_value_i64(n);
+    return v ? v : nomem(c, "a value");
+}
+
+static plx_value_t *fd_f64(PyObject *const *a, fd_ctx_t *c)
+{
+    double d = PyFloat_AsDouble(a[0]);
+    if (d == -1.0 && PyErr_Occurred())
+        return failed(c, "f64 descriptor");
+    plx_value_t *v = plx_value_f64(d);
+    return v ? v : nomem(c, "a value");
+}
+
+/* The UTF-8 of str object o (borrowed from it). The wire's strings end at
+ * the first NUL, so one inside is refused rather than silently cut. */
+static const char *utf8_of(PyObject *o, const char *what, plx_err_t *err)
+{
+    if (!PyUnicode_Check(o)) {
+        plx_err_set(err, PLX_EINVAL, "%s must be a str, not '%.100s'", what,
+                    Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (!s) {
+        plx_pyvalue_fail(err, PLX_EINVAL, what);
+        return NULL;
+    }
+    if (memchr(s, '\0', (size_t)n)) {
+        plx_err_set(err, PLX_EINVAL, "%s contains a NUL character", what);
+        return NULL;
+    }
+    return s;
+}
+
+static plx_value_t *fd_str(PyObject *const *a, fd_ctx_t *c)
+{
+    const char *s = utf8_of(a[0], "str descriptor", c->err);
+    plx_value_t *v = s ? plx_value_str(s) : NULL;
+    return v || !s ? v : nomem(c, "a string");
+}
+
+/* A plx_buf_t over a buffer object's memory (zero copy); NULL with err. */
+static plx_buf_t *export(PyObject *o, fd_ctx_t *c)
+{
+    plx_buf_t *b = NULL;
+    return plx_pyvalue_export(o, &b, c->err) == PLX_OK ? b : NULL;
+}
+
+static plx_value_t *fd_bytes(PyObject *const *a, fd_ctx_t *c)
+{
+    plx_buf_t *b = export(a[0], c);
+    if (!b)
+        return NULL;
+    plx_value_t *v = plx_value_bytes_over(b);
+    plx_buf_unref(&b);
+    return v ? v : nomem(c, "a bytes value");
+}
+
+static int fd_shape(PyObject *shape, uint64_t *dims, size_t *ndim, fd_ctx_t *c)
+{
+    PyObject *seq = PySequence_Fast(shape, "ndarray shape must be a sequence");
+    if (!seq)
+        return plx_pyvalue_fail(c->err, PLX_EINVAL, "ndarray descriptor");
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    int rc = n <= PLX_ARRAY_MAX_NDIM ? PLX_OK
+                                     : plx_err_set(c->err, PLX_EINVAL, "ndarray of %zd "
+                                                   "dimensions (at most %d)", n,
+                                                   PLX_ARRAY_MAX_NDIM);
+    for (Py_ssize_t i = 0; rc == PLX_OK && i < n; i++) {
+        unsigned long long d = PyLong_AsUnsignedLongLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (d == (unsigned long long)-1 && PyErr_Occurred())
+            rc = plx_pyvalue_fail(c->err, PLX_EINVAL, "ndarray shape");
+        else
+            dims[i] = d;
+    }
+    *ndim = (size_t)n;
+    Py_DECREF(seq);
+    return rc;
+}
+
+static plx_value_t *fd_ndarray(PyObject *const *a, fd_ctx_t *c)
+{
+    uint64_t dims[PLX_ARRAY_MAX_NDIM];
+    size_t ndim = 0;
+    int fortran = PyObject_IsTrue(a[2]);
+    if (fortran < 0)
+        return failed(c, "ndarray descriptor");
+    const char *dtype = utf8_of(a[0], "ndarray dtype", c->err);
+    if (!dtype || fd_shape(a[1], dims, &ndim, c) != PLX_OK)
+        return NULL;
+    plx_buf_t *b = export(a[3], c);
+    plx_value_t *v = b ? plx_value_array_over(b, 0, b->len, dtype, ndim, dims, fortran, c->err)
+                       : NULL;
+    plx_buf_unref(&b);
+    if (!v && c->err && c->err->code == PLX_EPROTO)
+        c->err->code = PLX_EINVAL;   /* ours to send, not a peer's fault */
+    return v;
+}
+
+static plx_value_t *fd_list(PyObject *const *a, fd_ctx_t *c)
+{
+    if (c->depth >= PLX_PYVALUE_MAX_DEPTH) {
+        plx_err_set(c->err, PLX_EINVAL, "list descriptor nested deeper than %d",
+                    PLX_PYVALUE_MAX_DEPTH);
+        return NULL;
+    }
+    int is_tuple = PyObject_IsTrue(a[1]);
+    PyObject *seq = is_tuple < 0 ? NULL : PySequence_Fast(a[0], "list items must be a sequence");
+    if (!seq)
+        return failed(c, "list descriptor");
+    plx_value_t *l = is_tuple ? plx_value_tuple() : plx_value_list();
+    c->depth++;
+    for (Py_ssize_t i = 0; l && i < PySequence_Fast_GET_SIZE(seq); i++) {
+        plx_value_t *it = from_desc(PySequence_Fast_GET_ITEM(seq, i), c);
+        if (!it || plx_value_list_append(l, &it) != PLX_OK) {
+            if (it) {
+                plx_value_destroy(&it);
+                nomem(c, "a list item");
+            }
+            plx_value_destroy(&l);
+            c->depth--;
+            Py_DECREF(seq);
+            return NULL;
+        }
+    }
+    c->depth--;
+    Py_DECREF(seq);
+    return l ? l : nomem(c, "a list");
+}
+
+static plx_value_t *fd_pickle(PyObject *const *a, fd_ctx_t *c)
+{
+    PyObject *seq = PySequence_Fast(a[1], "pickle buffers must be a sequence");
+    if (!seq)
+        return failed(c, "pickle descriptor");
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    plx_value_t *v = NULL;
+    plx_buf_t **oob = calloc(n ? (size_t)n : 1, sizeof *oob);
+    plx_buf_t *data = oob ? export(a[0], c) : NULL;
+    int ok = data != NULL;
+    for (Py_ssize_t i = 0; ok && i < n; i++)
+        ok = (oob[i] = export(PySequence_Fast_GET_ITEM(seq, i), c)) != NULL;
+    if (!oob)
+        nomem(c, "a pickle value");
+    else if (ok && !(v = plx_value_pickle_over(data, oob, (size_t)n)))
+        nomem(c, "a pickle value");
+    for (Py_ssize_t i = 0; oob && i < n; i++)
+        plx_buf_unref(&oob[i]);
+    free(oob);
+    plx_buf_unref(&data);
+    Py_DECREF(seq);
+    return v;
+}
+
+typedef struct fd_kind {
+    const char *name;
+    Py_ssize_t  nargs;   /* tuple items after the kind name */
+    plx_value_t *(*fn)(PyObject *const *args, fd_ctx_t *c);
+} fd_kind_t;
+
+static const fd_kind_t fd_kinds[] = {
+    { "none",    0, fd_none },
+    { "bool",    1, fd_bool },
+    { "i64",     1, fd_i64 },
+    { "f64",     1, fd_f64 },
+    { "str",     1, fd_str },
+    { "bytes",   1, fd_bytes },
+    { "ndarray", 4, fd_ndarray },
+    { "list",    2, fd_list },
+    { "pickle",  2, fd_pickle },
+};
+
+static plx_value_t *from_desc(PyObject *desc, fd_ctx_t *c)
+{
+    const char *tag = NULL;
+    if (PyTuple_Check(desc) && PyTuple_GET_SIZE(desc) >= 1 &&
+        PyUnicode_Check(PyTuple_GET_ITEM(desc, 0)))
+        tag = PyUnicode_AsUTF8(PyTuple_GET_ITEM(desc, 0));
+    if (!tag) {
+        PyErr_Clear();
+        plx_err_set(c->err, PLX_EINVAL,
+                    "a value descriptor is a tuple starting with its kind, not '%.100s'",
+                    Py_TYPE(desc)->tp_name);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof fd_kinds / sizeof fd_kinds[0]; i++) {
+        const fd_kind_t *k = &fd_kinds[i];
+        if (strcmp(tag, k->name) != 0)
+            continue;
+        if (PyTuple_GET_SIZE(desc) != k->nargs + 1) {
+            plx_err_set(c->err, PLX_EINVAL, "'%s' descriptor has %zd items, expected %zd", tag,
+                        PyTuple_GET_SIZE(desc), k->nargs + 1);
+            return NULL;
+        }
+        return k->fn(&PyTuple_GET_ITEM(desc, 1), c);
+    }
+    plx_err_set(c->err, PLX_EINVAL, "unknown value descriptor kind '%.50s'", tag);
+    return NULL;
+}
+
+plx_value_t *nv_value_encode(native_state *st, PyObject *obj, plx_err_t *err)
+{
+    PyObject *desc = PyObject_CallOneArg(st->encode, obj);
+    if (!desc) {
+        err->code = PLX_OK;   /* what pickling raised stays raised */
+        return NULL;
+    }
+    fd_ctx_t c = { .depth = 1, .err = err };
+    err->code = PLX_OK;
+    plx_value_t *v = from_desc(desc, &c);
+    Py_DECREF(desc);
+    if (!v && err->code == PLX_OK)
+        plx_err_set(err, PLX_ENOMEM, "out of memory for a value");
+    return v;
+}
 
 void nv_values_clear(nv_values_t *vals)
 {
-    for (size_t i = 0; i < vals->n; i++)
-        plx_pyvalue_clear(&vals->v[i]);
+    for (size_t i = 0; vals->v && i < vals->n; i++)
+        plx_value_destroy(&vals->v[i]);
     PyMem_Free(vals->v);
-    PyMem_Free(vals->p);
-    /* Drops our references to the exported buffers; a message still being
-     * written holds its own. */
-    plx_msg_destroy(&vals->bufs);
     memset(vals, 0, sizeof *vals);
-}
-
-/* Raise for a core/pyvalue failure while encoding item i. */
-static int encode_failed(native_state *st, const plx_err_t *err, Py_ssize_t i)
-{
-    if (err->code == PLX_ENOMEM) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    PyErr_Format(st->serialization_error, "cannot serialize item %zd: %s", i, err->msg);
-    return -1;
-}
-
-static int encode_one(native_state *st, PyObject *obj, nv_values_t *out, Py_ssize_t i)
-{
-    PyObject *desc = PyObject_CallOneArg(st->encode, obj);
-    if (!desc)
-        return -1;   /* what pickling raised, unchanged */
-    plx_err_t err = {0};
-    plexa__value__init(&out->v[i]);
-    out->n = (size_t)i + 1;   /* from here on, clear frees it */
-    int rc = plx_pyvalue_from_desc(desc, &out->v[i], out->bufs, &err);
-    Py_DECREF(desc);
-    if (rc != PLX_OK)
-        return encode_failed(st, &err, i);
-    out->p[i] = &out->v[i];
-    return 0;
 }
 
 int nv_values_encode(native_state *st, PyObject *objs, nv_values_t *out)
@@ -71,21 +309,182 @@ int nv_values_encode(native_state *st, PyObject *objs, nv_values_t *out)
     if (!seq)
         return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    out->bufs = plx_msg_new(0);
     out->v = PyMem_Calloc(n ? (size_t)n : 1, sizeof *out->v);
-    out->p = PyMem_Calloc(n ? (size_t)n : 1, sizeof *out->p);
-    int rc = 0;
-    if (!out->bufs || !out->v || !out->p) {
-        PyErr_NoMemory();
+    int rc = out->v ? 0 : (PyErr_NoMemory(), -1);
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+        plx_err_t err = {0};
+        out->v[i] = nv_value_encode(st, PySequence_Fast_GET_ITEM(seq, i), &err);
+        out->n = (size_t)i + 1;
+        if (out->v[i])
+            continue;
         rc = -1;
+        if (err.code == PLX_ENOMEM)
+            PyErr_NoMemory();
+        else if (err.code != PLX_OK)
+            PyErr_Format(st->serialization_error, "cannot serialize item %zd: %s", i, err.msg);
     }
-    for (Py_ssize_t i = 0; rc == 0 && i < n; i++)
-        rc = encode_one(st, PySequence_Fast_GET_ITEM(seq, i), out, i);
     Py_DECREF(seq);
     return rc;
 }
 
-/* ---- decoding ------------------------------------------------------------- */
+/* ---- values -> objects ----------------------------------------------------------- */
+
+static PyObject *to_desc(const plx_value_t *v, int depth, plx_err_t *err);
+
+/* A RecvBuffer over bytes [off, off + len) of b: the buffer itself when
+ * that is all of it (what the decoders give), else a slice of it. */
+static PyObject *buf_obj(plx_buf_t *b, size_t off, size_t len, plx_err_t *err)
+{
+    PyObject *o = plx_recvbuffer_new(b);
+    if (o && (off != 0 || len != b->len)) {
+        PyObject *mv = PyMemoryView_FromObject(o);
+        Py_SETREF(o, mv ? PySequence_GetSlice(mv, (Py_ssize_t)off, (Py_ssize_t)(off + len))
+                        : NULL);
+        Py_XDECREF(mv);
+    }
+    if (!o)
+        plx_pyvalue_fail(err, PLX_ENOMEM, "RecvBuffer");
+    return o;
+}
+
+/* Finish a descriptor built by Py_BuildValue ('N' arguments stolen). */
+static PyObject *built(PyObject *d, plx_err_t *err)
+{
+    if (!d)
+        plx_pyvalue_fail(err, PLX_ENOMEM, "building a value descriptor");
+    return d;
+}
+
+static PyObject *ndarray_desc(const plx_value_t *v, plx_err_t *err)
+{
+    size_t ndim = plx_value_array_ndim(v), off, len;
+    const size_t *dims = plx_value_array_shape(v);
+    PyObject *shape = PyTuple_New((Py_ssize_t)ndim);
+    for (size_t i = 0; shape && i < ndim; i++) {
+        PyObject *n = PyLong_FromSize_t(dims[i]);
+        if (!n)
+            Py_CLEAR(shape);
+        else
+            PyTuple_SET_ITEM(shape, (Py_ssize_t)i, n);
+    }
+    if (!shape)
+        return built(NULL, err);
+    plx_buf_t *b = plx_value_payload(v, &off, &len);
+    PyObject *data = buf_obj(b, off, len, err);
+    if (!data) {
+        Py_DECREF(shape);
+        return NULL;
+    }
+    return built(Py_BuildValue("(ssNON)", "ndarray", plx_value_array_dtype_str(v), shape,
+                               plx_value_array_fortran(v) ? Py_True : Py_False, data), err);
+}
+
+static PyObject *list_desc(const plx_value_t *v, int depth, plx_err_t *err)
+{
+    size_t n = plx_value_list_len(v);
+    PyObject *items = PyList_New((Py_ssize_t)n);
+    if (!items)
+        return built(NULL, err);
+    for (size_t i = 0; i < n; i++) {
+        PyObject *d = to_desc(plx_value_list_get(v, i), depth + 1, err);
+        if (!d) {
+            Py_DECREF(items);
+            return NULL;
+        }
+        PyList_SET_ITEM(items, (Py_ssize_t)i, d);
+    }
+    return built(Py_BuildValue("(sNO)", "list", items,
+                               plx_value_list_is_tuple(v) ? Py_True : Py_False), err);
+}
+
+static PyObject *pickle_desc(const plx_value_t *v, plx_err_t *err)
+{
+    size_t noob, off, len;
+    plx_buf_t *const *oob = plx_value_pickle_oob(v, &noob);
+    PyObject *bufs = PyList_New((Py_ssize_t)noob);
+    if (!bufs)
+        return built(NULL, err);
+    for (size_t i = 0; i < noob; i++) {
+        PyObject *b = buf_obj(oob[i], 0, oob[i]->len, err);
+        if (!b) {
+            Py_DECREF(bufs);
+            return NULL;
+        }
+        PyList_SET_ITEM(bufs, (Py_ssize_t)i, b);
+    }
+    plx_buf_t *b = plx_value_payload(v, &off, &len);
+    PyObject *data = buf_obj(b, off, len, err);
+    if (!data) {
+        Py_DECREF(bufs);
+        return NULL;
+    }
+    return built(Py_BuildValue("(sNN)", "pickle", data, bufs), err);
+}
+
+static PyObject *str_desc(const char *s, plx_err_t *err)
+{
+    /* Strict: a peer that sends invalid UTF-8 as a string is broken. */
+    PyObject *u = PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "strict");
+    if (!u) {
+        plx_pyvalue_fail(err, PLX_EPROTO, "str value");
+        return NULL;
+    }
+    return built(Py_BuildValue("(sN)", "str", u), err);
+}
+
+static PyObject *to_desc(const plx_value_t *v, int depth, plx_err_t *err)
+{
+    int b;
+    int64_t i;
+    double d;
+    size_t off, len;
+    if (depth > PLX_PYVALUE_MAX_DEPTH) {
+        plx_err_set(err, PLX_EPROTO, "value nested deeper than %d lists", PLX_PYVALUE_MAX_DEPTH);
+        return NULL;
+    }
+    switch (plx_value_kind(v)) {
+    case PLX_VALUE_NONE:
+        return built(Py_BuildValue("(s)", "none"), err);
+    case PLX_VALUE_BOOL:
+        plx_value_as_bool(v, &b);
+        return built(Py_BuildValue("(sO)", "bool", b ? Py_True : Py_False), err);
+    case PLX_VALUE_I64:
+        plx_value_as_i64(v, &i);
+        return built(Py_BuildValue("(sL)", "i64", (long long)i), err);
+    case PLX_VALUE_F64:
+        plx_value_as_f64(v, &d);
+        return built(Py_BuildValue("(sd)", "f64", d), err);
+    case PLX_VALUE_STR:
+        return str_desc(plx_value_as_str(v), err);
+    case PLX_VALUE_BYTES: {
+        plx_buf_t *p = plx_value_payload(v, &off, &len);
+        PyObject *o = buf_obj(p, off, len, err);
+        return o ? built(Py_BuildValue("(sN)", "bytes", o), err) : NULL;
+    }
+    case PLX_VALUE_ARRAY:
+        return ndarray_desc(v, err);
+    case PLX_VALUE_LIST:
+        return list_desc(v, depth, err);
+    case PLX_VALUE_PICKLE:
+        return pickle_desc(v, err);
+    }
+    plx_err_set(err, PLX_EPROTO, "value of unknown kind %d", (int)plx_value_kind(v));
+    return NULL;
+}
+
+PyObject *nv_value_decode(native_state *st, const plx_value_t *v, int *malformed,
+                          plx_err_t *err)
+{
+    PyObject *desc = to_desc(v, 1, err);
+    *malformed = desc == NULL;
+    if (!desc)
+        return NULL;
+    PyObject *obj = PyObject_CallOneArg(st->decode, desc);
+    Py_DECREF(desc);
+    return obj;
+}
+
+/* ---- errors --------------------------------------------------------------------------- */
 
 /* The formatted traceback of exception value, "" if it cannot be had. */
 static PyObject *format_exception(PyObject *value)
@@ -103,7 +502,7 @@ static PyObject *format_exception(PyObject *value)
     return text ? text : PyUnicode_FromString("");
 }
 
-PyObject *nv_local_error(const char *where)
+PyObject *nv_local_error(native_state *st, const char *where)
 {
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
@@ -117,153 +516,11 @@ PyObject *nv_local_error(const char *where)
     PyObject *text = format_exception(value);
     PyObject *tbtext = text ? PyUnicode_FromFormat("%U(raised on the client, %s)\n", text, where)
                             : NULL;
-    PyObject *err = Py_BuildValue("(sNN)", dot ? dot + 1 : name,
-                                  evalue ? evalue : nv_str("?"), tbtext);
+    PyObject *err = nv_remote_error(st, PyUnicode_FromString(dot ? dot + 1 : name),
+                                    evalue ? evalue : nv_str("?"), tbtext);
     Py_XDECREF(text);
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(tb);
     return err;
-}
-
-/* nv_local_error for what engine_id returned from method. */
-static PyObject *local_error(int32_t engine_id, const char *method)
-{
-    char where[160];
-    snprintf(where, sizeof where, "decoding what engine %d returned from %s", (int)engine_id,
-             method);
-    return nv_local_error(where);
-}
-
-/* A protocol fault in the reply, as an engine's error. */
-static PyObject *reply_fault(const char *msg)
-{
-    return Py_BuildValue("(sss)", "ProtocolError", msg, msg);
-}
-
-/* Decode the values of one engine's reply into a list. On a decoding
- * failure *error becomes that engine's error and the list is empty.
- * NULL only for failures that are not the data's (e.g. no memory). */
-static PyObject *decode_values(native_state *st, const plx_msg_t *msg,
-                               const Plexa__EngineReply *er, PyObject **error)
-{
-    uint32_t base = er->has_buf_base ? er->buf_base : 0;
-    PyObject *list = PyList_New(0);
-    if (!list || er->n_values == 0)
-        return list;
-    if (base > msg->nbufs) {
-        char why[160];
-        snprintf(why, sizeof why, "reply of engine %d starts at buffer %u of %u",
-                 (int)er->engine_id, (unsigned)base, (unsigned)msg->nbufs);
-        Py_XSETREF(*error, reply_fault(why));
-        if (!*error)
-            Py_CLEAR(list);
-        return list;
-    }
-    const char *method = er->method ? er->method : "request";
-    for (size_t i = 0; i < er->n_values; i++) {
-        plx_err_t err = {0};
-        PyObject *desc = plx_pyvalue_to_desc(er->values[i], msg->bufs + base,
-                                             msg->nbufs - base, &err);
-        int malformed = desc == NULL;   /* core/pyvalue refused it: err says why */
-        PyObject *obj = desc ? PyObject_CallOneArg(st->decode, desc) : NULL;
-        Py_XDECREF(desc);
-        if (obj && PyList_Append(list, obj) == 0) {
-            Py_DECREF(obj);
-            continue;
-        }
-        Py_XDECREF(obj);
-        PyObject *e = malformed ? reply_fault(err.msg) : local_error(er->engine_id, method);
-        Py_XSETREF(*error, e);
-        if (!e || PyList_SetSlice(list, 0, PyList_GET_SIZE(list), NULL) < 0)
-            Py_CLEAR(list);
-        return list;
-    }
-    return list;
-}
-
-static PyObject *execute_tuple(const Plexa__ExecuteResult *x)
-{
-    if (!x)
-        Py_RETURN_NONE;
-    return Py_BuildValue("(iNNN)", x->has_number ? (int)x->number : 0, nv_str(x->input),
-                         nv_str(x->stdout), nv_str(x->stderr));
-}
-
-static PyObject *error_tuple(const Plexa__RemoteError *e)
-{
-    if (!e)
-        Py_RETURN_NONE;
-    /* An exception always has a type name, even from a sloppy peer. */
-    const char *ename = e->ename && *e->ename ? e->ename : "RemoteError";
-    return Py_BuildValue("(NNN)", nv_str(ename), nv_str(e->evalue), nv_str(e->traceback));
-}
-
-static PyObject *engine_tuple(native_state *st, const plx_msg_t *msg, const Plexa__EngineReply *er)
-{
-    PyObject *error = error_tuple(er->error);
-    if (!error)
-        return NULL;
-    PyObject *values = decode_values(st, msg, er, &error);
-    if (!values || !error) {
-        Py_XDECREF(values);
-        Py_XDECREF(error);
-        return NULL;
-    }
-    PyObject *method = er->method ? nv_str(er->method) : Py_NewRef(Py_None);
-    return Py_BuildValue("(iNNNN)", er->has_engine_id ? (int)er->engine_id : -1, method,
-                         execute_tuple(er->execute), values, error);
-}
-
-PyObject *nv_list_of(native_state *st, const plx_msg_t *msg, void *const *items, size_t n,
-                     nv_item_fn convert)
-{
-    PyObject *list = PyList_New((Py_ssize_t)n);
-    for (size_t i = 0; list && i < n; i++) {
-        PyObject *t = convert(st, msg, items[i]);
-        if (!t)
-            Py_CLEAR(list);
-        else
-            PyList_SET_ITEM(list, (Py_ssize_t)i, t);
-    }
-    return list;
-}
-
-static PyObject *engine_item(native_state *st, const plx_msg_t *msg, const void *item)
-{
-    return engine_tuple(st, msg, item);
-}
-
-PyObject *nv_multi_reply(native_state *st, const plx_msg_t *msg, const Plexa__MultiReply *mr)
-{
-    return nv_list_of(st, msg, (void *const *)mr->replies, mr->n_replies, engine_item);
-}
-
-static PyObject *str_list(char **items, size_t n)
-{
-    PyObject *list = PyList_New((Py_ssize_t)n);
-    for (size_t i = 0; list && i < n; i++) {
-        PyObject *s = nv_str(items[i]);
-        if (!s)
-            Py_CLEAR(list);
-        else
-            PyList_SET_ITEM(list, (Py_ssize_t)i, s);
-    }
-    return list;
-}
-
-PyObject *nv_queue_status(const Plexa__QueueStatusReply *qr)
-{
-    PyObject *list = PyList_New((Py_ssize_t)qr->n_engines);
-    for (size_t i = 0; list && i < qr->n_engines; i++) {
-        const Plexa__EngineQueue *q = qr->engines[i];
-        PyObject *t = Py_BuildValue("(iNN)", q->has_engine_id ? (int)q->engine_id : -1,
-                                    str_list(q->pending, q->n_pending),
-                                    str_list(q->queue, q->n_queue));
-        if (!t)
-            Py_CLEAR(list);
-        else
-            PyList_SET_ITEM(list, (Py_ssize_t)i, t);
-    }
-    return list;
 }

@@ -69,9 +69,11 @@ class QueueStatusList(list):
 
 # ---- converting the native replies --------------------------------------------
 #
-# _native's requests answer with one tuple per target engine, in target order:
-# (engine_id, method, execute, values, error), execute None or (number, input,
-# stdout, stderr), values a list, error None or (ename, evalue, traceback).
+# _native's requests answer with one EngineReply per target engine, in target
+# order: .engine_id, .method, .execute (None or an ExecuteResult: .number,
+# .input, .stdout, .stderr), .values (a list), .error (None or a RemoteError:
+# .ename, .evalue, .traceback). Queue status answers EngineQueue: .engine_id,
+# .pending, .queue.
 
 def _result_dict(engine_id, number, code, stdout, stderr):
     return {
@@ -87,10 +89,9 @@ def _check(replies, method):
     """Raise one CompositeError naming every engine whose part raised."""
     elist = []
     for reply in replies:
-        err = reply[4]
+        err = reply.error
         if err is not None:
-            ename, evalue, traceback = err
-            elist.append((ename, evalue, traceback, reply[0], method))
+            elist.append((err.ename, err.evalue, err.traceback, reply.engine_id, method))
     if elist:
         raise CompositeError('one or more exceptions from call to method: %s' % method, elist)
     return replies
@@ -100,9 +101,13 @@ def _execute_value(replies, method='execute'):
     """Per-engine execute outcomes -> ResultList (or a CompositeError)."""
     _check(replies, method)
     results = ResultList()
-    for engine_id, _m, ex, _values, _err in replies:
-        number, code, stdout, stderr = ex if ex is not None else (0, '', '', '')
-        results.append(_result_dict(engine_id, number, code, stdout, stderr))
+    for reply in replies:
+        ex = reply.execute
+        if ex is None:
+            results.append(_result_dict(reply.engine_id, 0, '', '', ''))
+        else:
+            results.append(_result_dict(reply.engine_id, ex.number, ex.input, ex.stdout,
+                                        ex.stderr))
     return results
 
 
@@ -117,7 +122,7 @@ def _first_value(method):
     """values[0] of each engine: one value per engine."""
     def convert(replies):
         _check(replies, method)
-        return [r[3][0] if r[3] else None for r in replies]
+        return [r.values[0] if r.values else None for r in replies]
     return convert
 
 
@@ -125,8 +130,8 @@ def _pull_value(keys_is_str, method='pull'):
     def convert(replies):
         _check(replies, method)
         if keys_is_str:
-            return [r[3][0] for r in replies]
-        return [list(r[3]) for r in replies]
+            return [r.values[0] for r in replies]
+        return [list(r.values) for r in replies]
     return convert
 
 
@@ -143,9 +148,9 @@ def _multi(convert_one, method):
 
 def _queue_status_value(replies):
     out = QueueStatusList()
-    for engine_id, pending, queue in replies:
-        pending, queue = list(pending), list(queue)
+    for q in replies:
+        pending, queue = list(q.pending), list(q.queue)
         # Requests sent ahead to the engine wait there behind the first one.
-        out.append((engine_id, {'pending': pending[0] if pending else repr(None),
+        out.append((q.engine_id, {'pending': pending[0] if pending else repr(None),
                                 'queue': pending[1:] + queue}))
     return out

@@ -244,7 +244,7 @@ class MultiEngineClient(object):
 
         def convert(replies):
             _check(replies, 'keys')
-            return [list(r[3][0]) if r[3] else [] for r in replies]
+            return [list(r.values[0]) if r.values else [] for r in replies]
         return self._finish(req, convert, block)
 
     def kill(self, controller=False, targets=None, block=None):
@@ -322,7 +322,7 @@ class MultiEngineClient(object):
 
         def convert(replies):
             _check(replies, 'gather')
-            return mapObject.joinPartitions([r[3][0] for r in replies])
+            return mapObject.joinPartitions([r.values[0] for r in replies])
         return self._finish(req, convert, block)
 
     def raw_map(self, func, seqs, dist='b', targets=None, block=None):
@@ -362,7 +362,7 @@ class MultiEngineClient(object):
         def convert(list_of_replies):
             replies = [r for rs in list_of_replies for r in rs]
             _check(replies, 'map')
-            return Map.flatten(list(r[3][0]) for r in replies)
+            return Map.flatten(list(r.values[0]) for r in replies)
         if not reqs:
             reqs = [_Done([])]
         return self._finish(reqs, convert, block)

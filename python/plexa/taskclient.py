@@ -84,8 +84,8 @@ def _chunk_values(values):
 
 def _task_error(reply, method='task'):
     """The exception a finished, unsuccessful task stands for."""
-    tid, status, engine_id, _values, err = reply[:5]
-    ename, evalue, tb = err if err else (None, '', '')
+    tid, status, engine_id, err = reply.task_id, reply.status, reply.engine_id, reply.error
+    ename, evalue, tb = (err.ename, err.evalue, err.traceback) if err else (None, '', '')
     if status == TASK_ABORTED:
         e = TaskAborted(evalue or 'task %i was aborted' % tid)
     elif status == TASK_TIMEOUT:
@@ -151,8 +151,8 @@ class TaskClient(object):
         checks."""
         with self._ids_lock:
             if self._blk_next >= self._blk_end:
-                first, count = self._client.submit_task_reserve(self._blk_size).result()
-                self._blk_next, self._blk_end = first, first + count
+                ids = self._client.submit_task_reserve(self._blk_size).result()
+                self._blk_next, self._blk_end = ids.first_id, ids.first_id + ids.count
                 self._blk_size = min(self._blk_size * 4, _RESERVE_MAX)
             tid = self._blk_next
             self._client.submit_tasks([spec], first_id=tid)
@@ -167,11 +167,12 @@ class TaskClient(object):
                 reqs.append(self._client.submit_tasks(specs[i:i + _SUBMIT_BATCH]))
             ids = []
             for i, req in enumerate(reqs):
-                first, count = req.result()
+                got = req.result()
                 want = min(_SUBMIT_BATCH, len(specs) - i * _SUBMIT_BATCH)
-                ids.extend(range(first, first + count))
-                if count != want:
-                    raise KernelError('the controller accepted %d of %d tasks' % (count, want))
+                ids.extend(range(got.first_id, got.first_id + got.count))
+                if got.count != want:
+                    raise KernelError('the controller accepted %d of %d tasks'
+                                      % (got.count, want))
             return ids
         except BaseException:
             for r in reqs:
@@ -190,8 +191,9 @@ class TaskClient(object):
         return reqs
 
     def _wait(self, ids, block):
-        """The replies for ids, in order: (task_id, status, engine_id,
-        values, error, submitted, started, completed)."""
+        """The replies for ids, in order: _native's TaskReply (.task_id,
+        .status, .engine_id, .values, .error, .submitted, .started,
+        .completed)."""
         reqs = self._wait_requests(ids, block)
         out = []
         try:
@@ -215,14 +217,15 @@ class TaskClient(object):
         The engine answers a map task with [value] and a string task with
         [pulled dict, stdout, stderr] (also when its code raised), so a
         result says what it is: no record of the tasks' kinds is kept."""
-        tid, status, engine_id, values, _err, submitted, started, completed = reply[:8]
+        tid, status, engine_id, values = reply.task_id, reply.status, reply.engine_id, \
+            reply.values
         if status == TASK_PENDING:
             return None
         if status in (TASK_OK, TASK_FAILED) and len(values) == 3 and isinstance(values[0], dict):
             tr = TaskResult(values[0] if status == TASK_OK else _task_error(reply), engine_id)
             tr.taskid = tid
             tr.stdout, tr.stderr = values[1], values[2]
-            return _set_times(tr, submitted, started, completed)
+            return _set_times(tr, reply.submitted, reply.started, reply.completed)
         if status == TASK_OK:
             # A map task has one value; a chunk cut into pieces one list each.
             return _chunk_values(values) if len(values) > 1 else (values[0] if values else None)
@@ -282,8 +285,8 @@ class TaskClient(object):
         ids = [_check_taskid(taskids)] if isinstance(taskids, int) else \
             [_check_taskid(t) for t in taskids]
         for reply in self._wait(ids, True):
-            if reply[1] not in (TASK_PENDING, TASK_EVICTED, TASK_UNKNOWN):
-                self._fetched[reply[0]] = reply
+            if reply.status not in (TASK_PENDING, TASK_EVICTED, TASK_UNKNOWN):
+                self._fetched[reply.task_id] = reply
         while len(self._fetched) > _HANDOFF_MAX:
             del self._fetched[next(iter(self._fetched))]
 
@@ -394,9 +397,9 @@ class TaskClient(object):
             busy = 0.0
             for replies in list_of_replies:
                 for reply in replies:
-                    status, values = reply[1], reply[3]
-                    if reply[6] and reply[7]:
-                        busy += reply[7] - reply[6]
+                    status, values = reply.status, reply.values
+                    if reply.started and reply.completed:
+                        busy += reply.completed - reply.started
                     if status != TASK_OK:
                         if failed is None:
                             failed = reply

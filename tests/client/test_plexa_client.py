@@ -6,6 +6,7 @@ CTest; those tests skip without it).
 """
 
 import builtins
+import collections
 import contextlib
 import io
 import os
@@ -167,9 +168,21 @@ def test_import_is_light():
 # ---- client.py over a simulated native client ----------------------------------
 #
 # SimNative speaks _native's API (submit_* -> Request whose result() is one
-# (engine_id, method, execute, values, error) tuple per target engine) over
-# in-process "engines": dicts, a counter and a history each. Values go
-# through cloudpickle both ways, as they do on the wire.
+# EngineReply(engine_id, method, execute, values, error) per target engine,
+# read by name) over in-process "engines": dicts, a counter and a history
+# each. Values go through cloudpickle both ways, as they do on the wire.
+
+ExecuteResult = collections.namedtuple('ExecuteResult', 'number input stdout stderr')
+RemoteErr = collections.namedtuple('RemoteErr', 'ename evalue traceback')
+EngineReply = collections.namedtuple('EngineReply', 'engine_id method execute values error')
+EngineQueue = collections.namedtuple('EngineQueue', 'engine_id pending queue')
+TaskReply = collections.namedtuple('TaskReply', 'task_id status engine_id values error '
+                                                'submitted started completed')
+
+
+def reply(eid, method, execute=None, values=(), error=None):
+    return EngineReply(eid, method, ExecuteResult(*execute) if execute else None, list(values),
+                       error)
 
 
 class StubRequest:
@@ -208,7 +221,8 @@ class SimEngine:
         self.id, self.ns, self.number, self.history = eid, {'id': eid}, 0, {}
 
     def err(self, e):
-        return (type(e).__name__, str(e), ''.join(_tb.format_exception(type(e), e, e.__traceback__)))
+        return RemoteErr(type(e).__name__, str(e),
+                         ''.join(_tb.format_exception(type(e), e, e.__traceback__)))
 
     def execute(self, code):
         self.number += 1
@@ -221,7 +235,7 @@ class SimEngine:
                 error = self.err(e)
         ex = (self.number, code, out.getvalue(), err.getvalue())
         self.history[self.number] = ex
-        return (self.id, 'execute', ex, [], error)
+        return reply(self.id, 'execute', ex, [], error)
 
 
 class SimNative:
@@ -261,7 +275,7 @@ class SimNative:
         for i in self._targets(targets):
             for k, v in items:
                 self.engines[i].ns[k] = _wire(v)
-            out.append((i, 'push', None, [], None))
+            out.append(reply(i, 'push'))
         return self._req(out)
 
     def submit_pull(self, targets, keys):
@@ -275,9 +289,9 @@ class SimNative:
                     if k not in e.ns:
                         raise NameError('name %r is not defined' % k)
                     vals.append(_wire(e.ns[k]))
-                out.append((i, 'pull', None, vals, None))
+                out.append(reply(i, 'pull', None, vals))
             except NameError as ex:
-                out.append((i, 'pull', None, [], e.err(ex)))
+                out.append(reply(i, 'pull', error=e.err(ex)))
         return self._req(out)
 
     def submit_call(self, targets, method, args):
@@ -288,32 +302,33 @@ class SimNative:
             e = self.engines[i]
             try:
                 if method == 'keys':
-                    out.append((i, method, None, [[k for k in e.ns if k != '__builtins__']], None))
+                    out.append(reply(i, method, None, [[k for k in e.ns if k != '__builtins__']]))
                 elif method == 'reset':
                     e.ns = {'id': i}
-                    out.append((i, method, None, [], None))
+                    out.append(reply(i, method))
                 elif method == 'get_result':
                     n = args[0] if args[0] is not None else max(e.history, default=None)
                     if n not in e.history:
                         raise IndexError('no command %r in the history' % (n,))
-                    out.append((i, method, e.history[n], [], None))
+                    out.append(reply(i, method, e.history[n]))
                 elif method == 'map':
                     e.number += 1
                     func, seqs = args
                     if isinstance(func, client.Map._EngineName):   # the engine's __main__
                         func = eval(func.expr, e.ns)
-                    out.append((i, method, (e.number, 'map', '', ''), [_wire(list(map(func, *seqs)))], None))
+                    out.append(reply(i, method, (e.number, 'map', '', ''),
+                                     [_wire(list(map(func, *seqs)))]))
                 else:
                     raise AttributeError(method)
             except Exception as ex:
-                out.append((i, method, None, [], e.err(ex)))
+                out.append(reply(i, method, error=e.err(ex)))
         return self._req(out)
 
     def submit_clear_queue(self, targets):
-        return self._req([(i, 'clear_queue', None, [], None) for i in self._targets(targets)])
+        return self._req([reply(i, 'clear_queue') for i in self._targets(targets)])
 
     def submit_queue_status(self, targets):
-        return self._req([(i, ['execute: time.sleep(1)'] if i == 0 else [],
+        return self._req([EngineQueue(i, ['execute: time.sleep(1)'] if i == 0 else [],
                            ['execute: a = 1', 'push: b'] if i == 0 else [])
                           for i in self._targets(targets)])
 
@@ -321,7 +336,7 @@ class SimNative:
         ids = self._targets(targets)
         for i in ids:
             del self.engines[i]
-        return self._req([(i, 'kill', None, [], None) for i in ids])
+        return self._req([reply(i, 'kill') for i in ids])
 
     def release(self):
         for r in self.requests:
@@ -339,8 +354,8 @@ def sim_client(n=2):
     return mec
 
 
-OK2 = [(0, 'execute', (1, 'a = 10', '', ''), [], None),
-       (1, 'execute', (1, 'a = 10', '', ''), [], None)]
+OK2 = [reply(0, 'execute', (1, 'a = 10', '', '')),
+       reply(1, 'execute', (1, 'a = 10', '', ''))]
 
 
 def test_execute_builds_result_list_and_targets():
@@ -806,9 +821,10 @@ def test_native_uses_libplexas_buffer_functions():
                 if os.path.basename(line.split()[-1]).startswith('libplexa.so')), None)
     assert lib is not None, 'libplexa.so is not loaded with plexa._native'
     assert not set(PLX_SHARED) & _nm('--defined-only', so)
-    # what it uses, it takes from libplexa (at least the buffers' life cycle)
+    # what it uses, it takes from libplexa (at least the life cycle of the
+    # buffers it exports; libplexa builds the messages)
     used = set(PLX_SHARED) & _nm('-D', '--undefined-only', so)
-    assert {'plx_buf_new', 'plx_buf_unref', 'plx_msg_new', 'plx_msg_destroy'} <= used
+    assert {'plx_buf_wrap', 'plx_buf_ref', 'plx_buf_unref'} <= used
     assert set(PLX_SHARED) <= _nm('-D', '--defined-only', lib)
 
 
@@ -817,7 +833,7 @@ def test_chunk_results_in_pieces_are_joined_in_order():
     holds one list per piece (proto TaskResult), joined here."""
     assert client._chunk_values([[1, 2, 3]]) == [1, 2, 3]
     assert client._chunk_values([[1], [2, 3], [], [4]]) == [1, 2, 3, 4]
-    reply = (7, client.TASK_OK, 0, [[1], [2, 3]], None, 0.0, 0.0, 0.0)
+    reply = TaskReply(7, client.TASK_OK, 0, [[1], [2, 3]], None, 0.0, 0.0, 0.0)
     assert client.TaskClient._present(reply) == [1, 2, 3]
-    reply = (7, client.TASK_OK, 0, [42], None, 0.0, 0.0, 0.0)
+    reply = TaskReply(7, client.TASK_OK, 0, [42], None, 0.0, 0.0, 0.0)
     assert client.TaskClient._present(reply) == 42

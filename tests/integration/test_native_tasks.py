@@ -1,11 +1,12 @@
 """plexa._native's task interface against real clusters: the map, chunk and
 string kinds with their options, retries when the engine running a task is
 killed, depend, abort of queued and running tasks, interrupt(targets),
-eviction, and the speed of big submissions. The shapes (see _native.c):
+eviction, and the speed of big submissions. The shapes (see _native.c;
+named structures, equal to plain tuples):
 
-    submit_tasks(specs).result()      -> (first_id, count)
-    submit_task_wait(ids).result()    -> [(task_id, status, engine_id, values,
-                                           error, submitted, started, completed)]
+    submit_tasks(specs).result()      -> TaskIds(first_id, count)
+    submit_task_wait(ids).result()    -> [TaskReply(task_id, status, engine_id, values,
+                                                    error, submitted, started, completed)]
 """
 import os
 import signal
@@ -35,15 +36,15 @@ def tc(cluster):
 
 
 def run(tc, specs, block=True):
-    first, count = tc.submit_tasks(specs).result()
-    assert count == len(specs)
-    return tc.submit_task_wait(range(first, first + count), block).result()
+    ids = tc.submit_tasks(specs).result()
+    assert isinstance(ids, N.TaskIds) and ids.count == len(specs)
+    return tc.submit_task_wait(range(ids.first_id, ids.first_id + ids.count), block).result()
 
 
 def ok_values(results):
     for r in results:
-        assert r[1] == N.TASK_OK, r
-    return [r[3] for r in results]
+        assert isinstance(r, N.TaskReply) and r.status == N.TASK_OK, r
+    return [r.values for r in results]
 
 
 def joined(values):
@@ -84,10 +85,10 @@ def test_map_chunk_string(tc):
     assert joined(vals[3]) == [1, 8, 9]
     assert vals[:3] + vals[4:] == [[27], [16], [25], [{"a": 21, "b": 42}, "b is 42\n", ""],
                                    [{"c": 7}, "", ""]]
-    for tid, status, engine_id, values, error, submitted, started, completed in res:
-        assert engine_id in (0, 1) and error is None
-        assert t0 - 1 < submitted <= started <= completed < time.time() + 1
-    assert [r[0] for r in res] == list(range(res[0][0], res[0][0] + 6))
+    for r in res:
+        assert r.engine_id in (0, 1) and r.error is None
+        assert t0 - 1 < r.submitted <= r.started <= r.completed < time.time() + 1
+    assert [r.task_id for r in res] == list(range(res[0].task_id, res[0].task_id + 6))
 
 
 def test_failures_carry_the_remote_error(tc):

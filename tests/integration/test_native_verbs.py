@@ -1,9 +1,10 @@
 """plexa._native's multi-engine verbs against a real cluster: push, pull,
 call (keys, reset, get_result, map, apply), clear_queue, queue_status and
-kill, with the result shapes plexa.client builds on:
+kill, with the result shapes plexa.client builds on (named structures,
+which plexa.client reads by name; they compare equal to plain tuples):
 
-    multi-engine requests: [(engine_id, method, execute, values, error), ...]
-    queue_status:          [(engine_id, [pending, ...], [queued, ...]), ...]
+    multi-engine requests: [EngineReply(engine_id, method, execute, values, error), ...]
+    queue_status:          [EngineQueue(engine_id, pending, queue), ...]
 
 and a 1 GiB array pushed and pulled zero-copy, with the peak memory of
 every process involved.
@@ -37,15 +38,30 @@ def nc(cluster):
 
 def ok(result):
     """The values of each engine's reply, after checking none failed."""
-    for engine_id, method, execute, values, error in result:
-        assert error is None, (engine_id, method, error)
-    return [r[3] for r in result]
+    for r in result:
+        assert r.error is None, (r.engine_id, r.method, r.error)
+    return [r.values for r in result]
 
 
 def push(nc, targets, **items):
     result = nc.submit_push(targets, list(items.items())).result()
-    assert [(r[1], r[2], r[3], r[4]) for r in result] == [("push", None, [], None)] * len(result)
+    assert [(r.method, r.execute, r.values, r.error) for r in result] == \
+        [("push", None, [], None)] * len(result)
     return result
+
+
+def test_replies_are_named(nc):
+    """Every reply is a named structure: fields by name, a tuple still."""
+    ex = nc.execute("print('named')", targets=0)[0]
+    assert isinstance(ex, _native.EngineReply) and isinstance(ex, tuple)
+    assert (ex.engine_id, ex.method) == (0, "execute")
+    assert isinstance(ex.execute, _native.ExecuteResult)
+    assert ex.execute.stdout == "named\n" and ex.execute.input == "print('named')"
+    bad = nc.execute("1/0", targets=0)[0]
+    assert isinstance(bad.error, _native.RemoteError)
+    assert bad.error.ename == "ZeroDivisionError" and bad.error.evalue == "division by zero"
+    q = nc.submit_queue_status(0).result()[0]
+    assert isinstance(q, _native.EngineQueue) and (q.engine_id, q.queue) == (0, [])
 
 
 def pull(nc, targets, *keys):

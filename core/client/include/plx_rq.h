@@ -28,8 +28,28 @@
 #include <stdint.h>
 
 #include "plexa/client.h"
+#include "plx_buf.h"
 
 typedef struct plx_request plx_request_t;
+
+/* ---- values over buffers -------------------------------------------------------- */
+/*
+ * Encoded values whose payloads are buffers the caller made (the
+ * extension's exports of Python objects), and their payloads read back
+ * without a copy. Each constructor takes its own references; NULL on
+ * ENOMEM (and, for an array, with err set when the shape does not match
+ * nbytes or the dtype is not a sized numpy dtype.str).
+ */
+PLX_API plx_value_t *plx_value_bytes_over(plx_buf_t *b);
+PLX_API plx_value_t *plx_value_array_over(plx_buf_t *buf, size_t offset, size_t nbytes,
+                                          const char *dtype_str, size_t ndim,
+                                          const uint64_t *shape, int fortran, plx_err_t *err);
+PLX_API plx_value_t *plx_value_pickle_over(plx_buf_t *data, plx_buf_t *const *oob, size_t noob);
+/* The payload of a bytes, array or pickle value: its buffer (borrowed)
+ * and the bytes [*offset, *offset + *len) of it; NULL for other kinds. */
+PLX_API plx_buf_t *plx_value_payload(const plx_value_t *v, size_t *offset, size_t *len);
+/* A pickle's out-of-band buffers (borrowed); NULL and *n 0 otherwise. */
+PLX_API plx_buf_t *const *plx_value_pickle_oob(const plx_value_t *v, size_t *n);
 
 /* ---- multi-engine requests ------------------------------------------------ */
 
@@ -173,11 +193,15 @@ PLX_API int plx_reply_task_ids(plx_request_t *req, uint64_t *first, uint32_t *co
 /* task_abort and task_clear: PLX_OK once acknowledged. */
 PLX_API int plx_reply_ack(plx_request_t *req, plx_err_t *err);
 
+/* The wire's TaskStatus has one more than plx_task_status_t: an engine
+ * declined the task (its depend() said no). */
+#define PLX_TASK_REJECTED 3
+
 /* One task's outcome as the controller reports it. */
 typedef struct plx_task_reply {
     uint64_t      task_id;
     int           has_status;
-    int           status;          /* PLX_TASK_* (plus 3, REJECTED); see has_status */
+    int           status;          /* PLX_TASK_*, or PLX_TASK_REJECTED; see has_status */
     int           has_engine_id;
     int32_t       engine_id;
     size_t        nvalues;         /* map [value]; chunk [list, ...]; string [dict, out, err] */

@@ -61,6 +61,14 @@ int plx_pyvalue_from_desc(PyObject *desc, Plexa__Value *out, plx_msg_t *msg,
 void plx_pyvalue_clear(Plexa__Value *v);
 
 /*
+ * *out = a buffer over obj's memory (the buffer protocol), zero copy when
+ * it is contiguous in any order, else copied; the export is given back when
+ * the last reference goes (see plx_pyvalue_set_release_defer). The caller
+ * owns *out. PLX_EINVAL for an object without the buffer protocol.
+ */
+int plx_pyvalue_export(PyObject *obj, plx_buf_t **out, plx_err_t *err);
+
+/*
  * A RecvBuffer over b (takes its own reference to b). New reference, or
  * NULL with a Python exception set.
  */
