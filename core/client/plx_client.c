@@ -306,13 +306,6 @@ static plx_msg_t *pack_request(const Plexa__Envelope *env, uint64_t id,
                                plx_buf_t *const *bufs, size_t nbufs, plx_err_t *err)
 {
     Plexa__Envelope e = *env;   /* shallow: only the id differs */
-    /* A caller with its own copy of the generated protobuf code (the
-     * Python extension links plexa_proto statically; ours is hidden in
-     * this library) passes its own, identical, descriptor, which the
-     * generated pack functions assert against ours by address. Nested
-     * messages are packed by protobuf-c's generic code, which only checks
-     * the descriptor's magic. */
-    e.base.descriptor = &plexa__envelope__descriptor;
     e.has_id = 1;
     e.id = id;
     plx_msg_t *m = plx_envelope_pack(&e, err);

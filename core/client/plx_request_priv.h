@@ -1,6 +1,8 @@
 /*
- * Inside the client library: the request object and the table of pending
- * requests, shared by plx_client.c, plx_request.c and plx_reqtable.c.
+ * Inside the client library: the request object, the table of pending
+ * requests, and the envelope-level calls that only the request builders
+ * and decoders (plx_rqb.h) use: no protobuf type crosses libplexa's
+ * exported interface.
  *
  * Locking: a request's mutex guards its completion state. The client's
  * mutex guards the table. Lock order is client, then request; a request
@@ -12,6 +14,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "plexa.pb-c.h"
 #include "plx_client_int.h"
 
 struct plx_request {
@@ -30,6 +33,37 @@ struct plx_request {
     void                *cb_ud;
     struct plx_request  *next;     /* bucket chain; owned by the client's table */
 };
+
+/*
+ * Send env (built by plx_rqb.h) to the controller as a new request. env is packed during the
+ * call with its id replaced by a fresh one (ids increase in submission
+ * order) and is not kept; each of bufs[0..nbufs) is referenced by the
+ * message, the caller keeps its own references. On PLX_OK *req is a
+ * handle the caller owns (plx_request_destroy). Fails at once, without a
+ * handle, when the connection is already lost (PLX_ECONNECT), the client
+ * is closing (PLX_ECLOSED), or on PLX_ENOMEM / PLX_ELIMIT (envelope too
+ * large).
+ */
+int plx_client_submit(plx_client_t *c, const Plexa__Envelope *env, plx_buf_t *const *bufs,
+                      size_t nbufs, plx_request_t **req, plx_err_t *err);
+
+/*
+ * Send env expecting no reply (a quiet TaskSubmit), with the ordering and
+ * failure modes of plx_client_submit but no request to wait for: an Error
+ * the controller might still send answers nothing and is dropped.
+ */
+int plx_client_send(plx_client_t *c, const Plexa__Envelope *env, plx_buf_t *const *bufs,
+                    size_t nbufs, plx_err_t *err);
+
+/*
+ * The reply of a completed request (for the decoders): the message (with its out-of-band
+ * buffers; plx_buf_ref those you keep) and its unpacked envelope. Both
+ * belong to the request and live until plx_request_destroy. Returns
+ * PLX_OK, or the request's failure code (then *msg and *env are NULL), or
+ * PLX_EAGAIN while it is pending. Either out pointer may be NULL.
+ */
+int plx_request_reply(plx_request_t *req, const plx_msg_t **msg, const Plexa__Envelope **env,
+                      plx_err_t *err);
 
 /* A pending request with one reference. NULL on ENOMEM. */
 plx_request_t *plx_request_new(uint64_t id);

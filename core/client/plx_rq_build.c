@@ -7,7 +7,8 @@
  *   multi-engine       get_ids, execute, push, pull, call, clear_queue,
  *                      queue_status, shutdown, interrupt
  *   task interface     reserve, wait, abort, clear, queue_status
- *   submitting         plx_rqb_submit and the exported plx_rq_* wrappers
+ *
+ * Nothing here sends: plx_rq_submit.c does.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -343,109 +344,4 @@ int plx_rqb_task_queue_status(plx_rqb_t *b, int verbose, plx_err_t *err)
     b->env.body_case = PLEXA__ENVELOPE__BODY_TASK_QUEUE_STATUS;
     b->env.task_queue_status = q;
     return PLX_OK;
-}
-
-/* ---- submitting ---------------------------------------------------------------- */
-
-int plx_rqb_submit(plx_client_t *c, plx_rqb_t *b, plx_request_t **req, plx_err_t *err)
-{
-    if (!req)
-        return plx_client_send(c, &b->env, b->bufs->bufs, b->bufs->nbufs, err);
-    return plx_client_submit(c, &b->env, b->bufs->bufs, b->bufs->nbufs, req, err);
-}
-
-/* Build with `build` (a plx_rqb_* call) and submit: the body of every
- * exported builder. */
-#define RQ_SUBMIT(c, req, err, build)                                   \
-    do {                                                                \
-        plx_rqb_t b_;                                                   \
-        *(req) = NULL;                                                  \
-        int rc_ = plx_rqb_init(&b_, (err));                             \
-        if (rc_ == PLX_OK)                                              \
-            rc_ = (build);                                              \
-        if (rc_ == PLX_OK)                                              \
-            rc_ = plx_rqb_submit((c), &b_, (req), (err));               \
-        plx_rqb_clear(&b_);                                             \
-        return rc_;                                                     \
-    } while (0)
-
-int plx_rq_get_ids(plx_client_t *c, plx_request_t **req, plx_err_t *err)
-{
-    RQ_SUBMIT(c, req, err, plx_rqb_get_ids(&b_, err));
-}
-
-int plx_rq_execute(plx_client_t *c, const plx_targets_t *t, const char *code,
-                   plx_request_t **req, plx_err_t *err)
-{
-    RQ_SUBMIT(c, req, err, plx_rqb_execute(&b_, t, code, err));
-}
-
-int plx_rq_push(plx_client_t *c, const plx_targets_t *t, const char *const *names,
-                const plx_value_t *const *values, size_t n, plx_request_t **req, plx_err_t *err)
-{
-    RQ_SUBMIT(c, req, err, plx_rqb_push(&b_, t, names, values, n, err));
-}
-
-int plx_rq_pull(plx_client_t *c, const plx_targets_t *t, const char *const *names, size_t n,
-                plx_request_t **req, plx_err_t *err)
-{
-    RQ_SUBMIT(c, req, err, plx_rqb_pull(&b_, t, names, n, err));
-}
-
-int plx_rq_call(plx_client_t *c, const plx_targets_t *t, const char *method,
-                const plx_value_t *const *args, size_t n, plx_request_t **req, plx_err_t *err)
-{
-    RQ_SUBMIT(c, req, err, plx_rqb_call(&b_, t, method, args, n, err));
-}
-
-int plx_rq_clear_queue(plx_client_t *c, const plx_targets_t *t, plx_request_t **req,
-                       plx_err_t *err)
-{
-    RQ_SUBMIT(c, req, err, plx_rqb_clear_queue(&b_, t, err));
-}
-
-int plx_rq_queue_status(plx_client_t *c, const plx_targets_t *t, plx_request_t **req,
-                        plx_err_t *err)
-{
-    RQ_SUBMIT(c, req, err, plx_rqb_queue_status(&b_, t, err));
-}
-
-int plx_rq_shutdown(plx_client_t *c, const plx_targets_t *t, int controller,
-                    plx_request_t **req, plx_err_t *err)
-{
-    RQ_SUBMIT(c, req, err, plx_rqb_shutdown(&b_, t, controller, err));
-}
-
-int plx_rq_interrupt(plx_client_t *c, const plx_targets_t *t, plx_request_t **req,
-                     plx_err_t *err)
-{
-    RQ_SUBMIT(c, req, err, plx_rqb_interrupt(&b_, t, err));
-}
-
-int plx_rq_task_reserve(plx_client_t *c, uint32_t count, plx_request_t **req, plx_err_t *err)
-{
-    RQ_SUBMIT(c, req, err, plx_rqb_task_reserve(&b_, count, err));
-}
-
-int plx_rq_task_wait(plx_client_t *c, const uint64_t *ids, size_t n, int block, int release,
-                     plx_request_t **req, plx_err_t *err)
-{
-    RQ_SUBMIT(c, req, err, plx_rqb_task_wait(&b_, ids, n, block, release, err));
-}
-
-int plx_rq_task_abort(plx_client_t *c, const uint64_t *ids, size_t n, plx_request_t **req,
-                      plx_err_t *err)
-{
-    RQ_SUBMIT(c, req, err, plx_rqb_task_abort(&b_, ids, n, err));
-}
-
-int plx_rq_task_clear(plx_client_t *c, const uint64_t *ids, size_t n, plx_request_t **req,
-                      plx_err_t *err)
-{
-    RQ_SUBMIT(c, req, err, plx_rqb_task_clear(&b_, ids, n, err));
-}
-
-int plx_rq_task_queue_status(plx_client_t *c, int verbose, plx_request_t **req, plx_err_t *err)
-{
-    RQ_SUBMIT(c, req, err, plx_rqb_task_queue_status(&b_, verbose, err));
 }

@@ -285,18 +285,3 @@ int plx_rqb_task_submit(plx_rqb_t *b, const plx_task_spec_t *specs, size_t n,
     b->env.task_submit = ts;
     return PLX_OK;
 }
-
-int plx_rq_task_submit(plx_client_t *c, const plx_task_spec_t *specs, size_t n,
-                       uint64_t first_id, plx_request_t **req, plx_err_t *err)
-{
-    if (req)
-        *req = NULL;
-    plx_rqb_t b;
-    int rc = plx_rqb_init(&b, err);
-    if (rc == PLX_OK)
-        rc = plx_rqb_task_submit(&b, specs, n, first_id, err);
-    if (rc == PLX_OK)
-        rc = plx_rqb_submit(c, &b, first_id ? NULL : req, err);
-    plx_rqb_clear(&b);
-    return rc;
-}

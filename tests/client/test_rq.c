@@ -2,8 +2,9 @@
  * The protocol in one place (core/client/plx_rq.h) without a controller:
  * every request builder's envelope, packed and unpacked as the
  * controller would read it, and every reply decoder on replies built
- * here. White-box: the builder and decoder sources are compiled in (their
- * internals are hidden in libplexa.so).
+ * here, read from real request objects. White-box: the builder, decoder
+ * and request sources are compiled in (their internals are hidden in
+ * libplexa.so); nothing is sent.
  *
  *   requests   push/pull/call/execute and the small ones; task submission
  *              (shared buffer runs, recovery, flags, the buffer limit)
@@ -21,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plx_envelope.h"
+#include "plx_request_priv.h"
 #include "plx_rqb.h"
 #include "plx_value_int.h"
 
@@ -519,6 +522,83 @@ static void test_decode_task_results(void **state)
     free(v[0]);
 }
 
+/* A request completed with env (packed and unpacked as the client's I/O
+ * thread does), carrying bufs. */
+static plx_request_t *answered(const Plexa__Envelope *env, plx_buf_t **bufs, size_t n)
+{
+    plx_err_t err = {0};
+    plx_msg_t *m = plx_envelope_pack(env, &err);
+    assert_non_null(m);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(plx_msg_add_buf(m, bufs[i]), PLX_OK);
+    Plexa__Envelope *e = plx_envelope_unpack(m, &err);
+    assert_non_null(e);
+    plx_request_t *req = plx_request_new(5);
+    plx_request_complete(req, m, e);   /* takes both */
+    return req;
+}
+
+/* The exported decoders on completed requests: the reply they expect, an
+ * unexpected kind (EPROTO), an Error reply (its code and message). */
+static void test_reply_decoders_on_requests(void **state)
+{
+    plx_err_t err = {0};
+    Plexa__TaskIds ti = PLEXA__TASK_IDS__INIT;
+    ti.has_first = 1;
+    ti.first = 40;
+    ti.has_count = 1;
+    ti.count = 3;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_TASK_IDS;
+    env.task_ids = &ti;
+    plx_request_t *req = answered(&env, NULL, 0);
+    uint64_t first;
+    uint32_t count;
+    assert_int_equal(plx_reply_task_ids(req, &first, &count, &err), PLX_OK);
+    assert_int_equal(first, 40);
+    assert_int_equal(count, 3);
+    assert_int_equal(plx_reply_ack(req, &err), PLX_OK);
+    plx_multi_reply_t *mr = NULL;
+    assert_int_equal(plx_reply_multi(req, &mr, &err), PLX_EPROTO);
+    assert_null(mr);
+    assert_non_null(strstr(err.msg, "not a multi-engine reply"));
+    plx_request_destroy(&req);
+
+    plx_buf_t *b = plx_buf_copy("payload", 7);
+    Plexa__Value *v[] = { wire_bytes(0) };
+    Plexa__EngineReply er = PLEXA__ENGINE_REPLY__INIT;
+    er.has_engine_id = 1;
+    er.engine_id = 2;
+    er.n_values = 1;
+    er.values = v;
+    Plexa__EngineReply *ers[] = { &er };
+    Plexa__MultiReply multi = PLEXA__MULTI_REPLY__INIT;
+    multi.n_replies = 1;
+    multi.replies = ers;
+    env.body_case = PLEXA__ENVELOPE__BODY_MULTI_REPLY;
+    env.multi_reply = &multi;
+    req = answered(&env, &b, 1);
+    assert_int_equal(plx_reply_multi(req, &mr, &err), PLX_OK);
+    plx_request_destroy(&req);   /* the values keep the reply's buffer */
+    size_t len;
+    assert_memory_equal(plx_value_as_bytes(mr->r[0].values[0], &len), "payload", 7);
+    plx_multi_reply_destroy(&mr);
+    plx_buf_unref(&b);
+    free(v[0]);
+
+    Plexa__Error e = PLEXA__ERROR__INIT;
+    e.has_code = 1;
+    e.code = PLX_EBADENGINE;
+    e.message = "invalid engine id: 9";
+    env.body_case = PLEXA__ENVELOPE__BODY_ERROR;
+    env.error = &e;
+    req = answered(&env, NULL, 0);
+    plx_task_replies_t *t = NULL;
+    assert_int_equal(plx_reply_task_results(req, &t, &err), PLX_EBADENGINE);
+    assert_string_equal(err.msg, "invalid engine id: 9");
+    plx_request_destroy(&req);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_push_names_values_by_reference),
     cmocka_unit_test(test_bad_arguments),
@@ -530,6 +610,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_decode_multi),
     cmocka_unit_test(test_decode_queues),
     cmocka_unit_test(test_decode_task_results),
+    cmocka_unit_test(test_reply_decoders_on_requests),
 };
 
 PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("rq", tests, NULL, NULL))

@@ -4,10 +4,11 @@
  * exported from libplexa.so with PLX_API only so that the extension and
  * the C API share one implementation, and may change with every release.
  *
- * Every call to the controller is a request: submit an Envelope (the
- * client assigns its id) with optional out-of-band buffers, get a handle,
- * then wait for, poll, or be called back on completion. Blocking calls,
- * non-blocking PendingResults and callbacks are all built from this:
+ * Every call to the controller is a request: a builder of plx_rq.h sends
+ * it (the client assigns its id) and hands back a handle, which the caller
+ * waits for, polls, or is called back on, then reads with a decoder of
+ * plx_rq.h. Blocking calls, non-blocking PendingResults and callbacks are
+ * all built from this:
  *
  *     plx_request_t *rq = NULL;
  *     if (plx_rq_execute(c, NULL, "a = 1", &rq, &err) != PLX_OK) ...
@@ -26,32 +27,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "plexa.pb-c.h"
 #include "plexa/client.h"
 #include "plx_frame.h"
 #include "plx_rq.h"
-
-/*
- * Send env to the controller as a new request. env is packed during the
- * call with its id replaced by a fresh one (ids increase in submission
- * order) and is not kept; each of bufs[0..nbufs) is referenced by the
- * message, the caller keeps its own references. On PLX_OK *req is a
- * handle the caller owns (plx_request_destroy). Fails at once, without a
- * handle, when the connection is already lost (PLX_ECONNECT), the client
- * is closing (PLX_ECLOSED), or on PLX_ENOMEM / PLX_ELIMIT (envelope too
- * large).
- */
-PLX_API int plx_client_submit(plx_client_t *c, const Plexa__Envelope *env,
-                              plx_buf_t *const *bufs, size_t nbufs,
-                              plx_request_t **req, plx_err_t *err);
-
-/*
- * Send env expecting no reply (a quiet TaskSubmit), with the ordering and
- * failure modes of plx_client_submit but no request to wait for: an Error
- * the controller might still send answers nothing and is dropped.
- */
-PLX_API int plx_client_send(plx_client_t *c, const Plexa__Envelope *env,
-                            plx_buf_t *const *bufs, size_t nbufs, plx_err_t *err);
 
 /* The id the request was sent with (IPython's result_id). */
 PLX_API uint64_t plx_request_id(const plx_request_t *req);
@@ -60,7 +38,7 @@ PLX_API uint64_t plx_request_id(const plx_request_t *req);
  * Wait until the request completes or timeout_s passes (< 0: no limit, 0:
  * just look). Blocks on a condition variable; call it with the GIL
  * released. Returns:
- *   PLX_OK         a reply arrived (plx_request_reply gives it);
+ *   PLX_OK         a reply arrived (the decoders of plx_rq.h read it);
  *   PLX_ETIMEDOUT  still pending (plx_request_done tells it apart from a
  *                  reply that carries PLX_ETIMEDOUT);
  *   < 0 otherwise  the request failed, err says why: an Error reply from
@@ -74,23 +52,13 @@ PLX_API int plx_request_wait(plx_request_t *req, double timeout_s, plx_err_t *er
 PLX_API int plx_request_done(plx_request_t *req);
 
 /*
- * The reply of a completed request: the message (with its out-of-band
- * buffers; plx_buf_ref those you keep) and its unpacked envelope. Both
- * belong to the request and live until plx_request_destroy. Returns
- * PLX_OK, or the request's failure code (then *msg and *env are NULL), or
- * PLX_EAGAIN while it is pending. Either out pointer may be NULL.
- */
-PLX_API int plx_request_reply(plx_request_t *req, const plx_msg_t **msg,
-                              const Plexa__Envelope **env, plx_err_t *err);
-
-/*
  * Completion callback: runs once, on the thread that completes the request
  * (the client's I/O thread for replies and connection loss, the caller's
  * for cancel, destroy, or when set on a request already complete).
  * plx_request_wait on req returns only after the callback has returned;
  * plx_request_done may report 1 while it runs. It must be quick, must not
  * wait (with a timeout other than 0) on this client's requests, nor destroy
- * the client. It may read req (plx_request_reply, _ids, _results).
+ * the client. It may read req (the decoders).
  */
 typedef void (*plx_request_cb)(plx_request_t *req, void *ud);
 

@@ -13,8 +13,9 @@
  *
  *   plx_rq.h          this: builders (plx_rq_*), replies (plx_reply_*)
  *   plx_rqb.h         inside libplexa: the envelopes the builders fill
- *   plx_rq_build.c    the multi-engine and task requests
- *   plx_rq_task.c     TaskSubmit (buffer runs shared between tasks)
+ *   plx_rq_build.c    the multi-engine and task requests' envelopes
+ *   plx_rq_task.c     TaskSubmit's (buffer runs shared between tasks)
+ *   plx_rq_submit.c   sending them: the plx_rq_* functions below
  *   plx_rq_decode.c   the replies
  *
  * Every builder submits its request on c like plx_client_submit (same
