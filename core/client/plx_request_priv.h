@@ -96,7 +96,7 @@ plx_request_t *plx_reqtable_pop(plx_reqtable_t *t);
 void plx_reqtable_fini(plx_reqtable_t *t);
 
 /* The client's deadline for blocking calls (plx_client_set_timeout) and
- * the capability it connected with; for plx_data.c. */
+ * the capability it connected with; for the C API calls (plx_push_pull.c, ...). */
 double plx_client_timeout_get(plx_client_t *c);
 plx_client_role_t plx_client_role_get(const plx_client_t *c);
 

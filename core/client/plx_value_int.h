@@ -1,6 +1,6 @@
 /*
  * Inside libplexa: the value type and its conversion to and from the
- * wire's Value (proto/plexa.proto), shared by plx_value.c, plx_data.c
+ * wire's Value (proto/plexa.proto), shared by plx_value.c, the request builders and decoders (plx_rq_*.c), the C API calls
  * and plx_unpickle.c.
  *
  * Payloads (bytes, array data, pickle streams) live in reference-counted
