@@ -1,6 +1,7 @@
 /* Value <-> descriptor conversion; see plx_pyvalue.h. */
 #include "plx_pyvalue.h"
 #include "plx_pyvalue_int.h"
+#include "plx_pydesc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,7 @@ int plx_pyvalue_fail(plx_err_t *err, int code, const char *what)
     return code;
 }
 
-/* ---- Value -> descriptor ------------------------------------------------ */
+/* ---- Value -> descriptor (the builders are plx_pydesc.c's) ----------------- */
 
 static PyObject *to_desc(const Plexa__Value *v, plx_buf_t **bufs, size_t nbufs, int depth,
                          plx_err_t *err);
@@ -38,18 +39,7 @@ static PyObject *buf_obj(uint32_t idx, plx_buf_t **bufs, size_t nbufs, const cha
                     what, (unsigned)idx, nbufs);
         return NULL;
     }
-    PyObject *o = plx_recvbuffer_new(bufs[idx]);
-    if (!o)
-        plx_pyvalue_fail(err, PLX_ENOMEM, "RecvBuffer");
-    return o;
-}
-
-/* Finish a descriptor built by Py_BuildValue ('N' arguments stolen). */
-static PyObject *built(PyObject *d, plx_err_t *err)
-{
-    if (!d)
-        plx_pyvalue_fail(err, PLX_ENOMEM, "building a value descriptor");
-    return d;
+    return plx_pydesc_buf(bufs[idx], 0, bufs[idx]->len, err);
 }
 
 static PyObject *ndarray_desc(const Plexa__NdArray *a, plx_buf_t **bufs, size_t nbufs,
@@ -59,42 +49,34 @@ static PyObject *ndarray_desc(const Plexa__NdArray *a, plx_buf_t **bufs, size_t 
         plx_err_set(err, PLX_EPROTO, "ndarray value without %s", a->dtype ? "buf" : "dtype");
         return NULL;
     }
-    PyObject *shape = PyTuple_New((Py_ssize_t)a->n_shape);
-    if (!shape)
-        return built(NULL, err);
-    for (size_t i = 0; i < a->n_shape; i++) {
+    PyObject *shape = plx_pydesc_new_tuple(a->n_shape, err);
+    for (size_t i = 0; shape && i < a->n_shape; i++) {
         PyObject *n = PyLong_FromUnsignedLongLong(a->shape[i]);
         if (!n) {
-            Py_DECREF(shape);
-            return built(NULL, err);
+            Py_CLEAR(shape);
+            plx_pyvalue_fail(err, PLX_ENOMEM, "ndarray shape");
+        } else {
+            PyTuple_SET_ITEM(shape, (Py_ssize_t)i, n);
         }
-        PyTuple_SET_ITEM(shape, (Py_ssize_t)i, n);
     }
-    PyObject *b = buf_obj(a->buf, bufs, nbufs, "ndarray value", err);
-    if (!b) {
-        Py_DECREF(shape);
+    if (!shape)
         return NULL;
-    }
-    return built(Py_BuildValue("(ssNON)", "ndarray", a->dtype, shape,
-                               (a->has_fortran && a->fortran) ? Py_True : Py_False, b), err);
+    return plx_pydesc_ndarray(a->dtype, shape, a->has_fortran && a->fortran,
+                              buf_obj(a->buf, bufs, nbufs, "ndarray value", err), err);
 }
 
 static PyObject *list_desc(const Plexa__ValueList *l, plx_buf_t **bufs, size_t nbufs,
                            int depth, plx_err_t *err)
 {
-    PyObject *items = PyList_New((Py_ssize_t)l->n_items);
-    if (!items)
-        return built(NULL, err);
-    for (size_t i = 0; i < l->n_items; i++) {
+    PyObject *items = plx_pydesc_new_list(l->n_items, err);
+    for (size_t i = 0; items && i < l->n_items; i++) {
         PyObject *d = to_desc(l->items[i], bufs, nbufs, depth + 1, err);
-        if (!d) {
-            Py_DECREF(items);
-            return NULL;
-        }
-        PyList_SET_ITEM(items, (Py_ssize_t)i, d);
+        if (!d)
+            Py_CLEAR(items);
+        else
+            PyList_SET_ITEM(items, (Py_ssize_t)i, d);
     }
-    return built(Py_BuildValue("(sNO)", "list", items,
-                               (l->has_tuple && l->tuple) ? Py_True : Py_False), err);
+    return plx_pydesc_list(items, l->has_tuple && l->tuple, err);
 }
 
 static PyObject *pickle_desc(const Plexa__Pickle *p, plx_buf_t **bufs, size_t nbufs,
@@ -104,34 +86,17 @@ static PyObject *pickle_desc(const Plexa__Pickle *p, plx_buf_t **bufs, size_t nb
         plx_err_set(err, PLX_EPROTO, "pickle value without buf");
         return NULL;
     }
-    PyObject *oob = PyList_New((Py_ssize_t)p->n_oob);
-    if (!oob)
-        return built(NULL, err);
-    for (size_t i = 0; i < p->n_oob; i++) {
+    PyObject *oob = plx_pydesc_new_list(p->n_oob, err);
+    for (size_t i = 0; oob && i < p->n_oob; i++) {
         PyObject *b = buf_obj(p->oob[i], bufs, nbufs, "pickle out-of-band buffer", err);
-        if (!b) {
-            Py_DECREF(oob);
-            return NULL;
-        }
-        PyList_SET_ITEM(oob, (Py_ssize_t)i, b);
+        if (!b)
+            Py_CLEAR(oob);
+        else
+            PyList_SET_ITEM(oob, (Py_ssize_t)i, b);
     }
-    PyObject *data = buf_obj(p->buf, bufs, nbufs, "pickle value", err);
-    if (!data) {
-        Py_DECREF(oob);
+    if (!oob)
         return NULL;
-    }
-    return built(Py_BuildValue("(sNN)", "pickle", data, oob), err);
-}
-
-static PyObject *str_desc(const char *s, plx_err_t *err)
-{
-    /* Strict: a peer that sends invalid UTF-8 as a string is broken. */
-    PyObject *u = PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "strict");
-    if (!u) {
-        plx_pyvalue_fail(err, PLX_EPROTO, "str value");
-        return NULL;
-    }
-    return built(Py_BuildValue("(sN)", "str", u), err);
+    return plx_pydesc_pickle(buf_obj(p->buf, bufs, nbufs, "pickle value", err), oob, err);
 }
 
 static PyObject *to_desc(const Plexa__Value *v, plx_buf_t **bufs, size_t nbufs, int depth,
@@ -143,19 +108,17 @@ static PyObject *to_desc(const Plexa__Value *v, plx_buf_t **bufs, size_t nbufs, 
     }
     switch (v->kind_case) {
     case PLEXA__VALUE__KIND_NONE:
-        return built(Py_BuildValue("(s)", "none"), err);
+        return plx_pydesc_none(err);
     case PLEXA__VALUE__KIND_BOOLEAN:
-        return built(Py_BuildValue("(sO)", "bool", v->boolean ? Py_True : Py_False), err);
+        return plx_pydesc_bool(v->boolean, err);
     case PLEXA__VALUE__KIND_I64:
-        return built(Py_BuildValue("(sL)", "i64", (long long)v->i64), err);
+        return plx_pydesc_i64(v->i64, err);
     case PLEXA__VALUE__KIND_F64:
-        return built(Py_BuildValue("(sd)", "f64", v->f64), err);
+        return plx_pydesc_f64(v->f64, err);
     case PLEXA__VALUE__KIND_STR:
-        return str_desc(v->str ? v->str : "", err);
-    case PLEXA__VALUE__KIND_BYTES: {
-        PyObject *b = buf_obj(v->bytes, bufs, nbufs, "bytes value", err);
-        return b ? built(Py_BuildValue("(sN)", "bytes", b), err) : NULL;
-    }
+        return plx_pydesc_str(v->str ? v->str : "", err);
+    case PLEXA__VALUE__KIND_BYTES:
+        return plx_pydesc_bytes(buf_obj(v->bytes, bufs, nbufs, "bytes value", err), err);
     case PLEXA__VALUE__KIND_NDARRAY:
         return ndarray_desc(v->ndarray, bufs, nbufs, err);
     case PLEXA__VALUE__KIND_LIST:

@@ -21,6 +21,7 @@
  *   strings and errors       nv_str, nv_local_error
  */
 #include "_native_int.h"
+#include "plx_pydesc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -331,105 +332,63 @@ int nv_values_encode(native_state *st, PyObject *objs, nv_values_t *out)
 
 static PyObject *to_desc(const plx_value_t *v, int depth, plx_err_t *err);
 
-/* A RecvBuffer over bytes [off, off + len) of b: the buffer itself when
- * that is all of it (what the decoders give), else a slice of it. */
-static PyObject *buf_obj(plx_buf_t *b, size_t off, size_t len, plx_err_t *err)
+/* The value's payload (bytes, array data, pickle stream) as a RecvBuffer. */
+static PyObject *payload(const plx_value_t *v, plx_err_t *err)
 {
-    PyObject *o = plx_recvbuffer_new(b);
-    if (o && (off != 0 || len != b->len)) {
-        PyObject *mv = PyMemoryView_FromObject(o);
-        Py_SETREF(o, mv ? PySequence_GetSlice(mv, (Py_ssize_t)off, (Py_ssize_t)(off + len))
-                        : NULL);
-        Py_XDECREF(mv);
-    }
-    if (!o)
-        plx_pyvalue_fail(err, PLX_ENOMEM, "RecvBuffer");
-    return o;
-}
-
-/* Finish a descriptor built by Py_BuildValue ('N' arguments stolen). */
-static PyObject *built(PyObject *d, plx_err_t *err)
-{
-    if (!d)
-        plx_pyvalue_fail(err, PLX_ENOMEM, "building a value descriptor");
-    return d;
+    size_t off, len;
+    plx_buf_t *b = plx_value_payload(v, &off, &len);
+    return plx_pydesc_buf(b, off, len, err);
 }
 
 static PyObject *ndarray_desc(const plx_value_t *v, plx_err_t *err)
 {
-    size_t ndim = plx_value_array_ndim(v), off, len;
+    size_t ndim = plx_value_array_ndim(v);
     const size_t *dims = plx_value_array_shape(v);
-    PyObject *shape = PyTuple_New((Py_ssize_t)ndim);
+    PyObject *shape = plx_pydesc_new_tuple(ndim, err);
     for (size_t i = 0; shape && i < ndim; i++) {
         PyObject *n = PyLong_FromSize_t(dims[i]);
-        if (!n)
+        if (!n) {
             Py_CLEAR(shape);
-        else
+            plx_pyvalue_fail(err, PLX_ENOMEM, "ndarray shape");
+        } else {
             PyTuple_SET_ITEM(shape, (Py_ssize_t)i, n);
+        }
     }
     if (!shape)
-        return built(NULL, err);
-    plx_buf_t *b = plx_value_payload(v, &off, &len);
-    PyObject *data = buf_obj(b, off, len, err);
-    if (!data) {
-        Py_DECREF(shape);
         return NULL;
-    }
-    return built(Py_BuildValue("(ssNON)", "ndarray", plx_value_array_dtype_str(v), shape,
-                               plx_value_array_fortran(v) ? Py_True : Py_False, data), err);
+    return plx_pydesc_ndarray(plx_value_array_dtype_str(v), shape, plx_value_array_fortran(v),
+                              payload(v, err), err);
 }
 
 static PyObject *list_desc(const plx_value_t *v, int depth, plx_err_t *err)
 {
     size_t n = plx_value_list_len(v);
-    PyObject *items = PyList_New((Py_ssize_t)n);
-    if (!items)
-        return built(NULL, err);
-    for (size_t i = 0; i < n; i++) {
+    PyObject *items = plx_pydesc_new_list(n, err);
+    for (size_t i = 0; items && i < n; i++) {
         PyObject *d = to_desc(plx_value_list_get(v, i), depth + 1, err);
-        if (!d) {
-            Py_DECREF(items);
-            return NULL;
-        }
-        PyList_SET_ITEM(items, (Py_ssize_t)i, d);
+        if (!d)
+            Py_CLEAR(items);
+        else
+            PyList_SET_ITEM(items, (Py_ssize_t)i, d);
     }
-    return built(Py_BuildValue("(sNO)", "list", items,
-                               plx_value_list_is_tuple(v) ? Py_True : Py_False), err);
+    return plx_pydesc_list(items, plx_value_list_is_tuple(v), err);
 }
 
 static PyObject *pickle_desc(const plx_value_t *v, plx_err_t *err)
 {
-    size_t noob, off, len;
+    size_t noob;
     plx_buf_t *const *oob = plx_value_pickle_oob(v, &noob);
-    PyObject *bufs = PyList_New((Py_ssize_t)noob);
+    PyObject *bufs = plx_pydesc_new_list(noob, err);
+    for (size_t i = 0; bufs && i < noob; i++) {
+        PyObject *b = plx_pydesc_buf(oob[i], 0, oob[i]->len, err);
+        if (!b)
+            Py_CLEAR(bufs);
+        else
+            PyList_SET_ITEM(bufs, (Py_ssize_t)i, b);
+    }
     if (!bufs)
-        return built(NULL, err);
-    for (size_t i = 0; i < noob; i++) {
-        PyObject *b = buf_obj(oob[i], 0, oob[i]->len, err);
-        if (!b) {
-            Py_DECREF(bufs);
-            return NULL;
-        }
-        PyList_SET_ITEM(bufs, (Py_ssize_t)i, b);
-    }
-    plx_buf_t *b = plx_value_payload(v, &off, &len);
-    PyObject *data = buf_obj(b, off, len, err);
-    if (!data) {
-        Py_DECREF(bufs);
         return NULL;
-    }
-    return built(Py_BuildValue("(sNN)", "pickle", data, bufs), err);
-}
-
-static PyObject *str_desc(const char *s, plx_err_t *err)
-{
-    /* Strict: a peer that sends invalid UTF-8 as a string is broken. */
-    PyObject *u = PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "strict");
-    if (!u) {
-        plx_pyvalue_fail(err, PLX_EPROTO, "str value");
-        return NULL;
-    }
-    return built(Py_BuildValue("(sN)", "str", u), err);
+    return plx_pydesc_pickle(payload(v, err), bufs, err);
 }
 
 static PyObject *to_desc(const plx_value_t *v, int depth, plx_err_t *err)
@@ -437,30 +396,26 @@ static PyObject *to_desc(const plx_value_t *v, int depth, plx_err_t *err)
     int b;
     int64_t i;
     double d;
-    size_t off, len;
     if (depth > PLX_PYVALUE_MAX_DEPTH) {
         plx_err_set(err, PLX_EPROTO, "value nested deeper than %d lists", PLX_PYVALUE_MAX_DEPTH);
         return NULL;
     }
     switch (plx_value_kind(v)) {
     case PLX_VALUE_NONE:
-        return built(Py_BuildValue("(s)", "none"), err);
+        return plx_pydesc_none(err);
     case PLX_VALUE_BOOL:
         plx_value_as_bool(v, &b);
-        return built(Py_BuildValue("(sO)", "bool", b ? Py_True : Py_False), err);
+        return plx_pydesc_bool(b, err);
     case PLX_VALUE_I64:
         plx_value_as_i64(v, &i);
-        return built(Py_BuildValue("(sL)", "i64", (long long)i), err);
+        return plx_pydesc_i64(i, err);
     case PLX_VALUE_F64:
         plx_value_as_f64(v, &d);
-        return built(Py_BuildValue("(sd)", "f64", d), err);
+        return plx_pydesc_f64(d, err);
     case PLX_VALUE_STR:
-        return str_desc(plx_value_as_str(v), err);
-    case PLX_VALUE_BYTES: {
-        plx_buf_t *p = plx_value_payload(v, &off, &len);
-        PyObject *o = buf_obj(p, off, len, err);
-        return o ? built(Py_BuildValue("(sN)", "bytes", o), err) : NULL;
-    }
+        return plx_pydesc_str(plx_value_as_str(v), err);
+    case PLX_VALUE_BYTES:
+        return plx_pydesc_bytes(payload(v, err), err);
     case PLX_VALUE_ARRAY:
         return ndarray_desc(v, err);
     case PLX_VALUE_LIST:
