@@ -318,9 +318,8 @@ static plx_msg_t *pack_request(const Plexa__Envelope *env, uint64_t id,
     return m;
 }
 
-/* Under c->mu: give req an id, pack, and enqueue message and table entry
- * together, so ids go out in increasing order. err is not NULL. */
-/* Pack env under the next message id and queue it; *id gets that id. */
+/* Under c->mu: pack env under the next message id and queue it; *id gets
+ * that id. */
 static int queue_locked(plx_client_t *c, const Plexa__Envelope *env, plx_buf_t *const *bufs,
                         size_t nbufs, uint64_t *id, plx_err_t *err)
 {
@@ -339,6 +338,8 @@ static int queue_locked(plx_client_t *c, const Plexa__Envelope *env, plx_buf_t *
     return PLX_OK;
 }
 
+/* Under c->mu: give req an id, pack, and enqueue message and table entry
+ * together, so ids go out in increasing order. err is not NULL. */
 static int submit_locked(plx_client_t *c, const Plexa__Envelope *env, plx_buf_t *const *bufs,
                          size_t nbufs, plx_request_t *req, plx_err_t *err)
 {
