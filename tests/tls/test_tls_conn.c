@@ -24,50 +24,19 @@
 #include "plx_conn.h"
 #include "plx_listener.h"
 #include "plx_plugin_loader.h"
+#include "tls_fixture.h"
 
 #define NMSG      120
 #define DEADLINE  60.0
-#define PATH_LEN  512
-
-static const plx_transport_ops *tls, *tcp;
-static char tmpdir[256];
-static char cert_a[PATH_LEN], key_a[PATH_LEN], fp_a[65];
-static char cert_b[PATH_LEN], key_b[PATH_LEN], fp_b[65];
-
-static int make_cert(const char *sub, char *cert, char *key, char *fp)
-{
-    char dir[PATH_LEN];
-    plx_err_t err = { 0 };
-
-    snprintf(dir, sizeof dir, "%s/%s", tmpdir, sub);
-    if (mkdir(dir, 0700) != 0 ||
-        plx_cert_ensure(dir, cert, PATH_LEN, key, PATH_LEN, fp, &err) != PLX_OK) {
-        print_error("%s: %s\n", dir, err.msg);
-        return -1;
-    }
-    return 0;
-}
 
 static int group_setup(void **state)
 {
-    plx_err_t err = { 0 };
-
-    tls = plx_transport_find("tls", &err);
-    tcp = tls ? plx_transport_find("tcp", &err) : NULL;
-    if (tcp == NULL) {
-        print_error("%s\n", err.msg);
-        return -1;
-    }
-    snprintf(tmpdir, sizeof tmpdir, "%s/plx-tlsconn-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(tmpdir) == NULL)
-        return -1;
-    return make_cert("a", cert_a, key_a, fp_a) || make_cert("b", cert_b, key_b, fp_b) ? -1 : 0;
+    return tls_fixture_setup("tlsconn", false);
 }
 
 static int group_teardown(void **state)
 {
-    return plx_test_rmtree(tmpdir);
+    return tls_fixture_teardown();
 }
 
 /* ---- the two sides -------------------------------------------------------- */
