@@ -7,6 +7,10 @@
         mec.execute('import numpy')
     # ipcluster stop: engines and controller are gone
 
+    async with Cluster(n=4) as cluster:    # the same from asyncio: the
+        tc = cluster.task_client()         # event loop runs while ipcluster
+        ...                                # starts and stops the cluster
+
 A Cluster drives plexa's own ``ipcluster`` command (never another
 program of that name on PATH, such as ipyparallel's): ``start()`` returns
 once every engine has registered, or raises :class:`ClusterError` with
@@ -15,6 +19,7 @@ batch jobs included. The cluster runs detached from this process, so one
 started here survives it until ``stop()`` or ``ipcluster stop``.
 """
 
+import asyncio
 import os
 import subprocess
 
@@ -93,23 +98,41 @@ class Cluster(object):
             env['PLEXA_DIR'] = os.path.abspath(self.plexa_dir)
         return env
 
-    def _run(self, command, *args, timeout=None):
+    def _argv(self, command, args):
         exe = self._ipcluster or find_ipcluster()
-        argv = [exe] + list(command) + list(args) + ['--profile=%s' % self.profile]
+        return [exe] + list(command) + list(args) + ['--profile=%s' % self.profile]
+
+    def _run(self, command, *args, timeout=None):
+        argv = self._argv(command, args)
         try:
             return subprocess.run(argv, env=self._env(), stdin=subprocess.DEVNULL,
                                   capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise ClusterError('%s did not finish within %.0f s' % (' '.join(argv), timeout))
 
+    async def _run_async(self, command, *args, timeout=None):
+        """_run without blocking the event loop: ipcluster as an asyncio
+        subprocess. A cancelled or timed-out wait kills it."""
+        argv = self._argv(command, args)
+        proc = await asyncio.create_subprocess_exec(
+            *argv, env=self._env(), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except asyncio.TimeoutError:
+            raise ClusterError('%s did not finish within %.0f s' % (' '.join(argv), timeout))
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        return subprocess.CompletedProcess(argv, proc.returncode, out.decode(errors='replace'),
+                                           err.decode(errors='replace'))
+
     @staticmethod
     def _said(p):
         return (p.stderr.strip() or p.stdout.strip() or 'exit status %d' % p.returncode)
 
-    def start(self):
-        """Start the controller and the engines; return self once every engine
-        has registered. Raises ClusterError (ipcluster's message) if they do
-        not, having stopped whatever had started."""
+    def _start_command(self):
         if self.launcher is None:
             command = ['start']
         else:
@@ -121,12 +144,27 @@ class Cluster(object):
         # ipcluster enforces --timeout itself; ours only guards against a
         # hung program.
         limit = (self.timeout if self.timeout is not None else 600) + 60
-        p = self._run(command, *self.args, timeout=limit)
+        return command + self.args, limit
+
+    def _started_by(self, p):
         self.output = p.stdout
         if p.returncode != 0:
             raise ClusterError(self._said(p))
         self._started = True
         return self
+
+    def start(self):
+        """Start the controller and the engines; return self once every engine
+        has registered. Raises ClusterError (ipcluster's message) if they do
+        not, having stopped whatever had started."""
+        command, limit = self._start_command()
+        return self._started_by(self._run(command, timeout=limit))
+
+    async def start_async(self):
+        """start() for asyncio: the event loop runs on while the cluster
+        starts."""
+        command, limit = self._start_command()
+        return self._started_by(await self._run_async(command, timeout=limit))
 
     def add_engines(self, n, timeout=None):
         """Start ``n`` more engines in the running cluster, with its engine
@@ -151,6 +189,13 @@ class Cluster(object):
         p = self._run(['stop'], timeout=120)
         self._started = False
         if p.returncode != 0 and self.running:
+            raise ClusterError(self._said(p))
+
+    async def stop_async(self):
+        """stop() for asyncio."""
+        p = await self._run_async(['stop'], timeout=120)
+        self._started = False
+        if p.returncode != 0 and (await self._run_async(['status'], timeout=60)).returncode == 0:
             raise ClusterError(self._said(p))
 
     @property
@@ -201,6 +246,16 @@ class Cluster(object):
     def __exit__(self, *exc):
         if self._started:
             self.stop()
+        return False
+
+    # -- async with Cluster(...) as c: ------------------------------------------
+
+    async def __aenter__(self):
+        return await self.start_async()
+
+    async def __aexit__(self, *exc):
+        if self._started:
+            await self.stop_async()
         return False
 
     def __repr__(self):

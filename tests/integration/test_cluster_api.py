@@ -111,3 +111,57 @@ def test_add_engines_to_a_running_cluster(tmp_path):
     with pytest.raises(ClusterError) as e:
         c.add_engines(1)
     assert "no cluster is running" in str(e.value)
+
+
+def test_async_with_starts_and_stops_while_the_loop_runs(tmp_path):
+    """`async with Cluster(...)`: ipcluster runs as an asyncio subprocess, so
+    the event loop goes on serving other coroutines while engines start."""
+    import asyncio
+    root = tmp_path / "plexa"
+    ticks = []
+
+    async def ticker():
+        while True:
+            ticks.append(1)
+            await asyncio.sleep(0.01)
+
+    async def main():
+        t = asyncio.ensure_future(ticker())
+        async with Cluster(n=2, plexa_dir=root) as c:
+            started_ticks = len(ticks)
+            assert "cluster ready: 2 engines" in c.output
+            assert c.client().get_ids() == [0, 1]
+        t.cancel()
+        return c, started_ticks
+
+    c, started_ticks = asyncio.run(main())
+    # the loop ticked while ipcluster started the cluster (it takes well
+    # over 10 ms), which a blocking start() would have prevented
+    assert started_ticks > 1, started_ticks
+    assert not c.running
+    assert gone(root)
+
+
+def test_async_failed_start_and_exception_in_block(tmp_path):
+    import asyncio
+    root = tmp_path / "plexa"
+    prof = root / "profile_broken"
+    prof.mkdir(parents=True, mode=0o700)
+    (prof / "cluster.conf").write_text("[cluster]\nengine_lancher = local\n")
+
+    async def broken():
+        async with Cluster(n=1, profile="broken", plexa_dir=root):
+            pass
+
+    with pytest.raises(ClusterError) as e:
+        asyncio.run(broken())
+    assert "engine_lancher" in str(e.value)
+
+    async def raising():
+        async with Cluster(n=1, plexa_dir=root) as c:
+            assert c.client().get_ids() == [0]
+            1 / 0
+
+    with pytest.raises(ZeroDivisionError):
+        asyncio.run(raising())
+    assert gone(root)
