@@ -52,6 +52,12 @@ def user_module(tmp_path_factory, cluster):
 
         def norm_of(x):
             return Point(x).norm()
+
+        def bump():
+            import __main__           # the engine's namespace, which persists
+            ns = __main__.__dict__
+            ns["hits"] = ns.get("hits", 0) + 1
+            return ns["hits"]
     """))
     sys.path.insert(0, str(where))
     try:
@@ -94,6 +100,11 @@ def test_multiengine_client(clients, user_module):
     mec.push_function({"scaled": user_module.scaled}, targets=0)
     mec.execute("r = scaled(10)", targets=0)
     assert mec.pull("r", targets=0) == [31]
+    # state kept in the engine's namespace outlives each call's globals
+    mec.execute("hits = 0", targets=0)
+    first = mec.raw_map(lambda _: user_module.bump(), [[0]], targets=0)
+    second = mec.raw_map(lambda _: user_module.bump(), [[0]], targets=0)
+    assert (first, second) == ([1], [2])
 
 
 def test_classes_come_back_as_the_clients_own(clients, user_module):
