@@ -9,9 +9,11 @@ MultiEngineClient.
     Sums agree: 16 values, sum of sums 10261715110
 
 sum_primes is computed for COUNT (default 16) values up to N (default
-200000), first serially here, then with mec.map on the engines. The engines
-import prime1 themselves (ipcluster was started in this directory), so only
-a reference to prime1.sum_primes travels.
+200000), first serially here, then with mec.map on the engines. As the
+tutorial asks, ipcluster was started in this directory and the engines
+import prime1 themselves; sum_primes would run without that too, since a
+function from the user's own module travels by value (its code, with the
+isprime it calls; see docs/python-api.md, "How functions travel").
 
 The cost of sum_primes grows with its argument, and map's block partition
 would give the last engine the most expensive values. As the tutorial

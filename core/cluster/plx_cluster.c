@@ -42,6 +42,7 @@ typedef struct cluster {
     char                    cwd[PATH_MAX];
     char                    pidfile[PATH_MAX];
     int                     progress_fd;   /* daemon child: pipe to the waiting parent */
+    int                     one_output;    /* stdout and stderr are one file (see progress) */
     int                     owns_pidfile;
     struct timespec         ctl_started;   /* coarse wall clock, as file times are */
 } cluster_t;
@@ -57,7 +58,18 @@ static void sleep_s(double s)
     nanosleep(&ts, NULL);
 }
 
-/* Tell the user (foreground: stdout; daemon: through the pipe) and log. */
+/* Whether stdout and stderr are the same open file: one terminal, or
+ * `> file 2>&1`. */
+static int same_output(void)
+{
+    struct stat a, b;
+    return fstat(STDOUT_FILENO, &a) == 0 && fstat(STDERR_FILENO, &b) == 0 &&
+           a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/* Tell the user (foreground: stdout; daemon: through the pipe) and log.
+ * The log goes to stderr in the foreground: when that is stdout's file too,
+ * the line would show twice, so it is only printed. */
 static void progress(cluster_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void progress(cluster_t *c, const char *fmt, ...)
 {
@@ -66,10 +78,12 @@ static void progress(cluster_t *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    PLX_INFO("%s", line);
     if (c->progress_fd >= 0) {
+        PLX_INFO("%s", line);
         dprintf(c->progress_fd, "P %s\n", line);
     } else {
+        if (!c->one_output)
+            PLX_INFO("%s", line);
         printf("[ipcluster] %s\n", line);
         fflush(stdout);
     }
@@ -575,6 +589,7 @@ static int cluster_init(cluster_t *c, const plx_cluster_opts_t *o, plx_err_t *er
     memset(c, 0, sizeof *c);
     c->o = *o;
     c->progress_fd = -1;
+    c->one_output = same_output();
     char path[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
     if (n <= 0)
@@ -673,6 +688,7 @@ static int detach(cluster_t *c, plx_err_t *err)
         close(nfd);
     if (lfd > 2)
         close(lfd);
+    c->one_output = same_output();
     c->progress_fd = pfd[1];
     return PLX_OK;
 }

@@ -230,7 +230,10 @@ class TaskMapper(object):
     The task options (``clear_before``, ``clear_after``, ``retries``,
     ``recovery_task``, ``depend``; see :class:`plexa.task.BaseTask`) apply
     to every task of every ``map``. ``map`` returns the list of results
-    (``block=True``) or a PendingResult whose ``get_result()`` gives it.
+    (``block=True``), or, as 0.10 did, the list of task ids, one task per
+    element (``block=False``; a :class:`TaskIdList`: ``get_task_result`` of
+    each id gives its element's result, and its ``pending`` attribute is a
+    PendingResult of the whole list of results).
 
     ``chunksize`` (plexa): elements per task; None picks it from the length
     and the number of engines (the rule above). With ``recovery_task``,
@@ -255,10 +258,25 @@ class TaskMapper(object):
         (equal lengths required), load balanced over the engines."""
         if not callable(func):
             raise TypeError('func must be a function')
+        if not self.block and self.chunksize not in (None, 1):
+            raise ValueError('a non-blocking map runs one task per element (its result is '
+                             'their ids, as in 0.10): chunksize must be None or 1')
         return self.task_controller._map(func, map_arguments(sequences), self)
 
 
 SynchronousTaskMapper = TaskMapper
+
+
+class TaskIdList(list):
+    """The ids of a non-blocking map's tasks, one per element, in order
+    (0.10's return value). ``pending`` is a PendingResult whose
+    ``get_result()`` is the list of results (it leaves them in the
+    controller: ``get_task_result`` of an id still works afterwards;
+    ``TaskClient.clear`` frees them)."""
+
+    def __init__(self, ids, pending):
+        list.__init__(self, ids)
+        self.pending = pending
 
 
 class ParallelFunction(object):

@@ -20,13 +20,17 @@ own type. numpy and cloudpickle are imported only when actually needed:
 engines start often, and importing them costs 30-150 ms.
 
 This module is shared by the engine and the client. Its only state is a
-cache of pickled functions (see _pickle_function).
+cache of pickled functions (see _pickle_function). Which functions travel
+by value (the user's own modules') and which as references is
+plexa._byvalue's rule.
 """
 
 import pickle
 import sys
 import types
 import weakref
+
+from plexa import _byvalue
 
 __all__ = ["encode", "decode", "decode_native", "UntrustedPickle"]
 
@@ -102,68 +106,122 @@ _EMPTY_DICT = ("pickle", pickle.dumps({}, protocol=5), [])
 # Pickled functions, reused while nothing they capture can have changed:
 # pickling a lambda costs 15-50 us, more than queueing a task, so a loop
 # of tc.run(MapTask(f, ...)) would spend most of its time re-pickling f.
-# (Dask caches pickled functions the same way, without the checks.)
+# (Dask caches pickled functions the same way, without the checks.) The
+# key is the function object (a function redefined in a session is a new
+# object); the entry keeps what the pickle captured, compared by identity
+# on every use, starting with f.__code__.
 _FUNC_CACHE = weakref.WeakKeyDictionary()
 _FUNC_CACHE_MAX = 256
 _SCALARS = (type(None), bool, int, float, complex, str, bytes)
+# Objects one function's pickle may capture and still be cached: a function
+# dragging more along (a big module of the user's) is pickled every time.
+_CAPTURE_MAX = 512
+# Attributes of a class or module sent by value that are its own
+# machinery, not state code changes (cloudpickle rebuilds or skips them).
+_SKIP_ATTRS = frozenset(("__dict__", "__weakref__", "__module__", "__doc__", "__qualname__",
+                         "__builtins__", "__spec__", "__loader__", "__cached__", "__file__",
+                         "__name__", "__package__", "__path__"))
 
 
-def _stable(v, depth=0):
+def _stable(v, refs, seen, depth=0):
     """Whether v pickles the same for as long as it stays bound: nothing in
-    it can change in place. Classes and functions of __main__ travel by
-    value (their attributes could change), so they do not count."""
-    if isinstance(v, _SCALARS) or isinstance(v, (types.ModuleType, types.BuiltinFunctionType)):
+    it can change in place. What a function, class or module sent by value
+    holds is walked (into refs, compared by identity on the next use)."""
+    if isinstance(v, _SCALARS) or isinstance(v, types.BuiltinFunctionType):
         return True
+    t = type(v)
+    if t is tuple:
+        return depth < 3 and len(v) <= 16 and \
+            all(_stable(x, refs, seen, depth + 1) for x in v)
+    if t is types.ModuleType:
+        return not _byvalue.user_module(v) or _walk(v, vars(v), refs, seen)
     if isinstance(v, (type, types.FunctionType)):
-        return getattr(v, "__module__", "__main__") not in ("__main__", None) and \
-            v.__module__ in sys.modules
-    if type(v) is tuple and depth < 3 and len(v) <= 16:
-        return all(_stable(x, depth + 1) for x in v)
+        if _by_reference(v):
+            return True
+        if t is types.FunctionType:
+            return _walk(v, None, refs, seen)
+        return _walk(v, vars(v), refs, seen) and all(_stable(b, refs, seen) for b in v.__bases__)
+    if t in (staticmethod, classmethod):
+        return _stable(v.__func__, refs, seen)
     return False
 
 
-def _captured(f):
-    """What pickling f by value captures (referenced globals, closure
-    cells, defaults), or None when any of it could change in place."""
-    refs = [f.__code__]
+def _walk(obj, attrs, refs, seen):
+    """Add what sending obj by value captures to refs; False when any of it
+    could change in place, or when there is too much of it. attrs: a class's
+    or module's namespace (None for a function)."""
+    if id(obj) in seen:
+        return True
+    seen.add(id(obj))
+    if attrs is None:
+        return _walk_function(obj, refs, seen)
+    for k, v in list(attrs.items()):
+        if k in _SKIP_ATTRS:
+            continue
+        refs.append(k)
+        refs.append(v)
+        if len(refs) > _CAPTURE_MAX or not _stable(v, refs, seen):
+            return False
+    return True
+
+
+def _walk_function(f, refs, seen):
+    if f.__dict__:
+        return False
+    refs.append(f.__code__)
+    vals = []
     g = f.__globals__
     codes = [f.__code__]
     while codes:
         code = codes.pop()
         for name in code.co_names:
             if name in g:
-                refs.append(g[name])
+                vals.append(g[name])
         codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
     for cell in f.__closure__ or ():
         try:
-            refs.append(cell.cell_contents)
+            vals.append(cell.cell_contents)
         except ValueError:      # an empty cell
-            return None
-    refs.extend(f.__defaults__ or ())
-    refs.extend((f.__kwdefaults__ or {}).values())
-    if f.__dict__ or not all(_stable(v) for v in refs[1:]):
-        return None
-    return refs
+            return False
+    vals.extend(f.__defaults__ or ())
+    vals.extend((f.__kwdefaults__ or {}).values())
+    for v in vals:
+        refs.append(v)
+        if len(refs) > _CAPTURE_MAX or not _stable(v, refs, seen):
+            return False
+    return True
 
 
-def _by_reference(f):
-    """Does f travel as a reference (module and name) the receiver imports,
-    as cloudpickle itself would send it? True for a function of a real,
-    importable module that is found under its own name; False for
-    __main__, lambdas, nested functions, modules without a spec and
-    modules registered with cloudpickle.register_pickle_by_value."""
-    modname = f.__module__
+def _captured(f):
+    """What pickling f by value captures (its code, referenced globals,
+    closure cells, defaults, and theirs for the user's functions, classes
+    and modules it refers to), or None when any of it could change in
+    place."""
+    refs = []
+    return refs if _walk_function(f, refs, {id(f)}) else None
+
+
+def _by_reference(obj):
+    """Does a function or class travel as a reference (module and name) the
+    receiver imports, as cloudpickle itself would send it? True for one of
+    a real, importable module that is found under its own name, unless the
+    module is the user's own (plexa._byvalue); False for __main__, lambdas,
+    nested functions, modules without a spec and modules registered with
+    cloudpickle.register_pickle_by_value."""
+    modname = getattr(obj, "__module__", None)
     mod = sys.modules.get(modname) if isinstance(modname, str) else None
     if mod is None or modname == "__main__" or getattr(mod, "__spec__", None) is None:
+        return False
+    if _byvalue.user_module(mod):
         return False
     cp = sys.modules.get("cloudpickle.cloudpickle")
     by_value = getattr(cp, "_PICKLE_BY_VALUE_MODULES", ())
     if any(modname == m or modname.startswith(m + ".") for m in by_value):
         return False
-    obj = mod
-    for part in f.__qualname__.split("."):
-        obj = getattr(obj, part, None)
-    return obj is f
+    found = mod
+    for part in getattr(obj, "__qualname__", "<>").split("."):
+        found = getattr(found, part, None)
+    return found is obj
 
 
 def _pickle_function(f):
@@ -179,12 +237,26 @@ def _pickle_function(f):
     # first call that ships a function otherwise).
     if _by_reference(f):
         return ("pickle", pickle.dumps(f, protocol=5), [])
-    d = _cloudpickle(f)
+    d = _cloudpickle_function(f)
     if refs is not None and not d[2]:
         if len(_FUNC_CACHE) >= _FUNC_CACHE_MAX:
             _FUNC_CACHE.clear()
         _FUNC_CACHE[f] = (refs, d)
     return d
+
+
+def _cloudpickle_function(f):
+    """f by value, with the user's modules it refers to (plexa._byvalue).
+    Should that fail (a global of the user's module that does not pickle,
+    such as a lock), f goes as cloudpickle alone sends it: by reference
+    when its module is importable, as before plexa sent user modules by
+    value, which works on engines that can import it."""
+    import cloudpickle
+    try:
+        with _byvalue.registered(cloudpickle):
+            return _cloudpickle(f)
+    except Exception:
+        return _cloudpickle(f)
 
 
 def _cloudpickle(obj):

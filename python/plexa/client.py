@@ -38,7 +38,7 @@ QueueStatusList and the conversion of replies), :mod:`plexa._status`
 
 from plexa import error  # noqa: F401  (0.10's client module exposed it too)
 from plexa import _map as Map  # noqa: F401
-from plexa._map import MultiEngineMapper, ParallelFunction, TaskMapper  # noqa: F401
+from plexa._map import MultiEngineMapper, ParallelFunction, TaskIdList, TaskMapper  # noqa: F401
 from plexa._pending import PendingResult  # noqa: F401
 from plexa._results import (  # noqa: F401
     QueueStatusList, ResultList, _check, _execute_value, _first_value, _multi, _none_value,

@@ -77,11 +77,12 @@ class ResultNotCompleted(KernelError):
     """A result was asked for without blocking and is not ready yet."""
 
 
-class ResultEvicted(KernelError):
+class ResultEvicted(KernelError, IndexError):
     """The controller no longer holds the result: it was cleared
     (``TaskClient.clear``) or evicted by the bounded retention of results
     (the controller's ``results_max`` / ``results_max_bytes``; results
-    already fetched go first)."""
+    already fetched go first). An IndexError, as 0.10's get_task_result
+    raised for an id the controller no longer knew."""
 
     taskid = None
 
@@ -245,7 +246,9 @@ class CompositeError(KernelError):
 
     def __init__(self, message, elist):
         Exception.__init__(self, message, elist)
-        self.msg = message
+        # 0.10.0 called the summary line .message, 0.10.2 .msg (Python 2.6
+        # deprecated BaseException.message); code written for either works.
+        self.message = self.msg = message
         self.elist = list(elist)
 
     def __str__(self):

@@ -49,6 +49,16 @@ def _profile_bool(profile, section, key, default):
         return default
 
 
+def _url_arg(url_or_file, furl_or_file):
+    """The connection argument, given under plexa's name or under 0.10's
+    (``furl_or_file``, which named a Foolscap FURL or a file holding one)."""
+    if furl_or_file is None:
+        return url_or_file
+    if url_or_file:
+        raise TypeError('give url_or_file or furl_or_file, not both')
+    return furl_or_file
+
+
 def _trust(trust_engine_pickles, profile):
     """Whether a client unpickles what engines send: the argument, else the
     profile's [client] trust_engine_pickles (default true)."""
@@ -64,6 +74,7 @@ class MultiEngineClient(object):
     ``url_or_file`` is a ``plx+tcp://`` / ``plx+tls://`` URL, a connection
     file holding one, or ``''``: then ``$PLEXA_URL``, else the profile's
     ``security/ipcontroller-mec.url`` (``profile`` None means ``default``).
+    0.10's keyword ``furl_or_file`` is accepted for it.
     ``timeout`` bounds the connection handshake, in seconds.
 
     ``targets`` ('all', an int, or a list/tuple of ints) and ``block``
@@ -81,9 +92,10 @@ class MultiEngineClient(object):
     would run code chosen by whoever holds the engine token.
     """
 
-    def __init__(self, url_or_file='', profile=None, timeout=10.0, trust_engine_pickles=None):
+    def __init__(self, url_or_file='', profile=None, timeout=10.0, trust_engine_pickles=None,
+                 furl_or_file=None):
         from plexa import _native
-        self._client = _native.Client(url_or_file, profile, timeout,
+        self._client = _native.Client(_url_arg(url_or_file, furl_or_file), profile, timeout,
                                       trust_pickles=_trust(trust_engine_pickles, profile))
         self.block = True
         self.targets = 'all'
@@ -560,6 +572,7 @@ def strip_whitespace(source):
     return ''.join(body[nline + 1:]).rstrip()
 
 
-def get_multiengine_client(url_or_file='', profile=None):
-    """0.10's factory: ``MultiEngineClient(url_or_file, profile)``."""
-    return MultiEngineClient(url_or_file, profile)
+def get_multiengine_client(url_or_file='', profile=None, furl_or_file=None):
+    """0.10's factory: ``MultiEngineClient(url_or_file, profile)``
+    (``furl_or_file``, 0.10's name, is accepted for ``url_or_file``)."""
+    return MultiEngineClient(url_or_file, profile, furl_or_file=furl_or_file)

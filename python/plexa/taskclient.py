@@ -8,11 +8,11 @@
 
 import threading
 
-from plexa._map import ParallelFunction, TaskMapper, chunk_count
+from plexa._map import ParallelFunction, TaskIdList, TaskMapper, chunk_count
 from plexa._pending import PendingResult, _Done
 from plexa.error import (EngineError, KernelError, ProtocolError, ResultEvicted, TaskAborted,
                          TaskTimeout, remote_error)
-from plexa.multiengine import _trust
+from plexa.multiengine import _trust, _url_arg
 from plexa.task import BaseTask, TaskResult, _set_times
 
 
@@ -114,7 +114,8 @@ class TaskClient(object):
 
     ``url_or_file`` is a ``plx+tcp://`` / ``plx+tls://`` URL, a connection
     file holding one, or ``''``: then the profile's
-    ``security/ipcontroller-tc.url`` (``profile`` None means ``default``).
+    ``security/ipcontroller-tc.url`` (``profile`` None means ``default``);
+    0.10's keyword ``furl_or_file`` is accepted for it.
     ``timeout`` bounds the connection handshake, in seconds.
     ``trust_engine_pickles`` as for MultiEngineClient.
 
@@ -125,9 +126,11 @@ class TaskClient(object):
     ResultEvicted).
     """
 
-    def __init__(self, url_or_file='', profile=None, timeout=10.0, trust_engine_pickles=None):
+    def __init__(self, url_or_file='', profile=None, timeout=10.0, trust_engine_pickles=None,
+                 furl_or_file=None):
         from plexa import _native
-        self._client = _native.Client(url_or_file, profile, timeout, role='task',
+        self._client = _native.Client(_url_arg(url_or_file, furl_or_file), profile, timeout,
+                                      role='task',
                                       trust_pickles=_trust(trust_engine_pickles, profile))
         for name in _STATUS_NAMES:
             value = getattr(_native, name, None)
@@ -339,8 +342,9 @@ class TaskClient(object):
     def mapper(self, clear_before=False, clear_after=False, retries=0, recovery_task=None,
                depend=None, block=True, chunksize=None):
         """A TaskMapper whose ``map`` uses these task options (see
-        :class:`plexa.task.BaseTask`); ``block=False`` makes ``map`` return a
-        PendingResult."""
+        :class:`plexa.task.BaseTask`); ``block=False`` makes ``map`` return
+        the list of task ids, one per element, as 0.10 did (a TaskIdList,
+        whose ``pending`` is a PendingResult of all the results)."""
         return TaskMapper(self, clear_before=clear_before, clear_after=clear_after,
                           retries=retries, recovery_task=recovery_task, depend=depend,
                           block=block, chunksize=chunksize)
@@ -360,8 +364,10 @@ class TaskClient(object):
         """TaskMapper.map: submit arglist as tasks, gather in order."""
         n = len(arglist)
         if n == 0:
-            return [] if m.block else PendingResult(self, [_Done([])], lambda rs: [])
-        per_element = m.chunksize == 1 or (m.chunksize is None and (
+            return [] if m.block else TaskIdList([], PendingResult(self, [_Done([])],
+                                                                   lambda rs: []))
+        # Non-blocking: 0.10's one task per element, whose ids are the answer.
+        per_element = not m.block or m.chunksize == 1 or (m.chunksize is None and (
             m.recovery_task is not None or m.clear_before or m.clear_after))
         # The same function (and depend) objects in every spec: _native
         # pickles each object once per submission, not once per task.
@@ -408,7 +414,8 @@ class TaskClient(object):
                     else:
                         out[j::nchunks] = _chunk_values(values)
                     j += 1
-            self._in_background(self._client.submit_task_clear(ids))
+            if m.block:     # a non-blocking map's ids are the user's to fetch
+                self._in_background(self._client.submit_task_clear(ids))
             pr.serial_time = busy
             if failed is not None:
                 raise _task_error(failed, 'map')
@@ -417,7 +424,7 @@ class TaskClient(object):
         pr = PendingResult(self, reqs, convert, weights, 'elements')
         pr.task_ids = ids
         if not m.block:
-            return pr
+            return TaskIdList(ids, pr)
         try:
             pr._wait_showing(0.1, -1, delay=_progress_delay(), force=False)
             return pr.get_result(block=True)
@@ -483,6 +490,7 @@ def _queue_status_dict(raw, verbose):
     return out
 
 
-def get_task_client(url_or_file='', profile=None):
-    """0.10's factory: ``TaskClient(url_or_file, profile)``."""
-    return TaskClient(url_or_file, profile)
+def get_task_client(url_or_file='', profile=None, furl_or_file=None):
+    """0.10's factory: ``TaskClient(url_or_file, profile)`` (``furl_or_file``,
+    0.10's name, is accepted for ``url_or_file``)."""
+    return TaskClient(url_or_file, profile, furl_or_file=furl_or_file)

@@ -15,6 +15,7 @@ from conftest import BUILD, processes_with_env, wait_for
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 C_EXAMPLES = ("mec_execute", "prime_sum", "numpy_array", "task_loop")
+PY_EXAMPLES = ("prime1.py", "prime1_mec.py")
 
 
 def sh(argv, **kw):
@@ -45,6 +46,11 @@ def check_tree(prefix):
         assert (lib / "cmake" / "plexa" / f).exists(), f
     pkg = prefix / "lib" / "python3" / "dist-packages"
     assert (pkg / "plexa" / "client.py").exists()
+    # the Python examples beside the C ones, as in the source tree
+    examples = prefix / "share" / "doc" / "plexa" / "examples"
+    for name in PY_EXAMPLES:
+        with open(os.path.join(SRC, "examples", name)) as f:
+            assert (examples / name).read_text() == f.read(), name
     return pkg
 
 

@@ -1,5 +1,11 @@
-"""ipcluster's bookkeeping commands: profile create, list, status, --help."""
+"""ipcluster's bookkeeping commands: profile create, list, status, --help;
+the progress lines of a foreground `ipcluster local`."""
+import os
+import pty
+import select
+import signal
 import subprocess
+import time
 
 from conftest import tool
 
@@ -38,3 +44,61 @@ def test_help_and_bad_usage():
     assert bad.returncode == 2 and "-n" in bad.stderr
     v = subprocess.run([tool("ipcontroller"), "--version"], capture_output=True, text=True)
     assert v.returncode == 0 and "plexa" in v.stdout
+
+
+def read_pty_until(fd, pid, stop_on, timeout=60):
+    """What a pty child writes until it exits; SIGINT once stop_on shows."""
+    out, interrupted = b"", False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.5)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:         # EIO: the child is gone
+                break
+            if not chunk:
+                break
+            out += chunk
+        if not interrupted and stop_on in out:
+            os.kill(pid, signal.SIGINT)
+            interrupted = True
+    if not interrupted:
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return out.decode(errors="replace")
+
+
+def test_foreground_progress_once_on_a_terminal(cluster_factory):
+    """stdout and stderr on one terminal: each progress line shows once (it
+    used to show twice, as a log line too). On separate pipes stdout has
+    the progress and stderr the log lines, as before."""
+    c = cluster_factory(n=2)
+    argv = [tool("ipcluster"), "local", "-n", "2", f"--profile={c.profile}"]
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(c.cwd)
+        os.execve(argv[0], argv, c.env)
+    text = read_pty_until(fd, pid, b"cluster ready")
+    lines = text.splitlines()
+    for what in ("controller started", "starting 2 engines", "engines: 2/2 registered",
+                 "cluster ready"):
+        assert sum(what in line for line in lines) == 1, text
+    assert "received signal 2" in text, text    # the other log lines still show
+
+    p = subprocess.Popen(argv, cwd=c.cwd, env=c.env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        first = ""
+        while "cluster ready" not in first and time.monotonic() < deadline:
+            first += p.stdout.readline()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    out = first + out
+    assert out.count("[ipcluster] cluster ready") == 1, out
+    assert err.count("INFO ipcluster") >= 2 and "cluster ready" in err, err

@@ -32,7 +32,7 @@ def make_slow():
 
 
 def test_progress_attributes_and_wait_interactive(tc, capsys):
-    pr = tc.mapper(block=False, chunksize=1).map(make_slow(), range(120))
+    pr = tc.mapper(block=False).map(make_slow(), range(120)).pending
     assert pr.total == 120
     assert 0 <= pr.progress <= 120
     assert pr.wall_time is None or pr.ready()
@@ -47,7 +47,7 @@ def test_progress_attributes_and_wait_interactive(tc, capsys):
 
 
 def test_wait_interactive_timeout(tc):
-    pr = tc.mapper(block=False, chunksize=1).map(make_slow(), range(400))
+    pr = tc.mapper(block=False).map(make_slow(), range(400)).pending
     assert pr.wait_interactive(interval=0.05, timeout=0.1) is False
     assert not pr.ready()
     assert len(pr.get_result()) == 400

@@ -41,7 +41,7 @@ def busy(cluster_factory):
         import time
         time.sleep(0.01)
         return x
-    pr = tc.mapper(block=False, chunksize=1).map(nap, range(600))
+    pr = tc.mapper(block=False).map(nap, range(600)).pending
     yield c, pr
     pr.get_result()
     tc.close()

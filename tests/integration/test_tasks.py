@@ -196,6 +196,8 @@ def test_unknown_and_cleared(tc):
         tc.get_task_result(tid)
     with pytest.raises(ResultEvicted):
         tc.get_task_result(tid, block=True)          # never a hang
+    with pytest.raises(IndexError, match="evicted or cleared"):   # 0.10's type
+        tc.get_task_result(tid)
     with pytest.raises(IndexError, match="Task Already Completed"):
         tid2 = tc.run(client.MapTask(lambda: 8))
         tc.barrier(tid2)
@@ -257,9 +259,18 @@ def test_mapper_parallel_and_nonblocking(tc):
     assert tc.map(lambda x: x, []) == []
     m = tc.mapper(retries=1)
     assert m.map(str, range(40)) == [str(i) for i in range(40)]
-    pr = tc.mapper(block=False).map(lambda x: -x, range(1000))
-    assert isinstance(pr, client.PendingResult)
-    assert pr.get_result(block=True) == [-x for x in range(1000)]
+    # non-blocking: 0.10's list of task ids, one per element
+    ids = tc.mapper(block=False).map(lambda x: -x, range(1000))
+    assert isinstance(ids, list) and len(ids) == 1000 and all(type(i) is int for i in ids)
+    assert isinstance(ids.pending, client.PendingResult)
+    assert ids.pending.get_result(block=True) == [-x for x in range(1000)]
+    tc.barrier(ids)
+    assert [tc.get_task_result(i) for i in ids[:50]] == [-x for x in range(50)]
+    assert tc.get_task_result(ids[-1], block=True) == -999
+    assert tc.clear(ids) >= 1
+    with pytest.raises(ValueError):
+        tc.mapper(block=False, chunksize=4).map(abs, range(8))
+    assert tc.mapper(block=False).map(abs, []) == []
 
     @tc.parallel()
     def triple(x):
