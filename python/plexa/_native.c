@@ -44,6 +44,9 @@
  *     .submit_task_queue_status(verbose=False) -> Request; result(): dict
  *   Request: .id, .done(), .wait(timeout=None) -> bool, .result(timeout=None),
  *            .cancel()
+ *   Completions(): .watch(request, token), .post(token), .wait(timeout=None),
+ *            .close(): requests' completions for one waiting thread
+ *            (_native_cq.c)
  *
  * Replies are named structures (struct sequences, module attributes: tuples
  * whose items also have names; read them by name). Request.result() of
@@ -500,6 +503,7 @@ static int native_exec(PyObject *mod)
     if (load_errors(st) < 0 || load_serialize(st) < 0 ||
         add_type(mod, &Client_spec, &st->client_type) < 0 ||
         add_type(mod, &nv_request_spec, &st->request_type) < 0 ||
+        add_type(mod, &nv_completions_spec, &st->completions_type) < 0 ||
         nv_replies_init(mod, st) < 0 ||
         plx_pyvalue_module_init(mod) < 0 || register_at_exit(mod) < 0 ||
         nv_tasks_init(st) < 0 || nv_add_task_constants(mod) < 0)
@@ -513,6 +517,7 @@ static int native_traverse(PyObject *mod, visitproc visit, void *arg)
     native_state *st = PyModule_GetState(mod);
     Py_VISIT(st->client_type);
     Py_VISIT(st->request_type);
+    Py_VISIT(st->completions_type);
     for (int i = 0; i < NV_NREPLY_TYPES; i++)
         Py_VISIT(st->reply_types[i]);
     Py_VISIT(st->kernel_error);
@@ -535,6 +540,7 @@ static int native_clear(PyObject *mod)
     native_state *st = PyModule_GetState(mod);
     Py_CLEAR(st->client_type);
     Py_CLEAR(st->request_type);
+    Py_CLEAR(st->completions_type);
     for (int i = 0; i < NV_NREPLY_TYPES; i++)
         Py_CLEAR(st->reply_types[i]);
     Py_CLEAR(st->kernel_error);

@@ -7,6 +7,7 @@ CTest; those tests skip without it).
 
 import builtins
 import collections
+import concurrent.futures
 import contextlib
 import io
 import os
@@ -23,6 +24,7 @@ import cloudpickle
 import pytest
 
 from plexa import client, error
+from plexa._callbacks import Callbacks
 from plexa.client import MultiEngineClient, PendingResult, ResultList
 from plexa.error import CompositeError, KernelError, RemoteError, remote_error
 
@@ -351,6 +353,7 @@ def sim_client(n=2):
     mec._client = SimNative(n)
     mec.block, mec.targets = True, 'all'
     mec._pending = weakref.WeakSet()
+    mec._callbacks = Callbacks()
     return mec
 
 
@@ -414,23 +417,61 @@ def test_pending_result_caches_and_chains():
     assert {n for n in dir(fresh) if not n.startswith('_')} == {
         'add_callback', 'called', 'get_result', 'raised', 'callbacks', 'client', 'r',
         'result_id'} | {'progress', 'total', 'ready', 'elapsed', 'wall_time', 'serial_time',
-                        'wait_interactive'}
+                        'wait_interactive', 'wait'} | {
+        n for n in dir(concurrent.futures.Future) if not n.startswith('_')}
 
 
-def test_pending_result_callback_error_is_not_cached():
+def test_pending_result_callback_error_is_the_outcome():
+    # The chain runs once, when the reply arrives (on the callback thread,
+    # in general): a callback that raises makes its error the outcome.
     req = StubRequest(OK2)
     pr = PendingResult(None, req, client._execute_value)
     calls = []
 
     def cb(r):
         calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError('first time')
-        return 'ok'
+        raise RuntimeError('first time')
     pr.add_callback(cb)
-    with pytest.raises(RuntimeError):
-        pr.r
-    assert pr.r == 'ok' and req.fetches == 1
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            pr.r
+    assert pr.raised and isinstance(pr.exception(), RuntimeError)
+    assert calls == [1] and req.fetches == 1
+
+
+def test_pending_result_is_a_future():
+    held = StubRequest(OK2, done=False)
+    pr = PendingResult(None, held, client._execute_value)
+    assert isinstance(pr, concurrent.futures.Future)
+    assert not pr.done() and not pr.running() and not pr.cancel()   # no canceller
+    with pytest.raises(TimeoutError):
+        pr.result(timeout=0.05)
+    with pytest.raises(TimeoutError):
+        pr.get_result(timeout=0)
+    assert pr.get_result('later', block=False) == 'later' and not pr.wait(0.01)
+    seen = []
+    pr.add_done_callback(lambda f: seen.append(f.result()))
+    held._done = True
+    assert pr.result(timeout=1)[0]['id'] == 0 and pr.done() and pr.exception() is None
+    assert len(seen) == 1 and seen[0] is pr.result()
+    # A chain added once the result is here applies at once, as a Deferred's.
+    pr.add_callback(lambda r: len(r))
+    assert pr.r == 2 and pr.result() == 2 and pr.callbacks
+    # Cancelling: the canceller decides; a cancelled future raises CancelledError.
+    for verdict in (False, True):
+        q = PendingResult(None, StubRequest(OK2, done=False), client._execute_value,
+                          canceller=lambda v=verdict: v)
+        assert q.cancel() is verdict and q.cancelled() is verdict and q.done() is verdict
+        if verdict:
+            with pytest.raises(concurrent.futures.CancelledError):
+                q.r
+            assert q.raised and q.cancel()
+            done, not_done = concurrent.futures.wait([q, pr], timeout=0)
+            assert done == {q, pr} and not not_done
+    bad = PendingResult(None, StubRequest(error.InvalidEngineID('invalid engine id: 7')),
+                        client._execute_value)
+    assert isinstance(bad.exception(timeout=1), error.InvalidEngineID)
+    assert repr(bad).endswith('(error)>') and repr(pr).endswith('(done)>')
 
 
 def test_push_pull_and_dict_sugar():
@@ -591,6 +632,20 @@ def test_non_blocking_barrier_flush():
     assert mec.get_pending_deferred(p5.result_id, True)[0]['number'] >= 1
     with pytest.raises(error.InvalidDeferredID):
         mec.get_pending_deferred(12345678, True)
+
+
+def test_non_blocking_results_resolve_without_get_result():
+    # A sim request is no libplexa request: the callback thread looks at it
+    # when it is watched (posted), and resolves it if it is done then.
+    mec = sim_client()
+    fired = threading.Event()
+    pr = mec.execute('e = 5', block=False)
+    pr.add_done_callback(lambda f: fired.set())
+    assert fired.wait(5) and pr.done()
+    assert pr._watcher is mec._callbacks
+    assert threading.current_thread().name != 'plexa-callbacks'
+    names = {t.name for t in threading.enumerate()}
+    assert 'plexa-callbacks' in names
 
 
 def test_kill_and_run(tmp_path):
