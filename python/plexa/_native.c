@@ -28,6 +28,8 @@
  *     .submit_kill(targets, controller=False)
  *     .submit_interrupt(targets=None)       KeyboardInterrupt in whatever the
  *                                           targets run now (not queued)
+ *     .submit_cancel(requests)              drop these Requests if no engine has
+ *                                           any of them yet (all or nothing)
  *   task role:
  *     .submit_tasks(specs)                  -> Request; result(): TaskIds(first_id, count)
  *     .submit_tasks(specs, first_id=N)      -> None: the tasks take ids N.. from the
@@ -38,7 +40,9 @@
  *     .submit_task_reserve(count)           -> Request; result(): TaskIds(first_id, count)
  *     .submit_task_wait(ids, block=True, release=False)
  *                                           -> Request; result(): [TaskReply, ...]
- *     .submit_task_abort(ids)               -> Request; result(): None
+ *     .submit_task_abort(ids, queued_only=False) -> Request; result(): None
+ *                                              (queued_only: only if none was
+ *                                              sent to an engine, all or nothing)
  *     .submit_task_clear(ids=None)          -> Request; result(): None (None/[]: every
  *                                              finished task)
  *     .submit_task_queue_status(verbose=False) -> Request; result(): dict
@@ -360,6 +364,10 @@ static PyMethodDef Client_methods[] = {
     { "submit_queue_status", METH_KW(nv_submit_queue_status),
       "submit_queue_status(targets=None) -> Request whose result() is\n"
       "[EngineQueue(engine_id, pending, queue), ...]." },
+    { "submit_cancel", (PyCFunction)nv_submit_cancel, METH_O,
+      "submit_cancel(requests) -> Request: cancel these requests (of this client) if no\n"
+      "engine has been sent any of them yet, all or nothing; they fail with QueueCleared.\n"
+      "result(): [] when cancelled; KernelError when one has started or finished." },
     { "submit_kill", METH_KW(nv_submit_kill),
       "submit_kill(targets=None, controller=False) -> Request: stop the engines (and\n"
       "the controller after it answered)." },
@@ -380,7 +388,9 @@ static PyMethodDef Client_methods[] = {
       "[TaskReply(task_id, status, engine_id, values, error, submitted, started,\n"
       "completed), ...]." },
     { "submit_task_abort", METH_KW(nv_submit_task_abort),
-      "submit_task_abort(ids) -> Request: abort queued or running tasks; result() None." },
+      "submit_task_abort(ids, queued_only=False) -> Request: abort queued or running tasks;\n"
+      "result() None. queued_only: only if none was sent to an engine yet (all or nothing;\n"
+      "else KernelError 'task N already started')." },
     { "submit_task_clear", METH_KW(nv_submit_task_clear),
       "submit_task_clear(ids=None) -> Request: drop finished results (None: all);\n"
       "result() None." },

@@ -105,6 +105,7 @@ PyObject *nv_submit_clear_queue(ClientObject *self, PyObject *args, PyObject *kw
 PyObject *nv_submit_queue_status(ClientObject *self, PyObject *args, PyObject *kw);
 PyObject *nv_submit_kill(ClientObject *self, PyObject *args, PyObject *kw);
 PyObject *nv_submit_interrupt(ClientObject *self, PyObject *args, PyObject *kw);
+PyObject *nv_submit_cancel(ClientObject *self, PyObject *requests);
 
 PyObject *nv_submit_tasks(ClientObject *self, PyObject *args, PyObject *kw);
 PyObject *nv_submit_task_reserve(ClientObject *self, PyObject *args);

@@ -18,7 +18,7 @@ from plexa._callbacks import Callbacks
 from plexa._pending import PendingResult, _deadline, _Done
 from plexa._results import (_check, _execute_value, _multi, _none_value, _pull_value,
                             _queue_status_value)
-from plexa.error import (ConnectionError, InvalidDeferredID, InvalidEngineID,
+from plexa.error import (ConnectionError, InvalidDeferredID, InvalidEngineID, KernelError,
                          NoEnginesRegistered, NotAPendingResult, ResultNotCompleted,
                          StopLocalExecution)
 
@@ -145,12 +145,26 @@ class MultiEngineClient(object):
     def _finish(self, requests, convert, block):
         """Blocking: the converted value. Otherwise a PendingResult that
         resolves on the callback thread."""
-        pr = PendingResult(self, requests, convert)
         if block:
-            return pr.get_result(block=True)
+            return PendingResult(self, requests, convert).get_result(block=True)
+        pr = PendingResult(self, requests, convert,
+                           canceller=lambda: self._cancel_requests(requests))
         self._pending.add(pr)
         self._watch(pr)
         return pr
+
+    def _cancel_requests(self, requests):
+        """Drop requests still queued in the controller, all or nothing (a
+        future's cancel()). True when they were."""
+        reqs = [r for r in (requests if isinstance(requests, list) else [requests])
+                if not isinstance(r, _Done)]
+        if not reqs:
+            return False
+        try:
+            self._client.submit_cancel(reqs).result(timeout=10.0)
+        except KernelError:
+            return False
+        return True
 
     def _watch(self, pr):
         """Resolve pr on this client's callback thread when its reply arrives."""

@@ -221,3 +221,58 @@ def test_a_wait_with_no_engine(cluster_factory, monkeypatch):
             e.wait(10)
         ctl.terminate()
         ctl.wait(10)
+
+
+# ---- cancel --------------------------------------------------------------------------
+
+def test_cancel_queued_tasks(cluster_factory):
+    """cancel() drops tasks still queued in the controller; a task an engine
+    has is not cancelled (False), as concurrent.futures says."""
+    c = cluster_factory(n=2, conf="[controller]\nscheduler = fifo\ntask_inflight = 1\n")
+    c.start()
+    os.environ["PLEXA_DIR"] = c.root
+    tc = client.TaskClient(profile=c.profile)
+    busy = [tc.apply_async(nap, 2, i) for i in range(2)]
+    assert wait_for(lambda: tc.queue_status()["scheduled"] == 2, timeout=10)
+    queued = [tc.apply_async(nap, 0, i) for i in range(3)]
+    mapped = tc.mapper(block=False).map(nap, [0] * 4, range(4))
+    assert tc.queue_status()["pending"] == 3 + len(mapped.task_ids)
+    fired = threading.Event()
+    queued[0].add_done_callback(lambda f: fired.set())
+    assert queued[0].cancel() and queued[0].cancelled() and queued[0].done()
+    assert fired.is_set() and queued[0].cancel()            # cancelling again: True
+    with pytest.raises(cf.CancelledError):
+        queued[0].result()
+    with pytest.raises(cf.CancelledError):
+        queued[0].get_result()
+    done, not_done = cf.wait(queued + busy, timeout=0)
+    assert done == {queued[0]}
+    assert mapped.cancel() and mapped.cancelled()
+    assert not busy[0].cancel() and not busy[0].cancelled()  # an engine has it
+    assert [f.result(10) for f in busy] == [0, 1]
+    assert [f.result(10) for f in queued[1:]] == [1, 2]
+    assert not queued[1].cancel()                             # done
+    # The cancelled tasks never ran: the controller aborted them.
+    from plexa.error import TaskAborted
+    for tid in queued[0].task_ids + mapped.task_ids:
+        with pytest.raises(TaskAborted):
+            tc.get_task_result(tid, block=True, timeout=10)
+    tc.close()
+
+
+def test_cancel_queued_multiengine_request(clients):
+    mec, tc = clients
+    mec.execute("cancelled_x = 0")
+    running = mec.execute("import time; time.sleep(1.5)", block=False)
+    second = mec.execute("pass", block=False)       # the second in flight per engine
+    third = mec.execute("cancelled_x = 1", block=False)
+    scatter = mec.scatter("cancelled_y", range(4), block=False)
+    assert third.cancel() and third.cancelled() and scatter.cancel()
+    assert not running.cancel()
+    with pytest.raises(cf.CancelledError):
+        third.result()
+    running.result(10)
+    second.result(10)
+    assert mec.pull("cancelled_x") == [0, 0]        # it never ran
+    assert mec.execute("print('cancelled_y' in globals())")[0]["stdout"] == "False\n"
+    assert not third.running() and not running.cancel()
