@@ -47,11 +47,12 @@ def wait_requests(requests, deadline=None, stall=None, started=None):
 
 
 def _deadline(timeout):
+    """The monotonic time timeout seconds from now (None: none); a negative
+    timeout is 0, as for concurrent.futures (an executor's map passes
+    what is left of its own, which may have run out)."""
     if timeout is None:
         return None
-    if timeout < 0:
-        raise ValueError('timeout must be None or >= 0')
-    return time.monotonic() + timeout
+    return time.monotonic() + max(0.0, timeout)
 
 
 # ---- PendingResult --------------------------------------------------------------
@@ -124,8 +125,8 @@ class PendingResult(cf.Future):
         self._lock = threading.Lock()
         self._claim = None
         self._redo = False
-        self._chain_lock = threading.RLock()
-        self._chained = False           # the 0.10 chain has run at resolution
+        self._chained = False           # (_lock) the 0.10 chain ran at resolution
+        self._chain_lock = threading.RLock()    # add_callback once resolved
 
     # -- resolution: exactly once, by whoever gets there first ------------------
 
@@ -154,16 +155,20 @@ class PendingResult(cf.Future):
     def _finish(self, value, exc):
         if self._t_done is None:
             self._t_done = time.monotonic()
-        with self._chain_lock:
-            i = 0
-            while exc is None and i < len(self.callbacks):
+        # The 0.10 chain, callbacks added meanwhile included; no lock is held
+        # while one runs.
+        i = 0
+        while True:
+            with self._lock:
+                if exc is not None or i == len(self.callbacks):
+                    self._chained = True
+                    break
                 f, args, kwargs = self.callbacks[i]
-                i += 1
-                try:
-                    value = f(value, *args, **kwargs)
-                except BaseException as e:
-                    exc = e
-            self._chained = True
+            i += 1
+            try:
+                value = f(value, *args, **kwargs)
+            except BaseException as e:
+                exc = e
         self._requests = []     # the raw replies are not needed any more
         if exc is None:
             self.set_result(value)
@@ -255,10 +260,26 @@ class PendingResult(cf.Future):
 
     def __await__(self):
         """``await pr`` in asyncio: the loop is woken from the callback
-        thread (no thread per await)."""
+        thread (call_soon_threadsafe; no thread per await). Cancelling the
+        awaiting task cancels this future, off the loop (cancel() asks the
+        controller, a round trip the loop should not wait for)."""
         if self._watcher is None and self._state == PENDING:
             self._watch_now()
-        return asyncio.wrap_future(self).__await__()
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+
+        def deliver(_):
+            try:
+                loop.call_soon_threadsafe(_copy_outcome, self, waiter)
+            except RuntimeError:
+                pass    # the loop is closed: nobody awaits any more
+
+        def on_waiter_done(w):
+            if w.cancelled() and not self.done():
+                loop.run_in_executor(None, self.cancel)
+        waiter.add_done_callback(on_waiter_done)
+        self.add_done_callback(deliver)
+        return waiter.__await__()
 
     def _watch_now(self):
         """A future nobody resolves yet (a blocking call's) gets the client's
@@ -295,11 +316,12 @@ class PendingResult(cf.Future):
         """Chain ``f(result, *args, **kwargs)`` onto the result: now if the
         result is here, else when it arrives."""
         assert callable(f)
-        with self._chain_lock:
+        with self._lock:
             self.callbacks.append((f, args, kwargs))
             if not self._chained:
                 return
-        # Resolved already: apply it to the result (unless it is an error).
+        # Resolved already: apply it to the result (unless it is an error),
+        # one such call at a time.
         self._settle(None)
         with self._chain_lock:
             if self._state != FINISHED or self._exception is not None:
@@ -329,7 +351,7 @@ class PendingResult(cf.Future):
                 r.cancel()
             except Exception:
                 pass
-        with self._chain_lock:
+        with self._lock:
             self._chained = True
         self._requests = []
         self.set_exception(InvalidDeferredID('invalid deferred_id: %r (flushed)'
@@ -420,6 +442,18 @@ class PendingResult(cf.Future):
             if not r.done():
                 r.wait(seconds)
                 return
+
+
+def _copy_outcome(pr, waiter):
+    """On the loop: give the asyncio future ``waiter`` the outcome of ``pr``."""
+    if waiter.done():
+        return
+    if pr.cancelled():
+        waiter.cancel()
+    elif pr._exception is not None:
+        waiter.set_exception(_clean(pr._exception))
+    else:
+        waiter.set_result(pr._result)
 
 
 def _clean(e):

@@ -144,6 +144,38 @@ def test_await_and_gather_1000(clients):
     print(f"\nasyncio.gather of 1000 task futures: {time.monotonic() - t0:.2f} s")
 
 
+def test_cancelling_the_awaiting_task_cancels_the_work(clients):
+    mec, tc = clients
+    mec.execute("asyncio_x = 0")
+
+    async def main():
+        running = mec.execute("import time; time.sleep(1)", block=False)
+        mec.execute("pass", block=False)            # the second in flight per engine
+        queued = mec.execute("asyncio_x = 1", block=False)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(queued, 0.1)
+        await running
+        return queued
+    queued = asyncio.run(main())
+    assert wait_for(queued.cancelled, timeout=5)
+    assert mec.pull("asyncio_x") == [0, 0]
+
+
+def test_close_fails_pending_futures(cluster):
+    os.environ["PLEXA_DIR"] = cluster.root
+    mec = client.MultiEngineClient(profile=cluster.profile)
+    pr = mec.execute("import time; time.sleep(1)", block=False)
+    fired = threading.Event()
+    pr.add_done_callback(lambda f: fired.set())
+    thread = mec._callbacks._thread
+    mec.close()
+    assert fired.wait(5) and isinstance(pr.exception(), client.ConnectionError)
+    thread.join(5)
+    assert not thread.is_alive()
+    with pytest.raises(client.ConnectionError):
+        mec.execute("pass", block=False)
+
+
 # ---- timeouts ------------------------------------------------------------------------
 
 def test_every_blocking_call_has_a_timeout(clients):
