@@ -3,8 +3,8 @@
 
 Every non-blocking call returns a :class:`plexa.client.PendingResult`,
 which is a :class:`concurrent.futures.Future`: ``mec.execute(...,
-block=False)``, ``tc.future(taskid)``, ``tc.apply_async(f, *args)``,
-``tc.mapper(block=False).map(...)``. They resolve on their client's
+block=False)``, ``tc.future(taskid)``, ``tc.apply_async(f, *args)``. They
+resolve on their client's
 callback thread as soon as the reply arrives, so the standard library's
 ``concurrent.futures.wait`` / ``as_completed`` and asyncio
 (``await pr``, ``asyncio.gather(*prs)``) work on them as on any future.

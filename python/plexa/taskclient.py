@@ -130,10 +130,9 @@ class TaskClient(object):
     Futures: ``future(taskid)`` is a PendingResult (a
     ``concurrent.futures.Future``, awaitable) of a task run() queued;
     ``apply_async(f, *args, **kwargs)`` queues ``f(*args, **kwargs)`` and
-    returns its future; ``mapper(block=False).map`` returns one for a
-    whole map. They resolve on this client's ``plexa-callbacks`` thread as
-    soon as the tasks finish; ``cancel()`` drops tasks that no engine has
-    been sent yet. Blocking calls take ``timeout=`` (TimeoutError). With
+    returns its future. They resolve on this client's ``plexa-callbacks``
+    thread as soon as the tasks finish; ``cancel()`` drops tasks that no
+    engine has been sent yet. Blocking calls take ``timeout=`` (TimeoutError). With
     no engine registered, tasks wait for one: a wait with no timeout warns
     (RuntimeWarning) after a few seconds, once per client, and goes on.
     """

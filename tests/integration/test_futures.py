@@ -267,8 +267,11 @@ def test_cancel_queued_tasks(cluster_factory):
     busy = [tc.apply_async(nap, 2, i) for i in range(2)]
     assert wait_for(lambda: tc.queue_status()["scheduled"] == 2, timeout=10)
     queued = [tc.apply_async(nap, 0, i) for i in range(3)]
-    mapped = tc.mapper(block=False).map(nap, [0] * 4, range(4))
-    assert tc.queue_status()["pending"] == 3 + len(mapped.task_ids)
+    ids = [tc.run(client.MapTask(nap, args=(0, i))) for i in range(4)]
+    several = tc.future(ids[0])
+    several.task_ids = ids      # (how a future of several tasks is made)
+    several._canceller = lambda: tc._cancel_queued(ids)
+    assert tc.queue_status()["pending"] == 3 + 4
     fired = threading.Event()
     queued[0].add_done_callback(lambda f: fired.set())
     assert queued[0].cancel() and queued[0].cancelled() and queued[0].done()
@@ -279,14 +282,14 @@ def test_cancel_queued_tasks(cluster_factory):
         queued[0].get_result()
     done, not_done = cf.wait(queued + busy, timeout=0)
     assert done == {queued[0]}
-    assert mapped.cancel() and mapped.cancelled()
+    assert several.cancel() and several.cancelled()
     assert not busy[0].cancel() and not busy[0].cancelled()  # an engine has it
     assert [f.result(10) for f in busy] == [0, 1]
     assert [f.result(10) for f in queued[1:]] == [1, 2]
     assert not queued[1].cancel()                             # done
     # The cancelled tasks never ran: the controller aborted them.
     from plexa.error import TaskAborted
-    for tid in queued[0].task_ids + mapped.task_ids:
+    for tid in queued[0].task_ids + ids:
         with pytest.raises(TaskAborted):
             tc.get_task_result(tid, block=True, timeout=10)
     tc.close()
