@@ -112,6 +112,9 @@ class Callbacks(object):
                     pr._resolve()
                 except BaseException:   # never lose the thread (pr keeps its error)
                     _report()
+                # Not kept while waiting: it holds its client, whose
+                # collection is what stops this thread when nobody closed it.
+                pr = None
 
     def _fail_rest(self):
         """Resolve what is still watched (their requests failed with the

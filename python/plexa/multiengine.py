@@ -96,6 +96,8 @@ class MultiEngineClient(object):
         self.targets = 'all'
         self._pending = weakref.WeakSet()
         self._callbacks = Callbacks()
+        # A client dropped without close() stops its callback thread too.
+        weakref.finalize(self, self._callbacks.close)
 
     # -- argument defaults, as in 0.10 -----------------------------------
 

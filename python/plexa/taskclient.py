@@ -9,6 +9,7 @@
 
 import threading
 import warnings
+import weakref
 
 from plexa._callbacks import Callbacks
 from plexa._map import ParallelFunction, TaskMapper, chunk_count, map_arguments
@@ -153,6 +154,8 @@ class TaskClient(object):
         self._blk_next = self._blk_end = 0   # task ids reserved for run()
         self._blk_size = 64
         self._callbacks = Callbacks()
+        # A client dropped without close() stops its callback thread too.
+        weakref.finalize(self, self._callbacks.close)
         self._warned_no_engines = False
 
     # -- plumbing ------------------------------------------------------------

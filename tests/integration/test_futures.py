@@ -311,3 +311,15 @@ def test_cancel_queued_multiengine_request(clients):
     assert mec.pull("cancelled_x") == [0, 0]        # it never ran
     assert mec.execute("print('cancelled_y' in globals())")[0]["stdout"] == "False\n"
     assert not third.running() and not running.cancel()
+
+
+def test_a_dropped_client_stops_its_callback_thread(cluster):
+    import gc
+    os.environ["PLEXA_DIR"] = cluster.root
+    tc = client.TaskClient(profile=cluster.profile)
+    assert tc.apply_async(pow, 2, 2).result(10) == 4
+    thread = tc._callbacks._thread
+    del tc
+    gc.collect()
+    thread.join(5)
+    assert not thread.is_alive()
