@@ -4,6 +4,7 @@ re-exports PendingResult).
   PendingResult   a call made with block=False: a concurrent.futures.Future
                   with 0.10's get_result/add_callback, awaitable, progress
   wait_requests   wait for _native requests up to a deadline (timeouts)
+  blocking_result a blocking call's value (no future: the fast path)
   _Done           a request answered before it was sent (no round trip)
 """
 
@@ -44,6 +45,26 @@ def wait_requests(requests, deadline=None, stall=None, started=None):
                     return False
                 r.wait(left)
     return True
+
+
+def blocking_result(request, convert):
+    """What a blocking call returns: the converted reply of request (or a
+    list of them), with no future around it (nobody else waits for it).
+    The call's error is raised; a failure cancels the other requests."""
+    multi = isinstance(request, (list, tuple))
+    requests = list(request) if multi else [request]
+    try:
+        raw = [r.result() for r in requests]
+        return convert(raw if multi else raw[0])
+    except KeyboardInterrupt:
+        raise           # still running: the engines go on, as before
+    except BaseException as e:
+        for r in requests:
+            try:
+                r.cancel()
+            except Exception:
+                pass
+        raise _clean(e) from None
 
 
 def _deadline(timeout):

@@ -15,7 +15,7 @@ import weakref
 from plexa import _map as Map
 from plexa._map import MultiEngineMapper, ParallelFunction
 from plexa._callbacks import Callbacks
-from plexa._pending import PendingResult, _deadline, _Done
+from plexa._pending import PendingResult, _deadline, _Done, blocking_result
 from plexa._results import (_check, _execute_value, _multi, _none_value, _pull_value,
                             _queue_status_value)
 from plexa.error import (ConnectionError, InvalidDeferredID, InvalidEngineID, KernelError,
@@ -148,7 +148,7 @@ class MultiEngineClient(object):
         """Blocking: the converted value. Otherwise a PendingResult that
         resolves on the callback thread."""
         if block:
-            return PendingResult(self, requests, convert).get_result(block=True)
+            return blocking_result(requests, convert)
         pr = PendingResult(self, requests, convert,
                            canceller=lambda: self._cancel_requests(requests))
         self._pending.add(pr)
