@@ -484,9 +484,10 @@ class MultiEngineClient(object):
                 raise TimeoutError('barrier: %r not done within %g s' % (pr, timeout))
 
     def flush(self):
-        """Forget every result not yet retrieved through its PendingResult:
-        asking one for its result then raises InvalidDeferredID. Requests
-        still running go on running; their answers are dropped."""
+        """Forget every result that has not arrived yet: asking its
+        PendingResult for it then raises InvalidDeferredID. Requests still
+        running go on running; their answers are dropped. (A result that
+        arrived is its future's outcome, kept by the PendingResult.)"""
         for pr in list(self._pending):
             pr._flush()
         self._pending = weakref.WeakSet()

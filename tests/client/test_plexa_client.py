@@ -439,41 +439,6 @@ def test_pending_result_callback_error_is_the_outcome():
     assert calls == [1] and req.fetches == 1
 
 
-def test_pending_result_is_a_future():
-    held = StubRequest(OK2, done=False)
-    pr = PendingResult(None, held, client._execute_value)
-    assert isinstance(pr, concurrent.futures.Future)
-    assert not pr.done() and not pr.running() and not pr.cancel()   # no canceller
-    with pytest.raises(TimeoutError):
-        pr.result(timeout=0.05)
-    with pytest.raises(TimeoutError):
-        pr.get_result(timeout=0)
-    assert pr.get_result('later', block=False) == 'later' and not pr.wait(0.01)
-    seen = []
-    pr.add_done_callback(lambda f: seen.append(f.result()))
-    held._done = True
-    assert pr.result(timeout=1)[0]['id'] == 0 and pr.done() and pr.exception() is None
-    assert len(seen) == 1 and seen[0] is pr.result()
-    # A chain added once the result is here applies at once, as a Deferred's.
-    pr.add_callback(lambda r: len(r))
-    assert pr.r == 2 and pr.result() == 2 and pr.callbacks
-    # Cancelling: the canceller decides; a cancelled future raises CancelledError.
-    for verdict in (False, True):
-        q = PendingResult(None, StubRequest(OK2, done=False), client._execute_value,
-                          canceller=lambda v=verdict: v)
-        assert q.cancel() is verdict and q.cancelled() is verdict and q.done() is verdict
-        if verdict:
-            with pytest.raises(concurrent.futures.CancelledError):
-                q.r
-            assert q.raised and q.cancel()
-            done, not_done = concurrent.futures.wait([q, pr], timeout=0)
-            assert done == {q, pr} and not not_done
-    bad = PendingResult(None, StubRequest(error.InvalidEngineID('invalid engine id: 7')),
-                        client._execute_value)
-    assert isinstance(bad.exception(timeout=1), error.InvalidEngineID)
-    assert repr(bad).endswith('(error)>') and repr(pr).endswith('(done)>')
-
-
 def test_push_pull_and_dict_sugar():
     mec = sim_client()
     assert mec.push(dict(a=30, b='to the engines!')) == [None, None]
@@ -633,19 +598,6 @@ def test_non_blocking_barrier_flush():
     with pytest.raises(error.InvalidDeferredID):
         mec.get_pending_deferred(12345678, True)
 
-
-def test_non_blocking_results_resolve_without_get_result():
-    # A sim request is no libplexa request: the callback thread looks at it
-    # when it is watched (posted), and resolves it if it is done then.
-    mec = sim_client()
-    fired = threading.Event()
-    pr = mec.execute('e = 5', block=False)
-    pr.add_done_callback(lambda f: fired.set())
-    assert fired.wait(5) and pr.done()
-    assert pr._watcher is mec._callbacks
-    assert threading.current_thread().name != 'plexa-callbacks'
-    names = {t.name for t in threading.enumerate()}
-    assert 'plexa-callbacks' in names
 
 
 def test_kill_and_run(tmp_path):
