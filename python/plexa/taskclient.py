@@ -7,6 +7,7 @@
   get_task_client   0.10's factory
 """
 
+import sys
 import threading
 import warnings
 import weakref
@@ -239,7 +240,8 @@ class TaskClient(object):
             self._warned_no_engines = True
             warnings.warn('plexa: no engine is registered with the controller at %s; the '
                           'tasks wait until one registers (still waiting)'
-                          % getattr(self._client, 'peer', '?'), RuntimeWarning, stacklevel=4)
+                          % getattr(self._client, 'peer', '?'), RuntimeWarning,
+                          stacklevel=_caller_level())
 
     def _watch(self, pr):
         """Resolve pr on this client's callback thread when its tasks finish."""
@@ -553,6 +555,15 @@ class TaskClient(object):
     def __repr__(self):
         peer = getattr(self._client, 'peer', None)
         return '<TaskClient %s>' % (peer if peer else 'closed')
+
+
+def _caller_level():
+    """warnings.warn's stacklevel of the first caller outside plexa (the
+    line of the user's code that waits), from the function calling this."""
+    f, level = sys._getframe(1), 1
+    while f is not None and f.f_globals.get('__name__', '').startswith('plexa.'):
+        f, level = f.f_back, level + 1
+    return level
 
 
 def _progress_delay():

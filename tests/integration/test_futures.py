@@ -243,8 +243,9 @@ def test_a_wait_with_no_engine(cluster_factory, monkeypatch):
             assert tc.get_task_result(tid, block=True) == 81
             assert tc.map(pow, [2, 3], [2, 2]) == [4, 9]
         timer.join()
-        msgs = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
-        assert len(msgs) == 1 and "no engine is registered" in msgs[0], msgs
+        ours = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+        assert len(ours) == 1 and "no engine is registered" in str(ours[0].message), ours
+        assert ours[0].filename == __file__         # the line that waits
         assert f.result(timeout=10) == 81
         tc.close()
     finally:
