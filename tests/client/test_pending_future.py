@@ -1,8 +1,9 @@
 """PendingResult as a concurrent.futures.Future (issue 19), against the
 simulated engines of test_plexa_client.py: result/exception/timeouts,
 done callbacks, 0.10's chain once the result is here, cancel() deciding
-by its canceller, and resolution on the plexa-callbacks thread. The same
-against real clusters: tests/integration/test_futures.py.
+by its canceller, and resolution on the plexa-callbacks thread; and a real
+client's futures against the scripted controller. The same against real
+clusters: tests/integration/test_futures.py.
 """
 import concurrent.futures
 import threading
@@ -11,7 +12,8 @@ import pytest
 
 from plexa import client, error
 from plexa.client import PendingResult
-from test_plexa_client import OK2, StubRequest, sim_client
+from test_plexa_client import OK2, StubRequest, needs_fake, sim_client
+from test_plexa_client import fake  # noqa: F401  (the scripted controller fixture)
 
 
 def test_pending_result_is_a_future():
@@ -61,3 +63,33 @@ def test_non_blocking_results_resolve_without_get_result():
     assert threading.current_thread().name != 'plexa-callbacks'
     names = {t.name for t in threading.enumerate()}
     assert 'plexa-callbacks' in names
+
+
+# ---- a real client (libplexa, the callback thread) against the scripted controller ----
+
+@needs_fake
+def test_e2e_futures_resolve_on_the_callback_thread(fake):
+    mec = client.MultiEngineClient(fake.url)
+    try:
+        fired, seen = threading.Event(), []
+
+        def on_done(f):
+            seen.append((threading.current_thread().name, f.result()[0]['stdout']))
+            fired.set()
+        pr = mec.execute('echo', block=False)
+        pr.add_done_callback(on_done)
+        assert fired.wait(5)                    # nobody asked for the result
+        assert seen == [('plexa-callbacks', 'echo\n')]
+        hung = mec.execute('hang', block=False)
+        with pytest.raises(TimeoutError):
+            hung.result(timeout=0.2)
+        assert not hung.done() and not hung.wait(0.05)
+        done, not_done = concurrent.futures.wait([pr, hung], timeout=0.1)
+        assert done == {pr} and not_done == {hung}
+        lost = threading.Event()
+        hung.add_done_callback(lambda f: lost.set())
+        with pytest.raises(error.ConnectionError):
+            mec.execute('die')
+        assert lost.wait(5) and isinstance(hung.exception(), error.ConnectionError)
+    finally:
+        mec.close()
