@@ -251,6 +251,19 @@ int plx_rqb_clear_queue(plx_rqb_t *b, const plx_targets_t *t, plx_err_t *err)
     return PLX_OK;
 }
 
+int plx_rqb_cancel(plx_rqb_t *b, const uint64_t *request_ids, size_t n, plx_err_t *err)
+{
+    if (n == 0)
+        return plx_err_set(err, PLX_EINVAL, "no request to cancel");
+    Plexa__ClearQueue *cq = &b->body.clear_queue;
+    plexa__clear_queue__init(cq);
+    cq->n_requests = n;
+    cq->requests = (uint64_t *)request_ids;
+    b->env.body_case = PLEXA__ENVELOPE__BODY_CLEAR_QUEUE;
+    b->env.clear_queue = cq;
+    return PLX_OK;
+}
+
 int plx_rqb_queue_status(plx_rqb_t *b, const plx_targets_t *t, plx_err_t *err)
 {
     plexa__queue_status__init(&b->body.queue_status);
@@ -313,12 +326,17 @@ int plx_rqb_task_wait(plx_rqb_t *b, const uint64_t *ids, size_t n, int block, in
     return PLX_OK;
 }
 
-int plx_rqb_task_abort(plx_rqb_t *b, const uint64_t *ids, size_t n, plx_err_t *err)
+int plx_rqb_task_abort(plx_rqb_t *b, const uint64_t *ids, size_t n, int queued_only,
+                       plx_err_t *err)
 {
     Plexa__TaskAbort *ta = &b->body.task_abort;
     plexa__task_abort__init(ta);
     ta->n_ids = n;
     ta->ids = (uint64_t *)ids;
+    if (queued_only) {
+        ta->has_queued_only = 1;
+        ta->queued_only = 1;
+    }
     b->env.body_case = PLEXA__ENVELOPE__BODY_TASK_ABORT;
     b->env.task_abort = ta;
     return PLX_OK;

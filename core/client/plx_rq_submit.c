@@ -98,7 +98,19 @@ int plx_rq_task_wait(plx_client_t *c, const uint64_t *ids, size_t n, int block, 
 int plx_rq_task_abort(plx_client_t *c, const uint64_t *ids, size_t n, plx_request_t **req,
                       plx_err_t *err)
 {
-    RQ_SUBMIT(c, req, err, plx_rqb_task_abort(&b_, ids, n, err));
+    RQ_SUBMIT(c, req, err, plx_rqb_task_abort(&b_, ids, n, 0, err));
+}
+
+int plx_rq_task_cancel(plx_client_t *c, const uint64_t *ids, size_t n, plx_request_t **req,
+                       plx_err_t *err)
+{
+    RQ_SUBMIT(c, req, err, plx_rqb_task_abort(&b_, ids, n, 1, err));
+}
+
+int plx_rq_cancel(plx_client_t *c, const uint64_t *request_ids, size_t n, plx_request_t **req,
+                  plx_err_t *err)
+{
+    RQ_SUBMIT(c, req, err, plx_rqb_cancel(&b_, request_ids, n, err));
 }
 
 int plx_rq_task_clear(plx_client_t *c, const uint64_t *ids, size_t n, plx_request_t **req,

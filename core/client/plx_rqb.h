@@ -65,6 +65,8 @@ int plx_rqb_pull(plx_rqb_t *b, const plx_targets_t *t, const char *const *names,
 int plx_rqb_call(plx_rqb_t *b, const plx_targets_t *t, const char *method,
                  const plx_value_t *const *args, size_t n, plx_err_t *err);
 int plx_rqb_clear_queue(plx_rqb_t *b, const plx_targets_t *t, plx_err_t *err);
+/* ClearQueue of these requests only (a future's cancel); ids borrowed. */
+int plx_rqb_cancel(plx_rqb_t *b, const uint64_t *request_ids, size_t n, plx_err_t *err);
 int plx_rqb_queue_status(plx_rqb_t *b, const plx_targets_t *t, plx_err_t *err);
 int plx_rqb_shutdown(plx_rqb_t *b, const plx_targets_t *t, int controller, plx_err_t *err);
 int plx_rqb_interrupt(plx_rqb_t *b, const plx_targets_t *t, plx_err_t *err);
@@ -75,7 +77,8 @@ int plx_rqb_task_submit(plx_rqb_t *b, const plx_task_spec_t *specs, size_t n,
 int plx_rqb_task_reserve(plx_rqb_t *b, uint32_t count, plx_err_t *err);
 int plx_rqb_task_wait(plx_rqb_t *b, const uint64_t *ids, size_t n, int block, int release,
                       plx_err_t *err);
-int plx_rqb_task_abort(plx_rqb_t *b, const uint64_t *ids, size_t n, plx_err_t *err);
+int plx_rqb_task_abort(plx_rqb_t *b, const uint64_t *ids, size_t n, int queued_only,
+                       plx_err_t *err);
 int plx_rqb_task_clear(plx_rqb_t *b, const uint64_t *ids, size_t n, plx_err_t *err);
 int plx_rqb_task_queue_status(plx_rqb_t *b, int verbose, plx_err_t *err);
 

@@ -484,10 +484,68 @@ static void reply_per_engine(plx_controller_t *c, peer_t *p, uint64_t reply_to,
     free(ptrs);
 }
 
+/* The client's request sent with envelope id `id`, still unanswered. */
+static mreq_t *client_request(peer_t *client, uint64_t id)
+{
+    for (mreq_t *r = client->reqs; r; r = r->next)
+        if (r->client_id == id)
+            return r;
+    return NULL;
+}
+
+/* Why r may not be cancelled (a share was sent to an engine), or NULL. */
+static const char *cancel_refusal(const mreq_t *r)
+{
+    if (!r)
+        return "is finished or unknown";
+    for (int i = 0; i < r->n; i++)
+        if (!r->subs[i].eng || !r->subs[i].out)
+            return "has started";
+    return NULL;
+}
+
+/* Drop every share of r (all still queued): it finishes, failed. */
+static void cancel_request(mreq_t *r)
+{
+    r->stop_after = 0;   /* a cancelled kill of the controller does not stop it */
+    /* Failing the last share finishes r, and frees it: count first. */
+    int left = r->n;
+    for (int i = 0; left > 0; i++) {
+        sub_t *s = &r->subs[i];
+        left--;
+        unqueue(s->eng, s);
+        sub_fail(s, "QueueCleared", "%s on engine %d was cancelled", r->desc, s->engine_id);
+    }
+}
+
+/* ClearQueue with requests: a future's cancel(), all or nothing. */
+static void cancel_requests(plx_controller_t *c, peer_t *client, const Plexa__Envelope *env)
+{
+    const Plexa__ClearQueue *cq = env->clear_queue;
+    for (size_t i = 0; i < cq->n_requests; i++) {
+        const char *why = cancel_refusal(client_request(client, cq->requests[i]));
+        if (why) {
+            ctl_send_error(client, env->id, PLX_EINVAL, "request %llu %s",
+                           (unsigned long long)cq->requests[i], why);
+            return;
+        }
+    }
+    for (size_t i = 0; i < cq->n_requests; i++) {
+        mreq_t *r = client_request(client, cq->requests[i]);
+        if (r)   /* listed twice: cancelled already */
+            cancel_request(r);
+    }
+    reply_per_engine(c, client, env->id, NULL, 0, "clear_queue");
+}
+
 void mec_clear_queue(plx_controller_t *c, peer_t *client, Plexa__Envelope *env)
 {
     int32_t *ids = NULL;
     size_t n = 0;
+    if (env->clear_queue->n_requests) {
+        cancel_requests(c, client, env);
+        return;
+    }
     if (resolve_targets(c, client, env, &ids, &n) != PLX_OK)
         return;
     for (size_t i = 0; i < n; i++) {

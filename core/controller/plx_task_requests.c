@@ -344,16 +344,31 @@ static void on_wait(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
     p->waiters = w;
 }
 
+/* Why task id may not be aborted (queued_only: unless it still waits in
+ * the controller), or NULL. */
+static const char *abort_refusal(const task_t *t, int queued_only)
+{
+    if (!t)
+        return "does not exist";
+    if (t->state == T_DONE)
+        return "already completed";
+    if (t->abort_pending)
+        return "already aborted";
+    if (queued_only && t->state != T_QUEUED && t->state != T_WAITING)
+        return "already started";   /* sent to an engine, or cut into pieces */
+    return NULL;
+}
+
 static void on_abort(plx_controller_t *c, peer_t *p, Plexa__Envelope *env)
 {
     sched_t *s = c->sched;
     const Plexa__TaskAbort *ta = env->task_abort;
+    int queued_only = ta->has_queued_only && ta->queued_only;
     for (size_t i = 0; i < ta->n_ids; i++) {
-        task_t *t = task_lookup(s, ta->ids[i]);
-        if (!t || t->state == T_DONE || t->abort_pending) {
+        const char *why = abort_refusal(task_lookup(s, ta->ids[i]), queued_only);
+        if (why) {
             ctl_send_error(p, env->id, PLX_EINVAL, "task %llu %s", (unsigned long long)ta->ids[i],
-                           !t ? "does not exist" : t->state == T_DONE ? "already completed"
-                                                                      : "already aborted");
+                           why);
             return;
         }
     }

@@ -4,8 +4,10 @@ A re-creation of IPython 0.10's parallel system: ``plexa.client`` holds
 ``MultiEngineClient``; ``plexa.error`` the exceptions; ``plexa.magics`` the
 IPython magics ``%px``, ``%result`` and ``%autopx`` (``mec.activate()`` or
 ``%load_ext plexa.magics``); ``plexa.cluster`` starts and stops clusters
-from Python (``with Cluster(n=4) as c: mec = c.client()``). Importing the package is cheap: it loads
-neither the C extension nor any submodule.
+from Python (``with Cluster(n=4) as c: mec = c.client()``). ``plexa.wait``
+and ``plexa.as_completed`` wait for many futures (non-blocking calls'
+PendingResults) at once (see plexa.futures). Importing the package is
+cheap: it loads neither the C extension nor any submodule.
 """
 
 try:
@@ -13,4 +15,15 @@ try:
 except ImportError:   # running from a source tree that was never built
     __version__ = 'unknown'
 
-__all__ = ['__version__']
+__all__ = ['__version__', 'wait', 'as_completed', 'ALL_COMPLETED', 'FIRST_COMPLETED',
+           'FIRST_EXCEPTION']
+
+_FUTURES = ('wait', 'as_completed', 'ALL_COMPLETED', 'FIRST_COMPLETED', 'FIRST_EXCEPTION')
+
+
+def __getattr__(name):
+    # plexa.wait and friends load plexa.futures on first use only.
+    if name in _FUTURES:
+        from plexa import futures
+        return getattr(futures, name)
+    raise AttributeError('module %r has no attribute %r' % (__name__, name))

@@ -28,6 +28,8 @@
  *     .submit_kill(targets, controller=False)
  *     .submit_interrupt(targets=None)       KeyboardInterrupt in whatever the
  *                                           targets run now (not queued)
+ *     .submit_cancel(requests)              drop these Requests if no engine has
+ *                                           any of them yet (all or nothing)
  *   task role:
  *     .submit_tasks(specs)                  -> Request; result(): TaskIds(first_id, count)
  *     .submit_tasks(specs, first_id=N)      -> None: the tasks take ids N.. from the
@@ -38,12 +40,17 @@
  *     .submit_task_reserve(count)           -> Request; result(): TaskIds(first_id, count)
  *     .submit_task_wait(ids, block=True, release=False)
  *                                           -> Request; result(): [TaskReply, ...]
- *     .submit_task_abort(ids)               -> Request; result(): None
+ *     .submit_task_abort(ids, queued_only=False) -> Request; result(): None
+ *                                              (queued_only: only if none was
+ *                                              sent to an engine, all or nothing)
  *     .submit_task_clear(ids=None)          -> Request; result(): None (None/[]: every
  *                                              finished task)
  *     .submit_task_queue_status(verbose=False) -> Request; result(): dict
  *   Request: .id, .done(), .wait(timeout=None) -> bool, .result(timeout=None),
  *            .cancel()
+ *   Completions(): .watch(request, token), .post(token), .wait(timeout=None),
+ *            .close(): requests' completions for one waiting thread
+ *            (_native_cq.c)
  *
  * Replies are named structures (struct sequences, module attributes: tuples
  * whose items also have names; read them by name). Request.result() of
@@ -357,6 +364,10 @@ static PyMethodDef Client_methods[] = {
     { "submit_queue_status", METH_KW(nv_submit_queue_status),
       "submit_queue_status(targets=None) -> Request whose result() is\n"
       "[EngineQueue(engine_id, pending, queue), ...]." },
+    { "submit_cancel", (PyCFunction)nv_submit_cancel, METH_O,
+      "submit_cancel(requests) -> Request: cancel these requests (of this client) if no\n"
+      "engine has been sent any of them yet, all or nothing; they fail with QueueCleared.\n"
+      "result(): [] when cancelled; KernelError when one has started or finished." },
     { "submit_kill", METH_KW(nv_submit_kill),
       "submit_kill(targets=None, controller=False) -> Request: stop the engines (and\n"
       "the controller after it answered)." },
@@ -377,7 +388,9 @@ static PyMethodDef Client_methods[] = {
       "[TaskReply(task_id, status, engine_id, values, error, submitted, started,\n"
       "completed), ...]." },
     { "submit_task_abort", METH_KW(nv_submit_task_abort),
-      "submit_task_abort(ids) -> Request: abort queued or running tasks; result() None." },
+      "submit_task_abort(ids, queued_only=False) -> Request: abort queued or running tasks;\n"
+      "result() None. queued_only: only if none was sent to an engine yet (all or nothing;\n"
+      "else KernelError 'task N already started')." },
     { "submit_task_clear", METH_KW(nv_submit_task_clear),
       "submit_task_clear(ids=None) -> Request: drop finished results (None: all);\n"
       "result() None." },
@@ -500,6 +513,7 @@ static int native_exec(PyObject *mod)
     if (load_errors(st) < 0 || load_serialize(st) < 0 ||
         add_type(mod, &Client_spec, &st->client_type) < 0 ||
         add_type(mod, &nv_request_spec, &st->request_type) < 0 ||
+        add_type(mod, &nv_completions_spec, &st->completions_type) < 0 ||
         nv_replies_init(mod, st) < 0 ||
         plx_pyvalue_module_init(mod) < 0 || register_at_exit(mod) < 0 ||
         nv_tasks_init(st) < 0 || nv_add_task_constants(mod) < 0)
@@ -513,6 +527,7 @@ static int native_traverse(PyObject *mod, visitproc visit, void *arg)
     native_state *st = PyModule_GetState(mod);
     Py_VISIT(st->client_type);
     Py_VISIT(st->request_type);
+    Py_VISIT(st->completions_type);
     for (int i = 0; i < NV_NREPLY_TYPES; i++)
         Py_VISIT(st->reply_types[i]);
     Py_VISIT(st->kernel_error);
@@ -535,6 +550,7 @@ static int native_clear(PyObject *mod)
     native_state *st = PyModule_GetState(mod);
     Py_CLEAR(st->client_type);
     Py_CLEAR(st->request_type);
+    Py_CLEAR(st->completions_type);
     for (int i = 0; i < NV_NREPLY_TYPES; i++)
         Py_CLEAR(st->reply_types[i]);
     Py_CLEAR(st->kernel_error);

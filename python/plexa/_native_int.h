@@ -12,6 +12,8 @@
  *   _native_values.c   Python objects <-> encoded values, zero copy
  *   _native_release.c  giving exported Python buffers back without ever
  *                      making libplexa's I/O thread wait for the GIL
+ *   _native_cq.c       Completions: libplexa's completion queue, for the
+ *                      callback thread that resolves futures (plexa._callbacks)
  *
  * Every function here needs the GIL unless it says otherwise. Functions
  * returning int give 0, or -1 with a Python exception set; functions
@@ -35,6 +37,7 @@ enum nv_reply_type { NV_ENGINE_REPLY, NV_EXECUTE_RESULT, NV_REMOTE_ERROR, NV_ENG
 typedef struct native_state {
     PyTypeObject *client_type;
     PyTypeObject *request_type;
+    PyTypeObject *completions_type;
     PyTypeObject *reply_types[NV_NREPLY_TYPES];
     PyObject     *kernel_error;
     PyObject     *connection_error;
@@ -79,9 +82,15 @@ plx_client_t *nv_client_of(ClientObject *self);
 extern PyType_Spec nv_request_spec;
 /* A Request object of kind over r (taking it over, also on failure). */
 PyObject *nv_request_new(PyObject *owner, plx_request_t *r, enum req_kind kind);
+/* The libplexa request of a Request object (borrowed), or NULL with TypeError. */
+plx_request_t *nv_request_handle(PyObject *o);
 /* Wait for r (up to timeout, GIL released) and convert its value. */
 PyObject *nv_finish_request(PyObject *self, plx_request_t *r, enum req_kind kind,
                             double timeout);
+
+/* ---- _native_cq.c -------------------------------------------------------------------- */
+
+extern PyType_Spec nv_completions_spec;
 
 /* ---- _native_mec.c and _native_tasks.c: Client methods ------------------------------- */
 
@@ -96,6 +105,7 @@ PyObject *nv_submit_clear_queue(ClientObject *self, PyObject *args, PyObject *kw
 PyObject *nv_submit_queue_status(ClientObject *self, PyObject *args, PyObject *kw);
 PyObject *nv_submit_kill(ClientObject *self, PyObject *args, PyObject *kw);
 PyObject *nv_submit_interrupt(ClientObject *self, PyObject *args, PyObject *kw);
+PyObject *nv_submit_cancel(ClientObject *self, PyObject *requests);
 
 PyObject *nv_submit_tasks(ClientObject *self, PyObject *args, PyObject *kw);
 PyObject *nv_submit_task_reserve(ClientObject *self, PyObject *args);

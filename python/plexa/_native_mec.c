@@ -7,6 +7,7 @@
  *   submitting      submit_targeted: targets parsed, request wrapped
  *   verbs           get_ids, execute, push, pull, call, clear_queue,
  *                   queue_status, kill, interrupt (submit_* and blocking)
+ *   cancel          submit_cancel: requests still queued in the controller
  */
 #include "_native_int.h"
 
@@ -327,4 +328,37 @@ PyObject *nv_submit_kill(ClientObject *self, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|Op:submit_kill", kwlist, &targets, &controller))
         return NULL;
     return submit_targeted(self, targets, rq_kill, &controller, REQ_MULTI, NULL);
+}
+
+/* ---- cancel ------------------------------------------------------------------------------- */
+
+PyObject *nv_submit_cancel(ClientObject *self, PyObject *requests)
+{
+    plx_client_t *c = nv_client_of(self);
+    PyObject *seq = c ? PySequence_Fast(requests, "submit_cancel: a list of Requests") : NULL;
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    uint64_t *ids = PyMem_Malloc((size_t)(n ? n : 1) * sizeof *ids);
+    if (!ids) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        plx_request_t *r = nv_request_handle(PySequence_Fast_GET_ITEM(seq, i));
+        if (!r) {
+            PyMem_Free(ids);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        ids[i] = plx_request_id(r);
+    }
+    Py_DECREF(seq);
+    plx_request_t *r = NULL;
+    plx_err_t err = {0};
+    int rc = plx_rq_cancel(c, ids, (size_t)n, &r, &err);
+    PyMem_Free(ids);
+    if (rc != PLX_OK)
+        return nv_raise_err((PyObject *)self, &err);
+    return nv_request_new((PyObject *)self, r, REQ_MULTI);
 }

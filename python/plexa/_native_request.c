@@ -198,6 +198,19 @@ PyObject *nv_request_new(PyObject *owner, plx_request_t *r, enum req_kind kind)
     return (PyObject *)o;
 }
 
+plx_request_t *nv_request_handle(PyObject *o)
+{
+    native_state *st = nv_state(o);
+    if (st && Py_TYPE(o) == st->request_type)
+        return ((RequestObject *)o)->r;
+    if (st || PyErr_ExceptionMatches(PyExc_TypeError)) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "a plexa._native.Request expected, not %.100s",
+                     Py_TYPE(o)->tp_name);
+    }
+    return NULL;
+}
+
 /* The cached value may hold user objects that refer back to the request
  * (a PendingResult kept inside a pulled structure): collectable. */
 static int Request_traverse(RequestObject *self, visitproc visit, void *arg)

@@ -504,7 +504,8 @@ PyObject *nv_submit_task_wait(ClientObject *self, PyObject *args, PyObject *kw)
     return req;
 }
 
-/* TaskAbort and TaskClear carry only a list of ids and are acknowledged. */
+/* TaskAbort and TaskClear carry only a list of ids and are acknowledged.
+ * abort: 0 clear, 1 abort, 2 abort only if none was sent to an engine. */
 static PyObject *submit_task_ids(ClientObject *self, PyObject *ids_o, int abort,
                                  const char *what)
 {
@@ -517,8 +518,9 @@ static PyObject *submit_task_ids(ClientObject *self, PyObject *ids_o, int abort,
     plx_err_t err = {0};
     PyObject *req = NULL;
     if (c) {
-        int rc = abort ? plx_rq_task_abort(c, ids, n, &r, &err)
-                       : plx_rq_task_clear(c, ids, n, &r, &err);
+        int rc = abort == 2 ? plx_rq_task_cancel(c, ids, n, &r, &err)
+                 : abort    ? plx_rq_task_abort(c, ids, n, &r, &err)
+                            : plx_rq_task_clear(c, ids, n, &r, &err);
         req = task_request(self, rc, r, &err, REQ_ACK);
     }
     PyMem_Free(ids);
@@ -527,11 +529,13 @@ static PyObject *submit_task_ids(ClientObject *self, PyObject *ids_o, int abort,
 
 PyObject *nv_submit_task_abort(ClientObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = { "ids", NULL };
+    static char *kwlist[] = { "ids", "queued_only", NULL };
     PyObject *ids_o;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O:submit_task_abort", kwlist, &ids_o))
+    int queued_only = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|p:submit_task_abort", kwlist, &ids_o,
+                                     &queued_only))
         return NULL;
-    return submit_task_ids(self, ids_o, 1, "submit_task_abort");
+    return submit_task_ids(self, ids_o, queued_only ? 2 : 1, "submit_task_abort");
 }
 
 PyObject *nv_submit_task_clear(ClientObject *self, PyObject *args, PyObject *kw)

@@ -94,10 +94,11 @@ class TaskAborted(KernelError):
     taskid = None
 
 
-class TaskTimeout(KernelError):
+class TaskTimeout(KernelError, TimeoutError):
     """No engine accepted the task (its ``depend`` said no everywhere) for
     the controller's dependency timeout, 30 s by default; 0.10's message:
-    "task %i failed to execute due to unmet dependencies for %i seconds"."""
+    "task %i failed to execute due to unmet dependencies for %i seconds".
+    A TimeoutError too (plexa), as every timeout plexa raises."""
 
     taskid = None
 

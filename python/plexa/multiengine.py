@@ -9,14 +9,16 @@
 
 import os
 import sys
+import time
 import weakref
 
 from plexa import _map as Map
 from plexa._map import MultiEngineMapper, ParallelFunction
-from plexa._pending import PendingResult, _Done
+from plexa._callbacks import Callbacks
+from plexa._pending import PendingResult, _deadline, _Done, blocking_result
 from plexa._results import (_check, _execute_value, _multi, _none_value, _pull_value,
                             _queue_status_value)
-from plexa.error import (ConnectionError, InvalidDeferredID, InvalidEngineID,
+from plexa.error import (ConnectionError, InvalidDeferredID, InvalidEngineID, KernelError,
                          NoEnginesRegistered, NotAPendingResult, ResultNotCompleted,
                          StopLocalExecution)
 
@@ -84,6 +86,11 @@ class MultiEngineClient(object):
     engine); a bad target raises InvalidEngineID; a lost controller raises
     ConnectionError.
 
+    A non-blocking call's PendingResult is a ``concurrent.futures.Future``
+    that resolves when the reply arrives (on this client's
+    ``plexa-callbacks`` thread, started with the first one), awaitable in
+    asyncio; ``cancel()`` drops a request still queued in the controller.
+
     ``trust_engine_pickles``: whether values engines send may be unpickled
     (None: the profile's ``[client] trust_engine_pickles``, true by
     default). False accepts only plexa's native values (None, bool, int,
@@ -100,6 +107,9 @@ class MultiEngineClient(object):
         self.block = True
         self.targets = 'all'
         self._pending = weakref.WeakSet()
+        self._callbacks = Callbacks()
+        # A client dropped without close() stops its callback thread too.
+        weakref.finalize(self, self._callbacks.close)
 
     # -- argument defaults, as in 0.10 -----------------------------------
 
@@ -147,12 +157,32 @@ class MultiEngineClient(object):
         return engines
 
     def _finish(self, requests, convert, block):
-        """Blocking: the converted value. Otherwise a PendingResult."""
-        pr = PendingResult(self, requests, convert)
+        """Blocking: the converted value. Otherwise a PendingResult that
+        resolves on the callback thread."""
         if block:
-            return pr.get_result(block=True)
+            return blocking_result(requests, convert)
+        pr = PendingResult(self, requests, convert,
+                           canceller=lambda: self._cancel_requests(requests))
         self._pending.add(pr)
+        self._watch(pr)
         return pr
+
+    def _cancel_requests(self, requests):
+        """Drop requests still queued in the controller, all or nothing (a
+        future's cancel()). True when they were."""
+        reqs = [r for r in (requests if isinstance(requests, list) else [requests])
+                if not isinstance(r, _Done)]
+        if not reqs:
+            return False
+        try:
+            self._client.submit_cancel(reqs).result(timeout=10.0)
+        except KernelError:
+            return False
+        return True
+
+    def _watch(self, pr):
+        """Resolve pr on this client's callback thread when its reply arrives."""
+        self._callbacks.watch(pr)
 
     # -- the IMultiEngine verbs ---------------------------------------------
 
@@ -272,6 +302,8 @@ class MultiEngineClient(object):
         def convert(replies):
             return None
         pr = PendingResult(self, req, convert)
+        if not block:
+            self._watch(pr)
         try:
             return pr.get_result(block=True) if block else pr
         except ConnectionError:
@@ -379,10 +411,15 @@ class MultiEngineClient(object):
             reqs = [_Done([])]
         return self._finish(reqs, convert, block)
 
-    def map(self, func, *sequences):
+    def map(self, func, *sequences, timeout=None):
         """A parallel ``map(func, *sequences)`` over all engines (0.10:
-        ``self.mapper().map(...)``), returning a list."""
-        return self.mapper().map(func, *sequences)
+        ``self.mapper().map(...)``), returning a list. ``timeout`` (seconds,
+        when blocking): TimeoutError if the result is not here by then (the
+        engines go on)."""
+        if timeout is None:
+            return self.mapper().map(func, *sequences)
+        pr = self.mapper(block=False).map(func, *sequences)
+        return pr.get_result(block=True, timeout=timeout) if self._findBlock() else pr
 
     def mapper(self, dist='b', targets='all', block=None):
         """A MultiEngineMapper whose ``map`` uses these arguments."""
@@ -443,24 +480,26 @@ class MultiEngineClient(object):
 
     # -- pending results -----------------------------------------------------
 
-    def barrier(self, pendingResults):
+    def barrier(self, pendingResults, timeout=None):
         """Wait for every PendingResult, in ``result_id`` order. An error is
-        trapped; asking that PendingResult for its result re-raises it."""
+        trapped; asking that PendingResult for its result re-raises it.
+        ``timeout`` (seconds, for them all): TimeoutError when it passes."""
         prList = list(pendingResults)
         for pr in prList:
             if not isinstance(pr, PendingResult):
                 raise NotAPendingResult('Objects passed to barrier must be PendingResult instances')
         prList.sort()
+        deadline = _deadline(timeout)
         for pr in prList:
-            try:
-                pr.get_result(block=True)
-            except Exception:
-                pass
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not pr.wait(left):
+                raise TimeoutError('barrier: %r not done within %g s' % (pr, timeout))
 
     def flush(self):
-        """Forget every result not yet retrieved through its PendingResult:
-        asking one for its result then raises InvalidDeferredID. Requests
-        still running go on running; their answers are dropped."""
+        """Forget every result that has not arrived yet: asking its
+        PendingResult for it then raises InvalidDeferredID. Requests still
+        running go on running; their answers are dropped. (A result that
+        arrived is its future's outcome, kept by the PendingResult.)"""
         for pr in list(self._pending):
             pr._flush()
         self._pending = weakref.WeakSet()
@@ -471,7 +510,7 @@ class MultiEngineClient(object):
         """The result of this client's pending result ``deferredID`` (0.10's
         low-level call behind ``PendingResult.get_result``)."""
         for pr in list(self._pending):
-            if pr.result_id == deferredID and not pr.called:
+            if pr.result_id == deferredID:
                 sentinel = object()
                 r = pr.get_result(sentinel, block=block)
                 if r is sentinel:
@@ -527,8 +566,10 @@ class MultiEngineClient(object):
         return False
 
     def close(self):
-        """Disconnect. Calls waiting in other threads fail with ConnectionError."""
+        """Disconnect. Calls waiting in other threads fail with ConnectionError,
+        and so do pending results (then the callback thread ends)."""
         self._client.close()
+        self._callbacks.close()
 
     def __repr__(self):
         peer = getattr(self._client, 'peer', None)

@@ -1,15 +1,20 @@
 """The load-balanced task interface (IPython 0.10's ``TaskClient``; part of
 :mod:`plexa.client`, which re-exports the public names).
 
-  TaskClient        run, get_task_result, barrier, abort, clear, map
+  TaskClient        run, get_task_result, barrier, abort, clear, map; futures
+                    of tasks (future, apply_async)
   TASK_*            the wire's task statuses (checked against _native's)
   get_task_client   0.10's factory
 """
 
+import sys
 import threading
+import warnings
+import weakref
 
-from plexa._map import ParallelFunction, TaskIdList, TaskMapper, chunk_count
-from plexa._pending import PendingResult, _Done
+from plexa._callbacks import Callbacks
+from plexa._map import ParallelFunction, TaskIdList, TaskMapper, chunk_count, map_arguments
+from plexa._pending import PendingResult, _deadline, _Done, wait_requests
 from plexa.error import (EngineError, KernelError, ProtocolError, ResultEvicted, TaskAborted,
                          TaskTimeout, remote_error)
 from plexa.multiengine import _trust, _url_arg
@@ -124,6 +129,15 @@ class TaskClient(object):
     stay in the controller until fetched and evicted, or ``clear()``ed (the
     controller keeps a bounded number of them: an evicted one raises
     ResultEvicted).
+
+    Futures: ``future(taskid)`` is a PendingResult (a
+    ``concurrent.futures.Future``, awaitable) of a task run() queued;
+    ``apply_async(f, *args, **kwargs)`` queues ``f(*args, **kwargs)`` and
+    returns its future. They resolve on this client's ``plexa-callbacks``
+    thread as soon as the tasks finish; ``cancel()`` drops tasks that no
+    engine has been sent yet. Blocking calls take ``timeout=`` (TimeoutError). With
+    no engine registered, tasks wait for one: a wait with no timeout warns
+    (RuntimeWarning) after a few seconds, once per client, and goes on.
     """
 
     def __init__(self, url_or_file='', profile=None, timeout=10.0, trust_engine_pickles=None,
@@ -143,6 +157,10 @@ class TaskClient(object):
         self._ids_lock = threading.Lock()
         self._blk_next = self._blk_end = 0   # task ids reserved for run()
         self._blk_size = 64
+        self._callbacks = Callbacks()
+        # A client dropped without close() stops its callback thread too.
+        weakref.finalize(self, self._callbacks.close)
+        self._warned_no_engines = False
 
     # -- plumbing ------------------------------------------------------------
 
@@ -193,13 +211,17 @@ class TaskClient(object):
             raise
         return reqs
 
-    def _wait(self, ids, block):
+    def _wait(self, ids, block, timeout=None):
         """The replies for ids, in order: _native's TaskReply (.task_id,
         .status, .engine_id, .values, .error, .submitted, .started,
-        .completed)."""
+        .completed). ``timeout`` (with block): TimeoutError when it passes."""
+        deadline = _deadline(timeout)
         reqs = self._wait_requests(ids, block)
         out = []
         try:
+            stall = [self._stall] if block and deadline is None else None
+            if not wait_requests(reqs, deadline, stall):
+                raise TimeoutError('%d task(s) not finished within %g s' % (len(ids), timeout))
             for r in reqs:
                 out.extend(r.result())
         except BaseException:
@@ -207,6 +229,26 @@ class TaskClient(object):
                 r.cancel()
             raise
         return out
+
+    def _stall(self):
+        """A wait with no timeout has lasted a while: say so (once) when no
+        engine is registered, since then it lasts until one registers."""
+        if self._warned_no_engines:
+            return
+        try:
+            ids = self._client.get_ids(timeout=5.0)
+        except Exception:
+            return
+        if not ids and not self._warned_no_engines:
+            self._warned_no_engines = True
+            warnings.warn('plexa: no engine is registered with the controller at %s; the '
+                          'tasks wait until one registers (still waiting)'
+                          % getattr(self._client, 'peer', '?'), RuntimeWarning,
+                          stacklevel=_caller_level())
+
+    def _watch(self, pr):
+        """Resolve pr on this client's callback thread when its tasks finish."""
+        self._callbacks.watch(pr)
 
     def _in_background(self, req):
         self._background = [r for r in self._background if not r.done()]
@@ -236,32 +278,71 @@ class TaskClient(object):
 
     # -- the ITaskController verbs -----------------------------------------
 
-    def run(self, task, block=False):
-        """Queue a task (MapTask or StringTask) and return its int id; with
-        ``block=True``, wait and return its result (``get_task_result``)."""
+    def run(self, task, block=False, timeout=None):
+        """Queue a task (MapTask or StringTask) and return its int id
+        (``future(id)`` gives its future); with ``block=True``, wait (up to
+        ``timeout`` seconds) and return its result (``get_task_result``)."""
         spec = _task_spec(task)
         tid = self._stream(spec)
         task.taskid = tid
         if block:
-            return self.get_task_result(tid, block=True)
+            return self.get_task_result(tid, block=True, timeout=timeout)
         return tid
 
-    def get_task_result(self, taskid, block=False):
+    def get_task_result(self, taskid, block=False, timeout=None):
         """The result of task ``taskid``: None if it is not finished and
         ``block`` is False. A MapTask's result is the function's return
         value (a failure raises the remote error); a StringTask's is a
         TaskResult. An aborted task raises TaskAborted, one whose depend()
         no engine met TaskTimeout, one whose engine died (retries spent)
         EngineError, an evicted or cleared one ResultEvicted, an unknown id
-        IndexError."""
+        IndexError. ``timeout`` (seconds, with ``block``): TimeoutError
+        when the task has not finished by then (it goes on)."""
         taskid = _check_taskid(taskid)
         reply = self._fetched.pop(taskid, None)
         if reply is None:
-            reply = self._wait([taskid], bool(block))[0]
+            reply = self._wait([taskid], bool(block), timeout if block else None)[0]
         try:
             return self._present(reply)
         except KernelError as e:
             raise e.with_traceback(None) from None
+
+    def future(self, taskid):
+        """The future (a PendingResult) of task ``taskid``, e.g. an id
+        ``run(task)`` returned: its result is ``get_task_result``'s, it
+        resolves when the task finishes, ``cancel()`` drops the task while
+        no engine has been sent it."""
+        taskid = _check_taskid(taskid)
+        reply = self._fetched.pop(taskid, None)
+        req = _Done([reply]) if reply is not None else \
+            self._client.submit_task_wait([taskid], True)
+        pr = PendingResult(self, req, lambda replies: self._present(replies[0]),
+                           canceller=lambda: self._cancel_queued([taskid]), stall=self._stall)
+        pr.task_ids = [taskid]
+        self._watch(pr)
+        return pr
+
+    def futures(self, taskids):
+        """``[future(t) for t in taskids]``."""
+        return [self.future(t) for t in taskids]
+
+    def apply_async(self, f, *args, **kwargs):
+        """Queue ``f(*args, **kwargs)`` as a task (a MapTask) and return
+        its future (ipyparallel's ``view.apply_async``, Dask's
+        ``client.submit``)."""
+        from plexa.task import MapTask
+        if not callable(f):
+            raise TypeError('apply_async: %r is not callable' % (f,))
+        return self.future(self.run(MapTask(f, args, kwargs)))
+
+    def _cancel_queued(self, ids):
+        """Abort tasks only if none of them has been sent to an engine
+        (all or nothing). True when they were."""
+        try:
+            self._client.submit_task_abort(list(ids), queued_only=True).result(timeout=10.0)
+        except KernelError:
+            return False
+        return True
 
     def abort(self, taskid):
         """Abort a task: a queued one is dropped, a running one is
@@ -282,12 +363,13 @@ class TaskClient(object):
                 raise IndexError('No task #%i' % taskid) from None
             raise
 
-    def barrier(self, taskids):
+    def barrier(self, taskids, timeout=None):
         """Wait until the tasks (an id or a list of ids) have finished.
-        Their errors are not raised here (get_task_result raises them)."""
+        Their errors are not raised here (get_task_result raises them).
+        ``timeout`` (seconds): TimeoutError when it passes first."""
         ids = [_check_taskid(taskids)] if isinstance(taskids, int) else \
             [_check_taskid(t) for t in taskids]
-        for reply in self._wait(ids, True):
+        for reply in self._wait(ids, True, timeout):
             if reply.status not in (TASK_PENDING, TASK_EVICTED, TASK_UNKNOWN):
                 self._fetched[reply.task_id] = reply
         while len(self._fetched) > _HANDOFF_MAX:
@@ -332,12 +414,19 @@ class TaskClient(object):
 
     # -- map -------------------------------------------------------------
 
-    def map(self, func, *sequences, chunksize=None):
+    def map(self, func, *sequences, chunksize=None, timeout=None):
         """A load-balanced ``map(func, *sequences)``: the list of results, in
         order. Elements are grouped into chunk tasks (``chunksize`` elements
         each; None picks it from the length and the number of engines, see
-        docs/python-api.md). The first failing task's error is raised."""
-        return self.mapper(chunksize=chunksize).map(func, *sequences)
+        docs/python-api.md). The first failing task's error is raised.
+        ``timeout`` (seconds): TimeoutError when the map has not finished
+        by then; its unfinished tasks are aborted."""
+        m = self.mapper(chunksize=chunksize)
+        if timeout is None:
+            return m.map(func, *sequences)
+        if not callable(func):
+            raise TypeError('func must be a function')
+        return self._map(func, map_arguments(sequences), m, timeout)
 
     def mapper(self, clear_before=False, clear_after=False, retries=0, recovery_task=None,
                depend=None, block=True, chunksize=None):
@@ -360,12 +449,15 @@ class TaskClient(object):
         return ParallelFunction(self.mapper(clear_before, clear_after, retries, recovery_task,
                                             depend, block, chunksize))
 
-    def _map(self, func, arglist, m):
+    def _map(self, func, arglist, m, timeout=None):
         """TaskMapper.map: submit arglist as tasks, gather in order."""
         n = len(arglist)
         if n == 0:
-            return [] if m.block else TaskIdList([], PendingResult(self, [_Done([])],
-                                                                   lambda rs: []))
+            if m.block:
+                return []
+            pr = PendingResult(self, [_Done([])], lambda rs: [])
+            self._watch(pr)
+            return TaskIdList([], pr)
         # Non-blocking: 0.10's one task per element, whose ids are the answer.
         per_element = not m.block or m.chunksize == 1 or (m.chunksize is None and (
             m.recovery_task is not None or m.clear_before or m.clear_after))
@@ -421,14 +513,21 @@ class TaskClient(object):
                 raise _task_error(failed, 'map')
             return out
 
-        pr = PendingResult(self, reqs, convert, weights, 'elements')
+        pr = PendingResult(self, reqs, convert, weights, 'elements',
+                           canceller=lambda: self._cancel_queued(ids), stall=self._stall)
         pr.task_ids = ids
         if not m.block:
+            self._watch(pr)
             return TaskIdList(ids, pr)
         try:
-            pr._wait_showing(0.1, -1, delay=_progress_delay(), force=False)
+            if not pr._wait_showing(0.1, -1 if timeout is None else timeout,
+                                    delay=_progress_delay(), force=False):
+                raise TimeoutError('the map of %d elements did not finish within %g s'
+                                   % (n, timeout))
             return pr.get_result(block=True)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, TimeoutError):
+            if pr.done():
+                raise
             self._abort_unfinished(ids)
             self._in_background(self._client.submit_task_clear(ids))
             raise
@@ -454,12 +553,23 @@ class TaskClient(object):
         return list(self._client.get_ids())
 
     def close(self):
-        """Disconnect. Calls waiting in other threads fail with ConnectionError."""
+        """Disconnect. Calls waiting in other threads fail with ConnectionError,
+        and so do pending futures (then the callback thread ends)."""
         self._client.close()
+        self._callbacks.close()
 
     def __repr__(self):
         peer = getattr(self._client, 'peer', None)
         return '<TaskClient %s>' % (peer if peer else 'closed')
+
+
+def _caller_level():
+    """warnings.warn's stacklevel of the first caller outside plexa (the
+    line of the user's code that waits), from the function calling this."""
+    f, level = sys._getframe(1), 1
+    while f is not None and f.f_globals.get('__name__', '').startswith('plexa.'):
+        f, level = f.f_back, level + 1
+    return level
 
 
 def _progress_delay():

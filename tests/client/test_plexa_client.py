@@ -7,6 +7,7 @@ CTest; those tests skip without it).
 
 import builtins
 import collections
+import concurrent.futures
 import contextlib
 import io
 import os
@@ -23,6 +24,7 @@ import cloudpickle
 import pytest
 
 from plexa import client, error
+from plexa._callbacks import Callbacks
 from plexa.client import MultiEngineClient, PendingResult, ResultList
 from plexa.error import CompositeError, KernelError, RemoteError, remote_error
 
@@ -351,6 +353,7 @@ def sim_client(n=2):
     mec._client = SimNative(n)
     mec.block, mec.targets = True, 'all'
     mec._pending = weakref.WeakSet()
+    mec._callbacks = Callbacks()
     return mec
 
 
@@ -414,23 +417,26 @@ def test_pending_result_caches_and_chains():
     assert {n for n in dir(fresh) if not n.startswith('_')} == {
         'add_callback', 'called', 'get_result', 'raised', 'callbacks', 'client', 'r',
         'result_id'} | {'progress', 'total', 'ready', 'elapsed', 'wall_time', 'serial_time',
-                        'wait_interactive'}
+                        'wait_interactive', 'wait'} | {
+        n for n in dir(concurrent.futures.Future) if not n.startswith('_')}
 
 
-def test_pending_result_callback_error_is_not_cached():
+def test_pending_result_callback_error_is_the_outcome():
+    # The chain runs once, when the reply arrives (on the callback thread,
+    # in general): a callback that raises makes its error the outcome.
     req = StubRequest(OK2)
     pr = PendingResult(None, req, client._execute_value)
     calls = []
 
     def cb(r):
         calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError('first time')
-        return 'ok'
+        raise RuntimeError('first time')
     pr.add_callback(cb)
-    with pytest.raises(RuntimeError):
-        pr.r
-    assert pr.r == 'ok' and req.fetches == 1
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            pr.r
+    assert pr.raised and isinstance(pr.exception(), RuntimeError)
+    assert calls == [1] and req.fetches == 1
 
 
 def test_push_pull_and_dict_sugar():
@@ -591,6 +597,7 @@ def test_non_blocking_barrier_flush():
     assert mec.get_pending_deferred(p5.result_id, True)[0]['number'] >= 1
     with pytest.raises(error.InvalidDeferredID):
         mec.get_pending_deferred(12345678, True)
+
 
 
 def test_kill_and_run(tmp_path):

@@ -155,9 +155,30 @@ static void test_small_requests(void **state)
     plx_rqb_clear(&b);
 
     plx_rqb_init(&b, &err);
-    plx_rqb_task_abort(&b, ids, 1, &err);
+    plx_rqb_task_abort(&b, ids, 1, 0, &err);
     e = packed(&b);
     assert_int_equal(e->task_abort->ids[0], 5);
+    assert_false(e->task_abort->has_queued_only);
+    plexa__envelope__free_unpacked(e, NULL);
+    plx_rqb_clear(&b);
+
+    plx_rqb_init(&b, &err);
+    plx_rqb_task_abort(&b, ids, 2, 1, &err);   /* a future's cancel() */
+    e = packed(&b);
+    assert_int_equal(e->task_abort->n_ids, 2);
+    assert_true(e->task_abort->has_queued_only && e->task_abort->queued_only);
+    plexa__envelope__free_unpacked(e, NULL);
+    plx_rqb_clear(&b);
+
+    plx_rqb_init(&b, &err);
+    assert_int_equal(plx_rqb_cancel(&b, ids, 0, &err), PLX_EINVAL);
+    plx_rqb_clear(&b);
+    plx_rqb_init(&b, &err);
+    assert_int_equal(plx_rqb_cancel(&b, ids, 2, &err), PLX_OK);
+    e = packed(&b);
+    assert_int_equal(e->body_case, PLEXA__ENVELOPE__BODY_CLEAR_QUEUE);
+    assert_int_equal(e->clear_queue->n_requests, 2);
+    assert_int_equal(e->clear_queue->requests[1], 9);
     plexa__envelope__free_unpacked(e, NULL);
     plx_rqb_clear(&b);
 

@@ -144,6 +144,46 @@ static void test_abort(void **state)
     fake_destroy(&cl);
 }
 
+/* Abort with queued_only (a future's cancel()): all or nothing, and only
+ * tasks no engine has been sent (here one waiting for its `after` task,
+ * under every policy); the engine is never interrupted. */
+static void test_abort_queued_only(void **state)
+{
+    fake_t *e = fake_new(1, B_HANG), *cl = fake_new(3, B_ECHO);
+    uint64_t first = submit(cl, 1, 0, 0, NULL, 0);
+    assert_true(run_until(task_seen, e));
+    uint64_t waiting = submit(cl, 1, 0, 0, &first, 1);
+    uint64_t ids[2] = {waiting, first};
+    Plexa__TaskAbort ta = PLEXA__TASK_ABORT__INIT;
+    ta.n_ids = 2;
+    ta.ids = ids;
+    ta.has_queued_only = ta.queued_only = 1;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_TASK_ABORT;
+    env.task_abort = &ta;
+    Plexa__Envelope *r = request(cl, &env, NULL);
+    assert_int_equal(r->body_case, PLEXA__ENVELOPE__BODY_ERROR);
+    assert_non_null(strstr(r->error->message, "already started"));
+    /* nothing was aborted: the waiting one is still pending */
+    Plexa__TaskResults *rs = wait_ids(cl, waiting, 1, 0);
+    assert_int_equal(rs->results[0]->status, PLEXA__TASK_STATUS__TASK_PENDING);
+    ta.n_ids = 1;
+    r = request(cl, &env, NULL);
+    assert_int_equal(r->body_case, PLEXA__ENVELOPE__BODY_TASK_IDS);
+    rs = wait_ids(cl, waiting, 1, 1);
+    assert_int_equal(rs->results[0]->status, PLEXA__TASK_STATUS__TASK_ABORTED);
+    rs = wait_ids(cl, first, 1, 0);
+    assert_int_equal(rs->results[0]->status, PLEXA__TASK_STATUS__TASK_PENDING);
+    assert_int_equal(e->interrupted, 0);
+    r = abort_ids(cl, &first, 1);   /* the running one: only a plain abort stops it */
+    assert_int_equal(r->body_case, PLEXA__ENVELOPE__BODY_TASK_IDS);
+    rs = wait_ids(cl, first, 1, 1);
+    assert_int_equal(rs->results[0]->status, PLEXA__TASK_STATUS__TASK_ABORTED);
+    assert_int_equal(e->interrupted, 1);
+    fake_destroy(&e);
+    fake_destroy(&cl);
+}
+
 /* `after`: a task waits for the ones it names. Unknown ids are refused. */
 static void test_after_dependencies(void **state)
 {
@@ -328,6 +368,9 @@ static void test_reregistration(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
+    /* first: test_abort leaves a hanging task that an engine of a later
+     * test may be sent before its own */
+    cmocka_unit_test(test_abort_queued_only),
     cmocka_unit_test(test_balanced_echo),
     cmocka_unit_test(test_engine_death_retries),
     cmocka_unit_test(test_failure_and_retries),

@@ -7,6 +7,7 @@ checked with its exact display string (Python 3 syntax; engine counters as
 they fall on fresh engines). Then the magics on their own: %result,
 %autopx, %load_ext and the "no controller" message.
 """
+import concurrent.futures
 import contextlib
 import io
 import os
@@ -150,11 +151,13 @@ def test_multiengine_section(cluster_factory, shell):
     s.run("mec.block = False")
     assert s.run("r = mec.execute('time.sleep(1)')") == ""
     r = s.ns("r")
-    # 0.10's attributes, plus plexa's progress ones (issue 11)
+    # 0.10's attributes, plus plexa's progress ones (issue 11) and a
+    # concurrent.futures.Future's (issue 19)
     assert {n for n in dir(r) if not n.startswith("_")} == {
         "add_callback", "called", "get_result", "raised", "callbacks", "client", "r",
         "result_id"} | {"progress", "total", "ready", "elapsed", "wall_time", "serial_time",
-                        "wait_interactive"}
+                        "wait_interactive", "wait"} | {
+        n for n in dir(concurrent.futures.Future) if not n.startswith("_")}
     assert r.client is s.ns("mec") and not r.called
     s.out("r.get_result(block=True)",
           results("[0] In [11]: time.sleep(1)", "[1] In [11]: time.sleep(1)"))

@@ -93,4 +93,45 @@ PLX_API int plx_request_ids(plx_request_t *req, int32_t **ids, size_t *n, plx_er
  */
 PLX_API int plx_request_results(plx_request_t *req, plx_results_t **out, plx_err_t *err);
 
+/* ---- completion queues ------------------------------------------------------ */
+/*
+ * A completion queue gathers the completions of the requests it watches
+ * for one thread that waits for any of them: plexa._native's callback
+ * thread resolves futures as their replies arrive, with no thread per
+ * request and no polling. Completions come out in the order they
+ * happened, each as the token it was watched with. All calls are
+ * thread-safe; plx_cq_wait blocks (call it with the GIL released).
+ */
+typedef struct plx_cq plx_cq_t;
+
+/* An open, empty queue, owned by the caller (plx_cq_destroy). NULL on ENOMEM. */
+PLX_API plx_cq_t *plx_cq_new(plx_err_t *err);
+
+/*
+ * Queue token when req completes (at once if it already has). Uses the
+ * request's completion callback (plx_request_on_done): a watched request
+ * must have no other callback, and is watched once. The queue stays
+ * allocated until every watched request has completed, whatever its
+ * owner does meanwhile. PLX_ECLOSED once closed, PLX_ENOMEM.
+ */
+PLX_API int plx_cq_watch(plx_cq_t *cq, plx_request_t *req, uint64_t token, plx_err_t *err);
+
+/* Queue token now, as if a watched request completed (to wake the waiter). */
+PLX_API int plx_cq_post(plx_cq_t *cq, uint64_t token, plx_err_t *err);
+
+/*
+ * Wait until a completion is queued, the queue is closed, or timeout_s
+ * passes (< 0: no limit, 0: just look); then move up to max tokens,
+ * oldest first, into tokens[0..*n). PLX_OK (*n is 0 after a timeout), or
+ * PLX_ECLOSED once the queue is closed.
+ */
+PLX_API int plx_cq_wait(plx_cq_t *cq, double timeout_s, uint64_t *tokens, size_t max,
+                        size_t *n);
+
+/* Close: wake every waiter (PLX_ECLOSED), drop queued and later completions. */
+PLX_API void plx_cq_close(plx_cq_t *cq);
+
+/* Close and drop the caller's queue. NULL-safe; NULLs *cq. */
+PLX_API void plx_cq_destroy(plx_cq_t **cq);
+
 #endif

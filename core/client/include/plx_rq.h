@@ -71,6 +71,12 @@ PLX_API int plx_rq_clear_queue(plx_client_t *c, const plx_targets_t *t, plx_requ
                                plx_err_t *err);
 PLX_API int plx_rq_queue_status(plx_client_t *c, const plx_targets_t *t, plx_request_t **req,
                                 plx_err_t *err);
+/* Cancel requests of this client (plx_request_id) that no engine has been
+ * sent yet, all or nothing: they fail with QueueCleared and the reply is
+ * an empty multi-engine reply; an Error (PLX_EINVAL) when one has started
+ * or finished, and then none is cancelled. Protocol 3. */
+PLX_API int plx_rq_cancel(plx_client_t *c, const uint64_t *request_ids, size_t n,
+                          plx_request_t **req, plx_err_t *err);
 /* Stop the targets; controller non-zero: the controller too, once it answered. */
 PLX_API int plx_rq_shutdown(plx_client_t *c, const plx_targets_t *t, int controller,
                             plx_request_t **req, plx_err_t *err);
@@ -124,6 +130,11 @@ PLX_API int plx_rq_task_wait(plx_client_t *c, const uint64_t *ids, size_t n, int
                              int release, plx_request_t **req, plx_err_t *err);
 PLX_API int plx_rq_task_abort(plx_client_t *c, const uint64_t *ids, size_t n,
                               plx_request_t **req, plx_err_t *err);
+/* Abort the tasks only if none has been sent to an engine (all or nothing;
+ * else an Error, PLX_EINVAL, "task N already started"): a future's
+ * cancel(). Acknowledged like task_abort. Protocol 3. */
+PLX_API int plx_rq_task_cancel(plx_client_t *c, const uint64_t *ids, size_t n,
+                               plx_request_t **req, plx_err_t *err);
 /* n 0: every finished task. */
 PLX_API int plx_rq_task_clear(plx_client_t *c, const uint64_t *ids, size_t n,
                               plx_request_t **req, plx_err_t *err);
