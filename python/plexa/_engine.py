@@ -240,10 +240,24 @@ def _map(args):
     return (number, MAP_INPUT, out, err), [] if error else [value], error
 
 
+# apply calls its function from code run in __main__, as ipyparallel's
+# apply does: eval and exec given without globals then see the engine's
+# namespace (`ex.submit(eval, "a")`). The names it borrows are removed.
+_APPLY_NAMES = ("_plexa_apply_f", "_plexa_apply_a", "_plexa_apply_k", "_plexa_apply_r")
+_APPLY_CODE = compile("_plexa_apply_r = _plexa_apply_f(*_plexa_apply_a, **_plexa_apply_k)",
+                      "<apply>", "exec")
+
+
 def _apply(args):
     _want("apply", args, 3)
     func, fargs, kwargs = args
-    return None, [func(*fargs, **(kwargs or {}))]
+    _ns.update(zip(_APPLY_NAMES[:3], (func, fargs, kwargs or {})))
+    try:
+        exec(_APPLY_CODE, _ns)
+        return None, [_ns["_plexa_apply_r"]]
+    finally:
+        for name in _APPLY_NAMES:
+            _ns.pop(name, None)
 
 
 _CALLS = {"keys": _keys, "reset": _reset, "get_result": _get_result, "map": _map,

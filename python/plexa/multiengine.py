@@ -20,7 +20,7 @@ from plexa._results import (_check, _execute_value, _multi, _none_value, _pull_v
                             _queue_status_value)
 from plexa.error import (ConnectionError, InvalidDeferredID, InvalidEngineID, KernelError,
                          NoEnginesRegistered, NotAPendingResult, ResultNotCompleted,
-                         StopLocalExecution)
+                         StopLocalExecution, remote_error)
 
 
 # ---- the client ---------------------------------------------------------------
@@ -183,6 +183,28 @@ class MultiEngineClient(object):
     def _watch(self, pr):
         """Resolve pr on this client's callback thread when its reply arrives."""
         self._callbacks.watch(pr)
+
+    def _apply_one(self, engine_id, fn, args, kwargs):
+        """``fn(*args, **kwargs)`` on one engine: a future of its return
+        value, whose exception is the remote one with its own type."""
+        req = self._client.submit_call(engine_id, 'apply', [fn, list(args), dict(kwargs)])
+
+        def convert(replies):
+            r = replies[0]
+            if r.error is not None:
+                raise remote_error(r.error.ename, r.error.evalue, r.error.traceback,
+                                   r.engine_id, 'apply')
+            return r.values[0] if r.values else None
+        pr = PendingResult(self, req, convert, canceller=lambda: self._cancel_requests(req))
+        self._watch(pr)
+        return pr
+
+    def executor(self, targets=None):
+        """A ``concurrent.futures.Executor`` whose calls run on the target
+        engines (default: this client's ``targets``), each on the one with
+        the fewest of its calls outstanding (see :mod:`plexa.executor`)."""
+        from plexa.executor import MultiEngineExecutor
+        return MultiEngineExecutor(self, targets)
 
     # -- the IMultiEngine verbs ---------------------------------------------
 

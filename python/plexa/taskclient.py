@@ -326,7 +326,7 @@ class TaskClient(object):
         """``[future(t) for t in taskids]``."""
         return [self.future(t) for t in taskids]
 
-    def apply_async(self, f, *args, **kwargs):
+    def apply_async(self, f, /, *args, **kwargs):
         """Queue ``f(*args, **kwargs)`` as a task (a MapTask) and return
         its future (ipyparallel's ``view.apply_async``, Dask's
         ``client.submit``)."""
@@ -334,6 +334,12 @@ class TaskClient(object):
         if not callable(f):
             raise TypeError('apply_async: %r is not callable' % (f,))
         return self.future(self.run(MapTask(f, args, kwargs)))
+
+    def executor(self):
+        """A ``concurrent.futures.Executor`` whose calls are tasks balanced
+        over the engines (see :mod:`plexa.executor`)."""
+        from plexa.executor import TaskExecutor
+        return TaskExecutor(self)
 
     def _cancel_queued(self, ids):
         """Abort tasks only if none of them has been sent to an engine
