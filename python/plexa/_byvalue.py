@@ -20,10 +20,11 @@ sys.modules under its name):
     (``__main__`` always travels by value: cloudpickle sees to that.)
 
 ``registered(cloudpickle)`` registers the user's modules with cloudpickle
-for the time of one dump (a function's): the function, and the functions,
-classes and modules of the user's it refers to, travel inside its pickle.
-Other values (pushed objects, task arguments) keep travelling by
-reference, as they always did, so that an engine which imports the user's
+for the time of one dump (a function's, or another callable's such as a
+functools.partial, a bound method or joblib's batch of calls): the
+function, and the functions, classes and modules of the user's it refers
+to, travel inside its pickle. Other values (pushed objects, task
+arguments that are not callable) keep travelling by reference, as they always did, so that an engine which imports the user's
 module itself sees one class, not two. The registration is process-wide
 while it lasts (cloudpickle keeps one registry): another thread's
 cloudpickle call in that moment may also send such a module by value,

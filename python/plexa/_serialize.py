@@ -272,6 +272,13 @@ def _pickle(obj):
     t = type(obj)
     if t is types.FunctionType:
         return _pickle_function(obj)
+    if (t is types.MethodType or t.__module__ != "builtins") and callable(obj) and \
+            not isinstance(obj, type):
+        # A callable holding functions (functools.partial, a bound method,
+        # joblib's batches, an instance with __call__): the user's
+        # functions in it travel by value too, as a function itself would.
+        # Not cached: what it holds may change in place.
+        return _cloudpickle_function(obj)
     if t is dict and not obj:
         return _EMPTY_DICT
     return _cloudpickle(obj)

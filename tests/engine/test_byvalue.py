@@ -103,6 +103,30 @@ def test_a_user_function_travels_by_value(usermod, tmp_path):
     assert b"plexa_t_geo" in data and b"__init__" not in data
 
 
+def test_callables_holding_user_functions_carry_them(usermod, tmp_path):
+    """A partial, a bound method or an instance with __call__ made of the
+    user's code runs where the module cannot be imported (joblib sends its
+    batches of calls this way)."""
+    import functools
+    m = usermod("plexa_t_calls", """
+        def add(a, b):
+            return a + b
+        class Scaler:
+            def __init__(self, k):
+                self.k = k
+            def scale(self, x):
+                return self.k * x
+            def __call__(self, x):
+                return add(self.k, x)
+    """)
+    cases = ((functools.partial(m.add, 10), "13"), (m.Scaler(5).scale, "15"),
+             (m.Scaler(7), "10"))
+    for fn, want in cases:
+        out, err = run_elsewhere(S.encode(fn), 3, tmp_path)
+        assert out == want, err
+    assert "plexa_t_calls" not in cloudpickle.list_registry_pickle_by_value()
+
+
 def test_a_user_registration_is_left_alone(usermod):
     m = usermod("plexa_t_reg", "def f(x):\n    return x\n")
     cloudpickle.register_pickle_by_value(m)
