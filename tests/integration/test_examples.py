@@ -56,3 +56,21 @@ def test_prime1_module():
         for n in range(1, 5):
             order = interleave_order(length, n)
             assert sorted(order) == list(range(length))
+
+
+def test_async_tasks(tmp_path):
+    """examples/async_tasks.py: 1 000 tasks driven from asyncio, on a
+    cluster the example starts and stops itself (async with Cluster)."""
+    env = dict(os.environ)
+    env["PLEXA_DIR"] = str(tmp_path / "plexa")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    p = subprocess.run([sys.executable, os.path.join(EXAMPLES, "async_tasks.py"), "1000", "2"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, p.stdout + p.stderr
+    m = re.fullmatch(r"1000 tasks on (\d) engines in \d+\.\d\d s; "
+                     r"the event loop ticked (\d+) times meanwhile\n", p.stdout)
+    assert m, p.stdout
+    assert m.group(1) in ("1", "2")
+    # the cluster the example started is gone
+    from conftest import processes_with_env
+    assert not processes_with_env("PLEXA_DIR", env["PLEXA_DIR"])
