@@ -75,8 +75,12 @@ function(plx_add_pytest name path)
     set(T_TIMEOUT 600)
   endif()
   set(env "PLX_BUILD_DIR=${CMAKE_BINARY_DIR}" "PYTHONPATH=${CMAKE_BINARY_DIR}/python" ${T_ENV})
+  # A test that runs for 240 s is taken to hang: every thread's stack is
+  # printed (the run goes on until ctest's timeout), so that a hang in CI
+  # says where it is.
   add_test(NAME ${name}
-           COMMAND ${Python3_EXECUTABLE} -m pytest -q -p no:cacheprovider ${path})
+           COMMAND ${Python3_EXECUTABLE} -m pytest -q -p no:cacheprovider
+                   -o faulthandler_timeout=240 ${path})
   set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
     ENVIRONMENT "${env}")
   if(T_RESOURCE_LOCK)

@@ -66,9 +66,14 @@ class Callbacks(object):
         return True
 
     def post(self, pr):
-        """Look at ``pr`` again (a resolution handed back to this thread)."""
+        """Look at ``pr`` again (a resolution handed back to this thread).
+        It is watched again: this thread may have taken it already and
+        found it claimed by a cancel() that then failed."""
+        token = getattr(pr, '_token', None)
         with self._lock:
-            cq = self._cq if self._watched.get(getattr(pr, '_token', None)) is pr else None
+            cq = None if self._closed or token is None else self._cq
+            if cq is not None:
+                self._watched[token] = pr
         if cq is not None:
             try:
                 cq.post(pr._token)

@@ -93,3 +93,39 @@ def test_e2e_futures_resolve_on_the_callback_thread(fake):
         assert lost.wait(5) and isinstance(hung.exception(), error.ConnectionError)
     finally:
         mec.close()
+
+
+def test_a_failed_cancel_hands_the_reply_back_to_the_callback_thread():
+    """The reply arrives while cancel() asks the controller; the callback
+    thread finds the future claimed and leaves it. When the cancel fails
+    (an engine had the work), the future goes back to the callback thread,
+    which resolves it: nobody needs to ask for the result."""
+    import time
+    from plexa._callbacks import Callbacks
+    cb = Callbacks()
+    req = StubRequest(OK2, done=False)
+    asked, answer = threading.Event(), threading.Event()
+
+    def canceller():
+        asked.set()
+        answer.wait(5)
+        return False
+    pr = PendingResult(None, req, client._execute_value, canceller=canceller)
+    fired = threading.Event()
+    pr.add_done_callback(lambda f: fired.set())
+    t = threading.Thread(target=pr.cancel)
+    t.start()
+    try:
+        assert asked.wait(5)
+        req._done = True
+        cb.watch(pr)                    # the callback thread takes it, claimed
+        deadline = time.monotonic() + 5
+        while not pr._redo and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pr._redo and not pr.done()
+    finally:
+        answer.set()
+        t.join(5)
+    assert fired.wait(5), "the callback thread never resolved the future"
+    assert pr.result(timeout=0)[0]['id'] == 0 and not pr.cancelled()
+    cb.close()
