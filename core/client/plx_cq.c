@@ -15,13 +15,13 @@
  *   the API                plx_cq_new, _watch, _post, _wait, _close, _destroy
  */
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "plx_client_int.h"
+#include "plx_time.h"
 
 typedef struct cq_node {
     struct plx_cq  *cq;
@@ -113,20 +113,30 @@ plx_cq_t *plx_cq_new(plx_err_t *err)
     return cq;
 }
 
-int plx_cq_watch(plx_cq_t *cq, plx_request_t *req, uint64_t token, plx_err_t *err)
+/* *out = a node for token; PLX_OK, or the error (cq closed, out of memory). */
+static int node_new(plx_cq_t *cq, uint64_t token, const char *doing, cq_node_t **out,
+                    plx_err_t *err)
 {
-    cq_node_t *n = calloc(1, sizeof *n);
-    if (!n)
-        return plx_err_set(err, PLX_ENOMEM, "out of memory watching a request");
     pthread_mutex_lock(&cq->mu);
     int closed = cq->closed;
     pthread_mutex_unlock(&cq->mu);
-    if (closed) {
-        free(n);
+    if (closed)
         return plx_err_set(err, PLX_ECLOSED, "the completion queue is closed");
-    }
+    cq_node_t *n = calloc(1, sizeof *n);
+    if (!n)
+        return plx_err_set(err, PLX_ENOMEM, "out of memory %s", doing);
     n->cq = cq;
     n->token = token;
+    *out = n;
+    return PLX_OK;
+}
+
+int plx_cq_watch(plx_cq_t *cq, plx_request_t *req, uint64_t token, plx_err_t *err)
+{
+    cq_node_t *n;
+    int rc = node_new(cq, token, "watching a request", &n, err);
+    if (rc != PLX_OK)
+        return rc;
     atomic_fetch_add_explicit(&cq->refs, 1, memory_order_relaxed);
     plx_request_on_done(req, cq_done, n);   /* runs at once if already complete */
     return PLX_OK;
@@ -134,39 +144,17 @@ int plx_cq_watch(plx_cq_t *cq, plx_request_t *req, uint64_t token, plx_err_t *er
 
 int plx_cq_post(plx_cq_t *cq, uint64_t token, plx_err_t *err)
 {
-    cq_node_t *n = calloc(1, sizeof *n);
-    if (!n)
-        return plx_err_set(err, PLX_ENOMEM, "out of memory posting to a completion queue");
-    pthread_mutex_lock(&cq->mu);
-    int closed = cq->closed;
-    pthread_mutex_unlock(&cq->mu);
-    if (closed) {
-        free(n);
-        return plx_err_set(err, PLX_ECLOSED, "the completion queue is closed");
-    }
-    n->cq = cq;
-    n->token = token;
+    cq_node_t *n;
+    int rc = node_new(cq, token, "posting to a completion queue", &n, err);
+    if (rc != PLX_OK)
+        return rc;
     cq_append(cq, n);
     return PLX_OK;
 }
 
-static struct timespec deadline_after(double s)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double whole = floor(s);
-    ts.tv_sec += (time_t)whole;
-    ts.tv_nsec += (long)((s - whole) * 1e9);
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 int plx_cq_wait(plx_cq_t *cq, double timeout_s, uint64_t *tokens, size_t max, size_t *n)
 {
-    struct timespec dl = deadline_after(timeout_s > 0 ? timeout_s : 0);
+    struct timespec dl = plx_deadline_after(timeout_s > 0 ? timeout_s : 0);
     *n = 0;
     /* Held while waiting: plx_cq_destroy on another thread wakes us, and
      * the queue must outlive that wake-up. */

@@ -1,6 +1,5 @@
 /* Requests: completion, waiting, callbacks; see plx_client_int.h. */
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -8,6 +7,7 @@
 #include "plx_envelope.h"
 #include "plx_request_priv.h"
 #include "plx_spin.h"
+#include "plx_time.h"
 
 plx_request_t *plx_request_new(uint64_t id)
 {
@@ -129,20 +129,6 @@ void plx_request_cancel(plx_request_t *req)
     plx_request_fail(req, PLX_EABORTED, "the request was cancelled");
 }
 
-static struct timespec deadline_after(double s)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double whole = floor(s);
-    ts.tv_sec += (time_t)whole;
-    ts.tv_nsec += (long)((s - whole) * 1e9);
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* The outcome of a completed request, copied out under its lock. */
 static int outcome_locked(const plx_request_t *req, plx_err_t *err)
 {
@@ -153,7 +139,7 @@ static int outcome_locked(const plx_request_t *req, plx_err_t *err)
 
 int plx_request_wait(plx_request_t *req, double timeout_s, plx_err_t *err)
 {
-    struct timespec dl = deadline_after(timeout_s > 0 ? timeout_s : 0);
+    struct timespec dl = plx_deadline_after(timeout_s > 0 ? timeout_s : 0);
     /* Most replies to a blocking call come back within a millisecond:
      * keep the CPU for a while instead of paying for a wake-up (plx_spin.h). */
     double t0 = plx_spin_now_us();

@@ -109,3 +109,15 @@ def cluster(tmp_path_factory):
     c.stop()
     if not wait_for(lambda: not c.pids(), timeout=10):
         c.kill_all()
+
+
+@pytest.fixture(scope="module")
+def clients(cluster):
+    """A MultiEngineClient and a TaskClient of the module's cluster."""
+    os.environ["PLEXA_DIR"] = cluster.root
+    from plexa import client
+    mec = client.MultiEngineClient(profile=cluster.profile)
+    tc = client.TaskClient(profile=cluster.profile)
+    yield mec, tc
+    tc.close()
+    mec.close()

@@ -68,16 +68,6 @@ def user_module(tmp_path_factory, cluster):
             sys.modules.pop(name, None)
 
 
-@pytest.fixture(scope="module")
-def clients(cluster):
-    os.environ["PLEXA_DIR"] = cluster.root
-    mec = client.MultiEngineClient(profile=cluster.profile)
-    tc = client.TaskClient(profile=cluster.profile)
-    yield mec, tc
-    tc.close()
-    mec.close()
-
-
 def test_engines_cannot_import_the_user_module(clients, user_module):
     mec, _tc = clients
     with pytest.raises(CompositeError, match="ModuleNotFoundError"):

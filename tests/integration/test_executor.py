@@ -19,7 +19,6 @@ from concurrent.futures._base import (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHE
 
 import pytest
 
-from plexa import client
 from plexa.executor import MultiEngineExecutor, TaskExecutor
 
 
@@ -61,16 +60,6 @@ class MyObject(object):
 
 def make_dummy_object(_):
     return MyObject()
-
-
-@pytest.fixture(scope="module")
-def clients(cluster):
-    os.environ["PLEXA_DIR"] = cluster.root
-    mec = client.MultiEngineClient(profile=cluster.profile)
-    tc = client.TaskClient(profile=cluster.profile)
-    yield mec, tc
-    mec.close()
-    tc.close()
 
 
 @pytest.fixture(params=["task", "mec"])

@@ -37,16 +37,6 @@ def fail(msg):
     raise ValueError(msg)
 
 
-@pytest.fixture(scope="module")
-def clients(cluster):
-    os.environ["PLEXA_DIR"] = cluster.root
-    mec = client.MultiEngineClient(profile=cluster.profile)
-    tc = client.TaskClient(profile=cluster.profile)
-    yield mec, tc
-    mec.close()
-    tc.close()
-
-
 # ---- a Future ------------------------------------------------------------------------
 
 def test_result_exception_done(clients):

@@ -26,4 +26,20 @@ static inline double plx_unix_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The CLOCK_MONOTONIC time s seconds from now (s >= 0), for
+ * pthread_cond_timedwait on a condition variable set to that clock. */
+static inline struct timespec plx_deadline_after(double s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    time_t whole = (time_t)s;
+    ts.tv_sec += whole;
+    ts.tv_nsec += (long)((s - (double)whole) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 #endif
