@@ -113,3 +113,15 @@ def frame(envelope, bufs=()):
     for b in bufs:
         out += struct.pack("<Q", len(b)) + b
     return out
+
+
+def _terminated(signum, frame):
+    raise KeyboardInterrupt("terminated (signal %d)" % signum)
+
+
+def tear_down_on_sigterm():
+    """A SIGTERM (ctest's or timeout's) stops the run as Ctrl-C does, so
+    that pytest still tears the fixtures down: the clusters, users and
+    daemons a suite started are stopped instead of outliving it."""
+    import signal
+    signal.signal(signal.SIGTERM, _terminated)

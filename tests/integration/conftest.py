@@ -14,6 +14,9 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from plexa_testing import BIN, BUILD, alive, processes_with_env, tool, wait_for  # noqa: E402,F401
+from plexa_testing import tear_down_on_sigterm  # noqa: E402
+
+tear_down_on_sigterm()
 
 
 class Cluster:

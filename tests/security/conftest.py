@@ -20,6 +20,9 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from plexa_testing import BIN, BUILD, alive, processes_with_env, protocol_version, rss_mib, \
     tool, wait_for  # noqa: E402,F401
+from plexa_testing import tear_down_on_sigterm  # noqa: E402
+
+tear_down_on_sigterm()
 
 OWNER = "plxowner"
 NEIGHBOUR = "plxneighbour"
