@@ -120,8 +120,10 @@ def _terminated(signum, frame):
 
 
 def tear_down_on_sigterm():
-    """A SIGTERM (ctest's or timeout's) stops the run as Ctrl-C does, so
-    that pytest still tears the fixtures down: the clusters, users and
-    daemons a suite started are stopped instead of outliving it."""
+    """A SIGTERM (timeout(1), a kill, a CI runner stopping the job) stops
+    the run as Ctrl-C does, so that pytest still tears the fixtures down:
+    the clusters, users and daemons a suite started are stopped instead of
+    outliving it. (A SIGKILL cannot be caught: ctest's own timeout still
+    leaves a daemonized ipcluster behind.)"""
     import signal
     signal.signal(signal.SIGTERM, _terminated)
