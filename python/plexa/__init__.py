@@ -3,7 +3,7 @@
 A re-creation of IPython 0.10's parallel system: ``plexa.client`` holds
 ``MultiEngineClient``; ``plexa.error`` the exceptions; ``plexa.magics`` the
 IPython magics ``%px``, ``%result`` and ``%autopx`` (``mec.activate()`` or
-``%load_ext plexa.magics``); ``plexa.cluster`` starts and stops clusters
+``%load_ext plexa``); ``plexa.cluster`` starts and stops clusters
 from Python (``with Cluster(n=4) as c: mec = c.client()``). ``plexa.wait``
 and ``plexa.as_completed`` wait for many futures (non-blocking calls'
 PendingResults) at once (see plexa.futures). Importing the package is
@@ -19,6 +19,17 @@ __all__ = ['__version__', 'wait', 'as_completed', 'ALL_COMPLETED', 'FIRST_COMPLE
            'FIRST_EXCEPTION']
 
 _FUTURES = ('wait', 'as_completed', 'ALL_COMPLETED', 'FIRST_COMPLETED', 'FIRST_EXCEPTION')
+
+
+def load_ipython_extension(ip):
+    """``%load_ext plexa``: the magics (see plexa.magics)."""
+    from plexa import magics
+    magics.load_ipython_extension(ip)
+
+
+def unload_ipython_extension(ip):
+    from plexa import magics
+    magics.unload_ipython_extension(ip)
 
 
 def __getattr__(name):

@@ -67,3 +67,8 @@ __all__ = ['MultiEngineClient', 'PendingResult', 'ResultList', 'QueueStatusList'
            'CompositeError', 'get_multiengine_client', 'wrapResultList', 'remote',
            'TaskClient', 'get_task_client', 'MapTask', 'StringTask', 'TaskResult',
            'StatusClient']
+
+# In IPython, %px typed before mec.activate() says how to activate.
+from plexa import magics as _magics  # noqa: E402
+_magics.register_if_interactive()
+del _magics

@@ -23,7 +23,7 @@ import asyncio
 import os
 import subprocess
 
-__all__ = ['Cluster', 'ClusterError']
+__all__ = ['Cluster', 'ClusterError', 'StatusReport']
 
 # The launchers ipcluster knows as modes (`ipcluster slurm -n 4 ...`).
 MODES = ('local', 'ssh', 'mpiexec', 'mpirun', 'pbs', 'sge', 'slurm')
@@ -33,6 +33,18 @@ _PKG = os.path.dirname(os.path.abspath(__file__))
 # <prefix>/lib/python3/dist-packages/plexa -> <prefix>/bin
 _CANDIDATES = (os.path.join(_PKG, '..', '..', 'bin', 'ipcluster'),
                os.path.join(_PKG, '..', '..', '..', '..', 'bin', 'ipcluster'))
+
+
+class StatusReport(str):
+    """ipcluster status's text, shown as it reads: ``repr`` (the REPL, a
+    notebook's Out) is the text itself rather than a quoted string with
+    escaped newlines."""
+
+    def __repr__(self):
+        return str(self)
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(str(self))
 
 
 class ClusterError(RuntimeError):
@@ -204,9 +216,11 @@ class Cluster(object):
         return self._run(['status'], timeout=60).returncode == 0
 
     def status(self):
-        """ipcluster status's report: the controller and each engine."""
+        """ipcluster status's report: the controller and each engine (a str
+        that shows as its lines, not as an escaped string, in IPython and
+        notebooks)."""
         p = self._run(['status'], timeout=60)
-        return (p.stdout + p.stderr).strip()
+        return StatusReport((p.stdout + p.stderr).strip())
 
     # -- clients ---------------------------------------------------------------
 

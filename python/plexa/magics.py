@@ -20,7 +20,8 @@
 
 The magics use the *active* client (the last one whose ``activate()`` was
 called) with its ``targets`` and ``block`` attributes. ``%load_ext
-plexa.magics`` registers them without a client; they then print 0.10's
+plexa`` (or ``plexa.magics``), and importing ``plexa.client`` in IPython,
+register them without a client; they then print 0.10's
 "No Controller is activated" message until one is activated.
 
 In ``%autopx`` mode a cell made of IPython syntax alone (``%magic``,
@@ -79,8 +80,18 @@ def _register(ip):
 
 
 def load_ipython_extension(ip):
-    """``%load_ext plexa.magics``."""
+    """``%load_ext plexa.magics`` (or ``%load_ext plexa``)."""
     _register(ip)
+
+
+def register_if_interactive():
+    """Register the magics in the running IPython, if any, without
+    activating a client: a %px typed before ``activate()`` then says how to
+    activate, instead of IPython's bare "not found". Called when
+    plexa.client is imported."""
+    ip = _get_ipython()
+    if ip is not None:
+        _register(ip)
 
 
 def unload_ipython_extension(ip):
