@@ -99,3 +99,83 @@ PyObject *plx_pydesc_new_tuple(size_t n, plx_err_t *err)
 {
     return built(PyTuple_New((Py_ssize_t)n), err);
 }
+
+/* ---- reading ------------------------------------------------------------ */
+
+static const struct {
+    const char *name;
+    Py_ssize_t  nargs;   /* tuple items after the kind's name */
+} kinds[PLX_PYDESC_NKINDS] = {
+    [PLX_PYDESC_NONE] = { "none", 0 },       [PLX_PYDESC_BOOL] = { "bool", 1 },
+    [PLX_PYDESC_I64] = { "i64", 1 },         [PLX_PYDESC_F64] = { "f64", 1 },
+    [PLX_PYDESC_STR] = { "str", 1 },         [PLX_PYDESC_BYTES] = { "bytes", 1 },
+    [PLX_PYDESC_NDARRAY] = { "ndarray", 4 }, [PLX_PYDESC_LIST] = { "list", 2 },
+    [PLX_PYDESC_PICKLE] = { "pickle", 2 },
+};
+
+int plx_pydesc_read(PyObject *desc, plx_pydesc_kind_t *kind, PyObject *const **args,
+                    plx_err_t *err)
+{
+    const char *tag = NULL;
+    if (PyTuple_Check(desc) && PyTuple_GET_SIZE(desc) >= 1 &&
+        PyUnicode_Check(PyTuple_GET_ITEM(desc, 0)))
+        tag = PyUnicode_AsUTF8(PyTuple_GET_ITEM(desc, 0));
+    if (!tag) {
+        PyErr_Clear();
+        return plx_err_set(err, PLX_EINVAL,
+                           "a value descriptor is a tuple starting with its kind, not '%.100s'",
+                           Py_TYPE(desc)->tp_name);
+    }
+    for (int k = 0; k < PLX_PYDESC_NKINDS; k++) {
+        if (strcmp(tag, kinds[k].name) != 0)
+            continue;
+        if (PyTuple_GET_SIZE(desc) != kinds[k].nargs + 1)
+            return plx_err_set(err, PLX_EINVAL, "'%s' descriptor has %zd items, expected %zd",
+                               tag, PyTuple_GET_SIZE(desc), kinds[k].nargs + 1);
+        *kind = (plx_pydesc_kind_t)k;
+        *args = &PyTuple_GET_ITEM(desc, 1);
+        return PLX_OK;
+    }
+    return plx_err_set(err, PLX_EINVAL, "unknown value descriptor kind '%.50s'", tag);
+}
+
+int plx_pydesc_get_bool(PyObject *o, int *out, plx_err_t *err)
+{
+    *out = PyObject_IsTrue(o);
+    return *out < 0 ? plx_pyvalue_fail(err, PLX_EINVAL, "bool descriptor") : PLX_OK;
+}
+
+int plx_pydesc_get_i64(PyObject *o, int64_t *out, plx_err_t *err)
+{
+    if (!PyLong_Check(o))
+        return plx_err_set(err, PLX_EINVAL, "i64 descriptor holds a '%.100s', not an int",
+                           Py_TYPE(o)->tp_name);
+    long long n = PyLong_AsLongLong(o);
+    if (n == -1 && PyErr_Occurred())
+        return plx_pyvalue_fail(err, PLX_EINVAL, "i64 descriptor");
+    *out = n;
+    return PLX_OK;
+}
+
+int plx_pydesc_get_f64(PyObject *o, double *out, plx_err_t *err)
+{
+    *out = PyFloat_AsDouble(o);
+    if (*out == -1.0 && PyErr_Occurred())
+        return plx_pyvalue_fail(err, PLX_EINVAL, "f64 descriptor");
+    return PLX_OK;
+}
+
+int plx_pydesc_get_utf8(PyObject *o, const char *what, const char **out, plx_err_t *err)
+{
+    if (!PyUnicode_Check(o))
+        return plx_err_set(err, PLX_EINVAL, "%s must be a str, not '%.100s'", what,
+                           Py_TYPE(o)->tp_name);
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (!s)
+        return plx_pyvalue_fail(err, PLX_EINVAL, what);
+    if (memchr(s, '\0', (size_t)n))
+        return plx_err_set(err, PLX_EINVAL, "%s contains a NUL character", what);
+    *out = s;
+    return PLX_OK;
+}

@@ -156,9 +156,10 @@ static int fd_none(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
 
 static int fd_bool(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
 {
-    int t = PyObject_IsTrue(a[0]);
-    if (t < 0)
-        return plx_pyvalue_fail(c->err, PLX_EINVAL, "bool descriptor");
+    int t;
+    int rc = plx_pydesc_get_bool(a[0], &t, c->err);
+    if (rc != PLX_OK)
+        return rc;
     out->kind_case = PLEXA__VALUE__KIND_BOOLEAN;
     out->boolean = t;
     return PLX_OK;
@@ -166,12 +167,10 @@ static int fd_bool(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
 
 static int fd_i64(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
 {
-    if (!PyLong_Check(a[0]))
-        return plx_err_set(c->err, PLX_EINVAL, "i64 descriptor holds a '%.100s', not an int",
-                           Py_TYPE(a[0])->tp_name);
-    long long n = PyLong_AsLongLong(a[0]);
-    if (n == -1 && PyErr_Occurred())
-        return plx_pyvalue_fail(c->err, PLX_EINVAL, "i64 descriptor");
+    int64_t n;
+    int rc = plx_pydesc_get_i64(a[0], &n, c->err);
+    if (rc != PLX_OK)
+        return rc;
     out->kind_case = PLEXA__VALUE__KIND_I64;
     out->i64 = n;
     return PLX_OK;
@@ -179,33 +178,24 @@ static int fd_i64(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
 
 static int fd_f64(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
 {
-    double d = PyFloat_AsDouble(a[0]);
-    if (d == -1.0 && PyErr_Occurred())
-        return plx_pyvalue_fail(c->err, PLX_EINVAL, "f64 descriptor");
+    double d;
+    int rc = plx_pydesc_get_f64(a[0], &d, c->err);
+    if (rc != PLX_OK)
+        return rc;
     out->kind_case = PLEXA__VALUE__KIND_F64;
     out->f64 = d;
     return PLX_OK;
 }
 
-/* A malloc'd NUL-terminated UTF-8 copy of str object o (what, for errors).
- * protobuf-c strings end at the first NUL, so one inside is refused rather
- * than silently cut. */
+/* A malloc'd copy of str item o's UTF-8 (protobuf-c owns its strings). */
 static int utf8_dup(PyObject *o, const char *what, char **out, plx_err_t *err)
 {
-    if (!PyUnicode_Check(o))
-        return plx_err_set(err, PLX_EINVAL, "%s must be a str, not '%.100s'", what,
-                           Py_TYPE(o)->tp_name);
-    Py_ssize_t n;
-    const char *s = PyUnicode_AsUTF8AndSize(o, &n);
-    if (!s)
-        return plx_pyvalue_fail(err, PLX_EINVAL, what);
-    if (memchr(s, '\0', (size_t)n))
-        return plx_err_set(err, PLX_EINVAL, "%s contains a NUL character", what);
-    *out = malloc((size_t)n + 1);
-    if (!*out)
-        return plx_err_set(err, PLX_ENOMEM, "out of memory copying %s", what);
-    memcpy(*out, s, (size_t)n + 1);
-    return PLX_OK;
+    const char *s;
+    int rc = plx_pydesc_get_utf8(o, what, &s, err);
+    if (rc != PLX_OK)
+        return rc;
+    *out = strdup(s);
+    return *out ? PLX_OK : plx_err_set(err, PLX_ENOMEM, "out of memory copying %s", what);
 }
 
 static int fd_str(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
@@ -342,47 +332,23 @@ static int fd_pickle(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
     return rc;
 }
 
-typedef struct fd_kind {
-    const char *name;
-    Py_ssize_t  nargs;   /* tuple items after the kind name */
-    int (*fn)(PyObject *const *args, Plexa__Value *out, fd_ctx_t *c);
-} fd_kind_t;
+typedef int (*fd_fn)(PyObject *const *args, Plexa__Value *out, fd_ctx_t *c);
 
-static const fd_kind_t fd_kinds[] = {
-    { "none",    0, fd_none },
-    { "bool",    1, fd_bool },
-    { "i64",     1, fd_i64 },
-    { "f64",     1, fd_f64 },
-    { "str",     1, fd_str },
-    { "bytes",   1, fd_bytes },
-    { "ndarray", 4, fd_ndarray },
-    { "list",    2, fd_list },
-    { "pickle",  2, fd_pickle },
+static const fd_fn fd_kinds[PLX_PYDESC_NKINDS] = {
+    [PLX_PYDESC_NONE] = fd_none,       [PLX_PYDESC_BOOL] = fd_bool,
+    [PLX_PYDESC_I64] = fd_i64,         [PLX_PYDESC_F64] = fd_f64,
+    [PLX_PYDESC_STR] = fd_str,         [PLX_PYDESC_BYTES] = fd_bytes,
+    [PLX_PYDESC_NDARRAY] = fd_ndarray, [PLX_PYDESC_LIST] = fd_list,
+    [PLX_PYDESC_PICKLE] = fd_pickle,
 };
 
 static int from_desc(PyObject *desc, Plexa__Value *out, fd_ctx_t *c)
 {
     plexa__value__init(out);
-    const char *tag = NULL;
-    if (PyTuple_Check(desc) && PyTuple_GET_SIZE(desc) >= 1 &&
-        PyUnicode_Check(PyTuple_GET_ITEM(desc, 0)))
-        tag = PyUnicode_AsUTF8(PyTuple_GET_ITEM(desc, 0));
-    if (!tag) {
-        PyErr_Clear();
-        return plx_err_set(c->err, PLX_EINVAL,
-                           "a value descriptor is a tuple starting with its kind, not '%.100s'",
-                           Py_TYPE(desc)->tp_name);
-    }
-    for (size_t i = 0; i < sizeof fd_kinds / sizeof fd_kinds[0]; i++) {
-        const fd_kind_t *k = &fd_kinds[i];
-        if (strcmp(tag, k->name) != 0)
-            continue;
-        if (PyTuple_GET_SIZE(desc) != k->nargs + 1)
-            return plx_err_set(c->err, PLX_EINVAL, "'%s' descriptor has %zd items, expected %zd",
-                               tag, PyTuple_GET_SIZE(desc), k->nargs + 1);
-        return k->fn(&PyTuple_GET_ITEM(desc, 1), out, c);
-    }
-    return plx_err_set(c->err, PLX_EINVAL, "unknown value descriptor kind '%.50s'", tag);
+    plx_pydesc_kind_t kind;
+    PyObject *const *args;
+    int rc = plx_pydesc_read(desc, &kind, &args, c->err);
+    return rc != PLX_OK ? rc : fd_kinds[kind](args, out, c);
 }
 
 int plx_pyvalue_from_desc(PyObject *desc, Plexa__Value *out, plx_msg_t *msg, plx_err_t *err)

@@ -61,56 +61,36 @@ static plx_value_t *fd_none(PyObject *const *a, fd_ctx_t *c)
 
 static plx_value_t *fd_bool(PyObject *const *a, fd_ctx_t *c)
 {
-    int t = PyObject_IsTrue(a[0]);
-    if (t < 0)
-        return failed(c, "bool descriptor");
+    int t;
+    if (plx_pydesc_get_bool(a[0], &t, c->err) != PLX_OK)
+        return NULL;
     plx_value_t *v = plx_value_bool(t);
     return v ? v : nomem(c, "a value");
 }
 
 static plx_value_t *fd_i64(PyObject *const *a, fd_ctx_t *c)
 {
-    if (!PyLong_Check(a[0])) {
-        plx_err_set(c->err, PLX_EINVAL, "i64 descriptor holds a '%.100s', not an int",
-                    Py_TYPE(a[0])->tp_name);
+    int64_t n;
+    if (plx_pydesc_get_i64(a[0], &n, c->err) != PLX_OK)
         return NULL;
-    }
-    long long n = PyLong_AsLongLong(a[0]);
-    if (n == -1 && PyErr_Occurred())
-        return failed(c, "i64 descriptor");
     plx_value_t *v = plx_value_i64(n);
     return v ? v : nomem(c, "a value");
 }
 
 static plx_value_t *fd_f64(PyObject *const *a, fd_ctx_t *c)
 {
-    double d = PyFloat_AsDouble(a[0]);
-    if (d == -1.0 && PyErr_Occurred())
-        return failed(c, "f64 descriptor");
+    double d;
+    if (plx_pydesc_get_f64(a[0], &d, c->err) != PLX_OK)
+        return NULL;
     plx_value_t *v = plx_value_f64(d);
     return v ? v : nomem(c, "a value");
 }
 
-/* The UTF-8 of str object o (borrowed from it). The wire's strings end at
- * the first NUL, so one inside is refused rather than silently cut. */
+/* The UTF-8 of str item o (borrowed), or NULL with err set. */
 static const char *utf8_of(PyObject *o, const char *what, plx_err_t *err)
 {
-    if (!PyUnicode_Check(o)) {
-        plx_err_set(err, PLX_EINVAL, "%s must be a str, not '%.100s'", what,
-                    Py_TYPE(o)->tp_name);
-        return NULL;
-    }
-    Py_ssize_t n;
-    const char *s = PyUnicode_AsUTF8AndSize(o, &n);
-    if (!s) {
-        plx_pyvalue_fail(err, PLX_EINVAL, what);
-        return NULL;
-    }
-    if (memchr(s, '\0', (size_t)n)) {
-        plx_err_set(err, PLX_EINVAL, "%s contains a NUL character", what);
-        return NULL;
-    }
-    return s;
+    const char *s;
+    return plx_pydesc_get_utf8(o, what, &s, err) == PLX_OK ? s : NULL;
 }
 
 static plx_value_t *fd_str(PyObject *const *a, fd_ctx_t *c)
@@ -233,50 +213,23 @@ static plx_value_t *fd_pickle(PyObject *const *a, fd_ctx_t *c)
     return v;
 }
 
-typedef struct fd_kind {
-    const char *name;
-    Py_ssize_t  nargs;   /* tuple items after the kind name */
-    plx_value_t *(*fn)(PyObject *const *args, fd_ctx_t *c);
-} fd_kind_t;
+typedef plx_value_t *(*fd_fn)(PyObject *const *args, fd_ctx_t *c);
 
-static const fd_kind_t fd_kinds[] = {
-    { "none",    0, fd_none },
-    { "bool",    1, fd_bool },
-    { "i64",     1, fd_i64 },
-    { "f64",     1, fd_f64 },
-    { "str",     1, fd_str },
-    { "bytes",   1, fd_bytes },
-    { "ndarray", 4, fd_ndarray },
-    { "list",    2, fd_list },
-    { "pickle",  2, fd_pickle },
+static const fd_fn fd_kinds[PLX_PYDESC_NKINDS] = {
+    [PLX_PYDESC_NONE] = fd_none,       [PLX_PYDESC_BOOL] = fd_bool,
+    [PLX_PYDESC_I64] = fd_i64,         [PLX_PYDESC_F64] = fd_f64,
+    [PLX_PYDESC_STR] = fd_str,         [PLX_PYDESC_BYTES] = fd_bytes,
+    [PLX_PYDESC_NDARRAY] = fd_ndarray, [PLX_PYDESC_LIST] = fd_list,
+    [PLX_PYDESC_PICKLE] = fd_pickle,
 };
 
 static plx_value_t *from_desc(PyObject *desc, fd_ctx_t *c)
 {
-    const char *tag = NULL;
-    if (PyTuple_Check(desc) && PyTuple_GET_SIZE(desc) >= 1 &&
-        PyUnicode_Check(PyTuple_GET_ITEM(desc, 0)))
-        tag = PyUnicode_AsUTF8(PyTuple_GET_ITEM(desc, 0));
-    if (!tag) {
-        PyErr_Clear();
-        plx_err_set(c->err, PLX_EINVAL,
-                    "a value descriptor is a tuple starting with its kind, not '%.100s'",
-                    Py_TYPE(desc)->tp_name);
+    plx_pydesc_kind_t kind;
+    PyObject *const *args;
+    if (plx_pydesc_read(desc, &kind, &args, c->err) != PLX_OK)
         return NULL;
-    }
-    for (size_t i = 0; i < sizeof fd_kinds / sizeof fd_kinds[0]; i++) {
-        const fd_kind_t *k = &fd_kinds[i];
-        if (strcmp(tag, k->name) != 0)
-            continue;
-        if (PyTuple_GET_SIZE(desc) != k->nargs + 1) {
-            plx_err_set(c->err, PLX_EINVAL, "'%s' descriptor has %zd items, expected %zd", tag,
-                        PyTuple_GET_SIZE(desc), k->nargs + 1);
-            return NULL;
-        }
-        return k->fn(&PyTuple_GET_ITEM(desc, 1), c);
-    }
-    plx_err_set(c->err, PLX_EINVAL, "unknown value descriptor kind '%.50s'", tag);
-    return NULL;
+    return fd_kinds[kind](args, c);
 }
 
 plx_value_t *nv_value_encode(native_state *st, PyObject *obj, plx_err_t *err)

@@ -6,7 +6,7 @@
  *     ("ndarray", dtype, shape, fortran, buf) ("list", items, is_tuple)
  *     ("pickle", data, [oob buffers])
  *
- * built here only. Two readers walk values into them: the engine from the
+ * built and read here only. Two readers walk values into them: the engine from the
  * wire's Value (plx_pyvalue_to_desc) and plexa._native from libplexa's
  * plx_value_t; both use these builders, so the format is written once.
  *
@@ -50,5 +50,28 @@ PyObject *plx_pydesc_pickle(PyObject *data, PyObject *oob, plx_err_t *err);
  * filled when out of memory). */
 PyObject *plx_pydesc_new_list(size_t n, plx_err_t *err);
 PyObject *plx_pydesc_new_tuple(size_t n, plx_err_t *err);
+
+/* ---- reading a descriptor (the other way: objects -> values) ---- */
+
+typedef enum plx_pydesc_kind {
+    PLX_PYDESC_NONE, PLX_PYDESC_BOOL, PLX_PYDESC_I64, PLX_PYDESC_F64, PLX_PYDESC_STR,
+    PLX_PYDESC_BYTES, PLX_PYDESC_NDARRAY, PLX_PYDESC_LIST, PLX_PYDESC_PICKLE,
+    PLX_PYDESC_NKINDS
+} plx_pydesc_kind_t;
+
+/* desc's kind, and in *args its items after the kind's name (borrowed from
+ * desc), checked to be as many as the kind has. PLX_OK, or PLX_EINVAL
+ * naming what is wrong (not a tuple, an unknown kind, the item count). */
+int plx_pydesc_read(PyObject *desc, plx_pydesc_kind_t *kind, PyObject *const **args,
+                    plx_err_t *err);
+
+/* A descriptor's scalar items. PLX_OK, or PLX_EINVAL naming the kind. */
+int plx_pydesc_get_bool(PyObject *o, int *out, plx_err_t *err);
+int plx_pydesc_get_i64(PyObject *o, int64_t *out, plx_err_t *err);
+int plx_pydesc_get_f64(PyObject *o, double *out, plx_err_t *err);
+/* The UTF-8 of str item o (borrowed from it; what names it in errors). The
+ * wire's strings end at the first NUL, so one inside is refused rather
+ * than silently cut. */
+int plx_pydesc_get_utf8(PyObject *o, const char *what, const char **out, plx_err_t *err);
 
 #endif
