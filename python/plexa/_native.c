@@ -197,6 +197,14 @@ int nv_parse_timeout(PyObject *o, double *out)
     return 0;
 }
 
+int nv_timeout_only(PyObject *args, PyObject *kw, const char *fmt, double *out)
+{
+    static char *kwlist[] = { "timeout", NULL };
+    PyObject *to = Py_None;
+    return PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, &to) ? nv_parse_timeout(to, out)
+                                                                   : -1;
+}
+
 static int to_engine_id(PyObject *o, int32_t *out)
 {
     long v = PyLong_AsLong(o);

@@ -86,11 +86,8 @@ static PyObject *Completions_post(CompletionsObject *self, PyObject *token_o)
 
 static PyObject *Completions_wait(CompletionsObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = { "timeout", NULL };
-    PyObject *to = Py_None;
     double timeout;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:wait", kwlist, &to) ||
-        nv_parse_timeout(to, &timeout) < 0)
+    if (nv_timeout_only(args, kw, "|O:wait", &timeout) < 0)
         return NULL;
     uint64_t tokens[WAIT_BATCH];
     size_t n = 0;

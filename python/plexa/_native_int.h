@@ -72,6 +72,9 @@ PyObject *nv_raise(native_state *st, int code, const char *msg);
 PyObject *nv_raise_err(PyObject *self, const plx_err_t *err);
 /* None means no limit (-1); otherwise a non-negative number of seconds. */
 int nv_parse_timeout(PyObject *o, double *out);
+/* Arguments that are only an optional timeout= (fmt: "|O:name"). 0, or -1
+ * with an exception. */
+int nv_timeout_only(PyObject *args, PyObject *kw, const char *fmt, double *out);
 /* t from None / 'all' / int / sequence of ints; *ids (PyMem_Free) holds its storage. */
 int nv_parse_targets(PyObject *o, plx_targets_t *t, int32_t **ids);
 /* The C client, or NULL with ConnectionError once closed. */

@@ -56,13 +56,10 @@ PyObject *nv_submit_get_ids(ClientObject *self, PyObject *unused)
 
 PyObject *nv_get_ids(ClientObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = { "timeout", NULL };
-    PyObject *to = Py_None;
     double timeout;
     plx_request_t *r = NULL;
     plx_err_t err = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:get_ids", kwlist, &to) ||
-        nv_parse_timeout(to, &timeout) < 0)
+    if (nv_timeout_only(args, kw, "|O:get_ids", &timeout) < 0)
         return NULL;
     plx_client_t *c = nv_client_of(self);
     if (!c)

@@ -243,11 +243,8 @@ static PyObject *Request_done(RequestObject *self, PyObject *unused)
 
 static PyObject *Request_wait(RequestObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = { "timeout", NULL };
-    PyObject *to = Py_None;
     double timeout;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:wait", kwlist, &to) ||
-        nv_parse_timeout(to, &timeout) < 0)
+    if (nv_timeout_only(args, kw, "|O:wait", &timeout) < 0)
         return NULL;
     int done = wait_request(self->r, timeout);
     return done < 0 ? NULL : PyBool_FromLong(done);
@@ -255,11 +252,8 @@ static PyObject *Request_wait(RequestObject *self, PyObject *args, PyObject *kw)
 
 static PyObject *Request_result(RequestObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = { "timeout", NULL };
-    PyObject *to = Py_None;
     double timeout;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:result", kwlist, &to) ||
-        nv_parse_timeout(to, &timeout) < 0)
+    if (nv_timeout_only(args, kw, "|O:result", &timeout) < 0)
         return NULL;
     if (!self->value)
         self->value = nv_finish_request((PyObject *)self, self->r, self->kind, timeout);
