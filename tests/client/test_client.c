@@ -26,57 +26,13 @@
 
 #include <ev.h>
 
+#include "client_session.h"
 #include "fake_controller.h"
+#include "plx_time.h"
 #include "plexa/client.h"
 #include "plexa.pb-c.h"   /* the fake controller's Hello roles */
 #include "plx_client_int.h"
 
-#define CONNECT_TIMEOUT_S 5.0
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void url_of(char *out, size_t len, uint16_t port, const char *token)
-{
-    snprintf(out, len, "plx+tcp://127.0.0.1:%u/%s", (unsigned)port, token);
-}
-
-/* A started fake controller and a client connected to it. */
-typedef struct fixture {
-    fake_t       *fake;
-    plx_client_t *c;
-} fixture_t;
-
-static int setup_connected(void **state)
-{
-    fixture_t *fx = calloc(1, sizeof *fx);
-    fx->fake = fake_start(FAKE_WELCOME);
-    if (!fx->fake)
-        return -1;
-    char url[256];
-    url_of(url, sizeof url, fake_port(fx->fake), FAKE_TOKEN);
-    plx_err_t err = {0};
-    fx->c = plx_client_connect(url, NULL, CONNECT_TIMEOUT_S, &err);
-    if (!fx->c) {
-        fprintf(stderr, "connect: %s\n", err.msg);
-        return -1;
-    }
-    *state = fx;
-    return 0;
-}
-
-static int teardown_connected(void **state)
-{
-    fixture_t *fx = *state;
-    plx_client_destroy(&fx->c);
-    fake_stop(&fx->fake);
-    free(fx);
-    return 0;
-}
 
 /* ---- handshake ----------------------------------------------------------- */
 
@@ -140,12 +96,12 @@ static void test_closed_port(void **state)
     url_of(url, sizeof url, port, FAKE_TOKEN);
     snprintf(where, sizeof where, "127.0.0.1:%u", (unsigned)port);
     plx_err_t err = {0};
-    double t0 = now_s();
+    double t0 = plx_now_s();
     plx_client_t *c = plx_client_connect(url, NULL, CONNECT_TIMEOUT_S, &err);
     assert_null(c);
     assert_int_equal(err.code, PLX_ECONNECT);
     assert_non_null(strstr(err.msg, where));
-    assert_true(now_s() - t0 < 2.0);
+    assert_true(plx_now_s() - t0 < 2.0);
 }
 
 static void test_silent_controller_times_out(void **state)
@@ -155,9 +111,9 @@ static void test_silent_controller_times_out(void **state)
     char url[256];
     url_of(url, sizeof url, fake_port(f), FAKE_TOKEN);
     plx_err_t err = {0};
-    double t0 = now_s();
+    double t0 = plx_now_s();
     plx_client_t *c = plx_client_connect(url, NULL, 0.3, &err);
-    double dt = now_s() - t0;
+    double dt = plx_now_s() - t0;
     assert_null(c);
     assert_int_equal(err.code, PLX_ECONNECT);
     assert_non_null(strstr(err.msg, "no answer from the controller"));
@@ -369,9 +325,9 @@ static void test_timeout_then_usable(void **state)
     plx_err_t err = {0};
     plx_results_t *res = NULL;
     plx_client_set_timeout(fx->c, 0.2);
-    double t0 = now_s();
+    double t0 = plx_now_s();
     assert_int_equal(plx_client_execute(fx->c, NULL, "hang", &res, &err), PLX_ETIMEDOUT);
-    assert_true(now_s() - t0 < 2.0);
+    assert_true(plx_now_s() - t0 < 2.0);
     plx_client_set_timeout(fx->c, -1);
     assert_int_equal(plx_client_execute(fx->c, NULL, "z", &res, &err), PLX_OK);
     plx_results_destroy(&res);
@@ -386,9 +342,9 @@ static void test_connection_lost_while_waiting(void **state)
     plx_results_t *res = NULL;
     plx_request_t *hung = NULL;
     assert_int_equal(plx_rq_execute(fx->c, NULL, "hang", &hung, &err), PLX_OK);
-    double t0 = now_s();
+    double t0 = plx_now_s();
     assert_int_equal(plx_client_execute(fx->c, NULL, "die", &res, &err), PLX_ECONNECT);
-    assert_true(now_s() - t0 < 2.0);
+    assert_true(plx_now_s() - t0 < 2.0);
     char where[96];
     snprintf(where, sizeof where, "lost connection to the controller at 127.0.0.1:%u (",
              (unsigned)fake_port(fx->fake));
@@ -401,9 +357,9 @@ static void test_connection_lost_while_waiting(void **state)
     /* And later calls fail at once. */
     int32_t *ids = NULL;
     size_t n = 0;
-    t0 = now_s();
+    t0 = plx_now_s();
     assert_int_equal(plx_client_get_ids(fx->c, &ids, &n, &err2), PLX_ECONNECT);
-    assert_true(now_s() - t0 < 0.5);
+    assert_true(plx_now_s() - t0 < 0.5);
     assert_string_equal(err2.msg, err.msg);
 }
 

@@ -18,51 +18,12 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "client_session.h"
 #include "fake_controller.h"
+#include "plx_time.h"
 #include "plexa/client.h"
 #include "plx_client_int.h"
 
-#define CONNECT_TIMEOUT_S 5.0
-
-typedef struct fixture {
-    fake_t       *fake;
-    plx_client_t *c;
-} fixture_t;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int setup_connected(void **state)
-{
-    fixture_t *fx = calloc(1, sizeof *fx);
-    fx->fake = fake_start(FAKE_WELCOME);
-    if (!fx->fake)
-        return -1;
-    char url[256];
-    snprintf(url, sizeof url, "plx+tcp://127.0.0.1:%u/%s", (unsigned)fake_port(fx->fake),
-             FAKE_TOKEN);
-    plx_err_t err = {0};
-    fx->c = plx_client_connect(url, NULL, CONNECT_TIMEOUT_S, &err);
-    if (!fx->c) {
-        fprintf(stderr, "connect: %s\n", err.msg);
-        return -1;
-    }
-    *state = fx;
-    return 0;
-}
-
-static int teardown_connected(void **state)
-{
-    fixture_t *fx = *state;
-    plx_client_destroy(&fx->c);
-    fake_stop(&fx->fake);
-    free(fx);
-    return 0;
-}
 
 /* Replies arrive on the I/O thread and come out as their tokens. */
 static void test_tokens_as_replies_arrive(void **state)
@@ -78,8 +39,8 @@ static void test_tokens_as_replies_arrive(void **state)
     assert_int_equal(plx_cq_watch(cq, b, 22, &err), PLX_OK);
     uint64_t got[4] = {0};
     size_t n = 0, total = 0;
-    double t0 = now_s();
-    while (total < 2 && now_s() - t0 < 5) {
+    double t0 = plx_now_s();
+    while (total < 2 && plx_now_s() - t0 < 5) {
         assert_int_equal(plx_cq_wait(cq, 5.0, got + total, 4 - total, &n), PLX_OK);
         total += n;
     }
@@ -87,10 +48,10 @@ static void test_tokens_as_replies_arrive(void **state)
     assert_true((got[0] == 11 && got[1] == 22) || (got[0] == 22 && got[1] == 11));
     assert_true(plx_request_done(a) && plx_request_done(b));
     /* Nothing more: a timed wait returns empty, a zero wait at once. */
-    t0 = now_s();
+    t0 = plx_now_s();
     assert_int_equal(plx_cq_wait(cq, 0.05, got, 4, &n), PLX_OK);
     assert_int_equal(n, 0);
-    assert_true(now_s() - t0 >= 0.04);
+    assert_true(plx_now_s() - t0 >= 0.04);
     assert_int_equal(plx_cq_wait(cq, 0, got, 4, &n), PLX_OK);
     assert_int_equal(n, 0);
     /* A request already complete is queued at once. */
@@ -149,9 +110,9 @@ typedef struct waiter_arg {
 static void *waiter_main(void *p)
 {
     waiter_arg_t *w = p;
-    double t0 = now_s();
+    double t0 = plx_now_s();
     w->rc = plx_cq_wait(w->cq, -1, &w->token, 1, &w->n);
-    w->waited = now_s() - t0;
+    w->waited = plx_now_s() - t0;
     return NULL;
 }
 
