@@ -144,8 +144,9 @@ static void write_some(int fd, const uint8_t *p, size_t n)
 
 /* A fresh connection to the controller. It is closed with a reset (linger
  * 0) so that closed connections leave no TIME_WAIT behind: at thousands of
- * inputs a second they would otherwise use up the ephemeral ports, and
- * connect would fail for the harness's reason, not the controller's. */
+ * inputs a second they would otherwise use up the ephemeral ports. A
+ * connect interrupted by a signal is tried again. Either way connect would
+ * otherwise fail for the harness's reason, not the controller's. */
 static int fuzz_connect(void)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(urls[0].port)};
@@ -162,6 +163,8 @@ static int fuzz_connect(void)
             return fd;
         int e = errno;
         close(fd);
+        if (e == EINTR)
+            continue;   /* libFuzzer's timer signal (-timeout) interrupted it */
         if (e != EADDRNOTAVAIL && e != EAGAIN) {
             /* refused or reset: the controller stopped listening, a finding */
             fprintf(stderr, "fuzz_preauth: connect: %s\n", strerror(e));
@@ -171,7 +174,7 @@ static int fuzz_connect(void)
             ev_run(loop, EVRUN_NOWAIT);
         usleep(10000);
     }
-    fprintf(stderr, "fuzz_preauth: connect: no local port free after 1 s\n");
+    fprintf(stderr, "fuzz_preauth: connect: no connection after 100 attempts (no free local port)\n");
     abort();
 }
 
