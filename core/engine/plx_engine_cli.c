@@ -51,6 +51,9 @@ static void usage(FILE *f)
         "  --reconnect S         after losing the controller connection unexpectedly,\n"
         "                        try to reconnect (keeping the engine id) for S\n"
         "                        seconds before exiting (default: 10; 0: exit at once)\n"
+        "  --controller-timeout S  presume the controller dead when nothing at all\n"
+        "                        has come from it for S seconds (default: 30, or 20\n"
+        "                        of its heartbeat periods when that is longer)\n"
         "  --show-secrets        leave every profile's security/ directory (other\n"
         "                        capabilities' tokens, the controller's key) visible to\n"
         "                        the code the engine runs; by default it is hidden\n"
@@ -122,6 +125,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"log-level", required_argument, 0, 'v'}, {"logfile", required_argument, 0, 'l'},
         {"help", no_argument, 0, 'h'},            {"version", no_argument, 0, 'V'},
         {"show-secrets", no_argument, 0, 'S'},
+        {"controller-timeout", required_argument, 0, 'C'},
         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "l:h", opts, NULL)) != -1) {
@@ -159,6 +163,16 @@ static int parse_args(int argc, char **argv, args_t *a)
                 return 2;
             }
             a->opts.reconnect_s = s > 0 ? s : -1;   /* the library's 0 means the default */
+            break;
+        }
+        case 'C': {
+            char *end;
+            a->opts.silence_s = strtod(optarg, &end);
+            if (*end || end == optarg || !(a->opts.silence_s > 0)) {
+                fprintf(stderr, "ipengine: --controller-timeout: '%s' is not a positive number\n",
+                        optarg);
+                return 2;
+            }
             break;
         }
         case 'i':

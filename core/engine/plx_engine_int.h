@@ -91,6 +91,8 @@ typedef struct plx_engine {
     double                   hb_period;    /* the controller's heartbeat period (s), 0: none */
     ev_tstamp                last_rx;
     double                   silence_s;    /* 0: watchdog off */
+    uint64_t                 wd_bytes;     /* bytes received at the last watchdog check */
+    ev_tstamp                wd_progress;  /* when the watchdog last saw them grow */
     int                      welcomed;
     int                      conn_closed;  /* on_close ran; conn kept until the end */
 

@@ -185,17 +185,27 @@ static void keepalive_cb(struct ev_loop *loop, ev_timer *w, int revents)
     plx_engine_io_send(e, &env);
 }
 
+/* Silence is judged by bytes, not by whole messages: a 1 GiB push that
+ * takes longer than silence_s to arrive (slow link, a sanitizer build, two
+ * CPUs shared with other work) is a controller very much alive. The check
+ * runs once per silence_s, so arriving bytes cost nothing per read. */
 static void watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     plx_engine_t *e = w->data;
-    ev_tstamp idle = ev_now(loop) - e->last_rx;
+    uint64_t in = e->conn ? plx_conn_bytes_received(e->conn) : e->wd_bytes;
+    if (in != e->wd_bytes) {
+        e->wd_bytes = in;
+        e->wd_progress = ev_now(loop);
+    }
+    ev_tstamp heard = e->last_rx > e->wd_progress ? e->last_rx : e->wd_progress;
+    ev_tstamp idle = ev_now(loop) - heard;
     if (idle < e->silence_s) {
         ev_timer_set(w, e->silence_s - idle, 0.);
         ev_timer_start(loop, w);
         return;
     }
     char why[160];
-    snprintf(why, sizeof why, "no message from the controller for %.0f s", idle);
+    snprintf(why, sizeof why, "nothing from the controller for %.0f s", idle);
     PLX_WARN("%s; presuming it dead", why);
     if (e->conn)
         plx_conn_close(e->conn, 0, PLX_ETIMEDOUT, why);
@@ -232,8 +242,12 @@ static void io_welcome(plx_engine_t *e, const Plexa__Welcome *w)
     }
     if (w->has_heartbeat_ms && w->heartbeat_ms > 0) {
         e->silence_s = SILENCE_PERIODS * w->heartbeat_ms / 1000.0;
-        if (e->silence_s < SILENCE_MIN_S)
+        if (e->opts.silence_s > 0)
+            e->silence_s = e->opts.silence_s;
+        else if (e->silence_s < SILENCE_MIN_S)
             e->silence_s = SILENCE_MIN_S;
+        e->wd_bytes = e->conn ? plx_conn_bytes_received(e->conn) : 0;
+        e->wd_progress = ev_now(e->loop);
         ev_timer_set(&e->watchdog, e->silence_s, 0.);
         ev_timer_start(e->loop, &e->watchdog);
         e->hb_period = w->heartbeat_ms / 1000.0;

@@ -169,6 +169,38 @@ uint64_t fake_send(fake_t *f, Plexa__Envelope *env, plx_buf_t **bufs, uint32_t n
     return env->id;
 }
 
+uint64_t fake_send_slowly(fake_t *f, Plexa__Envelope *env, int pieces, double seconds)
+{
+    if (!env->has_id || env->id == 0) {
+        env->has_id = 1;
+        env->id = f->next_id++;
+    }
+    plx_err_t err = {0};
+    plx_msg_t *m = plx_envelope_pack(env, &err);
+    int cnt = m ? plx_msg_iovcnt(m) : 0;
+    struct iovec *iov = cnt > 0 ? calloc((size_t)cnt, sizeof *iov) : NULL;
+    size_t total = 0;
+    if (iov && plx_msg_iov(m, iov) == cnt)
+        for (int i = 0; i < cnt; i++)
+            total += iov[i].iov_len;
+    uint8_t *flat = total ? malloc(total) : NULL;
+    for (size_t i = 0, at = 0; flat && i < (size_t)cnt; at += iov[i].iov_len, i++)
+        memcpy(flat + at, iov[i].iov_base, iov[i].iov_len);
+    size_t step = flat ? (total + (size_t)pieces - 1) / (size_t)pieces : 0;
+    for (size_t at = 0; flat && at < total; at += step) {
+        struct iovec one = { flat + at, total - at < step ? total - at : step };
+        if (write_all(f->fd, &one, 1) < 0) {
+            fprintf(stderr, "fake controller: slow send failed at byte %zu\n", at);
+            break;
+        }
+        usleep((useconds_t)(seconds / pieces * 1e6));
+    }
+    free(flat);
+    free(iov);
+    plx_msg_destroy(&m);
+    return env->id;
+}
+
 Plexa__Envelope *fake_recv(fake_t *f, double timeout_s, plx_msg_t **msg)
 {
     double deadline = plx_now_s() + timeout_s;

@@ -71,6 +71,10 @@ Plexa__Envelope *fake_recv(fake_t *f, double timeout_s, plx_msg_t **msg);
  * its TaskStarted notices in f->started. */
 Plexa__Envelope *fake_recv_reply(fake_t *f, double timeout_s, plx_msg_t **msg);
 
+/* Send env as fake_send does, but in `pieces` writes spread over `seconds`:
+ * a frame that takes that long to arrive (a large push on a slow link). */
+uint64_t fake_send_slowly(fake_t *f, Plexa__Envelope *env, int pieces, double seconds);
+
 /* Wait for the engine to exit within timeout_s. 0 (f->status set) or -1. */
 int fake_wait_exit(fake_t *f, double timeout_s);
 

@@ -93,6 +93,60 @@ static void test_keepalive(void **state)
     fake_exec_ok(f, "print('served')", "served\n", 1);
 }
 
+/* Started with --controller-timeout 1 and welcomed with 100 ms heartbeats. */
+static void start_impatient(fake_t *f)
+{
+    static const char *const args[] = {"--controller-timeout", "1", NULL};
+    assert_int_equal(fake_spawn(f, args), 0);
+    assert_int_equal(fake_accept(f, T_START), 0);
+    Plexa__Envelope *h = fake_recv(f, T_START, NULL);
+    assert_non_null(h);
+    plx_envelope_free(&h);
+    fake_welcome(f, 3, 100);
+}
+
+/* A controller that says nothing at all is presumed dead after the
+ * --controller-timeout, and the engine (--reconnect 0) ends. */
+static void test_silent_controller(void **state)
+{
+    fake_t *f = *state;
+    start_impatient(f);
+    double t0 = plx_now_s();
+    assert_int_equal(fake_wait_exit(f, 20), 0);
+    assert_in_range((long)((plx_now_s() - t0) * 10), 10, 100);
+    char *log = fake_log(f);
+    assert_non_null(strstr(log, "nothing from the controller for"));
+    free(log);
+}
+
+/* A frame still arriving is a controller alive, however long it takes:
+ * here one execute trickles in over three times the timeout (in CI, a
+ * 1 GiB push under AddressSanitizer took longer than the default 30 s). */
+static void test_slow_frame_is_not_silence(void **state)
+{
+    fake_t *f = *state;
+    start_impatient(f);
+    size_t n = 256 * 1024;
+    char *code = malloc(n);
+    assert_non_null(code);
+    memset(code, '#', n);
+    const char *tail = "\nprint('arrived')\n";
+    memcpy(code + n - strlen(tail) - 1, tail, strlen(tail) + 1);
+    Plexa__Execute ex = PLEXA__EXECUTE__INIT;
+    ex.code = code;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_EXECUTE;
+    env.execute = &ex;
+    uint64_t xid = fake_send_slowly(f, &env, 40, 3.5);
+    free(code);
+    Plexa__Envelope *r = fake_recv_reply(f, T_REPLY, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->reply_to, xid);
+    assert_null(r->engine_reply->error);
+    assert_string_equal(r->engine_reply->execute->stdout, "arrived\n");
+    plx_envelope_free(&r);
+}
+
 /* --url-file, and PLEXA_URL when nothing else is given. */
 static void test_url_sources(void **state)
 {
@@ -243,6 +297,19 @@ static void test_url_on_command_line_refused(void **state)
     free(log);
 }
 
+/* A --controller-timeout that is not a positive number is named. */
+static void test_bad_controller_timeout(void **state)
+{
+    fake_t *f = *state;
+    const char *args[] = { "--controller-timeout", "-3", NULL };
+    assert_int_equal(fake_spawn(f, args), 0);
+    assert_int_equal(fake_wait_exit(f, 10), 0);
+    assert_int_equal(WEXITSTATUS(f->status), 2);
+    char *log = fake_log(f);
+    assert_non_null(strstr(log, "--controller-timeout: '-3' is not a positive number"));
+    free(log);
+}
+
 /* --url - reads the URL from standard input; the engine's environment (as
  * its code sees it, and as /proc shows it) keeps no token. */
 static void test_url_from_stdin_and_no_token_left(void **state)
@@ -326,6 +393,9 @@ static void test_close_busy(void **state)
 static const struct CMUnitTest tests[] = {
     FAKE_TEST(test_heartbeat_while_busy),
     FAKE_TEST(test_keepalive),
+    FAKE_TEST(test_silent_controller),
+    FAKE_TEST(test_slow_frame_is_not_silence),
+    FAKE_TEST(test_bad_controller_timeout),
     FAKE_TEST(test_url_sources),
     FAKE_TEST(test_shutdown),
     FAKE_TEST(test_shutdown_linger),

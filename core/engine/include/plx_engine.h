@@ -38,6 +38,10 @@ typedef struct plx_engine_opts {
                                        * controller connection, retry for this long
                                        * (re-registering under the same id); 0 = the
                                        * default (10 s), < 0 = never */
+    double      silence_s;            /* --controller-timeout: presume the controller
+                                       * dead when not one byte came from it for this
+                                       * long; 0 = the default (30 s, or 20 heartbeat
+                                       * periods when that is longer) */
     int         show_secrets;         /* --show-secrets: leave the profiles' security/
                                        * visible to the code the engine runs */
 } plx_engine_opts_t;
