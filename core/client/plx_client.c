@@ -129,6 +129,20 @@ static uint64_t answered_id(const Plexa__Envelope *env)
     return env->has_reply_to ? env->reply_to : 0;
 }
 
+/* Live output for a pending request; for a forgotten one, dropped. */
+static void keep_output(plx_client_t *c, uint64_t id, const Plexa__Envelope *env)
+{
+    pthread_mutex_lock(&c->mu);
+    plx_request_t *req = plx_reqtable_get(&c->pending, id);
+    if (req)
+        plx_request_ref(req);
+    pthread_mutex_unlock(&c->mu);
+    if (!req)
+        return;
+    plx_request_add_output(req, env->output);
+    plx_request_destroy(&req);
+}
+
 static void on_msg(plx_conn_t *conn, plx_msg_t *m, void *ud)
 {
     plx_client_t *c = ud;
@@ -151,6 +165,12 @@ static void on_msg(plx_conn_t *conn, plx_msg_t *m, void *ud)
         plx_envelope_free(&env);
         plx_msg_destroy(&m);
         plx_conn_close(conn, 0, PLX_EAUTH, why);
+        return;
+    }
+    if (env->body_case == PLEXA__ENVELOPE__BODY_OUTPUT) {
+        keep_output(c, id, env);
+        plx_envelope_free(&env);
+        plx_msg_destroy(&m);
         return;
     }
     pthread_mutex_lock(&c->mu);

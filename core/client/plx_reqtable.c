@@ -59,6 +59,16 @@ plx_request_t *plx_reqtable_take(plx_reqtable_t *t, uint64_t id)
     return NULL;
 }
 
+plx_request_t *plx_reqtable_get(const plx_reqtable_t *t, uint64_t id)
+{
+    if (t->nb == 0)
+        return NULL;
+    for (plx_request_t *r = t->b[slot(t, id)]; r; r = r->next)
+        if (r->id == id)
+            return r;
+    return NULL;
+}
+
 plx_request_t *plx_reqtable_pop(plx_reqtable_t *t)
 {
     for (size_t i = 0; t->n && i < t->nb; i++) {

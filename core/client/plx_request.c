@@ -46,6 +46,9 @@ void plx_request_destroy(plx_request_t **rp)
         return;
     plx_msg_destroy(&req->reply);
     plx_envelope_free(&req->env);
+    for (size_t i = 0; i < req->nouts; i++)
+        free((char *)req->outs[i].text);
+    free(req->outs);
     pthread_cond_destroy(&req->cond);
     pthread_mutex_destroy(&req->mu);
     free(req);
@@ -199,4 +202,79 @@ void plx_request_on_done(plx_request_t *req, plx_request_cb cb, void *ud)
     pthread_mutex_unlock(&req->mu);
     if (cb)
         cb(req, ud);
+}
+
+/* ---- live output ------------------------------------------------------------ */
+
+#define OUTPUT_BYTES_MAX (16u << 20)
+
+/* Append a piece (mu held); text is taken over. 0, or -1 on ENOMEM. */
+static int add_output_locked(plx_request_t *req, int32_t engine_id, int stream, char *text)
+{
+    if (req->nouts == req->capouts) {
+        size_t cap = req->capouts ? 2 * req->capouts : 8;
+        plx_output_t *o = realloc(req->outs, cap * sizeof *o);
+        if (!o) {
+            free(text);
+            return -1;
+        }
+        req->outs = o;
+        req->capouts = cap;
+    }
+    req->outs[req->nouts++] = (plx_output_t){ engine_id, stream, text };
+    pthread_cond_broadcast(&req->cond);
+    return 0;
+}
+
+void plx_request_add_output(plx_request_t *req, const Plexa__Output *o)
+{
+    const char *text = o->text ? o->text : "";
+    size_t len = strlen(text);
+    int stream = o->name && strcmp(o->name, "stderr") == 0;
+    int32_t engine = o->has_engine_id ? o->engine_id : -1;
+    pthread_mutex_lock(&req->mu);
+    if (!req->done && !req->out_capped) {
+        if (req->out_bytes + len > OUTPUT_BYTES_MAX) {
+            req->out_capped = 1;
+            char *note = strdup("\n[plexa: more live output than this client keeps for one "
+                                "request; the result has all of it]\n");
+            if (note)
+                add_output_locked(req, engine, stream, note);
+        } else {
+            char *copy = malloc(len + 1);
+            if (copy) {
+                memcpy(copy, text, len + 1);
+                if (add_output_locked(req, engine, stream, copy) == 0)
+                    req->out_bytes += len;
+            }
+        }
+    }
+    pthread_mutex_unlock(&req->mu);
+}
+
+int plx_request_outputs_wait(plx_request_t *req, size_t from, double timeout_s, size_t *n)
+{
+    struct timespec dl = plx_deadline_after(timeout_s > 0 ? timeout_s : 0);
+    pthread_mutex_lock(&req->mu);
+    while (req->nouts <= from && !(req->done && !req->cb_running) && timeout_s != 0) {
+        if (timeout_s < 0)
+            pthread_cond_wait(&req->cond, &req->mu);
+        else if (pthread_cond_timedwait(&req->cond, &req->mu, &dl) == ETIMEDOUT)
+            break;
+    }
+    int done = req->done && !req->cb_running;
+    if (n)
+        *n = req->nouts;
+    pthread_mutex_unlock(&req->mu);
+    return done;
+}
+
+int plx_request_output(plx_request_t *req, size_t i, plx_output_t *out)
+{
+    pthread_mutex_lock(&req->mu);
+    int ok = i < req->nouts;
+    if (ok && out)
+        *out = req->outs[i];   /* the text stays: pieces are only freed with req */
+    pthread_mutex_unlock(&req->mu);
+    return ok ? PLX_OK : PLX_EINVAL;
 }

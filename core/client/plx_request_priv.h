@@ -31,6 +31,10 @@ struct plx_request {
     int                  cb_running; /* (mu) waiters are held until it returns */
     atomic_int           settled;  /* done and no callback running: for spinners */
     void                *cb_ud;
+    plx_output_t        *outs;     /* (mu) live output so far, in arrival order */
+    size_t               nouts, capouts;
+    size_t               out_bytes;  /* (mu) their text, for the cap */
+    int                  out_capped; /* (mu) the cap was reached: later pieces dropped */
     struct plx_request  *next;     /* bucket chain; owned by the client's table */
 };
 
@@ -74,6 +78,10 @@ plx_request_t *plx_request_ref(plx_request_t *req);
  * body becomes the request's failure code and message. */
 void plx_request_complete(plx_request_t *req, plx_msg_t *m, Plexa__Envelope *env);
 
+/* Keep a piece of live output (an Output message answering req; the I/O
+ * thread). Ignored once req is complete. */
+void plx_request_add_output(plx_request_t *req, const Plexa__Output *o);
+
 /* Complete with a failure (no effect when already complete). */
 void plx_request_fail(plx_request_t *req, int code, const char *msg);
 
@@ -90,6 +98,8 @@ int plx_reqtable_put(plx_reqtable_t *t, plx_request_t *req);
 /* Remove and return the request with this id (its reference goes to the
  * caller), or NULL. */
 plx_request_t *plx_reqtable_take(plx_reqtable_t *t, uint64_t id);
+/* The request with this id, left in the table (borrowed), or NULL. */
+plx_request_t *plx_reqtable_get(const plx_reqtable_t *t, uint64_t id);
 /* Remove and return any request, NULL when empty: for draining. */
 plx_request_t *plx_reqtable_pop(plx_reqtable_t *t);
 /* Free the bucket array; the table must be empty. */

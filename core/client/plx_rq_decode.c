@@ -339,6 +339,8 @@ static void task_reply_free(plx_task_reply_t *r)
     free(r->evalue);
     free(r->traceback);
     free(r->fault);
+    free(r->stdout_text);
+    free(r->stderr_text);
 }
 
 void plx_task_replies_destroy(plx_task_replies_t **tp)
@@ -366,7 +368,10 @@ static int task_reply_fill(plx_task_reply_t *r, const Plexa__TaskResult *tr, con
     r->started = tr->started;
     r->has_completed = tr->has_completed;
     r->completed = tr->completed;
-    if (error_fill(tr->error, &r->ename, &r->evalue, &r->traceback) != PLX_OK)
+    r->stdout_text = strdup(tr->stdout ? tr->stdout : "");
+    r->stderr_text = strdup(tr->stderr ? tr->stderr : "");
+    if (!r->stdout_text || !r->stderr_text ||
+        error_fill(tr->error, &r->ename, &r->evalue, &r->traceback) != PLX_OK)
         return PLX_ENOMEM;
     return values_fill(tr->values, tr->n_values, tr->has_buf_base ? tr->buf_base : 0, m,
                        &r->values, &r->nvalues, &r->fault);

@@ -225,8 +225,9 @@ static int task_result_of(plx_task_reply_t *tr, plx_task_result_t **out, plx_err
     r->evalue = tr->evalue;
     r->traceback = tr->traceback;
     tr->ename = tr->evalue = tr->traceback = NULL;
-    r->stdout_text = strdup("");
-    r->stderr_text = strdup("");
+    r->stdout_text = tr->stdout_text;   /* string tasks' values say the same (task_values) */
+    r->stderr_text = tr->stderr_text;
+    tr->stdout_text = tr->stderr_text = NULL;
     if (!r->stdout_text || !r->stderr_text || task_values(r, tr) != PLX_OK) {
         plx_task_result_destroy(&r);
         return plx_err_set(err, PLX_ENOMEM, "out of memory for a task result");

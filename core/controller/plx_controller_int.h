@@ -207,6 +207,8 @@ void reg_reply_ids(plx_controller_t *c, peer_t *p, uint64_t reply_to);
 /* plx_mec.c */
 void mec_submit(plx_controller_t *c, peer_t *client, plx_msg_t *m, Plexa__Envelope *env);
 void mec_engine_reply(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__Envelope *env);
+/* Live output of a request e runs: to its client, as its own (best effort). */
+void mec_engine_output(plx_controller_t *c, engine_t *e, const Plexa__Envelope *env);
 void mec_fail_engine(plx_controller_t *c, engine_t *e, const char *why);
 void mec_client_gone(peer_t *client);
 /* The client's capability was revoked: its requests are dropped where they

@@ -22,6 +22,7 @@
 
 #include "plx_envelope.h"
 #include "plx_log.h"
+#include "plx_strbuf.h"
 
 const task_t *pieces_payload(const task_t *t)
 {
@@ -145,6 +146,19 @@ task_t *pieces_cut(plx_controller_t *c, task_t *t, uint32_t keep)
 
 /* ---- joining ---------------------------------------------------------------- */
 
+/* A piece's printed text after the others', within the cap an engine
+ * keeps for one task, so that the joined result still fits an envelope. */
+#define JOINED_TEXT_MAX (4u << 20)
+static void join_text(plx_strbuf_t *b, const char *text)
+{
+    static const char cut[] = "\n[plexa: the output of later pieces was cut]\n";
+    size_t n = text ? strlen(text) : 0;
+    if (b->len + n <= JOINED_TEXT_MAX)
+        plx_strbuf_put(b, text ? text : "", n);
+    else if (!strstr(plx_strbuf_str(b), cut))
+        plx_strbuf_puts(b, cut);
+}
+
 /* The parent's result: every piece's values in list order, in one
  * envelope whose buffers are the pieces' buffers. 0, or -1 on ENOMEM. */
 static int join_values(plx_controller_t *c, task_t *parent)
@@ -176,9 +190,19 @@ static int join_values(plx_controller_t *c, task_t *parent)
     r.engine_id = parent->pieces[0]->result->engine_id;
     r.n_values = nvals;
     r.values = vals;
+    plx_strbuf_t out = PLX_STRBUF_INIT, err = PLX_STRBUF_INIT;
+    for (size_t i = 0; i < parent->npieces; i++) {
+        const Plexa__TaskResult *pr = parent->pieces[i]->result;
+        join_text(&out, pr->stdout);
+        join_text(&err, pr->stderr);
+    }
+    r.stdout = out.len ? (char *)plx_strbuf_str(&out) : NULL;
+    r.stderr = err.len ? (char *)plx_strbuf_str(&err) : NULL;
     Plexa__Envelope env;
     plx_envelope_set(&env, ctl_next_id(c), 0, PLEXA__ENVELOPE__BODY_TASK_RESULT, &r);
-    plx_msg_t *m = plx_envelope_pack(&env, NULL);
+    plx_msg_t *m = out.oom || err.oom ? NULL : plx_envelope_pack(&env, NULL);
+    plx_strbuf_free(&out);
+    plx_strbuf_free(&err);
     free(vals);
     for (size_t i = 0; m && i < parent->npieces; i++) {
         const plx_msg_t *pm = parent->pieces[i]->res_msg;

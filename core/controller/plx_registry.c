@@ -149,6 +149,9 @@ void reg_on_engine_msg(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__En
     case PLEXA__ENVELOPE__BODY_TASK_STOLEN:
         sched_task_stolen(c, e, env);
         break;
+    case PLEXA__ENVELOPE__BODY_OUTPUT:
+        mec_engine_output(c, e, env);
+        break;
     case PLEXA__ENVELOPE__BODY_HEARTBEAT:
         break;
     default:

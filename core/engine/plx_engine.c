@@ -296,6 +296,13 @@ static int engine_init_sync(plx_engine_t *e, plx_err_t *err)
         if (rc != 0)
             pthread_mutex_destroy(&e->mu);
     }
+    if (rc == 0) {
+        rc = plx_engine_output_init(e);
+        if (rc != 0) {
+            pthread_cond_destroy(&e->cv);
+            pthread_mutex_destroy(&e->mu);
+        }
+    }
     if (rc != 0)
         return plx_err_set(err, PLX_EIO, "pthread mutex/cond init: %s", strerror(rc));
     return PLX_OK;
@@ -311,6 +318,7 @@ static void engine_teardown(plx_engine_t *e)
         drain_deferred(e);
     plx_pyvalue_set_release_defer(NULL, NULL);
     plx_engine_py_fini(e);
+    plx_engine_output_fini(e);
     pthread_cond_destroy(&e->cv);
     pthread_mutex_destroy(&e->mu);
 }

@@ -39,6 +39,7 @@
 #include "plx_conn.h"
 #include "plx_engine.h"
 #include "plx_pyvalue.h"
+#include "plx_strbuf.h"
 #include "plx_url.h"
 
 /* Sent by the I/O thread to the Python thread to break a blocking system
@@ -122,6 +123,14 @@ typedef struct plx_engine {
     int                      shutting_down;  /* a shutdown was served: no reconnect */
     int                      io_stop;        /* Python thread asks the loop to finish */
 
+    /* live output (plx_engine_output.c), under omu; the timer is the I/O thread's */
+    pthread_mutex_t          omu;
+    plx_strbuf_t             live[2];         /* stdout, stderr not yet sent */
+    size_t                   live_dropped[2]; /* bytes left out since the last send */
+    uint64_t                 live_req;        /* the request printing (envelope id), 0: none */
+    uint64_t                 live_session;
+    ev_timer                 live_timer;
+
     /* Python thread only */
     PyObject                *fn_execute, *fn_push, *fn_pull, *fn_call, *fn_task, *fn_set_id;
     PyObject                *fn_setup_mpi, *fn_can_finalize;
@@ -136,6 +145,28 @@ static inline uint64_t plx_engine_next_id(plx_engine_t *e)
 {
     return atomic_fetch_add(&e->next_id, 1);
 }
+
+/* ---- plx_engine_output.c: live output ----------------------------------- */
+
+/* The mutex and timer (before the I/O thread starts); 0 or an errno. */
+int  plx_engine_output_init(plx_engine_t *e);
+void plx_engine_output_fini(plx_engine_t *e);
+/* Python thread: the request req_id of connection session starts printing
+ * (output goes to it live), and has ended (the rest is posted, before the
+ * caller posts the reply). */
+void plx_engine_output_begin(plx_engine_t *e, uint64_t req_id, uint64_t session);
+void plx_engine_output_end(plx_engine_t *e);
+/* Python thread: n bytes of UTF-8 written to stdout (0) or stderr (1). */
+void plx_engine_output_write(plx_engine_t *e, int stream, const char *s, size_t n);
+/* I/O thread, on every wake: send a full chunk, or arm the timer. */
+void plx_engine_output_on_wake(plx_engine_t *e);
+
+/* ---- plx_engine_capture.c: sys.stdout/sys.stderr during a request ------- */
+
+/* Add the Capture type to the _plexa_engine module. 0 or -1 (exception set). */
+int  plx_engine_capture_module_init(PyObject *m);
+/* Live captures feed e from now on (NULL: none; before e goes away). */
+void plx_engine_capture_attach(plx_engine_t *e);
 
 /* ---- plx_engine_io.c: the I/O thread ------------------------------------ */
 

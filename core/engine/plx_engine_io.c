@@ -464,6 +464,7 @@ static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
     e->out_head = e->out_tail = NULL;
     int stop = e->io_stop, ready = e->py_ready;
     pthread_mutex_unlock(&e->mu);
+    plx_engine_output_on_wake(e);
     if (ready && e->hello_pending) {
         e->hello_pending = 0;
         if (e->conn && !e->conn_closed)
@@ -593,6 +594,7 @@ static void *io_main(void *arg)
     ev_timer_stop(e->loop, &e->reg_timer);
     ev_timer_stop(e->loop, &e->watchdog);
     ev_timer_stop(e->loop, &e->keepalive);
+    ev_timer_stop(e->loop, &e->live_timer);
     pthread_mutex_lock(&e->mu);
     plx_engine_out_t *o = e->out_head;
     e->out_head = e->out_tail = NULL;

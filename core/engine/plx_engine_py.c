@@ -37,7 +37,7 @@ static struct PyModuleDef engine_module = {
 static PyObject *engine_module_init(void)
 {
     PyObject *m = PyModule_Create(&engine_module);
-    if (m && plx_pyvalue_module_init(m) < 0)
+    if (m && (plx_pyvalue_module_init(m) < 0 || plx_engine_capture_module_init(m) < 0))
         Py_CLEAR(m);
     return m;
 }
@@ -198,6 +198,8 @@ int plx_engine_py_init(plx_engine_t *e, plx_err_t *err)
         rc = py_set_path(err);
     if (rc == PLX_OK)
         rc = py_bind(e, err);
+    if (rc == PLX_OK)
+        plx_engine_capture_attach(e);
     return rc;
 }
 
@@ -213,6 +215,7 @@ void plx_engine_py_fini(plx_engine_t *e)
     int can = ok ? PyObject_IsTrue(ok) : 1;
     Py_XDECREF(ok);
     PyErr_Clear();
+    plx_engine_capture_attach(NULL);
     PyObject **fns[] = { &e->fn_execute, &e->fn_push, &e->fn_pull, &e->fn_call, &e->fn_task,
                          &e->fn_set_id,
                          &e->fn_setup_mpi, &e->fn_can_finalize };

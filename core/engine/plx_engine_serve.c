@@ -472,8 +472,17 @@ static PyObject *task_args(const Plexa__TaskSpec *spec, plx_buf_t **bufs, size_t
     return values_to_descs(spec->args, spec->n_args, bufs, nbufs, r);
 }
 
-/* Run the task through plexa._engine.task; fill r's values and error and
- * return its TaskStatus. */
+/* What the task printed, when it printed anything. */
+static void task_output(reply_t *r, PyObject *out, PyObject *err)
+{
+    if (PyUnicode_Check(out) && PyUnicode_GET_LENGTH(out) > 0)
+        r->task.stdout = reply_pytext(r, out, LIMIT_STREAM);
+    if (PyUnicode_Check(err) && PyUnicode_GET_LENGTH(err) > 0)
+        r->task.stderr = reply_pytext(r, err, LIMIT_STREAM);
+}
+
+/* Run the task through plexa._engine.task; fill r's values, error and
+ * output and return its TaskStatus. */
 static int task_run_py(plx_engine_t *e, const plx_engine_req_t *q, const Plexa__TaskSpec *spec,
                        reply_t *r)
 {
@@ -515,7 +524,7 @@ static int task_run_py(plx_engine_t *e, const plx_engine_req_t *q, const Plexa__
     Py_XDECREF(range);
     Py_DECREF(args);
     Py_DECREF(depend);
-    if (!res || !PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 3 ||
+    if (!res || !PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 5 ||
         !PyLong_Check(PyTuple_GET_ITEM(res, 0)) || !PyList_Check(PyTuple_GET_ITEM(res, 1))) {
         reply_error_exc(r);   /* e.g. a KeyboardInterrupt outside its handlers */
         Py_XDECREF(res);
@@ -525,6 +534,7 @@ static int task_run_py(plx_engine_t *e, const plx_engine_req_t *q, const Plexa__
     PyObject *descs = PyTuple_GET_ITEM(res, 1);
     if (PyTuple_GET_ITEM(res, 2) != Py_None)
         reply_error_py(r, PyTuple_GET_ITEM(res, 2));
+    task_output(r, PyTuple_GET_ITEM(res, 3), PyTuple_GET_ITEM(res, 4));
     if (PyList_GET_SIZE(descs) > 0) {
         pull_values(r, descs, (size_t)PyList_GET_SIZE(descs));
         if (r->rep.error && status == PLEXA__TASK_STATUS__TASK_OK)
@@ -587,6 +597,7 @@ int plx_engine_py_serve(plx_engine_t *e, const plx_engine_req_t *q)
     PLX_DEBUG("serving %s (id %llu)", name, (unsigned long long)q->env->id);
     switch (q->env->body_case) {
     case PLEXA__ENVELOPE__BODY_EXECUTE:
+        plx_engine_output_begin(e, q->env->id, q->session);
         serve_execute(e, q, &r);
         break;
     case PLEXA__ENVELOPE__BODY_PUSH:
@@ -596,6 +607,7 @@ int plx_engine_py_serve(plx_engine_t *e, const plx_engine_req_t *q)
         serve_pull(e, q, &r);
         break;
     case PLEXA__ENVELOPE__BODY_CALL:
+        plx_engine_output_begin(e, q->env->id, q->session);
         serve_call(e, q, &r);
         break;
     case PLEXA__ENVELOPE__BODY_TASK_RUN:
@@ -611,6 +623,7 @@ int plx_engine_py_serve(plx_engine_t *e, const plx_engine_req_t *q)
         break;
     }
     }
+    plx_engine_output_end(e);   /* the live output's rest goes before the reply */
     reply_post(e, q, &r);
     reply_clear(&r);
     return stop;

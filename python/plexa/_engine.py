@@ -12,7 +12,7 @@ at a time, with the GIL held:
                     get_result, map, apply); args are descriptors;
                     execute is None or (number, input, stdout, stderr)
     task(kind, args, depend, clear_before, clear_after, piece=None)
-                    -> (status, descriptors, error)
+                    -> (status, descriptors, error, stdout, stderr)
                     one load-balanced task (see task() for the kinds)
     set_id(n)       the engine id, visible to user code as ``id`` and in
                     ``properties['engine_id']``
@@ -131,14 +131,47 @@ def _remember(entry):
         _history_chars -= _entry_chars(_history.popleft())
 
 
-def _counted(input_text, fn):
-    """Run fn() as the next numbered command, with stdout and stderr
-    captured and stdin at EOF (no terminal behind an engine: input() must
-    not hang). Records it in the history. Returns (number, stdout, stderr,
-    error, value): value is fn()'s result, None when it raised."""
-    global _number
-    _number += 1
-    out, err = io.StringIO(), io.StringIO()
+try:
+    from _plexa_engine import Capture as _Capture
+except ImportError:                           # imported outside an engine (tests)
+    _Capture = None
+
+
+class _OutStream(io.TextIOBase):
+    """sys.stdout or sys.stderr while a request runs: keeps what is written
+    for the reply and, inside an engine, sends it live to the client while
+    the request runs (core/engine/plx_engine_output.c). ``write`` is the C
+    capture's own method, set on the instance, so that print() calls C
+    directly: a tight print loop pays little for the live stream."""
+
+    encoding = "utf-8"
+    errors = "strict"
+
+    def __init__(self, stream):
+        super().__init__()
+        self.name = ("<stdout>", "<stderr>")[stream]
+        if _Capture is not None:
+            cap = _Capture(stream, True)
+            self.write = cap.write
+            self.getvalue = cap.getvalue
+        else:
+            buf = io.StringIO()
+            self.write = buf.write
+            self.getvalue = buf.getvalue
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+
+def _captured(fn):
+    """Run fn() with stdout and stderr captured and stdin at EOF (no
+    terminal behind an engine: input() must not hang). Returns (stdout,
+    stderr, error, value): value is fn()'s result, None when it raised.
+    Captures nest: what an inner one kept is passed on to the outer."""
+    out, err = _OutStream(0), _OutStream(1)
     saved = sys.stdin, sys.stdout, sys.stderr
     sys.stdin, sys.stdout, sys.stderr = io.StringIO(), out, err
     error = value = None
@@ -148,7 +181,21 @@ def _counted(input_text, fn):
         error = _error(e)
     finally:
         sys.stdin, sys.stdout, sys.stderr = saved
-    entry = (_number, input_text, out.getvalue(), err.getvalue(), error)
+    texts = out.getvalue(), err.getvalue()
+    for outer, text in zip(saved[1:], texts):
+        if text and isinstance(outer, _OutStream):
+            outer.write(text)
+    return texts[0], texts[1], error, value
+
+
+def _counted(input_text, fn):
+    """Run fn() captured (_captured) as the next numbered command, and
+    record it in the history. Returns (number, stdout, stderr, error,
+    value)."""
+    global _number
+    _number += 1
+    out, err, error, value = _captured(fn)
+    entry = (_number, input_text, out, err, error)
     _remember(entry)
     return entry[0], entry[2], entry[3], error, value
 
@@ -379,6 +426,16 @@ _TASK_KINDS = {"map": _task_map, "chunk": _task_chunk}
 
 
 def task(kind, args, depend, clear_before, clear_after, piece=None):
+    """Run one task (_task) with what it prints captured. Returns (status,
+    descriptors, error, stdout, stderr)."""
+    out, err, error, res = _captured(
+        lambda: _task(kind, args, depend, clear_before, clear_after, piece))
+    if error is not None:                     # _task itself never raises
+        return (TASK_FAILED, [], error, out, err)
+    return res + (out, err)
+
+
+def _task(kind, args, depend, clear_before, clear_after, piece=None):
     """Run one task. args: the descriptors of its values; depend: None or
     the descriptor of a predicate called with ``properties``; piece: None,
     or (first, count) when the controller split a chunk and this engine

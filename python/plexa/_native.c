@@ -92,7 +92,7 @@
  * the caller keeps the results (they may be evicted first). result() is a
  * list in ids order of
  *     TaskReply(task_id, status, engine_id, values, error, submitted, started,
- *               completed)
+ *               completed, stdout, stderr)
  * status: a TASK_* constant; engine_id: int or None (never ran);
  * values: list of decoded objects, by kind:
  *     map     [func(*args, **kwargs)]
@@ -394,7 +394,7 @@ static PyMethodDef Client_methods[] = {
     { "submit_task_wait", METH_KW(nv_submit_task_wait),
       "submit_task_wait(ids, block=True, release=False) -> Request whose result() is\n"
       "[TaskReply(task_id, status, engine_id, values, error, submitted, started,\n"
-      "completed), ...]." },
+      "completed, stdout, stderr), ...]." },
     { "submit_task_abort", METH_KW(nv_submit_task_abort),
       "submit_task_abort(ids, queued_only=False) -> Request: abort queued or running tasks;\n"
       "result() None. queued_only: only if none was sent to an engine yet (all or nothing;\n"

@@ -61,6 +61,8 @@ static PyStructSequence_Field task_reply_fields[] = {
     { "submitted", "unix time, or None" },
     { "started", "unix time on the engine, or None" },
     { "completed", "unix time on the engine, or None" },
+    { "stdout", "what the task printed (str)" },
+    { "stderr", "what it printed to stderr (str)" },
     { NULL, NULL },
 };
 
@@ -74,7 +76,7 @@ static PyStructSequence_Desc reply_descs[NV_NREPLY_TYPES] = {
     [NV_ENGINE_QUEUE] = { "plexa._native.EngineQueue", "What an engine runs and what waits "
                           "for it.", engine_queue_fields, 3 },
     [NV_TASK_IDS] = { "plexa._native.TaskIds", "Consecutive task ids.", task_ids_fields, 2 },
-    [NV_TASK_REPLY] = { "plexa._native.TaskReply", "A task's outcome.", task_reply_fields, 8 },
+    [NV_TASK_REPLY] = { "plexa._native.TaskReply", "A task's outcome.", task_reply_fields, 10 },
 };
 
 int nv_replies_init(PyObject *mod, native_state *st)
@@ -249,6 +251,11 @@ static PyObject *opt_double(int has, double v)
     return PyFloat_FromDouble(v);
 }
 
+static PyObject *text_or_empty(const char *s)
+{
+    return PyUnicode_DecodeUTF8(s ? s : "", s ? (Py_ssize_t)strlen(s) : 0, "replace");
+}
+
 static PyObject *task_where(native_state *st, const void *ctx)
 {
     const plx_task_reply_t *r = ctx;
@@ -271,8 +278,9 @@ static PyObject *task_reply(native_state *st, const plx_task_reply_t *r)
                           r->has_engine_id ? PyLong_FromLong(r->engine_id) : Py_NewRef(Py_None),
                           values, error, opt_double(r->has_submitted, r->submitted),
                           opt_double(r->has_started, r->started),
-                          opt_double(r->has_completed, r->completed) };
-    return named(st, NV_TASK_REPLY, items, 8);
+                          opt_double(r->has_completed, r->completed),
+                          text_or_empty(r->stdout_text), text_or_empty(r->stderr_text) };
+    return named(st, NV_TASK_REPLY, items, 10);
 }
 
 PyObject *nv_task_results_value(native_state *st, const plx_task_replies_t *t)

@@ -260,6 +260,58 @@ static PyObject *Request_result(RequestObject *self, PyObject *args, PyObject *k
     return Py_XNewRef(self->value);
 }
 
+/* Pieces [start, n) as (engine_id, "stdout" | "stderr", text) tuples. */
+static PyObject *outputs_list(plx_request_t *r, size_t start, size_t n)
+{
+    PyObject *list = PyList_New(0);
+    for (size_t i = start; list && i < n; i++) {
+        plx_output_t o;
+        if (plx_request_output(r, i, &o) != PLX_OK)
+            break;
+        PyObject *t = Py_BuildValue("(isN)", (int)o.engine_id, o.stream ? "stderr" : "stdout",
+                                    PyUnicode_DecodeUTF8(o.text, (Py_ssize_t)strlen(o.text),
+                                                         "replace"));
+        if (!t || PyList_Append(list, t) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(t);
+    }
+    return list;
+}
+
+/* outputs(start=0, timeout=0): wait (GIL released, signals checked every
+ * slice) for live output past `start` or completion. */
+static PyObject *Request_outputs(RequestObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "start", "timeout", NULL };
+    Py_ssize_t start = 0;
+    PyObject *to = NULL;
+    double timeout = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|nO:outputs", kwlist, &start, &to) ||
+        (to && nv_parse_timeout(to, &timeout) < 0))
+        return NULL;
+    if (start < 0)
+        return PyErr_Format(PyExc_ValueError, "outputs: start must be >= 0, not %zd", start);
+    double deadline = timeout >= 0 ? plx_now_s() + timeout : 0;
+    size_t n = 0;
+    int done;
+    for (;;) {
+        double slice = WAIT_SLICE_S;
+        if (timeout >= 0) {
+            double left = deadline - plx_now_s();
+            slice = left < slice ? (left > 0 ? left : 0) : slice;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        done = plx_request_outputs_wait(self->r, (size_t)start, slice, &n);
+        Py_END_ALLOW_THREADS
+        if (done || n > (size_t)start || (timeout >= 0 && plx_now_s() >= deadline))
+            break;
+        if (PyErr_CheckSignals() < 0)
+            return NULL;
+    }
+    PyObject *list = outputs_list(self->r, (size_t)start, n);
+    return list ? Py_BuildValue("(NO)", list, done ? Py_True : Py_False) : NULL;
+}
+
 static PyObject *Request_cancel(RequestObject *self, PyObject *unused)
 {
     plx_request_cancel(self->r);
@@ -279,6 +331,11 @@ static PyMethodDef Request_methods[] = {
     { "result", (PyCFunction)(void (*)(void))Request_result, METH_VARARGS | METH_KEYWORDS,
       "result(timeout=None): wait, then return the value (computed once) or raise its\n"
       "error; see the module documentation for the shapes." },
+    { "outputs", (PyCFunction)(void (*)(void))Request_outputs, METH_VARARGS | METH_KEYWORDS,
+      "outputs(start=0, timeout=0) -> (pieces, done): the live output that engines printed\n"
+      "while the request ran, from piece `start` on, as (engine_id, 'stdout'|'stderr', text)\n"
+      "tuples in arrival order. Waits up to timeout (None: no limit) for a piece past\n"
+      "`start` or the request's completion; done says it has completed (no piece follows)." },
     { "cancel", (PyCFunction)Request_cancel, METH_NOARGS,
       "cancel(): stop waiting; the request completes with an error, a late reply is dropped." },
     { NULL, NULL, 0, NULL },

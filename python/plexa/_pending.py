@@ -14,6 +14,7 @@ import threading
 import time
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
 
+from plexa._output import Outputs
 from plexa.error import InvalidDeferredID, KernelError
 
 # A wait with no timeout that has lasted this long calls its stall check
@@ -78,7 +79,7 @@ def _deadline(timeout):
 
 # ---- PendingResult --------------------------------------------------------------
 
-class PendingResult(cf.Future):
+class PendingResult(Outputs, cf.Future):
     """A result that is not ready yet (``block=False``): a
     :class:`concurrent.futures.Future` with IPython 0.10's interface.
 
@@ -115,6 +116,11 @@ class PendingResult(cf.Future):
     the tasks' run times on the engines; None before and for other calls),
     and ``wait_interactive(interval=0.1, timeout=-1)``, which shows a
     progress bar while it waits (see plexa.progress).
+
+    Output (plexa, as ipyparallel's AsyncResult): ``stdout`` and ``stderr``
+    (one str per engine or task), ``outputs`` (the live pieces so far),
+    ``iter_outputs(timeout=None)`` and ``stream_outputs()``, which show
+    what engines print while a multi-engine call runs (plexa._output).
 
     The result is held by this client, not by the controller: it is lost
     with the client, and ``mec.flush()`` forgets it.
@@ -164,6 +170,7 @@ class PendingResult(cf.Future):
             self._claim = 'resolve'
         try:
             raw = [r.result(0) for r in self._requests]
+            self._note_texts(raw)
             value = self._convert(raw if self._multi else raw[0])
         except (KeyboardInterrupt, SystemExit):
             self._unclaim()     # still pending: asking again converts again

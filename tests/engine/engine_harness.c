@@ -323,6 +323,20 @@ uint64_t fake_execute(fake_t *f, const char *code)
     return fake_send(f, &env, NULL, 0);
 }
 
+/* Live output: kept in order, each chunk as "name:text" on its own. */
+static void fake_keep_output(fake_t *f, const Plexa__Envelope *r)
+{
+    const char *name = r->output->name ? r->output->name : "?";
+    const char *text = r->output->text ? r->output->text : "";
+    if (f->nlive_msgs++ == 0)
+        f->live_first_at = plx_now_s();
+    f->live_reply_to = r->reply_to;
+    size_t room = sizeof f->live - f->nlive;
+    int n = snprintf(f->live + f->nlive, room, "%s:%s|", name, text);
+    if (n > 0)
+        f->nlive += (size_t)n < room ? (size_t)n : room - 1;
+}
+
 Plexa__Envelope *fake_recv_reply(fake_t *f, double timeout_s, plx_msg_t **msg)
 {
     double deadline = plx_now_s() + timeout_s;
@@ -333,6 +347,8 @@ Plexa__Envelope *fake_recv_reply(fake_t *f, double timeout_s, plx_msg_t **msg)
             if (f->nstarted < sizeof f->started / sizeof f->started[0])
                 f->started[f->nstarted] = r->task_started->task_id;
             f->nstarted++;
+        } else if (r && r->body_case == PLEXA__ENVELOPE__BODY_OUTPUT) {
+            fake_keep_output(f, r);
         } else if (!r || r->body_case != PLEXA__ENVELOPE__BODY_HEARTBEAT || r->has_reply_to) {
             return r;
         }

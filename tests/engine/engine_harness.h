@@ -40,6 +40,11 @@ typedef struct fake {
     uint64_t       started[256];   /* TaskStarted ids fake_recv_reply passed over, in order */
     size_t         nstarted;       /* ... how many (the array keeps the first 256) */
     int32_t        engine_id;      /* as fake_welcome last welcomed it; 0 before */
+    char           live[1 << 16];  /* live Output fake_recv_reply passed over: "name:text|"... */
+    size_t         nlive;
+    int            nlive_msgs;     /* how many Output messages */
+    double         live_first_at;  /* plx_now_s() of the first */
+    uint64_t       live_reply_to;  /* the last one's reply_to */
 } fake_t;
 
 /* A listener and a token; the URL is in f->url. 0 or -1. */
@@ -68,7 +73,7 @@ Plexa__Envelope *fake_recv(fake_t *f, double timeout_s, plx_msg_t **msg);
 
 /* Like fake_recv, skipping the engine's unsolicited keepalive heartbeats
  * (it sends them when we are silent for a heartbeat period) and recording
- * its TaskStarted notices in f->started. */
+ * its TaskStarted notices in f->started and its live Output in f->live. */
 Plexa__Envelope *fake_recv_reply(fake_t *f, double timeout_s, plx_msg_t **msg);
 
 /* Send env as fake_send does, but in `pieces` writes spread over `seconds`:

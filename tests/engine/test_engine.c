@@ -579,7 +579,57 @@ static void test_call_errors(void **state)
     fake_exec_ok(f, "print('alive')", "alive\n", 1);
 }
 
+/* ---- live output ---------------------------------------------------------- */
+
+/* What a running execute prints reaches the controller while it runs, as
+ * Output messages answering the request, in order, before its reply; the
+ * reply still carries all of it. */
+static void test_live_output(void **state)
+{
+    fake_t *f = *state;
+    fake_start_registered(f);
+    uint64_t xid = fake_execute(f, "import sys, time\n"
+                                   "for i in range(3):\n"
+                                   "    print('tick', i)\n"
+                                   "    print('warn', i, file=sys.stderr)\n"
+                                   "    time.sleep(0.4)\n");
+    Plexa__Envelope *r = fake_recv_reply(f, T_REPLY, NULL);
+    double done_at = plx_now_s();
+    assert_non_null(r);
+    assert_int_equal(r->reply_to, xid);
+    assert_string_equal(r->engine_reply->execute->stdout, "tick 0\ntick 1\ntick 2\n");
+    assert_string_equal(r->engine_reply->execute->stderr, "warn 0\nwarn 1\nwarn 2\n");
+    plx_envelope_free(&r);
+    /* one chunk per stream per burst (coalesced), the first ~1.2 s early */
+    assert_in_range(f->nlive_msgs, 6, 8);
+    assert_true(done_at - f->live_first_at > 0.6);
+    assert_int_equal(f->live_reply_to, xid);
+    assert_non_null(strstr(f->live, "stdout:tick 0\n|"));
+    assert_non_null(strstr(f->live, "stderr:warn 2\n|"));
+    assert_true(strstr(f->live, "tick 0") < strstr(f->live, "tick 1"));
+    /* push and pull print nothing and send no Output */
+    f->nlive_msgs = 0;
+    fake_exec_ok(f, "x = 1", "", 0);
+    assert_int_equal(f->nlive_msgs, 0);
+}
+
+/* A request that prints far more than the client can take live in a burst
+ * still gets all of it in the reply, and the engine is not held up. */
+static void test_live_output_flood(void **state)
+{
+    fake_t *f = *state;
+    fake_start_registered(f);
+    fake_exec_ok(f, "for i in range(200000): print('x' * 20)", NULL, 1);
+    assert_true(f->nlive_msgs >= 1);
+    Plexa__Envelope *r = fake_exec_call(f, "print(len('x'))", T_REPLY);
+    assert_non_null(r);
+    assert_string_equal(r->engine_reply->execute->stdout, "1\n");
+    plx_envelope_free(&r);
+}
+
 static const struct CMUnitTest tests[] = {
+    FAKE_TEST(test_live_output),
+    FAKE_TEST(test_live_output_flood),
     FAKE_TEST(test_execute),
     FAKE_TEST(test_fork_child),
     FAKE_TEST(test_push_pull),

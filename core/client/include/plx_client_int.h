@@ -80,6 +80,33 @@ PLX_API void plx_request_cancel(plx_request_t *req);
  */
 PLX_API void plx_request_destroy(plx_request_t **req);
 
+/* ---- live output ------------------------------------------------------------ */
+/*
+ * What engines print while a multi-engine request (execute, map) runs
+ * reaches the client before the reply (protocol 4, best effort: the reply
+ * still carries everything, these only show it early). A request keeps
+ * the pieces in arrival order, up to 16 MiB of text; later pieces are
+ * dropped, and a last piece says so.
+ */
+typedef struct plx_output {
+    int32_t     engine_id;
+    int         stream;   /* 0 stdout, 1 stderr */
+    const char *text;     /* UTF-8, NUL-terminated; owned by the request */
+} plx_output_t;
+
+/*
+ * Wait up to timeout_s (< 0: no limit, 0: do not wait) until req has more
+ * than `from` pieces or has completed. *n receives how many pieces it has
+ * now. Returns 1 when the request has completed (no piece will follow),
+ * else 0. Releases nothing: call it with the GIL released.
+ */
+PLX_API int plx_request_outputs_wait(plx_request_t *req, size_t from, double timeout_s,
+                                     size_t *n);
+
+/* Piece i (i < the *n of plx_request_outputs_wait): valid until the
+ * request is destroyed. PLX_OK, or PLX_EINVAL for an i it does not have. */
+PLX_API int plx_request_output(plx_request_t *req, size_t i, plx_output_t *out);
+
 /*
  * Decode the reply of a completed get_ids request. Same contract as
  * plx_client_get_ids; PLX_EPROTO if the reply is not an id list.

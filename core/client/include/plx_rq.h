@@ -222,6 +222,8 @@ typedef struct plx_task_reply {
     char         *evalue;
     char         *traceback;
     char         *fault;           /* NULL, or why the values are unreadable (nvalues 0) */
+    char         *stdout_text;     /* what it printed (protocol 4); never NULL, may be "" */
+    char         *stderr_text;
     int           has_submitted, has_started, has_completed;
     double        submitted, started, completed;   /* unix times */
 } plx_task_reply_t;

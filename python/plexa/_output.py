@@ -1,0 +1,140 @@
+"""What the engines printed, for PendingResult (part of plexa.client).
+
+  Outputs       the mixin PendingResult inherits: ``stdout``, ``stderr``,
+                ``outputs`` and ``iter_outputs`` / ``stream_outputs``
+  texts_of      (key, stdout, stderr) of raw replies (execute, map, tasks)
+  format_piece  ipyparallel's ``[stdout:0] text`` form of a piece
+
+Two sources, one view. While a multi-engine request (execute, map) runs,
+the engines' prints arrive live (protocol 4: ``_native.Request.outputs``,
+best effort, coalesced by the engines about every 50 ms). Once the reply
+is there, it carries everything each engine kept (up to 4 MiB per stream)
+and that is what ``stdout`` / ``stderr`` report. Tasks report their output
+with their result only.
+"""
+
+import sys
+import time
+
+__all__ = ['Outputs', 'texts_of', 'format_piece']
+
+
+def _is_record(x):
+    return hasattr(type(x), 'n_fields')        # a _native structseq reply
+
+
+def texts_of(raw):
+    """[(key, stdout, stderr)] of the replies in raw, in reply order: key is
+    the engine id (execute, map) or the task id (tasks)."""
+    found = []
+
+    def visit(x):
+        if _is_record(x):
+            if hasattr(x, 'task_id'):
+                found.append((x.task_id, x.stdout, x.stderr))
+            elif getattr(x, 'execute', None) is not None:
+                ex = x.execute
+                found.append((x.engine_id, ex.stdout or '', ex.stderr or ''))
+        elif isinstance(x, (list, tuple)):
+            for y in x:
+                visit(y)
+    visit(raw)
+    return found
+
+
+def format_piece(engine_id, name, text):
+    """``[stdout:0] text`` (ipyparallel's prefix); text that holds several
+    lines starts on the line after the prefix."""
+    body = text if text.endswith('\n') else text + '\n'
+    if body.count('\n') > 1:
+        return '[%s:%s]\n%s' % (name, engine_id, body)
+    return '[%s:%s] %s' % (name, engine_id, body)
+
+
+class Outputs(object):
+    """What a PendingResult's engines printed. Needs ``_all`` (the
+    _native requests) and calls ``_note_texts(raw)`` when it resolves."""
+
+    _texts = None           # [(key, stdout, stderr)] once resolved
+    _live = None            # [(engine_id, name, text)] pieces seen so far
+    _cursors = None         # per request: pieces already taken
+
+    def _note_texts(self, raw):
+        self._texts = texts_of(raw)
+
+    def _take_live(self, timeout=0.0):
+        """Take new live pieces (waiting up to timeout for one). Returns
+        (new pieces, all requests complete)."""
+        if self._live is None:
+            self._live, self._cursors = [], [0] * len(self._all)
+        new, complete = [], True
+        for i, r in enumerate(self._all):
+            take = getattr(r, 'outputs', None)
+            if take is None:                   # answered without a request (_Done)
+                continue
+            pieces, done = take(self._cursors[i], timeout=timeout if not new else 0)
+            self._cursors[i] += len(pieces)
+            new.extend(pieces)
+            complete = complete and done
+        self._live.extend(new)
+        return new, complete
+
+    @property
+    def outputs(self):
+        """The live pieces seen so far, as (engine_id, 'stdout'|'stderr',
+        text) in arrival order (multi-engine requests; tasks have none)."""
+        self._take_live()
+        return list(self._live)
+
+    def iter_outputs(self, timeout=None):
+        """Yield live pieces (engine_id, name, text) as they arrive, until
+        the work is done; raises TimeoutError when ``timeout`` seconds pass
+        first. Pieces seen before are yielded first. Ctrl-C stops waiting,
+        not the work."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for piece in self.outputs:
+            yield piece
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError('the work did not finish within %g s' % timeout)
+            new, complete = self._take_live(0.25 if left is None else min(0.25, left))
+            for piece in new:
+                yield piece
+            if complete:
+                return
+
+    def stream_outputs(self, file=None, timeout=None):
+        """Print the pieces as they arrive, ``[stdout:0] text`` (stderr
+        pieces to sys.stderr unless ``file`` is given), until the work is
+        done."""
+        for engine_id, name, text in self.iter_outputs(timeout):
+            out = file or (sys.stderr if name == 'stderr' else sys.stdout)
+            out.write(format_piece(engine_id, name, text))
+            out.flush()
+
+    def _texts_by(self, which):
+        if self._texts is None and self.done():
+            try:
+                self.result(0)
+            except BaseException:
+                pass
+        if self._texts is not None:
+            return [t[which] for t in self._texts]
+        by_engine = {}
+        name = ('stdout', 'stderr')[which - 1]
+        for engine_id, n, text in self.outputs:
+            by_engine[engine_id] = by_engine.get(engine_id, '') + (text if n == name else '')
+        return [by_engine[k] for k in sorted(by_engine)]
+
+    @property
+    def stdout(self):
+        """What was printed: one str per engine (execute, map: in reply
+        order; while running, per engine heard from so far) or per task
+        (task futures, once done)."""
+        return self._texts_by(1)
+
+    @property
+    def stderr(self):
+        """As ``stdout``, for sys.stderr."""
+        return self._texts_by(2)
