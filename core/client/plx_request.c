@@ -230,7 +230,8 @@ void plx_request_add_output(plx_request_t *req, const Plexa__Output *o)
 {
     const char *text = o->text ? o->text : "";
     size_t len = strlen(text);
-    int stream = o->name && strcmp(o->name, "stderr") == 0;
+    int stream = !o->name ? 0 : strcmp(o->name, "stderr") == 0 ? 1
+                                 : strcmp(o->name, "display") == 0 ? 2 : 0;
     int32_t engine = o->has_engine_id ? o->engine_id : -1;
     pthread_mutex_lock(&req->mu);
     if (!req->done && !req->out_capped) {

@@ -233,8 +233,13 @@ static int spawn_engines(cluster_t *c, int n, void **job, plx_err_t *err)
     /* The capability travels in the environment, not argv: other users
      * can read a command line in ps, not another user's environment. */
     snprintf(envurl, sizeof envurl, "PLEXA_URL=%s", c->engine_url);
-    int show = !plx_conf_cluster(c->conf)->hide_secrets;
-    const char *argv[] = {exe, "--log-level", c->level, show ? "--show-secrets" : NULL, NULL};
+    const plx_cluster_conf_t *cc = plx_conf_cluster(c->conf);
+    const char *argv[5] = {exe, "--log-level", c->level, NULL, NULL};
+    int n_argv = 3;
+    if (!cc->hide_secrets)
+        argv[n_argv++] = "--show-secrets";
+    if (!cc->engine_ipython)
+        argv[n_argv++] = "--no-ipython";
     const char *env[] = {envurl, NULL};
     return start_job(c, c->eops, c->engine_launcher, PLX_LAUNCH_ENGINES, n, argv, env, job, err);
 }

@@ -106,9 +106,30 @@ static PyTypeObject capture_type = {
     .tp_methods = capture_methods,
 };
 
+/* _plexa_engine.display(json): display data of the running request. */
+static PyObject *engine_display(PyObject *mod, PyObject *arg)
+{
+    (void)mod;
+    Py_ssize_t n;
+    const char *s = PyUnicode_Check(arg) ? PyUnicode_AsUTF8AndSize(arg, &n) : NULL;
+    if (!s)
+        return PyErr_Occurred() ? NULL
+                                : PyErr_Format(PyExc_TypeError, "display() wants a JSON str");
+    int sent = capture_engine ? plx_engine_output_display(capture_engine, s, (size_t)n) : 0;
+    return PyBool_FromLong(sent);
+}
+
+static PyMethodDef module_methods[] = {
+    {"display", engine_display, METH_O,
+     "display(json) -> bool: send display data ({\"data\": {mime: ...}, \"metadata\": {...}}"
+     " as JSON) to the client of the running request, after what it printed; False when\n"
+     "no request takes live output (a task)."},
+    {NULL, NULL, 0, NULL},
+};
+
 int plx_engine_capture_module_init(PyObject *m)
 {
-    if (PyType_Ready(&capture_type) < 0)
+    if (PyModule_AddFunctions(m, module_methods) < 0 || PyType_Ready(&capture_type) < 0)
         return -1;
     Py_INCREF(&capture_type);
     if (PyModule_AddObject(m, "Capture", (PyObject *)&capture_type) < 0) {

@@ -54,6 +54,9 @@ static void usage(FILE *f)
         "  --controller-timeout S  presume the controller dead when nothing at all\n"
         "                        has come from it for S seconds (default: 30, or 20\n"
         "                        of its heartbeat periods when that is longer)\n"
+        "  --no-ipython          run cells as a plain interpreter: no magics, shell\n"
+        "                        escapes, get_ipython() or display data, even where\n"
+        "                        IPython is installed\n"
         "  --show-secrets        leave every profile's security/ directory (other\n"
         "                        capabilities' tokens, the controller's key) visible to\n"
         "                        the code the engine runs; by default it is hidden\n"
@@ -126,6 +129,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"help", no_argument, 0, 'h'},            {"version", no_argument, 0, 'V'},
         {"show-secrets", no_argument, 0, 'S'},
         {"controller-timeout", required_argument, 0, 'C'},
+        {"no-ipython", no_argument, 0, 'N'},
         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "l:h", opts, NULL)) != -1) {
@@ -183,6 +187,7 @@ static int parse_args(int argc, char **argv, args_t *a)
             a->opts.has_requested_id = 1;
             break;
         case 'S': a->opts.show_secrets = 1; break;
+        case 'N': a->opts.no_ipython = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("ipengine (plexa) %s\n", PLX_VERSION_STRING); return 0;
         default: usage(stderr); return 2;

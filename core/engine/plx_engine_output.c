@@ -19,7 +19,7 @@
  * the reply still carries everything kept.
  *
  *   state         plx_engine_output_init, _fini
- *   Python side   plx_engine_output_begin, _write, _end
+ *   Python side   plx_engine_output_begin, _write, _display, _end
  *   I/O side      plx_engine_output_on_wake (from wake_cb), the timer
  */
 #include "plx_engine_int.h"
@@ -131,6 +131,29 @@ void plx_engine_output_write(plx_engine_t *e, int stream, const char *s, size_t 
     pthread_mutex_unlock(&e->omu);
     if (wake)
         ev_async_send(e->loop, &e->wake);
+}
+
+int plx_engine_output_display(plx_engine_t *e, const char *json, size_t n)
+{
+    pthread_mutex_lock(&e->omu);
+    int live = e->live_req != 0;
+    if (live) {
+        post_locked(e);   /* what was printed before it comes first */
+        Plexa__Output out = PLEXA__OUTPUT__INIT;
+        out.name = "display";
+        plx_strbuf_t b = PLX_STRBUF_INIT;
+        plx_strbuf_put(&b, json, n);
+        out.text = (char *)plx_strbuf_str(&b);
+        Plexa__Envelope env;
+        plx_envelope_set(&env, plx_engine_next_id(e), e->live_req, PLEXA__ENVELOPE__BODY_OUTPUT,
+                         &out);
+        plx_msg_t *m = b.oom ? NULL : plx_envelope_pack(&env, NULL);
+        plx_strbuf_free(&b);
+        if (m)
+            plx_engine_io_post(e, m, e->live_session);
+    }
+    pthread_mutex_unlock(&e->omu);
+    return live;
 }
 
 void plx_engine_output_on_wake(plx_engine_t *e)

@@ -182,6 +182,8 @@ static int py_bind(plx_engine_t *e, plx_err_t *err)
         { &e->fn_setup_mpi, "setup_mpi" }, { &e->fn_can_finalize, "can_finalize" },
     };
     int rc = PLX_OK;
+    if (e->opts.no_ipython && PyObject_SetAttrString(mod, "IPYTHON", Py_False) < 0)
+        rc = plx_pyvalue_fail(err, PLX_ERR, "plexa._engine");
     for (size_t i = 0; rc == PLX_OK && i < sizeof fns / sizeof fns[0]; i++) {
         *fns[i].slot = PyObject_GetAttrString(mod, fns[i].name);
         if (!*fns[i].slot)

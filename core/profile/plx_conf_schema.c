@@ -53,6 +53,11 @@ const keyspec_t plx_conf_schema[] = {
       "Whether engines cover every profile's security/ directory (the other capabilities' "
       "tokens, the controller's key) from the code they run, with user and mount "
       "namespaces (ipengine --show-secrets when false). See docs/threat-model.md." },
+    { "cluster", "engine_ipython", K_BOOL, "true", 0, 0, NULL, CL(engine_ipython),
+      "Whether engines offer IPython to the code they run, where IPython is installed: "
+      "magics and shell escapes in cells, get_ipython(), display() and rich reprs sent back "
+      "as display data (ipengine --no-ipython when false). IPython is loaded only when a "
+      "cell uses it." },
     { "cluster", "allow_insecure", K_BOOL, "false", 0, 0, NULL, CL(allow_insecure),
       "Allow transport = tcp on an address other than loopback: anyone on the network can "
       "then read the traffic, tokens included." },

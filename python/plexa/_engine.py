@@ -32,6 +32,7 @@ import os
 import sys
 import traceback
 
+from plexa import _engine_ipython as _ipy
 from plexa import _serialize
 
 # The engine has read its token (core/engine removed it from the C
@@ -45,6 +46,10 @@ __all__ = ["execute", "push", "pull", "call", "task", "set_id", "setup_mpi", "ca
 # Cells are compiled under this name, as 0.10's engines did: tracebacks read
 #   File "<string>", line 1, in <module>
 CELL_FILENAME = "<string>"
+
+# IPython's syntax and API in cells, where IPython is installed (plexa's
+# _engine_ipython; loaded on first use). ipengine --no-ipython sets False.
+IPYTHON = True
 
 _main = sys.modules["__main__"]
 _ns = _main.__dict__
@@ -102,9 +107,11 @@ def _run_cell(code):
     try:
         tree = ast.parse(code, filename=CELL_FILENAME, mode="exec")
     except SyntaxError as e:
-        # Report it as the REPL does: the cell's line and a caret, no frames
-        # (ast.parse's own frame would otherwise lead the traceback).
-        raise e.with_traceback(None)
+        tree = _ipy.parse(code, CELL_FILENAME) if IPYTHON else None
+        if tree is None:
+            # Report it as the REPL does: the cell's line and a caret, no
+            # frames (ast.parse's own would otherwise lead the traceback).
+            raise e.with_traceback(None)
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Expression(tree.body.pop().value)
@@ -115,6 +122,8 @@ def _run_cell(code):
         if value is not None:
             _ns["_"] = value
             sys.stdout.write(repr(value) + "\n")
+            if IPYTHON:
+                _ipy.show_rich(value)
 
 
 def _entry_chars(entry):
@@ -202,6 +211,8 @@ def _counted(input_text, fn):
 
 def execute(code):
     """Run one cell. Returns (number, stdout, stderr, error)."""
+    if IPYTHON:
+        _ipy.install()
     return _counted(code, lambda: _run_cell(code))[:4]
 
 

@@ -268,7 +268,8 @@ static PyObject *outputs_list(plx_request_t *r, size_t start, size_t n)
         plx_output_t o;
         if (plx_request_output(r, i, &o) != PLX_OK)
             break;
-        PyObject *t = Py_BuildValue("(isN)", (int)o.engine_id, o.stream ? "stderr" : "stdout",
+        static const char *const names[] = { "stdout", "stderr", "display" };
+        PyObject *t = Py_BuildValue("(isN)", (int)o.engine_id, names[o.stream % 3],
                                     PyUnicode_DecodeUTF8(o.text, (Py_ssize_t)strlen(o.text),
                                                          "replace"));
         if (!t || PyList_Append(list, t) < 0)
@@ -333,8 +334,8 @@ static PyMethodDef Request_methods[] = {
       "error; see the module documentation for the shapes." },
     { "outputs", (PyCFunction)(void (*)(void))Request_outputs, METH_VARARGS | METH_KEYWORDS,
       "outputs(start=0, timeout=0) -> (pieces, done): the live output that engines printed\n"
-      "while the request ran, from piece `start` on, as (engine_id, 'stdout'|'stderr', text)\n"
-      "tuples in arrival order. Waits up to timeout (None: no limit) for a piece past\n"
+      "while the request ran, from piece `start` on, as (engine_id, 'stdout'|'stderr'|\n"
+      "'display', text) tuples in arrival order (display: JSON of the display data). Waits up to timeout (None: no limit) for a piece past\n"
       "`start` or the request's completion; done says it has completed (no piece follows)." },
     { "cancel", (PyCFunction)Request_cancel, METH_NOARGS,
       "cancel(): stop waiting; the request completes with an error, a late reply is dropped." },

@@ -4,6 +4,7 @@
                 ``outputs`` and ``iter_outputs`` / ``stream_outputs``
   texts_of      (key, stdout, stderr) of raw replies (execute, map, tasks)
   format_piece  ipyparallel's ``[stdout:0] text`` form of a piece
+  show_display  display data from an engine: to the notebook, or as text
 
 Two sources, one view. While a multi-engine request (execute, map) runs,
 the engines' prints arrive live (protocol 4: ``_native.Request.outputs``,
@@ -13,10 +14,42 @@ and that is what ``stdout`` / ``stderr`` report. Tasks report their output
 with their result only.
 """
 
+import json
 import sys
 import time
 
-__all__ = ['Outputs', 'texts_of', 'format_piece']
+__all__ = ['Outputs', 'texts_of', 'format_piece', 'show_display']
+
+
+def _decoded(piece):
+    engine_id, name, text = piece
+    if name != 'display':
+        return piece
+    try:
+        bundle = json.loads(text)
+    except ValueError:
+        bundle = {'data': {'text/plain': text}, 'metadata': {}}
+    return (engine_id, name, bundle)
+
+
+def show_display(engine_id, bundle, file=None):
+    """Display data from an engine: published as is in a Jupyter kernel
+    (IPython.display.publish_display_data), else its text/plain form under
+    ipyparallel's ``[output:N]`` prefix."""
+    data = bundle.get('data') or {}
+    if file is None and _in_kernel():
+        from IPython.display import publish_display_data
+        publish_display_data(data, bundle.get('metadata') or {})
+        return
+    out = file or sys.stdout
+    out.write(format_piece(engine_id, 'output', data.get('text/plain', '')))
+    out.flush()
+
+
+def _in_kernel():
+    ip = sys.modules.get('IPython')
+    shell = ip.get_ipython() if ip is not None else None
+    return shell is not None and type(shell).__name__ == 'ZMQInteractiveShell'
 
 
 def _is_record(x):
@@ -76,13 +109,15 @@ class Outputs(object):
             self._cursors[i] += len(pieces)
             new.extend(pieces)
             complete = complete and done
+        new = [_decoded(p) for p in new]
         self._live.extend(new)
         return new, complete
 
     @property
     def outputs(self):
         """The live pieces seen so far, as (engine_id, 'stdout'|'stderr',
-        text) in arrival order (multi-engine requests; tasks have none)."""
+        text) or (engine_id, 'display', {'data': ..., 'metadata': ...}) in
+        arrival order (multi-engine requests; tasks have none)."""
         self._take_live()
         return list(self._live)
 
@@ -109,6 +144,9 @@ class Outputs(object):
         pieces to sys.stderr unless ``file`` is given), until the work is
         done."""
         for engine_id, name, text in self.iter_outputs(timeout):
+            if name == 'display':
+                show_display(engine_id, text, file)
+                continue
             out = file or (sys.stderr if name == 'stderr' else sys.stdout)
             out.write(format_piece(engine_id, name, text))
             out.flush()
@@ -124,7 +162,8 @@ class Outputs(object):
         by_engine = {}
         name = ('stdout', 'stderr')[which - 1]
         for engine_id, n, text in self.outputs:
-            by_engine[engine_id] = by_engine.get(engine_id, '') + (text if n == name else '')
+            if n != 'display':
+                by_engine[engine_id] = by_engine.get(engine_id, '') + (text if n == name else '')
         return [by_engine[k] for k in sorted(by_engine)]
 
     @property

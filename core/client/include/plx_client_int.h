@@ -90,7 +90,8 @@ PLX_API void plx_request_destroy(plx_request_t **req);
  */
 typedef struct plx_output {
     int32_t     engine_id;
-    int         stream;   /* 0 stdout, 1 stderr */
+    int         stream;   /* 0 stdout, 1 stderr, 2 display data: JSON {"data": {mime:
+                           * ...}, "metadata": {...}} (engines that speak IPython) */
     const char *text;     /* UTF-8, NUL-terminated; owned by the request */
 } plx_output_t;
 

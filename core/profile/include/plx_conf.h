@@ -45,6 +45,7 @@ typedef struct plx_cluster_conf {
     bool   restart_controller;       /* ipcluster restarts a controller that died */
     bool   allow_insecure;           /* plaintext tcp beyond loopback */
     bool   hide_secrets;             /* engines cover the profiles' security/ */
+    bool   engine_ipython;           /* engines offer IPython (else --no-ipython) */
     double start_timeout;            /* seconds, > 0 */
     int    log_level;                /* a plx_log_level (plx_log.h) */
 } plx_cluster_conf_t;
