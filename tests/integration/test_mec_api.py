@@ -91,7 +91,10 @@ def test_print_tracebacks(mec, capsys):
     info.value.print_tracebacks()
     out = capsys.readouterr().out
     assert out.startswith("[0:execute]: \nTraceback (most recent call last):\n")
-    assert "[1:execute]: \n" in out and 'File "<string>", line 2, in g' in out
+    assert "[1:execute]: \n" in out
+    # each engine's cell has its own In [n]: its name and the source lines
+    assert out.count('File "<plexa-input-') == 4
+    assert '", line 2, in g\n    return 1/0\n' in out and '", line 3, in <module>\n    g()\n' in out
     assert out.count("ZeroDivisionError: division by zero") == 2
     lines = info.value._render_traceback_()
     assert lines[0] == "CompositeError: one or more exceptions from call to method: execute"
