@@ -9,14 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 
-import plexa
 from plexa import _tb
 from plexa._map import MultiEngineMapper, TaskMapper
 from plexa._pending import PendingResult, _Done
 from plexa._results import _execute_value
 from plexa.error import CompositeError, RemoteError
 
-PKG = os.path.dirname(os.path.abspath(plexa.__file__))
 
 TB = ('Traceback (most recent call last):\n  File "<plexa-input-1>", line 1, in <module>\n'
       '    1/0\nZeroDivisionError: division by zero\n')
