@@ -37,8 +37,16 @@ def _table(cls, caption, head, rows):
 
 
 def _pretty(obj, p, cycle):
-    """IPython's pretty printer: the repr (0.10's text)."""
-    p.text('%s(...)' % type(obj).__name__ if cycle else repr(obj))
+    """IPython's pretty printer: the repr (0.10's text), line by line as
+    IPython shows any repr (so without its final newline)."""
+    if cycle:
+        p.text('%s(...)' % type(obj).__name__)
+        return
+    with p.group():
+        for i, line in enumerate(repr(obj).splitlines()):
+            if i:
+                p.break_()
+            p.text(line)
 
 class ResultList(list):
     """A list of per-engine result dicts that prints like IPython 0.10's.

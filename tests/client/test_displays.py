@@ -45,10 +45,19 @@ def results():
     ])
 
 
+class PlainResults(list):
+    """What IPython showed before _repr_pretty_: a list with 0.10's repr."""
+    __repr__ = ResultList.__repr__
+
+
+class PlainQueue(list):
+    __repr__ = QueueStatusList.__repr__
+
+
 def test_result_list_pretty_is_0_10s_text():
     r = results()
-    assert pretty(r) == repr(r) == str(r)
-    assert repr(r).startswith('<Results List>\n[0] In [3]: print(')
+    assert pretty(r) == pretty(PlainResults(r)) == '\n'.join(repr(r).splitlines())
+    assert repr(r) == str(r) and repr(r).startswith('<Results List>\n[0] In [3]: print(')
 
 
 def test_result_list_html_table_escapes_user_text():
@@ -67,9 +76,10 @@ def test_result_list_html_table_escapes_user_text():
 def test_queue_status_list_displays():
     q = QueueStatusList([(0, {'pending': 'execute: ' + EVIL, 'queue': ['pull: a', 'push']}),
                          (1, {'pending': 'None', 'queue': []})])
-    assert pretty(q) == repr(q) == ("<Queue Status List>\nEngine: 0\n    Pending: "
-                                    "'execute: %s'\n    Command: 'pull: a'\n    Command: "
-                                    "'push'\nEngine: 1\n    Pending: 'None'\n" % EVIL)
+    assert pretty(q) == pretty(PlainQueue(q)) == repr(q).rstrip('\n')
+    assert repr(q) == ("<Queue Status List>\nEngine: 0\n    Pending: "
+                       "'execute: %s'\n    Command: 'pull: a'\n    Command: "
+                       "'push'\nEngine: 1\n    Pending: 'None'\n" % EVIL)
     text = q._repr_html_()
     assert '<script>' not in text
     assert Cells(text).rows == [['engine', 'pending', 'queue'],
