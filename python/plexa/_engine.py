@@ -26,8 +26,10 @@ engine keeps serving.
 """
 
 import ast
+import builtins
 import collections
 import io
+import linecache
 import os
 import sys
 import traceback
@@ -43,9 +45,15 @@ os.environ.pop("PLEXA_URL", None)
 __all__ = ["execute", "push", "pull", "call", "task", "set_id", "setup_mpi", "can_finalize",
            "properties"]
 
-# Cells are compiled under this name, as 0.10's engines did: tracebacks read
-#   File "<string>", line 1, in <module>
-CELL_FILENAME = "<string>"
+# Every counted command's code (a cell, a string task's code, map's input)
+# is compiled under the name of its In [n] and its lines are put in
+# linecache under that name, so remote tracebacks show the source line:
+#   File "<plexa-input-3>", line 1, in <module>
+#     x = undefined + 1
+# (0.10's engines compiled under "<string>" and showed no line). The lines
+# stay as long as the command is in the history (see _remember), so a later
+# traceback through a function an earlier cell defined shows its lines too.
+CELL_FILENAME = "<plexa-input-%d>"
 
 # IPython's syntax and API in cells, where IPython is installed (plexa's
 # _engine_ipython; loaded on first use). ipengine --no-ipython sets False.
@@ -76,12 +84,25 @@ _history_chars = 0
 MAP_INPUT = "_plexa_map_result = list(map(_plexa_map_func, *_plexa_map_seqs))"
 
 
+# The engine's own frames, left out of remote tracebacks: this module's
+# (which runs every request) and _map's (whose _EngineName calls a function
+# named by a string).
+_OWN_FILES = frozenset({__file__, os.path.join(os.path.dirname(__file__), "_map.py")})
+
+
 def _user_tb(tb):
-    """Drop this module's frames from the head of a traceback, so that what
-    the user sees starts at their own code."""
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+    """The traceback without the engine's own frames, so that what the user
+    sees is their own code only (tb_next is relinked past them)."""
+    while tb is not None and tb.tb_frame.f_code.co_filename in _OWN_FILES:
         tb = tb.tb_next
-    return tb
+    head = tb
+    while tb is not None:
+        nxt = tb.tb_next
+        while nxt is not None and nxt.tb_frame.f_code.co_filename in _OWN_FILES:
+            nxt = nxt.tb_next
+        tb.tb_next = nxt
+        tb = nxt
+    return head
 
 
 def _error(e, with_frames=True):
@@ -101,11 +122,31 @@ def _error(e, with_frames=True):
     return (ename, evalue, text)
 
 
+def _cell_name(number):
+    return CELL_FILENAME % number
+
+
+def _register(code):
+    """Put the current command's code in linecache under its cell name (the
+    name it is compiled under), so tracebacks can show its lines. mtime None:
+    linecache.checkcache leaves the entry alone. Returns the name."""
+    name = _cell_name(_number)
+    linecache.cache[name] = (len(code), None, code.splitlines(True), name)
+    return name
+
+
+def _forget(number):
+    """Drop a command's lines from linecache (it left the history)."""
+    linecache.cache.pop(_cell_name(number), None)
+
+
 def _run_cell(code):
     """Run code like an interactive cell: a final expression is displayed
-    (its repr written to stdout unless it is None) and kept in ``_``."""
+    (its repr written to stdout unless it is None) and kept in ``_``. The
+    code is compiled under the current command's name (see _register)."""
+    filename = _register(code)
     try:
-        tree = ast.parse(code, filename=CELL_FILENAME, mode="exec")
+        tree = ast.parse(code, filename=filename, mode="exec")
     except SyntaxError as e:
         tree = _ipy.parse(code, CELL_FILENAME) if IPYTHON else None
         if tree is None:
@@ -116,9 +157,9 @@ def _run_cell(code):
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Expression(tree.body.pop().value)
     if tree.body:
-        exec(compile(tree, CELL_FILENAME, "exec"), _ns)
+        exec(compile(tree, filename, "exec"), _ns)
     if last is not None:
-        value = eval(compile(last, CELL_FILENAME, "eval"), _ns)
+        value = eval(compile(last, filename, "eval"), _ns)
         if value is not None:
             _ns["_"] = value
             sys.stdout.write(repr(value) + "\n")
@@ -137,7 +178,9 @@ def _remember(entry):
     _history_chars += _entry_chars(entry)
     while len(_history) > HISTORY_MAX or (_history_chars > HISTORY_CHARS_MAX
                                           and len(_history) > 1):
-        _history_chars -= _entry_chars(_history.popleft())
+        old = _history.popleft()
+        _history_chars -= _entry_chars(old)
+        _forget(old[0])
 
 
 try:
@@ -288,13 +331,26 @@ def _get_result(args):
     return (number, input_text, out, err), [], error
 
 
+_MAP_CODE = compile(MAP_INPUT, "<plexa-map>", "exec")
+
+
+def _run_map(func, seqs):
+    """map's command: MAP_INPUT run as a cell of its own (in a private
+    namespace, not __main__), so its traceback has a frame with that line
+    even when func is a builtin, which has no frame of its own."""
+    code = _MAP_CODE.replace(co_filename=_register(MAP_INPUT))
+    ns = {"__builtins__": builtins, "_plexa_map_func": func, "_plexa_map_seqs": seqs}
+    exec(code, ns)
+    return ns["_plexa_map_result"]
+
+
 def _map(args):
     _want("map", args, 2)
     func, seqs = args
     if not callable(func):
         raise TypeError("map: %s object is not callable" % type(func).__name__)
     seqs = list(seqs)
-    number, out, err, error, value = _counted(MAP_INPUT, lambda: list(map(func, *seqs)))
+    number, out, err, error, value = _counted(MAP_INPUT, lambda: _run_map(func, seqs))
     return (number, MAP_INPUT, out, err), [] if error else [value], error
 
 

@@ -15,6 +15,8 @@ reference).
 
 import sys
 
+from plexa._tb import boundary, hide_frames
+
 __all__ = ['Map', 'RoundRobinMap', 'dists', 'MultiEngineMapper', 'ParallelFunction',
            'TaskMapper', 'SynchronousTaskMapper', 'flatten', 'chunk_count']
 
@@ -117,6 +119,7 @@ class _EngineName(object):
         return '<engine function %s>' % self.expr
 
 
+@hide_frames
 class MultiEngineMapper(object):
     """A Mapper for a MultiEngineClient (not load balanced).
 
@@ -223,6 +226,7 @@ def map_arguments(sequences):
     return list(zip(*sequences))
 
 
+@hide_frames
 class TaskMapper(object):
     """A load-balanced Mapper for a TaskClient (0.10's
     ``SynchronousTaskMapper``).
@@ -295,6 +299,7 @@ class ParallelFunction(object):
             raise TypeError('func must be a function or str')
         self.func = func
 
+        @boundary
         def call_function(*sequences):
             return self.mapper.map(self.func, *sequences)
         if not isinstance(func, str):

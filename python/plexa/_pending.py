@@ -15,6 +15,7 @@ import time
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
 
 from plexa._output import Outputs
+from plexa._tb import hide_frames
 from plexa.error import InvalidDeferredID, KernelError
 
 # A wait with no timeout that has lasted this long calls its stall check
@@ -28,6 +29,7 @@ def wait_requests(requests, deadline=None, stall=None, started=None):
     callable, called (and removed) once a wait with no deadline has lasted
     STALL_S since ``started``. True when all are done, False at the
     deadline. Ctrl-C raises KeyboardInterrupt (the requests go on)."""
+    __tracebackhide__ = True  # noqa: F841  (IPython: a wait loop of plexa's)
     started = time.monotonic() if started is None else started
     for r in requests:
         while not r.done():
@@ -52,6 +54,7 @@ def blocking_result(request, convert):
     """What a blocking call returns: the converted reply of request (or a
     list of them), with no future around it (nobody else waits for it).
     The call's error is raised; a failure cancels the other requests."""
+    __tracebackhide__ = True  # noqa: F841  (IPython: a wait loop of plexa's)
     multi = isinstance(request, (list, tuple))
     requests = list(request) if multi else [request]
     try:
@@ -79,6 +82,7 @@ def _deadline(timeout):
 
 # ---- PendingResult --------------------------------------------------------------
 
+@hide_frames
 class PendingResult(Outputs, cf.Future):
     """A result that is not ready yet (``block=False``): a
     :class:`concurrent.futures.Future` with IPython 0.10's interface.
@@ -215,6 +219,7 @@ class PendingResult(Outputs, cf.Future):
     def _settle(self, timeout):
         """Wait until done (raising TimeoutError when timeout passes first),
         converting the reply here if nobody else does."""
+        __tracebackhide__ = True  # noqa: F841  (IPython: a wait loop of plexa's)
         if self._state != PENDING:
             return
         deadline = _deadline(timeout)
@@ -440,6 +445,7 @@ class PendingResult(Outputs, cf.Future):
         return self._wait_showing(interval, timeout, delay=0.0, force=True)
 
     def _wait_showing(self, interval, timeout, delay, force):
+        __tracebackhide__ = True  # noqa: F841  (IPython: a wait loop of plexa's)
         from plexa import progress as P
         bar = None
         deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout

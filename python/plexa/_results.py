@@ -2,15 +2,51 @@
 :mod:`plexa.client`, which re-exports the public names).
 
   ResultList, wrapResultList   execute results printed as 0.10 printed them
+                               (IPython too), a table in notebooks
   QueueStatusList              queue_status, printed likewise
   _check, _execute_value, ...  per-engine replies -> those values (or a
                                CompositeError naming every engine that raised)
 """
 
+import html
+
 from plexa.error import CompositeError
 
 
 # ---- pretty-printing lists ---------------------------------------------------
+#
+# repr() is 0.10's text, which IPython's pretty printer shows too
+# (_repr_pretty_); notebooks show _repr_html_, a small table whose every
+# piece of user text (code, output, names) is escaped.
+
+def _pre(text):
+    return '<pre style="margin:0">%s</pre>' % html.escape(str(text)) if text else ''
+
+
+def _table(cls, caption, head, rows):
+    """An HTML table: rows are lists of cells already escaped."""
+    out = ['<table class="%s"><caption style="text-align:left">%s</caption><thead><tr>'
+           % (cls, html.escape(caption))]
+    out.extend('<th style="text-align:left">%s</th>' % html.escape(h) for h in head)
+    out.append('</tr></thead><tbody>')
+    for row in rows:
+        out.append('<tr>%s</tr>' % ''.join('<td style="text-align:left;vertical-align:top">'
+                                           '%s</td>' % c for c in row))
+    out.append('</tbody></table>')
+    return ''.join(out)
+
+
+def _pretty(obj, p, cycle):
+    """IPython's pretty printer: the repr (0.10's text), line by line as
+    IPython shows any repr (so without its final newline)."""
+    if cycle:
+        p.text('%s(...)' % type(obj).__name__)
+        return
+    with p.group():
+        for i, line in enumerate(repr(obj).splitlines()):
+            if i:
+                p.break_()
+            p.text(line)
 
 class ResultList(list):
     """A list of per-engine result dicts that prints like IPython 0.10's.
@@ -40,6 +76,22 @@ class ResultList(list):
         return ''.join(output)
 
     __str__ = __repr__
+    _repr_pretty_ = _pretty
+
+    def _repr_html_(self):
+        """A table: engine, In [n], input, stdout, stderr (escaped)."""
+        rows = []
+        for cmd in self:
+            if not isinstance(cmd, dict):
+                rows.append([_pre(cmd), '', '', '', ''])
+                continue
+            number = cmd.get('number', None)
+            rows.append([html.escape(str(cmd.get('id', None))),
+                         html.escape('In [%s]' % (number,)),
+                         _pre(cmd.get('input', {}).get('translated', 'No Input')),
+                         _pre(cmd.get('stdout', None)), _pre(cmd.get('stderr', None))])
+        return _table('plexa-results', 'Results List',
+                      ('engine', 'In', 'input', 'stdout', 'stderr'), rows)
 
 
 def wrapResultList(result):
@@ -65,6 +117,14 @@ class QueueStatusList(list):
         return ''.join(output)
 
     __str__ = __repr__
+    _repr_pretty_ = _pretty
+
+    def _repr_html_(self):
+        """A table: engine, the request it runs, the requests waiting (escaped)."""
+        rows = [[html.escape(str(e[0])), _pre(e[1]['pending']),
+                 ''.join(_pre(q) for q in e[1]['queue'])] for e in self]
+        return _table('plexa-queue-status', 'Queue Status List',
+                      ('engine', 'pending', 'queue'), rows)
 
 
 # ---- converting the native replies --------------------------------------------

@@ -2,10 +2,12 @@
 re-exports StatusClient)."""
 
 from plexa._results import _queue_status_value
+from plexa._tb import hide_frames
 from plexa.multiengine import _native_targets
 from plexa.taskclient import _queue_status_dict
 
 
+@hide_frames
 class StatusClient(object):
     """A read-only view of a running cluster through the ``status``
     capability (``ipcontroller-status.url``): it can list the engines and

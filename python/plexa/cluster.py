@@ -38,13 +38,18 @@ _CANDIDATES = (os.path.join(_PKG, '..', '..', 'bin', 'ipcluster'),
 class StatusReport(str):
     """ipcluster status's text, shown as it reads: ``repr`` (the REPL, a
     notebook's Out) is the text itself rather than a quoted string with
-    escaped newlines."""
+    escaped newlines; a notebook shows it as preformatted HTML."""
 
     def __repr__(self):
         return str(self)
 
     def _repr_pretty_(self, p, cycle):
         p.text(str(self))
+
+    def _repr_html_(self):
+        """A notebook shows the report as preformatted text (escaped)."""
+        import html
+        return '<pre class="plexa-status">%s</pre>' % html.escape(str(self))
 
 
 class ClusterError(RuntimeError):

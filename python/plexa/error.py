@@ -234,6 +234,26 @@ def remote_error(ename, evalue, traceback, engine_id=None, method='execute'):
     return _typed_class(ename)(ename, evalue, traceback, engine_id, method)
 
 
+# The most lines of a remote traceback's tail that CompositeError's str() shows.
+_TAIL_LINES = 12
+
+
+def _last_frame(tb):
+    """The lines of a formatted traceback from its last frame's 'File' line
+    to the end (the source line, the caret line, the exception), at most
+    _TAIL_LINES of them; [] when it has no frame."""
+    if not tb:
+        return []
+    lines = str(tb).rstrip('\n').splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith('  File '):
+            tail = lines[i:]
+            if len(tail) > _TAIL_LINES:
+                tail = tail[:_TAIL_LINES - 1] + ['... (%i more lines)' % (len(tail) - _TAIL_LINES + 1)]
+            return tail
+    return []
+
+
 class CompositeError(KernelError):
     """Exceptions from one call on several engines (IPython 0.10).
 
@@ -252,11 +272,37 @@ class CompositeError(KernelError):
         self.message = self.msg = message
         self.elist = list(elist)
 
-    def __str__(self):
+    # str() ends with where each of the first str_limit engines failed (the
+    # last frame of its remote traceback); the others are counted.
+    str_limit = 3
+
+    def _summary(self):
+        """0.10's str(): the message, then one line per failed engine."""
         s = str(self.msg)
         for ename, evalue, _tb, engine_id, method in self.elist:
             s = s + '\n' + _engine_str(engine_id, method) + str(ename) + ': ' + str(evalue)
         return s
+
+    def __str__(self):
+        """0.10's summary lines, then the last frame of the first engines'
+        remote tracebacks (the failing source line and the exception), so
+        that an uncaught CompositeError in a plain script shows where each
+        engine failed; print_tracebacks() shows the whole tracebacks."""
+        parts = [self._summary()]
+        shown = 0
+        for _ename, _evalue, tb, engine_id, method in self.elist:
+            tail = _last_frame(tb)
+            if not tail:
+                continue
+            if shown == self.str_limit:
+                more = sum(1 for e in self.elist if _last_frame(e[2])) - shown
+                parts.append('... and %i more: print_tracebacks() shows every remote '
+                             'traceback' % more)
+                break
+            parts.append('%s failed at:\n%s' % (_engine_str(engine_id, method).rstrip(': '),
+                                                '\n'.join(tail)))
+            shown += 1
+        return '\n\n'.join(parts)
 
     def _entry(self, excid):
         try:
@@ -280,7 +326,7 @@ class CompositeError(KernelError):
         """What IPython shows for a CompositeError: the one-line summary per
         engine, then the remote tracebacks (not the client's own frames)."""
         lines = ['CompositeError: ' + line if i == 0 else line
-                 for i, line in enumerate(str(self).splitlines())]
+                 for i, line in enumerate(self._summary().splitlines())]
         for _ename, _evalue, tb, engine_id, method in self.elist[:self.tb_limit]:
             lines.append('')
             lines.append(_engine_str(engine_id, method))

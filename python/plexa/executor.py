@@ -27,6 +27,8 @@ import functools
 import itertools
 import threading
 
+from plexa._tb import hide_frames
+
 __all__ = ['TaskExecutor', 'MultiEngineExecutor']
 
 
@@ -37,6 +39,7 @@ def _run_chunk(fn, chunk):
     return [fn(*args) for args in chunk]
 
 
+@hide_frames
 class _Executor(cf.Executor):
     """What both executors share: the shutdown state and the futures not done
     yet, which ``shutdown`` waits for or cancels."""
@@ -101,6 +104,7 @@ class _Executor(cf.Executor):
                                           ', shut down' if self._shutdown else '')
 
 
+@hide_frames
 class TaskExecutor(_Executor):
     """An executor over the task queue (``tc.executor()``): each call is a
     task (a MapTask) that the controller's scheduler balances over the
@@ -117,6 +121,7 @@ class TaskExecutor(_Executor):
         return 'over %r' % (self.client,)
 
 
+@hide_frames
 class MultiEngineExecutor(_Executor):
     """An executor over the multi-engine interface (``mec.executor(targets=)``):
     each call runs on one target engine, the one with the fewest of this

@@ -28,6 +28,7 @@ from concurrent.futures import (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION,
                                 CancelledError)
 
 from plexa._pending import PendingResult
+from plexa._tb import boundary
 
 TimeoutError = TimeoutError     # the builtin (concurrent.futures.TimeoutError on 3.11)
 
@@ -45,6 +46,7 @@ def _watched(fs):
     return fs
 
 
+@boundary
 def wait(fs, timeout=None, return_when=ALL_COMPLETED):
     """Wait until the futures ``fs`` are done (``return_when``:
     ALL_COMPLETED, FIRST_COMPLETED or FIRST_EXCEPTION) or ``timeout``
@@ -54,6 +56,7 @@ def wait(fs, timeout=None, return_when=ALL_COMPLETED):
     return _cf.wait(_watched(fs), timeout, return_when)
 
 
+@boundary
 def as_completed(fs, timeout=None):
     """Yield the futures ``fs`` as they complete (finished or cancelled);
     TimeoutError if ``timeout`` seconds pass first (the futures go on).

@@ -15,6 +15,7 @@ import weakref
 from plexa import _map as Map
 from plexa._map import MultiEngineMapper, ParallelFunction
 from plexa._callbacks import Callbacks
+from plexa._tb import boundary, hide_frames
 from plexa._pending import PendingResult, _deadline, _Done, blocking_result
 from plexa._results import (_check, _execute_value, _multi, _none_value, _pull_value,
                             _queue_status_value)
@@ -69,6 +70,7 @@ def _trust(trust_engine_pickles, profile):
     return _profile_bool(profile, 'client', 'trust_engine_pickles', True)
 
 
+@hide_frames
 class MultiEngineClient(object):
     """A client to the controller's multi-engine interface (IPython 0.10's
     ``FullBlockingMultiEngineClient`` + ``InteractiveMultiEngineClient``).
@@ -635,6 +637,7 @@ def strip_whitespace(source):
     return ''.join(body[nline + 1:]).rstrip()
 
 
+@boundary
 def get_multiengine_client(url_or_file='', profile=None, furl_or_file=None):
     """0.10's factory: ``MultiEngineClient(url_or_file, profile)``
     (``furl_or_file``, 0.10's name, is accepted for ``url_or_file``)."""

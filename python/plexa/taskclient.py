@@ -13,6 +13,7 @@ import warnings
 import weakref
 
 from plexa._callbacks import Callbacks
+from plexa._tb import boundary, hide_frames
 from plexa._map import ParallelFunction, TaskIdList, TaskMapper, chunk_count, map_arguments
 from plexa._pending import PendingResult, _deadline, _Done, wait_requests
 from plexa.error import (EngineError, KernelError, ProtocolError, ResultEvicted, TaskAborted,
@@ -113,6 +114,7 @@ def _task_error(reply, method='task'):
     return e
 
 
+@hide_frames
 class TaskClient(object):
     """A client to the controller's load-balanced task interface (IPython
     0.10's ``BlockingTaskClient``).
@@ -215,6 +217,7 @@ class TaskClient(object):
         """The replies for ids, in order: _native's TaskReply (.task_id,
         .status, .engine_id, .values, .error, .submitted, .started,
         .completed). ``timeout`` (with block): TimeoutError when it passes."""
+        __tracebackhide__ = True  # noqa: F841  (IPython: a wait loop of plexa's)
         deadline = _deadline(timeout)
         reqs = self._wait_requests(ids, block)
         out = []
@@ -606,6 +609,7 @@ def _queue_status_dict(raw, verbose):
     return out
 
 
+@boundary
 def get_task_client(url_or_file='', profile=None, furl_or_file=None):
     """0.10's factory: ``TaskClient(url_or_file, profile)`` (``furl_or_file``,
     0.10's name, is accepted for ``url_or_file``)."""

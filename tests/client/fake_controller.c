@@ -157,7 +157,8 @@ static void on_execute(fake_t *f, plx_conn_t *c, const Plexa__Envelope *req)
         if (raises(code, ids[i])) {
             re[i].ename = "ZeroDivisionError";
             re[i].evalue = "division by zero";
-            re[i].traceback = "Traceback (most recent call last):\n  File \"<string>\", line 1\n"
+            re[i].traceback = "Traceback (most recent call last):\n"
+                              "  File \"<plexa-input-1>\", line 1, in <module>\n    1/0\n"
                               "ZeroDivisionError: division by zero\n";
             er[i].error = &re[i];
         }

@@ -29,7 +29,8 @@ from plexa.client import MultiEngineClient, PendingResult, ResultList
 from plexa.error import CompositeError, KernelError, RemoteError, remote_error
 
 TOKEN = '0123456789abcdef' * 4
-TB = 'Traceback (most recent call last):\n  File "<string>", line 1\nZeroDivisionError: division by zero\n'
+TB = ('Traceback (most recent call last):\n  File "<plexa-input-1>", line 1, in <module>\n'
+      '    1/0\nZeroDivisionError: division by zero\n')
 
 
 def rdict(engine_id, number, code, stdout='', stderr=''):
@@ -81,13 +82,42 @@ def elist2():
             ('NameError', "name 'b' is not defined", 'Traceback ...\nNameError\n', 1, 'execute')]
 
 
-def test_composite_error_str_matches_0_10():
+def test_composite_error_str_is_0_10s_then_where_engines_failed():
+    """0.10's summary lines, then the last frame of each remote traceback
+    (a traceback without frames adds nothing), so that an uncaught
+    CompositeError in a script shows where each engine failed."""
     e = CompositeError('one or more exceptions from call to method: execute', elist2())
     assert str(e) == ('one or more exceptions from call to method: execute\n'
                       '[0:execute]: ZeroDivisionError: division by zero\n'
-                      "[1:execute]: NameError: name 'b' is not defined")
+                      "[1:execute]: NameError: name 'b' is not defined\n"
+                      '\n'
+                      '[0:execute] failed at:\n'
+                      '  File "<plexa-input-1>", line 1, in <module>\n'
+                      '    1/0\n'
+                      'ZeroDivisionError: division by zero')
+    assert e._render_traceback_()[:3] == [
+        'CompositeError: one or more exceptions from call to method: execute',
+        '[0:execute]: ZeroDivisionError: division by zero',
+        "[1:execute]: NameError: name 'b' is not defined"]
     assert e.elist[0] == ('ZeroDivisionError', 'division by zero', TB, 0, 'execute')
     assert isinstance(e, KernelError)
+
+
+def test_composite_error_str_is_bounded():
+    """Details for the first str_limit engines only, then a count; a long
+    exception message is cut too."""
+    deep = ('Traceback (most recent call last):\n  File "<plexa-input-2>", line 1, in <module>\n'
+            '    f()\n  File "<plexa-input-1>", line 2, in f\n    raise ValueError(msg)\n'
+            'ValueError: ' + '\n'.join('line %d' % i for i in range(30)) + '\n')
+    e = CompositeError('m', [('ValueError', 'v', deep, i, 'execute') for i in range(40)])
+    s = str(e)
+    assert s.count(' failed at:\n  File "<plexa-input-1>", line 2, in f\n'
+                   '    raise ValueError(msg)\n') == 3
+    assert '<plexa-input-2>' not in s and '[2:execute] failed at' in s
+    assert '[3:execute] failed at' not in s
+    assert s.endswith('\n\n... and 37 more: print_tracebacks() shows every remote traceback')
+    assert s.count('(21 more lines)') == 3 and 'line 8\n' in s and 'line 9\n' not in s
+    assert len(s.splitlines()) < 41 + 3 * 14 + 5
 
 
 def test_composite_error_raise_exception():
@@ -387,9 +417,10 @@ def test_execute_remote_exceptions_make_one_composite_error():
     mec = sim_client()
     with pytest.raises(CompositeError) as info:
         mec.execute('1/0')
-    assert str(info.value) == ('one or more exceptions from call to method: execute\n'
-                               '[0:execute]: ZeroDivisionError: division by zero\n'
-                               '[1:execute]: ZeroDivisionError: division by zero')
+    assert str(info.value).startswith('one or more exceptions from call to method: execute\n'
+                                      '[0:execute]: ZeroDivisionError: division by zero\n'
+                                      '[1:execute]: ZeroDivisionError: division by zero\n\n'
+                                      '[0:execute] failed at:\n  File ')
     assert [e[3] for e in info.value.elist] == [0, 1]
     with pytest.raises(CompositeError) as info:
         mec.execute('if id == 1: 1/0')
@@ -714,7 +745,10 @@ def test_e2e_remote_exceptions(mec):
     with pytest.raises(CompositeError) as info:
         mec.execute('raise1')
     assert str(info.value) == ('one or more exceptions from call to method: execute\n'
-                               '[1:execute]: ZeroDivisionError: division by zero')
+                               '[1:execute]: ZeroDivisionError: division by zero\n\n'
+                               '[1:execute] failed at:\n'
+                               '  File "<plexa-input-1>", line 1, in <module>\n    1/0\n'
+                               'ZeroDivisionError: division by zero')
     with pytest.raises(RemoteError, match=r'^\[1:execute\]: ZeroDivisionError'):
         info.value.raise_exception()
     with pytest.raises(CompositeError) as info:

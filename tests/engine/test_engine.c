@@ -49,7 +49,9 @@ static void test_execute(void **state)
     Plexa__Envelope *r = exec_err(f, "1/0", "ZeroDivisionError");
     assert_int_equal(r->engine_reply->execute->number, 3);
     assert_non_null(strstr(r->engine_reply->error->traceback, "ZeroDivisionError"));
-    assert_non_null(strstr(r->engine_reply->error->traceback, "File \"<string>\", line 1"));
+    /* the cell is In [3]: its name and its source line */
+    assert_non_null(strstr(r->engine_reply->error->traceback,
+                           "File \"<plexa-input-3>\", line 1, in <module>\n    1/0\n"));
     assert_null(strstr(r->engine_reply->error->traceback, "_engine.py"));
     assert_string_equal(r->engine_reply->error->evalue, "division by zero");
     plx_envelope_free(&r);
@@ -536,7 +538,11 @@ static void test_map_apply(void **state)
     er = r->engine_reply;
     assert_non_null(er->error);
     assert_string_equal(er->error->ename, "TypeError");
-    assert_non_null(strstr(er->error->traceback, "File \"<string>\", line 3, in f"));
+    /* the map's own line (In [3]), then f's line from the cell that defined it */
+    assert_non_null(strstr(er->error->traceback, "File \"<plexa-input-3>\", line 1, in <module>\n"
+                           "    _plexa_map_result = list(map("));
+    assert_non_null(strstr(er->error->traceback, "File \"<plexa-input-1>\", line 3, in f\n"
+                           "    return 10 * x + y\n"));
     assert_null(strstr(er->error->traceback, "_engine.py"));
     assert_int_equal(er->execute->number, 3);
     assert_int_equal(er->n_values, 0);

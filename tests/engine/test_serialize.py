@@ -140,7 +140,7 @@ def test_engine_execute_semantics():
             "print(E.execute('a * 21')[0:3])\n"
             "print(repr(E.execute('_')[1]))\n"
             "print(E.execute('import sys; sys.exit(2)')[3][0])\n"
-            "print(E.execute('def f():\\n  1/0\\nf()')[3][2].count('<string>'))\n"
+            "print(E.execute('def f():\\n  1/0\\nf()')[3][2].count('<plexa-input-5>'))\n"
             "print(E.pull(['a', 'zz'])[1][1])\n"
             "print(E.push([('b', ('i64', 7))]), E.pull(['b'])[0])\n")
     out = fresh_python(code)
@@ -196,6 +196,59 @@ main_()
         " ('TypeError', 'keys takes 0 arguments (1 given)')",
         "ProtocolError",
         "command 6 is not in this engine's history (kept: 8..8) '%s\\n'" % ("x" * 50),
+    ]
+
+
+def test_engine_tracebacks_show_source_lines():
+    """Every counted command is compiled under <plexa-input-N> (its In [N])
+    with its lines in linecache, so a traceback shows the failing line, also
+    through a function an earlier command defined, and map's own line when
+    the mapped function is a builtin (no frame of its own). The lines leave
+    linecache with the command's history entry."""
+    code = r"""
+def main():
+    import linecache, math
+    from plexa import _engine as E, _serialize as S
+    E.execute("def f(x):\n    return 1 / x\n")
+    tb = E.execute("y = undefined_name + 1")[3][2]
+    print('File "<plexa-input-2>", line 1, in <module>\n    y = undefined_name + 1\n' in tb)
+    tb = E.execute("f(0)")[3][2]
+    print('File "<plexa-input-1>", line 2, in f\n    return 1 / x\n' in tb,
+          'File "<plexa-input-3>", line 1, in <module>\n    f(0)\n' in tb)
+    ex, _, err = E.call("map", [S.encode(math.sqrt), S.encode([[4, -1]])])
+    print(ex[0], err[0], 'File "<plexa-input-4>", line 1, in <module>\n'
+          '    _plexa_map_result = list(map(_plexa_map_func, *_plexa_map_seqs))' in err[2],
+          "_engine.py" in err[2])
+    import plexa._map as M
+    ex, _, err = E.call("map", [S.encode(M._EngineName("f")), S.encode([[0]])])
+    print(err[2].count("<plexa-input-"), "_map.py" in err[2])   # map line, then f
+    st, _, err = E.task("string", [S.encode("z = 1\nraise KeyError(z)"), S.encode(None),
+                                   S.encode(None)], None, False, False)
+    print('File "<plexa-input-6>", line 2, in <module>\n    raise KeyError(z)' in err[2])
+    print(E.execute("1 +")[3][2].splitlines()[0])
+    E.HISTORY_MAX = 3
+    for i in range(3):
+        E.execute("pass")
+    print(sorted(k for k in linecache.cache if k.startswith("<plexa-input-")))
+    print(linecache.getline("<plexa-input-10>", 1) == "pass")
+    E.HISTORY_CHARS_MAX = 10
+    E.execute("a_long_name_for_a_value = 'x' * 20")
+    print(sorted(k for k in linecache.cache if k.startswith("<plexa-input-")))
+__import__("builtins").main_ = main
+del main
+main_()
+"""
+    out = fresh_python(code)
+    assert out == [
+        "True",
+        "True True",
+        "4 ValueError True False",
+        "2 False",
+        "True",
+        '  File "<plexa-input-7>", line 1',
+        "['<plexa-input-10>', '<plexa-input-8>', '<plexa-input-9>']",
+        "True",
+        "['<plexa-input-11>']",
     ]
 
 

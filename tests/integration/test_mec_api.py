@@ -1,6 +1,7 @@
 """MultiEngineClient against a real cluster: one test per verb, with its
 error paths (IPython 0.10's semantics and display strings)."""
 import os
+import re
 import signal
 import threading
 import time
@@ -59,8 +60,13 @@ def test_exception_on_one_of_two_engines(mec):
     with pytest.raises(CompositeError) as info:
         mec.execute("ok_before = 1\nif id == 1:\n    raise KeyError('only one')\n")
     e = info.value
-    assert str(e) == ("one or more exceptions from call to method: execute\n"
-                      "[1:execute]: KeyError: 'only one'")
+    # 0.10's summary, then where the engine failed: the cell (In [n]) and its line
+    assert re.fullmatch(r"one or more exceptions from call to method: execute\n"
+                        r"\[1:execute\]: KeyError: 'only one'\n\n"
+                        r"\[1:execute\] failed at:\n"
+                        r'  File "<plexa-input-\d+>", line 3, in <module>\n'
+                        r"    raise KeyError\('only one'\)\n"
+                        r"KeyError: 'only one'", str(e)), str(e)
     assert len(e.elist) == 1 and e.elist[0][3] == 1
     assert mec.pull("ok_before") == [1, 1]      # engine 0 ran it, engine 1 up to the raise
     with pytest.raises(RemoteError) as remote:
@@ -91,7 +97,10 @@ def test_print_tracebacks(mec, capsys):
     info.value.print_tracebacks()
     out = capsys.readouterr().out
     assert out.startswith("[0:execute]: \nTraceback (most recent call last):\n")
-    assert "[1:execute]: \n" in out and 'File "<string>", line 2, in g' in out
+    assert "[1:execute]: \n" in out
+    # each engine's cell has its own In [n]: its name and the source lines
+    assert out.count('File "<plexa-input-') == 4
+    assert '", line 2, in g\n    return 1/0\n' in out and '", line 3, in <module>\n    g()\n' in out
     assert out.count("ZeroDivisionError: division by zero") == 2
     lines = info.value._render_traceback_()
     assert lines[0] == "CompositeError: one or more exceptions from call to method: execute"
