@@ -223,7 +223,7 @@ def main():
     ex, _, err = E.call("map", [S.encode(M._EngineName("f")), S.encode([[0]])])
     print(err[2].count("<plexa-input-"), "_map.py" in err[2])   # map line, then f
     st, _, err, _o, _e = E.task("string", [S.encode("z = 1\nraise KeyError(z)"), S.encode(None),
-                                   S.encode(None)], None, False, False)
+                                           S.encode(None)], None, False, False)
     print('File "<plexa-input-6>", line 2, in <module>\n    raise KeyError(z)' in err[2])
     print(E.execute("1 +")[3][2].splitlines()[0])
     E.HISTORY_MAX = 3
