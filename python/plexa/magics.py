@@ -213,7 +213,7 @@ def _usage_error(msg):
 def _parse_targets(spec):
     """--targets' text: 'all', an int, ints with commas (a list), or a
     slice of the engine ids ('::2', '1:3')."""
-    text = spec.strip().strip('[]()').replace(' ', '')
+    text = spec.strip().strip('\'"').strip('[]()').replace(' ', '')
     try:
         if text == 'all':
             return 'all'
@@ -271,6 +271,11 @@ class _Run(object):
         self.replies = list(replies)
         return _execute_value(self.replies)
 
+    def returned(self):
+        """What the call returns, as execute() would: the PendingResult when
+        non-blocking, else the ResultList (the engines' error is raised)."""
+        return self.pending if self.pending is not None else self.result()
+
     def result(self):
         """The ResultList, waiting for it; the engines' error is raised."""
         if self.pending is not None:
@@ -309,7 +314,7 @@ def magic_px(parameter_s='', suffix=''):
     targets = st.find_targets()
     print("Parallel execution on engines: %s" % (targets,))
     st.last = run = _Run(st.client, parameter_s, targets, st.find_block())
-    return run.pending if run.pending is not None else run.result()
+    return run.returned()
 
 
 def magic_result(parameter_s=''):
@@ -589,7 +594,7 @@ def _autopx_run(source, suffix=''):
         return
     try:
         st.last = run = _Run(st.client, source, st.find_targets(), st.find_block())
-        result = run.result()
+        result = run.returned()
     except Exception:
         if ip is None:
             raise
