@@ -544,11 +544,14 @@ class MultiEngineClient(object):
 
     # -- interactive use -----------------------------------------------------
 
-    def activate(self):
-        """Make this client the active one for the %px, %result and %autopx
-        magics (and register them in the running IPython)."""
+    def activate(self, suffix=''):
+        """Make this client the active one for the %px, %%px, %pxresult,
+        %pxconfig, %result and %autopx magics (and register them in the
+        running IPython). With ``suffix='_a'`` it gets magics of its own
+        instead, named with it (%px_a, %%px_a, %pxresult_a, %pxconfig_a,
+        %autopx_a), so several clients each have theirs (see plexa.magics)."""
         from plexa import magics
-        magics.activate(self)
+        magics.activate(self, suffix=suffix)
 
     def __setitem__(self, key, value):
         """``mec['a'] = v``: ``push({'a': v})`` with the current targets/block."""

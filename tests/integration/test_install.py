@@ -15,7 +15,7 @@ from conftest import BUILD, processes_with_env, wait_for
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 C_EXAMPLES = ("mec_execute", "prime_sum", "numpy_array", "task_loop")
-PY_EXAMPLES = ("prime1.py", "prime1_mec.py", "async_tasks.py")
+PY_EXAMPLES = ("prime1.py", "prime1_mec.py", "async_tasks.py", "notebooks/seed_tutorial.ipynb")
 
 
 def sh(argv, **kw):
