@@ -3,8 +3,8 @@
   Outputs       the mixin PendingResult inherits: ``stdout``, ``stderr``,
                 ``outputs`` and ``iter_outputs`` / ``stream_outputs``
   texts_of      (key, stdout, stderr) of raw replies (execute, map, tasks)
-  format_piece  ipyparallel's ``[stdout:0] text`` form of a piece
-  show_display  display data from an engine: to the notebook, or as text
+
+Showing them (``stream_outputs``, and the magics) is plexa._pxrender's.
 
 Two sources, one view. While a multi-engine request (execute, map) runs,
 the engines' prints arrive live (protocol 4: ``_native.Request.outputs``,
@@ -18,7 +18,7 @@ import json
 import sys
 import time
 
-__all__ = ['Outputs', 'texts_of', 'format_piece', 'show_display']
+__all__ = ['Outputs', 'texts_of']
 
 
 def _decoded(piece):
@@ -30,26 +30,6 @@ def _decoded(piece):
     except ValueError:
         bundle = {'data': {'text/plain': text}, 'metadata': {}}
     return (engine_id, name, bundle)
-
-
-def show_display(engine_id, bundle, file=None):
-    """Display data from an engine: published as is in a Jupyter kernel
-    (IPython.display.publish_display_data), else its text/plain form under
-    ipyparallel's ``[output:N]`` prefix."""
-    data = bundle.get('data') or {}
-    if file is None and _in_kernel():
-        from IPython.display import publish_display_data
-        publish_display_data(data, bundle.get('metadata') or {})
-        return
-    out = file or sys.stdout
-    out.write(format_piece(engine_id, 'output', data.get('text/plain', '')))
-    out.flush()
-
-
-def _in_kernel():
-    ip = sys.modules.get('IPython')
-    shell = ip.get_ipython() if ip is not None else None
-    return shell is not None and type(shell).__name__ == 'ZMQInteractiveShell'
 
 
 def _is_record(x):
@@ -73,15 +53,6 @@ def texts_of(raw):
                 visit(y)
     visit(raw)
     return found
-
-
-def format_piece(engine_id, name, text):
-    """``[stdout:0] text`` (ipyparallel's prefix); text that holds several
-    lines starts on the line after the prefix."""
-    body = text if text.endswith('\n') else text + '\n'
-    if body.count('\n') > 1:
-        return '[%s:%s]\n%s' % (name, engine_id, body)
-    return '[%s:%s] %s' % (name, engine_id, body)
 
 
 class Outputs(object):
@@ -139,17 +110,15 @@ class Outputs(object):
             if complete:
                 return
 
-    def stream_outputs(self, file=None, timeout=None):
-        """Print the pieces as they arrive, ``[stdout:0] text`` (stderr
-        pieces to sys.stderr unless ``file`` is given), until the work is
-        done."""
-        for engine_id, name, text in self.iter_outputs(timeout):
-            if name == 'display':
-                show_display(engine_id, text, file)
-                continue
-            out = file or (sys.stderr if name == 'stderr' else sys.stdout)
-            out.write(format_piece(engine_id, name, text))
-            out.flush()
+    def stream_outputs(self, timeout=None):
+        """Show the pieces as they arrive, ``[stdout:0] text`` (stderr
+        pieces on sys.stderr; display data in a notebook as itself, else as
+        text: plexa._pxrender), until the work is done."""
+        from plexa._pxrender import Renderer
+        renderer = Renderer('order')
+        for piece in self.iter_outputs(timeout):
+            renderer.feed(piece)
+        renderer.finish()
 
     def _texts_by(self, which):
         if self._texts is None and self.done():

@@ -134,8 +134,25 @@ class Run(object):
         except Exception:
             if self.replies is None:
                 raise
-        _pxrender.render_outputs(_pxrender.events_from_results(
+        events = list(_pxrender.events_from_results(
             {'id': r.engine_id, 'stdout': r.execute.stdout, 'stderr': r.execute.stderr}
-            for r in self.replies if r.execute is not None), mode)
+            for r in self.replies if r.execute is not None))
+        _pxrender.render_outputs(events + self._displays(), mode)
         if self.error is not None:
             raise self.error
+
+    def _displays(self):
+        """The display data the engines sent while the run ran."""
+        if self.pending is None:
+            return []
+        return [p for p in self.pending.outputs if p[1] == 'display']
+
+    def stream(self):
+        """Show what the engines print and display as it arrives (a
+        non-blocking run), ``[stdout:0] ...`` in arrival order; then raise
+        their error, if any. Ctrl-C stops showing, not the engines."""
+        renderer = _pxrender.Renderer('order')
+        for event in self.pending.iter_outputs():
+            renderer.feed(event)
+        renderer.finish()
+        self.result()

@@ -28,11 +28,12 @@
 / ``--noblock`` (then the PendingResult is returned; ``%pxresult`` waits
 for it and shows it), ``--local`` (the cell also runs here, while the
 engines run it), ``--group-outputs=type|engine|order`` (see plexa._pxrender,
-which shows the outputs) and ``--stream`` / ``--no-stream``. The outputs
-come with the engines' results today, so both show them when the cell is
-done; ``--stream`` (the default when blocking) is where output sent as it
-is printed will show as it arrives. A remote error is raised after the
-outputs: IPython shows the engines' tracebacks, not the client's frames.
+which shows the outputs) and ``--stream`` / ``--no-stream``. With
+``--stream`` (the default when blocking) what the engines print and
+display shows as it arrives (live output, in arrival order); with
+``--no-stream`` it shows, grouped, once the cell is done. A remote error
+is raised after the outputs: IPython shows the engines' tracebacks, not
+the client's frames.
 ``%px`` on one line, led by one of these options, is ``%%px``'s short form
 (``%px --targets 1 a = 2``); without one it is 0.10's: it prints
 "Parallel execution on engines: ..." and returns the Results List (or a
@@ -324,14 +325,21 @@ def _magics_class():
             targets = st.find_targets(args.targets)
             block = st.find_block(args.block)
             mode = args.group_outputs or st.group_outputs
+            stream = block and (args.stream if args.stream is not None else
+                                st.stream if st.stream is not None else True)
             # --local: the engines start first; this IPython runs the cell
-            # meanwhile, then the outputs are waited for.
-            st.last = run = Run(st.client, code, targets, False if args.local else block)
+            # meanwhile, then the outputs are waited for. --stream: shown as
+            # they come (live output), so the run does not block either.
+            st.last = run = Run(st.client, code, targets,
+                                False if args.local or stream else block)
             if args.local:
                 self.shell.run_cell(code)
             if not block:
                 return run.pending
-            run.show(mode)
+            if stream:
+                run.stream()
+            else:
+                run.show(mode)
             return None
 
         @ma.magic_arguments()

@@ -66,7 +66,7 @@ def test_stream_outputs_prefixes_by_engine(clients, capsys):
     pr.stream_outputs(timeout=30)
     out, err = capsys.readouterr()
     # one coalesced piece per stream here: its lines start after the prefix
-    assert out == "[stdout:1]\none\na\nb\n"
+    assert out == "[stdout:1] \none\na\nb\n"
     assert err == "[stderr:1] bad\n"
 
 

@@ -10,6 +10,11 @@ HINT = ("\nError:  No Controller is activated\n"
         "Use activate() on a RemoteController object to activate it for magics.\n\n")
 CONNECT = ("from plexa import client\nmec = client.MultiEngineClient()\n"
            "mec.activate()\nmec.get_ids()")
+# Grouped output is deterministic; live output (--stream, the default when
+# blocking) comes in arrival order, which test_stream checks on its own.
+GROUPED = CONNECT.replace("mec.get_ids()",
+                          "get_ipython().run_line_magic('pxconfig', '--no-stream')\n"
+                          "mec.get_ids()")
 # stdout and stderr on every engine ('id' is the engine's id there)
 BOTH = "%%px{}\nimport sys\nprint('out', id)\nprint('err', id, file=sys.stderr)"
 
@@ -56,7 +61,7 @@ def test_hint_before_activate(kernels, tmp_path):
 
 def test_px_outputs_and_grouping(kernels, tmp_path):
     cells = [
-        CONNECT,
+        GROUPED,
         "%px a = 5",                                                   # 0.10's line magic
         BOTH.format(""),                                               # default: type
         BOTH.format(" --group-outputs=type"),
@@ -88,7 +93,8 @@ def test_px_outputs_and_grouping(kernels, tmp_path):
     # more than one line: the text starts on the line after the prefix
     assert stdout(out[6]) == "[stdout:0] \ntwo\nlines 5\n[stdout:1] \ntwo\nlines 6\n"
     assert out[7] == []
-    assert streams(out[8]) == by_type
+    # --stream: as it arrives, each piece under its prefix, engines interleaved
+    assert sorted(streams(out[8])) == sorted(by_engine)
     assert streams(out[9]) == by_engine
     assert stdout(out[10]) == "[stdout:1] line 1\n"
 
@@ -96,7 +102,7 @@ def test_px_outputs_and_grouping(kernels, tmp_path):
 def test_targets(kernels, tmp_path):
     cell = "%%px --targets {}\nprint(id)"
     specs = ["0", "1", "0,1", "'[1, 0]'", "::2", "1:", "all", "-t 1"]
-    cells = [CONNECT] + [cell.format(s) if not s.startswith("-t") else
+    cells = [GROUPED] + [cell.format(s) if not s.startswith("-t") else
                          "%%px -t 1\nprint(id)" for s in specs]
     cells += ["%%px --targets 5:\nprint(id)", "%%px --targets 9\nprint(id)",
               "%%px --targets x\nprint(id)"]
@@ -114,7 +120,7 @@ def test_targets(kernels, tmp_path):
 
 def test_remote_error_noblock_pxresult_local(kernels, tmp_path):
     cells = [
-        CONNECT,
+        GROUPED,
         "%%px\nprint('before', id)\nif id == 1:\n    1/0",
         "%pxresult",
         "%%px --noblock\nimport time\ntime.sleep(1)\nprint('late', id)",
@@ -212,7 +218,8 @@ def test_suffixed_clients_and_autopx(kernels, tmp_path):
     ]
     out = run_cells(kernels, cells, tmp_path)
     assert stdout(out[2]) == "[stdout:1] a 1\n"
-    assert stdout(out[3]) == "[stdout:0] plain 0\n[stdout:1] plain 1\n"
+    # streamed (the default): engines in arrival order
+    assert sorted(stdout(out[3]).splitlines()) == ["[stdout:0] plain 0", "[stdout:1] plain 1"]
     assert re.fullmatch(r"<PendingResult \d+ \(pending\)>", result(out[5])), out[5]
     assert stdout(out[6]) == "[stdout:1] a2 1\n"
     assert stdout(out[7]) == "[stdout:0] plain 0\n[stdout:1] plain 1\n"
@@ -234,3 +241,20 @@ def test_suffixed_clients_and_autopx(kernels, tmp_path):
     # another client activated with the suffix: its magics start from defaults
     assert stdout(out[18]) == ("targets: all (the client's)\nblock: True (the client's)\n"
                                "group-outputs: type\nstream: when blocking\n")
+
+
+def test_stream_is_the_default_when_blocking(kernels, tmp_path):
+    cells = [CONNECT,
+             "%%px\nimport time\nfor i in range(3):\n    print('tick', i, id)\n"
+             "    time.sleep(0.3)",
+             "%%px --targets 0\nfrom IPython.display import HTML\nprint('a')\n"
+             "display(HTML('<b>b</b>'))\nprint('c')"]
+    out = run_cells(kernels, cells, tmp_path)
+    lines = stdout(out[1]).splitlines(keepends=True)   # nbclient joins stream messages
+    for engine in (0, 1):
+        mine = [t for t in lines if t.startswith("[stdout:%d]" % engine)]
+        assert mine == ["[stdout:%d] tick %d %d\n" % (engine, i, engine) for i in range(3)]
+    kinds = [(o["output_type"], o.get("text") or o["data"].get("text/html") or
+              o["data"]["text/plain"]) for o in out[2]]
+    assert kinds == [("stream", "[stdout:0] a\n"), ("display_data", "[output:0]"),
+                     ("display_data", "<b>b</b>"), ("stream", "[stdout:0] c\n")], out[2]
