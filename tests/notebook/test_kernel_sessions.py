@@ -83,7 +83,10 @@ def test_local_runs_while_the_engines_do(kc):
     started = first(msgs, "execute_input")["header"]["date"]
     idle = msgs[-1]["header"]["date"]
     out = [(o[1], o[2]) for o in outputs(msgs)]
-    assert "".join(t for _, t in out) == "done\n[stdout:0] done\n[stdout:1] done\n", out
+    text = "".join(t for _, t in out)
+    # here first; then the engines', streamed in the order they came
+    assert text.startswith("done\n"), out
+    assert sorted(text.splitlines()[1:]) == ["[stdout:0] done", "[stdout:1] done"], out
     assert idle - started >= timedelta(seconds=1.5)
     assert idle - started < timedelta(seconds=2.9), idle - started   # not 1.5 + 1.5
 
@@ -127,3 +130,25 @@ def test_renderer_fed_live_shows_each_event_when_it_comes(kc):
     assert len(out) == 3, out           # three messages, not one at the end
     gaps = [b[3] - a[3] for a, b in zip(out, out[1:])]
     assert all(g >= timedelta(seconds=0.4) for g in gaps), gaps
+
+
+def test_live_output_display_and_tracebacks_in_a_kernel(kc):
+    """Issue 20's checks, as a notebook front end sees them: the first line
+    a 2 s %%px cell prints arrives at least 1 s before the cell ends; an
+    engine's display(HTML(...)) reaches the kernel as text/html; a remote
+    NameError's traceback shows the offending source line."""
+    execute(kc, CONNECT)
+    msgs = execute(kc, "%%px\nimport time\nfor i in range(4):\n    print('step', i)\n"
+                       "    time.sleep(0.5)")
+    idle = msgs[-1]["header"]["date"]
+    streams = [o for o in outputs(msgs) if o[0] == "stream"]
+    assert "".join(o[2] for o in streams).count("step") == 8, streams
+    assert idle - streams[0][3] >= timedelta(seconds=1), (streams[0], idle)
+    msgs = execute(kc, "%%px --targets 0\nfrom IPython.display import HTML, display\n"
+                       "display(HTML('<h3>from an engine</h3>'))")
+    html = [o for o in outputs(msgs) if o[0] == "display_data" and "text/html" in o[1]]
+    assert [o[1]["text/html"] for o in html] == ["<h3>from an engine</h3>"], outputs(msgs)
+    msgs = execute(kc, "%%px --targets 1\nx = 1\ny = undefined_name + x")
+    err = first(msgs, "error")["content"]
+    tb = "\n".join(err["traceback"])
+    assert "NameError" in tb and "y = undefined_name + x" in tb, tb
