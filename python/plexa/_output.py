@@ -1,7 +1,8 @@
 """What the engines printed, for PendingResult (part of plexa.client).
 
   Outputs       the mixin PendingResult inherits: ``stdout``, ``stderr``,
-                ``outputs`` and ``iter_outputs`` / ``stream_outputs``
+                ``outputs``, ``iter_outputs`` / ``stream_outputs`` and
+                ``display_outputs``
   texts_of      (key, stdout, stderr) of raw replies (execute, map, tasks)
 
 Showing them (``stream_outputs``, and the magics) is plexa._pxrender's.
@@ -37,14 +38,14 @@ def _is_record(x):
 
 
 def texts_of(raw):
-    """[(key, stdout, stderr)] of the replies in raw, in reply order: key is
-    the engine id (execute, map) or the task id (tasks)."""
+    """[(engine_id, stdout, stderr)] of the replies in raw, in reply order:
+    one per engine (execute, map) or per task (the engine that ran it)."""
     found = []
 
     def visit(x):
         if _is_record(x):
             if hasattr(x, 'task_id'):
-                found.append((x.task_id, x.stdout, x.stderr))
+                found.append((x.engine_id, x.stdout, x.stderr))
             elif getattr(x, 'execute', None) is not None:
                 ex = x.execute
                 found.append((x.engine_id, ex.stdout or '', ex.stderr or ''))
@@ -119,6 +120,24 @@ class Outputs(object):
         for piece in self.iter_outputs(timeout):
             renderer.feed(piece)
         renderer.finish()
+
+    def display_outputs(self, groupby='type'):
+        """Show what the engines printed and displayed, once the work is
+        done (waiting for it), grouped as ``%%px --group-outputs`` does:
+        'type', 'engine' or 'order' (ipyparallel's
+        ``AsyncResult.display_outputs``). For a task map, each task's
+        output under the engine that ran it."""
+        from plexa._pxrender import render_outputs
+        try:
+            self.result()
+        except BaseException:
+            if self._texts is None:
+                raise
+        events = []
+        for engine_id, out, err in self._texts or []:
+            events += [(engine_id, n, t) for n, t in (('stdout', out), ('stderr', err)) if t]
+        events += [p for p in self.outputs if p[1] == 'display']
+        render_outputs(events, groupby)
 
     def _texts_by(self, which):
         if self._texts is None and self.done():

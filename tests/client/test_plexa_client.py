@@ -449,7 +449,7 @@ def test_pending_result_caches_and_chains():
         'add_callback', 'called', 'get_result', 'raised', 'callbacks', 'client', 'r',
         'result_id'} | {'progress', 'total', 'ready', 'elapsed', 'wall_time', 'serial_time',
                         'wait_interactive', 'wait'} | {
-        'stdout', 'stderr', 'outputs', 'iter_outputs', 'stream_outputs'} | {
+        'stdout', 'stderr', 'outputs', 'iter_outputs', 'stream_outputs', 'display_outputs'} | {
         n for n in dir(concurrent.futures.Future) if not n.startswith('_')}
 
 

@@ -98,9 +98,25 @@ def test_task_output(clients):
     futures = tc.futures(ids)
     assert [g.result(timeout=30) for g in futures] == [0, 10, 20, 30, 40]
     assert [g.stdout for g in futures] == [["element %d\n" % i] for i in range(5)]
+    # the map's own future: one text per task, once done
+    assert ids.pending.result(timeout=30) == [0, 10, 20, 30, 40]
+    assert ids.pending.stdout == ["element %d\n" % i for i in range(5)]
     tr = tc.run(client.StringTask("import sys; print('st'); print('e', file=sys.stderr); a = 1",
                                   pull="a"), block=True)
     assert (tr.stdout, tr.stderr, tr["a"]) == ("st\n", "e\n", 1)
+
+
+def test_display_outputs_groups_what_was_printed(clients, capsys):
+    mec, tc = clients
+    pr = mec.execute("import sys; print('o', id); print('e', id, file=sys.stderr)",
+                     block=False)
+    pr.display_outputs(groupby="engine")
+    out, err = capsys.readouterr()
+    assert (out, err) == ("[stdout:0] o 0\n[stdout:1] o 1\n", "[stderr:0] e 0\n[stderr:1] e 1\n")
+    f = tc.future(tc.run(client.MapTask(shout, args=(1,))))
+    f.display_outputs()
+    out, _ = capsys.readouterr()
+    assert out in ("[stdout:0] element 1\n", "[stdout:1] element 1\n")
 
 
 def test_flood_is_not_held_up_and_others_are_served(clients, cluster):
