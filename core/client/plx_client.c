@@ -24,6 +24,7 @@
 #include "plx_log.h"
 #include "plx_plugin_loader.h"
 #include "plx_request_priv.h"
+#include "plx_taskout.h"
 #include "plx_rqb.h"
 #include "plx_url.h"
 
@@ -58,6 +59,7 @@ struct plx_client {
     atomic_int               opened;      /* transport set-up finished (set by I/O thread) */
     atomic_int               welcomed;    /* the controller accepted our Hello */
     char                     peer[300];   /* "HOST:PORT" */
+    plx_taskouts_t          *taskouts;    /* live output of our tasks (thread-safe) */
 };
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
@@ -129,9 +131,18 @@ static uint64_t answered_id(const Plexa__Envelope *env)
     return env->has_reply_to ? env->reply_to : 0;
 }
 
-/* Live output for a pending request; for a forgotten one, dropped. */
+/* Live output for a pending request (for a forgotten one, dropped), or of
+ * one of our tasks (by task id). */
 static void keep_output(plx_client_t *c, uint64_t id, const Plexa__Envelope *env)
 {
+    const Plexa__Output *o = env->output;
+    if (o->has_task_id && o->task_id) {
+        const char *text = o->text ? o->text : "";
+        int stream = o->name && strcmp(o->name, "stderr") == 0;
+        plx_taskouts_add(c->taskouts, o->task_id, o->has_engine_id ? o->engine_id : -1, stream,
+                         text, strlen(text));
+        return;
+    }
     pthread_mutex_lock(&c->mu);
     plx_request_t *req = plx_reqtable_get(&c->pending, id);
     if (req)
@@ -432,6 +443,13 @@ static plx_client_t *client_new(plx_err_t *err)
         plx_err_set(err, PLX_EIO, "ev_loop_new failed (out of file descriptors?)");
         return NULL;
     }
+    c->taskouts = plx_taskouts_new();
+    if (!c->taskouts) {
+        ev_loop_destroy(c->loop);
+        free(c);
+        plx_err_set(err, PLX_ENOMEM, "out of memory for a client");
+        return NULL;
+    }
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->loop_mu, NULL);
     ev_set_userdata(c->loop, c);
@@ -598,9 +616,16 @@ void plx_client_destroy(plx_client_t **cp)
     ev_loop_destroy(c->loop);
     if (atomic_fetch_sub(&live_clients, 1) == 1)
         plx_buf_pool_trim(0);
+    plx_taskouts_destroy(&c->taskouts);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->loop_mu);
     free(c);
+}
+
+int plx_client_task_output(plx_client_t *c, uint64_t task_id, int32_t *engine_id, char **out,
+                           char **err)
+{
+    return plx_taskouts_get(c->taskouts, task_id, engine_id, out, err);
 }
 
 /* ---- blocking calls ------------------------------------------------------ */

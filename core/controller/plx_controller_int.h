@@ -25,6 +25,14 @@ typedef struct task   task_t;
 typedef struct waiter waiter_t;
 typedef struct sched  sched_t;
 
+/* Who submitted tasks, for their live output: the peer, NULL once it went
+ * (tasks outlive their clients). Counted: the peer's reference and one
+ * per task it submitted (plx_tasks.c: task_owner_of, task_owner_unref). */
+typedef struct owner {
+    peer_t  *peer;
+    unsigned refs;
+} owner_t;
+
 /* A doubly linked list of tasks (queue, an engine's running tasks, the
  * finished results); a task is on at most one. */
 typedef struct tlist {
@@ -46,6 +54,7 @@ struct peer {
     peer_t           *prev, *next;
     peer_t           *uprev, *unext;   /* the unauthenticated, oldest first */
     unsigned          cap_epoch;   /* revocations of its capability when it said Hello */
+    owner_t          *owner;       /* role == TASK: its tasks' owner, once it submitted */
 };
 
 /* One target's share of a multi-engine request. */
@@ -230,6 +239,8 @@ void sched_on_client(plx_controller_t *c, peer_t *p, plx_msg_t *m, Plexa__Envelo
 void sched_task_result(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__Envelope *env);
 void sched_task_started(plx_controller_t *c, engine_t *e, const Plexa__Envelope *env);
 void sched_task_stolen(plx_controller_t *c, engine_t *e, const Plexa__Envelope *env);
+/* Live output of a task e runs: to the client that submitted it. */
+void sched_task_output(plx_controller_t *c, engine_t *e, const Plexa__Envelope *env);
 void sched_engine_added(plx_controller_t *c, engine_t *e);
 void sched_engine_gone(plx_controller_t *c, engine_t *e);
 void sched_client_gone(plx_controller_t *c, peer_t *p);

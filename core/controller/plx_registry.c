@@ -150,7 +150,10 @@ void reg_on_engine_msg(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__En
         sched_task_stolen(c, e, env);
         break;
     case PLEXA__ENVELOPE__BODY_OUTPUT:
-        mec_engine_output(c, e, env);
+        if (env->output->has_task_id && env->output->task_id)
+            sched_task_output(c, e, env);
+        else
+            mec_engine_output(c, e, env);
         break;
     case PLEXA__ENVELOPE__BODY_HEARTBEAT:
         break;

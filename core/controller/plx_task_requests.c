@@ -104,7 +104,7 @@ static int task_link_after(plx_controller_t *c, task_t *t, const Plexa__TaskSpec
 
 /* Queue one task under id (its spec's buffers are in m). 0, or -1 on ENOMEM. */
 static int submit_one(plx_controller_t *c, uint64_t id, Plexa__TaskSpec *spec, plx_msg_t *m,
-                      unsigned cap_epoch)
+                      peer_t *p)
 {
     sched_t *s = c->sched;
     task_t *t = task_from_spec(spec, m);
@@ -114,7 +114,8 @@ static int submit_one(plx_controller_t *c, uint64_t id, Plexa__TaskSpec *spec, p
         return -1;
     }
     t->id = id;
-    t->cap_epoch = cap_epoch;
+    t->cap_epoch = p->cap_epoch;
+    t->owner = task_owner_of(p);   /* NULL on ENOMEM: its output is not forwarded */
     int rc = task_link_after(c, t, spec);
     t->state = T_WAITING;
     s->waiting++;
@@ -191,7 +192,7 @@ static void on_submit(plx_controller_t *c, peer_t *p, plx_msg_t *m, Plexa__Envel
     }
     size_t accepted = 0;
     while (accepted < ts->n_tasks && submit_one(c, first + accepted, ts->tasks[accepted], m,
-                                                p->cap_epoch) == 0)
+                                                p) == 0)
         accepted++;
     if (accepted < ts->n_tasks)
         fail_ids(c, first + accepted, ts->n_tasks - accepted, "MemoryError",

@@ -91,8 +91,30 @@ void task_drop_result(task_t *t)
     t->result = NULL;
 }
 
+owner_t *task_owner_of(peer_t *p)
+{
+    if (!p->owner) {
+        p->owner = calloc(1, sizeof *p->owner);
+        if (!p->owner)
+            return NULL;
+        p->owner->peer = p;
+        p->owner->refs = 1;   /* the peer's own */
+    }
+    p->owner->refs++;
+    return p->owner;
+}
+
+void task_owner_unref(owner_t **op)
+{
+    owner_t *o = *op;
+    *op = NULL;
+    if (o && --o->refs == 0)
+        free(o);
+}
+
 void task_free(task_t *t)
 {
+    task_owner_unref(&t->owner);
     plx_task_drop_payload(t);
     task_drop_result(t);
     free(t->rejected);

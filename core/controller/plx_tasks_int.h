@@ -78,6 +78,7 @@ struct task {
     int                 splittable;      /* a chunk whose list may be cut */
     uint32_t            first;           /* a piece: its first element in the parent's list */
     task_t             *parent;          /* a piece: the split chunk */
+    owner_t            *owner;           /* who submitted it (pieces: see the parent's) */
     task_t            **pieces;          /* a split chunk: its pieces in list order */
     size_t              npieces, pieces_left;
 };
@@ -132,6 +133,11 @@ void tl_insert_after(task_t *after, task_t *t);
 /* The client-visible task with this id (pieces are not), or NULL. */
 task_t *task_lookup(sched_t *s, uint64_t id);
 void task_free(task_t *t);
+/* p's owner handle (made on first use), with a reference for the caller;
+ * NULL on ENOMEM. */
+owner_t *task_owner_of(peer_t *p);
+/* Drop a reference (NULL-safe); the last frees the handle. */
+void task_owner_unref(owner_t **o);
 void task_drop_result(task_t *t);
 /* Free the spec and buffers a task is sent with (a finished task keeps
  * only its result). */

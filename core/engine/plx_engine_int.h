@@ -128,6 +128,7 @@ typedef struct plx_engine {
     plx_strbuf_t             live[2];         /* stdout, stderr not yet sent */
     size_t                   live_dropped[2]; /* bytes left out since the last send */
     uint64_t                 live_req;        /* the request printing (envelope id), 0: none */
+    uint64_t                 live_task;       /* ... the task it runs, 0: not a task */
     uint64_t                 live_session;
     ev_timer                 live_timer;
 
@@ -151,10 +152,11 @@ static inline uint64_t plx_engine_next_id(plx_engine_t *e)
 /* The mutex and timer (before the I/O thread starts); 0 or an errno. */
 int  plx_engine_output_init(plx_engine_t *e);
 void plx_engine_output_fini(plx_engine_t *e);
-/* Python thread: the request req_id of connection session starts printing
- * (output goes to it live), and has ended (the rest is posted, before the
+/* Python thread: the request req_id (running task task_id, or 0) of
+ * connection session starts printing (output goes to it live), and has ended (the rest is posted, before the
  * caller posts the reply). */
-void plx_engine_output_begin(plx_engine_t *e, uint64_t req_id, uint64_t session);
+void plx_engine_output_begin(plx_engine_t *e, uint64_t req_id, uint64_t task_id,
+                             uint64_t session);
 void plx_engine_output_end(plx_engine_t *e);
 /* Python thread: n bytes of UTF-8 written to stdout (0) or stderr (1). */
 void plx_engine_output_write(plx_engine_t *e, int stream, const char *s, size_t n);

@@ -51,6 +51,8 @@ static void post_stream_locked(plx_engine_t *e, int i)
     Plexa__Output out = PLEXA__OUTPUT__INIT;
     out.name = (char *)STREAM_NAMES[i];
     out.text = (char *)plx_strbuf_str(b);
+    out.has_task_id = e->live_task != 0;
+    out.task_id = e->live_task;
     Plexa__Envelope env;
     plx_envelope_set(&env, plx_engine_next_id(e), e->live_req, PLEXA__ENVELOPE__BODY_OUTPUT,
                      &out);
@@ -98,10 +100,12 @@ void plx_engine_output_fini(plx_engine_t *e)
     pthread_mutex_destroy(&e->omu);
 }
 
-void plx_engine_output_begin(plx_engine_t *e, uint64_t req_id, uint64_t session)
+void plx_engine_output_begin(plx_engine_t *e, uint64_t req_id, uint64_t task_id,
+                             uint64_t session)
 {
     pthread_mutex_lock(&e->omu);
     e->live_req = req_id;
+    e->live_task = task_id;
     e->live_session = session;
     pthread_mutex_unlock(&e->omu);
 }
@@ -111,6 +115,7 @@ void plx_engine_output_end(plx_engine_t *e)
     pthread_mutex_lock(&e->omu);
     post_locked(e);
     e->live_req = 0;
+    e->live_task = 0;
     pthread_mutex_unlock(&e->omu);
 }
 
@@ -136,7 +141,7 @@ void plx_engine_output_write(plx_engine_t *e, int stream, const char *s, size_t 
 int plx_engine_output_display(plx_engine_t *e, const char *json, size_t n)
 {
     pthread_mutex_lock(&e->omu);
-    int live = e->live_req != 0;
+    int live = e->live_req != 0 && e->live_task == 0;   /* a task's result has no displays */
     if (live) {
         post_locked(e);   /* what was printed before it comes first */
         Plexa__Output out = PLEXA__OUTPUT__INIT;

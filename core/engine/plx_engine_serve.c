@@ -597,7 +597,7 @@ int plx_engine_py_serve(plx_engine_t *e, const plx_engine_req_t *q)
     PLX_DEBUG("serving %s (id %llu)", name, (unsigned long long)q->env->id);
     switch (q->env->body_case) {
     case PLEXA__ENVELOPE__BODY_EXECUTE:
-        plx_engine_output_begin(e, q->env->id, q->session);
+        plx_engine_output_begin(e, q->env->id, 0, q->session);
         serve_execute(e, q, &r);
         break;
     case PLEXA__ENVELOPE__BODY_PUSH:
@@ -607,10 +607,11 @@ int plx_engine_py_serve(plx_engine_t *e, const plx_engine_req_t *q)
         serve_pull(e, q, &r);
         break;
     case PLEXA__ENVELOPE__BODY_CALL:
-        plx_engine_output_begin(e, q->env->id, q->session);
+        plx_engine_output_begin(e, q->env->id, 0, q->session);
         serve_call(e, q, &r);
         break;
     case PLEXA__ENVELOPE__BODY_TASK_RUN:
+        plx_engine_output_begin(e, q->env->id, q->env->task_run->task_id, q->session);
         serve_task(e, q, &r);
         break;
     case PLEXA__ENVELOPE__BODY_SHUTDOWN:

@@ -2,7 +2,8 @@
 
 A re-creation of IPython 0.10's parallel system: ``plexa.client`` holds
 ``MultiEngineClient``; ``plexa.error`` the exceptions; ``plexa.magics`` the
-IPython magics ``%px``, ``%result`` and ``%autopx`` (``mec.activate()`` or
+IPython magics: 0.10's ``%px``, ``%result`` and ``%autopx``, ipyparallel's
+``%%px``, ``%pxresult`` and ``%pxconfig`` (``mec.activate()`` or
 ``%load_ext plexa``); ``plexa.cluster`` starts and stops clusters
 from Python (``with Cluster(n=4) as c: mec = c.client()``). ``plexa.wait``
 and ``plexa.as_completed`` wait for many futures (non-blocking calls'

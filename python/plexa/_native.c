@@ -320,6 +320,30 @@ plx_client_t *nv_client_of(ClientObject *self)
     return self->c;
 }
 
+/* task_output(task_id) -> None | (engine_id, stdout, stderr) */
+static PyObject *Client_task_output(ClientObject *self, PyObject *arg)
+{
+    unsigned long long id = PyLong_AsUnsignedLongLong(arg);
+    if (id == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    plx_client_t *c = nv_client_of(self);
+    if (!c)
+        return NULL;
+    int32_t engine = -1;
+    char *out = NULL, *err = NULL;
+    int rc = plx_client_task_output(c, id, &engine, &out, &err);
+    if (rc < 0)
+        return PyErr_NoMemory();
+    if (rc == 0)
+        Py_RETURN_NONE;
+    PyObject *t = Py_BuildValue("(iNN)", (int)engine,
+                                PyUnicode_DecodeUTF8(out, (Py_ssize_t)strlen(out), "replace"),
+                                PyUnicode_DecodeUTF8(err, (Py_ssize_t)strlen(err), "replace"));
+    free(out);
+    free(err);
+    return t;
+}
+
 static PyObject *Client_close(ClientObject *self, PyObject *unused)
 {
     plx_client_destroy(&self->c);
@@ -405,6 +429,10 @@ static PyMethodDef Client_methods[] = {
     { "submit_task_queue_status", METH_KW(nv_submit_task_queue_status),
       "submit_task_queue_status(verbose=False) -> Request whose result() is\n"
       "{'pending', 'scheduled', 'succeeded', 'failed'}: counts, or id lists when verbose." },
+    { "task_output", (PyCFunction)Client_task_output, METH_O,
+      "task_output(task_id) -> None or (engine_id, stdout, stderr): what a task this\n"
+      "connection submitted has printed so far while it runs (the latest 16 MiB of its\n"
+      "tasks' output is kept; the result has all of it)." },
     { "close", (PyCFunction)Client_close, METH_NOARGS,
       "close(): disconnect; waiting requests fail with ConnectionError." },
     { NULL, NULL, 0, NULL },

@@ -9,10 +9,11 @@ Showing them (``stream_outputs``, and the magics) is plexa._pxrender's.
 
 Two sources, one view. While a multi-engine request (execute, map) runs,
 the engines' prints arrive live (protocol 4: ``_native.Request.outputs``,
-best effort, coalesced by the engines about every 50 ms). Once the reply
-is there, it carries everything each engine kept (up to 4 MiB per stream)
-and that is what ``stdout`` / ``stderr`` report. Tasks report their output
-with their result only.
+best effort, coalesced by the engines about every 50 ms); a running
+task's go to the client that submitted it, which keeps them by task id
+(``_native.Client.task_output``, polled here). Once the reply is there, it
+carries everything each engine kept (up to 4 MiB per stream) and that is
+what ``stdout`` / ``stderr`` report.
 """
 
 import json
@@ -67,11 +68,43 @@ class Outputs(object):
     def _note_texts(self, raw):
         self._texts = texts_of(raw)
 
+    def _task_texts(self):
+        """{task id: (engine_id, stdout, stderr)} printed so far by this
+        future's running tasks (the client keeps them by task id)."""
+        native = getattr(self.client, '_client', None)
+        found = {}
+        for tid in getattr(self, 'task_ids', None) or ():
+            got = native.task_output(tid) if native is not None else None
+            if got is not None:
+                found[tid] = got
+        return found
+
+    def _take_task_live(self, timeout):
+        """_take_live for a task future: what its tasks printed since the
+        last look, polled (every 50 ms while waiting up to timeout)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            new = []
+            for tid, (engine, out, err) in self._task_texts().items():
+                seen = self._task_seen.get(tid, (0, 0))
+                new += [(engine, name, text[n:]) for name, text, n in
+                        (('stdout', out, seen[0]), ('stderr', err, seen[1])) if len(text) > n]
+                self._task_seen[tid] = (len(out), len(err))
+            complete = all(r.done() for r in self._all)
+            left = None if deadline is None else deadline - time.monotonic()
+            if new or complete or (left is not None and left <= 0):
+                self._live.extend(new)
+                return new, complete
+            self._wait_any(0.05 if left is None else min(0.05, left))
+
     def _take_live(self, timeout=0.0):
         """Take new live pieces (waiting up to timeout for one). Returns
         (new pieces, all requests complete)."""
         if self._live is None:
             self._live, self._cursors = [], [0] * len(self._all)
+            self._task_seen = {}
+        if getattr(self, 'task_ids', None):
+            return self._take_task_live(timeout)
         new, complete = [], True
         for i, r in enumerate(self._all):
             take = getattr(r, 'outputs', None)
@@ -147,6 +180,9 @@ class Outputs(object):
                 pass
         if self._texts is not None:
             return [t[which] for t in self._texts]
+        if getattr(self, 'task_ids', None):
+            running = self._task_texts()
+            return [running[tid][which] if tid in running else '' for tid in self.task_ids]
         by_engine = {}
         name = ('stdout', 'stderr')[which - 1]
         for engine_id, n, text in self.outputs:

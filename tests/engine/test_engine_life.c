@@ -66,6 +66,18 @@ static void test_heartbeat_while_busy(void **state)
     heartbeats_during(f, "import ctypes; ctypes.PyDLL(None).usleep(2000000)", 2);
 }
 
+/* Start an engine with args, take its Hello and welcome it as engine 3
+ * with heartbeats every hb_ms (and then say nothing). */
+static void start_welcomed(fake_t *f, const char *const *args, uint32_t hb_ms)
+{
+    assert_int_equal(fake_spawn(f, args), 0);
+    assert_int_equal(fake_accept(f, T_START), 0);
+    Plexa__Envelope *h = fake_recv(f, T_START, NULL);
+    assert_non_null(h);
+    plx_envelope_free(&h);
+    fake_welcome(f, 3, hb_ms);
+}
+
 /* When the controller falls silent (in real life: its pings stuck behind a
  * large frame it is still writing to us), the engine speaks first with
  * unsolicited heartbeats, once per heartbeat period; the requests that
@@ -73,12 +85,7 @@ static void test_heartbeat_while_busy(void **state)
 static void test_keepalive(void **state)
 {
     fake_t *f = *state;
-    assert_int_equal(fake_spawn(f, NULL), 0);
-    assert_int_equal(fake_accept(f, T_START), 0);
-    Plexa__Envelope *h = fake_recv(f, T_START, NULL);
-    assert_non_null(h);
-    plx_envelope_free(&h);
-    fake_welcome(f, 3, 200);
+    start_welcomed(f, NULL, 200);
     double t0 = plx_now_s();
     int beats = 0;
     while (plx_now_s() - t0 < 1.5) {
@@ -97,12 +104,7 @@ static void test_keepalive(void **state)
 static void start_impatient(fake_t *f)
 {
     static const char *const args[] = {"--controller-timeout", "1", NULL};
-    assert_int_equal(fake_spawn(f, args), 0);
-    assert_int_equal(fake_accept(f, T_START), 0);
-    Plexa__Envelope *h = fake_recv(f, T_START, NULL);
-    assert_non_null(h);
-    plx_envelope_free(&h);
-    fake_welcome(f, 3, 100);
+    start_welcomed(f, args, 100);
 }
 
 /* A controller that says nothing at all is presumed dead after the

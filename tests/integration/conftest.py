@@ -103,15 +103,21 @@ def cluster_factory(tmp_path):
             c.kill_all()
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """One running 2-engine cluster shared by a test module."""
-    c = Cluster(tmp_path_factory.mktemp("plexa"), n=2)
+def running_cluster(root, n=2):
+    """A generator for fixtures: a cluster started in root, yielded, then
+    stopped (its leftover processes killed by pid)."""
+    c = Cluster(root, n=n)
     c.start()
     yield c
     c.stop()
     if not wait_for(lambda: not c.pids(), timeout=10):
         c.kill_all()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One running 2-engine cluster shared by a test module."""
+    yield from running_cluster(tmp_path_factory.mktemp("plexa"))
 
 
 @pytest.fixture(scope="module")

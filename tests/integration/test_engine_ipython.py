@@ -30,6 +30,20 @@ def test_display_data_comes_back_in_order(clients):
                                           "metadata": {}})]
 
 
+def test_an_image_comes_back_as_png(clients):
+    import base64
+    mec, _tc = clients
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(40))
+    mec.push({"png": png}, targets=[0])
+    pr = mec.execute("from IPython.display import Image\ndisplay(Image(data=png, format='png'))",
+                     targets=[0], block=False)
+    pr.get_result()
+    [(engine, name, bundle)] = pr.outputs
+    assert (engine, name) == (0, "display")
+    assert base64.b64decode(bundle["data"]["image/png"]) == png
+    assert bundle["data"]["text/plain"] == "<IPython.core.display.Image object>"
+
+
 def test_rich_repr_of_a_final_expression(clients):
     mec, _tc = clients
     code = ("class Rich:\n"

@@ -151,12 +151,13 @@ def test_multiengine_section(cluster_factory, shell):
     s.run("mec.block = False")
     assert s.run("r = mec.execute('time.sleep(1)')") == ""
     r = s.ns("r")
-    # 0.10's attributes, plus plexa's progress ones (issue 11) and a
-    # concurrent.futures.Future's (issue 19)
+    # 0.10's attributes, plus plexa's progress ones (issue 11), a
+    # concurrent.futures.Future's (issue 19) and output ones (issue 20)
     assert {n for n in dir(r) if not n.startswith("_")} == {
         "add_callback", "called", "get_result", "raised", "callbacks", "client", "r",
         "result_id"} | {"progress", "total", "ready", "elapsed", "wall_time", "serial_time",
                         "wait_interactive", "wait"} | {
+        "stdout", "stderr", "outputs", "iter_outputs", "stream_outputs", "display_outputs"} | {
         n for n in dir(concurrent.futures.Future) if not n.startswith("_")}
     assert r.client is s.ns("mec") and not r.called
     s.out("r.get_result(block=True)",
@@ -205,13 +206,8 @@ def test_task_section(cluster_factory, shell):
 
 @pytest.fixture(scope="module")
 def magic_cluster(tmp_path_factory):
-    from conftest import Cluster, wait_for
-    c = Cluster(tmp_path_factory.mktemp("plexa"), n=2)
-    c.start()
-    yield c
-    c.stop()
-    if not wait_for(lambda: not c.pids(), timeout=10):
-        c.kill_all()
+    from conftest import running_cluster
+    yield from running_cluster(tmp_path_factory.mktemp("plexa"))
 
 
 def test_no_controller_and_load_ext(shell):

@@ -36,12 +36,7 @@ Cluster, wait_for = _it.Cluster, _it.wait_for
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """One running 2-engine cluster shared by a test module."""
-    c = Cluster(tmp_path_factory.mktemp("plexa"), n=2)
-    c.start()
-    yield c
-    c.stop()
-    if not wait_for(lambda: not c.pids(), timeout=10):
-        c.kill_all()
+    yield from _it.running_cluster(tmp_path_factory.mktemp("plexa"))
 
 
 class Kernels:

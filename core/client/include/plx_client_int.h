@@ -96,6 +96,18 @@ typedef struct plx_output {
 } plx_output_t;
 
 /*
+ * What task task_id, submitted on this connection, has printed so far while
+ * it runs (the controller forwards a task's live output to the client that
+ * submitted it). Returns 1 with *out and *err (stdout, stderr; malloc'd,
+ * the caller frees them) and the engine running it; 0 when nothing is kept
+ * for it (it printed nothing yet, or it was forgotten: the client keeps the
+ * latest 16 MiB of its tasks' output); PLX_ENOMEM. The task's result holds
+ * everything it printed.
+ */
+PLX_API int plx_client_task_output(plx_client_t *c, uint64_t task_id, int32_t *engine_id,
+                                   char **out, char **err);
+
+/*
  * Wait up to timeout_s (< 0: no limit, 0: do not wait) until req has more
  * than `from` pieces or has completed. *n receives how many pieces it has
  * now. Returns 1 when the request has completed (no piece will follow),
