@@ -70,6 +70,14 @@ static void usage(FILE *f)
         "  -r, --reuse-furls    (start, modes) IPython 0.10's -r: the controller keeps its\n"
         "                       connection files when it stops and the next -r start\n"
         "                       reuses them (give it fixed ports)\n"
+        "  --ip HOST, --listen HOST\n"
+        "                       (start, modes) the address the controller listens on\n"
+        "                       ([cluster] listen; 0.0.0.0 for every interface)\n"
+        "  --location HOST      (start, modes) the address engines and clients use to\n"
+        "                       reach it, written into the connection files\n"
+        "                       ([cluster] location). With engines on other hosts and\n"
+        "                       neither set, ipcluster picks this host's address on the\n"
+        "                       network that reaches them, and says which\n"
         "  --engine-port PORT, --client-port PORT\n"
         "                       (start, modes) the controller's port for engines, and a\n"
         "                       second one for clients (default: cluster.conf's port)\n"
@@ -95,6 +103,8 @@ typedef struct args {
     const char *mpi;          /* mpiexec, mpirun */
     const char *queue;        /* pbs, sge, slurm */
     const char *script;       /* pbs, sge, slurm */
+    const char *listen;       /* --ip / --listen */
+    const char *location;     /* --location */
     const char *ctl[8];       /* 0.10's controller options, passed on to ipcontroller */
     int         nctl;
     plx_cluster_opts_t o;
@@ -137,6 +147,8 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"sge-script", required_argument, 0, 's'}, {"slurm-script", required_argument, 0, 's'},
         {"version", no_argument, 0, 'V'},       {"reuse-furls", no_argument, 0, 'r'},
         {"client-port", required_argument, 0, 'C'}, {"engine-port", required_argument, 0, 'E'},
+        {"ip", required_argument, 0, 'I'},      {"listen", required_argument, 0, 'I'},
+        {"location", required_argument, 0, 'O'},
         {0, 0, 0, 0}};
     int ch, reuse = 0;
     const char *client_port = NULL, *engine_port = NULL;
@@ -144,6 +156,8 @@ static int parse_args(int argc, char **argv, args_t *a)
     while ((ch = getopt_long(argc, argv, "n:q:s:herxy", opts, NULL)) != -1) {
         switch (ch) {
         case 'r': reuse = 1; break;
+        case 'I': a->listen = optarg; break;
+        case 'O': a->location = optarg; break;
         case 'C': client_port = optarg; break;
         case 'E': engine_port = optarg; break;
         case 'x':
@@ -223,7 +237,7 @@ static const struct mode *find_mode(const char *name)
 
 /* A mode's own options, turned into {section, key, value} settings. */
 typedef struct settings {
-    const char *v[3 * 6 + 1];
+    const char *v[3 * 8 + 1];
     int         n;
     char        hosts[8192];
     char        script[PATH_MAX];
@@ -308,6 +322,17 @@ static int mode_settings(const struct mode *m, args_t *a, settings_t *s)
     }
     a->o.set = s->n ? s->v : NULL;
     return -1;
+}
+
+/* --ip / --listen and --location: [cluster] settings, for start and the
+ * modes alike. */
+static void address_settings(args_t *a, settings_t *s)
+{
+    if (a->listen)
+        add_setting(s, "cluster", "listen", a->listen);
+    if (a->location)
+        add_setting(s, "cluster", "location", a->location);
+    a->o.set = s->n ? s->v : NULL;
 }
 
 int main(int argc, char **argv)
@@ -399,6 +424,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ipcluster: unknown command '%s' (try ipcluster --help)\n", a.command);
         return 2;
     }
+    address_settings(&a, &settings);
     rc = plx_cluster_run(&a.o, &err);
     if (rc != 0)
         fprintf(stderr, "ipcluster: %s\n", err.msg[0] ? err.msg : "failed");

@@ -171,16 +171,26 @@ static int start_controller(cluster_t *c, int reuse, plx_err_t *err)
     char wrap[1024] = "";
     const char *w = getenv("PLX_CONTROLLER_WRAPPER");
     snprintf(wrap, sizeof wrap, "%s", w ? w : "");
-    const char *argv[32];
+    const char *argv[48];
     int n = 0;
     for (char *save = NULL, *tok = strtok_r(wrap, " ", &save); tok && n < 20;
          tok = strtok_r(NULL, " ", &save))
         argv[n++] = tok;
+    /* The addresses as ipcluster settled them (cluster.conf, --ip and
+     * --location, or picked for remote engines): the controller reads its
+     * cluster.conf itself, which may say otherwise. */
+    const plx_cluster_conf_t *cc = plx_conf_cluster(c->conf);
     const char *const rest[] = {exe, "--profile", c->prof.name, "--logfile", logfile,
-                                "--log-level", c->level, reuse ? "--reuse" : NULL};
-    for (size_t i = 0; i < sizeof rest / sizeof rest[0] && rest[i]; i++)
+                                "--log-level", c->level, "--ip", cc->listen};
+    for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
         argv[n++] = rest[i];
-    for (const char *const *a = c->o.controller_args; a && *a && n < 30; a++)
+    if (cc->location[0]) {
+        argv[n++] = "--location";
+        argv[n++] = cc->location;
+    }
+    if (reuse)
+        argv[n++] = "--reuse";
+    for (const char *const *a = c->o.controller_args; a && *a && n < 46; a++)
         argv[n++] = *a;
     argv[n] = NULL;
     clock_gettime(CLOCK_REALTIME_COARSE, &c->ctl_started);
@@ -572,7 +582,8 @@ static int preflight(cluster_t *c, plx_err_t *err)
                                         err) != PLX_OK)
         return err->code;
     plx_conf_view_t view = {.conf = c->conf, .section = c->engine_launcher};
-    char exe[PATH_MAX + 32], warn[1024];
+    char exe[PATH_MAX + 32], note[1024];
+    int picked = 0;
     snprintf(exe, sizeof exe, "%s/ipengine", c->bindir);
     const char *argv[] = {exe, NULL};
     plx_launch_spec spec = {
@@ -581,11 +592,13 @@ static int preflight(cluster_t *c, plx_err_t *err)
         .profile_dir = c->prof.dir, .log_dir = c->prof.log_dir,
         .conf = plx_conf_view_get, .conf_ctx = &view,
     };
-    if (plx_cluster_check_reachable(c->conf, c->eops, c->engine_launcher, &spec, warn,
-                                    sizeof warn, err) != PLX_OK)
+    if (plx_cluster_check_reachable(c->conf, c->eops, c->engine_launcher, &spec, note,
+                                    sizeof note, &picked, err) != PLX_OK)
         return err->code;
-    if (warn[0])
-        PLX_WARN("%s", warn);
+    if (picked)
+        progress(c, "%s", note);
+    else if (note[0])
+        PLX_WARN("%s", note);
     return PLX_OK;
 }
 

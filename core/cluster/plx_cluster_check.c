@@ -92,16 +92,40 @@ static int note_set(void *ctx, const char *key, const char *value, const char *f
     return 0;
 }
 
-int plx_cluster_check_reachable(const plx_conf_t *conf, const plx_launcher_ops *eops,
+/* Neither key set: offer this host's address on the engines' network. */
+static int pick_for(plx_conf_t *conf, const char *engine_launcher, const char *host,
+                    char *note, size_t nlen, int *picked, plx_err_t *err)
+{
+    char addr[64], ifname[64];
+    plx_err_t why = {0};
+    if (plx_cluster_pick_address(host, addr, sizeof addr, ifname, sizeof ifname, &why) != PLX_OK)
+        return plx_err_set(err, PLX_EINVAL,
+                           "the %s launcher starts engines on other hosts (%s), and this host's "
+                           "address for them cannot be told (%s). Say it: ipcluster --ip ADDRESS "
+                           "(or --ip 0.0.0.0 --location ADDRESS), or `listen` and `location` "
+                           "under [cluster] in the profile's cluster.conf",
+                           engine_launcher, host, why.msg);
+    if (plx_conf_set(conf, "cluster", "listen", addr, err) != PLX_OK ||
+        plx_conf_set(conf, "cluster", "location", addr, err) != PLX_OK)
+        return err->code;
+    *picked = 1;
+    snprintf(note, nlen, "engines run on %s: the controller listens on %s%s%s%s, the address "
+             "written into the connection files (--ip / --location choose another)", host, addr,
+             ifname[0] ? " (interface " : "", ifname, ifname[0] ? ")" : "");
+    return PLX_OK;
+}
+
+int plx_cluster_check_reachable(plx_conf_t *conf, const plx_launcher_ops *eops,
                                 const char *engine_launcher, const plx_launch_spec *spec,
-                                char *warn, size_t wlen, plx_err_t *err)
+                                char *note, size_t nlen, int *picked, plx_err_t *err)
 {
     const plx_cluster_conf_t *cc = plx_conf_cluster(conf);
     char host[256] = "";
     set_keys_t set = {false, false};
 
-    if (wlen)
-        warn[0] = '\0';
+    if (nlen)
+        note[0] = '\0';
+    *picked = 0;
     if (!PLX_OPS_HAS(eops, plx_launcher_ops, remote_host) ||
         !plx_cluster_host_is_loopback(cc->location))
         return PLX_OK;
@@ -111,17 +135,10 @@ int plx_cluster_check_reachable(const plx_conf_t *conf, const plx_launcher_ops *
     plx_conf_foreach(conf, "cluster", note_set, &set);
     if (set.listen || set.location) {
         /* Chosen on purpose (a tunnel, a port forward): say it, go on. */
-        snprintf(warn, wlen, "the %s launcher starts engines on %s, but the controller is "
+        snprintf(note, nlen, "the %s launcher starts engines on %s, but the controller is "
                  "reached at %s (loopback): they can only connect through a tunnel",
                  engine_launcher, host, cc->location);
         return PLX_OK;
     }
-    return plx_err_set(err, PLX_EINVAL,
-                       "the %s launcher starts engines on other hosts (%s), but the "
-                       "controller would listen on %s, a loopback address that those hosts "
-                       "cannot reach. In the profile's cluster.conf, under [cluster], set "
-                       "`listen = 0.0.0.0` (or this host's address on the engines' network) "
-                       "and `location = ADDRESS` (the address engines and clients use to "
-                       "reach this host)",
-                       engine_launcher, host, cc->location);
+    return pick_for(conf, engine_launcher, host, note, nlen, picked, err);
 }

@@ -102,3 +102,26 @@ def test_foreground_progress_once_on_a_terminal(cluster_factory):
     out = first + out
     assert out.count("[ipcluster] cluster ready") == 1, out
     assert err.count("INFO ipcluster") >= 2 and "cluster ready" in err, err
+
+
+def test_ip_and_location_on_the_command_line(cluster_factory):
+    """--ip (--listen) and --location: the controller binds the one, the
+    connection files name the other; no cluster.conf edited."""
+    c = cluster_factory(n=1)
+    c.run("start", "-n", "1", "--ip", "127.0.0.1", "--location", "localhost")
+    assert c.url("mec").split("//")[1].startswith("localhost:")
+    assert c.url("engine").split("//")[1].startswith("localhost:")
+    st = c.run("status")
+    assert "1 registered [0]" in st.stdout
+    c.stop()
+    # --listen alone: the controller binds it, and the files name it
+    c.run("start", "-n", "1", "--listen", "127.0.0.3")
+    assert c.url("task").split("//")[1].startswith("127.0.0.3:")
+    port = c.url("mec").split("//")[1].split(":")[1].split("/")[0]
+    listening = subprocess.run(["ss", "-Hltn", "sport = :%s" % port], capture_output=True,
+                               text=True).stdout
+    assert "127.0.0.3:%s" % port in listening, listening
+    c.stop()
+    bad = c.run("start", "-n", "1", "--ip", "not an address", check=False)
+    assert bad.returncode != 0
+    assert "not an address" in bad.stderr + bad.stdout

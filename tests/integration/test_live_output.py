@@ -141,6 +141,7 @@ def test_another_clients_tasks_print_nothing_here(clients, cluster):
     other = client.TaskClient(profile=cluster.profile)
     try:
         tid = other.run(client.MapTask(ticker, args=(2,)))
+        assert other.future(tid).result(timeout=30) == 2      # (its submission went out)
         mine = tc.future(tid)            # the same task, through a client that did not submit it
         assert mine.result(timeout=30) == 2
         assert mine.stdout == ["task tick 0\ntask tick 1\n"]   # from the result

@@ -339,9 +339,12 @@ static void test_v1_plugin(void **state)
                      PLX_OK);
     assert_int_equal(plx_cluster_check_launcher_keys(conf, "local", "v1", &err), PLX_OK);
     char warn[256] = "x";
-    assert_int_equal(plx_cluster_check_reachable(conf, ops, "v1", &spec, warn, sizeof warn, &err),
+    int picked = 1;
+    assert_int_equal(plx_cluster_check_reachable(conf, ops, "v1", &spec, warn, sizeof warn,
+                                                 &picked, &err),
                      PLX_OK);
     assert_string_equal(warn, "");
+    assert_int_equal(picked, 0);
     plx_conf_destroy(&conf);
 }
 

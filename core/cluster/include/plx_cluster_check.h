@@ -25,17 +25,31 @@ int plx_cluster_check_launcher_keys(const plx_conf_t *conf, const char *controll
                                     const char *engine_launcher, plx_err_t *err);
 
 /*
- * The listen-vs-location check: when the engine launcher says it would
- * start engines on another host (its remote_host op) while the connection
- * files will name a loopback address, engines could never reach the
- * controller. If neither [cluster] listen nor location was set explicitly
- * this is PLX_EINVAL with an explanation naming both keys; if one was set
- * to loopback on purpose (an ssh tunnel, say) it is only a warning,
- * written into warn (empty when there is nothing to say).
+ * Listen vs location: when the engine launcher says it would start engines
+ * on another host (its remote_host op) while the connection files would
+ * name a loopback address, engines could never reach the controller.
+ *   - Neither [cluster] listen nor location set (in cluster.conf or with
+ *     --ip / --location): this host's address on the network that reaches
+ *     the engines is picked (plx_cluster_pick_address) and set as both in
+ *     conf; note says which, for the user (*picked = 1).
+ *   - One set to loopback on purpose (an ssh tunnel, say): only a warning,
+ *     in note (*picked = 0).
+ *   - No address can be picked: PLX_EINVAL naming the flags and keys.
+ * note is empty when there is nothing to say.
  */
-int plx_cluster_check_reachable(const plx_conf_t *conf, const plx_launcher_ops *eops,
+int plx_cluster_check_reachable(plx_conf_t *conf, const plx_launcher_ops *eops,
                                 const char *engine_launcher, const plx_launch_spec *spec,
-                                char *warn, size_t wlen, plx_err_t *err);
+                                char *note, size_t nlen, int *picked, plx_err_t *err);
+
+/*
+ * The address of this host that reaches host (a name or address: the
+ * route's source address), or, when host is a description rather than a
+ * name ("the batch system's compute nodes"), the address of the default
+ * route's interface. The interface's name goes to ifname ("" if unknown).
+ * PLX_OK, or PLX_ENOTFOUND with err saying why none could be picked.
+ */
+int plx_cluster_pick_address(const char *host, char *addr, size_t alen, char *ifname,
+                             size_t iflen, plx_err_t *err);
 
 /* True when host (a name or an address) resolves to loopback only. */
 int plx_cluster_host_is_loopback(const char *host);
