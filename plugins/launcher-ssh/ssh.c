@@ -359,7 +359,9 @@ static int ssh_remote_host(const plx_launch_spec *spec, char *host, size_t len, 
             break;   /* round-robin came back to a host already looked at */
         ssh_real_host(&c.ssh, alias, real, sizeof real);
         if (!plx_host_is_loopback(real)) {
-            snprintf(host, len, "%s", alias);
+            /* the host ssh connects to (its config's HostName): ipcluster
+             * looks up the route there */
+            snprintf(host, len, "%s", real);
             rc = 1;
         }
     }

@@ -140,7 +140,7 @@ static void test_ssh_remote_host(void **state)
         skip();
     int fd = mkstemp(conf);
     assert_true(fd >= 0);
-    dprintf(fd, "Host node1 node2\n  HostName 127.0.0.1\n");
+    dprintf(fd, "Host node1 node2\n  HostName 127.0.0.1\nHost faraway\n  HostName 192.0.2.7\n");
     close(fd);
     snprintf(opts, sizeof opts, "-F %s", conf);
     section_t local = { { "hosts", "localhost:2, 127.0.0.1", NULL } };
@@ -151,6 +151,10 @@ static void test_ssh_remote_host(void **state)
     assert_int_equal(remote("ssh", &far, 1, host, sizeof host), 0);   /* -n 1: node1 only */
     assert_int_equal(remote("ssh", &far, 2, host, sizeof host), 1);
     assert_string_equal(host, "far.example.invalid");
+    /* an alias names the host ssh connects to: that is where routes go */
+    section_t alias = { { "hosts", "faraway", "ssh_options", opts, NULL } };
+    assert_int_equal(remote("ssh", &alias, 1, host, sizeof host), 1);
+    assert_string_equal(host, "192.0.2.7");
     unlink(conf);
 }
 

@@ -1,0 +1,129 @@
+"""A cluster behind a login node, on the field test bed (issue 21): the
+bed's networks are what they claim; ipcluster on login starts engines on
+node1 and node2 through the ssh launcher with the default profile's
+addresses (it picks login's address on the cluster network and says so);
+a client on login sees 4 engines on 2 hosts; ipcluster stop leaves
+nothing on any host; a host that disappears has its engines declared dead
+and the others serve on.
+"""
+import time
+
+from conftest import FieldCluster, wait_for
+
+GET_IDS = ("from plexa import client\n"
+           "mec = client.MultiEngineClient()\n"
+           "print(sorted(mec.get_ids()))\n")
+
+
+def test_networks_are_what_the_bed_says(bed):
+    login_out, login_cl = bed.addr("login", "outside"), bed.addr("login", "cluster")
+    node1 = bed.addr("node1", "cluster")
+    assert bed.connects("laptop", login_out, 22)
+    assert not bed.connects("laptop", node1, 22)           # no route from the laptop
+    assert not bed.connects("laptop", login_cl, 22)         # login does not route for it
+    assert bed.connects("login", node1, 22)
+    assert bed.connects("node1", login_cl, 22)
+    assert not bed.connects("node1", login_out, 22)
+    assert bed.ssh("laptop", "login", "echo", "on login").stdout == "on login\n"
+    assert bed.ssh("login", "node2", "true").returncode == 0
+
+
+def test_oneway_nodes_reach_only_logins_sshd(oneway_bed):
+    bed = oneway_bed
+    login_cl = bed.addr("login", "cluster")
+    server = bed.popen("login", ["/usr/bin/python3", "-c",
+                                 "import socket, time\n"
+                                 "s = socket.socket()\n"
+                                 "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                                 "s.bind(('0.0.0.0', 7401)); s.listen(8); time.sleep(60)\n"])
+    assert wait_for(lambda: bed.connects("login", login_cl, 7401), timeout=10)
+    assert not bed.connects("node1", login_cl, 7401)        # dropped by login's firewall
+    assert bed.connects("node1", login_cl, 22)
+    assert bed.connects("laptop", bed.addr("login", "outside"), 7401)   # not from outside
+    # connections login opens to the nodes still work (their replies come in)
+    assert bed.ssh("login", "node1", "true").returncode == 0
+    server.kill()
+
+
+def test_ssh_launcher_across_hosts(bed, tmp_path):
+    c = FieldCluster(bed, tmp_path)
+    p = c.ipcluster("start")
+    # nothing in the profile says where: ipcluster picked login's address on
+    # the network that reaches node1, said so, and wrote it into the files
+    assert ("engines run on 10.231.2.11: the controller listens on 10.231.2.1 "
+            "(interface cluster)" in p.stdout), p.stdout
+    assert "//10.231.2.1:" in c.url("engine") and "//10.231.2.1:" in c.url("mec")
+    try:
+        assert c.python(GET_IDS) == "[0, 1, 2, 3]\n"
+        # two engines on each node: the controller saw them come from there
+        log = c.log("ipcontroller.log")
+        assert log.count("registered from 10.231.2.11:") == 2, log
+        assert log.count("registered from 10.231.2.12:") == 2, log
+        for node in ("node1", "node2"):
+            assert any("ipengine" in open("/proc/%d/cmdline" % pid).read()
+                       for pid in bed.pids_on(node) if _exists(pid)), node
+        # a 1 000-element map and a 32 MB round trip, over the cluster network
+        out = c.python("from plexa import client\nimport numpy\n"
+                       "tc = client.TaskClient()\n"
+                       "print(tc.map(lambda x: x * 2, range(1000)) == "
+                       "[x * 2 for x in range(1000)])\n"
+                       "mec = client.MultiEngineClient()\n"
+                       "a = numpy.arange(4 << 20, dtype=numpy.float64)\n"
+                       "mec.push({'a': a}, targets=3)\n"
+                       "print(bool((mec.pull('a', targets=3)[0] == a).all()))\n")
+        assert out == "True\nTrue\n"
+    finally:
+        c.ipcluster("stop", check=False)
+    # nothing left on any host
+    for host in ("login", "node1", "node2"):
+        assert wait_for(lambda: not _plexa_on(bed, host), timeout=20), (host, _plexa_on(bed, host))
+
+
+def test_a_host_that_disappears(bed, tmp_path):
+    c = FieldCluster(bed, tmp_path, extra="")
+    c.ipcluster("start")
+    try:
+        assert c.python(GET_IDS) == "[0, 1, 2, 3]\n"
+        bed.set_link("node2", "cluster", up=False)       # node2 is gone from the network
+        t0 = time.monotonic()
+        left = c.python("from plexa import client\nimport time\n"
+                        "mec = client.MultiEngineClient()\n"
+                        "for _ in range(300):\n"
+                        "    ids = sorted(mec.get_ids())\n"
+                        "    if len(ids) == 2:\n"
+                        "        break\n"
+                        "    time.sleep(0.1)\n"
+                        "print(ids)\n"
+                        "print(mec.execute('x = 1')[0]['id'] in ids)\n", timeout=90)
+        ids_line, served = left.splitlines()
+        assert served == "True"
+        assert time.monotonic() - t0 < 30
+        survivors = eval(ids_line)
+        assert len(survivors) == 2
+        log = c.log("ipcontroller.log")
+        assert log.count("unregistered: no heartbeat") >= 2, log
+    finally:
+        bed.set_link("node2", "cluster", up=True)
+        c.ipcluster("stop", check=False)
+
+
+def _exists(pid):
+    try:
+        open("/proc/%d/cmdline" % pid).close()
+        return True
+    except OSError:
+        return False
+
+
+def _plexa_on(bed, host):
+    """plexa processes (ipengine, ipcontroller, ipcluster) on host."""
+    found = []
+    for pid in bed.pids_on(host):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(name in cmd for name in ("ipengine", "ipcontroller", "ipcluster")):
+            found.append((pid, cmd))
+    return found
