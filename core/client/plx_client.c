@@ -25,6 +25,7 @@
 #include "plx_plugin_loader.h"
 #include "plx_request_priv.h"
 #include "plx_taskout.h"
+#include "plx_tunnel.h"
 #include "plx_rqb.h"
 #include "plx_url.h"
 
@@ -60,6 +61,7 @@ struct plx_client {
     atomic_int               welcomed;    /* the controller accepted our Hello */
     char                     peer[300];   /* "HOST:PORT" */
     plx_taskouts_t          *taskouts;    /* live output of our tasks (thread-safe) */
+    plx_tunnel_t            *tunnel;      /* the ssh tunnel it connects through, or NULL */
 };
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
@@ -577,6 +579,26 @@ plx_client_t *plx_client_connect(const char *url_or_file, const char *profile,
 plx_client_t *plx_client_connect_role(const char *url_or_file, const char *profile,
                                       plx_client_role_t role, double timeout_s, plx_err_t *err)
 {
+    return plx_client_connect_ssh(url_or_file, profile, role, NULL, NULL, timeout_s, err);
+}
+
+/* Point u at a local port forwarded through sshserver to its host:port. */
+static int tunnel_to(plx_client_t *c, plx_url_t *u, const char *sshserver, const char *sshkey,
+                     double timeout_s, plx_err_t *err)
+{
+    uint16_t lport;
+    if (plx_tunnel_open(sshserver, sshkey, u->host, u->port, timeout_s, &c->tunnel, &lport,
+                        err) != PLX_OK)
+        return err->code;
+    snprintf(u->host, sizeof u->host, "127.0.0.1");
+    u->port = lport;
+    return PLX_OK;
+}
+
+plx_client_t *plx_client_connect_ssh(const char *url_or_file, const char *profile,
+                                     plx_client_role_t role, const char *sshserver,
+                                     const char *sshkey, double timeout_s, plx_err_t *err)
+{
     plx_url_t u;
     memset(&u, 0, sizeof u);
     if (resolve_role_url(url_or_file, profile, role, &u, err) != PLX_OK)
@@ -585,7 +607,14 @@ plx_client_t *plx_client_connect_role(const char *url_or_file, const char *profi
     if (!c)
         return NULL;
     c->role = role;
+    /* The peer is named as the URL names it, also through a tunnel. */
     format_peer(c->peer, sizeof c->peer, u.host, u.port);
+    if (timeout_s <= 0)
+        timeout_s = PLX_CLIENT_CONNECT_TIMEOUT_DEFAULT;
+    if (sshserver && *sshserver && tunnel_to(c, &u, sshserver, sshkey, timeout_s, err) != PLX_OK) {
+        plx_client_destroy(&c);
+        return NULL;
+    }
     if (client_start(c, &u, timeout_s > 0 ? timeout_s : PLX_CLIENT_CONNECT_TIMEOUT_DEFAULT,
                      err) != PLX_OK) {
         plx_client_destroy(&c);
@@ -617,6 +646,7 @@ void plx_client_destroy(plx_client_t **cp)
     if (atomic_fetch_sub(&live_clients, 1) == 1)
         plx_buf_pool_trim(0);
     plx_taskouts_destroy(&c->taskouts);
+    plx_tunnel_close(&c->tunnel);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->loop_mu);
     free(c);

@@ -136,6 +136,23 @@ PLX_API plx_client_t *plx_client_connect_role(const char *url_or_file, const cha
                                               plx_err_t *err);
 
 /*
+ * plx_client_connect_role through an ssh server (a login node): the
+ * controller's address in the URL is reached from sshserver
+ * ("[user@]host[:port]") through a port forwarded by the system's OpenSSH
+ * (`ssh -N -L`, the user's own ssh config and agent, BatchMode; the
+ * command is $PLEXA_SSH, else ssh), with the private key sshkey (NULL:
+ * ssh's defaults). TLS, its pinning and the token stay end to end: ssh
+ * carries ciphertext. The tunnel lives as long as the client. A tunnel
+ * that cannot be made fails within timeout_s with ssh's own words
+ * (PLX_ECONNECT), never with a prompt. sshserver NULL or "": as
+ * plx_client_connect_role.
+ */
+PLX_API plx_client_t *plx_client_connect_ssh(const char *url_or_file, const char *profile,
+                                             plx_client_role_t role, const char *sshserver,
+                                             const char *sshkey, double timeout_s,
+                                             plx_err_t *err);
+
+/*
  * Close the connection, stop the I/O thread and free the client. Requests
  * still waiting fail with PLX_ECLOSED. NULL-safe; sets *c to NULL.
  */

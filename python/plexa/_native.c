@@ -262,12 +262,12 @@ int nv_parse_targets(PyObject *o, plx_targets_t *t, int32_t **ids)
 static int Client_init(ClientObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = { "url_or_file", "profile", "timeout", "role", "trust_pickles",
-                              NULL };
-    const char *url = "", *profile = NULL, *role_s = "mec";
+                              "sshserver", "sshkey", NULL };
+    const char *url = "", *profile = NULL, *role_s = "mec", *sshserver = NULL, *sshkey = NULL;
     double timeout = CONNECT_TIMEOUT_S;
     int trust = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzdsp:Client", kwlist, &url, &profile, &timeout,
-                                     &role_s, &trust))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzdspzz:Client", kwlist, &url, &profile,
+                                     &timeout, &role_s, &trust, &sshserver, &sshkey))
         return -1;
     plx_client_role_t role;
     if (strcmp(role_s, "mec") == 0) {
@@ -289,7 +289,7 @@ static int Client_init(ClientObject *self, PyObject *args, PyObject *kw)
     plx_err_t err = {0};
     plx_client_t *c;
     Py_BEGIN_ALLOW_THREADS
-    c = plx_client_connect_role(url ? url : "", profile, role, timeout, &err);
+    c = plx_client_connect_ssh(url ? url : "", profile, role, sshserver, sshkey, timeout, &err);
     Py_END_ALLOW_THREADS
     if (!c) {
         nv_raise_err((PyObject *)self, &err);

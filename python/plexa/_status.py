@@ -16,11 +16,13 @@ class StatusClient(object):
     connection file, which can run code on every engine.
 
     ``url_or_file`` is a ``plx+...`` URL or a connection file; by default the
-    profile's ``security/ipcontroller-status.url`` (profile ``default``)."""
+    profile's ``security/ipcontroller-status.url`` (profile ``default``).
+    ``sshserver``, ``sshkey``: through an ssh tunnel, as MultiEngineClient."""
 
-    def __init__(self, url_or_file='', profile=None, timeout=10.0):
+    def __init__(self, url_or_file='', profile=None, timeout=10.0, sshserver=None, sshkey=None):
         from plexa import _native
-        self._client = _native.Client(url_or_file, profile, timeout, role='status')
+        self._client = _native.Client(url_or_file, profile, timeout, role='status',
+                                      sshserver=sshserver, sshkey=sshkey)
 
     def get_ids(self):
         """The ids of the registered engines."""

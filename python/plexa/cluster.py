@@ -242,20 +242,24 @@ class Cluster(object):
         return os.path.join(os.path.abspath(root), 'profile_%s' % self.profile, 'security',
                             names[capability])
 
-    def client(self, timeout=10.0):
-        """A MultiEngineClient connected to this cluster."""
+    def client(self, timeout=10.0, sshserver=None, sshkey=None):
+        """A MultiEngineClient connected to this cluster (through an ssh
+        server with ``sshserver``, ``sshkey``: see MultiEngineClient)."""
         from plexa.client import MultiEngineClient
-        return MultiEngineClient(self.connection_file('mec'), timeout=timeout)
+        return MultiEngineClient(self.connection_file('mec'), timeout=timeout, sshserver=sshserver,
+                                 sshkey=sshkey)
 
-    def task_client(self, timeout=10.0):
+    def task_client(self, timeout=10.0, sshserver=None, sshkey=None):
         """A TaskClient connected to this cluster."""
         from plexa.client import TaskClient
-        return TaskClient(self.connection_file('task'), timeout=timeout)
+        return TaskClient(self.connection_file('task'), timeout=timeout, sshserver=sshserver,
+                          sshkey=sshkey)
 
-    def status_client(self, timeout=10.0):
+    def status_client(self, timeout=10.0, sshserver=None, sshkey=None):
         """A StatusClient (read-only) connected to this cluster."""
         from plexa.client import StatusClient
-        return StatusClient(self.connection_file('status'), timeout=timeout)
+        return StatusClient(self.connection_file('status'), timeout=timeout, sshserver=sshserver,
+                            sshkey=sshkey)
 
     # -- with Cluster(...) as c: ----------------------------------------------
 

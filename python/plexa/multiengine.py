@@ -99,13 +99,22 @@ class MultiEngineClient(object):
     float, str, bytes, numpy arrays, lists and tuples of them); anything
     else arrives as that engine's error (UntrustedPickle), since unpickling
     would run code chosen by whoever holds the engine token.
+
+    ``sshserver`` (``'user@login'``), ``sshkey``: reach the controller
+    through an ssh server, a cluster's login node (ipyparallel's names):
+    the system's OpenSSH forwards a local port to the address in the
+    connection file as the server sees it, with the user's ssh config and
+    agent ($PLEXA_SSH: the command, e.g. ``ssh -F FILE``); TLS and the
+    token stay end to end. A tunnel that cannot be made raises
+    ConnectionError with ssh's own words, within ``timeout``.
     """
 
     def __init__(self, url_or_file='', profile=None, timeout=10.0, trust_engine_pickles=None,
-                 furl_or_file=None):
+                 furl_or_file=None, sshserver=None, sshkey=None):
         from plexa import _native
         self._client = _native.Client(_url_arg(url_or_file, furl_or_file), profile, timeout,
-                                      trust_pickles=_trust(trust_engine_pickles, profile))
+                                      trust_pickles=_trust(trust_engine_pickles, profile),
+                                      sshserver=sshserver, sshkey=sshkey)
         self.block = True
         self.targets = 'all'
         self._pending = weakref.WeakSet()

@@ -143,11 +143,12 @@ class TaskClient(object):
     """
 
     def __init__(self, url_or_file='', profile=None, timeout=10.0, trust_engine_pickles=None,
-                 furl_or_file=None):
+                 furl_or_file=None, sshserver=None, sshkey=None):
         from plexa import _native
         self._client = _native.Client(_url_arg(url_or_file, furl_or_file), profile, timeout,
                                       role='task',
-                                      trust_pickles=_trust(trust_engine_pickles, profile))
+                                      trust_pickles=_trust(trust_engine_pickles, profile),
+                                      sshserver=sshserver, sshkey=sshkey)
         for name in _STATUS_NAMES:
             value = getattr(_native, name, None)
             if value is not None and value != globals()[name]:
