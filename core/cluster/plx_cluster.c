@@ -244,12 +244,16 @@ static int spawn_engines(cluster_t *c, int n, void **job, plx_err_t *err)
      * can read a command line in ps, not another user's environment. */
     snprintf(envurl, sizeof envurl, "PLEXA_URL=%s", c->engine_url);
     const plx_cluster_conf_t *cc = plx_conf_cluster(c->conf);
-    const char *argv[5] = {exe, "--log-level", c->level, NULL, NULL};
+    const char *argv[8] = {exe, "--log-level", c->level, NULL, NULL, NULL, NULL, NULL};
     int n_argv = 3;
     if (!cc->hide_secrets)
         argv[n_argv++] = "--show-secrets";
     if (!cc->engine_ipython)
         argv[n_argv++] = "--no-ipython";
+    if (cc->engine_ssh[0]) {
+        argv[n_argv++] = "--enginessh";
+        argv[n_argv++] = cc->engine_ssh;
+    }
     const char *env[] = {envurl, NULL};
     return start_job(c, c->eops, c->engine_launcher, PLX_LAUNCH_ENGINES, n, argv, env, job, err);
 }

@@ -127,8 +127,8 @@ int plx_cluster_check_reachable(plx_conf_t *conf, const plx_launcher_ops *eops,
         note[0] = '\0';
     *picked = 0;
     if (!PLX_OPS_HAS(eops, plx_launcher_ops, remote_host) ||
-        !plx_cluster_host_is_loopback(cc->location))
-        return PLX_OK;
+        !plx_cluster_host_is_loopback(cc->location) || cc->engine_ssh[0])
+        return PLX_OK;   /* (engines that tunnel reach loopback through the ssh server) */
     int remote = eops->remote_host(spec, host, sizeof host, err);
     if (remote <= 0)
         return remote < 0 ? plx_err_prefix(err, "engine launcher") : PLX_OK;

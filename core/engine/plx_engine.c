@@ -13,6 +13,7 @@
 
 #include "plx_envelope.h"
 #include "plx_log.h"
+#include "plx_tunnel.h"
 #include "plx_plugin_loader.h"
 
 /* ---- deferred buffer releases ------------------------------------------- */
@@ -308,6 +309,23 @@ static int engine_init_sync(plx_engine_t *e, plx_err_t *err)
     return PLX_OK;
 }
 
+/* --enginessh: the controller's address as the ssh server sees it, through
+ * a local port that ssh forwards there (plx_tunnel.h); url_shown keeps
+ * naming the controller. */
+static int engine_tunnel(plx_engine_t *e, plx_err_t *err)
+{
+    uint16_t lport;
+    double timeout = e->opts.register_timeout_s > 0 ? e->opts.register_timeout_s : 30.0;
+    if (plx_tunnel_open(e->opts.enginessh, NULL, e->url.host, e->url.port, timeout, &e->tunnel,
+                        &lport, err) != PLX_OK)
+        return err->code;
+    PLX_INFO("reaching the controller at %s through an ssh tunnel via %s (local port %u)",
+             e->url_shown, e->opts.enginessh, (unsigned)lport);
+    snprintf(e->url.host, sizeof e->url.host, "127.0.0.1");
+    e->url.port = lport;
+    return PLX_OK;
+}
+
 /* Stop the I/O thread, give back buffers, finalize Python. */
 static void engine_teardown(plx_engine_t *e)
 {
@@ -319,6 +337,7 @@ static void engine_teardown(plx_engine_t *e)
     plx_pyvalue_set_release_defer(NULL, NULL);
     plx_engine_py_fini(e);
     plx_engine_output_fini(e);
+    plx_tunnel_close(&e->tunnel);
     pthread_cond_destroy(&e->cv);
     pthread_mutex_destroy(&e->mu);
 }
@@ -344,6 +363,8 @@ int plx_engine_run(const plx_engine_opts_t *opts, plx_err_t *err)
         return rc;
     }
     rc = engine_resolve(e, err);
+    if (rc == PLX_OK && e->opts.enginessh)
+        rc = engine_tunnel(e, err);   /* before the namespaces: ssh needs the user's ~/.ssh */
     if (rc == PLX_OK && !e->opts.show_secrets) {
         /* Before any thread starts: namespaces are per process. */
         plx_err_t herr = {0};

@@ -54,6 +54,10 @@ static void usage(FILE *f)
         "  --controller-timeout S  presume the controller dead when nothing at all\n"
         "                        has come from it for S seconds (default: 30, or 20\n"
         "                        of its heartbeat periods when that is longer)\n"
+        "  --enginessh HOST      reach the controller through an ssh tunnel to HOST\n"
+        "                        ([user@]host[:port]; the system's OpenSSH, in BatchMode,\n"
+        "                        $PLEXA_SSH for another command): for engines that cannot\n"
+        "                        open connections to the controller (--ssh too)\n"
         "  --no-ipython          run cells as a plain interpreter: no magics, shell\n"
         "                        escapes, get_ipython() or display data, even where\n"
         "                        IPython is installed\n"
@@ -130,6 +134,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"show-secrets", no_argument, 0, 'S'},
         {"controller-timeout", required_argument, 0, 'C'},
         {"no-ipython", no_argument, 0, 'N'},
+        {"enginessh", required_argument, 0, 'H'}, {"ssh", required_argument, 0, 'H'},
         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "l:h", opts, NULL)) != -1) {
@@ -188,6 +193,7 @@ static int parse_args(int argc, char **argv, args_t *a)
             break;
         case 'S': a->opts.show_secrets = 1; break;
         case 'N': a->opts.no_ipython = 1; break;
+        case 'H': a->opts.enginessh = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("ipengine (plexa) %s\n", PLX_VERSION_STRING); return 0;
         default: usage(stderr); return 2;

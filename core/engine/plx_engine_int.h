@@ -67,6 +67,7 @@ typedef struct plx_engine {
     plx_url_t                url;
     char                     url_shown[300];   /* scheme://host:port, no token */
     const plx_transport_ops *ops;
+    struct plx_tunnel       *tunnel;           /* --enginessh: the ssh tunnel url goes through */
     pthread_t                py_thread;
     pid_t                    pid;              /* the engine process (not a fork of it) */
     pthread_t                io_thread;

@@ -29,6 +29,7 @@ enum ktype {
     K_NAME,      /* string, a plugin name */
     K_HOST,      /* string, a host (brackets around IPv6 removed) */
     K_OPTHOST,   /* same, or empty */
+    K_SSHDEST,   /* string, ssh's destination [user@]host[:port], or empty */
     K_INT,       /* int in [min, max] */
     K_SIZE,      /* uint64_t bytes in [min, max], optional K/M/G/T suffix */
     K_SECONDS,   /* double in (0, max] */

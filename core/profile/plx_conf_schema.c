@@ -53,6 +53,10 @@ const keyspec_t plx_conf_schema[] = {
       "Whether engines cover every profile's security/ directory (the other capabilities' "
       "tokens, the controller's key) from the code they run, with user and mount "
       "namespaces (ipengine --show-secrets when false). See docs/threat-model.md." },
+    { "cluster", "engine_ssh", K_SSHDEST, "", 0, 0, NULL, CL(engine_ssh),
+      "An ssh server ([user@]host[:port]) through which engines reach the controller, for "
+      "engines that cannot open connections to it (a one-way firewall): each opens an ssh "
+      "tunnel there (ipengine --enginessh). The controller may then listen on loopback only." },
     { "cluster", "engine_ipython", K_BOOL, "true", 0, 0, NULL, CL(engine_ipython),
       "Whether engines offer IPython to the code they run, where IPython is installed: "
       "magics and shell escapes in cells, get_ipython(), display() and rich reprs sent back "

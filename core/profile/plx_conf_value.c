@@ -100,6 +100,11 @@ static int convert_string(const keyspec_t *k, const char *v, value_t *out, plx_e
     out->s[n] = '\0';
     if (k->type == K_HOST || (k->type == K_OPTHOST && n))
         return plx_url_check_host(out->s, err);
+    /* Given to ssh as its destination: nothing it could read as an option. */
+    if (k->type == K_SSHDEST && n &&
+        (out->s[0] == '-' || strspn(out->s, NAME_CHARS ".@:[]") != n))
+        return plx_err_set(err, PLX_EINVAL, "'%.64s' is not an ssh destination "
+                           "([user@]host[:port])", out->s);
     return PLX_OK;
 }
 
@@ -137,6 +142,7 @@ int plx_conf_convert(const keyspec_t *k, const char *v, value_t *out, plx_err_t 
     case K_NAME:
     case K_HOST:
     case K_OPTHOST:
+    case K_SSHDEST:
         return convert_string(k, v, out, err);
     case K_INT:
     case K_SIZE:

@@ -127,3 +127,36 @@ def _plexa_on(bed, host):
         if any(name in cmd for name in ("ipengine", "ipcontroller", "ipcluster")):
             found.append((pid, cmd))
     return found
+
+
+def test_engines_through_ssh_behind_a_one_way_firewall(oneway_bed, tmp_path):
+    """The nodes may open connections to login's sshd only: with
+    engine_ssh = login-cluster each engine tunnels there, and the controller
+    stays on login's loopback (nothing in the files names another address)."""
+    bed = oneway_bed
+    # the engines' ssh needs the bed's config: copy_env passes PLEXA_SSH on
+    c = FieldCluster(bed, tmp_path, hosts="node1:1, node2:1", engines=2,
+                     extra="copy_env = true\n")
+    c.env["PLEXA_SSH"] = "ssh -F %s" % bed.ssh_config
+    conf_path = c.profile_dir + "/cluster.conf"
+    with open(conf_path) as f:
+        conf = f.read()
+    with open(conf_path, "w") as f:
+        f.write(conf.replace("[cluster]\n", "[cluster]\nengine_ssh = login-cluster\n"))
+    p = c.ipcluster("start")
+    try:
+        assert "//127.0.0.1:" in c.url("engine"), c.url("engine")
+        assert "engines run on" not in p.stdout       # nothing picked: engines tunnel
+        port = int(c.url("engine").split("//")[1].split(":")[1].split("/")[0])
+        # the controller cannot be reached from the nodes but through ssh
+        assert not bed.connects("node1", bed.addr("login", "cluster"), port)
+        assert c.python(GET_IDS) == "[0, 1]\n"
+        out = c.python("from plexa import client\n"
+                       "mec = client.MultiEngineClient()\n"
+                       "print([r['stdout'] for r in mec.execute('print(7 * 6)')])\n")
+        assert out == "['42\\n', '42\\n']\n"
+    finally:
+        c.ipcluster("stop", check=False)
+    for host in ("login", "node1", "node2"):
+        assert wait_for(lambda: not _plexa_on(bed, host), timeout=20), (host, _plexa_on(bed, host))
+

@@ -42,6 +42,8 @@ typedef struct plx_engine_opts {
                                        * dead when not one byte came from it for this
                                        * long; 0 = the default (30 s, or 20 heartbeat
                                        * periods when that is longer) */
+    const char *enginessh;            /* --enginessh [user@]host: reach the controller
+                                       * through an ssh tunnel there (NULL: directly) */
     int         no_ipython;           /* --no-ipython: a plain 0.10 interpreter, no IPython
                                        * features for the code the engine runs */
     int         show_secrets;         /* --show-secrets: leave the profiles' security/

@@ -46,6 +46,7 @@ typedef struct plx_cluster_conf {
     bool   allow_insecure;           /* plaintext tcp beyond loopback */
     bool   hide_secrets;             /* engines cover the profiles' security/ */
     bool   engine_ipython;           /* engines offer IPython (else --no-ipython) */
+    char   engine_ssh[256];          /* engines tunnel through this ssh server ("": no) */
     double start_timeout;            /* seconds, > 0 */
     int    log_level;                /* a plx_log_level (plx_log.h) */
 } plx_cluster_conf_t;
