@@ -78,6 +78,9 @@ static void usage(FILE *f)
         "                       ([cluster] location). With engines on other hosts and\n"
         "                       neither set, ipcluster picks this host's address on the\n"
         "                       network that reaches them, and says which\n"
+        "  --sshserver HOST     (status) look at a cluster that runs on another host,\n"
+        "                       through ssh to HOST (its login node), with this host's\n"
+        "                       copy of the profile's connection files\n"
         "  --engine-port PORT, --client-port PORT\n"
         "                       (start, modes) the controller's port for engines, and a\n"
         "                       second one for clients (default: cluster.conf's port)\n"
@@ -105,6 +108,7 @@ typedef struct args {
     const char *script;       /* pbs, sge, slurm */
     const char *listen;       /* --ip / --listen */
     const char *location;     /* --location */
+    const char *sshserver;    /* status --sshserver */
     const char *ctl[8];       /* 0.10's controller options, passed on to ipcontroller */
     int         nctl;
     plx_cluster_opts_t o;
@@ -148,7 +152,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"version", no_argument, 0, 'V'},       {"reuse-furls", no_argument, 0, 'r'},
         {"client-port", required_argument, 0, 'C'}, {"engine-port", required_argument, 0, 'E'},
         {"ip", required_argument, 0, 'I'},      {"listen", required_argument, 0, 'I'},
-        {"location", required_argument, 0, 'O'},
+        {"location", required_argument, 0, 'O'}, {"sshserver", required_argument, 0, 'S'},
         {0, 0, 0, 0}};
     int ch, reuse = 0;
     const char *client_port = NULL, *engine_port = NULL;
@@ -158,6 +162,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         case 'r': reuse = 1; break;
         case 'I': a->listen = optarg; break;
         case 'O': a->location = optarg; break;
+        case 'S': a->sshserver = optarg; break;
         case 'C': client_port = optarg; break;
         case 'E': engine_port = optarg; break;
         case 'x':
@@ -347,8 +352,14 @@ int main(int argc, char **argv)
      * engines run) must not read its memory through /proc or ptrace. */
     prctl(PR_SET_DUMPABLE, 0);
     plx_err_t err = {0};
+    if (a.sshserver && strcmp(a.command, "status") != 0) {
+        fprintf(stderr, "ipcluster: --sshserver is an option of status (clients take "
+                        "sshserver= themselves)\n");
+        return 2;
+    }
     if (strcmp(a.command, "status") == 0) {
-        rc = plx_cluster_status(a.o.profile, stdout, &err);
+        rc = a.sshserver ? plx_cluster_status_via(a.o.profile, a.sshserver, stdout, &err)
+                         : plx_cluster_status(a.o.profile, stdout, &err);
         if (rc != PLX_OK && rc != PLX_ENOTFOUND)
             fprintf(stderr, "ipcluster: %s\n", err.msg);
         return rc == PLX_OK ? 0 : 3;

@@ -1,6 +1,7 @@
 /* ipcluster commands that inspect or administer a profile without starting
  * anything: status, list, tokens, revoke, profile create. */
 #include "plx_cluster.h"
+#include "plx_tunnel.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -34,11 +35,12 @@ static pid_t running_pid(const plx_profile_t *p)
     return 0;
 }
 
-static void print_engines(const plx_profile_t *p, FILE *out)
+static void print_engines(const plx_profile_t *p, const char *sshserver, FILE *out)
 {
     /* The read-only capability: looking must not need the power to act. */
     plx_err_t err = {0};
-    plx_client_t *cl = plx_client_connect_role("", p->name, PLX_CLIENT_ROLE_STATUS, 5.0, &err);
+    plx_client_t *cl = plx_client_connect_ssh("", p->name, PLX_CLIENT_ROLE_STATUS, sshserver, NULL,
+                                              sshserver ? 15.0 : 5.0, &err);
     int32_t *ids = NULL;
     size_t n = 0;
     if (!cl || plx_client_get_ids(cl, &ids, &n, &err) != PLX_OK) {
@@ -57,7 +59,12 @@ static void print_engines(const plx_profile_t *p, FILE *out)
 /* GET path from the status page named by security/ipcontroller-status.http
  * and copy the body to out. PLX_OK, or an error when the page is off or
  * does not answer (the caller falls back to the status capability). */
-static int print_status_page(const plx_profile_t *p, const char *path, FILE *out)
+static int get_status_page(unsigned port, const char *token, const char *path, FILE *out);
+
+/* The status page listens on the controller host's loopback: from another
+ * host, through a tunnel to sshserver (NULL: here). */
+static int print_status_page(const plx_profile_t *p, const char *path, const char *sshserver,
+                             FILE *out)
 {
     char file[PATH_MAX], url[512], token[160];
     unsigned port = 0;
@@ -65,6 +72,20 @@ static int print_status_page(const plx_profile_t *p, const char *path, FILE *out
     if (plx_file_read_small(file, url, sizeof url, NULL) != PLX_OK ||
         sscanf(url, "http://127.0.0.1:%u/?token=%159[0-9a-f]", &port, token) != 2)
         return PLX_ENOTFOUND;
+    if (!sshserver)
+        return get_status_page(port, token, path, out);
+    plx_tunnel_t *t = NULL;
+    uint16_t lport;
+    plx_err_t err = {0};
+    if (plx_tunnel_open(sshserver, NULL, "127.0.0.1", (uint16_t)port, 15.0, &t, &lport, &err))
+        return err.code;
+    int rc = get_status_page(lport, token, path, out);
+    plx_tunnel_close(&t);
+    return rc;
+}
+
+static int get_status_page(unsigned port, const char *token, const char *path, FILE *out)
+{
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -109,8 +130,21 @@ int plx_cluster_status(const char *profile, FILE *out, plx_err_t *err)
     }
     fprintf(out, "cluster '%s': running (ipcluster pid %d)\n  profile:    %s\n", p.name,
             (int)pid, p.dir);
-    if (print_status_page(&p, "/status.txt", out) != PLX_OK)
-        print_engines(&p, out);
+    if (print_status_page(&p, "/status.txt", NULL, out) != PLX_OK)
+        print_engines(&p, NULL, out);
+    return PLX_OK;
+}
+
+int plx_cluster_status_via(const char *profile, const char *sshserver, FILE *out, plx_err_t *err)
+{
+    plx_profile_t p;
+    int rc = plx_profile_open(profile, 0, &p, err);
+    if (rc != PLX_OK)
+        return rc;
+    /* ipcluster runs on the other host: its connection files tell the rest */
+    fprintf(out, "cluster '%s' through %s\n  profile:    %s\n", p.name, sshserver, p.dir);
+    if (print_status_page(&p, "/status.txt", sshserver, out) != PLX_OK)
+        print_engines(&p, sshserver, out);
     return PLX_OK;
 }
 

@@ -74,9 +74,7 @@ def test_ssh_launcher_across_hosts(bed, tmp_path):
         assert out == "True\nTrue\n"
     finally:
         c.ipcluster("stop", check=False)
-    # nothing left on any host
-    for host in ("login", "node1", "node2"):
-        assert wait_for(lambda: not _plexa_on(bed, host), timeout=20), (host, _plexa_on(bed, host))
+    nothing_left(bed)
 
 
 def test_a_host_that_disappears(bed, tmp_path):
@@ -113,6 +111,12 @@ def _exists(pid):
         return True
     except OSError:
         return False
+
+
+def nothing_left(bed):
+    """No plexa process (or an engine's ssh keeper) on any host."""
+    for host in ("login", "node1", "node2"):
+        assert wait_for(lambda: not _plexa_on(bed, host), timeout=20), (host, _plexa_on(bed, host))
 
 
 def _plexa_on(bed, host):
@@ -157,6 +161,5 @@ def test_engines_through_ssh_behind_a_one_way_firewall(oneway_bed, tmp_path):
         assert out == "['42\\n', '42\\n']\n"
     finally:
         c.ipcluster("stop", check=False)
-    for host in ("login", "node1", "node2"):
-        assert wait_for(lambda: not _plexa_on(bed, host), timeout=20), (host, _plexa_on(bed, host))
+    nothing_left(bed)
 

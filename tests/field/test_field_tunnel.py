@@ -5,6 +5,7 @@ that runs behind it, TLS and tokens end to end; a tunnel that cannot be
 made fails within seconds with ssh's own words; closing the client ends
 its ssh.
 """
+import re
 import time
 
 from conftest import FieldCluster, wait_for
@@ -57,6 +58,14 @@ def test_clients_on_the_laptop_through_login(bed, tmp_path):
         assert out[4].startswith("10.231.2.1:"), out
         # every client closed: no ssh left on the laptop
         assert wait_for(lambda: not ssh_processes(bed, "laptop"), timeout=10)
+        # ipcluster status from the laptop, through login: the status page
+        st = c.ipcluster("status", "--sshserver", "root@login", host="laptop")
+        assert st.stdout.startswith("cluster 'default' through root@login\n"), st.stdout
+        assert re.search(r"engines: +4 registered \[0, 1, 2, 3\]", st.stdout), st.stdout
+        assert "tls" in st.stdout
+        assert not ssh_processes(bed, "laptop")
+        bad = c.ipcluster("stop", "--sshserver", "root@login", host="laptop", check=False)
+        assert bad.returncode == 2 and "--sshserver is an option of status" in bad.stderr
     finally:
         c.ipcluster("stop", check=False)
 

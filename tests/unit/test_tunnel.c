@@ -73,20 +73,30 @@ static int remove_fakes(void **state)
     return 0;
 }
 
+/* plx_tunnel_open to 10.0.0.1:4000 with $PLEXA_SSH = "sh SCRIPT"; *took:
+ * the seconds it took. */
+static int open_via(const char *script, const char *server, double timeout, plx_tunnel_t **t,
+                    plx_err_t *err, double *took)
+{
+    char cmd[96];
+    uint16_t lport = 0;
+    snprintf(cmd, sizeof cmd, "sh %s", script);
+    setenv("PLEXA_SSH", cmd, 1);
+    double t0 = plx_now_s();
+    int rc = plx_tunnel_open(server, NULL, "10.0.0.1", 4000, timeout, t, &lport, err);
+    *took = plx_now_s() - t0;
+    return rc;
+}
+
 static void test_ssh_that_fails_is_quoted(void **state)
 {
     (void)state;
-    char cmd[96];
-    snprintf(cmd, sizeof cmd, "sh %s", failing_path);
-    setenv("PLEXA_SSH", cmd, 1);
     plx_tunnel_t *t = NULL;
-    uint16_t lport = 0;
     plx_err_t err = {0};
-    double t0 = plx_now_s();
-    assert_int_equal(plx_tunnel_open("me@login", NULL, "10.0.0.1", 4000, 10, &t, &lport, &err),
-                     PLX_ECONNECT);
+    double took;
+    assert_int_equal(open_via(failing_path, "me@login", 10, &t, &err, &took), PLX_ECONNECT);
     assert_null(t);
-    assert_true(plx_now_s() - t0 < 5);
+    assert_true(took < 5);
     assert_non_null(strstr(err.msg, "ssh tunnel through me@login failed (ssh exited with 255)"));
     assert_non_null(strstr(err.msg, "me@login: Permission denied (publickey)."));
 }
@@ -94,16 +104,11 @@ static void test_ssh_that_fails_is_quoted(void **state)
 static void test_ssh_that_never_forwards_times_out(void **state)
 {
     (void)state;
-    char cmd[96];
-    snprintf(cmd, sizeof cmd, "sh %s", sleeping_path);
-    setenv("PLEXA_SSH", cmd, 1);
     plx_tunnel_t *t = NULL;
-    uint16_t lport = 0;
     plx_err_t err = {0};
-    double t0 = plx_now_s();
-    assert_int_equal(plx_tunnel_open("login", NULL, "10.0.0.1", 4000, 1.0, &t, &lport, &err),
-                     PLX_ETIMEDOUT);
-    assert_true(plx_now_s() - t0 < 4);
+    double took;
+    assert_int_equal(open_via(sleeping_path, "login", 1.0, &t, &err, &took), PLX_ETIMEDOUT);
+    assert_true(took < 4);
     assert_non_null(strstr(err.msg, "no forwarded port after 1 s"));
     /* and the stand-in was stopped, with the child it started */
     char pidfile[80];

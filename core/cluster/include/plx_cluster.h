@@ -38,6 +38,12 @@ int plx_cluster_stop(const char *profile, double timeout, plx_err_t *err);
  * Returns PLX_OK when it runs, PLX_ENOTFOUND when it does not. */
 int plx_cluster_status(const char *profile, FILE *out, plx_err_t *err);
 
+/* The same from another host, through an ssh server (the login node the
+ * cluster runs on): the status page and the status capability through
+ * tunnels, with this host's copy of the profile's connection files. */
+int plx_cluster_status_via(const char *profile, const char *sshserver, FILE *out,
+                           plx_err_t *err);
+
 /* Print the running controller's capability tokens and connection files. */
 int plx_cluster_tokens(const char *profile, FILE *out, plx_err_t *err);
 
