@@ -77,32 +77,74 @@ def test_ssh_launcher_across_hosts(bed, tmp_path):
     nothing_left(bed)
 
 
+WHERE = ("import subprocess\n"
+         "where = subprocess.run(['ip', '-o', '-4', 'addr', 'show', 'cluster'], "
+         "capture_output=True, text=True).stdout.split()[3].split('/')[0]\n")
+
+DISAPPEAR = ("from plexa import client\nfrom plexa.error import CompositeError\n"
+             "import subprocess, sys, time\n"
+             "mec = client.MultiEngineClient()\n"
+             "mec.execute(%r)\n"
+             "on_node2 = [i for i, w in zip(mec.get_ids(), mec.pull('where')) "
+             "if w == '10.231.2.12']\n"
+             "print(on_node2)\n"
+             "pending = mec.execute('import time; time.sleep(60)', targets=on_node2, block=False)\n"
+             "time.sleep(0.5)\n"
+             "subprocess.run(sys.argv[1:], check=True)          # node2's cable out\n"
+             "t0 = time.monotonic()\n"
+             "try:\n"
+             "    pending.get_result()\n"
+             "except CompositeError as e:\n"
+             "    print(sorted(set(t[0] for t in e.elist)))\n"
+             "print(time.monotonic() - t0 < 30)\n"
+             "ids = sorted(mec.get_ids())\n"
+             "print(ids, mec.execute('x = 1')[0]['id'] in ids)\n")
+
+
 def test_a_host_that_disappears(bed, tmp_path):
-    c = FieldCluster(bed, tmp_path, extra="")
+    """node2 drops off the network while its engines run code: that work
+    fails with the engines' error, they are declared dead, and the others
+    serve on."""
+    c = FieldCluster(bed, tmp_path)
     c.ipcluster("start")
     try:
-        assert c.python(GET_IDS) == "[0, 1, 2, 3]\n"
-        bed.set_link("node2", "cluster", up=False)       # node2 is gone from the network
-        t0 = time.monotonic()
-        left = c.python("from plexa import client\nimport time\n"
-                        "mec = client.MultiEngineClient()\n"
-                        "for _ in range(300):\n"
-                        "    ids = sorted(mec.get_ids())\n"
-                        "    if len(ids) == 2:\n"
-                        "        break\n"
-                        "    time.sleep(0.1)\n"
-                        "print(ids)\n"
-                        "print(mec.execute('x = 1')[0]['id'] in ids)\n", timeout=90)
-        ids_line, served = left.splitlines()
-        assert served == "True"
-        assert time.monotonic() - t0 < 30
-        survivors = eval(ids_line)
-        assert len(survivors) == 2
+        cable = ["ip", "-n", bed.ns("net"), "link", "set", "node2-clu", "down"]
+        p = bed.run("login", ["/usr/bin/python3", "-c", DISAPPEAR % WHERE, *cable],
+                    env=c.env, timeout=120)
+        assert p.returncode == 0, p.stderr
+        on_node2, failed, in_time, after = p.stdout.splitlines()
+        assert len(eval(on_node2)) == 2
+        assert failed == "['EngineError']", p.stdout
+        assert in_time == "True"
+        survivors, served = after.rsplit(" ", 1)
+        assert len(eval(survivors)) == 2 and served == "True"
+        assert not set(eval(on_node2)) & set(eval(survivors))
         log = c.log("ipcontroller.log")
         assert log.count("unregistered: no heartbeat") >= 2, log
     finally:
         bed.set_link("node2", "cluster", up=True)
         c.ipcluster("stop", check=False)
+
+
+def test_the_seeds_clusterfile_without_editing_a_profile(bed, tmp_path):
+    """0.10's `ipcluster ssh --clusterfile F`: the profile says nothing of
+    addresses (only how this test bed's ssh is reached)."""
+    c = FieldCluster(bed, tmp_path, hosts="", engines=2)
+    conf = c.profile_dir + "/cluster.conf"
+    with open(conf) as f:
+        text = "".join(line for line in f if not line.startswith(("hosts", "engine_launcher",
+                                                                   "engines")))
+    with open(conf, "w") as f:
+        f.write(text)
+    cf = tmp_path / "clusterfile"
+    cf.write_text("send_furl = False\nengines = {'10.231.2.11': 1, '10.231.2.12': 1}\n")
+    p = c.ipcluster("ssh", "--clusterfile", str(cf), "--daemonize")
+    try:
+        assert "the controller listens on 10.231.2.1" in p.stdout, p.stdout
+        assert c.python(GET_IDS) == "[0, 1]\n"
+    finally:
+        c.ipcluster("stop", check=False)
+    nothing_left(bed)
 
 
 def _exists(pid):
