@@ -140,9 +140,8 @@ static void keep_output(plx_client_t *c, uint64_t id, const Plexa__Envelope *env
     const Plexa__Output *o = env->output;
     if (o->has_task_id && o->task_id) {
         const char *text = o->text ? o->text : "";
-        int stream = o->name && strcmp(o->name, "stderr") == 0;
-        plx_taskouts_add(c->taskouts, o->task_id, o->has_engine_id ? o->engine_id : -1, stream,
-                         text, strlen(text));
+        plx_taskouts_add(c->taskouts, o->task_id, o->has_engine_id ? o->engine_id : -1,
+                         plx_output_stream_of(o->name), text, strlen(text));
         return;
     }
     pthread_mutex_lock(&c->mu);

@@ -226,12 +226,26 @@ static int add_output_locked(plx_request_t *req, int32_t engine_id, int stream, 
     return 0;
 }
 
+static const char *const STREAM_NAMES[PLX_OUTPUT_STREAMS] = { "stdout", "stderr", "display" };
+
+int plx_output_stream_of(const char *name)
+{
+    for (int i = 0; name && i < PLX_OUTPUT_STREAMS; i++)
+        if (strcmp(name, STREAM_NAMES[i]) == 0)
+            return i;
+    return 0;
+}
+
+const char *plx_output_stream_name(int stream)
+{
+    return stream >= 0 && stream < PLX_OUTPUT_STREAMS ? STREAM_NAMES[stream] : STREAM_NAMES[0];
+}
+
 void plx_request_add_output(plx_request_t *req, const Plexa__Output *o)
 {
     const char *text = o->text ? o->text : "";
     size_t len = strlen(text);
-    int stream = !o->name ? 0 : strcmp(o->name, "stderr") == 0 ? 1
-                                 : strcmp(o->name, "display") == 0 ? 2 : 0;
+    int stream = plx_output_stream_of(o->name);
     int32_t engine = o->has_engine_id ? o->engine_id : -1;
     pthread_mutex_lock(&req->mu);
     if (!req->done && !req->out_capped) {

@@ -84,6 +84,24 @@ int ctl_send_body(peer_t *p, uint64_t reply_to, Plexa__Envelope__BodyCase bc, vo
     return ctl_send_env(p, &env, NULL);
 }
 
+/* A client that does not read its live output gets no more of it once this
+ * much waits unsent on its connection: output costs the controller memory
+ * only up to this bound per client. Replies still carry everything. */
+#define LIVE_BACKLOG_MAX (8u << 20)
+
+void ctl_send_output(peer_t *client, uint64_t reply_to, const Plexa__Output *o,
+                     int32_t engine_id, uint64_t task_id)
+{
+    if (!client || plx_conn_out_bytes(client->conn) > LIVE_BACKLOG_MAX)
+        return;   /* gone, or not reading */
+    Plexa__Output out = *o;
+    out.has_engine_id = 1;
+    out.engine_id = engine_id;
+    out.has_task_id = task_id != 0;
+    out.task_id = task_id;
+    ctl_send_body(client, reply_to, PLEXA__ENVELOPE__BODY_OUTPUT, &out);
+}
+
 void ctl_send_error(peer_t *p, uint64_t reply_to, int code, const char *fmt, ...)
 {
     char text[512];

@@ -170,6 +170,11 @@ plx_msg_t *ctl_pack(plx_controller_t *c, uint64_t reply_to, Plexa__Envelope__Bod
                     void *body);
 /* Send a message with body `body` of case bc answering reply_to (0: none). */
 int  ctl_send_body(peer_t *p, uint64_t reply_to, Plexa__Envelope__BodyCase bc, void *body);
+/* Forward an engine's live output to client (NULL: nobody) as engine_id's,
+ * answering reply_to, or of task task_id (0: none); dropped for a client
+ * that has too much unsent (best effort, see proto/plexa.proto). */
+void ctl_send_output(peer_t *client, uint64_t reply_to, const Plexa__Output *o,
+                     int32_t engine_id, uint64_t task_id);
 void ctl_send_error(peer_t *p, uint64_t reply_to, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 uint64_t ctl_next_id(plx_controller_t *c);

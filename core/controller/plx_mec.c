@@ -338,23 +338,14 @@ out:
     plx_msg_destroy(&m);
 }
 
-/* A client that does not read its live output gets no more of it once this
- * much waits unsent on its connection: output costs the controller memory
- * only up to this bound per client. The reply still carries everything. */
-#define LIVE_BACKLOG_MAX (8u << 20)
-
 void mec_engine_output(plx_controller_t *c, engine_t *e, const Plexa__Envelope *env)
 {
+    (void)c;
     sub_t *s = e->ihead;
     while (s && !(env->has_reply_to && s->eng_msg_id == env->reply_to))
         s = s->next;
-    peer_t *client = s ? s->req->client : NULL;
-    if (!client || plx_conn_out_bytes(client->conn) > LIVE_BACKLOG_MAX)
-        return;   /* answered, or the client is gone or not reading */
-    Plexa__Output out = *env->output;
-    out.has_engine_id = 1;
-    out.engine_id = e->id;
-    ctl_send_body(client, s->req->client_id, PLEXA__ENVELOPE__BODY_OUTPUT, &out);
+    if (s)   /* else answered already */
+        ctl_send_output(s->req->client, s->req->client_id, env->output, e->id, 0);
 }
 
 void mec_engine_reply(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__Envelope *env)

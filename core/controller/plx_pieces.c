@@ -17,6 +17,7 @@
  */
 #include "plx_tasks_int.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,16 +148,20 @@ task_t *pieces_cut(plx_controller_t *c, task_t *t, uint32_t keep)
 /* ---- joining ---------------------------------------------------------------- */
 
 /* A piece's printed text after the others', within the cap an engine
- * keeps for one task, so that the joined result still fits an envelope. */
+ * keeps for one task, so that the joined result still fits an envelope;
+ * from the first piece that does not fit (*cut), none is added. */
 #define JOINED_TEXT_MAX (4u << 20)
-static void join_text(plx_strbuf_t *b, const char *text)
+static void join_text(plx_strbuf_t *b, const char *text, bool *cut)
 {
-    static const char cut[] = "\n[plexa: the output of later pieces was cut]\n";
     size_t n = text ? strlen(text) : 0;
-    if (b->len + n <= JOINED_TEXT_MAX)
+    if (*cut)
+        return;
+    if (b->len + n <= JOINED_TEXT_MAX) {
         plx_strbuf_put(b, text ? text : "", n);
-    else if (!strstr(plx_strbuf_str(b), cut))
-        plx_strbuf_puts(b, cut);
+        return;
+    }
+    plx_strbuf_puts(b, "\n[plexa: the output of later pieces was cut]\n");
+    *cut = true;
 }
 
 /* The parent's result: every piece's values in list order, in one
@@ -191,10 +196,11 @@ static int join_values(plx_controller_t *c, task_t *parent)
     r.n_values = nvals;
     r.values = vals;
     plx_strbuf_t out = PLX_STRBUF_INIT, err = PLX_STRBUF_INIT;
+    bool out_cut = false, err_cut = false;
     for (size_t i = 0; i < parent->npieces; i++) {
         const Plexa__TaskResult *pr = parent->pieces[i]->result;
-        join_text(&out, pr->stdout);
-        join_text(&err, pr->stderr);
+        join_text(&out, pr->stdout, &out_cut);
+        join_text(&err, pr->stderr, &err_cut);
     }
     r.stdout = out.len ? (char *)plx_strbuf_str(&out) : NULL;
     r.stderr = err.len ? (char *)plx_strbuf_str(&err) : NULL;

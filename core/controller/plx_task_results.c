@@ -262,24 +262,13 @@ void task_aborted(plx_controller_t *c, task_t *t, const char *how)
 
 /* ---- live output ---------------------------------------------------------- */
 
-/* Past this much unsent to a client, its tasks' live output is dropped (as
- * for requests, plx_mec.c): their results still carry it. */
-#define TASK_LIVE_BACKLOG_MAX (8u << 20)
-
 void sched_task_output(plx_controller_t *c, engine_t *e, const Plexa__Envelope *env)
 {
     task_t *t = task_lookup(c->sched, env->output->task_id);
     if (!t || t->eng != e || t->state != T_RUNNING)
         return;   /* not this engine's to report (finished, stolen, or made up) */
-    task_t *shown = t->parent ? t->parent : t;
-    peer_t *client = shown->owner ? shown->owner->peer : NULL;
-    if (!client || plx_conn_out_bytes(client->conn) > TASK_LIVE_BACKLOG_MAX)
-        return;
-    Plexa__Output out = *env->output;
-    out.has_engine_id = 1;
-    out.engine_id = e->id;
-    out.task_id = shown->id;
-    ctl_send_body(client, 0, PLEXA__ENVELOPE__BODY_OUTPUT, &out);
+    task_t *shown = t->parent ? t->parent : t;   /* the id its client knows */
+    ctl_send_output(shown->owner ? shown->owner->peer : NULL, 0, env->output, e->id, shown->id);
 }
 
 /* ---- a client that goes ------------------------------------------------- */

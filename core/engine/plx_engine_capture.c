@@ -110,12 +110,12 @@ static PyTypeObject capture_type = {
 static PyObject *engine_display(PyObject *mod, PyObject *arg)
 {
     (void)mod;
-    Py_ssize_t n;
-    const char *s = PyUnicode_Check(arg) ? PyUnicode_AsUTF8AndSize(arg, &n) : NULL;
+    /* JSON escapes control characters: the text is a C string */
+    const char *s = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
     if (!s)
         return PyErr_Occurred() ? NULL
                                 : PyErr_Format(PyExc_TypeError, "display() wants a JSON str");
-    int sent = capture_engine ? plx_engine_output_display(capture_engine, s, (size_t)n) : 0;
+    int sent = capture_engine ? plx_engine_output_display(capture_engine, s) : 0;
     return PyBool_FromLong(sent);
 }
 

@@ -161,10 +161,11 @@ void plx_engine_output_begin(plx_engine_t *e, uint64_t req_id, uint64_t task_id,
 void plx_engine_output_end(plx_engine_t *e);
 /* Python thread: n bytes of UTF-8 written to stdout (0) or stderr (1). */
 void plx_engine_output_write(plx_engine_t *e, int stream, const char *s, size_t n);
-/* Python thread: display data (JSON {"data": ..., "metadata": ...}) of the
- * running request, after what it printed so far. 1 when sent; 0 when no
- * request takes live output (a task): the caller shows its text instead. */
-int  plx_engine_output_display(plx_engine_t *e, const char *json, size_t n);
+/* Python thread: display data (JSON {"data": ..., "metadata": ...}, a C
+ * string) of the running request, after what it printed so far. 1 when
+ * sent; 0 when no request takes live output (a task): the caller shows its
+ * text instead. */
+int  plx_engine_output_display(plx_engine_t *e, const char *json);
 /* I/O thread, on every wake: send a full chunk, or arm the timer. */
 void plx_engine_output_on_wake(plx_engine_t *e);
 

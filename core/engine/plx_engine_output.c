@@ -36,6 +36,22 @@
 
 static const char *const STREAM_NAMES[2] = { "stdout", "stderr" };
 
+/* Post an Output of the running request named name (omu held). */
+static void post_output_locked(plx_engine_t *e, const char *name, const char *text)
+{
+    Plexa__Output out = PLEXA__OUTPUT__INIT;
+    out.name = (char *)name;
+    out.text = (char *)text;
+    out.has_task_id = e->live_task != 0;
+    out.task_id = e->live_task;
+    Plexa__Envelope env;
+    plx_envelope_set(&env, plx_engine_next_id(e), e->live_req, PLEXA__ENVELOPE__BODY_OUTPUT,
+                     &out);
+    plx_msg_t *m = plx_envelope_pack(&env, NULL);
+    if (m)
+        plx_engine_io_post(e, m, e->live_session);
+}
+
 /* Post one Output of stream i's pending text and empty it (omu held). */
 static void post_stream_locked(plx_engine_t *e, int i)
 {
@@ -48,19 +64,9 @@ static void post_stream_locked(plx_engine_t *e, int i)
                           e->live_dropped[i]);
         e->live_dropped[i] = 0;
     }
-    Plexa__Output out = PLEXA__OUTPUT__INIT;
-    out.name = (char *)STREAM_NAMES[i];
-    out.text = (char *)plx_strbuf_str(b);
-    out.has_task_id = e->live_task != 0;
-    out.task_id = e->live_task;
-    Plexa__Envelope env;
-    plx_envelope_set(&env, plx_engine_next_id(e), e->live_req, PLEXA__ENVELOPE__BODY_OUTPUT,
-                     &out);
-    plx_err_t err = {0};
-    plx_msg_t *m = b->oom ? NULL : plx_envelope_pack(&env, &err);
+    if (!b->oom)
+        post_output_locked(e, STREAM_NAMES[i], plx_strbuf_str(b));
     plx_strbuf_free(b);
-    if (m)
-        plx_engine_io_post(e, m, e->live_session);
 }
 
 static void post_locked(plx_engine_t *e)
@@ -138,24 +144,13 @@ void plx_engine_output_write(plx_engine_t *e, int stream, const char *s, size_t 
         ev_async_send(e->loop, &e->wake);
 }
 
-int plx_engine_output_display(plx_engine_t *e, const char *json, size_t n)
+int plx_engine_output_display(plx_engine_t *e, const char *json)
 {
     pthread_mutex_lock(&e->omu);
     int live = e->live_req != 0 && e->live_task == 0;   /* a task's result has no displays */
     if (live) {
         post_locked(e);   /* what was printed before it comes first */
-        Plexa__Output out = PLEXA__OUTPUT__INIT;
-        out.name = "display";
-        plx_strbuf_t b = PLX_STRBUF_INIT;
-        plx_strbuf_put(&b, json, n);
-        out.text = (char *)plx_strbuf_str(&b);
-        Plexa__Envelope env;
-        plx_envelope_set(&env, plx_engine_next_id(e), e->live_req, PLEXA__ENVELOPE__BODY_OUTPUT,
-                         &out);
-        plx_msg_t *m = b.oom ? NULL : plx_envelope_pack(&env, NULL);
-        plx_strbuf_free(&b);
-        if (m)
-            plx_engine_io_post(e, m, e->live_session);
+        post_output_locked(e, "display", json);
     }
     pthread_mutex_unlock(&e->omu);
     return live;

@@ -5,7 +5,7 @@
  * is then forgotten; the engines still run it). The reply is read with
  * libplexa's decoders (plx_rq.h) and converted once (_native_replies.c).
  *
- *   waiting        wait_request
+ *   waiting        wait_sliced (wait_request, Request.outputs)
  *   reply values   request_value, nv_finish_request
  *   the type       Request.done/wait/result/cancel/id
  */
@@ -25,9 +25,12 @@ typedef struct {
 
 /* ---- waiting ------------------------------------------------------------------ */
 
-/* Wait for r with the GIL released. 1 complete, 0 timed out, -1 with an
- * exception set (a signal handler raised, e.g. KeyboardInterrupt). */
-static int wait_request(plx_request_t *r, double timeout)
+/* Call step(ctx, slice) with the GIL released, slice by slice, until it
+ * says it is done (returns nonzero) or timeout (< 0: none) passes; between
+ * slices, deferred buffer releases are drained and signal handlers run.
+ * 1 done, 0 timed out, -1 with an exception set (a signal handler raised,
+ * e.g. KeyboardInterrupt). */
+static int wait_sliced(int (*step)(void *ctx, double slice), void *ctx, double timeout)
 {
     double deadline = timeout >= 0 ? plx_now_s() + timeout : 0;
     for (;;) {
@@ -37,17 +40,30 @@ static int wait_request(plx_request_t *r, double timeout)
             if (left < slice)
                 slice = left > 0 ? left : 0;
         }
+        int done;
         Py_BEGIN_ALLOW_THREADS
-        plx_request_wait(r, slice, NULL);
+        done = step(ctx, slice);
         Py_END_ALLOW_THREADS
         nv_release_drain();   /* the main thread may be waiting here */
-        if (plx_request_done(r))
+        if (done)
             return 1;
         if (PyErr_CheckSignals() < 0)
             return -1;
         if (timeout >= 0 && plx_now_s() >= deadline)
             return 0;
     }
+}
+
+static int request_step(void *r, double slice)
+{
+    plx_request_wait(r, slice, NULL);
+    return plx_request_done(r);
+}
+
+/* Wait for r with the GIL released (wait_sliced's answers). */
+static int wait_request(plx_request_t *r, double timeout)
+{
+    return wait_sliced(request_step, r, timeout);
 }
 
 /* ---- reply values ------------------------------------------------------------------- */
@@ -260,7 +276,7 @@ static PyObject *Request_result(RequestObject *self, PyObject *args, PyObject *k
     return Py_XNewRef(self->value);
 }
 
-/* Pieces [start, n) as (engine_id, "stdout" | "stderr", text) tuples. */
+/* Pieces [start, n) as (engine_id, "stdout" | "stderr" | "display", text) tuples. */
 static PyObject *outputs_list(plx_request_t *r, size_t start, size_t n)
 {
     PyObject *list = PyList_New(0);
@@ -268,8 +284,7 @@ static PyObject *outputs_list(plx_request_t *r, size_t start, size_t n)
         plx_output_t o;
         if (plx_request_output(r, i, &o) != PLX_OK)
             break;
-        static const char *const names[] = { "stdout", "stderr", "display" };
-        PyObject *t = Py_BuildValue("(isN)", (int)o.engine_id, names[o.stream % 3],
+        PyObject *t = Py_BuildValue("(isN)", (int)o.engine_id, plx_output_stream_name(o.stream),
                                     PyUnicode_DecodeUTF8(o.text, (Py_ssize_t)strlen(o.text),
                                                          "replace"));
         if (!t || PyList_Append(list, t) < 0)
@@ -279,8 +294,21 @@ static PyObject *outputs_list(plx_request_t *r, size_t start, size_t n)
     return list;
 }
 
-/* outputs(start=0, timeout=0): wait (GIL released, signals checked every
- * slice) for live output past `start` or completion. */
+typedef struct outputs_wait {
+    plx_request_t *r;
+    size_t         start, n;
+    int            done;
+} outputs_wait_t;
+
+static int outputs_step(void *ctx, double slice)
+{
+    outputs_wait_t *w = ctx;
+    w->done = plx_request_outputs_wait(w->r, w->start, slice, &w->n);
+    return w->done || w->n > w->start;
+}
+
+/* outputs(start=0, timeout=0): wait (wait_sliced) for live output past
+ * `start` or completion. */
 static PyObject *Request_outputs(RequestObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = { "start", "timeout", NULL };
@@ -292,25 +320,11 @@ static PyObject *Request_outputs(RequestObject *self, PyObject *args, PyObject *
         return NULL;
     if (start < 0)
         return PyErr_Format(PyExc_ValueError, "outputs: start must be >= 0, not %zd", start);
-    double deadline = timeout >= 0 ? plx_now_s() + timeout : 0;
-    size_t n = 0;
-    int done;
-    for (;;) {
-        double slice = WAIT_SLICE_S;
-        if (timeout >= 0) {
-            double left = deadline - plx_now_s();
-            slice = left < slice ? (left > 0 ? left : 0) : slice;
-        }
-        Py_BEGIN_ALLOW_THREADS
-        done = plx_request_outputs_wait(self->r, (size_t)start, slice, &n);
-        Py_END_ALLOW_THREADS
-        if (done || n > (size_t)start || (timeout >= 0 && plx_now_s() >= deadline))
-            break;
-        if (PyErr_CheckSignals() < 0)
-            return NULL;
-    }
-    PyObject *list = outputs_list(self->r, (size_t)start, n);
-    return list ? Py_BuildValue("(NO)", list, done ? Py_True : Py_False) : NULL;
+    outputs_wait_t w = { self->r, (size_t)start, 0, 0 };
+    if (wait_sliced(outputs_step, &w, timeout) < 0)
+        return NULL;
+    PyObject *list = outputs_list(self->r, w.start, w.n);
+    return list ? Py_BuildValue("(NO)", list, w.done ? Py_True : Py_False) : NULL;
 }
 
 static PyObject *Request_cancel(RequestObject *self, PyObject *unused)
@@ -335,8 +349,9 @@ static PyMethodDef Request_methods[] = {
     { "outputs", (PyCFunction)(void (*)(void))Request_outputs, METH_VARARGS | METH_KEYWORDS,
       "outputs(start=0, timeout=0) -> (pieces, done): the live output that engines printed\n"
       "while the request ran, from piece `start` on, as (engine_id, 'stdout'|'stderr'|\n"
-      "'display', text) tuples in arrival order (display: JSON of the display data). Waits up to timeout (None: no limit) for a piece past\n"
-      "`start` or the request's completion; done says it has completed (no piece follows)." },
+      "'display', text) tuples in arrival order (display: JSON of the display data).\n"
+      "Waits up to timeout (None: no limit) for a piece past `start` or the request's\n"
+      "completion; done says it has completed (no piece follows)." },
     { "cancel", (PyCFunction)Request_cancel, METH_NOARGS,
       "cancel(): stop waiting; the request completes with an error, a late reply is dropped." },
     { NULL, NULL, 0, NULL },

@@ -88,6 +88,12 @@ PLX_API void plx_request_destroy(plx_request_t **req);
  * the pieces in arrival order, up to 16 MiB of text; later pieces are
  * dropped, and a last piece says so.
  */
+/* Output.name on the wire <-> plx_output_t.stream: "stdout" 0, "stderr" 1,
+ * "display" 2 (anything else reads as stdout). */
+#define PLX_OUTPUT_STREAMS 3
+PLX_API int plx_output_stream_of(const char *name);
+PLX_API const char *plx_output_stream_name(int stream);
+
 typedef struct plx_output {
     int32_t     engine_id;
     int         stream;   /* 0 stdout, 1 stderr, 2 display data: JSON {"data": {mime:
