@@ -93,13 +93,42 @@ typedef struct plx_transport_ops {
 
     void (*close)(void **conn);
 
-    /* ---- Members above are in version 1 of this table (plugin ABI 1),
-     * the current one. Append new ones below, each version behind a fence
-     * of its own. */
+    /* ---- Members above are in version 1 of this table (plugin ABI 1).
+     * Version 2 appends the two below: file descriptors travelling beside
+     * the bytes (SCM_RIGHTS), which the shm transport uses to hand over
+     * shared-memory regions. A transport that cannot pass descriptors
+     * leaves both NULL (or is a version-1 table); the core then sends
+     * every payload in the stream. Test with PLX_OPS_HAS. */
+
+    /* Like sendv; when nfds > 0 the descriptors fds[0..nfds) travel with
+     * the first byte written. They are sent only when *n > 0 (PLX_EAGAIN:
+     * nothing was, call again with them). The caller keeps its own
+     * descriptors: the receiver gets duplicates. nfds is at most
+     * PLX_TRANSPORT_MAX_FDS. */
+    int (*sendv_fds)(void *conn, const struct iovec *iov, int iovcnt,
+                     const int *fds, int nfds, size_t *n, plx_err_t *err);
+
+    /* Like recv; descriptors that came with the bytes read are stored in
+     * fds[0..*nfds) (close-on-exec; the caller owns them and must close
+     * them). Never more than PLX_TRANSPORT_MAX_FDS per call, which maxfds
+     * must allow for. A peer that sent descriptors the call could not
+     * take (truncated ancillary data) is an error (PLX_EPROTO), and any
+     * that did arrive are closed. */
+    int (*recv_fds)(void *conn, void *buf, size_t len, size_t *n,
+                    int *fds, int maxfds, int *nfds, plx_err_t *err);
+
+    /* ---- Members above are in version 2 of this table, the current
+     * one. Append new ones below, behind a fence of their own. */
 } plx_transport_ops;
 
 /* The size of version 1 of the table: the smallest the loader accepts. */
 #define PLX_TRANSPORT_OPS_V1_SIZE PLX_OPS_END(plx_transport_ops, close)
+/* The size of version 2 of the table (descriptor passing). */
+#define PLX_TRANSPORT_OPS_V2_SIZE PLX_OPS_END(plx_transport_ops, recv_fds)
+
+/* Most descriptors one sendv_fds sends or one recv_fds returns (the
+ * kernel's SCM_MAX_FD is 253; frames keep well under it). */
+#define PLX_TRANSPORT_MAX_FDS 64
 
 #ifdef __cplusplus
 }
