@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "plx_log.h"
+#include "plx_region.h"
 
 #define STAGING_SIZE   (256u * 1024u)
 #define DIRECT_MIN     (64u * 1024u)   /* bodies this large are read in place */
@@ -25,6 +26,9 @@ typedef struct outq {
     int           iovcnt;
     int           iovpos;  /* first iovec not fully written */
     size_t        iovoff;  /* bytes of iov[iovpos] already written */
+    int           fds[PLX_TRANSPORT_MAX_FDS];   /* its regions' descriptors (the buffers') */
+    int           nfds;
+    int           fds_sent;
     struct outq  *next;
 } outq_t;
 
@@ -33,6 +37,7 @@ struct plx_conn {
     const plx_transport_ops *ops;
     void                    *handle;
     int                      fd;
+    int                      share;       /* regions by descriptor (plx_conn_share_regions) */
     ev_io                    rio, wio;
     ev_timer                 close_timer;
     enum cstate              state;
@@ -224,6 +229,16 @@ void plx_conn_set_budget(plx_conn_t *c, plx_budget_t *budget)
     plx_decoder_set_budget(c->dec, budget);
 }
 
+int plx_conn_share_regions(plx_conn_t *c, int kind)
+{
+    if (!PLX_OPS_HAS(c->ops, plx_transport_ops, sendv_fds) ||
+        !PLX_OPS_HAS(c->ops, plx_transport_ops, recv_fds))
+        return 0;
+    c->share = 1;
+    plx_decoder_set_regions(c->dec, kind);
+    return 1;
+}
+
 void plx_conn_set_ud(plx_conn_t *c, void *ud) { c->ud = ud; }
 void *plx_conn_ud(const plx_conn_t *c) { return c->ud; }
 const char *plx_conn_peer(const plx_conn_t *c) { return c->peer; }
@@ -243,7 +258,12 @@ int plx_conn_send(plx_conn_t *c, plx_msg_t *m)
     outq_t *q = calloc(1, sizeof *q);
     if (q)
         q->iov = malloc((size_t)plx_msg_iovcnt(m) * sizeof *q->iov);
-    if (!q || !q->iov || (q->iovcnt = plx_msg_iov(m, q->iov)) < 0) {
+    if (q && q->iov && c->share)
+        plx_msg_share(m, PLX_CONN_SHARE_MIN, PLX_TRANSPORT_MAX_FDS);
+    if (q && q->iov)
+        q->iovcnt = c->share ? plx_msg_iov_fds(m, q->iov, q->fds, PLX_TRANSPORT_MAX_FDS, &q->nfds)
+                             : plx_msg_iov(m, q->iov);
+    if (!q || !q->iov || q->iovcnt < 0) {
         if (q)
             free(q->iov);
         free(q);
@@ -251,7 +271,8 @@ int plx_conn_send(plx_conn_t *c, plx_msg_t *m)
         return PLX_ENOMEM;
     }
     q->msg = m;
-    c->out_bytes += plx_msg_wire_size(m);
+    for (int i = 0; i < q->iovcnt; i++)
+        c->out_bytes += q->iov[i].iov_len;
     if (c->qtail)
         c->qtail->next = q;
     else
@@ -263,11 +284,24 @@ int plx_conn_send(plx_conn_t *c, plx_msg_t *m)
     return PLX_OK;
 }
 
-/* Collect iovecs of queued frames, starting mid-frame where we left off. */
-static int gather(plx_conn_t *c, struct iovec *iov)
+/* Collect iovecs of queued frames, starting mid-frame where we left off,
+ * and the descriptors of the frames they begin (every frame's go with the
+ * first write that carries any of its bytes, so that they arrive no later
+ * than its references). *fdlast: the last frame whose descriptors are in
+ * fds, NULL for none. */
+static int gather(plx_conn_t *c, struct iovec *iov, int *fds, int *nfds, outq_t **fdlast)
 {
     int n = 0;
+    *nfds = 0;
+    *fdlast = NULL;
     for (outq_t *q = c->qhead; q && n < MAX_IOV; q = q->next) {
+        if (q->nfds && !q->fds_sent) {
+            if (*nfds + q->nfds > PLX_TRANSPORT_MAX_FDS)
+                break;   /* this frame starts with the next write */
+            memcpy(fds + *nfds, q->fds, (size_t)q->nfds * sizeof *fds);
+            *nfds += q->nfds;
+            *fdlast = q;
+        }
         for (int i = q->iovpos; i < q->iovcnt && n < MAX_IOV; i++) {
             iov[n] = q->iov[i];
             if (i == q->iovpos) {
@@ -318,12 +352,22 @@ static void conn_fail(plx_conn_t *c, int from_caller, int code, const char *why)
 static void conn_flush(plx_conn_t *c, int from_caller)
 {
     struct iovec iov[MAX_IOV];
+    int fds[PLX_TRANSPORT_MAX_FDS];
     while (c->qhead) {
-        int cnt = gather(c, iov);
+        int nfds;
+        outq_t *fdlast;
+        int cnt = gather(c, iov, fds, &nfds, &fdlast);
         size_t n = 0;
         if (cnt > 0) {
             plx_err_t err = {0};
-            int rc = c->ops->sendv(c->handle, iov, cnt, &n, &err);
+            int rc = nfds ? c->ops->sendv_fds(c->handle, iov, cnt, fds, nfds, &n, &err)
+                          : c->ops->sendv(c->handle, iov, cnt, &n, &err);
+            if (rc == PLX_OK && n > 0 && fdlast)
+                for (outq_t *q = c->qhead; q; q = q->next) {
+                    q->fds_sent = 1;
+                    if (q == fdlast)
+                        break;
+                }
             if (rc == PLX_EAGAIN) {
                 int want = c->ops->want ? c->ops->want(c->handle) : PLX_WANT_WRITE;
                 if (want & PLX_WANT_WRITE)
@@ -412,6 +456,22 @@ static int feed_all(plx_conn_t *c, size_t len)
     return PLX_OK;
 }
 
+/* A read; on a sharing connection the descriptors that came with the
+ * bytes go to the decoder first, ahead of the references they serve. */
+static int conn_recv(plx_conn_t *c, uint8_t *ptr, size_t len, size_t *n, plx_err_t *err)
+{
+    if (!c->share)
+        return c->ops->recv(c->handle, ptr, len, n, err);
+    int fds[PLX_TRANSPORT_MAX_FDS], nfds = 0;
+    int rc = c->ops->recv_fds(c->handle, ptr, len, n, fds, PLX_TRANSPORT_MAX_FDS, &nfds, err);
+    if (nfds > 0) {
+        int grc = plx_decoder_give_fds(c->dec, fds, nfds, err);
+        if (grc != PLX_OK)
+            return grc;
+    }
+    return rc;
+}
+
 /* One read from the transport: straight into a large body, or staged. */
 static int read_once(plx_conn_t *c)
 {
@@ -427,7 +487,7 @@ static int read_once(plx_conn_t *c)
         ptr = c->staging;
         len = STAGING_SIZE;
     }
-    int rc = c->ops->recv(c->handle, ptr, len, &n, &err);
+    int rc = conn_recv(c, ptr, len, &n, &err);
     if (rc == PLX_EAGAIN)
         return rc;
     if (rc == PLX_ECLOSED) {

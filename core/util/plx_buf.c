@@ -6,6 +6,7 @@
 
 #include "plexa/error.h"
 #include "plx_bufpool.h"
+#include "plx_region.h"
 
 plx_buf_t *plx_buf_new(size_t len)
 {
@@ -117,5 +118,6 @@ void plx_buf_unref(plx_buf_t **bp)
         b->release(b->release_ctx, b->data, b->len);
     else
         free_block(b->data, b->cap);
+    plx_region_unref(&b->region);
     free(b);
 }

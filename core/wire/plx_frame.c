@@ -2,6 +2,9 @@
 #include "plx_frame.h"
 
 #include "plx_bufpool.h"
+#include "plx_region.h"
+
+#include <unistd.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -98,13 +101,15 @@ uint64_t plx_msg_wire_size(const plx_msg_t *m)
     return n;
 }
 
-int plx_msg_iov(plx_msg_t *m, struct iovec *iov)
+/* The frame as iovecs; with fds, buffers that can travel by descriptor go
+ * as references (three words each in blens: length, offset, size). */
+static int msg_iov(plx_msg_t *m, struct iovec *iov, int *fds, int maxfds, int *nfds)
 {
     memcpy(m->raw, PLX_FRAME_MAGIC, 4);
     put_u32(m->raw + 4, m->env_len);
     put_u32(m->raw + 8, m->nbufs);
     if (m->nbufs) {
-        uint64_t *bl = realloc(m->blens, m->nbufs * sizeof *bl);
+        uint64_t *bl = realloc(m->blens, 3 * (size_t)m->nbufs * sizeof *bl);
         if (!bl)
             return PLX_ENOMEM;
         m->blens = bl;
@@ -113,13 +118,55 @@ int plx_msg_iov(plx_msg_t *m, struct iovec *iov)
     iov[n].iov_base = m->raw;
     iov[n++].iov_len = PLX_FRAME_HDR_LEN + (size_t)m->env_len;
     for (uint32_t i = 0; i < m->nbufs; i++) {
-        m->blens[i] = to_le64(m->bufs[i]->len);
-        iov[n].iov_base = &m->blens[i];
+        uint64_t *w = &m->blens[3 * (size_t)i], off = 0;
+        int fd = fds && *nfds < maxfds ? plx_region_fd_of(m->bufs[i], &off) : -1;
+        iov[n].iov_base = w;
+        if (fd >= 0) {
+            w[0] = to_le64(PLX_FRAME_REGION_BIT | PLX_FRAME_REF_LEN);
+            w[1] = to_le64(off);
+            w[2] = to_le64(m->bufs[i]->len);
+            iov[n++].iov_len = PLX_FRAME_BLEN_LEN + PLX_FRAME_REF_LEN;
+            fds[(*nfds)++] = fd;
+            continue;
+        }
+        w[0] = to_le64(m->bufs[i]->len);
         iov[n++].iov_len = PLX_FRAME_BLEN_LEN;
         iov[n].iov_base = m->bufs[i]->data;
         iov[n++].iov_len = m->bufs[i]->len;
     }
     return n;
+}
+
+int plx_msg_iov(plx_msg_t *m, struct iovec *iov)
+{
+    return msg_iov(m, iov, NULL, 0, NULL);
+}
+
+int plx_msg_iov_fds(plx_msg_t *m, struct iovec *iov, int *fds, int maxfds, int *nfds)
+{
+    *nfds = 0;
+    return msg_iov(m, iov, fds, maxfds, nfds);
+}
+
+void plx_msg_share(plx_msg_t *m, size_t copy_min, int maxfds)
+{
+    int shared = 0;
+    for (uint32_t i = 0; i < m->nbufs && shared < maxfds; i++) {
+        plx_buf_t *b = m->bufs[i], *copy = NULL;
+        uint64_t off;
+        if (plx_region_fd_of(b, &off) >= 0) {
+            shared++;
+            continue;
+        }
+        if (b->len < copy_min || b->len == 0)
+            continue;
+        plx_err_t err = {0};
+        if (plx_region_copy(b->data, b->len, &copy, &err) != PLX_OK)
+            continue;   /* it goes inline */
+        plx_buf_unref(&m->bufs[i]);
+        m->bufs[i] = copy;
+        shared++;
+    }
 }
 
 void plx_msg_destroy(plx_msg_t **mp)
@@ -138,12 +185,16 @@ void plx_msg_destroy(plx_msg_t **mp)
 
 /* ---- decoder ------------------------------------------------------------ */
 
-enum dstate { D_HEADER, D_ENV, D_BLEN, D_BODY, D_SKIP, D_FAILED };
+enum dstate { D_HEADER, D_ENV, D_BLEN, D_BODY, D_SKIP, D_REF, D_FAILED };
+
+/* Descriptors a decoder keeps waiting for their references: more than any
+ * frame sends (PLX_TRANSPORT_MAX_FDS) plus those of the next one. */
+#define FDQ_MAX 256
 
 struct plx_decoder {
     plx_limits_t lim;
     enum dstate  state;
-    uint8_t      small[PLX_FRAME_HDR_LEN];  /* header or buffer length in progress */
+    uint8_t      small[PLX_FRAME_REF_LEN];  /* header, buffer length or reference in progress */
     size_t       small_have;
     plx_msg_t   *msg;          /* frame being assembled */
     uint32_t     env_cap;      /* bytes allocated for the envelope so far */
@@ -157,6 +208,9 @@ struct plx_decoder {
     uint64_t     refused;      /* buffer bytes of this frame dropped (0: none yet) */
     int          refused_code;
     uint32_t     bufs_done;    /* buffers of this frame read (kept or dropped) */
+    int          regions;      /* plx_region_kind_t to map references as; -1: refused */
+    int          fdq[FDQ_MAX]; /* descriptors received, not yet used, oldest first */
+    int          fdq_head, fdq_len;
 };
 
 plx_decoder_t *plx_decoder_new(const plx_limits_t *lim)
@@ -165,7 +219,48 @@ plx_decoder_t *plx_decoder_new(const plx_limits_t *lim)
     if (!d)
         return NULL;
     d->lim = lim ? *lim : plx_limits_default();
+    d->regions = -1;
     return d;
+}
+
+void plx_decoder_set_regions(plx_decoder_t *d, int kind)
+{
+    d->regions = kind;
+}
+
+static void fdq_close_all(plx_decoder_t *d)
+{
+    for (; d->fdq_len > 0; d->fdq_len--) {
+        close(d->fdq[d->fdq_head]);
+        d->fdq_head = (d->fdq_head + 1) % FDQ_MAX;
+    }
+}
+
+int plx_decoder_give_fds(plx_decoder_t *d, const int *fds, int n, plx_err_t *err)
+{
+    if (d->regions < 0 || d->fdq_len + n > FDQ_MAX) {
+        for (int i = 0; i < n; i++)
+            close(fds[i]);
+        fdq_close_all(d);
+        return plx_err_set(err, PLX_EPROTO, d->regions < 0
+                           ? "frame: descriptors on a connection that takes none"
+                           : "frame: more than %d descriptors sent ahead of their frames",
+                           FDQ_MAX);
+    }
+    for (int i = 0; i < n; i++)
+        d->fdq[(d->fdq_head + d->fdq_len++) % FDQ_MAX] = fds[i];
+    return PLX_OK;
+}
+
+/* The next descriptor received, or -1. */
+static int fdq_pop(plx_decoder_t *d)
+{
+    if (d->fdq_len == 0)
+        return -1;
+    int fd = d->fdq[d->fdq_head];
+    d->fdq_head = (d->fdq_head + 1) % FDQ_MAX;
+    d->fdq_len--;
+    return fd;
 }
 
 static void decoder_reset(plx_decoder_t *d)
@@ -232,6 +327,7 @@ void plx_decoder_destroy(plx_decoder_t **dp)
         return;
     *dp = NULL;
     decoder_reset(d);
+    fdq_close_all(d);
     free(d);
 }
 
@@ -339,10 +435,65 @@ static int begin_frame(plx_decoder_t *d, plx_err_t *err)
     return PLX_OK;
 }
 
+/* The frame's next buffer is done (kept, or dropped with refused). */
+static int keep_buf(plx_decoder_t *d, plx_buf_t *b)
+{
+    if (msg_reserve_bufs(d->msg, d->msg->nbufs + 1) != PLX_OK)
+        return PLX_ENOMEM;
+    d->msg->bufs[d->msg->nbufs++] = b;
+    d->bufs_done++;
+    return PLX_OK;
+}
+
+/* A whole region reference: map what it names as this frame's next
+ * buffer, with the next descriptor received. */
+static int take_ref(plx_decoder_t *d, plx_err_t *err)
+{
+    uint64_t off = get_u64(d->small), len = get_u64(d->small + 8);
+    d->small_have = 0;
+    d->state = D_BLEN;
+    int fd = fdq_pop(d);
+    if (fd < 0)
+        return fail(d, err, PLX_EPROTO, "a shared-memory reference without its descriptor");
+    if (len > d->lim.max_buf || (d->frame_bytes += len) > d->lim.max_frame) {
+        close(fd);
+        return fail(d, err, PLX_ELIMIT, "shared buffer of %llu bytes exceeds the limits",
+                    (unsigned long long)len);
+    }
+    if (d->refused_code || !admit(d, len)) {
+        close(fd);
+        refuse(d, d->refused_code ? d->refused_code : PLX_ELIMIT, 0);
+        d->refused += len;
+        return PLX_OK;
+    }
+    plx_buf_t *b = NULL;
+    plx_err_t why = {0};
+    if (plx_region_adopt(fd, off, len, (plx_region_kind_t)d->regions, &b, &why) != PLX_OK)
+        return fail(d, err, why.code, "%s", why.msg);
+    if (d->budget)
+        plx_buf_charge(b, &d->budget->held, len);
+    if (keep_buf(d, b) != PLX_OK) {
+        plx_buf_unref(&b);
+        return fail(d, err, PLX_ENOMEM, "out of memory");
+    }
+    return PLX_OK;
+}
+
 static int begin_body(plx_decoder_t *d, plx_err_t *err)
 {
     uint64_t len = get_u64(d->small);
     d->small_have = 0;
+    if (len & PLX_FRAME_REGION_BIT) {
+        if (d->regions < 0)
+            return fail(d, err, PLX_EPROTO, "a shared-memory reference on a connection that "
+                        "cannot pass descriptors");
+        if (len != (PLX_FRAME_REGION_BIT | PLX_FRAME_REF_LEN))
+            return fail(d, err, PLX_EPROTO, "a shared-memory reference of %llu bytes "
+                        "(expected %u)", (unsigned long long)(len & ~PLX_FRAME_REGION_BIT),
+                        PLX_FRAME_REF_LEN);
+        d->state = D_REF;
+        return PLX_OK;
+    }
     if (len > d->lim.max_buf)
         return fail(d, err, PLX_ELIMIT, "buffer of %llu bytes exceeds the limit of %llu",
                     (unsigned long long)len, (unsigned long long)d->lim.max_buf);
@@ -384,10 +535,8 @@ static int advance(plx_decoder_t *d, plx_msg_t **out, plx_err_t *err)
             continue;
         }
         if (d->state == D_BODY && d->body->len == d->body_len) {
-            if (msg_reserve_bufs(d->msg, d->msg->nbufs + 1) != PLX_OK)
+            if (keep_buf(d, d->body) != PLX_OK)
                 return fail(d, err, PLX_ENOMEM, "out of memory");
-            d->msg->bufs[d->msg->nbufs++] = d->body;
-            d->bufs_done++;
             d->body = NULL;
             d->state = D_BLEN;
             continue;
@@ -416,16 +565,18 @@ int plx_decoder_feed(plx_decoder_t *d, const uint8_t *data, size_t len, size_t *
         return plx_err_set(err, PLX_EPROTO, "frame: decoder used after an error");
     while (pos < len) {
         size_t avail = len - pos;
-        if (d->state == D_HEADER || d->state == D_BLEN) {
-            size_t need = (d->state == D_HEADER ? PLX_FRAME_HDR_LEN : PLX_FRAME_BLEN_LEN) -
-                          d->small_have;
+        if (d->state == D_HEADER || d->state == D_BLEN || d->state == D_REF) {
+            size_t need = (d->state == D_HEADER ? PLX_FRAME_HDR_LEN
+                           : d->state == D_BLEN ? PLX_FRAME_BLEN_LEN
+                                                : PLX_FRAME_REF_LEN) - d->small_have;
             size_t n = avail < need ? avail : need;
             memcpy(d->small + d->small_have, data + pos, n);
             d->small_have += n;
             pos += n;
             if (n < need)
                 break;
-            rc = d->state == D_HEADER ? begin_frame(d, err) : begin_body(d, err);
+            rc = d->state == D_HEADER ? begin_frame(d, err)
+                 : d->state == D_BLEN ? begin_body(d, err) : take_ref(d, err);
         } else if (d->state == D_ENV) {
             size_t need = d->msg->env_len - d->env_have;
             size_t n = avail < need ? avail : need;

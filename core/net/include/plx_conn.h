@@ -57,6 +57,17 @@ void plx_conn_set_limits(plx_conn_t *c, const plx_limits_t *lim);
 /* Charge received payload against budget (plx_decoder_set_budget). */
 void plx_conn_set_budget(plx_conn_t *c, plx_budget_t *budget);
 
+/* Move payload through shared memory (plx_region.h) when the transport
+ * passes descriptors (shm): buffers of PLX_CONN_SHARE_MIN bytes and more
+ * go as regions (copied into one first unless they already are a region
+ * that can travel), and received ones are mapped as kind
+ * (PLX_REGION_READONLY for a process that only forwards them,
+ * PLX_REGION_PRIVATE for one that hands them to user code). Returns 1
+ * when the connection does so from now on, 0 when its transport cannot.
+ * Call before the first frame. */
+int plx_conn_share_regions(plx_conn_t *c, int kind);
+#define PLX_CONN_SHARE_MIN (256u * 1024u)
+
 void  plx_conn_set_ud(plx_conn_t *c, void *ud);
 void *plx_conn_ud(const plx_conn_t *c);
 const char *plx_conn_peer(const plx_conn_t *c);

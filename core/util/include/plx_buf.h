@@ -37,6 +37,10 @@ typedef struct plx_buf {
      * back when the last reference goes; NULL: none. */
     atomic_uint_fast64_t *budget;
     uint64_t             charged;
+    /* The shared-memory region this buffer views (plx_region.h), counted,
+     * and where in the region's file its data starts; NULL: none. */
+    struct plx_region   *region;
+    uint64_t             region_off;
 } plx_buf_t;
 
 /* A new owned buffer of len bytes (uninitialised), refs = 1. NULL on ENOMEM. */

@@ -82,6 +82,29 @@ static inline int plx_msg_iovcnt(const plx_msg_t *m) { return 1 + 2 * (int)m->nb
  * most plx_msg_iovcnt). Returns the count, or PLX_ENOMEM. */
 int plx_msg_iov(plx_msg_t *m, struct iovec *iov);
 
+/*
+ * Shared-memory references (connections whose transport passes
+ * descriptors, such as shm). A buffer that views a region (plx_region.h)
+ * travels as a reference instead of its bytes: its length word has
+ * PLX_FRAME_REGION_BIT set and says PLX_FRAME_REF_LEN, and its body is
+ * u64 offset | u64 length into the region, whose descriptor travels with
+ * the frame. Descriptors are consumed in the order the references appear.
+ */
+#define PLX_FRAME_REGION_BIT (1ull << 63)
+#define PLX_FRAME_REF_LEN    16u
+
+/* Before sending: copy every buffer of at least copy_min bytes that cannot
+ * travel by descriptor into a new region of its own (the one copy), so
+ * that it can; at most maxfds buffers of m travel by descriptor in all.
+ * A buffer whose copy fails (no memory for a region) stays as it is and
+ * goes inline: the frame is still whole. */
+void plx_msg_share(plx_msg_t *m, size_t copy_min, int maxfds);
+
+/* As plx_msg_iov, but buffers that can travel by descriptor go as
+ * references, their descriptors stored in fds[0..*nfds) (at most maxfds;
+ * later ones go inline). The descriptors stay the buffers'. */
+int plx_msg_iov_fds(plx_msg_t *m, struct iovec *iov, int *fds, int maxfds, int *nfds);
+
 PLX_SHARED void plx_msg_destroy(plx_msg_t **mp);
 
 typedef struct plx_decoder plx_decoder_t;
@@ -123,6 +146,18 @@ int plx_decoder_direct(plx_decoder_t *d, size_t min, uint8_t **ptr, size_t *len,
 
 /* Account n bytes written into the direct region. Same returns as feed. */
 int plx_decoder_commit(plx_decoder_t *d, size_t n, plx_msg_t **out, plx_err_t *err);
+
+/* Accept region references, mapping what they name as kind
+ * (PLX_REGION_READONLY or PLX_REGION_PRIVATE, plx_region.h). Off by
+ * default: on a connection that did not ask for them a reference is a
+ * protocol error. */
+void plx_decoder_set_regions(plx_decoder_t *d, int kind);
+
+/* Descriptors that arrived with the bytes, in order: the decoder owns
+ * them from here on and gives one to each region reference it decodes.
+ * PLX_EPROTO (and all of them closed) when more are waiting than a frame
+ * could ever use, which only a broken peer sends. */
+int plx_decoder_give_fds(plx_decoder_t *d, const int *fds, int n, plx_err_t *err);
 
 /* Bytes the decoder holds for an incomplete frame (for memory accounting). */
 uint64_t plx_decoder_buffered(const plx_decoder_t *d);

@@ -1,0 +1,249 @@
+/* Shared-memory regions; see plx_region.h. */
+#include "plx_region.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The seals a region must carry before anyone maps it: with them the
+ * file can never become shorter than a mapping of it. */
+#define REGION_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
+struct plx_region {
+    atomic_int         refs;
+    int                fd;       /* -1 once closed (PRIVATE) */
+    uint8_t           *map;      /* this process's mapping */
+    size_t             maplen;
+    uint64_t           file_off; /* where in the file the mapping starts */
+    plx_region_kind_t  kind;
+    struct plx_region *prev, *next;   /* the registry (by address) */
+};
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static plx_region_t *reg_head;
+static size_t reg_count;
+
+static void registry_add(plx_region_t *r)
+{
+    pthread_mutex_lock(&reg_mu);
+    r->next = reg_head;
+    if (reg_head)
+        reg_head->prev = r;
+    reg_head = r;
+    reg_count++;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+static void registry_remove(plx_region_t *r)
+{
+    pthread_mutex_lock(&reg_mu);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        reg_head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    reg_count--;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+size_t plx_region_live(void)
+{
+    pthread_mutex_lock(&reg_mu);
+    size_t n = reg_count;
+    pthread_mutex_unlock(&reg_mu);
+    return n;
+}
+
+static plx_region_t *region_alloc(int fd, uint8_t *map, size_t maplen, uint64_t file_off,
+                                  plx_region_kind_t kind)
+{
+    plx_region_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    atomic_init(&r->refs, 1);
+    r->fd = fd;
+    r->map = map;
+    r->maplen = maplen;
+    r->file_off = file_off;
+    r->kind = kind;
+    registry_add(r);
+    return r;
+}
+
+void plx_region_unref(plx_region_t **rp)
+{
+    plx_region_t *r = *rp;
+    if (!r)
+        return;
+    *rp = NULL;
+    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    registry_remove(r);
+    munmap(r->map, r->maplen);
+    if (r->fd >= 0)
+        close(r->fd);
+    free(r);
+}
+
+int plx_region_new(size_t len, plx_region_t **out, plx_err_t *err)
+{
+    *out = NULL;
+    if (len == 0)
+        return plx_err_set(err, PLX_EINVAL, "region: an empty region");
+    int fd = memfd_create("plexa", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return plx_err_set(err, PLX_EIO, "region: memfd_create: %s", strerror(errno));
+    if (ftruncate(fd, (off_t)len) != 0 || fcntl(fd, F_ADD_SEALS, REGION_SEALS) != 0) {
+        int e = errno;
+        close(fd);
+        return plx_err_set(err, e == ENOSPC || e == ENOMEM ? PLX_ENOMEM : PLX_EIO,
+                           "region: sizing a memfd of %zu bytes: %s", len, strerror(e));
+    }
+    /* Populated now: one call maps every page, where touching them one by
+     * one would take a fault each. */
+    void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (map == MAP_FAILED) {
+        int e = errno;
+        close(fd);
+        return plx_err_set(err, PLX_ENOMEM, "region: mapping %zu bytes: %s", len, strerror(e));
+    }
+    *out = region_alloc(fd, map, len, 0, PLX_REGION_OWN);
+    if (!*out) {
+        munmap(map, len);
+        close(fd);
+        return plx_err_set(err, PLX_ENOMEM, "region: out of memory");
+    }
+    return PLX_OK;
+}
+
+static void view_release(void *ctx, uint8_t *data, size_t len)
+{
+    (void)ctx, (void)data, (void)len;   /* the region goes with b->region */
+}
+
+plx_buf_t *plx_region_view(plx_region_t *r, size_t off, size_t len)
+{
+    if (off > r->maplen || len > r->maplen - off)
+        return NULL;
+    plx_buf_t *b = plx_buf_wrap(r->map + off, len, view_release, NULL);
+    if (!b)
+        return NULL;
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+    b->region = r;
+    b->region_off = r->file_off + off;
+    return b;
+}
+
+int plx_region_copy(const void *data, size_t len, plx_buf_t **out, plx_err_t *err)
+{
+    plx_region_t *r = NULL;
+    *out = NULL;
+    int rc = plx_region_new(len, &r, err);
+    if (rc != PLX_OK)
+        return rc;
+    memcpy(r->map, data, len);
+    *out = plx_region_view(r, 0, len);
+    plx_region_unref(&r);
+    return *out ? PLX_OK : plx_err_set(err, PLX_ENOMEM, "region: out of memory");
+}
+
+/* Is fd something we may map for off + len bytes: a memfd of ours whose
+ * seals keep it from shrinking? */
+static int check_received(int fd, uint64_t off, uint64_t len, plx_err_t *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return plx_err_set(err, PLX_EIO, "region: fstat of a received descriptor: %s",
+                           strerror(errno));
+    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid())
+        return plx_err_set(err, PLX_EPROTO, "region: the descriptor received is not a "
+                           "memory file of this user");
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_SEAL)) != (F_SEAL_SHRINK | F_SEAL_SEAL))
+        return plx_err_set(err, PLX_EPROTO, "region: the memory file received is not sealed "
+                           "against shrinking: refusing to map it");
+    if (len == 0 || off > (uint64_t)st.st_size || len > (uint64_t)st.st_size - off)
+        return plx_err_set(err, PLX_EPROTO, "region: %llu bytes at %llu do not fit the "
+                           "%llu-byte memory file received", (unsigned long long)len,
+                           (unsigned long long)off, (unsigned long long)st.st_size);
+    return PLX_OK;
+}
+
+int plx_region_adopt(int fd, uint64_t off, uint64_t len, plx_region_kind_t kind,
+                     plx_buf_t **out, plx_err_t *err)
+{
+    *out = NULL;
+    int rc = check_received(fd, off, len, err);
+    if (rc != PLX_OK) {
+        close(fd);
+        return rc;
+    }
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t start = off - off % page;
+    size_t maplen = (size_t)(len + (off - start));
+    int priv = kind == PLX_REGION_PRIVATE;
+    void *map = mmap(NULL, maplen, priv ? PROT_READ | PROT_WRITE : PROT_READ,
+                     priv ? MAP_PRIVATE : MAP_SHARED, fd, (off_t)start);
+    if (map == MAP_FAILED) {
+        int e = errno;
+        close(fd);
+        return plx_err_set(err, PLX_ENOMEM, "region: mapping %llu received bytes: %s",
+                           (unsigned long long)len, strerror(e));
+    }
+    if (priv) {
+        close(fd);
+        fd = -1;
+    }
+    plx_region_t *r = region_alloc(fd, map, maplen, start, kind);
+    if (!r) {
+        munmap(map, maplen);
+        if (fd >= 0)
+            close(fd);
+        return plx_err_set(err, PLX_ENOMEM, "region: out of memory");
+    }
+    *out = plx_region_view(r, (size_t)(off - start), (size_t)len);
+    plx_region_unref(&r);
+    return *out ? PLX_OK : plx_err_set(err, PLX_ENOMEM, "region: out of memory");
+}
+
+int plx_region_fd_of(const plx_buf_t *b, uint64_t *off)
+{
+    const plx_region_t *r = b->region;
+    if (!r || r->fd < 0 || r->kind == PLX_REGION_PRIVATE)
+        return -1;
+    *off = b->region_off;
+    return r->fd;
+}
+
+int plx_region_attach(plx_buf_t *b)
+{
+    if (b->region)
+        return 1;
+    const uint8_t *p = b->data;
+    int found = 0;
+    pthread_mutex_lock(&reg_mu);
+    for (plx_region_t *r = reg_head; r; r = r->next) {
+        if (r->kind == PLX_REGION_PRIVATE || p < r->map || p > r->map + r->maplen ||
+            b->len > (size_t)(r->map + r->maplen - p))
+            continue;
+        /* A region whose last reference is going is not taken back. */
+        int n = atomic_load_explicit(&r->refs, memory_order_relaxed);
+        while (n > 0 && !atomic_compare_exchange_weak(&r->refs, &n, n + 1))
+            ;
+        if (n == 0)
+            continue;
+        b->region = r;
+        b->region_off = r->file_off + (uint64_t)(p - r->map);
+        found = 1;
+        break;
+    }
+    pthread_mutex_unlock(&reg_mu);
+    return found;
+}
