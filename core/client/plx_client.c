@@ -20,9 +20,11 @@
 
 #include "plx_bufpool.h"
 #include "plx_conn.h"
+#include "plx_dial.h"
 #include "plx_envelope.h"
 #include "plx_log.h"
 #include "plx_plugin_loader.h"
+#include "plx_region.h"
 #include "plx_request_priv.h"
 #include "plx_taskout.h"
 #include "plx_tunnel.h"
@@ -58,6 +60,7 @@ struct plx_client {
     int                      running;     /* the I/O thread was started */
     plx_conn_t              *conn;        /* under loop_mu (the I/O thread holds it while it runs); NULL once closed */
     atomic_int               opened;      /* transport set-up finished (set by I/O thread) */
+    atomic_int               shm;         /* connected through the shm listener */
     atomic_int               welcomed;    /* the controller accepted our Hello */
     char                     peer[300];   /* "HOST:PORT" */
     plx_taskouts_t          *taskouts;    /* live output of our tasks (thread-safe) */
@@ -471,27 +474,25 @@ static plx_client_t *client_new(plx_err_t *err)
 static int open_conn(plx_client_t *c, const plx_url_t *u, plx_err_t *err)
 {
     plx_err_t e = {0};
-    const plx_transport_ops *ops = plx_transport_find(u->transport, &e);
-    if (!ops)
-        return plx_err_set(err, e.code, "%s", e.msg);
     char pin[80] = "";
     if (u->fingerprint[0])
         snprintf(pin, sizeof pin, "sha256:%s", u->fingerprint);
     plx_security sec = { .fingerprint = pin[0] ? pin : NULL };
-    void *handle = NULL;
-    int fd = -1;
-    int rc = ops->connect(u->host, u->port, &sec, &handle, &fd, &e);
-    if (rc != PLX_OK) {
-        if (handle)
-            ops->close(&handle);
-        return plx_err_set(err, connect_code(rc), "cannot connect to the controller at %s (%s)",
-                           c->peer, e.msg);
-    }
+    plx_dialed_t d;
+    int rc = plx_dial(u->transport, u->host, u->port, &sec, u->shm, &d, &e);
+    if (rc != PLX_OK)
+        return plx_err_set(err, rc == PLX_ENOTFOUND ? rc : connect_code(rc),
+                           rc == PLX_ENOTFOUND ? "%s%s" : "cannot connect to the controller "
+                           "at %s (%s)", rc == PLX_ENOTFOUND ? "" : c->peer, e.msg);
     plx_limits_t lim = plx_limits_default();
     plx_conn_cbs_t cbs = { .on_open = on_open, .on_msg = on_msg, .on_close = on_close };
-    c->conn = plx_conn_new(c->loop, ops, handle, fd, &lim, &cbs, c, c->peer);
+    c->conn = plx_conn_new(c->loop, d.ops, d.handle, d.fd, &lim, &cbs, c, c->peer);
     if (!c->conn)
         return plx_err_set(err, PLX_ENOMEM, "out of memory for a connection");
+    /* What the user gets is a private copy-on-write view (plx_region.h). */
+    if (d.shm)
+        plx_conn_share_regions(c->conn, PLX_REGION_PRIVATE);
+    atomic_store(&c->shm, d.shm);
     return PLX_OK;
 }
 
@@ -669,6 +670,11 @@ void plx_client_set_timeout(plx_client_t *c, double timeout_s)
 const char *plx_client_peer(const plx_client_t *c)
 {
     return c->peer;
+}
+
+int plx_client_uses_shm(const plx_client_t *c)
+{
+    return atomic_load(&((plx_client_t *)c)->shm);
 }
 
 static double client_timeout(plx_client_t *c)

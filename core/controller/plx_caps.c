@@ -76,6 +76,8 @@ static int write_conn_file(plx_controller_t *c, Plexa__Role role, plx_err_t *err
     u.port = plx_listener_port(l);
     snprintf(u.token, sizeof u.token, "%s", c->caps[role].token);
     snprintf(u.fingerprint, sizeof u.fingerprint, "%s", c->fingerprint);
+    if (c->shm_listener && role != PLEXA__ROLE__ROLE_STATUS)
+        snprintf(u.shm, sizeof u.shm, "%s", c->shm_name);
     char url[1024], path[4096];
     if (plx_url_format(&u, url, sizeof url, err) != PLX_OK)
         return err->code;
@@ -226,8 +228,10 @@ static int reuse_token(plx_controller_t *c, Plexa__Role r)
     memcpy(c->caps[r].token, u.token, sizeof c->caps[r].token);
     double life = lifetime_of(c, r);
     c->caps[r].expires = life > 0 ? (double)time(NULL) + life : 0;
-    if (r == PLEXA__ROLE__ROLE_ENGINE)
+    if (r == PLEXA__ROLE__ROLE_ENGINE) {
         c->reuse_port = u.port;
+        snprintf(c->shm_name, sizeof c->shm_name, "%s", u.shm);   /* engines dial it */
+    }
     else if (r == PLEXA__ROLE__ROLE_MEC)
         c->reuse_client_port = u.port;
     return 1;

@@ -16,6 +16,8 @@
 #include "plx_bufpool.h"
 #include "plx_cert.h"
 #include "plx_url.h"
+#include "plx_profile.h"
+#include "plx_region.h"
 
 /* Freed payload memory kept for the next big push (two 256 MiB ones). */
 #define POOL_MAX ((size_t)512 << 20)
@@ -39,6 +41,7 @@ plx_controller_opts_t plx_controller_opts_default(void)
         .results_max = 100000,
         .results_max_bytes = 256u << 20,
         .depend_timeout = 30.0,
+        .shm = 1,
         .limits = plx_limits_default(),
     };
     return o;
@@ -315,20 +318,25 @@ static void auth_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void on_accept(plx_listener_t *l, void *handle, int fd, const char *addr, void *ud)
 {
     plx_controller_t *c = ud;
+    const plx_transport_ops *ops = plx_listener_ops(l);
     peer_t *p = calloc(1, sizeof *p);
     if (!p) {
-        c->tops->close(&handle);
+        ops->close(&handle);
         return;
     }
     static const plx_conn_cbs_t cbs = {.on_msg = on_msg, .on_close = on_close};
     p->ctl = c;
     snprintf(p->addr, sizeof p->addr, "%s", addr);
-    p->conn = plx_conn_new(c->loop, c->tops, handle, fd, adm_limits(c, PLEXA__ROLE__ROLE_NONE),
+    p->conn = plx_conn_new(c->loop, ops, handle, fd, adm_limits(c, PLEXA__ROLE__ROLE_NONE),
                            &cbs, p, addr);
     if (!p->conn) {
         free(p);
         return;
     }
+    /* The controller only forwards payload: it maps it read-only and
+     * passes the same descriptors on, never a copy. */
+    if (l == c->shm_listener)
+        plx_conn_share_regions(p->conn, PLX_REGION_READONLY);
     p->next = c->peers;
     if (c->peers)
         c->peers->prev = p;
@@ -377,6 +385,33 @@ const char *ctl_client_host(const plx_controller_t *c)
                                                        : c->opts.listen_host;
 }
 
+/* The shm listener (cluster.conf [controller] shm): without it everyone
+ * uses the network listener, so failing to open it is only a warning. */
+static void listen_shm(plx_controller_t *c)
+{
+    plx_err_t err = {0};
+    const plx_transport_ops *ops = plx_transport_find("shm", &err);
+    char rnd[PLX_TOKEN_HEX + 1];
+    if (ops && !c->shm_name[0]) {
+        /* Unguessable, so that nobody can take the name first. */
+        if (plx_token_new(rnd, &err) != PLX_OK)
+            ops = NULL;
+        else
+            snprintf(c->shm_name, sizeof c->shm_name, "plexa-%d-%.24s", (int)getpid(), rnd);
+    }
+    if (ops)
+        c->shm_listener = plx_listener_new(c->loop, ops, c->shm_name, 0, NULL, on_accept, c,
+                                           &err);
+    if (!c->shm_listener) {
+        c->shm_name[0] = '\0';
+        PLX_WARN("no shared-memory listener (%s): clients and engines on this host use "
+                 "the network address", err.msg);
+        return;
+    }
+    PLX_INFO("listening for clients and engines of this host and user on shm @%s",
+             c->shm_name);
+}
+
 /* The engines' listener, and the clients' when 0.10's separate client
  * port asks for one. Either accepts every role: the token decides. */
 static int listen_all(plx_controller_t *c, plx_err_t *err)
@@ -388,6 +423,8 @@ static int listen_all(plx_controller_t *c, plx_err_t *err)
     c->listener = plx_listener_new(c->loop, c->tops, o->listen_host, port, s, on_accept, c, err);
     if (!c->listener)
         return plx_err_prefix(err, "controller cannot listen");
+    if (o->shm)
+        listen_shm(c);
     int own_host = o->client_host && *o->client_host && strcmp(o->client_host, o->listen_host);
     /* No second listener asked for, or one on the very same address. */
     if ((o->client_port < 0 && !own_host) ||
@@ -476,6 +513,7 @@ void plx_controller_destroy(plx_controller_t **cp)
     ev_timer_stop(c->loop, &c->stop_timer);
     plx_listener_destroy(&c->listener);
     plx_listener_destroy(&c->client_listener);
+    plx_listener_destroy(&c->shm_listener);
     while (c->peers) {
         peer_t *p = c->peers;
         if (p->engine) {

@@ -135,6 +135,8 @@ struct plx_controller {
     const plx_transport_ops *tops;
     plx_listener_t          *listener;          /* engines (and clients, if alone) */
     plx_listener_t          *client_listener;   /* clients, with 0.10's client port */
+    plx_listener_t          *shm_listener;      /* peers of this host and user (shm) */
+    char                     shm_name[64];      /* its abstract socket name */
     cap_t                    caps[PLEXA__ROLE__ROLE_STATUS + 1];  /* by role */
     ev_timer                 cap_timer;   /* renews expired tokens */
     uint16_t                 reuse_port;  /* opts.reuse: the previous controller's port */

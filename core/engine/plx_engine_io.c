@@ -26,6 +26,8 @@
 #include "plexa/version.h"
 #include "plx_envelope.h"
 #include "plx_bufpool.h"
+#include "plx_dial.h"
+#include "plx_region.h"
 #include "plx_log.h"
 #include "plx_time.h"
 
@@ -529,21 +531,24 @@ static int io_connect(plx_engine_t *e, plx_err_t *err)
         snprintf(pin, sizeof pin, "sha256:%s", e->url.fingerprint);
         sec.fingerprint = pin;
     }
-    void *handle = NULL;
-    int fd = -1;
-    int rc = e->ops->connect(e->url.host, e->url.port, &sec, &handle, &fd, err);
-    if (rc != PLX_OK) {
-        if (handle)
-            e->ops->close(&handle);
+    plx_dialed_t d;
+    int rc = plx_dial(e->url.transport, e->url.host, e->url.port, &sec, e->url.shm, &d, err);
+    if (rc != PLX_OK)
         return rc;
-    }
+    int fd = d.fd;
     plx_limits_t lim = plx_limits_default();
     plx_conn_cbs_t cbs = { .on_open = on_open, .on_msg = on_msg, .on_close = on_close };
     char peer[300];
-    snprintf(peer, sizeof peer, "%s:%u", e->url.host, (unsigned)e->url.port);
-    e->conn = plx_conn_new(e->loop, e->ops, handle, fd, &lim, &cbs, e, peer);
+    if (d.shm)
+        snprintf(peer, sizeof peer, "shm:%s", e->url.shm);
+    else
+        snprintf(peer, sizeof peer, "%s:%u", e->url.host, (unsigned)e->url.port);
+    e->conn = plx_conn_new(e->loop, d.ops, d.handle, fd, &lim, &cbs, e, peer);
     if (!e->conn)
         return plx_err_set(err, PLX_ENOMEM, "out of memory creating the connection");
+    /* User code gets what arrives: copy-on-write views (plx_region.h). */
+    if (d.shm)
+        plx_conn_share_regions(e->conn, PLX_REGION_PRIVATE);
     e->conn_closed = 0;
     atomic_store(&plx_engine_conn_fd, fd);
     e->last_rx = ev_now(e->loop);

@@ -77,6 +77,7 @@ plx_listener_t *plx_listener_new(struct ev_loop *loop, const plx_transport_ops *
 }
 
 uint16_t plx_listener_port(const plx_listener_t *l) { return l->port; }
+const plx_transport_ops *plx_listener_ops(const plx_listener_t *l) { return l->ops; }
 
 void plx_listener_destroy(plx_listener_t **lp)
 {

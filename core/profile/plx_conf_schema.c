@@ -103,6 +103,12 @@ const keyspec_t plx_conf_schema[] = {
     { "controller", "status_port", K_INT, "0", -1, 65535, NULL, CT(status_port),
       "Port of the read-only status page on 127.0.0.1 (its URL, with the status token, "
       "goes to security/ipcontroller-status.http); 0 picks a free port, -1 turns it off." },
+    { "controller", "shm", K_BOOL, "true", 0, 0, NULL, CT(shm),
+      "Whether clients and engines on the controller's host, running as its user, connect "
+      "through the shm transport (a Unix socket only that user may use) and move payloads "
+      "of 256 KiB and more through shared memory instead of TCP or TLS. Their connection "
+      "files and URLs then name it (?shm=NAME); peers elsewhere use HOST:PORT as before. "
+      "See docs/shared-memory.md." },
     { "client", "trust_engine_pickles", K_BOOL, "true", 0, 0, NULL, CN(trust_engine_pickles),
       "Whether the Python clients of this profile unpickle values engines send. Unpickling "
       "runs code the sender chose, so a rogue engine (anyone holding the engine token) could "

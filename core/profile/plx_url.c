@@ -225,13 +225,33 @@ static int parse_token(const char *s, const char **pp, plx_url_t *u, plx_err_t *
         return bad(err, s, "missing capability token (expected /TOKEN after the port)");
     p++;
     size_t n = strspn(p, HEXDIGITS);
-    int ends = p[n] == '\0' || p[n] == '#';
+    int ends = p[n] == '\0' || p[n] == '#' || p[n] == '?';
     if (!ends && (n < PLX_TOKEN_MIN_HEX || n > PLX_TOKEN_MAX_HEX))
         return bad(err, s, "bad token: character %zu is not a hex digit", n + 1);
     if (n < PLX_TOKEN_MIN_HEX || n > PLX_TOKEN_MAX_HEX)
         return bad(err, s, "bad token: %zu hex characters (expected %d..%d)", n,
                    PLX_TOKEN_MIN_HEX, PLX_TOKEN_MAX_HEX);
     copy_hex(u->token, p, n);
+    *pp = p + n;
+    return PLX_OK;
+}
+
+#define SHM_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+
+static int parse_query(const char *s, const char **pp, plx_url_t *u, plx_err_t *err)
+{
+    const char *p = *pp;
+    if (*p != '?')
+        return PLX_OK;
+    if (strncmp(p + 1, "shm=", 4) != 0)
+        return bad(err, s, "unknown query (the one a URL takes is ?shm=NAME)");
+    p += 5;
+    size_t n = strspn(p, SHM_CHARS);
+    if (n == 0 || n >= sizeof u->shm || (p[n] && p[n] != '#'))
+        return bad(err, s, "bad shm name (expected 1..%zu of [A-Za-z0-9._-])",
+                   sizeof u->shm - 1);
+    memcpy(u->shm, p, n);
+    u->shm[n] = '\0';
     *pp = p + n;
     return PLX_OK;
 }
@@ -272,6 +292,8 @@ int plx_url_parse(const char *s, plx_url_t *u, plx_err_t *err)
         rc = parse_port(s, &p, u, err);
     if (rc == PLX_OK)
         rc = parse_token(s, &p, u, err);
+    if (rc == PLX_OK)
+        rc = parse_query(s, &p, u, err);
     if (rc == PLX_OK)
         rc = parse_fragment(s, &p, u, err);
     if (rc == PLX_OK && *p) {
@@ -318,6 +340,8 @@ static int check_fields(const plx_url_t *u, const struct scheme **sc, plx_err_t 
     if ((*sc)->pinned != (u->fingerprint[0] != '\0'))
         return plx_err_set(err, PLX_EINVAL, "plx+%s %s a fingerprint", u->transport,
                            (*sc)->pinned ? "needs" : "does not take");
+    if (u->shm[0] && (strspn(u->shm, SHM_CHARS) != strlen(u->shm)))
+        return plx_err_set(err, PLX_EINVAL, "shm name is not made of [A-Za-z0-9._-]");
     if (u->fingerprint[0] &&
         !is_lower_hex(u->fingerprint, PLX_FINGERPRINT_HEX, PLX_FINGERPRINT_HEX))
         return plx_err_set(err, PLX_EINVAL, "fingerprint is not %d lowercase hex characters",
@@ -334,9 +358,9 @@ int plx_url_format(const plx_url_t *u, char *out, size_t len, plx_err_t *err)
     if (rc != PLX_OK)
         return rc;
     int v6 = strchr(u->host, ':') != NULL;
-    int n = snprintf(out, len, "%s%s%s%s:%u/%s%s%s", sc->prefix, v6 ? "[" : "", u->host,
-                     v6 ? "]" : "", (unsigned)u->port, u->token,
-                     u->fingerprint[0] ? "#sha256=" : "", u->fingerprint);
+    int n = snprintf(out, len, "%s%s%s%s:%u/%s%s%s%s%s", sc->prefix, v6 ? "[" : "", u->host,
+                     v6 ? "]" : "", (unsigned)u->port, u->token, u->shm[0] ? "?shm=" : "",
+                     u->shm, u->fingerprint[0] ? "#sha256=" : "", u->fingerprint);
     if (n < 0 || (size_t)n >= len) {
         if (len)
             out[0] = '\0';

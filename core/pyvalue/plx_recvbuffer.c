@@ -7,6 +7,9 @@
 
 #include <stdlib.h>
 
+#include "plx_pydesc.h"
+#include "plx_region.h"
+
 /* ---- RecvBuffer: received memory seen from Python ----------------------- */
 
 typedef struct recvbuf {
@@ -80,9 +83,51 @@ PyObject *plx_recvbuffer_new(plx_buf_t *b)
     return (PyObject *)rb;
 }
 
+/* shared_buffer(nbytes): a writable RecvBuffer over a new shared-memory
+ * region of this process (plx_region.h), for plexa.shared_array: what
+ * lives there is sent by descriptor, without a copy. */
+static PyObject *shared_buffer(PyObject *mod, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n < 0 && PyErr_Occurred())
+        return NULL;
+    if (n <= 0)
+        return PyErr_Format(PyExc_ValueError, "shared_buffer: %zd bytes (expected > 0)", n);
+    plx_region_t *r = NULL;
+    plx_err_t err = {0};
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = plx_region_new((size_t)n, &r, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != PLX_OK)
+        return PyErr_Format(rc == PLX_ENOMEM ? PyExc_MemoryError : PyExc_OSError, "%s", err.msg);
+    plx_buf_t *b = plx_region_view(r, 0, (size_t)n);
+    plx_region_unref(&r);
+    if (!b)
+        return PyErr_NoMemory();
+    PyObject *o = plx_pydesc_buf(b, 0, b->len, &err);
+    plx_buf_unref(&b);
+    if (!o && !PyErr_Occurred())
+        PyErr_SetString(PyExc_MemoryError, err.msg);
+    return o;
+}
+
+static PyObject *shared_regions(PyObject *mod, PyObject *unused)
+{
+    return PyLong_FromSize_t(plx_region_live());
+}
+
+static PyMethodDef region_defs[] = {
+    { "shared_buffer", shared_buffer, METH_O,
+      "shared_buffer(nbytes) -> RecvBuffer over new shared memory (plexa.shared_array)." },
+    { "shared_regions", shared_regions, METH_NOARGS,
+      "shared_regions() -> how many shared-memory regions this process maps." },
+    { NULL, NULL, 0, NULL },
+};
+
 int plx_pyvalue_module_init(PyObject *module)
 {
-    if (recvbuf_ready() < 0)
+    if (recvbuf_ready() < 0 || PyModule_AddFunctions(module, region_defs) < 0)
         return -1;
     return PyModule_AddObjectRef(module, "RecvBuffer", (PyObject *)&recvbuf_type);
 }
@@ -177,6 +222,9 @@ int plx_pyvalue_export(PyObject *obj, plx_buf_t **out, plx_err_t *err)
         plx_pyexport_release(x);
         return plx_err_set(err, PLX_ENOMEM, "out of memory exporting a buffer");
     }
+    /* Memory of a shared array (or of one received read-only) can travel
+     * by descriptor as it is. */
+    plx_region_attach(*out);
     return PLX_OK;
 }
 

@@ -170,6 +170,14 @@ PLX_API void plx_client_set_timeout(plx_client_t *c, double timeout_s);
 PLX_API const char *plx_client_peer(const plx_client_t *c);
 
 /*
+ * 1 when c reached the controller through its shm listener (same host,
+ * same user; see docs/shared-memory.md): payloads of 256 KiB and more
+ * then move through shared memory, and what pulls return views it
+ * copy-on-write. 0 over TCP or TLS.
+ */
+PLX_API int plx_client_uses_shm(const plx_client_t *c);
+
+/*
  * Ids of the registered engines, ascending. On PLX_OK *ids is a malloc'd
  * array of *n ids (NULL when *n is 0) that the caller frees with free().
  */

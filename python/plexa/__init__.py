@@ -7,7 +7,9 @@ IPython magics: 0.10's ``%px``, ``%result`` and ``%autopx``, ipyparallel's
 ``%load_ext plexa``); ``plexa.cluster`` starts and stops clusters
 from Python (``with Cluster(n=4) as c: mec = c.client()``). ``plexa.wait``
 and ``plexa.as_completed`` wait for many futures (non-blocking calls'
-PendingResults) at once (see plexa.futures). Importing the package is
+PendingResults) at once (see plexa.futures). ``plexa.shared_array`` makes
+an array in shared memory, which pushes send without a copy (see
+plexa.shared). Importing the package is
 cheap: it loads neither the C extension nor any submodule.
 """
 
@@ -17,7 +19,7 @@ except ImportError:   # running from a source tree that was never built
     __version__ = 'unknown'
 
 __all__ = ['__version__', 'wait', 'as_completed', 'ALL_COMPLETED', 'FIRST_COMPLETED',
-           'FIRST_EXCEPTION']
+           'FIRST_EXCEPTION', 'shared_array']
 
 _FUTURES = ('wait', 'as_completed', 'ALL_COMPLETED', 'FIRST_COMPLETED', 'FIRST_EXCEPTION')
 
@@ -38,4 +40,7 @@ def __getattr__(name):
     if name in _FUTURES:
         from plexa import futures
         return getattr(futures, name)
+    if name in ('shared_array', 'shared_regions'):
+        from plexa import shared
+        return getattr(shared, name)
     raise AttributeError('module %r has no attribute %r' % (__name__, name))

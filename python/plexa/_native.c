@@ -370,6 +370,11 @@ static PyObject *Client_get_peer(ClientObject *self, void *closure)
     return PyUnicode_FromString(plx_client_peer(self->c));
 }
 
+static PyObject *Client_get_shm(ClientObject *self, void *closure)
+{
+    return PyBool_FromLong(self->c && plx_client_uses_shm(self->c));
+}
+
 #define METH_KW(fn) (PyCFunction)(void (*)(void))(fn), METH_VARARGS | METH_KEYWORDS
 
 static PyMethodDef Client_methods[] = {
@@ -441,6 +446,9 @@ static PyMethodDef Client_methods[] = {
 static PyGetSetDef Client_getset[] = {
     { "closed", (getter)Client_get_closed, NULL, "True after close().", NULL },
     { "peer", (getter)Client_get_peer, NULL, "'HOST:PORT' of the controller.", NULL },
+    { "shm", (getter)Client_get_shm, NULL,
+      "True when connected through the controller's shm listener (payload in shared memory).",
+      NULL },
     { "role", (getter)Client_get_role, NULL, "'mec', 'task' or 'status': the capability connected to.",
       NULL },
     { NULL, NULL, NULL, NULL, NULL },

@@ -607,6 +607,13 @@ class MultiEngineClient(object):
         self._client.close()
         self._callbacks.close()
 
+    @property
+    def shared_memory(self):
+        """True when this client reached the controller through its shm
+        listener (same host, same user): payloads of 256 KiB and more move
+        through shared memory (see plexa.shared)."""
+        return self._client.shm
+
     def __repr__(self):
         peer = getattr(self._client, 'peer', None)
         return '<MultiEngineClient %s>' % (peer if peer else 'closed')

@@ -201,7 +201,7 @@ static void test_trailing_garbage(void **state)
 {
     (void)state;
     parse_fails("plx+tcp://h:1/" TOK64 "/x", PLX_EINVAL, "trailing garbage '/x'");
-    parse_fails("plx+tcp://h:1/" TOK64 "?a=b", PLX_EINVAL, "trailing garbage '?a=b'");
+    parse_fails("plx+tcp://h:1/" TOK64 "?a=b", PLX_EINVAL, "unknown query");
     parse_fails("plx+tcp://h:1/" TOK64 " ", PLX_EINVAL, "trailing garbage ' '");
     parse_fails("plx+tcp://h:1/" TOK64 "\n", PLX_EINVAL, "trailing garbage '?'");
     parse_fails("plx+tls://h:1/" TOK64 "#sha256=" FP64 "#", PLX_EINVAL, "trailing garbage '#'");
@@ -240,6 +240,8 @@ static void test_format_round_trip(void **state)
         "plx+tcp://[::1]:1/" TOK32,
         "plx+tls://[2001:db8::7]:443/" TOK64 "#sha256=" FP64,
         "plx+tls://node_3.example.:65535/" TOK64 "#sha256=" FP64,
+        "plx+tls://127.0.0.1:5000/" TOK64 "?shm=plexa-1234-ab.c_d#sha256=" FP64,
+        "plx+tcp://127.0.0.1:5000/" TOK64 "?shm=x",
     };
     for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
         plx_url_t u, v;
@@ -250,6 +252,26 @@ static void test_format_round_trip(void **state)
         assert_string_equal(out, urls[i]);
         assert_int_equal(plx_url_parse(out, &v, &err), PLX_OK);
         assert_memory_equal(&u, &v, sizeof u);
+    }
+}
+
+static void test_shm_query(void **state)
+{
+    (void)state;
+    static const char *const bad_urls[] = {
+        "plx+tcp://127.0.0.1:5000/" TOK64 "?shm=",
+        "plx+tcp://127.0.0.1:5000/" TOK64 "?shm=a/b",
+        "plx+tcp://127.0.0.1:5000/" TOK64 "?shm=a b",
+        "plx+tcp://127.0.0.1:5000/" TOK64 "?other=1",
+        "plx+tcp://127.0.0.1:5000/" TOK64 "?shm="
+        "0123456789012345678901234567890123456789012345678901234567890123",
+    };
+    for (size_t i = 0; i < sizeof bad_urls / sizeof bad_urls[0]; i++) {
+        plx_url_t u;
+        plx_err_t err = { 0 };
+        assert_int_equal(plx_url_parse(bad_urls[i], &u, &err), PLX_EINVAL);
+        assert_null(strstr(err.msg, TOK64));   /* the token is never shown */
+        assert_string_equal(u.shm, "");
     }
 }
 
@@ -411,6 +433,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_trailing_garbage),
     cmocka_unit_test(test_errors_hide_token),
     cmocka_unit_test(test_format_round_trip),
+    cmocka_unit_test(test_shm_query),
     cmocka_unit_test(test_format_errors),
     cmocka_unit_test(test_check_host),
     cmocka_unit_test_setup_teardown(test_resolve_direct_and_file, setup, teardown),

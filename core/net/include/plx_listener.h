@@ -16,6 +16,9 @@ typedef struct plx_listener plx_listener_t;
 typedef void (*plx_accept_fn)(plx_listener_t *l, void *handle, int fd, const char *peer,
                               void *ud);
 
+/* The transport the listener accepts with (its connections use it too). */
+const plx_transport_ops *plx_listener_ops(const plx_listener_t *l);
+
 /* Listen on host:port (0 = any free port). Caller owns the result. */
 plx_listener_t *plx_listener_new(struct ev_loop *loop, const plx_transport_ops *ops,
                                  const char *host, uint16_t port, const plx_security *sec,

@@ -3,6 +3,7 @@
  *
  *   plx+tcp://HOST:PORT/TOKEN
  *   plx+tls://HOST:PORT/TOKEN#sha256=FINGERPRINT
+ *   either with ?shm=NAME after the token
  *
  * HOST is a DNS name, an IPv4 address or a bracketed IPv6 address
  * ("[::1]"). PORT is 1..65535. TOKEN is the capability: 32..128 hex
@@ -12,6 +13,10 @@
  * controller) and refused for plx+tcp (it would suggest a protection that
  * plaintext TCP does not give). Hex is accepted in either case and stored
  * lowercase, so tokens compare byte for byte.
+ *
+ * NAME is where the controller also listens on this host for peers of its
+ * own user (the shm transport: an abstract Unix socket name, 1..63 of
+ * [A-Za-z0-9._-]). A peer that can reach it uses it, else HOST:PORT.
  *
  * A URL grants a capability, so error messages never repeat the token:
  * they show the URL cut after HOST:PORT.
@@ -34,6 +39,7 @@ typedef struct plx_url {
     uint16_t port;            /* 1..65535 */
     char     token[129];      /* lowercase hex, 32..128 characters */
     char     fingerprint[65]; /* lowercase hex SHA-256, "" if none */
+    char     shm[64];         /* the controller's shm listener on its host, "" if none */
 } plx_url_t;
 
 /*
