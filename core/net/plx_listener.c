@@ -6,7 +6,8 @@
 #include "plx_log.h"
 
 #define ACCEPTS_PER_TURN 64
-/* After EMFILE/ENFILE, stop accepting for a moment instead of spinning. */
+/* After EMFILE/ENFILE (any accept error but a refused peer), stop
+ * accepting for a moment instead of spinning. */
 #define ACCEPT_BACKOFF_S 0.1
 
 struct plx_listener {
@@ -33,6 +34,13 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         int rc = l->ops->accept(l->handle, &h, &fd, peer, sizeof peer, &err);
         if (rc == PLX_EAGAIN)
             return;
+        if (rc == PLX_EAUTH) {
+            /* The transport refused that peer (transport-shm: another
+             * uid) and closed it; the listener is fine, so the next
+             * pending connection is served at once, without the pause. */
+            PLX_WARN("accept: %s", err.msg);
+            continue;
+        }
         if (rc != PLX_OK) {
             PLX_WARN("accept: %s; pausing accepts for %.1fs", err.msg, ACCEPT_BACKOFF_S);
             ev_io_stop(loop, &l->io);

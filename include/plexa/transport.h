@@ -58,7 +58,9 @@ typedef struct plx_transport_ops {
                   void **listener, int *fd, uint16_t *port_out, plx_err_t *err);
 
     /* Accept one pending connection. PLX_EAGAIN when none is pending.
-     * peer receives "ip:port" of the remote side. */
+     * peer receives "ip:port" of the remote side (shm: "shm:pid=N").
+     * PLX_EAUTH: the transport refused the pending peer and closed it
+     * (shm: another uid); the next call takes the next one. */
     int (*accept)(void *listener, void **conn, int *fd,
                   char *peer, size_t peerlen, plx_err_t *err);
 

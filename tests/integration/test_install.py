@@ -31,7 +31,8 @@ def check_tree(prefix):
         assert man.exists(), man
         assert f".TH {name.upper()} 1" in man.read_text()
     plugins = prefix / "lib" / "plexa" / "plugins"
-    for p in ("plexa-transport-tcp.so", "plexa-transport-tls.so", "plexa-launcher-local.so"):
+    for p in ("plexa-transport-tcp.so", "plexa-transport-tls.so", "plexa-transport-shm.so",
+              "plexa-launcher-local.so"):
         assert (plugins / p).exists(), p
     for h in ("client.h", "error.h", "plugin.h", "launcher.h", "transport.h", "version.h"):
         assert (prefix / "include" / "plexa" / h).exists(), h

@@ -10,7 +10,14 @@
  *   FX_OPS_SIZE    ops->size (default sizeof(plx_transport_ops))
  *   FX_NULL_SENDV  leave the required sendv op NULL
  *   FX_NO_OPS      descriptor without an ops table
+ *   FX_V1_TRAPS    set the members past version 1 of the table (sendv_fds,
+ *                  recv_fds) to functions that abort: with FX_OPS_SIZE at
+ *                  PLX_TRANSPORT_OPS_V1_SIZE, a version-1 plugin as built
+ *                  today, whose size alone says those members are absent
  */
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "plexa/plugin.h"
 #include "plexa/transport.h"
 
@@ -64,6 +71,29 @@ static void fx_close(void **conn)
 {
 }
 
+#ifdef FX_V1_TRAPS
+static void fx_trap(void)
+{
+    fprintf(stderr, "fixture transport: a member past its ops table's size was used "
+                    "(a caller did not test it with PLX_OPS_HAS)\n");
+    abort();
+}
+
+static int fx_sendv_fds(void *conn, const struct iovec *iov, int iovcnt, const int *fds,
+                        int nfds, size_t *n, plx_err_t *err)
+{
+    fx_trap();
+    return PLX_ERR;
+}
+
+static int fx_recv_fds(void *conn, void *buf, size_t len, size_t *n, int *fds, int maxfds,
+                       int *nfds, plx_err_t *err)
+{
+    fx_trap();
+    return PLX_ERR;
+}
+#endif
+
 /* unused in the FX_NO_OPS build */
 __attribute__((unused)) static const plx_transport_ops fx_ops = {
     .size = FX_OPS_SIZE,
@@ -76,6 +106,10 @@ __attribute__((unused)) static const plx_transport_ops fx_ops = {
     .sendv = fx_sendv,
 #endif
     .close = fx_close,
+#ifdef FX_V1_TRAPS
+    .sendv_fds = fx_sendv_fds,
+    .recv_fds = fx_recv_fds,
+#endif
 };
 
 #ifdef FX_NO_SYMBOL

@@ -1,6 +1,6 @@
 /*
  * Tests of core/plugin/plx_plugin_loader against real shared objects: the
- * shipped tcp and local plugins and the fixtures of fixture_plugin.c,
+ * shipped tcp, shm and local plugins and the fixtures of fixture_plugin.c,
  * fixture_launcher.c and fixture_launcher_v1.c (a plugin as the first
  * headers built it). ctest sets PLX_PLUGIN_PATH=<fixture dir>:<plugin dir>.
  */
@@ -375,6 +375,40 @@ static void test_v1_plugin_trap(void **state)
                 (WIFEXITED(status) && WEXITSTATUS(status) != 0));
 }
 
+/* A transport table of version 1 still loads, built with today's header
+ * but saying so by its size: the descriptor-passing members it holds
+ * (fx_trap in fixture_plugin.c) are past that size, and PLX_OPS_HAS says
+ * they are absent. The shm plugin has them; tcp is version 2 without them. */
+static void test_v1_transport(void **state)
+{
+    const plx_transport_ops *v1, *shm, *tcp;
+    plx_err_t err = { 0 };
+
+    v1 = plx_transport_find("v1", &err);
+    if (v1 == NULL)
+        print_error("%s\n", err.msg);
+    assert_non_null(v1);
+    assert_int_equal(v1->size, PLX_TRANSPORT_OPS_V1_SIZE);
+    assert_true(PLX_TRANSPORT_OPS_V1_SIZE < sizeof(plx_transport_ops));
+    assert_true(PLX_OPS_HAS(v1, plx_transport_ops, sendv));
+    assert_true(PLX_OPS_HAS(v1, plx_transport_ops, close));
+    /* Set, but past the table's size: the size alone decides. */
+    assert_non_null(v1->sendv_fds);
+    assert_false(PLX_OPS_HAS(v1, plx_transport_ops, sendv_fds));
+    assert_false(PLX_OPS_HAS(v1, plx_transport_ops, recv_fds));
+
+    shm = plx_transport_find("shm", &err);
+    assert_non_null(shm);
+    assert_int_equal(shm->size, PLX_TRANSPORT_OPS_V2_SIZE);
+    assert_true(PLX_OPS_HAS(shm, plx_transport_ops, sendv_fds));
+    assert_true(PLX_OPS_HAS(shm, plx_transport_ops, recv_fds));
+
+    tcp = plx_transport_find("tcp", &err);
+    assert_non_null(tcp);
+    assert_true(tcp->size >= PLX_TRANSPORT_OPS_V2_SIZE);
+    assert_false(PLX_OPS_HAS(tcp, plx_transport_ops, sendv_fds));   /* NULL */
+}
+
 static void test_list(void **state)
 {
     seen t = { 0 }, l = { 0 };
@@ -384,10 +418,12 @@ static void test_list(void **state)
     assert_int_equal(n, t.n);
     assert_true(has(&t, "tcp"));
     assert_true(has(&t, "tls"));
+    assert_true(has(&t, "shm"));
     assert_true(has(&t, "good"));
+    assert_true(has(&t, "v1"));
     assert_false(has(&t, "badabi") || has(&t, "other") || has(&t, "wrongkind") ||
                  has(&t, "nosym") || has(&t, "nullop"));
-    assert_int_equal(t.n, 3);
+    assert_int_equal(t.n, 5);
     n = plx_plugin_list(PLX_PLUGIN_LAUNCHER, collect, &l);
     assert_int_equal(n, l.n);
     assert_true(has(&l, "local"));
@@ -428,6 +464,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_plugin_versions),
     cmocka_unit_test(test_v1_plugin),
     cmocka_unit_test(test_v1_plugin_trap),
+    cmocka_unit_test(test_v1_transport),
 };
 
 PLX_TEST_SUITE(helper_mode, NULL, PLX_TEST_GROUP("plugin_loader", tests, NULL, NULL))

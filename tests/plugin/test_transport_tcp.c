@@ -13,7 +13,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,13 +21,9 @@
 #include <unistd.h>
 
 #include "plx_plugin_loader.h"
+#include "transport_ends.h"
 
 static const plx_transport_ops *ops;
-
-typedef struct end {
-    void *conn;
-    int   fd;
-} end;
 
 typedef struct pair {
     void    *listener;
@@ -45,13 +40,6 @@ static int setup(void **state)
     if (ops == NULL)
         print_error("%s\n", err.msg);
     return ops == NULL ? -1 : 0;
-}
-
-/* Wait (up to 5 s) until fd is ready for what the last op wanted. */
-static void wait_for(int fd, int want)
-{
-    struct pollfd pfd = { .fd = fd, .events = (want & PLX_WANT_WRITE) ? POLLOUT : POLLIN };
-    assert_true(poll(&pfd, 1, 5000) > 0);
 }
 
 /* Accept and handshake a fresh connection from client to listener. */
@@ -92,88 +80,14 @@ static void pair_close(pair *p)
     assert_null(p->listener);
 }
 
-/* Advance iov past n written bytes; returns the new first index. */
-static int iov_advance(struct iovec *iov, int first, int cnt, size_t n)
-{
-    while (first < cnt && n >= iov[first].iov_len) {
-        n -= iov[first].iov_len;
-        first++;
-    }
-    if (first < cnt) {
-        iov[first].iov_base = (char *)iov[first].iov_base + n;
-        iov[first].iov_len -= n;
-    }
-    return first;
-}
-
-/* Send `size` bytes as 4 iovecs client -> server, interleaving reads. */
-static void transfer(pair *p, size_t size)
-{
-    unsigned char *src = malloc(size), *dst = malloc(size);
-    size_t cuts[] = { 1, size / 3, size / 2 + 7, size };
-    struct iovec iov[4];
-    size_t got = 0, sent = 0;
-    int first = 0;
-    plx_err_t err = { 0 };
-
-    assert_non_null(src);
-    assert_non_null(dst);
-    for (size_t i = 0; i < size; i++)
-        src[i] = (unsigned char)(i * 131 + (i >> 13));
-    for (int i = 0; i < 4; i++) {
-        iov[i].iov_base = src + (i ? cuts[i - 1] : 0);
-        iov[i].iov_len = cuts[i] - (i ? cuts[i - 1] : 0);
-    }
-    while (got < size) {
-        struct pollfd pfd[2] = {
-            { .fd = p->server.fd, .events = POLLIN },
-            { .fd = p->client.fd, .events = first < 4 ? POLLOUT : 0 },
-        };
-        size_t n = 0;
-        int rc;
-        assert_true(poll(pfd, 2, 5000) > 0);
-        if (first < 4) {
-            rc = ops->sendv(p->client.conn, iov + first, 4 - first, &n, &err);
-            assert_true(rc == PLX_OK || rc == PLX_EAGAIN);
-            if (rc == PLX_EAGAIN)
-                assert_int_equal(ops->want(p->client.conn), PLX_WANT_WRITE);
-            sent += n;
-            first = iov_advance(iov, first, 4, n);
-        }
-        rc = ops->recv(p->server.conn, dst + got, size - got, &n, &err);
-        assert_true(rc == PLX_OK || rc == PLX_EAGAIN);
-        got += n;
-    }
-    assert_int_equal(sent, size);
-    assert_int_equal(memcmp(src, dst, size), 0);
-    free(src);
-    free(dst);
-}
-
-/* Orderly close by the client is PLX_ECLOSED on the server. */
-static void expect_eof(pair *p)
-{
-    plx_err_t err = { 0 };
-    char buf[16];
-    size_t n = 99;
-    int rc;
-
-    ops->close(&p->client.conn);
-    while ((rc = ops->recv(p->server.conn, buf, sizeof buf, &n, &err)) == PLX_EAGAIN)
-        wait_for(p->server.fd, ops->want(p->server.conn));
-    assert_int_equal(rc, PLX_ECLOSED);
-    assert_int_equal(n, 0);
-    assert_non_null(strstr(err.msg, "closed"));
-}
-
 /* 10 MB in several iovecs arrives intact; EOF after it. */
 static void test_roundtrip_10mb(void **state)
 {
     pair p;
 
     pair_open(&p, "127.0.0.1");
-    transfer(&p, 10u << 20);
-    expect_eof(&p);
+    transfer(ops, &p.client, &p.server, 10u << 20);
+    expect_eof(ops, &p.client, &p.server);
     pair_close(&p);
 }
 
@@ -185,8 +99,8 @@ static void test_fault_hook(void **state)
     setenv("PLX_TCP_FAULT", "eagain_every=3,short=7001", 1);
     pair_open(&p, "127.0.0.1");
     unsetenv("PLX_TCP_FAULT");
-    transfer(&p, 1u << 20);
-    expect_eof(&p);
+    transfer(ops, &p.client, &p.server, 1u << 20);
+    expect_eof(ops, &p.client, &p.server);
     pair_close(&p);
 }
 
@@ -201,7 +115,7 @@ static void test_default_host_is_loopback(void **state)
     assert_int_equal(getsockname(p.lfd, (struct sockaddr *)&sin, &len), 0);
     assert_int_equal(sin.sin_family, AF_INET);
     assert_int_equal(ntohl(sin.sin_addr.s_addr), INADDR_LOOPBACK);
-    transfer(&p, 4096);
+    transfer(ops, &p.client, &p.server, 4096);
     pair_close(&p);
 }
 
@@ -219,7 +133,7 @@ static void test_ipv6_loopback(void **state)
     }
     ops->close_listener(&l);
     pair_open(&p, "::1");
-    transfer(&p, 65536);
+    transfer(ops, &p.client, &p.server, 65536);
     pair_close(&p);
 }
 

@@ -1,6 +1,9 @@
 /*
  * A listening endpoint on a libev loop over a transport plugin: accepts
  * connections and hands each (transport handle, fd, peer) to a callback.
+ * A peer the transport refuses (PLX_EAUTH from accept) is logged as a
+ * warning and accepting goes on; other accept errors (out of descriptors)
+ * are logged and pause accepting for a tenth of a second.
  */
 #ifndef PLX_LISTENER_H
 #define PLX_LISTENER_H
