@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "plx_log.h"
 #include "plx_region.h"
@@ -109,14 +110,23 @@ static void conn_stop_io(plx_conn_t *c)
     ev_timer_stop(c->loop, &c->close_timer);
 }
 
+/* A frame written or dropped: its lent descriptors are closed (a copy sent
+ * lives on in the kernel's queue and the receiver). */
+static void outq_free(outq_t *q)
+{
+    for (int i = 0; i < q->nfds; i++)
+        close(q->fds[i]);
+    plx_msg_destroy(&q->msg);
+    free(q->iov);
+    free(q);
+}
+
 static void conn_drop_queue(plx_conn_t *c)
 {
     while (c->qhead) {
         outq_t *q = c->qhead;
         c->qhead = q->next;
-        plx_msg_destroy(&q->msg);
-        free(q->iov);
-        free(q);
+        outq_free(q);
     }
     c->qtail = NULL;
     c->out_bytes = 0;
@@ -335,9 +345,7 @@ static void consume(plx_conn_t *c, size_t n)
         c->qhead = q->next;
         if (!c->qhead)
             c->qtail = NULL;
-        plx_msg_destroy(&q->msg);
-        free(q->iov);
-        free(q);
+        outq_free(q);
     }
 }
 

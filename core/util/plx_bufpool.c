@@ -8,6 +8,7 @@
  * from the previous payload is already mapped.
  */
 #include "plx_bufpool.h"
+#include "plx_region.h"
 #include "plx_time.h"
 
 #include <pthread.h>
@@ -31,6 +32,7 @@ void plx_buf_pool_set_max(size_t max_bytes)
     max_held = max_bytes;
     int over = held > max_held;
     pthread_mutex_unlock(&mu);
+    plx_region_pool_set_max(max_bytes);
     if (over)
         plx_buf_pool_trim(0);
 }
@@ -73,6 +75,7 @@ void plx_buf_pool_trim(double idle_s)
     uint8_t *drop[POOL_SLOTS];
     int n = 0;
     double t = plx_now_s();
+    plx_region_pool_trim(idle_s);
     pthread_mutex_lock(&mu);
     for (int i = 0; i < POOL_SLOTS; i++)
         if (slots[i].data && t - slots[i].since >= idle_s) {

@@ -5,11 +5,14 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "plx_time.h"
 
 /* The seals a region must carry before anyone maps it: with them the
  * file can never become shorter than a mapping of it. */
@@ -22,12 +25,29 @@ struct plx_region {
     size_t             maplen;
     uint64_t           file_off; /* where in the file the mapping starts */
     plx_region_kind_t  kind;
+    int                reusable; /* a copy (plx_region_copy) every receiver of which was lent a locked descriptor */
+    double             idle_since;   /* in the pool: since when */
     struct plx_region *prev, *next;   /* the registry (by address) */
+    struct plx_region *pool_next;
 };
 
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static plx_region_t *reg_head;
 static size_t reg_count;
+
+/*
+ * The pool: copies' regions whose last view here went, kept mapped for the
+ * next copy. Fresh pages cost far more than the copy itself (zeroing, and
+ * on virtual machines a trip to the hypervisor per page), so a push that
+ * reuses a region costs a memcpy. A region may be reused only once no
+ * other process maps it: every descriptor lent out (plx_region_lend) is a
+ * file description of its own holding a read lock (OFD lock) that lives
+ * as long as anything refers to that description (the descriptor in
+ * flight, the receiver's descriptor, its mapping), so the region is free
+ * exactly when a write lock over it could be taken.
+ */
+static plx_region_t *pool_head;
+static size_t pool_bytes, pool_max;   /* off until plx_region_pool_set_max */
 
 static void registry_add(plx_region_t *r)
 {
@@ -77,6 +97,119 @@ static plx_region_t *region_alloc(int fd, uint8_t *map, size_t maplen, uint64_t 
     return r;
 }
 
+static void region_free(plx_region_t *r)
+{
+    registry_remove(r);
+    munmap(r->map, r->maplen);
+    if (r->fd >= 0)
+        close(r->fd);
+    free(r);
+}
+
+/* Take pooled regions out, the longest idle first, until need more bytes
+ * fit under the bound; returns them as a list to free outside the lock. */
+static plx_region_t *pool_make_room_locked(size_t need)
+{
+    plx_region_t *drop = NULL;
+    while (pool_head && pool_bytes + need > pool_max) {
+        /* The list is newest first: its tail has been idle longest. */
+        plx_region_t **pp = &pool_head;
+        while ((*pp)->pool_next)
+            pp = &(*pp)->pool_next;
+        plx_region_t *r = *pp;
+        *pp = NULL;
+        pool_bytes -= r->maplen;
+        r->pool_next = drop;
+        drop = r;
+    }
+    return drop;
+}
+
+static void free_list(plx_region_t *drop)
+{
+    while (drop) {
+        plx_region_t *r = drop;
+        drop = r->pool_next;
+        region_free(r);
+    }
+}
+
+/* Keep r for a later copy, making room for it by giving up the regions
+ * idle longest: the latest sizes are the likeliest to come again. */
+static int pool_put(plx_region_t *r)
+{
+    if (!r->reusable)
+        return 0;
+    pthread_mutex_lock(&reg_mu);
+    int keep = r->maplen <= pool_max;
+    plx_region_t *drop = keep ? pool_make_room_locked(r->maplen) : NULL;
+    if (keep) {
+        r->idle_since = plx_now_s();
+        r->pool_next = pool_head;
+        pool_head = r;
+        pool_bytes += r->maplen;
+    }
+    pthread_mutex_unlock(&reg_mu);
+    free_list(drop);
+    return keep;
+}
+
+/* Does no other process map r (no lent description still holds its lock)? */
+static int region_unshared(const plx_region_t *r)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    return fcntl(r->fd, F_OFD_GETLK, &fl) == 0 && fl.l_type == F_UNLCK;
+}
+
+/* A pooled region of at least len bytes (and not wastefully larger) that
+ * nobody maps any more, taken out of the pool with one reference; NULL if
+ * none. */
+static plx_region_t *pool_take(size_t len)
+{
+    plx_region_t *got = NULL;
+    pthread_mutex_lock(&reg_mu);
+    for (plx_region_t **pp = &pool_head; *pp; pp = &(*pp)->pool_next) {
+        plx_region_t *r = *pp;
+        if (r->maplen < len || r->maplen / 2 > len || !region_unshared(r))
+            continue;
+        *pp = r->pool_next;
+        pool_bytes -= r->maplen;
+        atomic_store(&r->refs, 1);
+        got = r;
+        break;
+    }
+    pthread_mutex_unlock(&reg_mu);
+    return got;
+}
+
+void plx_region_pool_set_max(size_t max_bytes)
+{
+    pthread_mutex_lock(&reg_mu);
+    pool_max = max_bytes;
+    pthread_mutex_unlock(&reg_mu);
+    plx_region_pool_trim(1e300);   /* only what is over the new bound */
+}
+
+void plx_region_pool_trim(double idle_s)
+{
+    plx_region_t *drop = NULL;
+    double t = plx_now_s();
+    pthread_mutex_lock(&reg_mu);
+    for (plx_region_t **pp = &pool_head; *pp;) {
+        plx_region_t *r = *pp;
+        if (t - r->idle_since >= idle_s || pool_bytes > pool_max) {
+            *pp = r->pool_next;
+            pool_bytes -= r->maplen;
+            r->pool_next = drop;
+            drop = r;
+        } else {
+            pp = &r->pool_next;
+        }
+    }
+    pthread_mutex_unlock(&reg_mu);
+    free_list(drop);
+}
+
 void plx_region_unref(plx_region_t **rp)
 {
     plx_region_t *r = *rp;
@@ -85,11 +218,32 @@ void plx_region_unref(plx_region_t **rp)
     *rp = NULL;
     if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
         return;
-    registry_remove(r);
-    munmap(r->map, r->maplen);
-    if (r->fd >= 0)
-        close(r->fd);
-    free(r);
+    if (!pool_put(r))
+        region_free(r);
+}
+
+int plx_region_lend(const plx_buf_t *b, uint64_t *off)
+{
+    plx_region_t *r = b->region;
+    if (!r || r->fd < 0 || r->kind == PLX_REGION_PRIVATE)
+        return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", r->fd);
+    /* Read-only: what receivers may do with it is read and map privately. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    if (fd >= 0 && fcntl(fd, F_OFD_SETLK, &fl) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0) {
+        /* No /proc, or no locks: lend the region's own description, and
+         * never reuse the region, since we could not tell when it is free. */
+        r->reusable = 0;
+        fd = fcntl(r->fd, F_DUPFD_CLOEXEC, 0);
+    }
+    *off = b->region_off;
+    return fd;
 }
 
 int plx_region_new(size_t len, plx_region_t **out, plx_err_t *err)
@@ -143,11 +297,14 @@ plx_buf_t *plx_region_view(plx_region_t *r, size_t off, size_t len)
 
 int plx_region_copy(const void *data, size_t len, plx_buf_t **out, plx_err_t *err)
 {
-    plx_region_t *r = NULL;
     *out = NULL;
-    int rc = plx_region_new(len, &r, err);
-    if (rc != PLX_OK)
-        return rc;
+    plx_region_t *r = len ? pool_take(len) : NULL;
+    if (!r) {
+        int rc = plx_region_new(len, &r, err);
+        if (rc != PLX_OK)
+            return rc;
+        r->reusable = 1;
+    }
     memcpy(r->map, data, len);
     *out = plx_region_view(r, 0, len);
     plx_region_unref(&r);

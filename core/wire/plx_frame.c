@@ -119,7 +119,7 @@ static int msg_iov(plx_msg_t *m, struct iovec *iov, int *fds, int maxfds, int *n
     iov[n++].iov_len = PLX_FRAME_HDR_LEN + (size_t)m->env_len;
     for (uint32_t i = 0; i < m->nbufs; i++) {
         uint64_t *w = &m->blens[3 * (size_t)i], off = 0;
-        int fd = fds && *nfds < maxfds ? plx_region_fd_of(m->bufs[i], &off) : -1;
+        int fd = fds && *nfds < maxfds ? plx_region_lend(m->bufs[i], &off) : -1;
         iov[n].iov_base = w;
         if (fd >= 0) {
             w[0] = to_le64(PLX_FRAME_REGION_BIT | PLX_FRAME_REF_LEN);

@@ -112,6 +112,9 @@ def test_scatter_gather_and_results(shm_cluster, mec):
         r = tc.get_task_result(tid, block=True)
         assert r["r"].sum() == 3 * 2 ** 20
         del r
+        # The controller keeps the result (for get_task_result) until it is
+        # cleared: a region it holds, released with the result.
+        tc.clear()
     finally:
         tc.close()
     del y

@@ -71,6 +71,21 @@ int plx_region_adopt(int fd, uint64_t off, uint64_t len, plx_region_kind_t kind,
  * descriptor stays b's: valid while b is. */
 int plx_region_fd_of(const plx_buf_t *b, uint64_t *off);
 
+/* A descriptor of b's region to send (b as for plx_region_fd_of), owned
+ * by the caller, who closes it once sent: a file description of its own
+ * that holds a read lock for as long as anyone refers to it, which is how
+ * this process knows when a region it copied into is free for the next
+ * copy (see the pool in plx_region.c). -1 when b cannot travel as it is,
+ * or no descriptor was left. */
+int plx_region_lend(const plx_buf_t *b, uint64_t *off);
+
+/* The pool of copies' regions: keep at most max_bytes (0, the default:
+ * none); free those idle for idle_s seconds or more (0: all).
+ * plx_buf_pool_set_max and plx_buf_pool_trim call these, so a process
+ * sizes and trims both pools together. */
+void plx_region_pool_set_max(size_t max_bytes);
+void plx_region_pool_trim(double idle_s);
+
 /* Mark b, a buffer over someone's memory, as a view of the registered
  * OWN or READONLY region that contains all of it, if there is one (b
  * then holds a reference on that region until it is freed). Returns 1

@@ -102,7 +102,8 @@ void plx_msg_share(plx_msg_t *m, size_t copy_min, int maxfds);
 
 /* As plx_msg_iov, but buffers that can travel by descriptor go as
  * references, their descriptors stored in fds[0..*nfds) (at most maxfds;
- * later ones go inline). The descriptors stay the buffers'. */
+ * later ones go inline). The descriptors are lent (plx_region_lend): the
+ * caller closes them once the frame is sent, or dropped. */
 int plx_msg_iov_fds(plx_msg_t *m, struct iovec *iov, int *fds, int maxfds, int *nfds);
 
 PLX_SHARED void plx_msg_destroy(plx_msg_t **mp);
