@@ -35,6 +35,7 @@ static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static plx_region_t *reg_head;
 static size_t reg_count;
 
+
 /*
  * The pool: copies' regions whose last view here went, kept mapped for the
  * next copy. Fresh pages cost far more than the copy itself (zeroing, and
@@ -77,6 +78,8 @@ size_t plx_region_live(void)
 {
     pthread_mutex_lock(&reg_mu);
     size_t n = reg_count;
+    for (plx_region_t *r = pool_head; r; r = r->pool_next)
+        n--;
     pthread_mutex_unlock(&reg_mu);
     return n;
 }

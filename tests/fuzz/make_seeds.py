@@ -141,6 +141,19 @@ def main():
     write("fuzz_preauth", "after_mec_hello", b"\x03" + frame(env(16, b"")))
     write("fuzz_preauth", "after_status_hello", b"\x07" + frame(env(18, f_bytes(1, b"a = 1"))))
     write("fuzz_preauth", "after_engine_hello", b"\x01" + frame(env(39, f_varint(1, 5))))
+    # fuzz_shm: step, descriptor kinds (2 bits each), how many; then frames
+    # whose buffers are shared-memory references (offset, length)
+    ref = lambda off, n: struct.pack("<QQQ", (1 << 63) | 16, off, n)
+    one = b"PLX1" + struct.pack("<II", len(FRAME_HELLO), 1) + FRAME_HELLO
+    write("fuzz_shm", "one_ref", b"\x20\x00\x01" + one + ref(4096, 1000))
+    two = b"PLX1" + struct.pack("<II", 0, 2) + ref(0, 65536) + struct.pack("<Q", 3) + b"abc"
+    write("fuzz_shm", "ref_and_inline", b"\x07\x00\x01" + two)
+    write("fuzz_shm", "unsealed", b"\xff\x01\x01" + b"PLX1" + struct.pack("<II", 0, 1)
+          + ref(0, 10))
+    write("fuzz_shm", "too_short", b"\xff\x02\x01" + b"PLX1" + struct.pack("<II", 0, 1)
+          + ref(0, 4096))
+    write("fuzz_shm", "no_descriptor", b"\xff\x00\x00" + b"PLX1" + struct.pack("<II", 0, 1)
+          + ref(0, 10))
     write("fuzz_conf", "full", CONF.encode())
     write("fuzz_conf", "errors", b"[cluster]\nengins = 2\n[nosuch]\nport = 99999\n")
 

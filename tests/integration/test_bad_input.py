@@ -16,7 +16,8 @@ from conftest import Cluster, wait_for
 from plexa_testing import field, frame, hello, protocol_version, varint  # noqa: F401
 from plexa.error import SecurityError
 
-URL_RE = re.compile(r"plx\+(tcp|tls)://([^:/]+):(\d+)/([0-9a-f]+)(?:#sha256=([0-9a-f]{64}))?$")
+URL_RE = re.compile(r"plx\+(tcp|tls)://([^:/]+):(\d+)/([0-9a-f]+)(?:\?shm=[\w.-]+)?"
+                    r"(?:#sha256=([0-9a-f]{64}))?$")
 
 
 @pytest.fixture(scope="module", params=["tls", "tcp"])

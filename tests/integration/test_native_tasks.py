@@ -312,7 +312,8 @@ def test_engine_reconnects_after_connection_reset(cluster_factory):
     import subprocess
     if not shutil.which("ss"):
         pytest.skip("needs ss (iproute2)")
-    c = cluster_factory(n=2)
+    # Over TCP (ss -K kills TCP sockets): shared memory off.
+    c = cluster_factory(n=2, conf="[controller]\nshm = false\n")
     c.start()
     mec = N.Client(c.url())
     pids = {r[0]: int(r[2][2]) for r in mec.execute("import os; x = 42; print(os.getpid())")}

@@ -18,6 +18,14 @@ from plexa import _native, client
 from plexa.error import SecurityError
 
 FP_RE = re.compile(r"#sha256=([0-9a-f]{64})$")
+SHM_RE = re.compile(r"\?shm=[\w.-]+")
+
+
+def net_url(url):
+    """The URL without its shm listener: what the network path is tested
+    with (through shared memory a client is authenticated by its uid, and
+    there is no certificate to pin; see test_shm.py and tests/security)."""
+    return SHM_RE.sub("", url)
 
 
 def serves(c):
@@ -78,7 +86,7 @@ def test_wrong_fingerprint_from_another_profile(cluster_factory):
     fp_a, fp_b = cert_fingerprint(a), cert_fingerprint(b)
     assert fp_a != fp_b
     with pytest.raises(SecurityError) as info:
-        client.MultiEngineClient(a.url().replace(fp_a, fp_b))
+        client.MultiEngineClient(net_url(a.url()).replace(fp_a, fp_b))
     msg = str(info.value)
     assert "fingerprint mismatch" in msg and fp_b in msg
     assert log_has(a, "refused this controller's certificate")
@@ -87,7 +95,7 @@ def test_wrong_fingerprint_from_another_profile(cluster_factory):
 
 def test_plaintext_client_on_the_tls_port(tls_cluster):
     c = tls_cluster
-    plain = FP_RE.sub("", c.url()).replace("plx+tls://", "plx+tcp://")
+    plain = FP_RE.sub("", net_url(c.url())).replace("plx+tls://", "plx+tcp://")
     with pytest.raises(ConnectionError):
         client.MultiEngineClient(plain, timeout=5)
     assert log_has(c, "a plaintext plexa client connected to the TLS port")
@@ -97,7 +105,7 @@ def test_plaintext_client_on_the_tls_port(tls_cluster):
 def test_tls_client_on_a_plain_port(cluster_factory):
     c = cluster_factory(n=1, conf="[cluster]\ntransport = tcp\n")
     c.start()
-    url = c.url().replace("plx+tcp://", "plx+tls://") + "#sha256=" + "ab" * 32
+    url = net_url(c.url()).replace("plx+tcp://", "plx+tls://") + "#sha256=" + "ab" * 32
     with pytest.raises(ConnectionError) as info:
         client.MultiEngineClient(url, timeout=5)
     assert "TLS" in str(info.value)
@@ -157,7 +165,7 @@ def test_tokens_lists_every_capability(tls_cluster):
     out = c.run("tokens").stdout
     assert cert_fingerprint(c) in out
     for role in ("engine", "mec", "task", "status"):
-        token = re.search(r"/([0-9a-f]{64})#", c.url(role)).group(1)
+        token = re.search(r"/([0-9a-f]{64})[?#]", c.url(role)).group(1)
         assert re.search(rf"^{role}\s+{token}\s+/", out, re.M), out
 
 
@@ -245,7 +253,7 @@ def test_man_in_the_middle_is_detected_by_pinning(tls_cluster, tmp_path):
     cert, key = make_cert(tmp_path)
     m = re.match(r"plx\+tls://([^:/]+):(\d+)/", c.url())
     proxy = MitmProxy(cert, key, (m.group(1), int(m.group(2))))
-    via_proxy = c.url().replace(f":{m.group(2)}/", f":{proxy.port}/")
+    via_proxy = net_url(c.url()).replace(f":{m.group(2)}/", f":{proxy.port}/")
     with pytest.raises(SecurityError) as info:
         client.MultiEngineClient(via_proxy, timeout=5)
     assert "fingerprint mismatch" in str(info.value)

@@ -128,3 +128,87 @@ def test_loopback_name_is_not_loopback(users):
     c.stop()
     assert r.returncode != 0
     assert "not a loopback address" in r.stderr + r.stdout
+
+
+def _shm_name(url):
+    return url.split("?shm=", 1)[1].split("#", 1)[0]
+
+
+def test_neighbour_is_refused_by_the_shm_listener(owner_cluster, users):
+    """The shm listener is an abstract socket: anyone on the host can
+    connect to it. The controller refuses a peer of another uid before it
+    reads a byte, even one holding a valid token; with the token the
+    neighbour still gets in, but over TLS, as from any other host."""
+    c = owner_cluster()
+    url = c.url("mec")
+    name = _shm_name(url)
+    neighbour = users["neighbour"]
+    probe = ("import socket, sys\n"
+             "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+             "s.connect('\\0' + sys.argv[1])\n"
+             "s.settimeout(10)\n"
+             "try:\n"
+             "    s.sendall(b'PLX1' + bytes(8))\n"
+             "    print('read', len(s.recv(100)))\n"
+             "except OSError as e:\n"
+             "    print('closed', type(e).__name__)\n")
+    r = as_user(neighbour, ["/usr/bin/python3", "-c", probe, name])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] in ("read", "closed")
+    assert r.stdout.strip() in ("read 0", "closed ConnectionResetError",
+                                "closed BrokenPipeError"), r.stdout
+    assert wait_until(lambda: "refused a connection from uid %d" % neighbour.pw_uid
+                      in c.controller_log())
+    # A neighbour given the capability: served, but not through shared memory.
+    code = ("import sys\n"
+            "from plexa import client\n"
+            "m = client.MultiEngineClient(sys.argv[1])\n"
+            "print(m.shared_memory, m.get_ids())\n")
+    r = as_user(neighbour, ["/usr/bin/python3", "-c", code, url])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "[0,", "1]"]
+
+
+def test_neighbour_cannot_read_shared_regions(owner_cluster, users):
+    """Regions have no name in any file system; the only ways in are the
+    owner's descriptors and mappings, which /proc keeps to the owner."""
+    c = owner_cluster()
+    owner, neighbour = users["owner"], users["neighbour"]
+    code = ("import os, sys, numpy\n"
+            "from plexa import client\n"
+            "m = client.MultiEngineClient(sys.argv[1])\n"
+            "assert m.shared_memory\n"
+            "m.push(dict(secret=numpy.frombuffer(b'TOPSECRET' * 100000, 'u1')))\n"
+            "m.execute('import os; pid = os.getpid()')\n"
+            "print(*m.pull('pid'))\n")
+    r = as_user(owner, ["/usr/bin/python3", "-c", code, c.url("mec")],
+                env={"PLEXA_DIR": c.root})
+    assert r.returncode == 0, r.stderr
+    engines = [int(p) for p in r.stdout.split()]
+    maps = open("/proc/%d/maps" % engines[0]).read()
+    assert "/memfd:plexa" in maps            # the value is in a region...
+    snoop = ("import os, sys, glob\n"
+             "seen = []\n"
+             "for pid in sys.argv[1:]:\n"
+             "    for pat in ('/proc/%s/fd/*', '/proc/%s/map_files/*'):\n"
+             "        try:\n"
+             "            paths = glob.glob(pat % pid)\n"
+             "        except OSError:\n"
+             "            paths = []\n"
+             "        for p in paths:\n"
+             "            try:\n"
+             "                with open(p, 'rb') as f:\n"
+             "                    if b'TOPSECRET' in f.read(1 << 20):\n"
+             "                        seen.append(p)\n"
+             "            except OSError:\n"
+             "                pass\n"
+             "    try:\n"
+             "        open('/proc/%s/mem' % pid, 'rb').read(1)\n"
+             "        seen.append('mem')\n"
+             "    except OSError:\n"
+             "        pass\n"
+             "print('seen', len(seen))\n")
+    pids = [str(p) for p in engines + [c.controller_pid()]]
+    r = as_user(neighbour, ["/usr/bin/python3", "-c", snoop, *pids])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "seen 0"      # ...that the neighbour cannot reach

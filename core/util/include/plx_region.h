@@ -95,7 +95,9 @@ PLX_SHARED int plx_region_attach(plx_buf_t *b);
 /* Drop a reference; unmaps and closes with the last. NULL-safe. */
 PLX_SHARED void plx_region_unref(plx_region_t **rp);
 
-/* Regions this process maps now (tests: nothing is left mapped). */
+/* Regions in use in this process now: mapped and viewed (tests: nothing
+ * is left). Copies' regions kept in the pool for reuse are not counted;
+ * plx_region_pool_set_max(0) unmaps those. */
 PLX_SHARED size_t plx_region_live(void);
 
 #endif
