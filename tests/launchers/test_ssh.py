@@ -23,7 +23,7 @@ remote_env = PLEXA_DIR={cluster.root} PYTHONPATH={BUILD}/python
 
 def engine_token(cluster):
     with open(cluster.path("security", "ipcontroller-engine.url")) as f:
-        return f.read().strip().rsplit("/", 1)[1].split("#")[0]
+        return f.read().strip().rsplit("/", 1)[1][:64]
 
 
 def parent(pid):

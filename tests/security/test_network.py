@@ -89,7 +89,7 @@ def test_status_capability_sends_small_frames_only(owner_cluster):
     pid = c.controller_pid()
     before = rss_mib(pid)
     s = connect(c.url())
-    h = hello(4, c.url("status").rsplit("/", 1)[1].split("#")[0])
+    h = hello(4, c.url("status").rsplit("/", 1)[1][:64])
     s.sendall(frame_header(len(h), 0) + h)
     time.sleep(0.3)
     # an envelope of 64 MiB from a read-only connection
@@ -187,7 +187,7 @@ def test_memory_goes_back_after_a_big_transfer(owner_cluster):
 def test_rogue_engine_cannot_take_a_dead_engines_id(owner_cluster):
     c = owner_cluster()
     mec = mec_for(c)
-    token = c.url("engine").rsplit("/", 1)[1].split("#")[0]
+    token = c.url("engine").rsplit("/", 1)[1][:64]
     pids = {d["id"]: int(d["stdout"]) for d in mec.execute("import os; print(os.getpid())")}
     import signal
     os.kill(pids[0], signal.SIGKILL)
