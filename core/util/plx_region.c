@@ -25,7 +25,7 @@ struct plx_region {
     size_t             maplen;
     uint64_t           file_off; /* where in the file the mapping starts */
     plx_region_kind_t  kind;
-    int                reusable; /* a copy (plx_region_copy) every receiver of which was lent a locked descriptor */
+    atomic_int         reusable; /* a copy (plx_region_copy) every receiver of which was lent a locked descriptor */
     double             idle_since;   /* in the pool: since when */
     struct plx_region *prev, *next;   /* the registry (by address) */
     struct plx_region *pool_next;
@@ -49,6 +49,9 @@ static size_t reg_count;
  */
 static plx_region_t *pool_head;
 static size_t pool_bytes, pool_max;   /* off until plx_region_pool_set_max */
+static size_t pool_count;
+/* Each pooled region keeps a descriptor open: a bound on how many. */
+#define POOL_REGIONS_MAX 64
 
 static void registry_add(plx_region_t *r)
 {
@@ -91,6 +94,7 @@ static plx_region_t *region_alloc(int fd, uint8_t *map, size_t maplen, uint64_t 
     if (!r)
         return NULL;
     atomic_init(&r->refs, 1);
+    atomic_init(&r->reusable, 0);
     r->fd = fd;
     r->map = map;
     r->maplen = maplen;
@@ -114,7 +118,7 @@ static void region_free(plx_region_t *r)
 static plx_region_t *pool_make_room_locked(size_t need)
 {
     plx_region_t *drop = NULL;
-    while (pool_head && pool_bytes + need > pool_max) {
+    while (pool_head && (pool_bytes + need > pool_max || pool_count >= POOL_REGIONS_MAX)) {
         /* The list is newest first: its tail has been idle longest. */
         plx_region_t **pp = &pool_head;
         while ((*pp)->pool_next)
@@ -122,6 +126,7 @@ static plx_region_t *pool_make_room_locked(size_t need)
         plx_region_t *r = *pp;
         *pp = NULL;
         pool_bytes -= r->maplen;
+        pool_count--;
         r->pool_next = drop;
         drop = r;
     }
@@ -141,7 +146,7 @@ static void free_list(plx_region_t *drop)
  * idle longest: the latest sizes are the likeliest to come again. */
 static int pool_put(plx_region_t *r)
 {
-    if (!r->reusable)
+    if (!atomic_load(&r->reusable))
         return 0;
     pthread_mutex_lock(&reg_mu);
     int keep = r->maplen <= pool_max;
@@ -151,6 +156,7 @@ static int pool_put(plx_region_t *r)
         r->pool_next = pool_head;
         pool_head = r;
         pool_bytes += r->maplen;
+        pool_count++;
     }
     pthread_mutex_unlock(&reg_mu);
     free_list(drop);
@@ -177,6 +183,7 @@ static plx_region_t *pool_take(size_t len)
             continue;
         *pp = r->pool_next;
         pool_bytes -= r->maplen;
+        pool_count--;
         atomic_store(&r->refs, 1);
         got = r;
         break;
@@ -203,6 +210,7 @@ void plx_region_pool_trim(double idle_s)
         if (t - r->idle_since >= idle_s || pool_bytes > pool_max) {
             *pp = r->pool_next;
             pool_bytes -= r->maplen;
+            pool_count--;
             r->pool_next = drop;
             drop = r;
         } else {
@@ -242,7 +250,7 @@ int plx_region_lend(const plx_buf_t *b, uint64_t *off)
     if (fd < 0) {
         /* No /proc, or no locks: lend the region's own description, and
          * never reuse the region, since we could not tell when it is free. */
-        r->reusable = 0;
+        atomic_store(&r->reusable, 0);
         fd = fcntl(r->fd, F_DUPFD_CLOEXEC, 0);
     }
     *off = b->region_off;
@@ -306,7 +314,7 @@ int plx_region_copy(const void *data, size_t len, plx_buf_t **out, plx_err_t *er
         int rc = plx_region_new(len, &r, err);
         if (rc != PLX_OK)
             return rc;
-        r->reusable = 1;
+        atomic_store(&r->reusable, 1);
     }
     memcpy(r->map, data, len);
     *out = plx_region_view(r, 0, len);
@@ -358,6 +366,11 @@ int plx_region_adopt(int fd, uint64_t off, uint64_t len, plx_region_kind_t kind,
                            (unsigned long long)len, strerror(e));
     }
     if (priv) {
+        /* What the receiver's code reads it will read all of, as a whole
+         * array: one call maps every page (read-only until written, so
+         * nothing is copied), where touching them would take a fault
+         * each. Best effort: a kernel before 5.14 says EINVAL. */
+        madvise(map, maplen, MADV_POPULATE_READ);
         close(fd);
         fd = -1;
     }
