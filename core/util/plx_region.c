@@ -50,6 +50,12 @@ static size_t reg_count;
 static plx_region_t *pool_head;
 static size_t pool_bytes, pool_max;   /* off until plx_region_pool_set_max */
 static size_t pool_count;
+
+/* Descriptors of received copy-on-write regions kept open (see
+ * plx_region_adopt), and how many may be: past that, the next ones are
+ * closed and their values copied when sent on. */
+static atomic_int private_fds;
+#define PRIVATE_FDS_MAX 256
 /* Each pooled region keeps a descriptor open: a bound on how many. */
 #define POOL_REGIONS_MAX 64
 
@@ -108,9 +114,53 @@ static void region_free(plx_region_t *r)
 {
     registry_remove(r);
     munmap(r->map, r->maplen);
-    if (r->fd >= 0)
+    if (r->fd >= 0) {
         close(r->fd);
+        if (r->kind == PLX_REGION_PRIVATE)
+            atomic_fetch_sub(&private_fds, 1);
+    }
     free(r);
+}
+
+/*
+ * Has this process written to [p, p + len) of its copy-on-write mapping of
+ * a received region? A page written is a page of its own (anonymous) in
+ * place of the file's: /proc/self/pagemap says which (bit 63 present, 62
+ * swapped, 61 file page). Unwritten, the bytes are the file's, and the
+ * region can be sent on as it is. When pagemap cannot be read: written.
+ */
+static int private_unwritten(const uint8_t *p, size_t len)
+{
+    static pthread_mutex_t pm_mu = PTHREAD_MUTEX_INITIALIZER;
+    static int pm_fd = -2;
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), first = (uintptr_t)p / page;
+    uint64_t n = ((uintptr_t)p + len + page - 1) / page - first, e[512];
+    int clean = 1;
+    pthread_mutex_lock(&pm_mu);
+    if (pm_fd == -2)
+        pm_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    for (uint64_t i = 0; clean && i < n;) {
+        size_t k = n - i < 512 ? (size_t)(n - i) : 512;
+        ssize_t got = pm_fd < 0 ? -1 : pread(pm_fd, e, k * 8, (off_t)((first + i) * 8));
+        if (got != (ssize_t)(k * 8)) {
+            clean = 0;
+            break;
+        }
+        for (size_t j = 0; j < k && clean; j++)
+            clean = !(e[j] >> 62 & 1) && (!(e[j] >> 63 & 1) || (e[j] >> 61 & 1));
+        i += k;
+    }
+    pthread_mutex_unlock(&pm_mu);
+    return clean;
+}
+
+/* Can b go by its region's descriptor as it is? */
+static int sendable(const plx_buf_t *b)
+{
+    const plx_region_t *r = b->region;
+    if (!r || r->fd < 0)
+        return 0;
+    return r->kind != PLX_REGION_PRIVATE || private_unwritten(b->data, b->len);
 }
 
 /* Take pooled regions out, the longest idle first, until need more bytes
@@ -236,7 +286,7 @@ void plx_region_unref(plx_region_t **rp)
 int plx_region_lend(const plx_buf_t *b, uint64_t *off)
 {
     plx_region_t *r = b->region;
-    if (!r || r->fd < 0 || r->kind == PLX_REGION_PRIVATE)
+    if (!sendable(b))
         return -1;
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", r->fd);
@@ -371,8 +421,13 @@ int plx_region_adopt(int fd, uint64_t off, uint64_t len, plx_region_kind_t kind,
          * nothing is copied), where touching them would take a fault
          * each. Best effort: a kernel before 5.14 says EINVAL. */
         madvise(map, maplen, MADV_POPULATE_READ);
-        close(fd);
-        fd = -1;
+        /* Kept, a bounded number of them, so that a value sent on
+         * unchanged (a pull of what was pushed) goes by descriptor too. */
+        if (atomic_fetch_add(&private_fds, 1) >= PRIVATE_FDS_MAX) {
+            atomic_fetch_sub(&private_fds, 1);
+            close(fd);
+            fd = -1;
+        }
     }
     plx_region_t *r = region_alloc(fd, map, maplen, start, kind);
     if (!r) {
@@ -389,7 +444,7 @@ int plx_region_adopt(int fd, uint64_t off, uint64_t len, plx_region_kind_t kind,
 int plx_region_fd_of(const plx_buf_t *b, uint64_t *off)
 {
     const plx_region_t *r = b->region;
-    if (!r || r->fd < 0 || r->kind == PLX_REGION_PRIVATE)
+    if (!sendable(b))
         return -1;
     *off = b->region_off;
     return r->fd;

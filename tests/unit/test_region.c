@@ -88,11 +88,14 @@ static void test_adopt_private(void **state)
     int fds0 = open_fds();
     plx_buf_t *got = NULL;
     assert_int_equal(plx_region_adopt(fd, 5000, 5000, PLX_REGION_PRIVATE, &got, &err), PLX_OK);
-    assert_int_equal(open_fds(), fds0 - 1);
+    assert_int_equal(open_fds(), fds0);   /* kept, for sending it on */
     assert_memory_equal(got->data, data + 5000, 5000);
+    assert_true(plx_region_fd_of(got, &off) >= 0);   /* unwritten: goes on as it is */
+    assert_int_equal(off, 5000);
     got->data[0] ^= 0xff;
     assert_int_equal(src->data[5000], data[5000]);
-    assert_int_equal(plx_region_fd_of(got, &off), -1);   /* never sent on as is */
+    assert_int_equal(plx_region_fd_of(got, &off), -1);   /* written: copied when sent */
+    assert_int_equal(plx_region_lend(got, &off), -1);
     plx_buf_unref(&got);
     plx_buf_unref(&src);
     assert_int_equal(plx_region_live(), 0);

@@ -17,10 +17,12 @@
  *   - READONLY: received, mapped read-only, descriptor kept (a controller
  *     forwarding payload it never reads): sent on by descriptor.
  *   - PRIVATE: received, mapped copy-on-write (an engine or a client:
- *     the value is theirs to modify, as a received copy would be), and
- *     the descriptor closed at once, so that holding many received arrays
- *     costs no descriptors. Its pages may have been written, so it is
- *     never sent on by descriptor: a send copies it into a new region.
+ *     the value is theirs to modify, as a received copy would be). Its
+ *     descriptor is kept (up to 256 of them per process, so that holding
+ *     many received arrays does not exhaust descriptors): a view whose
+ *     pages this process has not written (/proc/self/pagemap) is sent on
+ *     by descriptor, as a pull of what was pushed; one that was written,
+ *     or has no descriptor, is copied into a new region.
  *
  * The regions of a process are registered by address, so that memory
  * handed over as a plain pointer (a numpy array's buffer) is recognised
@@ -60,15 +62,16 @@ PLX_SHARED int plx_region_copy(const void *data, size_t len, plx_buf_t **out, pl
  * A received descriptor: check that it is a sealed memfd of this user
  * holding at least off + len bytes, map [off, off + len) as kind
  * (READONLY or PRIVATE) and return it as one view. Takes ownership of fd
- * in every case (closed on error, or at once for PRIVATE). Errors
+ * in every case (closed on error). Errors
  * (PLX_EPROTO, PLX_EIO, PLX_ENOMEM) say what was wrong with it.
  */
 int plx_region_adopt(int fd, uint64_t off, uint64_t len, plx_region_kind_t kind,
                      plx_buf_t **out, plx_err_t *err);
 
 /* If b can travel by descriptor as it is (a view of an OWN or READONLY
- * region), the region's descriptor and b's offset in it; else -1. The
- * descriptor stays b's: valid while b is. */
+ * region, or of a PRIVATE one not written here), the region's descriptor
+ * and b's offset in it; else -1. The descriptor stays b's: valid while b
+ * is. */
 int plx_region_fd_of(const plx_buf_t *b, uint64_t *off);
 
 /* A descriptor of b's region to send (b as for plx_region_fd_of), owned
