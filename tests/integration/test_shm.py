@@ -30,30 +30,21 @@ def nothing_mapped(c):
 
 
 @pytest.fixture(scope="module")
-def shm_cluster(tmp_path_factory):
-    from conftest import running_cluster
-    yield from running_cluster(tmp_path_factory.mktemp("plexa-shm"))
+def mec(clients):
+    """The module's MultiEngineClient (conftest: one 2-engine cluster)."""
+    return clients[0]
 
 
-@pytest.fixture(scope="module")
-def mec(shm_cluster):
-    os.environ["PLEXA_DIR"] = shm_cluster.root
-    from plexa import client
-    m = client.MultiEngineClient(profile=shm_cluster.profile)
-    yield m
-    m.close()
-
-
-def test_urls_name_the_listener(shm_cluster, mec):
+def test_urls_name_the_listener(cluster, mec):
     for role in ("mec", "task", "engine"):
-        assert re.search(r"\?shm=plexa-\d+-[0-9a-f]{24}#sha256=", shm_cluster.url(role)), role
-    assert "?shm=" not in shm_cluster.url("status")
+        assert re.search(r"\?shm=plexa-\d+-[0-9a-f]{24}#sha256=", cluster.url(role)), role
+    assert "?shm=" not in cluster.url("status")
     assert mec.shared_memory
     assert "listening for clients and engines of this host and user on shm" in \
-        shm_cluster.controller_log()
+        cluster.controller_log()
 
 
-def test_push_pull_through_shared_memory(shm_cluster, mec):
+def test_push_pull_through_shared_memory(cluster, mec):
     import plexa
     a = numpy.arange(8 * MiB, dtype=numpy.float64)   # 64 MiB
     mec.push(dict(a=a))
@@ -72,10 +63,10 @@ def test_push_pull_through_shared_memory(shm_cluster, mec):
     del back
     mec.execute("del a, mapped, ok")
     assert plexa.shared_regions() == 0
-    assert wait_for(lambda: nothing_mapped(shm_cluster), timeout=10)
+    assert wait_for(lambda: nothing_mapped(cluster), timeout=10)
 
 
-def test_shared_array_is_sent_without_a_copy(shm_cluster, mec):
+def test_shared_array_is_sent_without_a_copy(cluster, mec):
     """An array made by plexa.shared_array is the region itself: a write the
     client makes after the push shows on an engine that has not written
     those pages (the documented contract of zero-copy sends)."""
@@ -95,17 +86,17 @@ def test_shared_array_is_sent_without_a_copy(shm_cluster, mec):
     del s, small
     mec.execute("for _n in ('s', 't', 'v', 'small'):\n    globals().pop(_n, None)")
     assert plexa.shared_regions() == 0
-    assert wait_for(lambda: nothing_mapped(shm_cluster), timeout=10)
+    assert wait_for(lambda: nothing_mapped(cluster), timeout=10)
 
 
-def test_scatter_gather_and_results(shm_cluster, mec):
+def test_scatter_gather_and_results(cluster, mec):
     x = numpy.random.default_rng(1).random(100 * MiB // 8)
     mec.scatter("x", x)
     mec.execute("y = x * 2")
     y = mec.gather("y")
     assert numpy.array_equal(y, x * 2)
     from plexa import client
-    tc = client.TaskClient(profile=shm_cluster.profile)
+    tc = client.TaskClient(profile=cluster.profile)
     try:
         assert tc.shared_memory
         tid = tc.run(client.StringTask("r = numpy.ones(3 * 2**20)", pull="r"))
@@ -119,7 +110,7 @@ def test_scatter_gather_and_results(shm_cluster, mec):
         tc.close()
     del y
     mec.execute("del x, y")
-    assert wait_for(lambda: nothing_mapped(shm_cluster), timeout=10)
+    assert wait_for(lambda: nothing_mapped(cluster), timeout=10)
 
 
 def test_engine_killed_holding_regions(cluster_factory):
@@ -158,7 +149,7 @@ def test_profile_key_turns_it_off(cluster_factory):
         mec.close()
 
 
-def test_environment_turns_it_off_for_one_client(shm_cluster):
+def test_environment_turns_it_off_for_one_client(cluster):
     """PLEXA_SHM=0: this client uses the network address; the cluster is
     unchanged."""
     code = ("import os, sys, numpy\n"
@@ -166,7 +157,7 @@ def test_environment_turns_it_off_for_one_client(shm_cluster):
             "m = client.MultiEngineClient(profile='default')\n"
             "m.push(dict(z=numpy.arange(1 << 20)))\n"
             "print(m.shared_memory, int(m.pull('z')[0][-1]))\n")
-    env = dict(os.environ, PLEXA_DIR=shm_cluster.root, PLEXA_SHM="0")
+    env = dict(os.environ, PLEXA_DIR=cluster.root, PLEXA_SHM="0")
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                        timeout=60)
     assert p.returncode == 0, p.stderr
