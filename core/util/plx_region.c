@@ -458,7 +458,7 @@ int plx_region_attach(plx_buf_t *b)
     int found = 0;
     pthread_mutex_lock(&reg_mu);
     for (plx_region_t *r = reg_head; r; r = r->next) {
-        if (r->kind == PLX_REGION_PRIVATE || p < r->map || p > r->map + r->maplen ||
+        if (r->fd < 0 || p < r->map || p > r->map + r->maplen ||
             b->len > (size_t)(r->map + r->maplen - p))
             continue;
         /* A region whose last reference is going is not taken back. */

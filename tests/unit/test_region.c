@@ -74,6 +74,11 @@ static void test_new_view_reclaimed(void **state)
     assert_int_equal(open_fds(), fds0);
 }
 
+static void no_release(void *ctx, uint8_t *data, size_t len)
+{
+    (void)ctx, (void)data, (void)len;
+}
+
 /* A received descriptor mapped private: the bytes are the sender's, a
  * write stays the receiver's, and the descriptor is closed at once. */
 static void test_adopt_private(void **state)
@@ -92,6 +97,13 @@ static void test_adopt_private(void **state)
     assert_memory_equal(got->data, data + 5000, 5000);
     assert_true(plx_region_fd_of(got, &off) >= 0);   /* unwritten: goes on as it is */
     assert_int_equal(off, 5000);
+    /* ...also when it is handed back as a bare pointer (a numpy array's
+     * export, for a pull of what was pushed) */
+    plx_buf_t *bare = plx_buf_wrap(got->data + 100, 1000, no_release, NULL);
+    assert_int_equal(plx_region_attach(bare), 1);
+    assert_true(plx_region_fd_of(bare, &off) >= 0);
+    assert_int_equal(off, 5100);
+    plx_buf_unref(&bare);
     got->data[0] ^= 0xff;
     assert_int_equal(src->data[5000], data[5000]);
     assert_int_equal(plx_region_fd_of(got, &off), -1);   /* written: copied when sent */
@@ -125,11 +137,6 @@ static void test_adopt_refuses(void **state)
     assert_null(got);
     plx_buf_unref(&src);
     assert_int_equal(plx_region_live(), 0);
-}
-
-static void no_release(void *ctx, uint8_t *data, size_t len)
-{
-    (void)ctx, (void)data, (void)len;
 }
 
 /* Memory handed over as a bare pointer is recognised as a region's. */

@@ -90,8 +90,9 @@ void plx_region_pool_set_max(size_t max_bytes);
 void plx_region_pool_trim(double idle_s);
 
 /* Mark b, a buffer over someone's memory, as a view of the registered
- * OWN or READONLY region that contains all of it, if there is one (b
- * then holds a reference on that region until it is freed). Returns 1
+ * region that contains all of it and kept its descriptor, if there is
+ * one (b then holds a reference on that region until it is freed; a
+ * PRIVATE one still goes by descriptor only while unwritten). Returns 1
  * when it did, 0 when the memory is in no such region. */
 PLX_SHARED int plx_region_attach(plx_buf_t *b);
 
