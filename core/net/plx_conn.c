@@ -268,10 +268,9 @@ int plx_conn_send(plx_conn_t *c, plx_msg_t *m)
     outq_t *q = calloc(1, sizeof *q);
     if (q)
         q->iov = malloc((size_t)plx_msg_iovcnt(m) * sizeof *q->iov);
-    if (q && q->iov && c->share)
-        plx_msg_share(m, PLX_CONN_SHARE_MIN, PLX_TRANSPORT_MAX_FDS);
     if (q && q->iov)
-        q->iovcnt = c->share ? plx_msg_iov_fds(m, q->iov, q->fds, PLX_TRANSPORT_MAX_FDS, &q->nfds)
+        q->iovcnt = c->share ? plx_msg_iov_fds(m, q->iov, PLX_CONN_SHARE_MIN, q->fds,
+                                               PLX_TRANSPORT_MAX_FDS, &q->nfds)
                              : plx_msg_iov(m, q->iov);
     if (!q || !q->iov || q->iovcnt < 0) {
         if (q)

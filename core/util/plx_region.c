@@ -86,9 +86,7 @@ static void registry_remove(plx_region_t *r)
 size_t plx_region_live(void)
 {
     pthread_mutex_lock(&reg_mu);
-    size_t n = reg_count;
-    for (plx_region_t *r = pool_head; r; r = r->pool_next)
-        n--;
+    size_t n = reg_count - pool_count;
     pthread_mutex_unlock(&reg_mu);
     return n;
 }
@@ -432,8 +430,11 @@ int plx_region_adopt(int fd, uint64_t off, uint64_t len, plx_region_kind_t kind,
     plx_region_t *r = region_alloc(fd, map, maplen, start, kind);
     if (!r) {
         munmap(map, maplen);
-        if (fd >= 0)
+        if (fd >= 0) {
             close(fd);
+            if (priv)
+                atomic_fetch_sub(&private_fds, 1);
+        }
         return plx_err_set(err, PLX_ENOMEM, "region: out of memory");
     }
     *out = plx_region_view(r, (size_t)(off - start), (size_t)len);

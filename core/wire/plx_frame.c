@@ -101,9 +101,26 @@ uint64_t plx_msg_wire_size(const plx_msg_t *m)
     return n;
 }
 
+/* The descriptor to send m's buffer i by, lent (plx_region_lend): as it
+ * is, or after copying it into a region of its own when it has copy_min
+ * bytes or more; -1 when it goes inline (small, or no region to be had). */
+static int lend_buf(plx_msg_t *m, uint32_t i, size_t copy_min, uint64_t *off)
+{
+    int fd = plx_region_lend(m->bufs[i], off);
+    plx_buf_t *copy = NULL;
+    plx_err_t err = {0};
+    if (fd >= 0 || m->bufs[i]->len < copy_min || m->bufs[i]->len == 0 ||
+        plx_region_copy(m->bufs[i]->data, m->bufs[i]->len, &copy, &err) != PLX_OK)
+        return fd;
+    plx_buf_unref(&m->bufs[i]);
+    m->bufs[i] = copy;
+    return plx_region_lend(copy, off);
+}
+
 /* The frame as iovecs; with fds, buffers that can travel by descriptor go
  * as references (three words each in blens: length, offset, size). */
-static int msg_iov(plx_msg_t *m, struct iovec *iov, int *fds, int maxfds, int *nfds)
+static int msg_iov(plx_msg_t *m, struct iovec *iov, size_t copy_min, int *fds, int maxfds,
+                   int *nfds)
 {
     memcpy(m->raw, PLX_FRAME_MAGIC, 4);
     put_u32(m->raw + 4, m->env_len);
@@ -119,7 +136,7 @@ static int msg_iov(plx_msg_t *m, struct iovec *iov, int *fds, int maxfds, int *n
     iov[n++].iov_len = PLX_FRAME_HDR_LEN + (size_t)m->env_len;
     for (uint32_t i = 0; i < m->nbufs; i++) {
         uint64_t *w = &m->blens[3 * (size_t)i], off = 0;
-        int fd = fds && *nfds < maxfds ? plx_region_lend(m->bufs[i], &off) : -1;
+        int fd = fds && *nfds < maxfds ? lend_buf(m, i, copy_min, &off) : -1;
         iov[n].iov_base = w;
         if (fd >= 0) {
             w[0] = to_le64(PLX_FRAME_REGION_BIT | PLX_FRAME_REF_LEN);
@@ -139,34 +156,14 @@ static int msg_iov(plx_msg_t *m, struct iovec *iov, int *fds, int maxfds, int *n
 
 int plx_msg_iov(plx_msg_t *m, struct iovec *iov)
 {
-    return msg_iov(m, iov, NULL, 0, NULL);
+    return msg_iov(m, iov, 0, NULL, 0, NULL);
 }
 
-int plx_msg_iov_fds(plx_msg_t *m, struct iovec *iov, int *fds, int maxfds, int *nfds)
+int plx_msg_iov_fds(plx_msg_t *m, struct iovec *iov, size_t copy_min, int *fds, int maxfds,
+                    int *nfds)
 {
     *nfds = 0;
-    return msg_iov(m, iov, fds, maxfds, nfds);
-}
-
-void plx_msg_share(plx_msg_t *m, size_t copy_min, int maxfds)
-{
-    int shared = 0;
-    for (uint32_t i = 0; i < m->nbufs && shared < maxfds; i++) {
-        plx_buf_t *b = m->bufs[i], *copy = NULL;
-        uint64_t off;
-        if (plx_region_fd_of(b, &off) >= 0) {
-            shared++;
-            continue;
-        }
-        if (b->len < copy_min || b->len == 0)
-            continue;
-        plx_err_t err = {0};
-        if (plx_region_copy(b->data, b->len, &copy, &err) != PLX_OK)
-            continue;   /* it goes inline */
-        plx_buf_unref(&m->bufs[i]);
-        m->bufs[i] = copy;
-        shared++;
-    }
+    return msg_iov(m, iov, copy_min, fds, maxfds, nfds);
 }
 
 void plx_msg_destroy(plx_msg_t **mp)

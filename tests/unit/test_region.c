@@ -207,8 +207,7 @@ static plx_msg_t *roundtrip(plx_msg_t *m, int kind, int *nrefs)
 {
     struct iovec iov[16];
     int fds[PLX_TRANSPORT_FDS_TEST], nfds = 0;
-    plx_msg_share(m, 1024, PLX_TRANSPORT_FDS_TEST);
-    int cnt = plx_msg_iov_fds(m, iov, fds, PLX_TRANSPORT_FDS_TEST, &nfds);
+    int cnt = plx_msg_iov_fds(m, iov, 1024, fds, PLX_TRANSPORT_FDS_TEST, &nfds);
     assert_true(cnt > 0);
     *nrefs = nfds;
     plx_decoder_t *d = plx_decoder_new(NULL);
@@ -320,8 +319,7 @@ static void test_frame_ref_over_budget(void **state)
     plx_buf_unref(&b);
     struct iovec iov[4];
     int fds[4], nfds = 0;
-    plx_msg_share(m, 1024, 4);
-    int cnt = plx_msg_iov_fds(m, iov, fds, 4, &nfds);
+    int cnt = plx_msg_iov_fds(m, iov, 1024, fds, 4, &nfds);
     plx_decoder_t *d = plx_decoder_new(NULL);
     plx_decoder_set_regions(d, PLX_REGION_READONLY);
     plx_decoder_set_budget(d, &budget);

@@ -93,18 +93,16 @@ int plx_msg_iov(plx_msg_t *m, struct iovec *iov);
 #define PLX_FRAME_REGION_BIT (1ull << 63)
 #define PLX_FRAME_REF_LEN    16u
 
-/* Before sending: copy every buffer of at least copy_min bytes that cannot
- * travel by descriptor into a new region of its own (the one copy), so
- * that it can; at most maxfds buffers of m travel by descriptor in all.
- * A buffer whose copy fails (no memory for a region) stays as it is and
- * goes inline: the frame is still whole. */
-void plx_msg_share(plx_msg_t *m, size_t copy_min, int maxfds);
-
-/* As plx_msg_iov, but buffers that can travel by descriptor go as
- * references, their descriptors stored in fds[0..*nfds) (at most maxfds;
- * later ones go inline). The descriptors are lent (plx_region_lend): the
- * caller closes them once the frame is sent, or dropped. */
-int plx_msg_iov_fds(plx_msg_t *m, struct iovec *iov, int *fds, int maxfds, int *nfds);
+/* As plx_msg_iov, for a connection that passes descriptors: a buffer
+ * that can travel by descriptor as it is goes as a reference, and so does
+ * one of copy_min bytes or more after it is copied into a new region (the
+ * one copy; m then holds the copy in its place). Their descriptors are
+ * stored in fds[0..*nfds), at most maxfds; later buffers, and any whose
+ * copy fails (no memory for a region), go inline: the frame is whole
+ * either way. The descriptors are lent (plx_region_lend): the caller
+ * closes them once the frame is sent, or dropped. */
+int plx_msg_iov_fds(plx_msg_t *m, struct iovec *iov, size_t copy_min, int *fds, int maxfds,
+                    int *nfds);
 
 PLX_SHARED void plx_msg_destroy(plx_msg_t **mp);
 
