@@ -47,6 +47,10 @@ struct plx_value {
             plx_buf_t **oob;
             size_t      noob;
         } pickle;
+        struct {
+            int32_t engine;
+            char   *key;
+        } ref;
     } u;
 };
 

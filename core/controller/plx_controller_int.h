@@ -57,6 +57,8 @@ struct peer {
     owner_t          *owner;       /* role == TASK: its tasks' owner, once it submitted */
 };
 
+enum { MEC_HELD = 1, MEC_REFS_FAILED = 2 };
+
 /* One target's share of a multi-engine request. */
 struct sub {
     mreq_t              *req;
@@ -64,11 +66,16 @@ struct sub {
     int32_t              engine_id;
     uint64_t             eng_msg_id;   /* id of the envelope sent to the engine */
     plx_msg_t           *out;          /* built, waiting in the engine queue */
+    int                  held;         /* MEC_HELD: queued, waiting for its refs'
+                                        * values, holding up its engine's queue;
+                                        * MEC_REFS_FAILED: they failed, and so does
+                                        * it on reaching the head (plx_mec_refs.c) */
     plx_msg_t           *reply_msg;    /* the engine's reply frame (owns buffers) */
     Plexa__Envelope     *reply_env;    /* its decoded envelope */
     Plexa__EngineReply  *reply;        /* points into reply_env, or at synth */
     Plexa__EngineReply   synth;        /* a reply made up by the controller */
     Plexa__RemoteError   synth_err;
+    char                 synth_ename[48];
     char                 synth_text[256];
     sub_t               *next;         /* engine queue / in-flight list */
 };
@@ -84,6 +91,10 @@ struct mreq {
     int               n, ndone;
     sub_t            *subs;        /* n entries */
     mreq_t           *prev, *next; /* client's list */
+    struct mrefs     *refs;        /* a push with plexa.refs: what it waits for */
+    int               fetch;       /* a fetch of refs' values (no client) ... */
+    mreq_t           *parent;      /* ... for this push, NULL once that went */
+    int               fetch_idx;   /* ... its index among the push's fetches */
 };
 
 /* The task scheduler's view of one engine (plx_sched.c). */
@@ -234,6 +245,31 @@ void mec_pump(plx_controller_t *c, engine_t *e);
 void mec_clear_queue(plx_controller_t *c, peer_t *client, Plexa__Envelope *env);
 void mec_queue_status(plx_controller_t *c, peer_t *client, Plexa__Envelope *env);
 void mec_interrupt(plx_controller_t *c, peer_t *client, Plexa__Envelope *env);
+/* Shares' building blocks, for plx_mec_refs.c. mec_make_out packs what
+ * share s sends: env's body (no targets) under a fresh id, m's buffers. */
+int  mec_make_out(plx_controller_t *c, sub_t *s, const plx_msg_t *m, Plexa__Envelope *env);
+void mec_enqueue(engine_t *e, sub_t *s);
+void mec_unqueue(engine_t *e, sub_t *s);
+void mec_sub_fail(sub_t *s, const char *ename, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void mec_free(mreq_t *r);
+
+/* plx_mec_refs.c: pushes of plexa.ref values. The push's shares wait,
+ * held, in their engines' queues while the controller fetches the values
+ * from the engines they name (a Pull queued there, in order); then they
+ * are built with the values themselves and sent. */
+/* Does this push hold refs? */
+int  mrefs_wanted(const Plexa__Envelope *env);
+/* Start r's fetches and hold its shares (r->subs set, not yet queued);
+ * takes *m and *env. <0 after sending the client its error. */
+int  mrefs_start(plx_controller_t *c, peer_t *client, mreq_t *r, plx_msg_t **m,
+                 Plexa__Envelope **env);
+/* Fail a share whose refs failed (MEC_REFS_FAILED), taken off its queue. */
+void mrefs_fail_share(sub_t *s);
+/* A fetch finished (answered or failed): on to its push. */
+void mrefs_fetched(mreq_t *fetch);
+/* r goes: its fetches no longer serve it. */
+void mrefs_free(mreq_t *r);
 
 /* plx_controller.c */
 void ctl_stop_soon(plx_controller_t *c);

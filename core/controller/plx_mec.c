@@ -160,9 +160,11 @@ static void mreq_unlink(mreq_t *r)
     r->prev = r->next = NULL;
 }
 
-static void mreq_free(mreq_t *r)
+void mec_free(mreq_t *r)
 {
     mreq_unlink(r);
+    if (r->refs)
+        mrefs_free(r);
     for (int i = 0; i < r->n; i++) {
         sub_t *s = &r->subs[i];
         plx_msg_destroy(&s->out);
@@ -176,10 +178,15 @@ static void mreq_free(mreq_t *r)
 /* Build and send the gathered reply, then free the request. */
 static void mreq_finish(mreq_t *r)
 {
+    if (r->fetch) {
+        mrefs_fetched(r);
+        mec_free(r);
+        return;
+    }
     if (r->stop_after)
         ctl_stop_soon(r->ctl);
     if (!r->client) {
-        mreq_free(r);
+        mec_free(r);
         return;
     }
     Plexa__EngineReply **replies = malloc((size_t)r->n * sizeof *replies);
@@ -206,7 +213,7 @@ static void mreq_finish(mreq_t *r)
         plx_conn_send(r->client->conn, m);
     else
         ctl_send_error(r->client, r->client_id, PLX_ENOMEM, "out of memory gathering replies");
-    mreq_free(r);
+    mec_free(r);
 }
 
 static void sub_done(sub_t *s)
@@ -217,9 +224,7 @@ static void sub_done(sub_t *s)
 }
 
 /* Answer a share on the engine's behalf with an error. */
-static void sub_fail(sub_t *s, const char *ename, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void sub_fail(sub_t *s, const char *ename, const char *fmt, ...)
+void mec_sub_fail(sub_t *s, const char *ename, const char *fmt, ...)
 {
     mreq_t *r = s->req;
     plx_msg_destroy(&s->out);
@@ -228,7 +233,8 @@ static void sub_fail(sub_t *s, const char *ename, const char *fmt, ...)
     vsnprintf(s->synth_text, sizeof s->synth_text, fmt, ap);
     va_end(ap);
     plexa__remote_error__init(&s->synth_err);
-    s->synth_err.ename = (char *)ename;
+    snprintf(s->synth_ename, sizeof s->synth_ename, "%s", ename);
+    s->synth_err.ename = s->synth_ename;
     s->synth_err.evalue = s->synth_text;
     s->synth_err.traceback = s->synth_text;
     plexa__engine_reply__init(&s->synth);
@@ -240,31 +246,33 @@ static void sub_fail(sub_t *s, const char *ename, const char *fmt, ...)
     sub_done(s);
 }
 
-/* Pack the envelope each target receives: the client's body, a fresh id. */
-static int make_outs(plx_controller_t *c, mreq_t *r, plx_msg_t *m, Plexa__Envelope *env)
+int mec_make_out(plx_controller_t *c, sub_t *s, const plx_msg_t *m, Plexa__Envelope *env)
 {
-    Plexa__Targets *t = env->targets;
-    env->targets = NULL;
-    env->has_reply_to = 0;
-    env->has_id = 1;
+    Plexa__Envelope e = *env;
+    e.targets = NULL;
+    e.has_reply_to = 0;
+    e.has_id = 1;
+    e.id = s->eng_msg_id = ctl_next_id(c);
+    plx_err_t err = {0};
+    s->out = plx_envelope_pack(&e, &err);
+    if (!s->out)
+        return err.code;
     int rc = PLX_OK;
-    for (int i = 0; i < r->n && rc == PLX_OK; i++) {
-        sub_t *s = &r->subs[i];
-        env->id = s->eng_msg_id = ctl_next_id(c);
-        plx_err_t err = {0};
-        s->out = plx_envelope_pack(env, &err);
-        if (!s->out) {
-            rc = err.code;
-            break;
-        }
-        for (uint32_t b = 0; b < m->nbufs && rc == PLX_OK; b++)
-            rc = plx_msg_add_buf(s->out, m->bufs[b]);
-    }
-    env->targets = t;
+    for (uint32_t b = 0; b < m->nbufs && rc == PLX_OK; b++)
+        rc = plx_msg_add_buf(s->out, m->bufs[b]);
     return rc;
 }
 
-static void enqueue(engine_t *e, sub_t *s)
+/* Pack the envelope each target receives: the client's body, a fresh id. */
+static int make_outs(plx_controller_t *c, mreq_t *r, plx_msg_t *m, Plexa__Envelope *env)
+{
+    int rc = PLX_OK;
+    for (int i = 0; i < r->n && rc == PLX_OK; i++)
+        rc = mec_make_out(c, &r->subs[i], m, env);
+    return rc;
+}
+
+void mec_enqueue(engine_t *e, sub_t *s)
 {
     s->next = NULL;
     if (e->qtail)
@@ -276,12 +284,18 @@ static void enqueue(engine_t *e, sub_t *s)
 
 void mec_pump(plx_controller_t *c, engine_t *e)
 {
-    while (e->qhead && e->ninflight < c->opts.engine_inflight) {
+    while (e->qhead && e->qhead->held != MEC_HELD) {
         sub_t *s = e->qhead;
+        if (s->held != MEC_REFS_FAILED && e->ninflight >= c->opts.engine_inflight)
+            break;
         e->qhead = s->next;
         if (!e->qhead)
             e->qtail = NULL;
         s->next = NULL;
+        if (s->held == MEC_REFS_FAILED) {
+            mrefs_fail_share(s);
+            continue;
+        }
         if (e->itail)
             e->itail->next = s;
         else
@@ -318,8 +332,13 @@ void mec_submit(plx_controller_t *c, peer_t *client, plx_msg_t *m, Plexa__Envelo
         r->subs[i].engine_id = ids[i];
         r->subs[i].eng = reg_engine(c, ids[i]);
     }
-    if (make_outs(c, r, m, env) != PLX_OK) {
-        mreq_free(r);
+    if (mrefs_wanted(env)) {
+        if (mrefs_start(c, client, r, &m, &env) != PLX_OK) {
+            mec_free(r);
+            goto out;
+        }
+    } else if (make_outs(c, r, m, env) != PLX_OK) {
+        mec_free(r);
         ctl_send_error(client, env->id, PLX_ENOMEM, "out of memory");
         goto out;
     }
@@ -329,7 +348,7 @@ void mec_submit(plx_controller_t *c, peer_t *client, plx_msg_t *m, Plexa__Envelo
         client->reqs->prev = r;
     client->reqs = r;
     for (size_t i = 0; i < n; i++) {
-        enqueue(r->subs[i].eng, &r->subs[i]);
+        mec_enqueue(r->subs[i].eng, &r->subs[i]);
         mec_pump(c, r->subs[i].eng);
     }
 out:
@@ -395,7 +414,7 @@ void mec_fail_engine(plx_controller_t *c, engine_t *e, const char *why)
         sub_t *s = lists[l];
         while (s) {
             sub_t *next = s->next;
-            sub_fail(s, "EngineError", "engine %d died while running %s: %s", s->engine_id,
+            mec_sub_fail(s, "EngineError", "engine %d died while running %s: %s", s->engine_id,
                      s->req->method, why);
             s = next;
         }
@@ -411,7 +430,7 @@ void mec_client_gone(peer_t *client)
 }
 
 /* Take s out of e's queue of shares not yet sent. */
-static void unqueue(engine_t *e, sub_t *s)
+void mec_unqueue(engine_t *e, sub_t *s)
 {
     sub_t *prev = NULL;
     for (sub_t *t = e->qhead; t; prev = t, t = t->next)
@@ -439,14 +458,13 @@ static void interrupt_request(engine_t *e, uint64_t request_id)
 
 void mec_client_revoked(plx_controller_t *c, peer_t *client)
 {
-    (void)c;
     while (client->reqs) {
         mreq_t *r = client->reqs;
         mreq_unlink(r);   /* its reply goes nowhere now */
         int queued = 0;
         for (int i = 0; i < r->n; i++) {
             sub_t *s = &r->subs[i];
-            if (s->eng && !s->out)
+            if (s->eng && !s->out && !s->held)
                 interrupt_request(s->eng, s->eng_msg_id);   /* sent: stop it there */
             else if (s->eng)
                 queued++;
@@ -455,14 +473,19 @@ void mec_client_revoked(plx_controller_t *c, peer_t *client)
          * touching r then. */
         for (int i = 0; queued > 0 && i < r->n; i++) {
             sub_t *s = &r->subs[i];
-            if (!s->eng || !s->out)
+            if (!s->eng || (!s->out && !s->held))
                 continue;
             queued--;
-            unqueue(s->eng, s);
-            sub_fail(s, "CapabilityRevoked", "%s on engine %d was cancelled: the mec "
+            engine_t *e = s->eng;
+            mec_unqueue(e, s);
+            mec_sub_fail(s, "CapabilityRevoked", "%s on engine %d was cancelled: the mec "
                      "capability it was sent with was revoked", r->desc, s->engine_id);
         }
     }
+    /* A held share dropped may have held up other clients' shares. */
+    for (int32_t i = 0; i < c->engines_cap; i++)
+        if (c->engines[i])
+            mec_pump(c, c->engines[i]);
 }
 
 /* ---- queue management --------------------------------------------------- */
@@ -509,7 +532,7 @@ static const char *cancel_refusal(const mreq_t *r)
     if (!r)
         return "is finished or unknown";
     for (int i = 0; i < r->n; i++)
-        if (!r->subs[i].eng || !r->subs[i].out)
+        if (!r->subs[i].eng || (!r->subs[i].out && !r->subs[i].held))
             return "has started";
     return NULL;
 }
@@ -517,14 +540,17 @@ static const char *cancel_refusal(const mreq_t *r)
 /* Drop every share of r (all still queued): it finishes, failed. */
 static void cancel_request(mreq_t *r)
 {
+    plx_controller_t *c = r->ctl;
     r->stop_after = 0;   /* a cancelled kill of the controller does not stop it */
     /* Failing the last share finishes r, and frees it: count first. */
     int left = r->n;
     for (int i = 0; left > 0; i++) {
         sub_t *s = &r->subs[i];
+        engine_t *e = s->eng;
         left--;
-        unqueue(s->eng, s);
-        sub_fail(s, "QueueCleared", "%s on engine %d was cancelled", r->desc, s->engine_id);
+        mec_unqueue(e, s);
+        mec_sub_fail(s, "QueueCleared", "%s on engine %d was cancelled", r->desc, s->engine_id);
+        mec_pump(c, e);   /* a held share held up those behind it */
     }
 }
 
@@ -564,7 +590,7 @@ void mec_clear_queue(plx_controller_t *c, peer_t *client, Plexa__Envelope *env)
         e->qhead = e->qtail = NULL;
         while (s) {
             sub_t *next = s->next;
-            sub_fail(s, "QueueCleared", "%s on engine %d was removed by clear_queue",
+            mec_sub_fail(s, "QueueCleared", "%s on engine %d was removed by clear_queue",
                      s->req->desc, s->engine_id);
             s = next;
         }

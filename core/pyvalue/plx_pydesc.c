@@ -110,7 +110,7 @@ static const struct {
     [PLX_PYDESC_I64] = { "i64", 1 },         [PLX_PYDESC_F64] = { "f64", 1 },
     [PLX_PYDESC_STR] = { "str", 1 },         [PLX_PYDESC_BYTES] = { "bytes", 1 },
     [PLX_PYDESC_NDARRAY] = { "ndarray", 4 }, [PLX_PYDESC_LIST] = { "list", 2 },
-    [PLX_PYDESC_PICKLE] = { "pickle", 2 },
+    [PLX_PYDESC_PICKLE] = { "pickle", 2 },   [PLX_PYDESC_REF] = { "ref", 2 },
 };
 
 int plx_pydesc_read(PyObject *desc, plx_pydesc_kind_t *kind, PyObject *const **args,

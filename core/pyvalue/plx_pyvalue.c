@@ -125,6 +125,12 @@ static PyObject *to_desc(const Plexa__Value *v, plx_buf_t **bufs, size_t nbufs, 
         return list_desc(v->list, bufs, nbufs, depth, err);
     case PLEXA__VALUE__KIND_PICKLE:
         return pickle_desc(v->pickle, bufs, nbufs, err);
+    case PLEXA__VALUE__KIND_REF:
+        /* The controller resolves a push's own values; this one was not. */
+        plx_err_set(err, PLX_EPROTO, "plexa.ref('%.100s', engine=%d) can only be a pushed value "
+                    "itself (the controller fetches it); inside a list, or in any other request, "
+                    "it is refused", v->ref->key ? v->ref->key : "", (int)v->ref->engine);
+        return NULL;
     default:
         plx_err_set(err, PLX_EPROTO, "value without a kind (case %d)", (int)v->kind_case);
         return NULL;
@@ -332,6 +338,14 @@ static int fd_pickle(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
     return rc;
 }
 
+/* What an engine sends holds values, never references to them. */
+static int fd_ref(PyObject *const *a, Plexa__Value *out, fd_ctx_t *c)
+{
+    (void)a;
+    (void)out;
+    return plx_err_set(c->err, PLX_EINVAL, "a plexa.ref cannot be sent from an engine");
+}
+
 typedef int (*fd_fn)(PyObject *const *args, Plexa__Value *out, fd_ctx_t *c);
 
 static const fd_fn fd_kinds[PLX_PYDESC_NKINDS] = {
@@ -339,7 +353,7 @@ static const fd_fn fd_kinds[PLX_PYDESC_NKINDS] = {
     [PLX_PYDESC_I64] = fd_i64,         [PLX_PYDESC_F64] = fd_f64,
     [PLX_PYDESC_STR] = fd_str,         [PLX_PYDESC_BYTES] = fd_bytes,
     [PLX_PYDESC_NDARRAY] = fd_ndarray, [PLX_PYDESC_LIST] = fd_list,
-    [PLX_PYDESC_PICKLE] = fd_pickle,
+    [PLX_PYDESC_PICKLE] = fd_pickle,   [PLX_PYDESC_REF] = fd_ref,
 };
 
 static int from_desc(PyObject *desc, Plexa__Value *out, fd_ctx_t *c)

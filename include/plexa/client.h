@@ -255,6 +255,7 @@ typedef enum plx_value_kind {
     PLX_VALUE_ARRAY  = 6,   /* n-dimensional array (numpy.ndarray) */
     PLX_VALUE_LIST   = 7,   /* list or tuple of values */
     PLX_VALUE_PICKLE = 8,   /* a Python object C cannot read: its pickle */
+    PLX_VALUE_REF    = 9,   /* another engine's value by name: plx_value_ref */
 } plx_value_kind_t;
 
 /* Array element types: numpy's dtypes of the same names, native
@@ -276,7 +277,8 @@ typedef enum plx_dtype {
 PLX_API size_t plx_dtype_size(plx_dtype_t dtype);
 /* numpy's name of dtype ("float64", ...); "other" for PLX_DTYPE_OTHER. */
 PLX_API const char *plx_dtype_name(plx_dtype_t dtype);
-/* "none", "bool", "i64", "f64", "str", "bytes", "array", "list", "pickle". */
+/* "none", "bool", "i64", "f64", "str", "bytes", "array", "list", "pickle",
+ * "ref". */
 PLX_API const char *plx_value_kind_name(plx_value_kind_t kind);
 
 /* ---- constructors (caller owns the result; NULL on failure) ---------- */
@@ -289,6 +291,17 @@ PLX_API plx_value_t *plx_value_f64(double d);
 PLX_API plx_value_t *plx_value_str(const char *s);
 /* A copy of len bytes at data (data may be NULL when len is 0). */
 PLX_API plx_value_t *plx_value_bytes(const void *data, size_t len);
+/*
+ * The value named key on engine `engine`, by reference (Python's
+ * plexa.ref): given to plx_client_push as one of the pushed values, the
+ * controller fetches it from that engine and the targets receive the value
+ * itself, without it passing through this client (on one host, by shared
+ * memory descriptor). Valid only as a pushed value itself: inside a list,
+ * or in any other request, the engine that receives it refuses it. The
+ * push fails on every target with the source's error (NameError for an
+ * unknown key) if the fetch fails. NULL if key is NULL or empty.
+ */
+PLX_API plx_value_t *plx_value_ref(int32_t engine, const char *key);
 
 /*
  * An array of dtype with ndim dimensions of sizes shape[0..ndim), holding

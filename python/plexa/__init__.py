@@ -9,7 +9,9 @@ from Python (``with Cluster(n=4) as c: mec = c.client()``). ``plexa.wait``
 and ``plexa.as_completed`` wait for many futures (non-blocking calls'
 PendingResults) at once (see plexa.futures). ``plexa.shared_array`` makes
 an array in shared memory, which pushes send without a copy (see
-plexa.shared). Importing the package is
+plexa.shared). ``plexa.ref('a', engine=0)``, pushed, gives engines
+another engine's value without it passing through the client (see
+plexa._refs). Importing the package is
 cheap: it loads neither the C extension nor any submodule.
 """
 
@@ -19,7 +21,7 @@ except ImportError:   # running from a source tree that was never built
     __version__ = 'unknown'
 
 __all__ = ['__version__', 'wait', 'as_completed', 'ALL_COMPLETED', 'FIRST_COMPLETED',
-           'FIRST_EXCEPTION', 'shared_array']
+           'FIRST_EXCEPTION', 'shared_array', 'ref']
 
 _FUTURES = ('wait', 'as_completed', 'ALL_COMPLETED', 'FIRST_COMPLETED', 'FIRST_EXCEPTION')
 
@@ -40,6 +42,9 @@ def __getattr__(name):
     if name in _FUTURES:
         from plexa import futures
         return getattr(futures, name)
+    if name == 'ref':
+        from plexa._refs import ref
+        return ref
     if name in ('shared_array', 'shared_regions'):
         from plexa import shared
         return getattr(shared, name)

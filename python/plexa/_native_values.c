@@ -213,6 +213,22 @@ static plx_value_t *fd_pickle(PyObject *const *a, fd_ctx_t *c)
     return v;
 }
 
+static plx_value_t *fd_ref(PyObject *const *a, fd_ctx_t *c)
+{
+    int64_t engine;
+    const char *key;
+    if (plx_pydesc_get_i64(a[0], &engine, c->err) != PLX_OK ||
+        plx_pydesc_get_utf8(a[1], "a ref's key", &key, c->err) != PLX_OK)
+        return NULL;
+    if (engine < INT32_MIN || engine > INT32_MAX || !key[0]) {
+        plx_err_set(c->err, PLX_EINVAL, "plexa.ref('%.100s', engine=%lld): %s", key,
+                    (long long)engine, key[0] ? "no such engine id" : "empty key");
+        return NULL;
+    }
+    plx_value_t *v = plx_value_ref((int32_t)engine, key);
+    return v ? v : nomem(c, "a ref");
+}
+
 typedef plx_value_t *(*fd_fn)(PyObject *const *args, fd_ctx_t *c);
 
 static const fd_fn fd_kinds[PLX_PYDESC_NKINDS] = {
@@ -220,7 +236,7 @@ static const fd_fn fd_kinds[PLX_PYDESC_NKINDS] = {
     [PLX_PYDESC_I64] = fd_i64,         [PLX_PYDESC_F64] = fd_f64,
     [PLX_PYDESC_STR] = fd_str,         [PLX_PYDESC_BYTES] = fd_bytes,
     [PLX_PYDESC_NDARRAY] = fd_ndarray, [PLX_PYDESC_LIST] = fd_list,
-    [PLX_PYDESC_PICKLE] = fd_pickle,
+    [PLX_PYDESC_PICKLE] = fd_pickle,   [PLX_PYDESC_REF] = fd_ref,
 };
 
 static plx_value_t *from_desc(PyObject *desc, fd_ctx_t *c)
@@ -375,6 +391,8 @@ static PyObject *to_desc(const plx_value_t *v, int depth, plx_err_t *err)
         return list_desc(v, depth, err);
     case PLX_VALUE_PICKLE:
         return pickle_desc(v, err);
+    case PLX_VALUE_REF:   /* libplexa's decoders never make one */
+        break;
     }
     plx_err_set(err, PLX_EPROTO, "value of unknown kind %d", (int)plx_value_kind(v));
     return NULL;

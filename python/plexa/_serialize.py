@@ -13,6 +13,7 @@ object model:
     ('ndarray', dtype_str, shape, fortran, buffer_like)
     ('list', [descriptors], is_tuple)  short lists and tuples
     ('pickle', bytes_like, [buffer_likes])   everything else
+    ('ref', engine, key)               plexa.ref (a push's own values only)
 
 Only exact built-in types take the native forms (a bool subclass, an int
 subclass or numpy.float64 is pickled), so every object comes back with its
@@ -31,6 +32,7 @@ import types
 import weakref
 
 from plexa import _byvalue
+from plexa._refs import ref as _ref
 
 __all__ = ["encode", "decode", "decode_native", "UntrustedPickle"]
 
@@ -341,6 +343,8 @@ def encode(obj):
     d = _encode_scalar(obj, t)
     if d is not None:
         return d
+    if t is _ref:
+        return ("ref", obj.engine, obj.key)
     if t is list or t is tuple:
         try:
             return _encode_list(obj, _Budget(), 1)

@@ -94,6 +94,49 @@ static void check_pull_error(void)
 }
 
 /* Objects C cannot read come back as opaque pickles, and go back. */
+/* plx_value_ref: engine 0's value pushed to engine 1 by the controller;
+ * an unknown name fails the push on its target with the source's error. */
+static void check_ref(void)
+{
+    plx_err_t err = {0};
+    plx_results_t *res = NULL;
+    plx_targets_t t0 = { .ids = (int32_t[]){ 0 }, .n = 1 };
+    plx_targets_t t1 = { .ids = (int32_t[]){ 1 }, .n = 1 };
+    int rc = plx_client_execute(mec, &t0, "src = list(range(5))", &res, &err);
+    CHECK(rc == PLX_OK && !res->r[0].ename, "execute: %s", err.msg);
+    plx_results_destroy(&res);
+    plx_value_t *ref = plx_value_ref(0, "src");
+    char repr[64];
+    plx_value_repr(ref, repr, sizeof repr);
+    CHECK(strcmp(repr, "ref('src', engine=0)") == 0, "repr %s", repr);
+    const char *name = "dst";
+    const plx_value_t *vals[] = { ref };
+    rc = plx_client_push(mec, &t1, &name, vals, 1, &err);
+    CHECK(rc == PLX_OK, "push of a ref: %s", err.msg);
+    rc = plx_client_execute(mec, &t1, "assert dst == [0, 1, 2, 3, 4], dst", &res, &err);
+    CHECK(rc == PLX_OK && !res->r[0].ename, "dst on engine 1: %s",
+          rc ? err.msg : res->r[0].evalue);
+    plx_results_destroy(&res);
+    plx_value_destroy(&ref);
+    ref = plx_value_ref(0, "no_such_name");
+    vals[0] = ref;
+    rc = plx_client_push(mec, &t1, &name, vals, 1, &err);
+    plx_value_destroy(&ref);
+    CHECK(rc == PLX_EREMOTE && strstr(err.msg, "NameError") && strstr(err.msg, "no_such_name"),
+          "push of an unknown ref: %d %s", rc, err.msg);
+    CHECK(plx_value_ref(0, "") == NULL && plx_value_ref(0, NULL) == NULL, "empty key accepted");
+    /* Inside a list the controller does not resolve it: the engine refuses. */
+    plx_value_t *l = plx_value_list();
+    ref = plx_value_ref(0, "src");
+    plx_value_list_append(l, &ref);
+    vals[0] = l;
+    rc = plx_client_push(mec, &t1, &name, vals, 1, &err);
+    plx_value_destroy(&l);
+    CHECK(rc == PLX_EREMOTE && strstr(err.msg, "can only be a pushed value itself"),
+          "a ref in a list: %d %s", rc, err.msg);
+    printf("ok ref\n");
+}
+
 static void check_pickle(void)
 {
     plx_err_t err = {0};
@@ -457,6 +500,7 @@ int main(int argc, char **argv)
     check_roundtrip();
     check_pull_error();
     check_pickle();
+    check_ref();
     check_other_dtypes();
     check_task();
     check_nonblocking();

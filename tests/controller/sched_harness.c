@@ -24,7 +24,7 @@
 struct ev_loop *loop;
 plx_controller_t *ctl;
 static const plx_transport_ops *tcp;
-static plx_url_t engine_url, task_url;
+static plx_url_t engine_url, task_url, mec_url;
 static char tmpdir[64];
 static uint64_t next_id = 1;
 
@@ -278,6 +278,13 @@ static void on_msg(plx_conn_t *c, plx_msg_t *m, void *ud)
     case PLEXA__ENVELOPE__BODY_INTERRUPT:
         on_interrupt(f, env);
         break;
+    case PLEXA__ENVELOPE__BODY_PUSH:
+    case PLEXA__ENVELOPE__BODY_PULL:
+        if (f->role == 1) {
+            mec_fake_on_request(f, env, m);   /* takes both */
+            return;
+        }
+        /* fall through */
     default:
         if (f->reply) {
             plx_envelope_free(&f->reply);
@@ -348,7 +355,7 @@ fake_t *fake_new_claim(int role, behaviour_t b, int32_t claim, const char *secre
     f->role = role;
     f->behaviour = b;
     f->engine_id = -1;
-    const plx_url_t *u = role == 1 ? &engine_url : &task_url;
+    const plx_url_t *u = role == 1 ? &engine_url : role == 2 ? &mec_url : &task_url;
     snprintf(f->token, sizeof f->token, "%s", u->token);
     void *h = NULL;
     int fd = -1;
@@ -367,6 +374,7 @@ void fake_destroy(fake_t **fp)
     plx_msg_destroy(&f->reply_msg);
     for (size_t i = 0; i < f->nheld; i++)
         plx_envelope_free(&f->held[i]);
+    mec_fake_free(f);
     free(f->ran_ids);
     free(f);
     *fp = NULL;
@@ -525,6 +533,8 @@ void harness_setup(plx_controller_opts_t o)
     assert_int_equal(plx_url_resolve(path, NULL, NULL, &engine_url, &err), PLX_OK);
     plx_profile_file(&p, "security", "ipcontroller-tc.url", path, sizeof path);
     assert_int_equal(plx_url_resolve(path, NULL, NULL, &task_url, &err), PLX_OK);
+    plx_profile_file(&p, "security", "ipcontroller-mec.url", path, sizeof path);
+    assert_int_equal(plx_url_resolve(path, NULL, NULL, &mec_url, &err), PLX_OK);
 }
 
 void harness_teardown(void)

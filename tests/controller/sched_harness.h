@@ -9,6 +9,10 @@
  * the head (TaskStarted is sent) and finishes it (TaskResult) when it
  * likes; a TaskSteal gives back the tasks still queued, unless the engine
  * is frozen (then steals wait until it thaws, as with SIGSTOP).
+ *
+ * A fake engine also answers multi-engine pushes and pulls of bytes
+ * values from a small namespace of its own (mec_fake.c), at once or, with
+ * mec_hold, when the test releases them.
  */
 #ifndef SCHED_HARNESS_H
 #define SCHED_HARNESS_H
@@ -25,6 +29,9 @@
 typedef enum { B_ECHO, B_FAIL, B_HANG, B_DIE, B_REJECT, B_QUEUE } behaviour_t;
 
 #define FAKE_QMAX 4096
+#define FAKE_NS    16
+
+struct plx_buf;
 
 /* A TaskRun a B_QUEUE engine holds. */
 typedef struct fake_task {
@@ -58,6 +65,16 @@ typedef struct fake {
     size_t       nheld;
     int          steals, asked, stolen;  /* steals answered, tasks asked, given back */
     int          reject_depend;      /* B_QUEUE: answer tasks with depend REJECTED */
+    /* multi-engine requests (mec_fake.c) */
+    char            *ns_name[FAKE_NS];   /* its namespace: bytes values by name */
+    struct plx_buf  *ns_val[FAKE_NS];
+    size_t           nns;
+    int              mec_seen;           /* pushes and pulls received */
+    int              mec_hold;           /* keep them unanswered in mheld */
+    Plexa__Envelope *mheld[16];
+    plx_msg_t       *mheld_msg[16];
+    size_t           nmheld;
+    int              bad_pull;           /* answer pulls naming a buffer not sent */
     /* client side: the last reply */
     Plexa__Envelope *reply;
     plx_msg_t       *reply_msg;
@@ -71,6 +88,7 @@ extern plx_controller_t *ctl;
 void harness_setup(plx_controller_opts_t o);
 void harness_teardown(void);
 
+/* role 1 engine, 2 multi-engine client, 3 task client. */
 fake_t *fake_new(int role, behaviour_t b);
 /* An engine asking for id claim, proving it with secret (NULL: none). */
 fake_t *fake_new_claim(int role, behaviour_t b, int32_t claim, const char *secret);
@@ -109,5 +127,16 @@ int fake_start(fake_t *f);
 int fake_finish(fake_t *f);
 /* B_QUEUE: start its held steals' answers (it thaws). */
 void fake_thaw(fake_t *f);
+
+/* ---- mec_fake.c ---- */
+/* A push or pull for engine f: answered now, or held (mec_hold). */
+void mec_fake_on_request(fake_t *f, Plexa__Envelope *env, plx_msg_t *m);
+/* Answer f's held requests, in order. */
+void mec_fake_release(fake_t *f);
+/* Set name in f's namespace to a copy of len bytes. */
+void mec_fake_set(fake_t *f, const char *name, const void *data, size_t len);
+/* name's value in f's namespace (its length in *len), NULL if unset. */
+const uint8_t *mec_fake_get(const fake_t *f, const char *name, size_t *len);
+void mec_fake_free(fake_t *f);
 
 #endif

@@ -56,6 +56,7 @@ PyObject *plx_pydesc_new_tuple(size_t n, plx_err_t *err);
 typedef enum plx_pydesc_kind {
     PLX_PYDESC_NONE, PLX_PYDESC_BOOL, PLX_PYDESC_I64, PLX_PYDESC_F64, PLX_PYDESC_STR,
     PLX_PYDESC_BYTES, PLX_PYDESC_NDARRAY, PLX_PYDESC_LIST, PLX_PYDESC_PICKLE,
+    PLX_PYDESC_REF,   /* ('ref', engine, key): plexa.ref, only a client sends one */
     PLX_PYDESC_NKINDS
 } plx_pydesc_kind_t;
 

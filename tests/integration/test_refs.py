@@ -1,0 +1,207 @@
+"""plexa.ref: one engine's value pushed to others without passing through
+the client, on real clusters.
+
+The controller fetches the value from the engine the ref names (a pull
+queued behind what that engine was sent before), and the push's shares wait
+in their targets' queues until it has it. On one host the value travels as
+a shared-memory region: the controller never maps it for writing nor
+copies it, and the targets' arrays are views of one region. Each test
+checks the values that arrive; the shared-memory tests also that the
+controller did not grow and that nothing stays mapped afterwards.
+"""
+import os
+import signal
+import time
+
+import numpy
+import pytest
+
+import plexa
+from conftest import running_cluster, wait_for
+from plexa import client
+from plexa.error import CompositeError, InvalidEngineID
+
+MiB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def cluster4(tmp_path_factory):
+    yield from running_cluster(tmp_path_factory.mktemp("refs"), n=4)
+
+
+@pytest.fixture(scope="module")
+def mec(cluster4):
+    os.environ["PLEXA_DIR"] = cluster4.root
+    m = client.MultiEngineClient(profile=cluster4.profile)
+    yield m
+    m.close()
+
+
+def controller_pid(c):
+    with open(c.path("pid", "ipcontroller.pid")) as f:
+        return int(f.read().split()[0])
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def memfd_maps(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return sum("/memfd:plexa" in line for line in f)
+
+
+def nothing_mapped(c):
+    return all(memfd_maps(pid) == 0 for pid in c.pids() if os.path.exists(f"/proc/{pid}"))
+
+
+def test_values_of_every_kind(mec):
+    mec.execute("import numpy\n"
+                "i = 42; s = 'h\\u00e9'; b = b'a\\x00b'; l = [1, (2.5, None)]\n"
+                "d = {'k': {1, 2}}; arr = numpy.arange(12.0).reshape(3, 4)[:, ::2]",
+                targets=[0])
+    names = ("i", "s", "b", "l", "d", "arr")
+    assert mec.push({n: plexa.ref(n, engine=0) for n in names}, targets=[1, 2, 3]) == \
+        [None, None, None]
+    want = mec.pull(list(names), targets=[0])[0]
+    for got in mec.pull(list(names), targets=[1, 2, 3]):
+        assert got[:5] == want[:5]
+        assert numpy.array_equal(got[5], want[5])
+
+
+def test_renamed_twice_from_two_sources_onto_a_source(mec):
+    mec.execute("x = 'zero'", targets=[0])
+    mec.execute("x = 'one'", targets=[1])
+    mec.push(dict(a=plexa.ref("x", engine=0), b=plexa.ref("x", engine=1),
+                  c=plexa.ref("x", engine=0), n=5), targets=[0, 1, 2])
+    assert mec.pull(["a", "b", "c", "n"], targets=[0, 1, 2]) == [["zero", "one", "zero", 5]] * 3
+
+
+def test_order_is_kept_on_sources_and_targets(mec):
+    """The fetch runs after what the source was sent before; what the
+    targets are sent after the push runs after it."""
+    mec.execute("import time; time.sleep(0.5); late = 7", targets=[0], block=False)
+    p = mec.push(dict(late=plexa.ref("late", engine=0)), targets=[1, 2], block=False)
+    q = mec.execute("twice = late * 2", targets=[1, 2], block=False)
+    assert mec.pull("twice", targets=[1, 2]) == [14, 14]
+    assert p.get_result() == [None, None]
+    q.get_result()
+
+
+def test_an_unknown_name_fails_every_target(mec):
+    with pytest.raises(CompositeError) as ei:
+        mec.push(dict(v=plexa.ref("no_such_name", engine=0)), targets=[1, 2])
+    errs = ei.value.elist
+    assert [e[3] for e in errs] == [1, 2]
+    assert all(e[0] == "NameError" and "no_such_name" in e[1] and "engine 0" in e[1]
+               for e in errs)
+    # The targets' queues were held and go on.
+    assert mec.execute("ok = 1", targets=[1, 2]) is not None
+    assert mec.pull("ok", targets=[1, 2]) == [1, 1]
+
+
+def test_refused_refs_name_the_problem(cluster4, mec):
+    with pytest.raises(InvalidEngineID, match=r"plexa.ref\('a', engine=9\) names no registered"):
+        mec.push(dict(v=plexa.ref("a", engine=9)), targets=[1])
+    with pytest.raises(TypeError, match="only be a value of mec.push itself"):
+        mec.push(dict(v=[plexa.ref("a", engine=0)]), targets=[1])
+    with pytest.raises(TypeError, match="key must be a non-empty str"):
+        plexa.ref("", engine=0)
+    with pytest.raises(TypeError, match="engine must be an engine id"):
+        plexa.ref("a", engine="0")
+    tc = client.TaskClient(profile=cluster4.profile)
+    try:
+        with pytest.raises(TypeError, match="only be a value of mec.push itself"):
+            tc.run(client.MapTask(len, args=(plexa.ref("a", engine=0),)))
+    finally:
+        tc.close()
+    assert repr(plexa.ref("a", engine=3)) == "plexa.ref('a', engine=3)"
+
+
+def test_cancelled_while_waiting_for_its_values(mec):
+    mec.execute("import time; time.sleep(1); slow = 1", targets=[0], block=False)
+    p = mec.push(dict(slow=plexa.ref("slow", engine=0)), targets=[1], block=False)
+    assert p.cancel()
+    assert p.cancelled()
+    # Engine 1's queue is not held by the cancelled push.
+    t0 = time.time()
+    assert mec.execute("after = 2", targets=[1]) is not None
+    assert time.time() - t0 < 0.9
+    assert mec.pull("after", targets=[1]) == [2]
+    mec.execute("pass", targets=[0])
+
+
+def test_clear_queue_of_the_source(mec):
+    # Two requests fill what the controller sends an engine ahead: the
+    # fetch waits in the controller's queue, which clear_queue empties.
+    for _ in range(2):
+        mec.execute("import time; time.sleep(0.3)", targets=[0], block=False)
+    p = mec.push(dict(q=plexa.ref("i", engine=0)), targets=[1, 2], block=False)
+    mec.clear_queue(targets=[0])
+    with pytest.raises(CompositeError, match="QueueCleared"):
+        p.get_result()
+    assert mec.pull("i", targets=[0]) == [42]
+
+
+def test_broadcast_through_shared_memory(cluster4, mec):
+    """Engine 0's 64 MiB array to three engines: one region, mapped by each
+    target, never by the controller for writing, and the controller does
+    not grow; dropped, nothing stays mapped."""
+    assert mec.shared_memory
+    ctl = controller_pid(cluster4)
+    base = rss_mib(ctl)
+    mec.execute("import numpy; big = numpy.arange(8 * 2**20, dtype=numpy.float64)",
+                targets=[0])
+    mec.push(dict(big=plexa.ref("big", engine=0)), targets=[1, 2, 3])
+    assert rss_mib(ctl) - base < 32
+    mec.execute("mapped = sum('/memfd:plexa' in l for l in open('/proc/self/maps'))\n"
+                "total = float(big.sum())", targets=[1, 2, 3])
+    n = 8 * 2 ** 20
+    assert mec.pull("total", targets=[1, 2, 3]) == [float(n * (n - 1) // 2)] * 3
+    assert all(m >= 1 for m in mec.pull("mapped", targets=[1, 2, 3]))
+    # Copy-on-write: one target's write is its own.
+    mec.execute("big[0] = -1.0", targets=[1])
+    mec.execute("first = float(big[0])", targets=[0, 1, 2, 3])
+    assert mec.pull("first") == [0.0, -1.0, 0.0, 0.0]
+    mec.execute("for _n in ('big', 'mapped', 'total', 'first'):\n    globals().pop(_n, None)")
+    assert wait_for(lambda: nothing_mapped(cluster4), timeout=10)
+
+
+def test_source_killed_while_the_push_waits(cluster_factory):
+    c = cluster_factory(n=3)
+    c.start()
+    os.environ["PLEXA_DIR"] = c.root
+    m = client.MultiEngineClient(profile=c.profile)
+    try:
+        pid = m.execute("import os; p = os.getpid()", targets=[0]) and m.pull("p", targets=[0])[0]
+        m.execute("import time; time.sleep(30)", targets=[0], block=False)
+        p = m.push(dict(v=plexa.ref("p", engine=0)), targets=[1, 2], block=False)
+        time.sleep(0.3)
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(CompositeError, match="EngineError"):
+            p.get_result(timeout=20)
+        assert m.execute("w = 1", targets=[1, 2]) is not None
+        assert m.pull("w", targets=[1, 2]) == [1, 1]
+    finally:
+        m.close()
+
+
+def test_without_shared_memory(cluster_factory):
+    """Over the network path (shm off) the value crosses the controller,
+    and arrives the same."""
+    c = cluster_factory(n=2, conf="[controller]\nshm = false\n")
+    c.start()
+    os.environ["PLEXA_DIR"] = c.root
+    m = client.MultiEngineClient(profile=c.profile)
+    try:
+        assert not m.shared_memory
+        m.execute("import numpy; a = numpy.arange(3 * 2**20, dtype='i4')", targets=[0])
+        m.push(dict(a=plexa.ref("a", engine=0)), targets=[1])
+        got = m.pull("a", targets=[1])[0]
+        assert numpy.array_equal(got, numpy.arange(3 * 2 ** 20, dtype="i4"))
+    finally:
+        m.close()
