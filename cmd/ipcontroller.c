@@ -184,6 +184,7 @@ static int load_options(const args_t *a, plx_conf_t *conf, plx_controller_opts_t
     o->token_lifetime = ctl->token_lifetime;
     o->status_port = ctl->status_port;
     o->shm = ctl->shm;
+    o->direct_transfers = ctl->direct_transfers;
     o->reuse = a->reuse;
     o->keep_files = a->keep_files;
     o->client_host = a->client_ip;

@@ -42,6 +42,7 @@ plx_controller_opts_t plx_controller_opts_default(void)
         .results_max_bytes = 256u << 20,
         .depend_timeout = 30.0,
         .shm = 1,
+        .direct_transfers = 1,
         .limits = plx_limits_default(),
     };
     return o;

@@ -17,6 +17,15 @@
  * controller maps them read-only, never touches them, and hands the same
  * descriptor to every target.
  *
+ * Across the network the values skip the controller ([controller]
+ * direct_transfers): the fetch carries one ticket per share, the source
+ * keeps the values and answers with where it serves them (serve_url), and
+ * each share goes with its refs still refs, now holding that URL with its
+ * own ticket as the token; the target fetches from the source itself
+ * (core/engine/plx_engine_peer.c). A source that cannot serve (it has no
+ * network endpoint of its own) answers with the values. When the push is
+ * over, the source is told to drop what it served (ServeEnd).
+ *
  * Failing a share can finish, and free, its request. Shares are failed
  * from loops over an engine's detached queue (mec_fail_engine,
  * mec_clear_queue) that a fetch may be part of, so a failed fetch does not
@@ -32,6 +41,8 @@
 
 #include "plx_envelope.h"
 #include "plx_log.h"
+#include "plx_profile.h"
+#include "plx_url.h"
 
 /* More would make the key bookkeeping quadratic for no use. */
 #define MREFS_MAX 1024
@@ -54,6 +65,13 @@ typedef struct msrc {
     mreq_t          *fetch;     /* NULL once answered */
     plx_msg_t       *got_msg;   /* its reply, kept while the values are used */
     Plexa__Envelope *got_env;
+    /* direct transfers */
+    char           (*tickets)[PLX_TOKEN_HEX + 1];   /* one per share, or NULL */
+    char           **ticketp;   /* ... as the Pull lists them */
+    size_t           ntickets;
+    int              served;    /* it serves the values itself, at serve */
+    plx_url_t        serve;
+    char             url[600];  /* serve with one share's ticket */
 } msrc_t;
 
 typedef struct mrefs {
@@ -127,6 +145,11 @@ static int plan(plx_controller_t *c, peer_t *client, uint64_t id, mrefs_t *m,
         if (!nv->value || nv->value->kind_case != PLEXA__VALUE__KIND_REF)
             continue;
         const Plexa__Ref *ref = nv->value->ref;
+        if (ref->url || ref->has_index) {
+            ctl_send_error(client, id, PLX_EINVAL, "push of '%.100s': a plexa.ref names no "
+                           "place to fetch from (the controller does)", nv->name ? nv->name : "");
+            return PLX_EINVAL;
+        }
         if (!ref->key || !ref->key[0] || !ref->has_engine) {
             ctl_send_error(client, id, PLX_EINVAL, "push of '%.100s': a plexa.ref without %s",
                            nv->name ? nv->name : "", ref->has_engine ? "a key" : "an engine");
@@ -152,6 +175,27 @@ static int plan(plx_controller_t *c, peer_t *client, uint64_t id, mrefs_t *m,
     return PLX_OK;
 }
 
+/* Whether src's values may go to the targets directly: one ticket per
+ * share. An engine on shared memory is best served through the
+ * controller, which forwards its regions without touching them. */
+static void plan_direct(plx_controller_t *c, msrc_t *src, size_t nshares)
+{
+    engine_t *e = reg_engine(c, src->engine_id);
+    if (!c->opts.direct_transfers || strncmp(e->peer->addr, "shm:", 4) == 0)
+        return;
+    src->tickets = calloc(nshares, sizeof *src->tickets);
+    src->ticketp = calloc(nshares, sizeof *src->ticketp);
+    for (size_t i = 0; src->tickets && src->ticketp && i < nshares; i++) {
+        plx_err_t err = {0};
+        if (plx_token_new(src->tickets[i], &err) != PLX_OK)
+            break;
+        src->ticketp[i] = src->tickets[i];
+        src->ntickets++;
+    }
+    if (src->ntickets < nshares)
+        src->ntickets = 0;   /* through the controller, then */
+}
+
 /* A fetch: a request of the controller's own, one Pull to one engine. */
 static mreq_t *fetch_new(plx_controller_t *c, mreq_t *parent, int idx, const msrc_t *src)
 {
@@ -175,6 +219,8 @@ static mreq_t *fetch_new(plx_controller_t *c, mreq_t *parent, int idx, const msr
     Plexa__Pull pull = PLEXA__PULL__INIT;
     pull.n_keys = src->nkeys;
     pull.keys = src->keys;
+    pull.n_tickets = src->ntickets;
+    pull.tickets = src->ticketp;
     Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
     env.body_case = PLEXA__ENVELOPE__BODY_PULL;
     env.pull = &pull;
@@ -198,6 +244,8 @@ int mrefs_start(plx_controller_t *c, peer_t *client, mreq_t *r, plx_msg_t **m,
     }
     r->refs = mr;   /* from here on, mec_free(r) frees mr */
     int rc = plan(c, client, id, mr, (*env)->push);
+    for (int j = 0; rc == PLX_OK && j < mr->nsrcs; j++)
+        plan_direct(c, &mr->srcs[j], (size_t)r->n);
     for (int j = 0; rc == PLX_OK && j < mr->nsrcs; j++)
         if (!(mr->srcs[j].fetch = fetch_new(c, r, j, &mr->srcs[j]))) {
             ctl_send_error(client, id, PLX_ENOMEM, "out of memory");
@@ -311,16 +359,48 @@ static int take_values(mrefs_t *m, msrc_t *src)
     return PLX_OK;
 }
 
+/* Pack share i: refs to sources that serve directly carry their URL with
+ * this share's ticket (pointers set for the packing only: the envelope
+ * owns none of them). */
+static int make_share(plx_controller_t *c, mrefs_t *m, sub_t *s, int i)
+{
+    for (int j = 0; j < m->nsrcs; j++) {
+        msrc_t *src = &m->srcs[j];
+        if (!src->served)
+            continue;
+        plx_url_t u = src->serve;
+        snprintf(u.token, sizeof u.token, "%s", src->tickets[i]);
+        if (plx_url_format(&u, src->url, sizeof src->url, NULL) != PLX_OK)
+            return PLX_ELIMIT;
+    }
+    for (size_t k = 0; k < m->nrefs; k++) {
+        const mref_t *ref = &m->refs[k];
+        if (!m->srcs[ref->fetch].served)
+            continue;
+        ref->orig->ref->url = m->srcs[ref->fetch].url;
+        ref->orig->ref->has_index = 1;
+        ref->orig->ref->index = (uint32_t)ref->key;
+    }
+    int rc = mec_make_out(c, s, m->msg, m->env);
+    for (size_t k = 0; k < m->nrefs; k++) {
+        m->refs[k].orig->ref->url = NULL;
+        m->refs[k].orig->ref->has_index = 0;
+    }
+    return rc;
+}
+
 /* Every fetch answered: the held shares go, or fail. */
 static void resolve(mreq_t *r)
 {
     plx_controller_t *c = r->ctl;
     mrefs_t *m = r->refs;
     for (int j = 0; !m->failed && j < m->nsrcs; j++)
-        take_values(m, &m->srcs[j]);
+        if (!m->srcs[j].served)
+            take_values(m, &m->srcs[j]);
     for (size_t i = 0; !m->failed && i < m->nrefs; i++) {
         const mref_t *ref = &m->refs[i];
-        ref->nv->value = m->srcs[ref->fetch].got_env->engine_reply->values[ref->key];
+        if (!m->srcs[ref->fetch].served)
+            ref->nv->value = m->srcs[ref->fetch].got_env->engine_reply->values[ref->key];
     }
     engine_t **es = calloc((size_t)r->n, sizeof *es);
     int nes = 0;
@@ -328,7 +408,7 @@ static void resolve(mreq_t *r)
         sub_t *s = &r->subs[i];
         if (!s->eng || s->held != MEC_HELD)
             continue;
-        if (!m->failed && mec_make_out(c, s, m->msg, m->env) != PLX_OK)
+        if (!m->failed && make_share(c, m, s, i) != PLX_OK)
             fail_all(m, "MemoryError", "the controller ran out of memory building the push");
         s->held = m->failed ? MEC_REFS_FAILED : 0;
         if (es)
@@ -359,7 +439,14 @@ void mrefs_fetched(mreq_t *f)
         fail_all(m, rep->error->ename, "%s (pulling '%.100s' from engine %d for this push)",
                  rep->error->evalue ? rep->error->evalue : "", src->keys[0],
                  (int)src->engine_id);
-    else if (rep->n_values != src->nkeys || !s->reply_env)
+    else if (rep->serve_url && src->ntickets) {
+        plx_err_t err = {0};
+        if (plx_url_parse(rep->serve_url, &src->serve, &err) == PLX_OK)
+            src->served = 1;
+        else
+            fail_all(m, "ProtocolError", "engine %d serves the values at a malformed URL: %s",
+                     (int)src->engine_id, err.msg);
+    } else if (rep->n_values != src->nkeys || !s->reply_env)
         fail_all(m, "ProtocolError", "engine %d answered a pull of %zu names with %zu values",
                  (int)src->engine_id, src->nkeys, rep->n_values);
     else {
@@ -373,6 +460,19 @@ void mrefs_fetched(mreq_t *f)
         resolve(r);
 }
 
+/* The push is over: src drops what it served for it, or will not keep
+ * what it has yet to serve (a fetch still queued there). */
+static void serve_end(plx_controller_t *c, const msrc_t *src)
+{
+    engine_t *e = reg_engine(c, src->engine_id);
+    if (!e)
+        return;
+    Plexa__ServeEnd se = PLEXA__SERVE_END__INIT;
+    se.n_tickets = src->ntickets;
+    se.tickets = src->ticketp;
+    ctl_send_body(e->peer, 0, PLEXA__ENVELOPE__BODY_SERVE_END, &se);
+}
+
 void mrefs_free(mreq_t *r)
 {
     mrefs_t *m = r->refs;
@@ -383,6 +483,10 @@ void mrefs_free(mreq_t *r)
         msrc_t *src = &m->srcs[j];
         if (src->fetch)
             src->fetch->parent = NULL;   /* it still runs; its answer goes nowhere */
+        if (src->served || (src->fetch && src->ntickets))
+            serve_end(r->ctl, src);
+        free(src->tickets);
+        free(src->ticketp);
         plx_envelope_free(&src->got_env);
         plx_msg_destroy(&src->got_msg);
         free(src->keys);

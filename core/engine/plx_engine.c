@@ -299,6 +299,10 @@ static int engine_init_sync(plx_engine_t *e, plx_err_t *err)
     }
     if (rc == 0) {
         rc = plx_engine_output_init(e);
+        if (rc == 0 && plx_engine_peer_init(e) != PLX_OK) {
+            plx_engine_output_fini(e);
+            rc = ENOMEM;
+        }
         if (rc != 0) {
             pthread_cond_destroy(&e->cv);
             pthread_mutex_destroy(&e->mu);
@@ -332,6 +336,7 @@ static void engine_teardown(plx_engine_t *e)
     plx_engine_signals_restore(e);
     plx_engine_io_stop(e);
     free_queued_requests(e);
+    plx_engine_peer_fini(e);   /* its offers hold exports: before Python goes */
     if (Py_IsInitialized())
         drain_deferred(e);
     plx_pyvalue_set_release_defer(NULL, NULL);

@@ -329,6 +329,9 @@ static int io_control(plx_engine_t *e, const Plexa__Envelope *env)
         /* Not queued either: it is about what still waits. */
         plx_engine_io_steal(e, env);
         return 1;
+    case PLEXA__ENVELOPE__BODY_SERVE_END:
+        plx_engine_peer_end(e, env->serve_end->tickets, env->serve_end->n_tickets);
+        return 1;
     case PLEXA__ENVELOPE__BODY_ERROR:
         /* Never answered: an error about an error could ping-pong. */
         PLX_WARN("controller reports an error (%d): %s",
@@ -467,6 +470,7 @@ static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
     int stop = e->io_stop, ready = e->py_ready;
     pthread_mutex_unlock(&e->mu);
     plx_engine_output_on_wake(e);
+    plx_engine_peer_on_wake(e);
     if (ready && e->hello_pending) {
         e->hello_pending = 0;
         if (e->conn && !e->conn_closed)
@@ -593,6 +597,7 @@ static void *io_main(void *arg)
      * defer buffer releases to the Python thread, which drains them after
      * joining us. */
     atomic_store(&plx_engine_conn_fd, -1);
+    plx_engine_peer_io_stop(e);
     plx_conn_destroy(&e->conn);
     plx_conn_destroy(&e->old_conn);
     ev_timer_stop(e->loop, &e->retry);

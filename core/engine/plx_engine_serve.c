@@ -209,6 +209,19 @@ static void reply_task_fields(reply_t *r)
 }
 
 /* Pack and hand over. A reply over the envelope limit becomes an error. */
+/* env packed, with bufs' buffers after it; NULL with err set. */
+static plx_msg_t *pack_frame(const Plexa__Envelope *env, const plx_msg_t *bufs, plx_err_t *err)
+{
+    plx_msg_t *m = plx_envelope_pack(env, err);
+    for (uint32_t i = 0; m && bufs && i < bufs->nbufs; i++) {
+        if (plx_msg_add_buf(m, bufs->bufs[i]) != PLX_OK) {
+            plx_msg_destroy(&m);
+            plx_err_set(err, PLX_ENOMEM, "out of memory");
+        }
+    }
+    return m;
+}
+
 static void reply_post(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
 {
     Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
@@ -239,13 +252,7 @@ static void reply_post(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
         }
     }
     plx_err_t err = {0};
-    plx_msg_t *m = plx_envelope_pack(&env, &err);
-    for (uint32_t i = 0; m && i < r->bufs->nbufs; i++) {
-        if (plx_msg_add_buf(m, r->bufs->bufs[i]) != PLX_OK) {
-            plx_msg_destroy(&m);
-            snprintf(err.msg, sizeof err.msg, "out of memory");
-        }
-    }
+    plx_msg_t *m = pack_frame(&env, r->bufs, &err);
     if (!m) {
         PLX_ERROR("cannot send the %s reply: %s", r->rep.method, err.msg);
         return;
@@ -292,24 +299,88 @@ static void serve_execute(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r
     Py_DECREF(res);
 }
 
+/* A direct transfer's values, fetched once per URL for one push. */
+typedef struct fetched {
+    const char      *url;
+    plx_msg_t       *msg;
+    Plexa__Envelope *env;
+} fetched_t;
+
+#define FETCH_TIMEOUT_S 60.0
+
+static void fetched_clear(fetched_t *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        plx_envelope_free(&f[i].env);
+        plx_msg_destroy(&f[i].msg);
+    }
+}
+
+/* The descriptor of ref, fetched from the engine serving it (found in, or
+ * added to, f[0..*n)); NULL with r's error set. */
+static PyObject *ref_desc(const Plexa__Ref *ref, fetched_t *f, size_t *n, reply_t *r)
+{
+    size_t i = 0;
+    while (i < *n && strcmp(f[i].url, ref->url) != 0)
+        i++;
+    plx_err_t err = {0};
+    if (i == *n) {
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = plx_engine_peer_fetch(ref->url, FETCH_TIMEOUT_S, &f[i].msg, &f[i].env, &err);
+        Py_END_ALLOW_THREADS
+        if (rc != PLX_OK) {
+            char msg[PLX_ERR_MSG_MAX + 200];
+            snprintf(msg, sizeof msg, "fetching '%s' from engine %d directly: %s (engines that "
+                     "cannot reach each other need [controller] direct_transfers = false)",
+                     ref->key ? ref->key : "", (int)ref->engine, err.msg);
+            reply_error(r, "DirectTransferError", msg, "");
+            return NULL;
+        }
+        f[i].url = ref->url;
+        (*n)++;
+    }
+    const Plexa__EngineReply *got = f[i].env->engine_reply;
+    if (!ref->has_index || ref->index >= got->n_values) {
+        reply_error(r, "ProtocolError", "a direct transfer without the value asked for", "");
+        return NULL;
+    }
+    PyObject *desc = plx_pyvalue_to_desc(got->values[ref->index], f[i].msg->bufs,
+                                         f[i].msg->nbufs, &err);
+    if (!desc)
+        reply_error(r, "ProtocolError", err.msg, "");
+    return desc;
+}
+
 /* [(name, descriptor), ...] for a push, or NULL with r's error set. */
 static PyObject *push_pairs(const plx_engine_req_t *q, reply_t *r)
 {
     const Plexa__Push *p = q->env->push;
     PyObject *pairs = PyList_New((Py_ssize_t)p->n_values);
+    fetched_t *f = calloc(p->n_values ? p->n_values : 1, sizeof *f);
+    size_t nf = 0;
+    if (!f)
+        Py_CLEAR(pairs);
     for (size_t i = 0; pairs && i < p->n_values; i++) {
         const Plexa__NamedValue *nv = p->values[i];
         plx_err_t err = {0};
         if (!nv->name || !nv->value) {
             reply_error(r, "ProtocolError", "push of a value without name or value", "");
             Py_CLEAR(pairs);
-            return NULL;
+            break;
         }
-        PyObject *desc = plx_pyvalue_to_desc(nv->value, q->msg->bufs, q->msg->nbufs, &err);
+        int direct = nv->value->kind_case == PLEXA__VALUE__KIND_REF && nv->value->ref->url;
+        PyObject *desc = direct ? ref_desc(nv->value->ref, f, &nf, r)
+                                : plx_pyvalue_to_desc(nv->value, q->msg->bufs, q->msg->nbufs,
+                                                      &err);
+        if (!desc && direct) {
+            Py_CLEAR(pairs);
+            break;
+        }
         if (!desc) {
             reply_error(r, "ProtocolError", err.msg, "");
             Py_CLEAR(pairs);
-            return NULL;
+            break;
         }
         PyObject *pair = Py_BuildValue("(sN)", nv->name, desc);
         if (!pair)
@@ -317,7 +388,10 @@ static PyObject *push_pairs(const plx_engine_req_t *q, reply_t *r)
         else
             PyList_SET_ITEM(pairs, (Py_ssize_t)i, pair);
     }
-    if (!pairs)
+    if (f)
+        fetched_clear(f, nf);
+    free(f);
+    if (!pairs && !r->rep.error)
         reply_error_exc(r);
     return pairs;
 }
@@ -377,6 +451,39 @@ static void pull_values(reply_t *r, PyObject *descs, size_t n)
     r->rep.values = r->valp;
 }
 
+/* The pulled values in r go to the peers holding p's tickets instead of
+ * the controller, which is told where they are. Without an endpoint of
+ * its own the engine answers with the values, as for any pull. */
+static void serve_directly(plx_engine_t *e, const Plexa__Pull *p, reply_t *r)
+{
+    Plexa__EngineReply values = PLEXA__ENGINE_REPLY__INIT;
+    values.has_engine_id = 1;
+    values.engine_id = e->engine_id;
+    values.n_values = r->rep.n_values;
+    values.values = r->rep.values;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_ENGINE_REPLY;
+    env.engine_reply = &values;
+    plx_err_t err = {0};
+    char url[320];
+    plx_msg_t *m = pack_frame(&env, r->bufs, &err);
+    if (!m || plx_engine_peer_offer(e, p->tickets, p->n_tickets, &m, url, sizeof url, &err)
+                  != PLX_OK) {
+        PLX_DEBUG("answering a pull for a push with its values: %s", err.msg);
+        plx_msg_destroy(&m);
+        return;
+    }
+    char *u = reply_text(r, url, strlen(url), sizeof url);
+    if (!u) {
+        reply_error(r, "MemoryError", "out of memory", "");
+        return;
+    }
+    reply_clear_values(r);
+    plx_msg_destroy(&r->bufs);
+    r->bufs = plx_msg_new(0);
+    r->rep.serve_url = u;
+}
+
 static void serve_pull(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
 {
     const Plexa__Pull *p = q->env->pull;
@@ -390,6 +497,8 @@ static void serve_pull(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
     else
         pull_values(r, PyTuple_GET_ITEM(res, 0), p->n_keys);
     Py_XDECREF(res);
+    if (p->n_tickets && !r->rep.error)
+        serve_directly(e, p, r);
 }
 
 /* Descriptors of a call's arguments, or NULL with r's error set. */

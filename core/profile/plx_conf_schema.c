@@ -109,6 +109,12 @@ const keyspec_t plx_conf_schema[] = {
       "of 256 KiB and more through shared memory instead of TCP or TLS. Their connection "
       "files and URLs then name it (?shm=NAME); peers elsewhere use HOST:PORT as before. "
       "See docs/shared-memory.md." },
+    { "controller", "direct_transfers", K_BOOL, "true", 0, 0, NULL, CT(direct_transfers),
+      "Whether a push of plexa.ref values moves them from the engine that holds them to the "
+      "targets directly (each target connects to that engine with TLS and a one-time ticket "
+      "the controller issued), instead of through the controller. Engines connected through "
+      "shared memory or an ssh tunnel always go through the controller. Set false when "
+      "engines cannot reach each other. See docs/shared-memory.md." },
     { "client", "trust_engine_pickles", K_BOOL, "true", 0, 0, NULL, CN(trust_engine_pickles),
       "Whether the Python clients of this profile unpickle values engines send. Unpickling "
       "runs code the sender chose, so a rogue engine (anyone holding the engine token) could "

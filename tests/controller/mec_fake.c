@@ -69,6 +69,13 @@ static void answer_push(fake_t *f, const Plexa__Envelope *env, plx_msg_t *m)
     Plexa__RemoteError e = PLEXA__REMOTE_ERROR__INIT;
     for (size_t i = 0; i < env->push->n_values; i++) {
         const Plexa__NamedValue *nv = env->push->values[i];
+        if (nv->value->kind_case == PLEXA__VALUE__KIND_REF && nv->value->ref->url) {
+            /* A direct transfer: what is kept is where it would be fetched. */
+            char where[700];
+            snprintf(where, sizeof where, "%s|%u", nv->value->ref->url, nv->value->ref->index);
+            mec_fake_set(f, nv->name, where, strlen(where));
+            continue;
+        }
         if (nv->value->kind_case != PLEXA__VALUE__KIND_BYTES || nv->value->bytes >= m->nbufs) {
             e.ename = nv->value->kind_case == PLEXA__VALUE__KIND_REF ? "ProtocolError"
                                                                      : "TypeError";
@@ -85,6 +92,12 @@ static void answer_pull(fake_t *f, const Plexa__Envelope *env)
 {
     size_t n = env->pull->n_keys;
     Plexa__EngineReply r = PLEXA__ENGINE_REPLY__INIT;
+    f->tickets_asked += (int)env->pull->n_tickets;
+    if (f->serve_direct && env->pull->n_tickets) {
+        r.serve_url = "plx+tcp://127.0.0.1:9/00000000000000000000000000000000";
+        reply(f, env->id, &r, NULL);
+        return;
+    }
     Plexa__RemoteError e = PLEXA__REMOTE_ERROR__INIT;
     Plexa__Value *vals = calloc(n ? n : 1, sizeof *vals);
     Plexa__Value **ptrs = calloc(n ? n : 1, sizeof *ptrs);
@@ -134,6 +147,11 @@ void mec_fake_on_request(fake_t *f, Plexa__Envelope *env, plx_msg_t *m)
         return;
     }
     answer(f, env, m);
+}
+
+void mec_fake_serve_end(fake_t *f, const Plexa__ServeEnd *se)
+{
+    f->tickets_ended += (int)se->n_tickets;
 }
 
 void mec_fake_release(fake_t *f)

@@ -278,6 +278,9 @@ static void on_msg(plx_conn_t *c, plx_msg_t *m, void *ud)
     case PLEXA__ENVELOPE__BODY_INTERRUPT:
         on_interrupt(f, env);
         break;
+    case PLEXA__ENVELOPE__BODY_SERVE_END:
+        mec_fake_serve_end(f, env->serve_end);
+        break;
     case PLEXA__ENVELOPE__BODY_PUSH:
     case PLEXA__ENVELOPE__BODY_PULL:
         if (f->role == 1) {

@@ -75,6 +75,9 @@ typedef struct fake {
     plx_msg_t       *mheld_msg[16];
     size_t           nmheld;
     int              bad_pull;           /* answer pulls naming a buffer not sent */
+    int              serve_direct;       /* answer pulls with tickets with a serve_url */
+    int              tickets_asked;      /* tickets in the pulls it received */
+    int              tickets_ended;      /* tickets in the ServeEnds it received */
     /* client side: the last reply */
     Plexa__Envelope *reply;
     plx_msg_t       *reply_msg;
@@ -131,6 +134,8 @@ void fake_thaw(fake_t *f);
 /* ---- mec_fake.c ---- */
 /* A push or pull for engine f: answered now, or held (mec_hold). */
 void mec_fake_on_request(fake_t *f, Plexa__Envelope *env, plx_msg_t *m);
+/* A ServeEnd for engine f. */
+void mec_fake_serve_end(fake_t *f, const Plexa__ServeEnd *se);
 /* Answer f's held requests, in order. */
 void mec_fake_release(fake_t *f);
 /* Set name in f's namespace to a copy of len bytes. */

@@ -486,7 +486,51 @@ static void test_malformed_answer(void **state)
     fake_destroy(&cl);
 }
 
+/* A source that serves its values itself: each target's share keeps its
+ * refs, holding the source's URL with a ticket of its own; the source is
+ * told when the push is over. A source on shared memory is not asked. */
+static void test_direct(void **state)
+{
+    fake_t *a = fake_new(1, B_ECHO), *b = fake_new(1, B_ECHO), *c = fake_new(1, B_ECHO);
+    fake_t *cl = fake_new(2, B_ECHO);
+    a->serve_direct = 1;
+    push_t p;
+    push_init(&p, (const fake_t *[]){ b, c }, 2);
+    push_ref(&p, "y", a, "x");
+    push_ref(&p, "w", a, "v");
+    push_bytes(&p, "own", "mine");
+    push_send(cl, &p);
+    Plexa__MultiReply *mr = wait_multi(cl);
+    assert_null(mr->replies[0]->error);
+    assert_null(mr->replies[1]->error);
+    assert_int_equal(a->tickets_asked, 2);   /* one per target */
+    size_t lb, lc, lw;
+    const uint8_t *yb = mec_fake_get(b, "y", &lb), *yc = mec_fake_get(c, "y", &lc);
+    const uint8_t *wb = mec_fake_get(b, "w", &lw);
+    assert_non_null(yb);
+    assert_non_null(yc);
+    char sb[700], sc[700], sw[700];
+    snprintf(sb, sizeof sb, "%.*s", (int)lb, (const char *)yb);
+    snprintf(sc, sizeof sc, "%.*s", (int)lc, (const char *)yc);
+    snprintf(sw, sizeof sw, "%.*s", (int)lw, (const char *)wb);
+    assert_non_null(strstr(sb, "plx+tcp://127.0.0.1:9/"));
+    assert_null(strstr(sb, "/00000000000000000000000000000000|"));   /* a ticket, not zeros */
+    assert_string_not_equal(sb, sc);                  /* a ticket per target */
+    assert_int_equal(sb[strlen(sb) - 1], '0');        /* y is the source's key 0 ... */
+    assert_int_equal(sw[strlen(sw) - 1], '1');        /* ... and w its key 1 */
+    assert_memory_equal(sb, sw, strlen(sb) - 1);      /* same source, same ticket */
+    assert_value(b, "own", "mine");
+    run_for(50);
+    assert_int_equal(a->tickets_ended, 2);
+    push_done(&p);
+    fake_destroy(&a);
+    fake_destroy(&b);
+    fake_destroy(&c);
+    fake_destroy(&cl);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_direct, setup, teardown),
     cmocka_unit_test_setup_teardown(test_values_arrive, setup, teardown),
     cmocka_unit_test_setup_teardown(test_order_kept, setup, teardown),
     cmocka_unit_test_setup_teardown(test_unknown_name_fails_every_target, setup, teardown),

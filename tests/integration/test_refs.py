@@ -190,18 +190,42 @@ def test_source_killed_while_the_push_waits(cluster_factory):
         m.close()
 
 
-def test_without_shared_memory(cluster_factory):
-    """Over the network path (shm off) the value crosses the controller,
-    and arrives the same."""
-    c = cluster_factory(n=2, conf="[controller]\nshm = false\n")
+def hwm_mib(pid):
+    """The process's resident high-water mark."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_over_the_network(cluster_factory, direct):
+    """Without shared memory the value goes from the source engine to each
+    target directly (TLS, a one-time ticket each), and the controller
+    never holds it; with direct_transfers = false it crosses the
+    controller. Either way it arrives the same."""
+    conf = "[controller]\nshm = false\n" + ("" if direct else "direct_transfers = false\n")
+    c = cluster_factory(n=3, conf=conf)
     c.start()
     os.environ["PLEXA_DIR"] = c.root
     m = client.MultiEngineClient(profile=c.profile)
     try:
         assert not m.shared_memory
-        m.execute("import numpy; a = numpy.arange(3 * 2**20, dtype='i4')", targets=[0])
-        m.push(dict(a=plexa.ref("a", engine=0)), targets=[1])
-        got = m.pull("a", targets=[1])[0]
-        assert numpy.array_equal(got, numpy.arange(3 * 2 ** 20, dtype="i4"))
+        ctl = controller_pid(c)
+        base = hwm_mib(ctl)
+        m.execute("import numpy; a = numpy.arange(12 * 2**20, dtype='i4')", targets=[0])  # 48 MiB
+        m.push(dict(a=plexa.ref("a", engine=0), n=3), targets=[1, 2])
+        m.execute("import numpy; ok = bool((a == numpy.arange(12 * 2**20, dtype='i4')).all())", targets=[1, 2])
+        assert m.pull(["ok", "n"], targets=[1, 2]) == [[True, 3], [True, 3]]
+        grew = hwm_mib(ctl) - base
+        logs = "".join(open(os.path.join(c.path("log"), n)).read()
+                       for n in os.listdir(c.path("log")) if n.startswith("ipengine"))
+        if direct:
+            assert grew < 24, grew
+            assert "serving values to other engines on 127.0.0.1:" in logs
+        else:
+            assert grew > 40, grew
+            assert "serving values to other engines" not in logs
     finally:
         m.close()

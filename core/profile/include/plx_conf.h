@@ -63,6 +63,7 @@ typedef struct plx_controller_conf {
     int      token_lifetime;     /* seconds a client token is accepted; 0 = until stop */
     int      status_port;        /* status page on 127.0.0.1; 0 any, -1 off */
     bool     shm;                /* a shm listener for peers of this host and user */
+    bool     direct_transfers;   /* refs' values go engine to engine */
 } plx_controller_conf_t;
 
 /* The [client] section, typed (read by the Python clients; here so that

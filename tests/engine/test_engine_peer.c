@@ -1,0 +1,233 @@
+/*
+ * Direct transfers (core/engine/plx_engine_peer.c) with a real ipengine
+ * against the fake controller (engine_harness.c): a Pull with tickets is
+ * answered with where the engine serves the values; each ticket gets them
+ * once, over a connection of its own; a wrong, used or ended ticket gets
+ * nothing; a push whose refs carry such a URL makes the engine fetch the
+ * values itself (here from itself), and a URL nobody serves fails that
+ * push with a DirectTransferError that says what to do.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "plx_test.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine_harness.h"
+#include "plexa/version.h"
+#include "plx_envelope.h"
+
+#define T1 "1111111111111111111111111111111111111111111111111111111111111111"
+#define T2 "2222222222222222222222222222222222222222222222222222222222222222"
+#define T3 "3333333333333333333333333333333333333333333333333333333333333333"
+#define T4 "4444444444444444444444444444444444444444444444444444444444444444"
+
+/* A Pull of keys with tickets: the reply (caller frees). */
+static Plexa__Envelope *serve(fake_t *f, const char **keys, size_t n, const char **tickets,
+                              size_t nt)
+{
+    Plexa__Pull p = PLEXA__PULL__INIT;
+    p.n_keys = n;
+    p.keys = (char **)keys;
+    p.n_tickets = nt;
+    p.tickets = (char **)tickets;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_PULL;
+    env.pull = &p;
+    Plexa__Envelope *r = fake_call(f, &env, NULL, 0, T_REPLY, NULL);
+    assert_non_null(r);
+    assert_null(r->engine_reply->error);
+    return r;
+}
+
+static void serve_end(fake_t *f, const char *ticket)
+{
+    Plexa__ServeEnd se = PLEXA__SERVE_END__INIT;
+    se.n_tickets = 1;
+    se.tickets = (char **)&ticket;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_SERVE_END;
+    env.serve_end = &se;
+    fake_send(f, &env, NULL, 0);
+}
+
+/* "plx+tcp://127.0.0.1:PORT/000..." -> PORT */
+static uint16_t url_port(const char *url)
+{
+    const char *p = strstr(url, "127.0.0.1:");
+    assert_non_null(p);
+    return (uint16_t)atoi(p + strlen("127.0.0.1:"));
+}
+
+/* Connect to port as a peer presenting ticket; what the engine sends back
+ * (NULL: it closed without an answer). */
+static Plexa__Envelope *fetch_as_peer(uint16_t port, const char *ticket, plx_msg_t **msg)
+{
+    fake_t peer;
+    memset(&peer, 0, sizeof peer);
+    peer.next_id = 1;
+    peer.dec = plx_decoder_new(NULL);
+    peer.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    assert_int_equal(connect(peer.fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    Plexa__Hello h = PLEXA__HELLO__INIT;
+    h.has_role = 1;
+    h.role = PLEXA__ROLE__ROLE_PEER;
+    h.token = (char *)ticket;
+    h.has_version = 1;
+    h.version = PLX_PROTOCOL_VERSION;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_HELLO;
+    env.hello = &h;
+    fake_send(&peer, &env, NULL, 0);
+    Plexa__Envelope *r = fake_recv(&peer, T_REPLY, msg);
+    close(peer.fd);
+    plx_decoder_destroy(&peer.dec);
+    return r;
+}
+
+static void test_served_once_per_ticket(void **state)
+{
+    fake_t *f = *state;
+    fake_start_registered(f);
+    fake_exec_ok(f, "x = b'hello' * 1000; y = 42", "", 1);
+    const char *keys[] = { "x", "y" }, *tickets[] = { T1, T2 };
+    Plexa__Envelope *r = serve(f, keys, 2, tickets, 2);
+    assert_int_equal(r->engine_reply->n_values, 0);   /* the values are served, not sent */
+    assert_non_null(r->engine_reply->serve_url);
+    assert_non_null(strstr(r->engine_reply->serve_url,
+                           "plx+tcp://127.0.0.1:"));
+    assert_non_null(strstr(r->engine_reply->serve_url, "/00000000000000000000000000000000"));
+    uint16_t port = url_port(r->engine_reply->serve_url);
+    plx_envelope_free(&r);
+
+    plx_msg_t *m = NULL;
+    Plexa__Envelope *got = fetch_as_peer(port, T1, &m);
+    assert_non_null(got);
+    assert_int_equal(got->body_case, PLEXA__ENVELOPE__BODY_ENGINE_REPLY);
+    assert_int_equal(got->engine_reply->n_values, 2);
+    const Plexa__Value *vx = got->engine_reply->values[0];
+    assert_int_equal(vx->kind_case, PLEXA__VALUE__KIND_BYTES);
+    assert_int_equal(m->bufs[vx->bytes]->len, 5000);
+    assert_memory_equal(m->bufs[vx->bytes]->data, "hellohello", 10);
+    assert_int_equal(got->engine_reply->values[1]->i64, 42);
+    plx_envelope_free(&got);
+    plx_msg_destroy(&m);
+
+    assert_null(fetch_as_peer(port, T1, NULL));   /* used */
+    assert_null(fetch_as_peer(port, T3, NULL));   /* never issued */
+
+    /* The second ticket in a push's ref: the engine fetches it itself. */
+    char url[256];
+    snprintf(url, sizeof url, "plx+tcp://127.0.0.1:%u/%s", (unsigned)port, T2);
+    Plexa__Ref ref = PLEXA__REF__INIT;
+    ref.has_engine = 1;
+    ref.engine = 0;
+    ref.key = "y";
+    ref.url = url;
+    ref.has_index = 1;
+    ref.index = 1;
+    Plexa__Value v = PLEXA__VALUE__INIT;
+    v.kind_case = PLEXA__VALUE__KIND_REF;
+    v.ref = &ref;
+    Plexa__NamedValue nv = PLEXA__NAMED_VALUE__INIT, *nvp = &nv;
+    nv.name = "z";
+    nv.value = &v;
+    Plexa__Push p = PLEXA__PUSH__INIT;
+    p.n_values = 1;
+    p.values = &nvp;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_PUSH;
+    env.push = &p;
+    r = fake_call(f, &env, NULL, 0, T_REPLY, NULL);
+    assert_non_null(r);
+    assert_null(r->engine_reply->error);
+    plx_envelope_free(&r);
+    fake_exec_ok(f, "print(z + 1)", "43\n", 2);
+
+    /* Pushed again: T2 is used up, so this fails, and says what to do. */
+    r = fake_call(f, &env, NULL, 0, T_REPLY, NULL);
+    assert_non_null(r->engine_reply->error);
+    assert_string_equal(r->engine_reply->error->ename, "DirectTransferError");
+    assert_non_null(strstr(r->engine_reply->error->evalue, "direct_transfers = false"));
+    plx_envelope_free(&r);
+
+}
+
+static void test_ended_tickets(void **state)
+{
+    fake_t *f = *state;
+    fake_start_registered(f);
+    fake_exec_ok(f, "x = 1", "", 1);
+    const char *keys[] = { "x" }, *t3[] = { T3 }, *t4[] = { T4 };
+    Plexa__Envelope *r = serve(f, keys, 1, t3, 1);
+    uint16_t port = url_port(r->engine_reply->serve_url);
+    plx_envelope_free(&r);
+    serve_end(f, T3);
+    fake_exec_ok(f, "pass", "", 2);   /* the ServeEnd has been handled */
+    assert_null(fetch_as_peer(port, T3, NULL));
+    /* Ended before its Pull was served (a cancelled push): never offered. */
+    serve_end(f, T4);
+    r = serve(f, keys, 1, t4, 1);
+    assert_non_null(r->engine_reply->serve_url);
+    plx_envelope_free(&r);
+    assert_null(fetch_as_peer(port, T4, NULL));
+
+}
+
+static void test_nothing_served_there(void **state)
+{
+    fake_t *f = *state;
+    fake_start_registered(f);
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t sl = sizeof sa;
+    assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&sa, &sl), 0);
+    close(s);   /* a port nobody listens on */
+    char url[256];
+    snprintf(url, sizeof url, "plx+tcp://127.0.0.1:%u/%s", (unsigned)ntohs(sa.sin_port), T1);
+    Plexa__Ref ref = PLEXA__REF__INIT;
+    ref.has_engine = 1;
+    ref.engine = 3;
+    ref.key = "a";
+    ref.url = url;
+    ref.has_index = 1;
+    Plexa__Value v = PLEXA__VALUE__INIT;
+    v.kind_case = PLEXA__VALUE__KIND_REF;
+    v.ref = &ref;
+    Plexa__NamedValue nv = PLEXA__NAMED_VALUE__INIT, *nvp = &nv;
+    nv.name = "b";
+    nv.value = &v;
+    Plexa__Push p = PLEXA__PUSH__INIT;
+    p.n_values = 1;
+    p.values = &nvp;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_PUSH;
+    env.push = &p;
+    Plexa__Envelope *r = fake_call(f, &env, NULL, 0, T_REPLY, NULL);
+    assert_non_null(r->engine_reply->error);
+    assert_string_equal(r->engine_reply->error->ename, "DirectTransferError");
+    assert_non_null(strstr(r->engine_reply->error->evalue, "fetching 'a' from engine 3"));
+    plx_envelope_free(&r);
+    fake_exec_ok(f, "print('b' in globals())", "False\n", 1);
+
+}
+
+static const struct CMUnitTest tests[] = {
+    FAKE_TEST(test_served_once_per_ticket),
+    FAKE_TEST(test_ended_tickets),
+    FAKE_TEST(test_nothing_served_there),
+};
+
+PLX_TEST_SUITE(engine_test_init, NULL, PLX_TEST_GROUP("engine_peer", tests, NULL, NULL))
