@@ -6,6 +6,7 @@ a client on login sees 4 engines on 2 hosts; ipcluster stop leaves
 nothing on any host; a host that disappears has its engines declared dead
 and the others serve on.
 """
+import os
 import time
 
 from conftest import FieldCluster, wait_for
@@ -72,14 +73,43 @@ def test_ssh_launcher_across_hosts(bed, tmp_path):
                        "mec.push({'a': a}, targets=3)\n"
                        "print(bool((mec.pull('a', targets=3)[0] == a).all()))\n")
         assert out == "True\nTrue\n"
+        # A value from an engine on node1 to the engines on node2 goes
+        # between the nodes: the controller on login never holds it.
+        hwm = controller_hwm_mib(c)
+        out = c.python(DIRECT)
+        assert out == "[True, True]\n", out
+        assert controller_hwm_mib(c) - hwm < 24
+        logs = "".join(c.log(n) for n in os.listdir(os.path.join(c.profile_dir, "log"))
+                       if n.startswith("ipengine"))
+        assert "serving values to other engines on 10.231.2.11:" in logs, logs
     finally:
         c.ipcluster("stop", check=False)
     nothing_left(bed)
 
 
+def controller_hwm_mib(c):
+    with open(os.path.join(c.profile_dir, "pid", "ipcontroller.pid")) as f:
+        pid = int(f.read().split()[0])
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) / 1024
+
+
 WHERE = ("import subprocess\n"
          "where = subprocess.run(['ip', '-o', '-4', 'addr', 'show', 'cluster'], "
          "capture_output=True, text=True).stdout.split()[3].split('/')[0]\n")
+
+# Run on login: engine on node1 -> engines on node2, 64 MiB, by plexa.ref.
+DIRECT = ("import plexa\nfrom plexa import client\n"
+          "mec = client.MultiEngineClient()\n"
+          "mec.execute(%r)\n"
+          "w = dict(zip(mec.get_ids(), mec.pull('where')))\n"
+          "src = min(i for i in w if w[i] == '10.231.2.11')\n"
+          "dst = sorted(i for i in w if w[i] == '10.231.2.12')\n"
+          "mec.execute('import numpy; big = numpy.arange(8 << 20, dtype=numpy.float64)', "
+          "targets=src)\n"
+          "mec.push({'big': plexa.ref('big', engine=src)}, targets=dst)\n"
+          "mec.execute('ok = bool(big[-1] == (8 << 20) - 1)', targets=dst)\n"
+          "print(mec.pull('ok', targets=dst))\n") % WHERE
 
 DISAPPEAR = ("from plexa import client\nfrom plexa.error import CompositeError\n"
              "import subprocess, sys, time\n"
