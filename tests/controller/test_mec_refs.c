@@ -248,6 +248,15 @@ static void test_refused_before_queueing(void **state)
     assert_int_equal(cl->reply->body_case, PLEXA__ENVELOPE__BODY_ERROR);
     assert_non_null(strstr(cl->reply->error->message, "engine=77) names no registered engine"));
     push_done(&p);
+    /* Where an engine fetches from is the controller's to say, not a client's. */
+    push_init(&p, (const fake_t *[]){ a }, 1);
+    push_ref(&p, "y", a, "x");
+    p.ref[0].url = "plx+tcp://10.0.0.1:9/00000000000000000000000000000000";
+    push_send(cl, &p);
+    assert_true(run_until(has_reply, cl));
+    assert_int_equal(cl->reply->body_case, PLEXA__ENVELOPE__BODY_ERROR);
+    assert_non_null(strstr(cl->reply->error->message, "names no place to fetch from"));
+    push_done(&p);
     /* 1025 refs: over the limit. */
     static Plexa__NamedValue nv[1025];
     static Plexa__NamedValue *nvp[1025];

@@ -207,6 +207,7 @@ def test_over_the_network(cluster_factory, direct):
     controller. Either way it arrives the same."""
     conf = "[controller]\nshm = false\n" + ("" if direct else "direct_transfers = false\n")
     c = cluster_factory(n=3, conf=conf)
+    key_dirs = set(n for n in os.listdir("/tmp") if n.startswith("plexa-peer-"))
     c.start()
     os.environ["PLEXA_DIR"] = c.root
     m = client.MultiEngineClient(profile=c.profile)
@@ -224,6 +225,9 @@ def test_over_the_network(cluster_factory, direct):
         if direct:
             assert grew < 24, grew
             assert "serving values to other engines on 127.0.0.1:" in logs
+            # The source's TLS key was made in a private directory, gone
+            # once its listener loaded it.
+            assert set(n for n in os.listdir("/tmp") if n.startswith("plexa-peer-")) <= key_dirs
         else:
             assert grew > 40, grew
             assert "serving values to other engines" not in logs
