@@ -138,6 +138,16 @@ static void assert_value(const fake_t *e, const char *name, const char *want)
     assert_memory_equal(got, want, len);
 }
 
+static void destroy(fake_t **const *fs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fake_destroy(fs[i]);
+}
+
+#define DESTROY(...)                                                                  \
+    destroy((fake_t **const[]){ __VA_ARGS__ },                                        \
+            sizeof((fake_t **const[]){ __VA_ARGS__ }) / sizeof(fake_t **))
+
 static int held_one(void *arg) { return ((fake_t *)arg)->nmheld >= 1; }
 static int seen_one(void *arg) { return ((fake_t *)arg)->mec_seen >= 1; }
 
@@ -171,10 +181,7 @@ static void test_values_arrive(void **state)
     }
     assert_int_equal(a->mec_seen, 1);   /* one fetch for two refs to it */
     push_done(&p);
-    fake_destroy(&a);
-    fake_destroy(&b);
-    fake_destroy(&c);
-    fake_destroy(&cl);
+    DESTROY(&a, &b, &c, &cl);
 }
 
 /* The fetch waits behind what the source was sent before; the push's
@@ -208,9 +215,7 @@ static void test_order_kept(void **state)
     push_done(&first);
     push_done(&p);
     push_done(&after);
-    fake_destroy(&a);
-    fake_destroy(&b);
-    fake_destroy(&cl);
+    DESTROY(&a, &b, &cl);
 }
 
 static void test_unknown_name_fails_every_target(void **state)
@@ -231,10 +236,7 @@ static void test_unknown_name_fails_every_target(void **state)
     }
     assert_int_equal(b->mec_seen + c->mec_seen, 0);   /* nothing half-pushed */
     push_done(&p);
-    fake_destroy(&a);
-    fake_destroy(&b);
-    fake_destroy(&c);
-    fake_destroy(&cl);
+    DESTROY(&a, &b, &c, &cl);
 }
 
 static void test_refused_before_queueing(void **state)
@@ -283,8 +285,7 @@ static void test_refused_before_queueing(void **state)
     assert_int_equal(rep->body_case, PLEXA__ENVELOPE__BODY_ERROR);
     assert_non_null(strstr(rep->error->message, "1025 plexa.refs; at most 1024"));
     assert_int_equal(a->mec_seen, 0);
-    fake_destroy(&a);
-    fake_destroy(&cl);
+    DESTROY(&a, &cl);
 }
 
 /* The source dies holding the request before the fetch: the push fails on
@@ -327,8 +328,7 @@ static void test_source_dies(void **state)
     push_done(&busy);
     push_done(&p);
     push_done(&after);
-    fake_destroy(&b);
-    fake_destroy(&cl);
+    DESTROY(&b, &cl);
 }
 
 /* A target dies while the push waits: the other target gets the value,
@@ -354,9 +354,7 @@ static void test_target_dies(void **state)
     assert_string_equal(mr->replies[1]->error->ename, "EngineError");
     assert_value(b, "y", "value");
     push_done(&p);
-    fake_destroy(&a);
-    fake_destroy(&b);
-    fake_destroy(&cl);
+    DESTROY(&a, &b, &cl);
 }
 
 /* The client goes while its push waits: the push still completes on the
@@ -378,8 +376,7 @@ static void test_client_goes(void **state)
     run_for(20);
     assert_value(b, "y", "value");
     push_done(&p);
-    fake_destroy(&a);
-    fake_destroy(&b);
+    DESTROY(&a, &b);
 }
 
 static Plexa__Envelope *clear(fake_t *cl, const fake_t *engine, uint64_t req)
@@ -434,10 +431,7 @@ static void test_cancel_while_waiting(void **state)
     push_done(&busy);
     push_done(&p);
     push_done(&other);
-    fake_destroy(&a);
-    fake_destroy(&b);
-    fake_destroy(&cl);
-    fake_destroy(&cl2);
+    DESTROY(&a, &b, &cl, &cl2);
 }
 
 /* clear_queue on the source drops the fetch waiting there: the push fails
@@ -467,11 +461,7 @@ static void test_clear_queue(void **state)
     assert_int_equal(b->mec_seen + c->mec_seen, 0);
     push_done(&busy);
     push_done(&p);
-    fake_destroy(&a);
-    fake_destroy(&b);
-    fake_destroy(&c);
-    fake_destroy(&cl);
-    fake_destroy(&cl2);
+    DESTROY(&a, &b, &c, &cl, &cl2);
 }
 
 /* A source answering with a value that names a buffer it did not send
@@ -490,9 +480,7 @@ static void test_malformed_answer(void **state)
     assert_non_null(strstr(mr->replies[0]->error->evalue, "malformed value"));
     assert_int_equal(b->mec_seen, 0);
     push_done(&p);
-    fake_destroy(&a);
-    fake_destroy(&b);
-    fake_destroy(&cl);
+    DESTROY(&a, &b, &cl);
 }
 
 /* A source that serves its values itself: each target's share keeps its
@@ -532,10 +520,7 @@ static void test_direct(void **state)
     run_for(50);
     assert_int_equal(a->tickets_ended, 2);
     push_done(&p);
-    fake_destroy(&a);
-    fake_destroy(&b);
-    fake_destroy(&c);
-    fake_destroy(&cl);
+    DESTROY(&a, &b, &c, &cl);
 }
 
 static const struct CMUnitTest tests[] = {

@@ -96,6 +96,35 @@ static Plexa__Envelope *fetch_as_peer(uint16_t port, const char *ticket, plx_msg
     return r;
 }
 
+/* A push of name = the value at index of what url serves: the reply
+ * (caller frees). */
+static Plexa__Envelope *push_direct(fake_t *f, const char *name, int32_t engine, const char *key,
+                                    const char *url, uint32_t index)
+{
+    Plexa__Ref ref = PLEXA__REF__INIT;
+    ref.has_engine = 1;
+    ref.engine = engine;
+    ref.key = (char *)key;
+    ref.url = (char *)url;
+    ref.has_index = 1;
+    ref.index = index;
+    Plexa__Value v = PLEXA__VALUE__INIT;
+    v.kind_case = PLEXA__VALUE__KIND_REF;
+    v.ref = &ref;
+    Plexa__NamedValue nv = PLEXA__NAMED_VALUE__INIT, *nvp = &nv;
+    nv.name = (char *)name;
+    nv.value = &v;
+    Plexa__Push p = PLEXA__PUSH__INIT;
+    p.n_values = 1;
+    p.values = &nvp;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_PUSH;
+    env.push = &p;
+    Plexa__Envelope *r = fake_call(f, &env, NULL, 0, T_REPLY, NULL);
+    assert_non_null(r);
+    return r;
+}
+
 static void test_served_once_per_ticket(void **state)
 {
     fake_t *f = *state;
@@ -130,33 +159,13 @@ static void test_served_once_per_ticket(void **state)
     /* The second ticket in a push's ref: the engine fetches it itself. */
     char url[256];
     snprintf(url, sizeof url, "plx+tcp://127.0.0.1:%u/%s", (unsigned)port, T2);
-    Plexa__Ref ref = PLEXA__REF__INIT;
-    ref.has_engine = 1;
-    ref.engine = 0;
-    ref.key = "y";
-    ref.url = url;
-    ref.has_index = 1;
-    ref.index = 1;
-    Plexa__Value v = PLEXA__VALUE__INIT;
-    v.kind_case = PLEXA__VALUE__KIND_REF;
-    v.ref = &ref;
-    Plexa__NamedValue nv = PLEXA__NAMED_VALUE__INIT, *nvp = &nv;
-    nv.name = "z";
-    nv.value = &v;
-    Plexa__Push p = PLEXA__PUSH__INIT;
-    p.n_values = 1;
-    p.values = &nvp;
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.body_case = PLEXA__ENVELOPE__BODY_PUSH;
-    env.push = &p;
-    r = fake_call(f, &env, NULL, 0, T_REPLY, NULL);
-    assert_non_null(r);
+    r = push_direct(f, "z", 0, "y", url, 1);
     assert_null(r->engine_reply->error);
     plx_envelope_free(&r);
     fake_exec_ok(f, "print(z + 1)", "43\n", 2);
 
     /* Pushed again: T2 is used up, so this fails, and says what to do. */
-    r = fake_call(f, &env, NULL, 0, T_REPLY, NULL);
+    r = push_direct(f, "z", 0, "y", url, 1);
     assert_non_null(r->engine_reply->error);
     assert_string_equal(r->engine_reply->error->ename, "DirectTransferError");
     assert_non_null(strstr(r->engine_reply->error->evalue, "direct_transfers = false"));
@@ -197,25 +206,7 @@ static void test_nothing_served_there(void **state)
     close(s);   /* a port nobody listens on */
     char url[256];
     snprintf(url, sizeof url, "plx+tcp://127.0.0.1:%u/%s", (unsigned)ntohs(sa.sin_port), T1);
-    Plexa__Ref ref = PLEXA__REF__INIT;
-    ref.has_engine = 1;
-    ref.engine = 3;
-    ref.key = "a";
-    ref.url = url;
-    ref.has_index = 1;
-    Plexa__Value v = PLEXA__VALUE__INIT;
-    v.kind_case = PLEXA__VALUE__KIND_REF;
-    v.ref = &ref;
-    Plexa__NamedValue nv = PLEXA__NAMED_VALUE__INIT, *nvp = &nv;
-    nv.name = "b";
-    nv.value = &v;
-    Plexa__Push p = PLEXA__PUSH__INIT;
-    p.n_values = 1;
-    p.values = &nvp;
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.body_case = PLEXA__ENVELOPE__BODY_PUSH;
-    env.push = &p;
-    Plexa__Envelope *r = fake_call(f, &env, NULL, 0, T_REPLY, NULL);
+    Plexa__Envelope *r = push_direct(f, "b", 3, "a", url, 0);
     assert_non_null(r->engine_reply->error);
     assert_string_equal(r->engine_reply->error->ename, "DirectTransferError");
     assert_non_null(strstr(r->engine_reply->error->evalue, "fetching 'a' from engine 3"));

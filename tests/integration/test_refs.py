@@ -18,6 +18,7 @@ import pytest
 
 import plexa
 from conftest import running_cluster, wait_for
+from plexa_testing import rss_mib
 from plexa import client
 from plexa.error import CompositeError, InvalidEngineID
 
@@ -40,14 +41,6 @@ def mec(cluster4):
 def controller_pid(c):
     with open(c.path("pid", "ipcontroller.pid")) as f:
         return int(f.read().split()[0])
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def memfd_maps(pid):
