@@ -47,11 +47,14 @@ static void drain_deferred(plx_engine_t *e)
 
 typedef enum wait_for { WAIT_WELCOME, WAIT_REQUEST } wait_for_t;
 
-static int ready_locked(const plx_engine_t *e, wait_for_t what)
+/* sending: the last reply's writable exports are still being written (see
+ * plx_pyvalue_writable_exports): the next request waits for them. */
+static int ready_locked(const plx_engine_t *e, wait_for_t what, int sending)
 {
     if (e->deferred || e->closed || e->refused || e->stop_signal)
         return 1;
-    return what == WAIT_WELCOME ? e->registered : e->req_head != NULL || e->id_news;
+    return what == WAIT_WELCOME ? e->registered
+                                : (e->req_head != NULL && !sending) || e->id_news;
 }
 
 /* The engine came back under another id: tell user code (GIL held). */
@@ -96,9 +99,11 @@ static plx_engine_req_t *py_wait(plx_engine_t *e, wait_for_t what)
         plx_pyexport_t *dl;
         int done, id_news = 0;
         int32_t new_id = -1;
+        /* Only this thread exports and releases: stable while it waits. */
+        int sending = plx_pyvalue_writable_exports() > 0;
         Py_BEGIN_ALLOW_THREADS
         pthread_mutex_lock(&e->mu);
-        while (!ready_locked(e, what))
+        while (!ready_locked(e, what, sending))
             pthread_cond_wait(&e->cv, &e->mu);
         dl = e->deferred;
         e->deferred = NULL;
@@ -108,7 +113,7 @@ static plx_engine_req_t *py_wait(plx_engine_t *e, wait_for_t what)
             id_news = 1;
             new_id = e->engine_id;
             e->id_news = 0;
-        } else if (!done && what == WAIT_REQUEST && e->req_head) {
+        } else if (!done && what == WAIT_REQUEST && e->req_head && !sending) {
             r = e->req_head;
             e->req_head = r->next;
             if (!e->req_head)

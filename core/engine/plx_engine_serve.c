@@ -451,6 +451,24 @@ static void pull_values(reply_t *r, PyObject *descs, size_t n)
     r->rep.values = r->valp;
 }
 
+/* Served values are read when the peers come, maybe long after this
+ * request: what user code may still change (a numpy array's memory) is
+ * copied now, so that they get the values as they were at the pull. */
+static int snapshot(plx_msg_t *bufs)
+{
+    for (uint32_t i = 0; i < bufs->nbufs; i++) {
+        plx_buf_t *b = bufs->bufs[i];
+        if (!plx_pyvalue_is_writable_export(b))
+            continue;
+        plx_buf_t *copy = plx_buf_copy(b->data, b->len);
+        if (!copy)
+            return PLX_ENOMEM;
+        bufs->bufs[i] = copy;
+        plx_buf_unref(&b);
+    }
+    return PLX_OK;
+}
+
 /* The pulled values in r go to the peers holding p's tickets instead of
  * the controller, which is told where they are. Without an endpoint of
  * its own the engine answers with the values, as for any pull. */
@@ -466,7 +484,7 @@ static void serve_directly(plx_engine_t *e, const Plexa__Pull *p, reply_t *r)
     env.engine_reply = &values;
     plx_err_t err = {0};
     char url[320];
-    plx_msg_t *m = pack_frame(&env, r->bufs, &err);
+    plx_msg_t *m = snapshot(r->bufs) == PLX_OK ? pack_frame(&env, r->bufs, &err) : NULL;
     if (!m || plx_engine_peer_offer(e, p->tickets, p->n_tickets, &m, url, sizeof url, &err)
                   != PLX_OK) {
         PLX_DEBUG("answering a pull for a push with its values: %s", err.msg);

@@ -5,6 +5,7 @@
 #include "plx_pyvalue.h"
 #include "plx_pyvalue_int.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "plx_pydesc.h"
@@ -137,7 +138,12 @@ int plx_pyvalue_module_init(PyObject *module)
 struct plx_pyexport {
     Py_buffer       view;   /* holds a reference to the exporting object */
     plx_pyexport_t *next;   /* for deferral hooks */
+    int             writable;   /* counted in g_writable */
 };
+
+static atomic_long g_writable;
+
+static void export_release_cb(void *ctx, uint8_t *data, size_t len);
 
 static plx_pyexport_defer_fn g_defer;
 static void *g_defer_ud;
@@ -155,8 +161,20 @@ plx_pyexport_t **plx_pyexport_next(plx_pyexport_t *x)
 
 void plx_pyexport_release(plx_pyexport_t *x)
 {
+    if (x->writable)
+        atomic_fetch_sub(&g_writable, 1);
     PyBuffer_Release(&x->view);
     free(x);
+}
+
+long plx_pyvalue_writable_exports(void)
+{
+    return atomic_load(&g_writable);
+}
+
+int plx_pyvalue_is_writable_export(const plx_buf_t *b)
+{
+    return b->release == export_release_cb && ((const plx_pyexport_t *)b->release_ctx)->writable;
 }
 
 /* plx_buf release callback: may run on any thread, with or without the GIL. */
@@ -217,6 +235,9 @@ int plx_pyvalue_export(PyObject *obj, plx_buf_t **out, plx_err_t *err)
         free(x);
         return rc;
     }
+    x->writable = !x->view.readonly;
+    if (x->writable)
+        atomic_fetch_add(&g_writable, 1);
     *out = plx_buf_wrap(x->view.buf, (size_t)x->view.len, export_release_cb, x);
     if (!*out) {
         plx_pyexport_release(x);

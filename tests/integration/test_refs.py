@@ -85,6 +85,26 @@ def test_order_is_kept_on_sources_and_targets(mec):
     q.get_result()
 
 
+def test_values_as_they_were(mec):
+    """What a pull or a ref push sends is the value when it ran, though the
+    engine runs the next request (an in-place change) before the bytes
+    are all out: an engine runs nothing while its last reply's arrays are
+    still being sent, and values served for a ref are copied."""
+    mec.execute("import numpy; z = numpy.zeros(8 * 2**20)", targets=[0])
+    for i in range(3):
+        p = mec.pull("z", targets=[0], block=False)
+        r = mec.push(dict(z=plexa.ref("z", engine=0)), targets=[1], block=False)
+        q = mec.execute("z += 1", targets=[0], block=False)
+        got = p.get_result()[0]
+        r.get_result()
+        q.get_result()
+        assert (got.min(), got.max()) == (i, i)
+        mec.execute("lo, hi = float(z.min()), float(z.max())", targets=[1])
+        assert mec.pull(["lo", "hi"], targets=[1]) == [[i, i]]
+        del got
+    mec.execute("z = None")
+
+
 def test_an_unknown_name_fails_every_target(mec):
     with pytest.raises(CompositeError) as ei:
         mec.push(dict(v=plexa.ref("no_such_name", engine=0)), targets=[1, 2])
@@ -209,10 +229,19 @@ def test_over_the_network(cluster_factory, direct):
         ctl = controller_pid(c)
         base = hwm_mib(ctl)
         m.execute("import numpy; a = numpy.arange(12 * 2**20, dtype='i4')", targets=[0])  # 48 MiB
-        m.push(dict(a=plexa.ref("a", engine=0), n=3), targets=[1, 2])
+        p = m.push(dict(a=plexa.ref("a", engine=0), n=3), targets=[1, 2], block=False)
+        m.execute("a += 7", targets=[0])   # after the push's fetch: the targets do not see it
+        p.get_result()
         m.execute("import numpy; ok = bool((a == numpy.arange(12 * 2**20, dtype='i4')).all())", targets=[1, 2])
         assert m.pull(["ok", "n"], targets=[1, 2]) == [[True, 3], [True, 3]]
         grew = hwm_mib(ctl) - base
+        # A pull is the value as it was, though the engine changes it in
+        # place while the bytes are still on their way.
+        p = m.pull("a", targets=[0], block=False)
+        m.execute("a += 1", targets=[0])
+        got = p.get_result()[0]
+        assert (got == numpy.arange(12 * 2**20, dtype="i4") + 7).all()
+        del got
         logs = "".join(open(os.path.join(c.path("log"), n)).read()
                        for n in os.listdir(c.path("log")) if n.startswith("ipengine"))
         if direct:

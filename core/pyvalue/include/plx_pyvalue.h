@@ -69,6 +69,18 @@ void plx_pyvalue_clear(Plexa__Value *v);
 int plx_pyvalue_export(PyObject *obj, plx_buf_t **out, plx_err_t *err);
 
 /*
+ * Exports of writable memory (a numpy array's) not yet given back: the
+ * bytes a frame will send may still change under it. An engine waits for
+ * none before it runs the next request, so that a pull sends the value as
+ * it was (a later `a += 1` must not tear it). Counted until
+ * plx_pyexport_release, so deferred ones count until they are drained.
+ */
+long plx_pyvalue_writable_exports(void);
+
+/* Whether b is such an export (its memory may still change). */
+int plx_pyvalue_is_writable_export(const plx_buf_t *b);
+
+/*
  * A RecvBuffer over b (takes its own reference to b). New reference, or
  * NULL with a Python exception set.
  */
