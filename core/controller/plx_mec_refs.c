@@ -424,6 +424,25 @@ static void resolve(mreq_t *r)
     free(es);
 }
 
+/* Whether url_host is the host of addr ("IP:PORT" or "[IP6]:PORT", as the
+ * listener names peers). An engine serves on the address its controller
+ * connection leaves from, which is where the controller sees it come
+ * from: anything else would let a rogue engine send every target, with
+ * its ticket, to an address of its choosing. */
+static int same_host(const char *addr, const char *url_host)
+{
+    const char *colon = strrchr(addr, ':');
+    if (!colon)
+        return 0;
+    const char *h = addr;
+    size_t n = (size_t)(colon - addr);
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+        h++;
+        n -= 2;
+    }
+    return strlen(url_host) == n && strncmp(h, url_host, n) == 0;
+}
+
 void mrefs_fetched(mreq_t *f)
 {
     mreq_t *r = f->parent;
@@ -441,11 +460,16 @@ void mrefs_fetched(mreq_t *f)
                  (int)src->engine_id);
     else if (rep->serve_url && src->ntickets) {
         plx_err_t err = {0};
-        if (plx_url_parse(rep->serve_url, &src->serve, &err) == PLX_OK)
-            src->served = 1;
-        else
+        engine_t *e = reg_engine(r->ctl, src->engine_id);
+        if (plx_url_parse(rep->serve_url, &src->serve, &err) != PLX_OK)
             fail_all(m, "ProtocolError", "engine %d serves the values at a malformed URL: %s",
                      (int)src->engine_id, err.msg);
+        else if (!e || !same_host(e->peer->addr, src->serve.host))
+            fail_all(m, "ProtocolError", "engine %d serves the values at %.100s, not at the "
+                     "address it connects from (%s): refused", (int)src->engine_id,
+                     src->serve.host, e ? e->peer->addr : "gone");
+        else
+            src->served = 1;
     } else if (rep->n_values != src->nkeys || !s->reply_env)
         fail_all(m, "ProtocolError", "engine %d answered a pull of %zu names with %zu values",
                  (int)src->engine_id, src->nkeys, rep->n_values);
@@ -461,7 +485,9 @@ void mrefs_fetched(mreq_t *f)
 }
 
 /* The push is over: src drops what it served for it, or will not keep
- * what it has yet to serve (a fetch still queued there). */
+ * what it has yet to serve (a fetch still queued there). Sent whenever
+ * tickets were issued: an engine that answered with the values instead
+ * only notes tickets it never saw. */
 static void serve_end(plx_controller_t *c, const msrc_t *src)
 {
     engine_t *e = reg_engine(c, src->engine_id);
@@ -483,7 +509,7 @@ void mrefs_free(mreq_t *r)
         msrc_t *src = &m->srcs[j];
         if (src->fetch)
             src->fetch->parent = NULL;   /* it still runs; its answer goes nowhere */
-        if (src->served || (src->fetch && src->ntickets))
+        if (src->ntickets)   /* served, refused, or still to be: none may linger */
             serve_end(r->ctl, src);
         free(src->tickets);
         free(src->ticketp);

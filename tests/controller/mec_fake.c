@@ -94,7 +94,9 @@ static void answer_pull(fake_t *f, const Plexa__Envelope *env)
     Plexa__EngineReply r = PLEXA__ENGINE_REPLY__INIT;
     f->tickets_asked += (int)env->pull->n_tickets;
     if (f->serve_direct && env->pull->n_tickets) {
-        r.serve_url = "plx+tcp://127.0.0.1:9/00000000000000000000000000000000";
+        r.serve_url = f->serve_direct == 2
+                          ? "plx+tcp://10.9.9.9:9/00000000000000000000000000000000"
+                          : "plx+tcp://127.0.0.1:9/00000000000000000000000000000000";
         reply(f, env->id, &r, NULL);
         return;
     }

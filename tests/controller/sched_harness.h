@@ -75,7 +75,8 @@ typedef struct fake {
     plx_msg_t       *mheld_msg[16];
     size_t           nmheld;
     int              bad_pull;           /* answer pulls naming a buffer not sent */
-    int              serve_direct;       /* answer pulls with tickets with a serve_url */
+    int              serve_direct;       /* answer pulls with tickets with a serve_url
+                                          * (2: on an address it does not connect from) */
     int              tickets_asked;      /* tickets in the pulls it received */
     int              tickets_ended;      /* tickets in the ServeEnds it received */
     /* client side: the last reply */

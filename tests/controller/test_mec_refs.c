@@ -523,7 +523,29 @@ static void test_direct(void **state)
     DESTROY(&a, &b, &c, &cl);
 }
 
+/* A source that says it serves somewhere other than where it connects
+ * from is not believed: no target is sent there. */
+static void test_direct_elsewhere_refused(void **state)
+{
+    fake_t *a = fake_new(1, B_ECHO), *b = fake_new(1, B_ECHO), *cl = fake_new(2, B_ECHO);
+    a->serve_direct = 2;
+    push_t p;
+    push_init(&p, (const fake_t *[]){ b }, 1);
+    push_ref(&p, "y", a, "x");
+    push_send(cl, &p);
+    Plexa__MultiReply *mr = wait_multi(cl);
+    assert_string_equal(mr->replies[0]->error->ename, "ProtocolError");
+    assert_non_null(strstr(mr->replies[0]->error->evalue, "serves the values at 10.9.9.9, not at "
+                                                          "the address it connects from"));
+    assert_int_equal(b->mec_seen, 0);
+    run_for(50);
+    assert_int_equal(a->tickets_ended, 1);   /* and told to drop them */
+    push_done(&p);
+    DESTROY(&a, &b, &cl);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_direct_elsewhere_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_direct, setup, teardown),
     cmocka_unit_test_setup_teardown(test_values_arrive, setup, teardown),
     cmocka_unit_test_setup_teardown(test_order_kept, setup, teardown),
