@@ -151,6 +151,16 @@ static void destroy(fake_t **const *fs, size_t n)
 static int held_one(void *arg) { return ((fake_t *)arg)->nmheld >= 1; }
 static int seen_one(void *arg) { return ((fake_t *)arg)->mec_seen >= 1; }
 
+/* Engine a (mec_hold set) holds a push of cl's, unanswered: what is sent
+ * to it next waits in the controller (engine_inflight is 1). */
+static void keep_busy(fake_t *cl, fake_t *a, push_t *busy)
+{
+    push_init(busy, (const fake_t *[]){ a }, 1);
+    push_bytes(busy, "w", "w");
+    push_send(cl, busy);
+    assert_true(run_until(held_one, a));
+}
+
 /* ---- tests ----------------------------------------------------------------- */
 
 /* Values from two sources, one renamed twice, beside the client's own
@@ -296,10 +306,7 @@ static void test_source_dies(void **state)
     mec_fake_set(a, "x", "x", 1);
     a->mec_hold = 1;
     push_t busy, p, after;
-    push_init(&busy, (const fake_t *[]){ a }, 1);
-    push_bytes(&busy, "w", "w");
-    push_send(cl, &busy);
-    assert_true(run_until(held_one, a));
+    keep_busy(cl, a, &busy);
     push_init(&p, (const fake_t *[]){ b }, 1);
     push_ref(&p, "y", a, "x");
     push_send(cl, &p);
@@ -408,10 +415,7 @@ static void test_cancel_while_waiting(void **state)
     mec_fake_set(a, "x", "value", 5);
     a->mec_hold = 1;
     push_t busy, p, other;
-    push_init(&busy, (const fake_t *[]){ a }, 1);
-    push_bytes(&busy, "w", "w");
-    push_send(cl, &busy);
-    assert_true(run_until(held_one, a));
+    keep_busy(cl, a, &busy);
     push_init(&p, (const fake_t *[]){ b }, 1);
     push_ref(&p, "y", a, "x");
     push_send(cl, &p);
@@ -443,10 +447,7 @@ static void test_clear_queue(void **state)
     mec_fake_set(a, "x", "value", 5);
     a->mec_hold = 1;
     push_t busy, p;
-    push_init(&busy, (const fake_t *[]){ a }, 1);
-    push_bytes(&busy, "w", "w");
-    push_send(cl, &busy);
-    assert_true(run_until(held_one, a));
+    keep_busy(cl, a, &busy);
     push_init(&p, (const fake_t *[]){ b, c }, 2);
     push_ref(&p, "y", a, "x");
     push_send(cl2, &p);
