@@ -122,6 +122,8 @@ struct engine {
     uint64_t tasks_done;      /* task results it returned (status page) */
     uint64_t requests_done;   /* multi-engine requests it answered */
     double   registered;      /* ev_now at registration */
+    int      no_direct;       /* it could not fetch a ref's values directly:
+                               * they reach it through the controller now */
 };
 
 /* A token that was replaced, kept to tell its holder why it stopped working. */
@@ -268,6 +270,9 @@ int  mrefs_start(plx_controller_t *c, peer_t *client, mreq_t *r, plx_msg_t **m,
 void mrefs_fail_share(sub_t *s);
 /* A fetch finished (answered or failed): on to its push. */
 void mrefs_fetched(mreq_t *fetch);
+/* Share s's engine answered: one that could not reach a source directly
+ * gets refs' values through the controller from now on. */
+void mrefs_answered(const sub_t *s);
 /* r goes: its fetches no longer serve it. */
 void mrefs_free(mreq_t *r);
 

@@ -394,6 +394,8 @@ void mec_engine_reply(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__Env
     s->reply = env->engine_reply;
     s->reply->has_engine_id = 1;
     s->reply->engine_id = e->id;
+    if (s->req->refs)
+        mrefs_answered(s);
     int killed = s->req->method[0] == 'k' && strcmp(s->req->method, "kill") == 0;
     sub_done(s);
     if (killed) {

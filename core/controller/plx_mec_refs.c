@@ -178,11 +178,14 @@ static int plan(plx_controller_t *c, peer_t *client, uint64_t id, mrefs_t *m,
 /* Whether src's values may go to the targets directly: one ticket per
  * share. An engine on shared memory is best served through the
  * controller, which forwards its regions without touching them. */
-static void plan_direct(plx_controller_t *c, msrc_t *src, size_t nshares)
+static void plan_direct(plx_controller_t *c, const mreq_t *r, msrc_t *src, size_t nshares)
 {
     engine_t *e = reg_engine(c, src->engine_id);
     if (!c->opts.direct_transfers || strncmp(e->peer->addr, "shm:", 4) == 0)
         return;
+    for (int i = 0; i < r->n; i++)
+        if (r->subs[i].eng && r->subs[i].eng->no_direct)
+            return;
     src->tickets = calloc(nshares, sizeof *src->tickets);
     src->ticketp = calloc(nshares, sizeof *src->ticketp);
     for (size_t i = 0; src->tickets && src->ticketp && i < nshares; i++) {
@@ -245,7 +248,7 @@ int mrefs_start(plx_controller_t *c, peer_t *client, mreq_t *r, plx_msg_t **m,
     r->refs = mr;   /* from here on, mec_free(r) frees mr */
     int rc = plan(c, client, id, mr, (*env)->push);
     for (int j = 0; rc == PLX_OK && j < mr->nsrcs; j++)
-        plan_direct(c, &mr->srcs[j], (size_t)r->n);
+        plan_direct(c, r, &mr->srcs[j], (size_t)r->n);
     for (int j = 0; rc == PLX_OK && j < mr->nsrcs; j++)
         if (!(mr->srcs[j].fetch = fetch_new(c, r, j, &mr->srcs[j]))) {
             ctl_send_error(client, id, PLX_ENOMEM, "out of memory");
@@ -497,6 +500,18 @@ static void serve_end(plx_controller_t *c, const msrc_t *src)
     se.n_tickets = src->ntickets;
     se.tickets = src->ticketp;
     ctl_send_body(e->peer, 0, PLEXA__ENVELOPE__BODY_SERVE_END, &se);
+}
+
+void mrefs_answered(const sub_t *s)
+{
+    const Plexa__RemoteError *err = s->reply->error;
+    engine_t *e = s->eng;
+    if (!e || e->no_direct || !err || !err->ename ||
+        strcmp(err->ename, "DirectTransferError") != 0)
+        return;
+    e->no_direct = 1;
+    PLX_WARN("engine %d could not fetch a value from another engine directly; the values of "
+             "refs pushed to it go through the controller from now on", e->id);
 }
 
 void mrefs_free(mreq_t *r)

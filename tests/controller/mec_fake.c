@@ -69,6 +69,13 @@ static void answer_push(fake_t *f, const Plexa__Envelope *env, plx_msg_t *m)
     Plexa__RemoteError e = PLEXA__REMOTE_ERROR__INIT;
     for (size_t i = 0; i < env->push->n_values; i++) {
         const Plexa__NamedValue *nv = env->push->values[i];
+        if (nv->value->kind_case == PLEXA__VALUE__KIND_REF && nv->value->ref->url &&
+            f->fail_direct) {
+            e.ename = "DirectTransferError";
+            e.evalue = "fetching directly: Connection refused";
+            r.error = &e;
+            break;
+        }
         if (nv->value->kind_case == PLEXA__VALUE__KIND_REF && nv->value->ref->url) {
             /* A direct transfer: what is kept is where it would be fetched. */
             char where[700];

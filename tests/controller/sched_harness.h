@@ -78,6 +78,7 @@ typedef struct fake {
     int              serve_direct;       /* answer pulls with tickets with a serve_url
                                           * (2: on an address it does not connect from) */
     int              tickets_asked;      /* tickets in the pulls it received */
+    int              fail_direct;        /* pushes with a direct ref fail (unreachable) */
     int              tickets_ended;      /* tickets in the ServeEnds it received */
     /* client side: the last reply */
     Plexa__Envelope *reply;

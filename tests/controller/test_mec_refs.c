@@ -545,7 +545,30 @@ static void test_direct_elsewhere_refused(void **state)
     DESTROY(&a, &b, &cl);
 }
 
+/* A target that could not reach the source directly gets refs' values
+ * through the controller from then on. */
+static void test_unreachable_then_relayed(void **state)
+{
+    fake_t *a = fake_new(1, B_ECHO), *b = fake_new(1, B_ECHO), *cl = fake_new(2, B_ECHO);
+    a->serve_direct = 1;
+    b->fail_direct = 1;
+    mec_fake_set(a, "x", "value", 5);
+    push_t p;
+    push_init(&p, (const fake_t *[]){ b }, 1);
+    push_ref(&p, "y", a, "x");
+    push_send(cl, &p);
+    assert_string_equal(wait_multi(cl)->replies[0]->error->ename, "DirectTransferError");
+    assert_int_equal(a->tickets_asked, 1);
+    push_send(cl, &p);
+    assert_null(wait_multi(cl)->replies[0]->error);
+    assert_int_equal(a->tickets_asked, 1);   /* asked for the values themselves */
+    assert_value(b, "y", "value");
+    push_done(&p);
+    DESTROY(&a, &b, &cl);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_unreachable_then_relayed, setup, teardown),
     cmocka_unit_test_setup_teardown(test_direct_elsewhere_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_direct, setup, teardown),
     cmocka_unit_test_setup_teardown(test_values_arrive, setup, teardown),
