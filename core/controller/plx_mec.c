@@ -448,6 +448,13 @@ void mec_unqueue(engine_t *e, sub_t *s)
         }
 }
 
+/* Whether share s still waits in the controller (built, or held for its
+ * refs' values): not sent to its engine, not answered. */
+static int sub_waiting(const sub_t *s)
+{
+    return s->eng && (s->out || s->held);
+}
+
 /* Interrupt one request an engine was sent: it stops if it runs, and is
  * dropped (answered as interrupted) if it still waits there. */
 static void interrupt_request(engine_t *e, uint64_t request_id)
@@ -466,20 +473,19 @@ void mec_client_revoked(plx_controller_t *c, peer_t *client)
         int queued = 0;
         for (int i = 0; i < r->n; i++) {
             sub_t *s = &r->subs[i];
-            if (s->eng && !s->out && !s->held)
-                interrupt_request(s->eng, s->eng_msg_id);   /* sent: stop it there */
-            else if (s->eng)
+            if (sub_waiting(s))
                 queued++;
+            else if (s->eng)
+                interrupt_request(s->eng, s->eng_msg_id);   /* sent: stop it there */
         }
         /* Failing the last queued share can finish r, and free it: stop
          * touching r then. */
         for (int i = 0; queued > 0 && i < r->n; i++) {
             sub_t *s = &r->subs[i];
-            if (!s->eng || (!s->out && !s->held))
+            if (!sub_waiting(s))
                 continue;
             queued--;
-            engine_t *e = s->eng;
-            mec_unqueue(e, s);
+            mec_unqueue(s->eng, s);
             mec_sub_fail(s, "CapabilityRevoked", "%s on engine %d was cancelled: the mec "
                      "capability it was sent with was revoked", r->desc, s->engine_id);
         }
@@ -534,7 +540,7 @@ static const char *cancel_refusal(const mreq_t *r)
     if (!r)
         return "is finished or unknown";
     for (int i = 0; i < r->n; i++)
-        if (!r->subs[i].eng || (!r->subs[i].out && !r->subs[i].held))
+        if (!sub_waiting(&r->subs[i]))
             return "has started";
     return NULL;
 }

@@ -310,16 +310,16 @@ static int rebase(Plexa__Value *v, uint32_t base, uint32_t n, int depth)
 {
     if (depth > MREFS_MAX_DEPTH)
         return PLX_EPROTO;
-    uint32_t *idx[2] = { NULL, NULL };
+    uint32_t *idx = NULL;
     switch (v->kind_case) {
     case PLEXA__VALUE__KIND_BYTES:
-        idx[0] = &v->bytes;
+        idx = &v->bytes;
         break;
     case PLEXA__VALUE__KIND_NDARRAY:
-        idx[0] = v->ndarray->has_buf ? &v->ndarray->buf : NULL;
+        idx = v->ndarray->has_buf ? &v->ndarray->buf : NULL;
         break;
     case PLEXA__VALUE__KIND_PICKLE:
-        idx[0] = v->pickle->has_buf ? &v->pickle->buf : NULL;
+        idx = v->pickle->has_buf ? &v->pickle->buf : NULL;
         for (size_t i = 0; i < v->pickle->n_oob; i++) {
             if (v->pickle->oob[i] >= n)
                 return PLX_EPROTO;
@@ -336,10 +336,11 @@ static int rebase(Plexa__Value *v, uint32_t base, uint32_t n, int depth)
     default:
         break;
     }
-    if (idx[0] && *idx[0] >= n)
+    if (!idx)
+        return PLX_OK;
+    if (*idx >= n)
         return PLX_EPROTO;
-    if (idx[0])
-        *idx[0] += base;
+    *idx += base;
     return PLX_OK;
 }
 

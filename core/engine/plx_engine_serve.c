@@ -208,7 +208,6 @@ static void reply_task_fields(reply_t *r)
     r->task.error = r->rep.error;
 }
 
-/* Pack and hand over. A reply over the envelope limit becomes an error. */
 /* env packed, with bufs' buffers after it; NULL with err set. */
 static plx_msg_t *pack_frame(const Plexa__Envelope *env, const plx_msg_t *bufs, plx_err_t *err)
 {
@@ -222,6 +221,7 @@ static plx_msg_t *pack_frame(const Plexa__Envelope *env, const plx_msg_t *bufs, 
     return m;
 }
 
+/* Pack and hand over. A reply over the envelope limit becomes an error. */
 static void reply_post(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
 {
     Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
