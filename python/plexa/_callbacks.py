@@ -19,6 +19,7 @@ there first (PendingResult._resolve settles which).
 import atexit
 import sys
 import threading
+import time
 import traceback
 import weakref
 
@@ -36,6 +37,10 @@ class Callbacks(object):
         self._cq = None
         self._thread = None
         self._closed = False
+        # The token this thread is resolving (its frames hold that future and
+        # its value until it lets go): see release_wait.
+        self._busy = None
+        self._idle = threading.Condition(self._lock)
 
     def watch(self, pr):
         """Resolve ``pr`` on this thread once all of its requests are done."""
@@ -98,7 +103,36 @@ class Callbacks(object):
             if pr is None or not pr._requests_done():
                 return None
             del self._watched[token]
+            self._busy = token
             return pr
+
+    def forget(self, token):
+        """Stop holding the future ``token``: it was resolved or cancelled
+        elsewhere (a get_result that converted the reply first), and this
+        thread's queue may not reach its token for a while."""
+        with self._lock:
+            self._watched.pop(token, None)
+
+    def _let_go(self):
+        with self._lock:
+            self._busy = None
+            self._idle.notify_all()
+
+    def release_wait(self, token, deadline=None):
+        """Wait until this thread holds nothing of the future ``token`` (it
+        may still be running its done callbacks, or returning from them, when
+        a waiter on another thread sees the future done). False if
+        ``deadline`` (time.monotonic()) passes first. On this thread itself
+        it returns at once."""
+        if self._thread is threading.current_thread():
+            return True
+        with self._lock:
+            while self._busy == token:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
 
     def _run(self, cq):
         while True:
@@ -120,6 +154,7 @@ class Callbacks(object):
                 # Not kept while waiting: it holds its client, whose
                 # collection is what stops this thread when nobody closed it.
                 pr = None
+                self._let_go()
 
     def _fail_rest(self):
         """Resolve what is still watched (their requests failed with the

@@ -187,6 +187,7 @@ class PendingResult(Outputs, cf.Future):
     def _finish(self, value, exc):
         if self._t_done is None:
             self._t_done = time.monotonic()
+        self._unwatch()
         # The 0.10 chain, callbacks added meanwhile included; no lock is held
         # while one runs.
         i = 0
@@ -278,6 +279,7 @@ class PendingResult(Outputs, cf.Future):
             r.cancel()      # the controller answered them for nobody
         if self._t_done is None:
             self._t_done = time.monotonic()
+        self._unwatch()
         super().cancel()
         self.set_running_or_notify_cancel()     # concurrent.futures.wait sees it
         return True
@@ -313,6 +315,23 @@ class PendingResult(Outputs, cf.Future):
         waiter.add_done_callback(on_waiter_done)
         self.add_done_callback(deliver)
         return waiter.__await__()
+
+    def _unwatch(self):
+        """Resolved or cancelled here: the callback thread need not hold
+        this future (nor, through it, its value) until it gets to it."""
+        if self._watcher is not None:
+            self._watcher.forget(self._token)
+
+    def _released(self, deadline=None):
+        """Once done: wait until the callback thread that resolved this
+        future has let go of it (returned from its callbacks), so that who
+        drops the last reference of their own frees the value at once (what
+        the executors' ``map`` promises, as the standard library's does).
+        False if ``deadline`` (time.monotonic()) passes first."""
+        watcher = self._watcher
+        if watcher is None:
+            return True
+        return watcher.release_wait(self._token, deadline)
 
     def _watch_now(self):
         """A future nobody resolves yet (a blocking call's) gets the client's

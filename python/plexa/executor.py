@@ -26,6 +26,7 @@ import concurrent.futures as cf
 import functools
 import itertools
 import threading
+import time
 
 from plexa._tb import hide_frames
 
@@ -37,6 +38,34 @@ def _run_chunk(fn, chunk):
     module function of plexa, which every engine imports, so it travels by
     reference."""
     return [fn(*args) for args in chunk]
+
+
+def _in_order(fs, end):
+    """The standard library's map iterator over submitted futures ``fs``:
+    results in order, TimeoutError once ``end`` (time.monotonic(), or None)
+    passes, what is left cancelled when the iterator is closed."""
+    try:
+        fs.reverse()
+        while fs:
+            # No local keeps the value: a caller that drops it frees it.
+            yield _taken(fs.pop(), end)
+    finally:
+        for fut in fs:
+            fut.cancel()
+
+
+def _taken(fut, end):
+    """``fut``'s result, once the callback thread that resolved it has let
+    go of it (it may still be returning from the done callbacks)."""
+    try:
+        try:
+            value = fut.result(None if end is None else end - time.monotonic())
+            fut._released(end)
+            return value
+        finally:
+            fut.cancel()
+    finally:
+        del fut     # a raised error's traceback would keep it (and its value)
 
 
 @hide_frames
@@ -77,12 +106,13 @@ class _Executor(cf.Executor):
         task or request (fewer round trips for short calls)."""
         if chunksize is None or chunksize < 1:
             raise ValueError('chunksize must be >= 1.')
+        end = None if timeout is None else time.monotonic() + timeout
         if chunksize == 1:
-            return super().map(fn, *iterables, timeout=timeout)
+            return _in_order([self.submit(fn, *args) for args in zip(*iterables)], end)
         args = zip(*iterables)
         chunks = iter(lambda: list(itertools.islice(args, chunksize)), [])
-        results = super().map(functools.partial(_run_chunk, fn), chunks, timeout=timeout)
-        return itertools.chain.from_iterable(results)
+        fs = [self.submit(_run_chunk, fn, chunk) for chunk in chunks]
+        return itertools.chain.from_iterable(_in_order(fs, end))
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         """No new work from now on. ``cancel_futures``: cancel every future

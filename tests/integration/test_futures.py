@@ -91,6 +91,46 @@ def test_callbacks_fire_when_the_reply_arrives(clients):
     assert names.count("plexa-callbacks") == 2, names
 
 
+
+class Big(object):
+    """A result whose freeing a weakref can see."""
+
+
+def make_big():
+    return Big()
+
+
+def test_a_value_resolved_here_is_not_held_by_the_callback_thread(clients):
+    """The callback thread is stuck in a slow callback of one future while
+    the main thread converts another's reply itself (result()). Once the
+    caller drops that future and its value, nothing of plexa's keeps them:
+    the callback thread, which has not reached the second reply yet, lets
+    go of it at resolution (the CI failure of test_free_reference[mec])."""
+    import gc
+    import weakref
+    mec, tc = clients
+    started, release = threading.Event(), threading.Event()
+    where = []
+
+    def stuck(_):
+        where.append(threading.current_thread().name)
+        started.set()
+        release.wait(30)
+    slow = tc.apply_async(nap, 0.5, 1)
+    slow.add_done_callback(stuck)
+    assert started.wait(10) and where == ["plexa-callbacks"]
+    f = tc.apply_async(make_big)
+    value = f.result(10)
+    assert type(value).__name__ == "Big"
+    ref = weakref.ref(value)
+    del f, value
+    gc.collect()
+    try:
+        assert ref() is None, gc.get_referrers(ref())
+    finally:
+        release.set()
+    assert slow.result(10) == 1
+
 def test_wait_and_as_completed(clients):
     mec, tc = clients
     slow, quick = tc.apply_async(nap, 3, "slow"), tc.apply_async(nap, 0.1, "quick")
