@@ -185,6 +185,10 @@ static int load_options(const args_t *a, plx_conf_t *conf, plx_controller_opts_t
     o->status_port = ctl->status_port;
     o->shm = ctl->shm;
     o->direct_transfers = ctl->direct_transfers;
+    /* Engines serving each other's pushes: not where the profile says
+     * engines are not to be trusted with the clients' data. */
+    o->broadcast_min = plx_conf_client(conf)->trust_engine_pickles ? ctl->broadcast_min
+                                                                   : UINT64_MAX;
     o->reuse = a->reuse;
     o->keep_files = a->keep_files;
     o->client_host = a->client_ip;

@@ -43,6 +43,7 @@ plx_controller_opts_t plx_controller_opts_default(void)
         .depend_timeout = 30.0,
         .shm = 1,
         .direct_transfers = 1,
+        .broadcast_min = 1048576,
         .limits = plx_limits_default(),
     };
     return o;

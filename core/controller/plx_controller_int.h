@@ -16,6 +16,7 @@
 #include "plx_controller.h"
 #include "plx_listener.h"
 #include "plx_profile.h"
+#include "plx_url.h"
 
 typedef struct peer   peer_t;
 typedef struct engine engine_t;
@@ -66,6 +67,9 @@ struct sub {
     int32_t              engine_id;
     uint64_t             eng_msg_id;   /* id of the envelope sent to the engine */
     plx_msg_t           *out;          /* built, waiting in the engine queue */
+    int                  solo;         /* nothing after it goes to its engine until
+                                        * it is answered (plx_mec_bcast.c may send
+                                        * it again) */
     int                  held;         /* MEC_HELD: queued, waiting for its refs'
                                         * values, holding up its engine's queue;
                                         * MEC_REFS_FAILED: they failed, and so does
@@ -92,6 +96,7 @@ struct mreq {
     sub_t            *subs;        /* n entries */
     mreq_t           *prev, *next; /* client's list */
     struct mrefs     *refs;        /* a push with plexa.refs: what it waits for */
+    struct mbcast    *bcast;       /* a push broadcast through a tree of engines */
     int               fetch;       /* a fetch of refs' values (no client) ... */
     mreq_t           *parent;      /* ... for this push, NULL once that went */
     int               fetch_idx;   /* ... its index among the push's fetches */
@@ -113,6 +118,7 @@ struct engine {
     sub_t   *qhead, *qtail;   /* waiting in the controller */
     sub_t   *ihead, *itail;   /* sent, waiting for the reply */
     int      ninflight;
+    int      nsolo;           /* solo shares in flight (0 or 1) */
     double   last_seen;       /* ev_now of the last sign of life */
     uint64_t last_in, last_out;  /* bytes received / sent at the last heartbeat tick */
     char     host[128];
@@ -275,6 +281,49 @@ void mrefs_fetched(mreq_t *fetch);
 void mrefs_answered(const sub_t *s);
 /* r goes: its fetches no longer serve it. */
 void mrefs_free(mreq_t *r);
+
+/* plx_mec_serve.c: engines serving values to engines (direct transfers),
+ * for plexa.refs and broadcasts. */
+typedef struct mserve {
+    char    (*tickets)[PLX_TOKEN_HEX + 1];   /* one per receiving share */
+    char    **ticketp;     /* ... as the Pull lists them */
+    size_t    ntickets;    /* 0: none issued, or ServeEnd sent */
+    int       served;      /* the source serves them itself, at serve */
+    plx_url_t serve;
+} mserve_t;
+/* Issue n tickets; PLX_ENOMEM (none issued) if that fails. */
+int  mserve_tickets(mserve_t *sv, size_t n);
+/* A fetch: a Pull of keys by the controller itself, for parent (its
+ * fetch_idx-th), with sv's tickets if sv has any. NULL on ENOMEM. */
+mreq_t *mserve_fetch(plx_controller_t *c, mreq_t *parent, int idx, int32_t engine_id,
+                     char **keys, size_t nkeys, const mserve_t *sv);
+/* The source's answer url: accepted (sv->served) only where the engine
+ * connects from; else PLX_EPROTO with why written. */
+int  mserve_accept(plx_controller_t *c, int32_t engine_id, mserve_t *sv, const char *url,
+                   char *why, size_t whylen);
+/* The URL that share i fetches from (its own ticket). */
+int  mserve_url(const mserve_t *sv, size_t i, char *out, size_t len);
+/* Whether dst can be expected to reach src's listener. */
+int  mserve_reachable(const engine_t *src, const engine_t *dst);
+/* The source drops what it kept for sv's tickets (sent once). */
+void mserve_end(plx_controller_t *c, int32_t engine_id, mserve_t *sv);
+void mserve_clear(mserve_t *sv);
+
+/* plx_mec_bcast.c: a push of big values to several engines that can
+ * reach each other goes as a tree: the controller sends it to one engine,
+ * which serves it to two, and so on. */
+/* Set r up as a tree if it is worth it (r->subs set, not yet queued):
+ * takes *m and *env then. 0 if not (the caller fans out as usual). */
+int  mbcast_start(plx_controller_t *c, mreq_t *r, plx_msg_t **m, Plexa__Envelope **env);
+/* r's shares were queued: queue the fetches behind them. */
+void mbcast_queued(mreq_t *r);
+/* A fetch finished (answered or failed): on to the shares it serves. */
+void mbcast_fetched(mreq_t *fetch);
+/* Share s's engine answered. 1 if the share goes again instead (the
+ * values through the controller, after a failed direct transfer): the
+ * reply is not its outcome. */
+int  mbcast_answered(sub_t *s);
+void mbcast_free(mreq_t *r);
 
 /* plx_controller.c */
 void ctl_stop_soon(plx_controller_t *c);

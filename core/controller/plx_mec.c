@@ -165,6 +165,8 @@ void mec_free(mreq_t *r)
     mreq_unlink(r);
     if (r->refs)
         mrefs_free(r);
+    if (r->bcast)
+        mbcast_free(r);
     for (int i = 0; i < r->n; i++) {
         sub_t *s = &r->subs[i];
         plx_msg_destroy(&s->out);
@@ -179,7 +181,10 @@ void mec_free(mreq_t *r)
 static void mreq_finish(mreq_t *r)
 {
     if (r->fetch) {
-        mrefs_fetched(r);
+        if (r->parent && r->parent->bcast)
+            mbcast_fetched(r);
+        else
+            mrefs_fetched(r);
         mec_free(r);
         return;
     }
@@ -284,7 +289,7 @@ void mec_enqueue(engine_t *e, sub_t *s)
 
 void mec_pump(plx_controller_t *c, engine_t *e)
 {
-    while (e->qhead && e->qhead->held != MEC_HELD) {
+    while (e->qhead && e->qhead->held != MEC_HELD && !e->nsolo) {
         sub_t *s = e->qhead;
         if (s->held != MEC_REFS_FAILED && e->ninflight >= c->opts.engine_inflight)
             break;
@@ -293,7 +298,13 @@ void mec_pump(plx_controller_t *c, engine_t *e)
             e->qtail = NULL;
         s->next = NULL;
         if (s->held == MEC_REFS_FAILED) {
-            mrefs_fail_share(s);
+            if (s->req->refs) {
+                mrefs_fail_share(s);
+            } else {
+                s->held = 0;
+                mec_sub_fail(s, "MemoryError", "the controller ran out of memory building %s",
+                             s->req->desc);
+            }
             continue;
         }
         if (e->itail)
@@ -302,6 +313,7 @@ void mec_pump(plx_controller_t *c, engine_t *e)
             e->ihead = s;
         e->itail = s;
         e->ninflight++;
+        e->nsolo += s->solo;
         plx_msg_t *out = s->out;
         s->out = NULL;
         plx_conn_send(e->peer->conn, out);
@@ -337,7 +349,7 @@ void mec_submit(plx_controller_t *c, peer_t *client, plx_msg_t *m, Plexa__Envelo
             mec_free(r);
             goto out;
         }
-    } else if (make_outs(c, r, m, env) != PLX_OK) {
+    } else if (!mbcast_start(c, r, &m, &env) && make_outs(c, r, m, env) != PLX_OK) {
         mec_free(r);
         ctl_send_error(client, env->id, PLX_ENOMEM, "out of memory");
         goto out;
@@ -351,6 +363,8 @@ void mec_submit(plx_controller_t *c, peer_t *client, plx_msg_t *m, Plexa__Envelo
         mec_enqueue(r->subs[i].eng, &r->subs[i]);
         mec_pump(c, r->subs[i].eng);
     }
+    if (r->bcast)
+        mbcast_queued(r);
 out:
     free(ids);
     plx_envelope_free(&env);
@@ -394,8 +408,16 @@ void mec_engine_reply(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__Env
     s->reply = env->engine_reply;
     s->reply->has_engine_id = 1;
     s->reply->engine_id = e->id;
+    if (s->solo) {
+        s->solo = 0;
+        e->nsolo--;
+    }
     if (s->req->refs)
         mrefs_answered(s);
+    if (s->req->bcast && mbcast_answered(s)) {
+        mec_pump(c, e);   /* sent again, first in the queue */
+        return;
+    }
     int killed = s->req->method[0] == 'k' && strcmp(s->req->method, "kill") == 0;
     sub_done(s);
     if (killed) {
@@ -411,7 +433,7 @@ void mec_fail_engine(plx_controller_t *c, engine_t *e, const char *why)
 {
     sub_t *lists[2] = {e->ihead, e->qhead};
     e->ihead = e->itail = e->qhead = e->qtail = NULL;
-    e->ninflight = 0;
+    e->ninflight = e->nsolo = 0;
     for (int l = 0; l < 2; l++) {
         sub_t *s = lists[l];
         while (s) {

@@ -41,8 +41,6 @@
 
 #include "plx_envelope.h"
 #include "plx_log.h"
-#include "plx_profile.h"
-#include "plx_url.h"
 
 /* More would make the key bookkeeping quadratic for no use. */
 #define MREFS_MAX 1024
@@ -65,13 +63,8 @@ typedef struct msrc {
     mreq_t          *fetch;     /* NULL once answered */
     plx_msg_t       *got_msg;   /* its reply, kept while the values are used */
     Plexa__Envelope *got_env;
-    /* direct transfers */
-    char           (*tickets)[PLX_TOKEN_HEX + 1];   /* one per share, or NULL */
-    char           **ticketp;   /* ... as the Pull lists them */
-    size_t           ntickets;
-    int              served;    /* it serves the values itself, at serve */
-    plx_url_t        serve;
-    char             url[600];  /* serve with one share's ticket */
+    mserve_t         sv;        /* direct transfers: one ticket per share */
+    char             url[600];  /* where, with one share's ticket */
 } msrc_t;
 
 typedef struct mrefs {
@@ -181,59 +174,12 @@ static int plan(plx_controller_t *c, peer_t *client, uint64_t id, mrefs_t *m,
 static void plan_direct(plx_controller_t *c, const mreq_t *r, msrc_t *src, size_t nshares)
 {
     engine_t *e = reg_engine(c, src->engine_id);
-    if (!c->opts.direct_transfers || strncmp(e->peer->addr, "shm:", 4) == 0)
+    if (!c->opts.direct_transfers)
         return;
     for (int i = 0; i < r->n; i++)
-        if (r->subs[i].eng && r->subs[i].eng->no_direct)
+        if (r->subs[i].eng && !mserve_reachable(e, r->subs[i].eng))
             return;
-    src->tickets = calloc(nshares, sizeof *src->tickets);
-    src->ticketp = calloc(nshares, sizeof *src->ticketp);
-    for (size_t i = 0; src->tickets && src->ticketp && i < nshares; i++) {
-        plx_err_t err = {0};
-        if (plx_token_new(src->tickets[i], &err) != PLX_OK)
-            break;
-        src->ticketp[i] = src->tickets[i];
-        src->ntickets++;
-    }
-    if (src->ntickets < nshares)
-        src->ntickets = 0;   /* through the controller, then */
-}
-
-/* A fetch: a request of the controller's own, one Pull to one engine. */
-static mreq_t *fetch_new(plx_controller_t *c, mreq_t *parent, int idx, const msrc_t *src)
-{
-    mreq_t *f = calloc(1, sizeof *f);
-    if (!f || !(f->subs = calloc(1, sizeof *f->subs))) {
-        free(f);
-        return NULL;
-    }
-    f->ctl = c;
-    f->fetch = 1;
-    f->parent = parent;
-    f->fetch_idx = idx;
-    f->n = 1;
-    snprintf(f->method, sizeof f->method, "pull");
-    snprintf(f->desc, sizeof f->desc, "pull: %.40s (for %.70s)", src->keys[0], parent->desc);
-    plx_printable(f->desc);
-    sub_t *s = &f->subs[0];
-    s->req = f;
-    s->engine_id = src->engine_id;
-    s->eng = reg_engine(c, src->engine_id);
-    Plexa__Pull pull = PLEXA__PULL__INIT;
-    pull.n_keys = src->nkeys;
-    pull.keys = src->keys;
-    pull.n_tickets = src->ntickets;
-    pull.tickets = src->ticketp;
-    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-    env.body_case = PLEXA__ENVELOPE__BODY_PULL;
-    env.pull = &pull;
-    plx_msg_t none = {0};
-    if (mec_make_out(c, s, &none, &env) != PLX_OK) {
-        free(f->subs);
-        free(f);
-        return NULL;
-    }
-    return f;
+    mserve_tickets(&src->sv, nshares);   /* none: through the controller, then */
 }
 
 int mrefs_start(plx_controller_t *c, peer_t *client, mreq_t *r, plx_msg_t **m,
@@ -250,7 +196,8 @@ int mrefs_start(plx_controller_t *c, peer_t *client, mreq_t *r, plx_msg_t **m,
     for (int j = 0; rc == PLX_OK && j < mr->nsrcs; j++)
         plan_direct(c, r, &mr->srcs[j], (size_t)r->n);
     for (int j = 0; rc == PLX_OK && j < mr->nsrcs; j++)
-        if (!(mr->srcs[j].fetch = fetch_new(c, r, j, &mr->srcs[j]))) {
+        if (!(mr->srcs[j].fetch = mserve_fetch(c, r, j, mr->srcs[j].engine_id, mr->srcs[j].keys,
+                                               mr->srcs[j].nkeys, &mr->srcs[j].sv))) {
             ctl_send_error(client, id, PLX_ENOMEM, "out of memory");
             rc = PLX_ENOMEM;
         }
@@ -368,18 +315,13 @@ static int take_values(mrefs_t *m, msrc_t *src)
  * owns none of them). */
 static int make_share(plx_controller_t *c, mrefs_t *m, sub_t *s, int i)
 {
-    for (int j = 0; j < m->nsrcs; j++) {
-        msrc_t *src = &m->srcs[j];
-        if (!src->served)
-            continue;
-        plx_url_t u = src->serve;
-        snprintf(u.token, sizeof u.token, "%s", src->tickets[i]);
-        if (plx_url_format(&u, src->url, sizeof src->url, NULL) != PLX_OK)
+    for (int j = 0; j < m->nsrcs; j++)
+        if (m->srcs[j].sv.served &&
+            mserve_url(&m->srcs[j].sv, (size_t)i, m->srcs[j].url, sizeof m->srcs[j].url) != PLX_OK)
             return PLX_ELIMIT;
-    }
     for (size_t k = 0; k < m->nrefs; k++) {
         const mref_t *ref = &m->refs[k];
-        if (!m->srcs[ref->fetch].served)
+        if (!m->srcs[ref->fetch].sv.served)
             continue;
         ref->orig->ref->url = m->srcs[ref->fetch].url;
         ref->orig->ref->has_index = 1;
@@ -399,11 +341,11 @@ static void resolve(mreq_t *r)
     plx_controller_t *c = r->ctl;
     mrefs_t *m = r->refs;
     for (int j = 0; !m->failed && j < m->nsrcs; j++)
-        if (!m->srcs[j].served)
+        if (!m->srcs[j].sv.served)
             take_values(m, &m->srcs[j]);
     for (size_t i = 0; !m->failed && i < m->nrefs; i++) {
         const mref_t *ref = &m->refs[i];
-        if (!m->srcs[ref->fetch].served)
+        if (!m->srcs[ref->fetch].sv.served)
             ref->nv->value = m->srcs[ref->fetch].got_env->engine_reply->values[ref->key];
     }
     engine_t **es = calloc((size_t)r->n, sizeof *es);
@@ -428,25 +370,6 @@ static void resolve(mreq_t *r)
     free(es);
 }
 
-/* Whether url_host is the host of addr ("IP:PORT" or "[IP6]:PORT", as the
- * listener names peers). An engine serves on the address its controller
- * connection leaves from, which is where the controller sees it come
- * from: anything else would let a rogue engine send every target, with
- * its ticket, to an address of its choosing. */
-static int same_host(const char *addr, const char *url_host)
-{
-    const char *colon = strrchr(addr, ':');
-    if (!colon)
-        return 0;
-    const char *h = addr;
-    size_t n = (size_t)(colon - addr);
-    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
-        h++;
-        n -= 2;
-    }
-    return strlen(url_host) == n && strncmp(h, url_host, n) == 0;
-}
-
 void mrefs_fetched(mreq_t *f)
 {
     mreq_t *r = f->parent;
@@ -462,18 +385,11 @@ void mrefs_fetched(mreq_t *f)
         fail_all(m, rep->error->ename, "%s (pulling '%.100s' from engine %d for this push)",
                  rep->error->evalue ? rep->error->evalue : "", src->keys[0],
                  (int)src->engine_id);
-    else if (rep->serve_url && src->ntickets) {
-        plx_err_t err = {0};
-        engine_t *e = reg_engine(r->ctl, src->engine_id);
-        if (plx_url_parse(rep->serve_url, &src->serve, &err) != PLX_OK)
-            fail_all(m, "ProtocolError", "engine %d serves the values at a malformed URL: %s",
-                     (int)src->engine_id, err.msg);
-        else if (!e || !same_host(e->peer->addr, src->serve.host))
-            fail_all(m, "ProtocolError", "engine %d serves the values at %.100s, not at the "
-                     "address it connects from (%s): refused", (int)src->engine_id,
-                     src->serve.host, e ? e->peer->addr : "gone");
-        else
-            src->served = 1;
+    else if (rep->serve_url && src->sv.ntickets) {
+        char why[300];
+        if (mserve_accept(r->ctl, src->engine_id, &src->sv, rep->serve_url, why,
+                          sizeof why) != PLX_OK)
+            fail_all(m, "ProtocolError", "%s", why);
     } else if (rep->n_values != src->nkeys || !s->reply_env)
         fail_all(m, "ProtocolError", "engine %d answered a pull of %zu names with %zu values",
                  (int)src->engine_id, src->nkeys, rep->n_values);
@@ -486,21 +402,6 @@ void mrefs_fetched(mreq_t *f)
     }
     if (--m->pending == 0)
         resolve(r);
-}
-
-/* The push is over: src drops what it served for it, or will not keep
- * what it has yet to serve (a fetch still queued there). Sent whenever
- * tickets were issued: an engine that answered with the values instead
- * only notes tickets it never saw. */
-static void serve_end(plx_controller_t *c, const msrc_t *src)
-{
-    engine_t *e = reg_engine(c, src->engine_id);
-    if (!e)
-        return;
-    Plexa__ServeEnd se = PLEXA__SERVE_END__INIT;
-    se.n_tickets = src->ntickets;
-    se.tickets = src->ticketp;
-    ctl_send_body(e->peer, 0, PLEXA__ENVELOPE__BODY_SERVE_END, &se);
 }
 
 void mrefs_answered(const sub_t *s)
@@ -525,10 +426,10 @@ void mrefs_free(mreq_t *r)
         msrc_t *src = &m->srcs[j];
         if (src->fetch)
             src->fetch->parent = NULL;   /* it still runs; its answer goes nowhere */
-        if (src->ntickets)   /* served, refused, or still to be: none may linger */
-            serve_end(r->ctl, src);
-        free(src->tickets);
-        free(src->ticketp);
+        /* Served, refused, or still to be: no ticket may linger (an engine
+         * that answered with the values only notes tickets it never saw). */
+        mserve_end(r->ctl, src->engine_id, &src->sv);
+        mserve_clear(&src->sv);
         plx_envelope_free(&src->got_env);
         plx_msg_destroy(&src->got_msg);
         free(src->keys);

@@ -98,10 +98,13 @@ static void engine_json(plx_controller_t *c, const engine_t *e, plx_strbuf_t *b)
                       current[0] ? "busy" : "idle");
     json_str(b, current);
     plx_strbuf_printf(b, ",\"queued\":%u,\"tasks_done\":%llu,\"requests_done\":%llu,"
+                      "\"bytes_sent\":%llu,\"bytes_received\":%llu,"
                       "\"last_heartbeat_s\":%.3f,\"up_s\":%.1f}",
                       count_subs(e->qhead), (unsigned long long)e->tasks_done,
-                      (unsigned long long)e->requests_done, now - e->last_seen,
-                      now - e->registered);
+                      (unsigned long long)e->requests_done,
+                      (unsigned long long)plx_conn_bytes_sent(e->peer->conn),
+                      (unsigned long long)plx_conn_bytes_received(e->peer->conn),
+                      now - e->last_seen, now - e->registered);
 }
 
 static void history_json(const struct status *st, plx_strbuf_t *b)

@@ -345,6 +345,15 @@ static PyObject *ref_desc(const Plexa__Ref *ref, fetched_t *f, size_t *n, reply_
         reply_error(r, "ProtocolError", "a direct transfer without the value asked for", "");
         return NULL;
     }
+    if (ref->native && !plx_value_native(got->values[ref->index])) {
+        /* A broadcast carries data: a pickle here would run code the
+         * serving engine chose. */
+        char msg[300];
+        snprintf(msg, sizeof msg, "engine %d served '%s' of a broadcast as a pickle: refused",
+                 (int)ref->engine, ref->key ? ref->key : "");
+        reply_error(r, "DirectTransferError", msg, "");
+        return NULL;
+    }
     PyObject *desc = plx_pyvalue_to_desc(got->values[ref->index], f[i].msg->bufs,
                                          f[i].msg->nbufs, &err);
     if (!desc)

@@ -115,6 +115,12 @@ const keyspec_t plx_conf_schema[] = {
       "the controller issued), instead of through the controller. Engines connected through "
       "shared memory or an ssh tunnel always go through the controller. Set false when "
       "engines cannot reach each other. See docs/shared-memory.md." },
+    { "controller", "broadcast_min", K_SIZE, "1048576", 0, 1LL << 50, NULL, CT(broadcast_min),
+      "A push whose buffers hold at least this many bytes, to several engines that reach "
+      "each other over the network, goes as a tree: the controller sends it to one engine, "
+      "and each engine that has it serves it to two more (as plexa.ref values go, with "
+      "one-time tickets). Needs direct_transfers; engines on shared memory always get it "
+      "from the controller. See docs/shared-memory.md." },
     { "client", "trust_engine_pickles", K_BOOL, "true", 0, 0, NULL, CN(trust_engine_pickles),
       "Whether the Python clients of this profile unpickle values engines send. Unpickling "
       "runs code the sender chose, so a rogue engine (anyone holding the engine token) could "

@@ -160,6 +160,17 @@ void plx_value_shift_bufs(Plexa__Value *v, uint32_t by)
     }
 }
 
+int plx_value_native(const Plexa__Value *v)
+{
+    if (v->kind_case == PLEXA__VALUE__KIND_PICKLE || v->kind_case == PLEXA__VALUE__KIND_REF)
+        return 0;
+    if (v->kind_case == PLEXA__VALUE__KIND_LIST)
+        for (size_t i = 0; i < v->list->n_items; i++)
+            if (!plx_value_native(v->list->items[i]))
+                return 0;
+    return 1;
+}
+
 const char *plx_envelope_body_name(const Plexa__Envelope *env)
 {
     const ProtobufCFieldDescriptor *f =

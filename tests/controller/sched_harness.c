@@ -247,6 +247,18 @@ static void on_heartbeat(fake_t *f)
     send_env(f, &out, NULL);
 }
 
+static int reply_failed(const Plexa__Envelope *env)
+{
+    if (env->body_case == PLEXA__ENVELOPE__BODY_ERROR)
+        return 1;
+    if (env->body_case != PLEXA__ENVELOPE__BODY_MULTI_REPLY)
+        return 0;
+    for (size_t i = 0; i < env->multi_reply->n_replies; i++)
+        if (env->multi_reply->replies[i]->error)
+            return 1;
+    return 0;
+}
+
 static void on_msg(plx_conn_t *c, plx_msg_t *m, void *ud)
 {
     fake_t *f = ud;
@@ -289,6 +301,8 @@ static void on_msg(plx_conn_t *c, plx_msg_t *m, void *ud)
         }
         /* fall through */
     default:
+        f->replies++;
+        f->replies_failed += reply_failed(env);
         if (f->reply) {
             plx_envelope_free(&f->reply);
             plx_msg_destroy(&f->reply_msg);
@@ -346,6 +360,7 @@ void run_for(double ms)
 
 static int welcomed(void *arg) { return ((fake_t *)arg)->engine_id >= 0 || ((fake_t *)arg)->closed; }
 int has_reply(void *arg) { return ((fake_t *)arg)->reply != NULL; }
+int two_replies(void *arg) { return ((fake_t *)arg)->replies >= 2; }
 int is_closed(void *arg) { return ((fake_t *)arg)->closed; }
 
 fake_t *fake_new(int role, behaviour_t b) { return fake_new_claim(role, b, -1, NULL); }

@@ -80,6 +80,8 @@ typedef struct fake {
     int              tickets_asked;      /* tickets in the pulls it received */
     int              fail_direct;        /* pushes with a direct ref fail (unreachable) */
     int              tickets_ended;      /* tickets in the ServeEnds it received */
+    int              replies;            /* replies it received (kept: the last) ... */
+    int              replies_failed;     /* ... with an error, or an engine's error */
     /* client side: the last reply */
     Plexa__Envelope *reply;
     plx_msg_t       *reply_msg;
@@ -104,6 +106,7 @@ int run_until(int (*cond)(void *), void *arg);
 /* Run the loop for about ms milliseconds. */
 void run_for(double ms);
 int has_reply(void *arg);
+int two_replies(void *arg);   /* replies >= 2 */
 int is_closed(void *arg);
 
 void send_env(fake_t *f, Plexa__Envelope *env, plx_msg_t *bufs_from);

@@ -1,5 +1,7 @@
 /*
- * Pushes of plexa.ref values (core/controller/plx_mec_refs.c), driven
+ * Direct transfers between engines, driven in-process: pushes of plexa.ref
+ * values (core/controller/plx_mec_refs.c) and broadcast trees
+ * (plx_mec_bcast.c). Pushes of plexa.ref values are
  * in-process: a real controller, fake engines holding bytes values by name
  * and a fake multi-engine client, over real TCP (sched_harness.c). Each
  * race the controller must settle is made to happen: a source that dies,
@@ -28,6 +30,18 @@ static int setup(void **state)
     plx_controller_opts_t o = plx_controller_opts_default();
     o.heartbeat_period = 0.2;
     o.engine_inflight = 1;   /* a held engine keeps what follows in the controller */
+    harness_setup(o);
+    return 0;
+}
+
+/* Every push with a payload goes as a tree where it can; two requests
+ * in flight per engine, so that a solo share's hold shows. */
+static int setup_bcast(void **state)
+{
+    plx_controller_opts_t o = plx_controller_opts_default();
+    o.heartbeat_period = 0.2;
+    o.engine_inflight = 2;
+    o.broadcast_min = 1;
     harness_setup(o);
     return 0;
 }
@@ -567,7 +581,194 @@ static void test_unreachable_then_relayed(void **state)
     DESTROY(&a, &b, &cl);
 }
 
+/* ---- broadcast trees --------------------------------------------------------- */
+
+/* What engine e holds as name: "URL|index" when it was sent a ref. */
+static void held(const fake_t *e, const char *name, char *out, size_t len)
+{
+    size_t n = 0;
+    const uint8_t *v = mec_fake_get(e, name, &n);
+    assert_non_null(v);
+    snprintf(out, len, "%.*s", (int)n, (const char *)v);
+}
+
+static void assert_ref(const fake_t *e, const char *name)
+{
+    char v[700];
+    held(e, name, v, sizeof v);
+    assert_non_null(strstr(v, "plx+tcp://127.0.0.1:9/"));
+    assert_int_equal(v[strlen(v) - 1], '0');
+}
+
+static void push_big(fake_t *cl, push_t *p, const fake_t *const *targets, size_t n)
+{
+    push_init(p, targets, n);
+    push_bytes(p, "big", "data");
+    push_send(cl, p);
+}
+
+static void assert_all_ok(fake_t *cl, size_t n)
+{
+    Plexa__MultiReply *mr = wait_multi(cl);
+    assert_int_equal(mr->n_replies, n);
+    for (size_t i = 0; i < n; i++)
+        assert_null(mr->replies[i]->error);
+}
+
+/* Four engines: the controller sends to a, a serves b and c, b serves d,
+ * each with a ticket of its own; each source is told to drop the values
+ * once its children have them. */
+static void test_bcast_tree(void **state)
+{
+    fake_t *a = fake_new(1, B_ECHO), *b = fake_new(1, B_ECHO), *c = fake_new(1, B_ECHO);
+    fake_t *d = fake_new(1, B_ECHO), *cl = fake_new(2, B_ECHO);
+    a->serve_direct = b->serve_direct = c->serve_direct = d->serve_direct = 1;
+    push_t p;
+    push_big(cl, &p, (const fake_t *[]){ a, b, c, d }, 4);
+    assert_all_ok(cl, 4);
+    assert_value(a, "big", "data");
+    assert_ref(b, "big");
+    assert_ref(c, "big");
+    assert_ref(d, "big");
+    char vb[700], vc[700];
+    held(b, "big", vb, sizeof vb);
+    held(c, "big", vc, sizeof vc);
+    assert_string_not_equal(vb, vc);   /* a ticket each */
+    assert_int_equal(a->tickets_asked, 2);
+    assert_int_equal(b->tickets_asked, 1);
+    assert_int_equal(c->tickets_asked + d->tickets_asked, 0);
+    run_for(50);
+    assert_int_equal(a->tickets_ended, 2);
+    assert_int_equal(b->tickets_ended, 1);
+    push_done(&p);
+    DESTROY(&a, &b, &c, &d, &cl);
+}
+
+/* A source that answers with the values (it cannot serve): its children
+ * get them from the controller. */
+static void test_bcast_source_cannot_serve(void **state)
+{
+    fake_t *a = fake_new(1, B_ECHO), *b = fake_new(1, B_ECHO), *c = fake_new(1, B_ECHO);
+    fake_t *cl = fake_new(2, B_ECHO);
+    push_t p;
+    push_big(cl, &p, (const fake_t *[]){ a, b, c }, 3);
+    assert_all_ok(cl, 3);
+    assert_value(a, "big", "data");
+    assert_value(b, "big", "data");
+    assert_value(c, "big", "data");
+    assert_int_equal(a->tickets_asked, 2);
+    push_done(&p);
+    DESTROY(&a, &b, &c, &cl);
+}
+
+/* A child that cannot reach its source gets its share again with the
+ * values, before what the client sent it next (which was held back: the
+ * share was solo); from then on it gets values from the controller. */
+static void test_bcast_child_cannot_fetch(void **state)
+{
+    fake_t *a = fake_new(1, B_ECHO), *b = fake_new(1, B_ECHO), *cl = fake_new(2, B_ECHO);
+    a->serve_direct = b->serve_direct = 1;
+    b->fail_direct = 1;
+    push_t p, after, again;
+    push_big(cl, &p, (const fake_t *[]){ a, b }, 2);
+    push_init(&after, (const fake_t *[]){ b }, 1);
+    push_bytes(&after, "big", "later");
+    push_send(cl, &after);
+    assert_true(run_until(two_replies, cl));
+    assert_int_equal(cl->replies_failed, 0);
+    assert_int_equal(cl->reply->reply_to, after.env.id);
+    assert_value(b, "big", "later");   /* the resent share did not overtake */
+    push_big(cl, &again, (const fake_t *[]){ a, b }, 2);
+    assert_all_ok(cl, 2);
+    assert_value(b, "big", "data");
+    assert_int_equal(a->tickets_asked, 1);   /* b is not a child any more */
+    push_done(&p);
+    push_done(&after);
+    push_done(&again);
+    DESTROY(&a, &b, &cl);
+}
+
+/* A push holding a pickle goes to every target from the controller: an
+ * engine serving it would choose code its children run. */
+static void test_bcast_not_for_pickles(void **state)
+{
+    fake_t *a = fake_new(1, B_ECHO), *b = fake_new(1, B_ECHO), *cl = fake_new(2, B_ECHO);
+    a->serve_direct = b->serve_direct = 1;
+    push_t p;
+    push_init(&p, (const fake_t *[]){ a, b }, 2);
+    push_bytes(&p, "big", "data");
+    Plexa__Pickle pk = PLEXA__PICKLE__INIT;
+    pk.has_buf = 1;
+    pk.buf = 0;
+    Plexa__Value *v = push_add(&p, "obj");
+    v->kind_case = PLEXA__VALUE__KIND_PICKLE;
+    v->pickle = &pk;
+    push_send(cl, &p);
+    Plexa__MultiReply *mr = wait_multi(cl);
+    assert_string_equal(mr->replies[0]->error->ename, "TypeError");   /* the fakes hold bytes */
+    assert_string_equal(mr->replies[1]->error->ename, "TypeError");
+    assert_int_equal(a->tickets_asked + b->tickets_asked, 0);
+    assert_int_equal(a->mec_seen + b->mec_seen, 2);
+    push_done(&p);
+    DESTROY(&a, &b, &cl);
+}
+
+/* A busy engine does not serve (its children would wait behind its
+ * queue): the idle b is the root, and serves both others. */
+static void test_bcast_busy_engine_is_a_leaf(void **state)
+{
+    fake_t *a = fake_new(1, B_ECHO), *b = fake_new(1, B_ECHO), *c = fake_new(1, B_ECHO);
+    fake_t *cl = fake_new(2, B_ECHO);
+    a->serve_direct = b->serve_direct = c->serve_direct = 1;
+    a->mec_hold = 1;
+    push_t busy, p;
+    keep_busy(cl, a, &busy);
+    push_big(cl, &p, (const fake_t *[]){ a, b, c }, 3);
+    run_for(50);
+    assert_int_equal(b->tickets_asked, 2);
+    mec_fake_release(a);
+    assert_true(run_until(two_replies, cl));
+    assert_int_equal(cl->replies_failed, 0);
+    assert_value(b, "big", "data");
+    assert_ref(a, "big");
+    assert_ref(c, "big");
+    assert_int_equal(a->tickets_asked + c->tickets_asked, 0);
+    push_done(&busy);
+    push_done(&p);
+    DESTROY(&a, &b, &c, &cl);
+}
+
+/* The root dies before it answers: its children get the values from the
+ * controller, the client an EngineError for it alone. */
+static void test_bcast_source_dies(void **state)
+{
+    fake_t *a = fake_new(1, B_ECHO), *b = fake_new(1, B_ECHO), *c = fake_new(1, B_ECHO);
+    fake_t *cl = fake_new(2, B_ECHO);
+    a->serve_direct = b->serve_direct = c->serve_direct = 1;
+    push_t p;
+    a->mec_hold = 1;
+    push_big(cl, &p, (const fake_t *[]){ a, b, c }, 3);
+    assert_true(run_until(held_one, a));
+    run_for(20);
+    assert_int_equal(b->mec_seen + c->mec_seen, 0);   /* held for a's fetch */
+    fake_destroy(&a);
+    Plexa__MultiReply *mr = wait_multi(cl);
+    assert_string_equal(mr->replies[0]->error->ename, "EngineError");
+    assert_null(mr->replies[1]->error);
+    assert_null(mr->replies[2]->error);
+    assert_value(b, "big", "data");
+    assert_value(c, "big", "data");
+    push_done(&p);
+    DESTROY(&b, &c, &cl);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_bcast_tree, setup_bcast, teardown),
+    cmocka_unit_test_setup_teardown(test_bcast_source_cannot_serve, setup_bcast, teardown),
+    cmocka_unit_test_setup_teardown(test_bcast_child_cannot_fetch, setup_bcast, teardown),
+    cmocka_unit_test_setup_teardown(test_bcast_busy_engine_is_a_leaf, setup_bcast, teardown),
+    cmocka_unit_test_setup_teardown(test_bcast_not_for_pickles, setup_bcast, teardown),
+    cmocka_unit_test_setup_teardown(test_bcast_source_dies, setup_bcast, teardown),
     cmocka_unit_test_setup_teardown(test_unreachable_then_relayed, setup, teardown),
     cmocka_unit_test_setup_teardown(test_direct_elsewhere_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_direct, setup, teardown),

@@ -96,10 +96,10 @@ static Plexa__Envelope *fetch_as_peer(uint16_t port, const char *ticket, plx_msg
     return r;
 }
 
-/* A push of name = the value at index of what url serves: the reply
- * (caller frees). */
+/* A push of name = the value at index of what url serves (native: as a
+ * broadcast's, no pickle accepted): the reply (caller frees). */
 static Plexa__Envelope *push_direct(fake_t *f, const char *name, int32_t engine, const char *key,
-                                    const char *url, uint32_t index)
+                                    const char *url, uint32_t index, int native)
 {
     Plexa__Ref ref = PLEXA__REF__INIT;
     ref.has_engine = 1;
@@ -108,6 +108,8 @@ static Plexa__Envelope *push_direct(fake_t *f, const char *name, int32_t engine,
     ref.url = (char *)url;
     ref.has_index = 1;
     ref.index = index;
+    ref.has_native = native;
+    ref.native = native;
     Plexa__Value v = PLEXA__VALUE__INIT;
     v.kind_case = PLEXA__VALUE__KIND_REF;
     v.ref = &ref;
@@ -159,13 +161,13 @@ static void test_served_once_per_ticket(void **state)
     /* The second ticket in a push's ref: the engine fetches it itself. */
     char url[256];
     snprintf(url, sizeof url, "plx+tcp://127.0.0.1:%u/%s", (unsigned)port, T2);
-    r = push_direct(f, "z", 0, "y", url, 1);
+    r = push_direct(f, "z", 0, "y", url, 1, 0);
     assert_null(r->engine_reply->error);
     plx_envelope_free(&r);
     fake_exec_ok(f, "print(z + 1)", "43\n", 2);
 
     /* Pushed again: T2 is used up, so this fails, and says what to do. */
-    r = push_direct(f, "z", 0, "y", url, 1);
+    r = push_direct(f, "z", 0, "y", url, 1, 0);
     assert_non_null(r->engine_reply->error);
     assert_string_equal(r->engine_reply->error->ename, "DirectTransferError");
     assert_non_null(strstr(r->engine_reply->error->evalue, "direct_transfers = false"));
@@ -206,7 +208,7 @@ static void test_nothing_served_there(void **state)
     close(s);   /* a port nobody listens on */
     char url[256];
     snprintf(url, sizeof url, "plx+tcp://127.0.0.1:%u/%s", (unsigned)ntohs(sa.sin_port), T1);
-    Plexa__Envelope *r = push_direct(f, "b", 3, "a", url, 0);
+    Plexa__Envelope *r = push_direct(f, "b", 3, "a", url, 0, 0);
     assert_non_null(r->engine_reply->error);
     assert_string_equal(r->engine_reply->error->ename, "DirectTransferError");
     assert_non_null(strstr(r->engine_reply->error->evalue, "fetching 'a' from engine 3"));
@@ -215,7 +217,36 @@ static void test_nothing_served_there(void **state)
 
 }
 
+/* A broadcast's ref takes data only: a pickle served for it (what a rogue
+ * serving engine would send to run code on its children) is refused. The
+ * same value by a plexa.ref is a pickle like any other. */
+static void test_broadcast_takes_no_pickle(void **state)
+{
+    fake_t *f = *state;
+    fake_start_registered(f);
+    fake_exec_ok(f, "d = {'k': 1}", "", 1);
+    const char *keys[] = { "d" }, *tickets[] = { T1, T2 };
+    Plexa__Envelope *r = serve(f, keys, 1, tickets, 2);
+    uint16_t port = url_port(r->engine_reply->serve_url);
+    plx_envelope_free(&r);
+    char url[256];
+    snprintf(url, sizeof url, "plx+tcp://127.0.0.1:%u/%s", (unsigned)port, T1);
+    r = push_direct(f, "e", 0, "d", url, 0, 1);
+    assert_non_null(r->engine_reply->error);
+    assert_string_equal(r->engine_reply->error->ename, "DirectTransferError");
+    assert_non_null(strstr(r->engine_reply->error->evalue,
+                           "engine 0 served 'd' of a broadcast as a pickle: refused"));
+    plx_envelope_free(&r);
+    fake_exec_ok(f, "print('e' in globals())", "False\n", 2);
+    snprintf(url, sizeof url, "plx+tcp://127.0.0.1:%u/%s", (unsigned)port, T2);
+    r = push_direct(f, "e", 0, "d", url, 0, 0);
+    assert_null(r->engine_reply->error);
+    plx_envelope_free(&r);
+    fake_exec_ok(f, "print(e)", "{'k': 1}\n", 3);
+}
+
 static const struct CMUnitTest tests[] = {
+    FAKE_TEST(test_broadcast_takes_no_pickle),
     FAKE_TEST(test_served_once_per_ticket),
     FAKE_TEST(test_ended_tickets),
     FAKE_TEST(test_nothing_served_there),

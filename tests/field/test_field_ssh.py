@@ -82,6 +82,11 @@ def test_ssh_launcher_across_hosts(bed, tmp_path):
         logs = "".join(c.log(n) for n in os.listdir(os.path.join(c.profile_dir, "log"))
                        if n.startswith("ipengine"))
         assert "serving values to other engines on 10.231.2.11:" in logs, logs
+        # A push of 32 MiB to all four engines leaves login once: the
+        # engines pass it on between the nodes, as a tree.
+        status = os.path.join(c.profile_dir, "security", "ipcontroller-status.http")
+        out = c.python(BROADCAST % status)
+        assert out == "1\n[True, True, True, True]\n", out
     finally:
         c.ipcluster("stop", check=False)
     nothing_left(bed)
@@ -110,6 +115,21 @@ DIRECT = ("import plexa\nfrom plexa import client\n"
           "mec.push({'big': plexa.ref('big', engine=src)}, targets=dst)\n"
           "mec.execute('ok = bool(big[-1] == (8 << 20) - 1)', targets=dst)\n"
           "print(mec.pull('ok', targets=dst))\n") % WHERE
+
+# Run on login: 32 MiB to every engine; how many times the controller
+# sent it (the status page's bytes_sent), and whether each has it.
+BROADCAST = ("import json, urllib.request, numpy\nfrom plexa import client\n"
+             "url = open(%r).read().strip().replace('/?', '/status.json?')\n"
+             "def sent():\n"
+             "    with urllib.request.urlopen(url, timeout=10) as r:\n"
+             "        return sum(e['bytes_sent'] for e in json.load(r)['engines'])\n"
+             "mec = client.MultiEngineClient()\n"
+             "b = numpy.arange(4 << 20, dtype=numpy.float64)\n"
+             "before = sent()\n"
+             "mec.push({'b': b})\n"
+             "print((sent() - before) // (32 << 20))\n"
+             "mec.execute('ok = bool(b[-1] == (4 << 20) - 1)')\n"
+             "print(mec.pull('ok'))\n")
 
 DISAPPEAR = ("from plexa import client\nfrom plexa.error import CompositeError\n"
              "import subprocess, sys, time\n"

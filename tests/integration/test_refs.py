@@ -9,9 +9,11 @@ copies it, and the targets' arrays are views of one region. Each test
 checks the values that arrive; the shared-memory tests also that the
 controller did not grow and that nothing stays mapped afterwards.
 """
+import json
 import os
 import signal
 import time
+import urllib.request
 
 import numpy
 import pytest
@@ -253,5 +255,51 @@ def test_over_the_network(cluster_factory, direct):
         else:
             assert grew > 40, grew
             assert "serving values to other engines" not in logs
+    finally:
+        m.close()
+
+
+def sent_to_engines_mib(c):
+    """What the controller has sent its engines (the status page's
+    bytes_sent), in MiB."""
+    with open(c.path("security", "ipcontroller-status.http")) as f:
+        url = f.read().strip().replace("/?", "/status.json?")
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return sum(e["bytes_sent"] for e in json.load(r)["engines"]) / 2**20
+
+
+@pytest.mark.parametrize("how", ["tree", "broadcast_min", "untrusted"])
+def test_broadcast_goes_as_a_tree(cluster_factory, how):
+    """A push of 48 MiB to four engines over the network: as a tree, the
+    controller sends it once (the first engine serves two, one of them
+    the fourth); as a fan-out, four times: when broadcast_min is above
+    it, and when the profile does not trust engines with clients' data
+    ([client] trust_engine_pickles = false). What arrives is the same,
+    and what the client sends next runs after it."""
+    tree = how == "tree"
+    conf = "[controller]\nshm = false\n" + {
+        "tree": "", "broadcast_min": "broadcast_min = 1G\n",
+        "untrusted": "[client]\ntrust_engine_pickles = false\n"}[how]
+    c = cluster_factory(n=4, conf=conf)
+    c.start()
+    os.environ["PLEXA_DIR"] = c.root
+    m = client.MultiEngineClient(profile=c.profile)
+    try:
+        value = numpy.arange(12 * 2**20, dtype="i4")
+        m.execute("import numpy")
+        before = sent_to_engines_mib(c)
+        p = m.push(dict(a=value, tag="t"), block=False)
+        m.execute("a += 1")
+        p.get_result()
+        sent = sent_to_engines_mib(c) - before
+        m.execute("ok = bool((a == numpy.arange(12 * 2**20, dtype='i4') + 1).all())")
+        assert m.pull(["ok", "tag"]) == [[True, "t"]] * 4
+        if tree:
+            assert 48 <= sent < 2 * 48, sent
+        else:
+            assert sent >= 4 * 48, sent
+        logs = "".join(open(os.path.join(c.path("log"), n)).read()
+                       for n in os.listdir(c.path("log")) if n.startswith("ipengine"))
+        assert ("serving values to other engines" in logs) == tree
     finally:
         m.close()

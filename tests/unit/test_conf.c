@@ -358,7 +358,7 @@ static void test_error_keys_and_sections(void **state)
     parse_fails("[controller]\nfoo = 1\n",
                 "/x/cluster.conf:2: [controller] foo: unknown key (known keys: max_envelope, "
                 "max_memory, max_buffers, results_max, results_max_bytes, task_inflight, "
-                "scheduler, token_lifetime, status_port, shm, direct_transfers)");
+                "scheduler, token_lifetime, status_port, shm, direct_transfers, broadcast_min)");
     parse_fails("[cluster]\nengines = 4\nport = 1\nengines = 5\n",
                 "/x/cluster.conf:4: [cluster] engines: set twice (first on line 2)");
     parse_fails("engines = 4\n",

@@ -44,6 +44,8 @@ typedef struct plx_controller_opts {
     int          status_port;      /* the status page on 127.0.0.1: 0 any port, -1 off */
     int          shm;              /* also listen on the shm transport (same host, same user) */
     int          direct_transfers; /* refs' values go engine to engine (plx_mec_refs.c) */
+    uint64_t     broadcast_min;    /* buffer bytes from which a push to engines that reach
+                                    * each other goes as a tree (plx_mec_bcast.c) */
     int          reuse;            /* a restart: keep the tokens and port of the
                                     * connection files a dead controller left */
     int          keep_files;       /* leave the connection files at exit (0.10's

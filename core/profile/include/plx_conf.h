@@ -64,6 +64,7 @@ typedef struct plx_controller_conf {
     int      status_port;        /* status page on 127.0.0.1; 0 any, -1 off */
     bool     shm;                /* a shm listener for peers of this host and user */
     bool     direct_transfers;   /* refs' values go engine to engine */
+    uint64_t broadcast_min;      /* bytes from which a push to several engines goes as a tree */
 } plx_controller_conf_t;
 
 /* The [client] section, typed (read by the Python clients; here so that

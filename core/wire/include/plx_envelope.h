@@ -33,6 +33,11 @@ void plx_envelope_set(Plexa__Envelope *env, uint64_t id, uint64_t reply_to,
  * unpacked envelope is checked for that). */
 void plx_value_shift_bufs(Plexa__Value *v, uint32_t by);
 
+/* Whether v is plexa's own kind of value all through: no pickle (which
+ * runs code of the sender's choosing when loaded), no ref. Same depth
+ * bound as plx_value_shift_bufs. */
+int plx_value_native(const Plexa__Value *v);
+
 /* Name of the body case for logs ("execute", "hello", ...). */
 const char *plx_envelope_body_name(const Plexa__Envelope *env);
 
