@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "engine_harness.h"
@@ -245,7 +246,45 @@ static void test_broadcast_takes_no_pickle(void **state)
     fake_exec_ok(f, "print(e)", "{'k': 1}\n", 3);
 }
 
+/* The listener's bounds before Hello: 64 connections that say nothing
+ * fill it (a 65th, ticket in hand, is turned away), and each is dropped
+ * after 10 s without a Hello, after which the ticket works. */
+static void test_silent_peers_are_bounded(void **state)
+{
+    fake_t *f = *state;
+    fake_start_registered(f);
+    fake_exec_ok(f, "x = 7", "", 1);
+    const char *keys[] = { "x" }, *tickets[] = { T1 };
+    Plexa__Envelope *r = serve(f, keys, 1, tickets, 1);
+    uint16_t port = url_port(r->engine_reply->serve_url);
+    plx_envelope_free(&r);
+    int silent[64];
+    for (int i = 0; i < 64; i++) {
+        silent[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        assert_int_equal(connect(silent[i], (struct sockaddr *)&sa, sizeof sa), 0);
+    }
+    fake_exec_ok(f, "pass", "", 2);          /* the I/O thread has taken them all */
+    assert_null(fetch_as_peer(port, T1, NULL));   /* full: turned away, ticket kept */
+    char one;
+    /* Each silent one is closed by the engine at its Hello deadline. */
+    for (int i = 0; i < 64; i++) {
+        struct timeval tv = { .tv_sec = 20 };
+        setsockopt(silent[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        assert_int_equal(recv(silent[i], &one, 1, 0), 0);
+        close(silent[i]);
+    }
+    plx_msg_t *m = NULL;
+    Plexa__Envelope *got = fetch_as_peer(port, T1, &m);
+    assert_non_null(got);
+    assert_int_equal(got->engine_reply->values[0]->i64, 7);
+    plx_envelope_free(&got);
+    plx_msg_destroy(&m);
+}
+
 static const struct CMUnitTest tests[] = {
+    FAKE_TEST(test_silent_peers_are_bounded),
     FAKE_TEST(test_broadcast_takes_no_pickle),
     FAKE_TEST(test_served_once_per_ticket),
     FAKE_TEST(test_ended_tickets),
