@@ -169,16 +169,14 @@ static void test_queue_outlives_its_owner(void **state)
     plx_request_destroy(&answered);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_tokens_as_replies_arrive, setup_connected,
-                                        teardown_connected),
-        cmocka_unit_test_setup_teardown(test_cancel_close_and_order, setup_connected,
-                                        teardown_connected),
-        cmocka_unit_test(test_post_and_close_wake_a_waiter),
-        cmocka_unit_test_setup_teardown(test_queue_outlives_its_owner, setup_connected,
-                                        teardown_connected),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_tokens_as_replies_arrive, setup_connected,
+                                    teardown_connected),
+    cmocka_unit_test_setup_teardown(test_cancel_close_and_order, setup_connected,
+                                    teardown_connected),
+    cmocka_unit_test(test_post_and_close_wake_a_waiter),
+    cmocka_unit_test_setup_teardown(test_queue_outlives_its_owner, setup_connected,
+                                    teardown_connected),
+};
+
+PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("cq", tests, NULL, NULL))

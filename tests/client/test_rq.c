@@ -183,6 +183,35 @@ static void test_small_requests(void **state)
     plx_rqb_clear(&b);
 
     plx_rqb_init(&b, &err);
+    assert_int_equal(plx_rqb_get_ids(&b, &err), PLX_OK);
+    e = packed(&b);
+    assert_int_equal(e->body_case, PLEXA__ENVELOPE__BODY_GET_IDS);
+    assert_null(e->targets);
+    plexa__envelope__free_unpacked(e, NULL);
+    plx_rqb_clear(&b);
+
+    const int32_t two[] = { 3, 1 };
+    const plx_targets_t some = { .all = 0, .ids = two, .n = 2 };
+    plx_rqb_init(&b, &err);
+    assert_int_equal(plx_rqb_clear_queue(&b, &some, &err), PLX_OK);
+    e = packed(&b);
+    assert_int_equal(e->body_case, PLEXA__ENVELOPE__BODY_CLEAR_QUEUE);
+    assert_int_equal(e->clear_queue->n_requests, 0);   /* whole queues, not requests */
+    assert_int_equal(e->targets->n_ids, 2);
+    assert_int_equal(e->targets->ids[0], 3);
+    assert_int_equal(e->targets->ids[1], 1);
+    plexa__envelope__free_unpacked(e, NULL);
+    plx_rqb_clear(&b);
+
+    plx_rqb_init(&b, &err);
+    assert_int_equal(plx_rqb_queue_status(&b, NULL, &err), PLX_OK);
+    e = packed(&b);
+    assert_int_equal(e->body_case, PLEXA__ENVELOPE__BODY_QUEUE_STATUS);
+    assert_true(e->targets->has_all && e->targets->all);
+    plexa__envelope__free_unpacked(e, NULL);
+    plx_rqb_clear(&b);
+
+    plx_rqb_init(&b, &err);
     plx_rqb_task_reserve(&b, 64, &err);
     e = packed(&b);
     assert_int_equal(e->task_reserve->count, 64);

@@ -1,8 +1,10 @@
 /*
- * The pure halves of plugins/common/plx_batch: job script templates,
- * shell quoting, word splitting, and turning queue states into a
- * plx_job_status. (Submission, polling and cancelling are tested against
- * real Slurm, Grid Engine and PBS wrappers by the pytest files here.)
+ * plugins/common/plx_batch in process: job script templates, shell
+ * quoting, word splitting, turning queue states into a plx_job_status,
+ * and its command runner (plx_batch_run: a missing command, capped output
+ * and a timeout, with /bin/sh and /bin/sleep). Submission, polling and
+ * cancelling are tested against real Slurm, Grid Engine and PBS wrappers
+ * by the pytest files here.
  */
 #include <setjmp.h>
 #include <signal.h>
