@@ -107,8 +107,9 @@ def test_profile_setting_turns_pickles_off(owner_cluster, users):
 
 
 def test_revocation_cancels_queued_work(owner_cluster):
-    """sleep(2), then 20 executes per engine and 10 tasks queued; revoking
-    mec and task stops all of them from running."""
+    """sleep(30) running, then 20 executes per engine and 10 tasks queued;
+    revoking mec and task stops all of them from running, and interrupts
+    the sleep: the engines are free for the new token at once."""
     from plexa.task import MapTask
     c = owner_cluster()
     mark = os.path.join("/tmp", "plexa-security-revoke-%d" % os.getpid())
@@ -119,7 +120,7 @@ def test_revocation_cancels_queued_work(owner_cluster):
     mec = mec_for(c)
     tc = tc_for(c)
     mec.execute("import time", block=True)
-    mec.execute("time.sleep(2)", block=False)
+    mec.execute("time.sleep(30)", block=False)
     for i in range(20):
         mec.execute("open(%r + '/mec-%%d-%d' %% id, 'w').close()" % (mark, i), block=False)
     ids = [tc.run(MapTask(_touch, args=(mark + "/task-%d" % i,))) for i in range(10)]
@@ -131,6 +132,9 @@ def test_revocation_cancels_queued_work(owner_cluster):
     time.sleep(3)
     left = os.listdir(mark)
     assert left == [], (left, c.controller_log()[-3000:])
+    again = mec_for(c)           # the new token: the sleep was interrupted
+    assert again.execute("y = 1", block=False).get_result(timeout=20)
+    again.close()
     fresh = tc_for(c)            # the new token: results say what happened
     with pytest.raises(Exception) as e:
         fresh.get_task_result(ids[-1], block=True)
