@@ -327,6 +327,8 @@ void mbcast_free(mreq_t *r);
 
 /* plx_controller.c */
 void ctl_stop_soon(plx_controller_t *c);
+/* A loopback address written as one (127.0.0.0/8, ::1) or "localhost". */
+int  ctl_is_loopback(const char *host);
 
 /* The load-balanced task scheduler (plx_tasks.c and the files
  * plx_tasks_int.h lists) */

@@ -200,8 +200,10 @@ static int plan_serving(plx_controller_t *c, mreq_t *r, mbcast_t *b)
 int mbcast_start(plx_controller_t *c, mreq_t *r, plx_msg_t **m, Plexa__Envelope **env)
 {
     if (!c->opts.direct_transfers || (*env)->body_case != PLEXA__ENVELOPE__BODY_PUSH ||
-        !(*env)->push->n_values || r->n < 2 || payload(*m) < c->opts.broadcast_min ||
-        payload(*m) == 0)
+        !(*env)->push->n_values || r->n < 2)
+        return 0;
+    uint64_t bytes = payload(*m);
+    if (!bytes || bytes < c->opts.broadcast_min)
         return 0;
     mbcast_t *b = bcast_new((*env)->push, r->n);
     if (!b)

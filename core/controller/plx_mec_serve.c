@@ -76,12 +76,9 @@ mreq_t *mserve_fetch(plx_controller_t *c, mreq_t *parent, int idx, int32_t engin
     return f;
 }
 
-/* Whether url_host is the host of addr ("IP:PORT" or "[IP6]:PORT", as the
- * listener names peers). An engine serves on the address its controller
- * connection leaves from, which is where the controller sees it come
- * from: anything else would let a rogue engine send every target, with
- * its ticket, to an address of its choosing. */
-static int same_host(const char *addr, const char *url_host)
+/* The host of addr ("IP:PORT" or "[IP6]:PORT", as the listener names
+ * peers) into out; 0 if addr has no port. */
+static int addr_host(const char *addr, char *out, size_t len)
 {
     const char *colon = strrchr(addr, ':');
     if (!colon)
@@ -92,7 +89,17 @@ static int same_host(const char *addr, const char *url_host)
         h++;
         n -= 2;
     }
-    return strlen(url_host) == n && strncmp(h, url_host, n) == 0;
+    return snprintf(out, len, "%.*s", (int)n, h) < (int)len;
+}
+
+/* Whether url_host is the host of addr. An engine serves on the address
+ * its controller connection leaves from, which is where the controller
+ * sees it come from: anything else would let a rogue engine send every
+ * target, with its ticket, to an address of its choosing. */
+static int same_host(const char *addr, const char *url_host)
+{
+    char h[64];
+    return addr_host(addr, h, sizeof h) && strcmp(h, url_host) == 0;
 }
 
 int mserve_accept(plx_controller_t *c, int32_t engine_id, mserve_t *sv, const char *url,
@@ -122,11 +129,6 @@ int mserve_url(const mserve_t *sv, size_t i, char *out, size_t len)
     return plx_url_format(&u, out, len, NULL) == PLX_OK ? PLX_OK : PLX_ELIMIT;
 }
 
-static int loopback(const char *addr)
-{
-    return strncmp(addr, "127.", 4) == 0 || strncmp(addr, "[::1]", 5) == 0;
-}
-
 int mserve_reachable(const engine_t *src, const engine_t *dst)
 {
     if (strncmp(src->peer->addr, "shm:", 4) == 0 || dst->no_direct)
@@ -134,7 +136,9 @@ int mserve_reachable(const engine_t *src, const engine_t *dst)
     /* Engines reaching the controller through a tunnel all come from its
      * loopback, wherever they run: a loopback source serves only engines
      * of its own host. */
-    return !loopback(src->peer->addr) || strcmp(src->host, dst->host) == 0;
+    char h[64];
+    int loopback = addr_host(src->peer->addr, h, sizeof h) && ctl_is_loopback(h);
+    return !loopback || strcmp(src->host, dst->host) == 0;
 }
 
 void mserve_end(plx_controller_t *c, int32_t engine_id, mserve_t *sv)
