@@ -283,7 +283,7 @@ static int ssh_settings(args_t *a, settings_t *s)
     if (a->sshx) {
         /* Relative to where the user typed it, not to the profile; checked
          * here so that nothing starts with a script that cannot be sent. */
-        FILE *f = realpath(a->sshx, s->sshx) ? fopen(s->sshx, "r") : NULL;
+        FILE *f = realpath(a->sshx, s->sshx) ? fopen(s->sshx, "re") : NULL;
         if (!f) {
             fprintf(stderr, "ipcluster: --sshx: cannot read %s: %m\n", a->sshx);
             return 1;

@@ -29,6 +29,7 @@ W7 = '7 load balance'
 W8 = '8 print loop'
 W9 = '9 field'
 W10 = '10 shared memory'
+W11 = '11 hostile peers'
 
 
 # What workloads send to engines and workers travels by value: they cannot

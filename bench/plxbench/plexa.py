@@ -10,6 +10,7 @@ import time
 import traceback
 import urllib.request
 
+from plxbench import hostile
 from plxbench.common import (
     BCAST_ENGINES, BCAST_PP_CASE, BCAST_PUSH_CASE, BCAST_PUSH_SENT_CASE, BCAST_REF_CASE,
     BCAST_REF_RSS_CASE, BCAST_RSS_CASE, EXAMPLES, Interrupted, MiB, NotAvailable,
@@ -189,6 +190,7 @@ class Plexa(object):
             self.shared_array_push(R, mec)
             self.prime(R)
             self.print_loop(R, mec)
+            hostile.run(R, self, mec)
         finally:
             if mec is not None:
                 close_quietly(mec)
@@ -230,7 +232,7 @@ class Plexa(object):
         for _case, _kind, _d, _ideal, specs in load_balance_specs('plexa', self.LB_APIS):
             s += specs
         return (s + [self.shared_array_spec()] + self.broadcast_specs()
-                + self.broadcast_specs('plexa-tls'))
+                + self.broadcast_specs('plexa-tls') + hostile.specs())
 
     # -- the comparison clusters: tls and tcp with shared memory off ------------------
 

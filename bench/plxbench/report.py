@@ -7,6 +7,7 @@ import platform
 import subprocess
 import sys
 
+from plxbench import hostile
 from plxbench.common import (
     BCAST_ENGINES, BCAST_PP_CASE, BCAST_REF_CASE, BCAST_REF_RSS_CASE, ENGINES, LB_EXP_CASE,
     LB_LONG_CASE, MiB, NAP, NAP_NS, PEERS, PER_IDEAL, UNEVEN_SPEC, W10, W3, W7, exp_durations,
@@ -171,8 +172,9 @@ def off(want, got):
 
 
 def targets(R, ctx=None):
-    """Issues 7's, 16's and 22's targets, in one list (each says its issue)."""
-    return issue7_targets(R, ctx) + issue16_targets(R) + issue22_targets(R, ctx)
+    """Issues 7's, 16's, 17's and 22's targets, in one list (each says its issue)."""
+    return (issue7_targets(R, ctx) + issue16_targets(R) + issue17_targets(R)
+            + issue22_targets(R, ctx))
 
 
 def issue7_targets(R, ctx=None):
@@ -275,6 +277,22 @@ def issue16_targets(R):
     add('tc.run(MapTask) + barrier of null tasks ≥ 15 000 tasks/s (%s%s)'
         % (case, off(10000, P.submit_n)),
         v, v is not None and v >= 15000, '%s tasks/s' % fmt(v), case=case)
+    return out
+
+
+def issue17_targets(R):
+    """Serving clients under attack (workload 11): the threat model's
+    figures, which the security suite does not time."""
+    out = Targets(R, 17)
+    for case, ok, unit, name in (
+            (hostile.FLOOD_CASE % 'max', lambda v: v < 100, 'ms',
+             'get_ids < 100 ms while 1 GiB unauthenticated frames arrive'),
+            (hostile.FLOOD_RSS_CASE, lambda v: v < 64, 'MiB',
+             'controller RSS grows < 64 MiB while they arrive'),
+            (hostile.IDLE_CASE % hostile.IDLE_CONNECTIONS, lambda v: v <= 7, 'ms',
+             'execute ≤ 7 ms with %d idle connections' % hostile.IDLE_CONNECTIONS)):
+        v = out.med('plexa', case)
+        out.add(name, v, v is not None and ok(v), '%s %s' % (fmt(v), unit), case=case)
     return out
 
 
@@ -425,6 +443,7 @@ RESULT_HEADERS = ['workload', 'case', 'system', 'median', 'min', 'max', 'unit', 
 RATIO_HEADERS = ['workload', 'case', 'peer', 'plexa', 'peer value', 'unit', 'plexa/peer',
                  'plexa is']
 TARGET_ISSUES = ((7, 'Issue 7 targets'), (16, 'Issue 16 targets (load balance)'),
+                 (17, 'Issue 17 targets (serving under attack)'),
                  (22, 'Issue 22 targets (bulk data at memory speed)'))
 
 

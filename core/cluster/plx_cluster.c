@@ -93,7 +93,7 @@ static void progress(cluster_t *c, const char *fmt, ...)
 static void log_tail(const char *path, char *out, size_t len)
 {
     out[0] = '\0';
-    FILE *f = fopen(path, "r");
+    FILE *f = plx_file_fopen_ro(path, NULL);
     if (!f)
         return;
     char buf[4096];
@@ -699,7 +699,7 @@ static int detach(cluster_t *c, plx_err_t *err)
     char logfile[PATH_MAX];
     plx_profile_file(&c->prof, "log", "ipcluster.log", logfile, sizeof logfile);
     int lfd = open(logfile, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
-    int nfd = open("/dev/null", O_RDONLY);
+    int nfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (nfd >= 0)
         dup2(nfd, 0);
     if (lfd >= 0) {

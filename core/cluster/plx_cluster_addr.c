@@ -73,7 +73,7 @@ static void iface_of(const char *addr, char *ifname, size_t len)
 /* The default route's interface, from /proc/net/route. 0 or -1. */
 static int default_route_iface(char *ifname, size_t len)
 {
-    FILE *f = fopen("/proc/net/route", "r");
+    FILE *f = fopen("/proc/net/route", "re");
     char line[256], name[64];
     unsigned long dest, mask;
     int rc = -1;

@@ -65,7 +65,7 @@ static void json_str(plx_strbuf_t *b, const char *s)
 
 static long rss_kib(void)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
+    FILE *f = fopen("/proc/self/statm", "re");
     long pages = 0, resident = 0;
     if (f) {
         if (fscanf(f, "%ld %ld", &pages, &resident) != 2)

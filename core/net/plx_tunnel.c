@@ -95,7 +95,7 @@ static void keep_ssh(pid_t parent, const char *const *argv, int errfd)
     if (ssh == 0) {
         setpgid(0, 0);   /* with what it starts (a ProxyCommand): ended as one */
         sigprocmask(SIG_UNBLOCK, &term, NULL);
-        int null = open("/dev/null", O_RDWR);
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
         dup2(null, 0);
         dup2(null, 1);
         dup2(errfd, 2);
@@ -135,7 +135,7 @@ static pid_t spawn_ssh(const char *const *argv, int errfd)
 /* Whether 127.0.0.1:port is in LISTEN state (0A) in /proc/net/tcp. */
 static int listening(uint16_t port)
 {
-    FILE *f = fopen("/proc/net/tcp", "r");
+    FILE *f = fopen("/proc/net/tcp", "re");
     char line[256], want[32];
     int found = 0;
     snprintf(want, sizeof want, "0100007F:%04X", port);

@@ -75,15 +75,20 @@ static int cert_fingerprint(X509 *x, char out[PLX_CERT_FINGERPRINT_HEX + 1], con
 /* *out = path opened for reading as a BIO (caller frees). */
 static int cert_open(const char *path, BIO **out, plx_err_t *err)
 {
-    int saved;
-
-    *out = BIO_new_file(path, "r");
+    plx_err_t why = { 0 };
+    FILE *f = plx_file_fopen_ro(path, &why);
+    *out = NULL;
+    if (!f) {
+        if (err)
+            *err = why;
+        return why.code;
+    }
+    *out = BIO_new_fp(f, BIO_CLOSE);
     if (*out != NULL)
         return PLX_OK;
-    saved = errno;
+    fclose(f);
     ERR_clear_error();
-    return plx_err_set(err, saved == ENOENT ? PLX_ENOTFOUND : PLX_EIO, "%s: %s", path,
-                       strerror(saved));
+    return plx_err_set(err, PLX_ENOMEM, "%s: out of memory for a BIO", path);
 }
 
 /* *out = the first certificate of PEM file path (caller frees). */

@@ -5,6 +5,7 @@
  * read "FILE:LINE: ...". See plx_conf_int.h for the other files.
  */
 #include "plx_conf_int.h"
+#include "plx_profile.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -153,10 +154,15 @@ int plx_conf_load(plx_conf_t *c, const char *path, plx_err_t *err)
 {
     if (!path)
         return plx_err_set(err, PLX_EINVAL, "plx_conf_load: no path");
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return errno == ENOENT ? PLX_OK
-                               : plx_err_set(err, PLX_EIO, "open %s: %s", path, strerror(errno));
+    plx_err_t why = { 0 };
+    FILE *f = plx_file_fopen_ro(path, &why);
+    if (!f) {
+        if (why.code == PLX_ENOTFOUND)
+            return PLX_OK;   /* no cluster.conf: every key has its default */
+        if (err)
+            *err = why;
+        return why.code;
+    }
     parse_ctx_t ctx = { .name = path, .f = f };
     int rc = parse(c, &ctx, err);
     fclose(f);

@@ -339,18 +339,54 @@ static int read_fd(int fd, const char *path, char *out, size_t len, size_t *have
     }
 }
 
+int plx_file_open_ro(const char *path, plx_err_t *err)
+{
+    /* O_NONBLOCK: a FIFO planted in place of the file must not hang us. */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return plx_err_set(err, PLX_ENOTFOUND, "%s: no such file", path);
+        if (errno == ELOOP)
+            return plx_err_set(err, PLX_EINVAL,
+                               "%s is a symbolic link: plexa does not follow links to its own "
+                               "files (replace it with the file itself)", path);
+        return plx_err_set(err, PLX_EIO, "open %s: %s", path, strerror(errno));
+    }
+    struct stat st;
+    int rc = PLX_OK;
+    if (fstat(fd, &st) != 0)
+        rc = plx_err_set(err, PLX_EIO, "fstat %s: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        rc = plx_err_set(err, PLX_EINVAL, "%s is not a regular file", path);
+    if (rc != PLX_OK) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+FILE *plx_file_fopen_ro(const char *path, plx_err_t *err)
+{
+    int fd = plx_file_open_ro(path, err);
+    if (fd < 0)
+        return NULL;
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        plx_err_set(err, PLX_ENOMEM, "fdopen %s: %s", path, strerror(errno));
+        close(fd);
+    }
+    return f;
+}
+
 int plx_file_read_small(const char *path, char *out, size_t len, plx_err_t *err)
 {
     size_t have = 0;
     if (len == 0)
         return plx_err_set(err, PLX_EINVAL, "reading %s: no room in the buffer", path);
     out[0] = '\0';
-    /* O_NONBLOCK: a FIFO planted in place of the file must not hang us;
-     * read_fd refuses anything but a regular file. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int fd = plx_file_open_ro(path, err);
     if (fd < 0)
-        return errno == ENOENT ? plx_err_set(err, PLX_ENOTFOUND, "%s: no such file", path)
-                               : plx_err_set(err, PLX_EIO, "open %s: %s", path, strerror(errno));
+        return fd;
     int rc = read_fd(fd, path, out, len, &have, err);
     close(fd);
     if (rc == PLX_OK && memchr(out, '\0', have))

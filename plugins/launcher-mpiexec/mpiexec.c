@@ -116,7 +116,7 @@ static bool mpx_is_open_mpi(const char *mpiexec)
         return false;
     pid = fork();
     if (pid == 0) {
-        int dn = open("/dev/null", O_RDWR);
+        int dn = open("/dev/null", O_RDWR | O_CLOEXEC);
         dup2(dn, 0);
         dup2(pfd[1], 1);
         dup2(dn, 2);

@@ -320,7 +320,7 @@ static void ssh_real_host(const ssh_words_t *ssh, const char *alias, char *out, 
     pid_t pid = fork();
     if (pid == 0) {
         dup2(pfd[1], 1);
-        int dn = open("/dev/null", O_RDWR);
+        int dn = open("/dev/null", O_RDWR | O_CLOEXEC);
         dup2(dn, 0);
         dup2(dn, 2);
         execvp(argv[0], (char *const *)argv);

@@ -173,7 +173,7 @@ static int conf_bool(const plx_launch_spec *spec, const char *key, bool *out, pl
  * the stdin protocol (no NUL, at most SSH_SSHX_MAX bytes). */
 static int read_sshx(const char *path, char **out, plx_err_t *err)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = fopen(path, "rbe");
     char *buf;
     size_t n;
 

@@ -292,6 +292,14 @@ static void test_fingerprint_file_errors(void **state)
     assert_int_equal(plx_cert_fingerprint_file(path, fp, &err), PLX_EINVAL);
     print_message("%s\n", err.msg);
     assert_non_null(strstr(err.msg, "junk.pem"));
+
+    /* A certificate file that is a symbolic link is refused. */
+    char link[620];
+    snprintf(link, sizeof link, "%s/link.pem", f->dir);
+    assert_int_equal(symlink(path, link), 0);
+    assert_int_equal(plx_cert_fingerprint_file(link, fp, &err), PLX_EINVAL);
+    assert_non_null(strstr(err.msg, "symbolic link"));
+    unlink(link);
 }
 
 static const struct CMUnitTest tests[] = {

@@ -491,8 +491,21 @@ static void test_load(void **state)
     assert_int_equal(plx_conf_load(c, path, &err), PLX_OK);
     assert_defaults(c);
 
+    /* A cluster.conf that is a symbolic link is refused, not followed. */
+    char target[512];
+    snprintf(target, sizeof target, "%s/elsewhere.conf", tmpdir);
     snprintf(path, sizeof path, "%s/cluster.conf", tmpdir);
-    FILE *f = fopen(path, "w");
+    FILE *f = fopen(target, "w");
+    assert_non_null(f);
+    fputs("[cluster]\nengines = 7\n", f);
+    fclose(f);
+    assert_int_equal(symlink(target, path), 0);
+    assert_int_equal(plx_conf_load(c, path, &err), PLX_EINVAL);
+    assert_non_null(strstr(err.msg, "symbolic link"));
+    assert_defaults(c);
+    assert_int_equal(unlink(path), 0);
+
+    f = fopen(path, "w");
     assert_non_null(f);
     fputs("[cluster]\nengines = 12\n[slurm]\npartition = gpu\n[cluster]\nport=x\n", f);
     fclose(f);
@@ -528,10 +541,10 @@ static void test_load(void **state)
     assert_false(plx_conf_client(c)->trust_engine_pickles);
     assert_int_equal(plx_conf_controller(c)->task_inflight, 3);
 
-    /* A directory: a read error naming it. */
-    assert_int_equal(plx_conf_load(c, tmpdir, &err), PLX_EIO);
+    /* A directory: refused, naming it. */
+    assert_int_equal(plx_conf_load(c, tmpdir, &err), PLX_EINVAL);
     assert_non_null(strstr(err.msg, tmpdir));
-    assert_non_null(strstr(err.msg, "Is a directory"));
+    assert_non_null(strstr(err.msg, "not a regular file"));
     assert_int_equal(plx_conf_cluster(c)->engines, 12);
     plx_conf_destroy(&c);
 }

@@ -78,6 +78,20 @@ static void test_control_characters_are_escaped(void **state)
     close(fd);
 }
 
+/* Names a peer chose lose their control characters before a table shows
+ * them; printable text, UTF-8 included, is left as it is. */
+static void test_printable(void **state)
+{
+    (void)state;
+    char s[] = "host\nname\r\x1b[2J\t\x7f\x01" "caf\xc3\xa9 ok";
+    plx_printable(s);
+    assert_string_equal(s, "host?name??[2J???caf\xc3\xa9 ok");
+    char empty[] = "";
+    plx_printable(empty);
+    assert_string_equal(empty, "");
+    plx_printable(NULL);   /* nothing to do, and no crash */
+}
+
 static void test_recent_ring(void **state)
 {
     (void)state;
@@ -136,6 +150,7 @@ static int teardown(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_format_levels_component),
     cmocka_unit_test(test_control_characters_are_escaped),
+    cmocka_unit_test(test_printable),
     cmocka_unit_test(test_recent_ring),
     cmocka_unit_test(test_rotation),
 };

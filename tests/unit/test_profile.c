@@ -332,6 +332,38 @@ static void test_read_small(void **state)
     assert_int_equal(plx_file_read_small(path, out, 0, &err), PLX_EINVAL);
 }
 
+/* A symbolic link planted in place of one of plexa's files is refused,
+ * with a message that names it, and the file it points at is not read. */
+static void test_read_refuses_symlink(void **state)
+{
+    (void)state;
+    plx_err_t err = { 0 };
+    char target[512], link[512], out[64];
+    snprintf(target, sizeof target, "%s/theirs", tmpdir);
+    snprintf(link, sizeof link, "%s/url", tmpdir);
+    write_file(target, "what they chose", 15, 0600);
+    assert_int_equal(symlink(target, link), 0);
+
+    strcpy(out, "x");
+    assert_int_equal(plx_file_read_small(link, out, sizeof out, &err), PLX_EINVAL);
+    assert_non_null(strstr(err.msg, link));
+    assert_non_null(strstr(err.msg, "symbolic link"));
+    assert_string_equal(out, "");
+    assert_int_equal(plx_file_open_ro(link, &err), PLX_EINVAL);
+    assert_null(plx_file_fopen_ro(link, &err));
+    assert_non_null(strstr(err.msg, "symbolic link"));
+
+    /* The file itself opens, close-on-exec. */
+    int fd = plx_file_open_ro(target, &err);
+    assert_true(fd >= 0);
+    assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    close(fd);
+    FILE *f = plx_file_fopen_ro(target, &err);
+    assert_non_null(f);
+    assert_true(fcntl(fileno(f), F_GETFD) & FD_CLOEXEC);
+    fclose(f);
+}
+
 static void test_check_private(void **state)
 {
     (void)state;
@@ -495,6 +527,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_write_secret, setup, teardown),
     cmocka_unit_test_setup_teardown(test_read_small, setup, teardown),
     cmocka_unit_test_setup_teardown(test_check_private, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_read_refuses_symlink, setup, teardown),
     cmocka_unit_test(test_token_new),
     cmocka_unit_test(test_token_equal),
     cmocka_unit_test_setup_teardown(test_pidfile, setup, teardown),

@@ -18,6 +18,7 @@
 #define PLX_PROFILE_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "plexa/error.h"
@@ -77,6 +78,19 @@ int plx_file_write_secret(const char *path, const char *content, plx_err_t *err)
  * file, or contains a NUL byte) or PLX_EIO.
  */
 int plx_file_read_small(const char *path, char *out, size_t len, plx_err_t *err);
+
+/*
+ * Open a file of plexa's own (in the profile directory) for reading:
+ * O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, and only a regular file.
+ * A symbolic link is refused rather than followed: anything that can plant
+ * one there must not choose what plexa reads. Returns the descriptor, or
+ * PLX_ENOTFOUND (missing), PLX_EINVAL (a link, or not a regular file) or
+ * PLX_EIO, with the path in err.
+ */
+int plx_file_open_ro(const char *path, plx_err_t *err);
+
+/* plx_file_open_ro as a stdio stream ("r", close-on-exec); NULL with err set. */
+FILE *plx_file_fopen_ro(const char *path, plx_err_t *err);
 
 /*
  * Refuse a secret file that its group or other users can access (any bit
