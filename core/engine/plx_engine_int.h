@@ -136,7 +136,8 @@ typedef struct plx_engine {
 
     /* Python thread only */
     PyObject                *fn_execute, *fn_push, *fn_pull, *fn_call, *fn_task, *fn_set_id;
-    PyObject                *fn_setup_mpi, *fn_can_finalize;
+    PyObject                *fn_setup_mpi, *fn_can_finalize, *fn_warm_up;
+    int                      warmed;      /* warm_up() ran, once idle (plx_engine.c) */
     int                      hosted;      /* running inside python3 (plexa._enginehost) */
     int                      owns_python; /* we initialized Python, so we finalize it */
     struct sigaction         old_int, old_term, old_wake;

@@ -180,6 +180,7 @@ static int py_bind(plx_engine_t *e, plx_err_t *err)
         { &e->fn_pull, "pull" },         { &e->fn_call, "call" },
         { &e->fn_task, "task" },         { &e->fn_set_id, "set_id" },
         { &e->fn_setup_mpi, "setup_mpi" }, { &e->fn_can_finalize, "can_finalize" },
+        { &e->fn_warm_up, "warm_up" },
     };
     int rc = PLX_OK;
     if (e->opts.no_ipython && PyObject_SetAttrString(mod, "IPYTHON", Py_False) < 0)
@@ -220,7 +221,7 @@ void plx_engine_py_fini(plx_engine_t *e)
     plx_engine_capture_attach(NULL);
     PyObject **fns[] = { &e->fn_execute, &e->fn_push, &e->fn_pull, &e->fn_call, &e->fn_task,
                          &e->fn_set_id,
-                         &e->fn_setup_mpi, &e->fn_can_finalize };
+                         &e->fn_setup_mpi, &e->fn_can_finalize, &e->fn_warm_up };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
         Py_CLEAR(*fns[i]);
     if (!e->owns_python)
