@@ -113,6 +113,62 @@ static PyObject *shared_buffer(PyObject *mod, PyObject *arg)
     return o;
 }
 
+/* scratch_buffer(nbytes): a writable RecvBuffer over a pooled region
+ * (plx_region_scratch): memory already mapped, for a gather's result. */
+static PyObject *scratch_buffer(PyObject *mod, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n < 0 && PyErr_Occurred())
+        return NULL;
+    if (n <= 0)
+        return PyErr_Format(PyExc_ValueError, "scratch_buffer: %zd bytes (expected > 0)", n);
+    plx_buf_t *b = NULL;
+    plx_err_t err = {0};
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = plx_region_scratch((size_t)n, &b, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != PLX_OK)
+        return PyErr_Format(rc == PLX_ENOMEM ? PyExc_MemoryError : PyExc_OSError, "%s", err.msg);
+    PyObject *o = plx_pydesc_buf(b, 0, b->len, &err);
+    plx_buf_unref(&b);
+    if (!o && !PyErr_Occurred())
+        PyErr_SetString(PyExc_MemoryError, err.msg);
+    return o;
+}
+
+/* read_into(dst, offset, src): copy the bytes of src (C-contiguous) into
+ * the writable buffer dst at offset, reading a received region's file
+ * rather than its fresh mapping (plx_region_read); the GIL is released. */
+static PyObject *read_into(PyObject *mod, PyObject *args)
+{
+    PyObject *dst_o, *src_o;
+    Py_ssize_t off;
+    if (!PyArg_ParseTuple(args, "OnO:read_into", &dst_o, &off, &src_o))
+        return NULL;
+    Py_buffer dst, src;
+    if (PyObject_GetBuffer(dst_o, &dst, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(src_o, &src, PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&dst);
+        return NULL;
+    }
+    PyObject *ret = Py_None;
+    if (off < 0 || off > dst.len || src.len > dst.len - off) {
+        PyErr_Format(PyExc_ValueError, "read_into: %zd bytes at offset %zd do not fit in %zd",
+                     src.len, off, dst.len);
+        ret = NULL;
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        plx_region_read(src.buf, (size_t)src.len, (uint8_t *)dst.buf + off);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    Py_XINCREF(ret);
+    return ret;
+}
+
 static PyObject *shared_regions(PyObject *mod, PyObject *unused)
 {
     return PyLong_FromSize_t(plx_region_live());
@@ -121,6 +177,10 @@ static PyObject *shared_regions(PyObject *mod, PyObject *unused)
 static PyMethodDef region_defs[] = {
     { "shared_buffer", shared_buffer, METH_O,
       "shared_buffer(nbytes) -> RecvBuffer over new shared memory (plexa.shared_array)." },
+    { "scratch_buffer", scratch_buffer, METH_O,
+      "scratch_buffer(nbytes) -> RecvBuffer over pooled shared memory, never lent." },
+    { "read_into", read_into, METH_VARARGS,
+      "read_into(dst, offset, src): copy src into dst at offset (a region's file read)." },
     { "shared_regions", shared_regions, METH_NOARGS,
       "shared_regions() -> how many shared-memory regions this process maps." },
     { NULL, NULL, 0, NULL },

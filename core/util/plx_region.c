@@ -26,6 +26,7 @@ struct plx_region {
     uint64_t           file_off; /* where in the file the mapping starts */
     plx_region_kind_t  kind;
     atomic_int         reusable; /* a copy (plx_region_copy) every receiver of which was lent a locked descriptor */
+    int                scratch;  /* plx_region_scratch's: the user's own memory, never lent */
     double             idle_since;   /* in the pool: since when */
     struct plx_region *prev, *next;   /* the registry (by address) */
     struct plx_region *pool_next;
@@ -156,7 +157,7 @@ static int private_unwritten(const uint8_t *p, size_t len)
 static int sendable(const plx_buf_t *b)
 {
     const plx_region_t *r = b->region;
-    if (!r || r->fd < 0)
+    if (!r || r->fd < 0 || r->scratch)
         return 0;
     return r->kind != PLX_REGION_PRIVATE || private_unwritten(b->data, b->len);
 }
@@ -354,9 +355,10 @@ plx_buf_t *plx_region_view(plx_region_t *r, size_t off, size_t len)
     return b;
 }
 
-int plx_region_copy(const void *data, size_t len, plx_buf_t **out, plx_err_t *err)
+/* A region of at least len bytes for a copy or a scratch buffer: a pooled
+ * one (its pages mapped already) or a new one; reusable once freed. */
+static int region_for_copy(size_t len, int scratch, plx_region_t **out, plx_err_t *err)
 {
-    *out = NULL;
     plx_region_t *r = len ? pool_take(len) : NULL;
     if (!r) {
         int rc = plx_region_new(len, &r, err);
@@ -364,10 +366,59 @@ int plx_region_copy(const void *data, size_t len, plx_buf_t **out, plx_err_t *er
             return rc;
         atomic_store(&r->reusable, 1);
     }
-    memcpy(r->map, data, len);
+    r->scratch = scratch;   /* ours alone until a view is handed out */
+    *out = r;
+    return PLX_OK;
+}
+
+static int one_view(plx_region_t *r, size_t len, plx_buf_t **out, plx_err_t *err)
+{
     *out = plx_region_view(r, 0, len);
     plx_region_unref(&r);
     return *out ? PLX_OK : plx_err_set(err, PLX_ENOMEM, "region: out of memory");
+}
+
+int plx_region_copy(const void *data, size_t len, plx_buf_t **out, plx_err_t *err)
+{
+    plx_region_t *r = NULL;
+    *out = NULL;
+    int rc = region_for_copy(len, 0, &r, err);
+    if (rc != PLX_OK)
+        return rc;
+    memcpy(r->map, data, len);
+    return one_view(r, len, out, err);
+}
+
+int plx_region_scratch(size_t len, plx_buf_t **out, plx_err_t *err)
+{
+    plx_region_t *r = NULL;
+    *out = NULL;
+    if (len == 0)
+        return plx_err_set(err, PLX_EINVAL, "region: a scratch buffer of 0 bytes");
+    int rc = region_for_copy(len, 1, &r, err);
+    return rc == PLX_OK ? one_view(r, len, out, err) : rc;
+}
+
+void plx_region_read(const void *src, size_t len, void *dst)
+{
+    plx_buf_t b = {.data = (uint8_t *)src, .len = len};
+    size_t got = 0;
+    if (len && plx_region_attach(&b) && sendable(&b)) {
+        /* The file holds what the view shows: read it from there, which
+         * costs the kernel's copy and no fault on the view's fresh pages. */
+        while (got < len) {
+            ssize_t n = pread(b.region->fd, (uint8_t *)dst + got, len - got,
+                              (off_t)(b.region_off + got));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+    }
+    if (got < len)
+        memcpy((uint8_t *)dst + got, (const uint8_t *)src + got, len - got);
+    plx_region_unref(&b.region);
 }
 
 /* Is fd something we may map for off + len bytes: a memfd of ours whose

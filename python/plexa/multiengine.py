@@ -13,6 +13,7 @@ import time
 import weakref
 
 from plexa import _map as Map
+from plexa import shared
 from plexa._map import MultiEngineMapper, ParallelFunction
 from plexa._callbacks import Callbacks
 from plexa._tb import boundary, hide_frames
@@ -399,7 +400,11 @@ class MultiEngineClient(object):
 
         def convert(replies):
             _check(replies, 'gather')
-            return mapObject.joinPartitions([r.values[0] for r in replies])
+            parts = [r.values[0] for r in replies]
+            joined = None
+            if type(mapObject) is Map.Map and self.shared_memory:
+                joined = shared.join_arrays(parts)
+            return joined if joined is not None else mapObject.joinPartitions(parts)
         return self._finish(req, convert, block)
 
     def raw_map(self, func, seqs, dist='b', targets=None, block=None):

@@ -47,6 +47,43 @@ def shared_array(shape, dtype=float, order='C'):
     return flat.reshape(shape, order=order)
 
 
+# Below this a plain concatenate is as fast: the region is for big joins.
+_JOIN_MIN = 1 << 20
+
+
+def join_arrays(parts):
+    """numpy.concatenate(parts) into pooled shared memory of this process,
+    or None when parts are not C-contiguous arrays of one plain dtype and
+    one trailing shape, of 1 MiB and more (the caller concatenates).
+
+    For a gather's partitions, received through shared memory: the result
+    goes into a region whose pages are mapped already (a fresh array's
+    first touch costs more than the copy), and each part is read from its
+    region's file rather than faulted in through its fresh mapping. The
+    result is the caller's own: a push of it is copied, like any array."""
+    np = sys.modules.get('numpy')
+    if np is None or not parts or not all(type(p) is np.ndarray for p in parts):
+        return None
+    first = parts[0]
+    if first.ndim == 0 or first.dtype.hasobject or any(
+            p.dtype != first.dtype or p.shape[1:] != first.shape[1:] or
+            not p.flags.c_contiguous for p in parts):
+        return None
+    total = sum(p.nbytes for p in parts)
+    if total < _JOIN_MIN:
+        return None
+    mod = _module()
+    buf = mod.scratch_buffer(total)
+    off = 0
+    for p in parts:
+        if p.nbytes:
+            mod.read_into(buf, off, p)
+            off += p.nbytes
+    rows = sum(p.shape[0] for p in parts)
+    out = np.frombuffer(buf, dtype=first.dtype, count=total // first.itemsize)
+    return out.reshape((rows,) + first.shape[1:])
+
+
 def shared_regions():
     """How many shared-memory regions this process maps now: received
     values and shared arrays that are still alive (for checking that none

@@ -113,6 +113,38 @@ def test_scatter_gather_and_results(cluster, mec):
     assert wait_for(lambda: nothing_mapped(cluster), timeout=10)
 
 
+def test_gather_joins_into_memory_of_its_own(cluster, mec):
+    """A big gather through shared memory joins the parts into a pooled
+    region of the client's (reading the received regions' files): the
+    values are right, in order, for arrays of any rank, the result is the
+    caller's to write, a push of it is a copy (what the client writes
+    afterwards does not reach the engine), and nothing stays mapped."""
+    from plexa import shared
+    live = shared.shared_regions()
+    x = numpy.arange(6 * MiB // 8, dtype=numpy.float64).reshape(-1, 4)
+    mec.scatter("x", x)
+    mec.execute("x[0, 0] = -1")      # written on the engines: their own copies
+    g = mec.gather("x")
+    want = x.copy()
+    want[0, 0] = -1
+    want[len(x) // 2, 0] = -1
+    assert g.shape == x.shape and numpy.array_equal(g, want)
+    g[1, 1] = 42.0                   # the caller's own
+    mec.push({"g": g}, targets=0)
+    g[2, 2] = 43.0
+    mec.execute("ok = bool(g[1, 1] == 42.0 and g[2, 2] == 10.0)", targets=0)
+    assert mec.pull("ok", targets=0) == [True]
+    ints = mec.gather("x")           # again: the pool's region, refilled
+    assert numpy.array_equal(ints, want)
+    small = numpy.arange(10)
+    mec.scatter("s", small)
+    assert list(mec.gather("s")) == list(small)   # small joins stay numpy's
+    del g, ints
+    assert shared.shared_regions() == live
+    mec.execute("x = s = None; g = None")
+    assert wait_for(lambda: nothing_mapped(cluster), timeout=10)
+
+
 def test_engine_killed_holding_regions(cluster_factory):
     """An engine that dies holding received regions leaks nothing: its
     mappings go with it, the controller drops its references, and the

@@ -197,6 +197,67 @@ static void test_pool_waits_for_receivers(void **state)
     assert_int_equal(mapped_regions(), 0);
 }
 
+/* A scratch buffer is pooled memory of the process's own: never lent,
+ * back to the pool when freed, and the next copy may take it (then lent
+ * as any copy). */
+static void test_scratch(void **state)
+{
+    plx_region_pool_set_max(64 << 20);
+    plx_err_t err = {0};
+    plx_buf_t *s = NULL, *c = NULL;
+    uint64_t off;
+    assert_int_equal(plx_region_scratch(0, &s, &err), PLX_EINVAL);
+    assert_int_equal(plx_region_scratch(300000, &s, &err), PLX_OK);
+    fill(s->data, s->len, 3);                        /* writable */
+    assert_int_equal(plx_region_fd_of(s, &off), -1); /* never by descriptor */
+    assert_int_equal(plx_region_lend(s, &off), -1);
+    plx_buf_t *bare = plx_buf_wrap(s->data + 10, 100, no_release, NULL);
+    assert_int_equal(plx_region_attach(bare), 1);    /* as a numpy array's export */
+    assert_int_equal(plx_region_fd_of(bare, &off), -1);
+    plx_buf_unref(&bare);
+    uint8_t *first = s->data;
+    plx_buf_unref(&s);
+    assert_int_equal(plx_region_live(), 0);
+    uint8_t data[300000];
+    fill(data, sizeof data, 4);
+    assert_int_equal(plx_region_copy(data, sizeof data, &c, &err), PLX_OK);
+    assert_ptr_equal(c->data, first);                /* the pool's, reused */
+    assert_true(plx_region_fd_of(c, &off) >= 0);     /* a copy: lent again */
+    plx_buf_unref(&c);
+    plx_region_pool_set_max(0);
+    assert_int_equal(mapped_regions(), 0);
+}
+
+/* plx_region_read gives what the source shows: from a received view's
+ * file while unwritten, from the view itself once written here, and from
+ * plain memory. */
+static void test_read(void **state)
+{
+    uint8_t data[20000], out[10000];
+    plx_err_t err = {0};
+    fill(data, sizeof data, 9);
+    plx_buf_t *src = NULL, *got = NULL;
+    assert_int_equal(plx_region_copy(data, sizeof data, &src, &err), PLX_OK);
+    uint64_t off = 0;
+    int fd = dup(plx_region_fd_of(src, &off));
+    assert_int_equal(plx_region_adopt(fd, 8192, 10000, PLX_REGION_PRIVATE, &got, &err), PLX_OK);
+    memset(out, 0, sizeof out);
+    plx_region_read(got->data, 10000, out);
+    assert_memory_equal(out, data + 8192, 10000);
+    plx_region_read(got->data + 5, 100, out);        /* part of a view */
+    assert_memory_equal(out, data + 8197, 100);
+    got->data[9000] ^= 0xff;                          /* written here: the file is stale */
+    plx_region_read(got->data, 10000, out);
+    assert_memory_equal(out, got->data, 10000);
+    assert_int_equal(out[9000], (uint8_t)(data[8192 + 9000] ^ 0xff));
+    plx_region_read(data, 50, out);                   /* no region at all */
+    assert_memory_equal(out, data, 50);
+    plx_region_read(data, 0, out);
+    plx_buf_unref(&got);
+    plx_buf_unref(&src);
+    assert_int_equal(plx_region_live(), 0);
+}
+
 /* ---- frames ---------------------------------------------------------------- */
 
 #define PLX_TRANSPORT_FDS_TEST 8
@@ -347,6 +408,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_adopt_refuses),
     cmocka_unit_test(test_attach),
     cmocka_unit_test(test_pool_waits_for_receivers),
+    cmocka_unit_test(test_scratch),
+    cmocka_unit_test(test_read),
     cmocka_unit_test(test_frame_refs),
     cmocka_unit_test(test_frame_bad_refs),
     cmocka_unit_test(test_frame_ref_over_budget),

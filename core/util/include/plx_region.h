@@ -58,6 +58,23 @@ PLX_SHARED plx_buf_t *plx_region_view(plx_region_t *r, size_t off, size_t len);
  * copy a payload costs on its way into shared memory. */
 PLX_SHARED int plx_region_copy(const void *data, size_t len, plx_buf_t **out, plx_err_t *err);
 
+/* A writable buffer of len bytes (len > 0) for this process's own use,
+ * its content unspecified: a pooled region when one fits, so its pages
+ * are mapped already (on a virtual machine a fresh page costs far more
+ * than writing it). Unlike plx_region_copy's, its region is never sent
+ * by descriptor (what the process writes there later must not show
+ * through someone's view): a push of it is copied like any memory. Back
+ * to the pool when its last view goes. PLX_OK, PLX_EINVAL, PLX_ENOMEM or
+ * PLX_EIO. */
+PLX_SHARED int plx_region_scratch(size_t len, plx_buf_t **out, plx_err_t *err);
+
+/* Copy len bytes at src, which may lie in a received region, to dst.
+ * When src is a view that could be sent by descriptor (its file holds
+ * what it shows: not written here), the bytes are read from the file
+ * (pread), which spares faulting in the view's fresh mapping page by
+ * page; otherwise, or if that read falls short, memcpy. */
+PLX_SHARED void plx_region_read(const void *src, size_t len, void *dst);
+
 /*
  * A received descriptor: check that it is a sealed memfd of this user
  * holding at least off + len bytes, map [off, off + len) as kind
