@@ -686,6 +686,12 @@ static int detach(cluster_t *c, plx_err_t *err)
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC) != 0)
         return plx_err_set(err, PLX_EIO, "pipe: %s", strerror(errno));
+    /* `ipcluster start | head -1`: once the reader is gone, the parent's
+     * next progress line and the child's next report would raise SIGPIPE
+     * and kill the cluster's keeper mid-start, leaving jobs no one stops.
+     * Both write on regardless (EPIPE); launched programs get the default
+     * back (plx_sigreset). */
+    signal(SIGPIPE, SIG_IGN);
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0)

@@ -125,3 +125,21 @@ def test_ip_and_location_on_the_command_line(cluster_factory):
     bad = c.run("start", "-n", "1", "--ip", "not an address", check=False)
     assert bad.returncode != 0
     assert "not an address" in bad.stderr + bad.stdout
+
+
+def test_start_into_a_closed_pipe_leaves_a_working_cluster(cluster_factory):
+    """`ipcluster start | head -1`: the reader goes after the first line,
+    and neither the waiting ipcluster nor the cluster's keeper dies of
+    SIGPIPE; the cluster comes up and stops as usual."""
+    c = cluster_factory(n=2)
+    p = subprocess.run(["sh", "-c", '"$0" start -n 2 --profile="$1" | head -1',
+                        tool("ipcluster"), c.profile],
+                       cwd=c.cwd, env=c.env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.startswith("[ipcluster] "), (p.stdout, p.stderr)
+    deadline = time.monotonic() + 30
+    while "2 registered" not in c.run("status", check=False).stdout:
+        assert time.monotonic() < deadline, c.run("status", check=False).stdout
+        time.sleep(0.2)
+    assert c.client().get_ids() == [0, 1]
+    stop = c.run("stop")
+    assert "stopped" in stop.stdout
