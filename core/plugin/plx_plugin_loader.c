@@ -7,6 +7,7 @@
  * See plx_plugin_loader.h for the search order and the checks.
  */
 #include "plx_plugin_loader.h"
+#include "plx_plugin_elf.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -385,15 +386,48 @@ static int plx_plugin_ltdl_init_locked(plx_err_t *err)
     return PLX_OK;
 }
 
+/* The file lt_dlopenext would take for path (path itself, or path.so),
+ * into out; false for none or a libtool archive (.la). */
+static bool plx_plugin_object_file(const char *path, char *out, size_t len)
+{
+    const char *dot = strrchr(path, '.');
+    const char *slash = strrchr(path, '/');
+    if (dot && (!slash || dot > slash) && strcmp(dot, ".la") == 0)
+        return false;
+    if (access(path, F_OK) == 0 && (size_t)snprintf(out, len, "%s", path) < len)
+        return true;
+    return (size_t)snprintf(out, len, "%s.so", path) < len && access(out, F_OK) == 0;
+}
+
+/* Why the object file will not load, in the dynamic linker's own words
+ * ("invalid ELF header", "libfoo.so.1: cannot open shared object file"):
+ * libltdl, which tries several names, only says "file not found". */
+static const char *plx_plugin_dl_reason(const char *file)
+{
+    void *h = dlopen(file, RTLD_NOW | RTLD_LOCAL);
+    if (h) {
+        dlclose(h);
+        return NULL;
+    }
+    return dlerror();
+}
+
 static int plx_plugin_open_locked(const char *path, lt_dlhandle *out, plx_err_t *err)
 {
     lt_dladvise advise;
     lt_dlhandle h = NULL;
     const char *why;
+    char file[PATH_MAX];
 
     if (!plx_plugin_file_exists(path))
         return plx_err_set(err, PLX_ENOTFOUND, "plugin %s: no such file "
                            "(also tried .so and .la)", path);
+    bool object = plx_plugin_object_file(path, file, sizeof file);
+    if (object) {
+        int rc = plx_plugin_elf_check(file, err);
+        if (rc != PLX_OK)
+            return rc;
+    }
     if (lt_dladvise_init(&advise) == 0) {
         /* local: every plugin exports the same symbol name. */
         if (lt_dladvise_ext(&advise) == 0 && lt_dladvise_local(&advise) == 0)
@@ -402,6 +436,9 @@ static int plx_plugin_open_locked(const char *path, lt_dlhandle *out, plx_err_t 
     }
     if (h == NULL) {
         why = lt_dlerror();
+        const char *dl = object ? plx_plugin_dl_reason(file) : NULL;
+        if (dl)
+            return plx_err_set(err, PLX_EIO, "plugin %s cannot be loaded: %s", path, dl);
         return plx_err_set(err, PLX_EIO, "plugin %s: lt_dlopenext: %s", path,
                            why ? why : "unknown error");
     }

@@ -14,6 +14,10 @@
  *                  recv_fds) to functions that abort: with FX_OPS_SIZE at
  *                  PLX_TRANSPORT_OPS_V1_SIZE, a version-1 plugin as built
  *                  today, whose size alone says those members are absent
+ *   FX_HOST_SYMBOL call one of plexa's own functions (plx_buf_pool_trim),
+ *                  left undefined for the host to supply: refused unread
+ *   FX_DEP_SYMBOL  call fixture_dep_value from libplxfixturedep.so.1, a
+ *                  library the dynamic linker cannot find at run time
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,8 +71,22 @@ static int fx_sendv(void *conn, const struct iovec *iov, int iovcnt, size_t *n,
 }
 #endif
 
+#ifdef FX_HOST_SYMBOL
+extern void plx_buf_pool_trim(double idle_s);
+#endif
+#ifdef FX_DEP_SYMBOL
+extern int fixture_dep_value(void);
+#endif
+
 static void fx_close(void **conn)
 {
+#ifdef FX_HOST_SYMBOL
+    plx_buf_pool_trim(0);
+#endif
+#ifdef FX_DEP_SYMBOL
+    if (fixture_dep_value() != 1)
+        abort();
+#endif
 }
 
 #ifdef FX_V1_TRAPS

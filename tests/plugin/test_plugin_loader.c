@@ -131,6 +131,21 @@ static void test_refuse_bad_ops(void **state)
     assert_refused("noops", PLX_EINVAL, "no ops table");
 }
 
+/* Loader messages say what is wrong with the file, in the dynamic
+ * linker's words, and a plugin needing plexa's own functions is refused
+ * before any of its code runs. */
+static void test_refuse_unloadable(void **state)
+{
+    assert_refused("notelf", PLX_EIO, "invalid ELF header");
+    assert_refused("missingdep", PLX_EIO,
+                   "libplxfixturedep.so.1: cannot open shared object file");
+    assert_refused("hostsym", PLX_EABI, "plx_buf_pool_trim");
+    plx_err_t err = { 0 };
+    const plx_plugin *p = NULL;
+    plx_plugin_load(PLX_PLUGIN_TRANSPORT, "hostsym", &p, &err);
+    assert_non_null(strstr(err.msg, "not part of the plugin ABI"));
+}
+
 /* A missing plugin's message lists every directory searched. */
 static void test_not_found(void **state)
 {
@@ -422,7 +437,10 @@ static void test_list(void **state)
     assert_true(has(&t, "good"));
     assert_true(has(&t, "v1"));
     assert_false(has(&t, "badabi") || has(&t, "other") || has(&t, "wrongkind") ||
-                 has(&t, "nosym") || has(&t, "nullop"));
+                 has(&t, "nosym") || has(&t, "nullop") || has(&t, "hostsym") ||
+                 has(&t, "missingdep") || has(&t, "notelf"));
+    for (int i = 0; i < t.n; i++)
+        print_message("listed: %s\n", t.names[i]);
     assert_int_equal(t.n, 5);
     n = plx_plugin_list(PLX_PLUGIN_LAUNCHER, collect, &l);
     assert_int_equal(n, l.n);
@@ -453,6 +471,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_refuse_no_symbol),
     cmocka_unit_test(test_refuse_misnamed),
     cmocka_unit_test(test_refuse_bad_ops),
+    cmocka_unit_test(test_refuse_unloadable),
     cmocka_unit_test(test_not_found),
     cmocka_unit_test(test_invalid_name),
     cmocka_unit_test(test_load_file_checks),

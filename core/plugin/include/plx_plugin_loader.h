@@ -10,6 +10,11 @@
  * rather than silently falling back to a later directory, so a broken
  * plugin on the path is never masked.
  *
+ * Before the file is loaded, its dynamic symbol table is read: a plugin
+ * that leaves a plx_* symbol for its host to supply is refused (PLX_EABI,
+ * naming the symbol; plx_plugin_elf.c says why). A file that will not
+ * load is refused with the dynamic linker's own message (PLX_EIO).
+ *
  * Before a descriptor is handed out it is checked (each refusal names the
  * file): the `plx_plugin_descriptor` symbol exists (PLX_EABI), its abi is
  * PLX_PLUGIN_ABI (PLX_EABI), its kind is the one asked for (PLX_EINVAL), its
