@@ -219,23 +219,27 @@ static int region_unshared(const plx_region_t *r)
     return fcntl(r->fd, F_OFD_GETLK, &fl) == 0 && fl.l_type == F_UNLCK;
 }
 
-/* A pooled region of at least len bytes (and not wastefully larger) that
- * nobody maps any more, taken out of the pool with one reference; NULL if
- * none. */
+/* The smallest pooled region of at least len bytes (and not wastefully
+ * larger) that nobody maps any more, taken out of the pool with one
+ * reference; NULL if none. Smallest, so that a big one stays for a big
+ * need: a gather's join after the scatter copies of its halves. */
 static plx_region_t *pool_take(size_t len)
 {
-    plx_region_t *got = NULL;
+    plx_region_t **best = NULL;
     pthread_mutex_lock(&reg_mu);
     for (plx_region_t **pp = &pool_head; *pp; pp = &(*pp)->pool_next) {
         plx_region_t *r = *pp;
-        if (r->maplen < len || r->maplen / 2 > len || !region_unshared(r))
+        if (r->maplen < len || r->maplen / 2 > len || (best && (*best)->maplen <= r->maplen) ||
+            !region_unshared(r))
             continue;
-        *pp = r->pool_next;
-        pool_bytes -= r->maplen;
+        best = pp;
+    }
+    plx_region_t *got = best ? *best : NULL;
+    if (got) {
+        *best = got->pool_next;
+        pool_bytes -= got->maplen;
         pool_count--;
-        atomic_store(&r->refs, 1);
-        got = r;
-        break;
+        atomic_store(&got->refs, 1);
     }
     pthread_mutex_unlock(&reg_mu);
     return got;

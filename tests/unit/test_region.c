@@ -228,6 +228,31 @@ static void test_scratch(void **state)
     assert_int_equal(mapped_regions(), 0);
 }
 
+/* The pool hands out the smallest region that fits, keeping a big one
+ * for a big need (a gather's join after the scatter copies of its
+ * halves). */
+static void test_pool_best_fit(void **state)
+{
+    plx_region_pool_set_max(64 << 20);
+    static uint8_t data[300000];
+    plx_err_t err = {0};
+    plx_buf_t *big = NULL, *small = NULL, *c = NULL;
+    assert_int_equal(plx_region_copy(data, 300000, &big, &err), PLX_OK);
+    assert_int_equal(plx_region_copy(data, 160000, &small, &err), PLX_OK);
+    uint8_t *small_at = small->data, *big_at = big->data;
+    plx_buf_unref(&small);
+    plx_buf_unref(&big);                 /* the big one is the pool's newest */
+    assert_int_equal(plx_region_copy(data, 150000, &c, &err), PLX_OK);
+    assert_ptr_equal(c->data, small_at); /* both fit: the smaller is taken */
+    plx_buf_t *s = NULL;
+    assert_int_equal(plx_region_scratch(290000, &s, &err), PLX_OK);
+    assert_ptr_equal(s->data, big_at);
+    plx_buf_unref(&c);
+    plx_buf_unref(&s);
+    plx_region_pool_set_max(0);
+    assert_int_equal(mapped_regions(), 0);
+}
+
 /* plx_region_read gives what the source shows: from a received view's
  * file while unwritten, from the view itself once written here, and from
  * plain memory. */
@@ -409,6 +434,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_attach),
     cmocka_unit_test(test_pool_waits_for_receivers),
     cmocka_unit_test(test_scratch),
+    cmocka_unit_test(test_pool_best_fit),
     cmocka_unit_test(test_read),
     cmocka_unit_test(test_frame_refs),
     cmocka_unit_test(test_frame_bad_refs),
