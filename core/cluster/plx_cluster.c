@@ -35,6 +35,7 @@ typedef struct cluster {
     void                   *cjob, *ejob;
     void                   *rjobs[MAX_ENGINE_JOBS];   /* replacement engines */
     int                     nrjobs;
+    int                     next_index;    /* the next engine's PLX_ENGINE_INDEX */
     char                    engine_url[1024];
     const char             *engine_launcher;
     const char             *controller_launcher;
@@ -121,14 +122,14 @@ static void log_tail(const char *path, char *out, size_t len)
 }
 
 static int start_job(cluster_t *c, const plx_launcher_ops *ops, const char *launcher,
-                     plx_launch_role role, int count, const char *const *argv,
+                     plx_launch_role role, int count, int first_index, const char *const *argv,
                      const char *const *env, void **job, plx_err_t *err)
 {
     plx_conf_view_t view = {.conf = c->conf, .section = launcher};
     plx_launch_spec spec = {
         .size = sizeof spec, .role = role, .count = count, .argv = argv, .env = env,
         .cwd = c->cwd, .profile_dir = c->prof.dir, .log_dir = c->prof.log_dir,
-        .conf = plx_conf_view_get, .conf_ctx = &view,
+        .conf = plx_conf_view_get, .conf_ctx = &view, .first_index = first_index,
     };
     return ops->start(&spec, job, err);
 }
@@ -195,7 +196,7 @@ static int start_controller(cluster_t *c, int reuse, plx_err_t *err)
     argv[n] = NULL;
     clock_gettime(CLOCK_REALTIME_COARSE, &c->ctl_started);
     const char *env[] = {direnv, NULL};
-    if (start_job(c, c->cops, c->controller_launcher, PLX_LAUNCH_CONTROLLER, 1, argv, env,
+    if (start_job(c, c->cops, c->controller_launcher, PLX_LAUNCH_CONTROLLER, 1, 0, argv, env,
                   &c->cjob, err))
         return plx_err_prefix(err, "starting the controller");
     return PLX_OK;
@@ -255,7 +256,13 @@ static int spawn_engines(cluster_t *c, int n, void **job, plx_err_t *err)
         argv[n_argv++] = cc->engine_ssh;
     }
     const char *env[] = {envurl, NULL};
-    return start_job(c, c->eops, c->engine_launcher, PLX_LAUNCH_ENGINES, n, argv, env, job, err);
+    /* Every engine of the cluster its own number (and log file), across
+     * `ipcluster engines` and replacements. */
+    int rc = start_job(c, c->eops, c->engine_launcher, PLX_LAUNCH_ENGINES, n, c->next_index,
+                       argv, env, job, err);
+    if (rc == PLX_OK)
+        c->next_index += n;
+    return rc;
 }
 
 static int start_engines(cluster_t *c, int n, const char *url, plx_err_t *err)

@@ -48,7 +48,25 @@ typedef struct plx_launch_spec {
     void              *conf_ctx;
     /* Members above are in version 1 of the spec (plugin ABI 1). Append
      * new ones below, behind a fence of their own. */
+
+    /* ---- version 2 ---- */
+    /* The index of this start's first process (role ENGINES): process i
+     * is engine first_index + i, its PLX_ENGINE_INDEX and the number in
+     * its log file's name. ipcluster numbers every engine of a cluster
+     * once: `ipcluster engines -n N` and replacements go on from where
+     * the earlier starts ended. Read it with plx_launch_first_index. */
+    int                first_index;
 } plx_launch_spec;
+
+/* The size of a version-1 spec (what callers built against the first
+ * headers pass). */
+#define PLX_LAUNCH_SPEC_V1_SIZE PLX_OPS_END(plx_launch_spec, conf_ctx)
+
+/* spec->first_index, or 0 from a caller whose spec predates it. */
+static inline int plx_launch_first_index(const plx_launch_spec *spec)
+{
+    return spec->size >= PLX_OPS_END(plx_launch_spec, first_index) ? spec->first_index : 0;
+}
 
 typedef enum plx_job_state {
     PLX_JOB_PENDING  = 1,   /* submitted, not yet running (queued) */

@@ -76,7 +76,7 @@ static int batch_template(const plx_batch_conf *c, const plx_batch_job *j, char 
 typedef struct batch_vars {
     const plx_batch_conf *conf;
     const plx_batch_job  *job;
-    char                  n[16], range[48];
+    char                  n[16], range[48], first[16];
     const char           *engine_command, *work_dir;
 } batch_vars;
 
@@ -86,6 +86,7 @@ static const char *batch_lookup(void *ctx, const char *name)
     const plx_launch_spec *s = v->conf->spec;
     const struct { const char *name, *value; } fixed[] = {
         { "n", v->n },                     { "array_range", v->range },
+        { "first_index", v->first },
         { "job_name", v->job->job_name },  { "engine_command", v->engine_command },
         { "profile_dir", s->profile_dir ? s->profile_dir : "" },
         { "log_dir", v->job->log_dir },    { "work_dir", v->work_dir },
@@ -192,6 +193,7 @@ int plx_batch_script_render(const plx_batch_conf *c, const plx_batch_job *j, cha
 
     v.work_dir = j->cwd ? j->cwd : getcwd(cwd, sizeof cwd) ? cwd : ".";
     snprintf(v.n, sizeof v.n, "%d", j->n);
+    snprintf(v.first, sizeof v.first, "%d", plx_launch_first_index(c->spec));
     snprintf(v.range, sizeof v.range, "%d-%d", c->sys->array_first,
              c->sys->array_first + j->n - 1);
     if ((rc = batch_check_path(c->sys->name, "log directory", j->log_dir, err)) ||

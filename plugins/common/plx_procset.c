@@ -247,7 +247,7 @@ int plx_procset_spawn(plx_procset_t *s, int i, const plx_proc_cmd *cmd, plx_err_
     else
         snprintf(s->procs[i].label, sizeof s->procs[i].label, "%.64s #%d",
                  base_name(cmd->argv[0]), i);
-    snprintf(index, sizeof index, "PLX_ENGINE_INDEX=%d", i);
+    snprintf(index, sizeof index, "PLX_ENGINE_INDEX=%d", cmd->index_base + i);
     plan.envp = env_build(cmd, index);
     if (plan.envp == NULL)
         return plx_err_set(err, PLX_ENOMEM, "%s: out of memory", s->who);

@@ -40,7 +40,9 @@ typedef struct plx_proc_cmd {
     const char        *cwd;        /* NULL: inherit */
     const char        *log_path;   /* stdout+stderr appended there; NULL: inherit ours */
     const char        *label;      /* for messages, e.g. "ipengine #3"; NULL: argv[0] #i */
-    bool               index_env;  /* add PLX_ENGINE_INDEX=<i> (last: nothing shadows it) */
+    bool               index_env;  /* add PLX_ENGINE_INDEX=<index_base + i> (last: nothing
+                                    * shadows it) */
+    int                index_base; /* the first process's index (plx_launch_first_index) */
     bool               stdin_pipe; /* stdin is a socket whose other end plx_procset_stdin
                                     * gives; closing it is the child's EOF */
 } plx_proc_cmd;

@@ -4,9 +4,10 @@
  * The process management (process groups, PR_SET_PDEATHSIG, reaping only
  * our own pids, SIGTERM then SIGKILL) is plugins/common/plx_procset.c,
  * shared with the ssh and mpiexec launchers. This file adds what is
- * local's own: process i runs spec->argv with PLX_ENGINE_INDEX=<i>, its
- * output appended to <log_dir>/<basename argv0>-<i>.out, and a start is
- * all or nothing.
+ * local's own: process i runs spec->argv with PLX_ENGINE_INDEX=<k>, its
+ * output appended to <log_dir>/<basename argv0>-<k>.out (k = the spec's
+ * first index + i: unique across every start of a cluster), and a start
+ * is all or nothing.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +40,8 @@ static int local_log_path(const plx_launch_spec *spec, int i, char *path, size_t
     if (spec->log_dir == NULL || *spec->log_dir == '\0')
         return PLX_OK;
     if ((size_t)snprintf(path, len, "%s/%s-%d.out", spec->log_dir,
-                         slash ? slash + 1 : spec->argv[0], i) >= len)
+                         slash ? slash + 1 : spec->argv[0],
+                         plx_launch_first_index(spec) + i) >= len)
         return plx_err_set(err, PLX_EINVAL, "launcher local: log path too long in %s",
                            spec->log_dir);
     *out = path;
@@ -63,6 +65,7 @@ static int local_start(const plx_launch_spec *spec, void **job, plx_err_t *err)
     cmd.env = spec->env;
     cmd.cwd = spec->cwd;
     cmd.index_env = true;
+    cmd.index_base = plx_launch_first_index(spec);
     for (int i = 0; rc == PLX_OK && i < spec->count; i++) {
         rc = local_log_path(spec, i, path, sizeof path, &cmd.log_path, err);
         if (rc == PLX_OK)

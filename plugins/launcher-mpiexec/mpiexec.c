@@ -147,7 +147,8 @@ static int mpx_check_spec(const plx_launch_spec *spec, plx_err_t *err)
 
 /* mpiexec [mpiexec_args] [-x PLEXA_URL] -n N argv... [--mpi=mpi4py] */
 static int mpx_argv(const plx_launch_spec *spec, mpx_words_t *cmd, mpx_words_t *args,
-                    const char **argv, size_t max, char *n, size_t nlen, plx_err_t *err)
+                    const char **argv, size_t max, char *n, size_t nlen,
+                    const char *index_script, plx_err_t *err)
 {
     const char *mpi_opt;
     size_t k = 0, nargs = 0;
@@ -165,7 +166,7 @@ static int mpx_argv(const plx_launch_spec *spec, mpx_words_t *cmd, mpx_words_t *
         return plx_err_set(err, PLX_EINVAL, "[mpiexec] mpiexec: empty command");
     while (spec->argv[nargs])
         nargs++;
-    if ((size_t)(cmd->n + args->n) + nargs + 8 > max)
+    if ((size_t)(cmd->n + args->n) + nargs + 12 > max)
         return plx_err_set(err, PLX_EINVAL, "launcher mpiexec: command too long");
     for (int i = 0; i < cmd->n; i++)
         argv[k++] = cmd->w[i];
@@ -178,6 +179,12 @@ static int mpx_argv(const plx_launch_spec *spec, mpx_words_t *cmd, mpx_words_t *
     snprintf(n, nlen, "%d", spec->count);
     argv[k++] = "-n";
     argv[k++] = n;
+    /* Each rank its engine index: the spec's first plus its rank, which
+     * only the rank knows (Open MPI, MPICH/PMI, PMIx name it). */
+    argv[k++] = "/bin/sh";
+    argv[k++] = "-c";
+    argv[k++] = index_script;
+    argv[k++] = "ipengine";
     for (size_t i = 0; i < nargs; i++)
         argv[k++] = spec->argv[i];
     if (mpi_opt)
@@ -212,20 +219,25 @@ static int mpx_start(const plx_launch_spec *spec, void **job, plx_err_t *err)
     mpx_words_t cmd, args;
     const char *argv[2 * MPX_ARGS_MAX + 256];
     const char **env = NULL;
-    char n[16], log[4096];
+    char n[16], log[4096], script[256];
     const char *slash;
     mpx_job_t *j = NULL;
+    int first = plx_launch_first_index(spec);
     int rc = mpx_check_spec(spec, err);
 
+    snprintf(script, sizeof script,
+             "PLX_ENGINE_INDEX=$((%d + ${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-${PMIX_RANK:-0}}})); "
+             "export PLX_ENGINE_INDEX; exec \"$@\"", first);
     if (rc == PLX_OK)
-        rc = mpx_argv(spec, &cmd, &args, argv, sizeof argv / sizeof *argv, n, sizeof n, err);
+        rc = mpx_argv(spec, &cmd, &args, argv, sizeof argv / sizeof *argv, n, sizeof n, script,
+                      err);
     if (rc != PLX_OK)
         return rc;
     slash = strrchr(spec->argv[0], '/');
     plx_proc_cmd pc = { .argv = argv, .cwd = spec->cwd, .label = "mpiexec" };
     if (spec->log_dir && *spec->log_dir) {
-        if ((size_t)snprintf(log, sizeof log, "%s/%s-0.out", spec->log_dir,
-                             slash ? slash + 1 : spec->argv[0]) >= sizeof log)
+        if ((size_t)snprintf(log, sizeof log, "%s/%s-%d.out", spec->log_dir,
+                             slash ? slash + 1 : spec->argv[0], first) >= sizeof log)
             return plx_err_set(err, PLX_EINVAL, "launcher mpiexec: log path too long in %s",
                                spec->log_dir);
         pc.log_path = log;

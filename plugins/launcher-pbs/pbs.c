@@ -31,11 +31,11 @@ static const char pbs_tmpl_array[] =
     "#PBS -l walltime={walltime}\n"
     "#PBS -A {account}\n"
     "#PBS -l {resources}\n"
-    "# plexa: one array task per engine; the task index is the engine's.\n"
+    "# plexa: one array task per engine; engine index = {first_index} + task index.\n"
     "umask 077\n"
     "cd \"{work_dir}\" || exit 1\n"
     "PLX_ENGINE_INDEX=${PBS_ARRAYID:-${PBS_ARRAY_INDEX:-$SLURM_ARRAY_TASK_ID}}\n"
-    "export PLX_ENGINE_INDEX\n"
+    "PLX_ENGINE_INDEX=$(({first_index} + PLX_ENGINE_INDEX)); export PLX_ENGINE_INDEX\n"
     "exec {engine_command} >>\"{log_dir}/{prog}-$PLX_ENGINE_INDEX.out\" 2>&1\n";
 
 static const char pbs_tmpl_single[] =
@@ -51,7 +51,8 @@ static const char pbs_tmpl_single[] =
     "cd \"{work_dir}\" || exit 1\n"
     "i=0\n"
     "while [ $i -lt {n} ]; do\n"
-    "    PLX_ENGINE_INDEX=$i {engine_command} >>\"{log_dir}/{prog}-$i.out\" 2>&1 &\n"
+    "    k=$(({first_index} + i))\n"
+    "    PLX_ENGINE_INDEX=$k {engine_command} >>\"{log_dir}/{prog}-$k.out\" 2>&1 &\n"
     "    i=$((i + 1))\n"
     "done\n"
     "wait\n";

@@ -27,10 +27,11 @@ static const char sge_tmpl_array[] =
     "#$ -A {account}\n"
     "#$ -j y\n"
     "#$ -o {log_dir}/\n"
-    "# plexa: one array task per engine; tasks count from 1, engines from 0.\n"
+    "# plexa: one array task per engine; tasks count from 1, engines from\n"
+    "# {first_index} (ipcluster numbers every engine of a cluster once).\n"
     "umask 077\n"
     "cd \"{work_dir}\" || exit 1\n"
-    "PLX_ENGINE_INDEX=$((SGE_TASK_ID - 1)); export PLX_ENGINE_INDEX\n"
+    "PLX_ENGINE_INDEX=$(({first_index} + SGE_TASK_ID - 1)); export PLX_ENGINE_INDEX\n"
     "exec {engine_command} >>\"{log_dir}/{prog}-$PLX_ENGINE_INDEX.out\" 2>&1\n";
 
 static const char sge_tmpl_single[] =
@@ -48,7 +49,8 @@ static const char sge_tmpl_single[] =
     "cd \"{work_dir}\" || exit 1\n"
     "i=0\n"
     "while [ $i -lt {n} ]; do\n"
-    "    PLX_ENGINE_INDEX=$i {engine_command} >>\"{log_dir}/{prog}-$i.out\" 2>&1 &\n"
+    "    k=$(({first_index} + i))\n"
+    "    PLX_ENGINE_INDEX=$k {engine_command} >>\"{log_dir}/{prog}-$k.out\" 2>&1 &\n"
     "    i=$((i + 1))\n"
     "done\n"
     "wait\n";

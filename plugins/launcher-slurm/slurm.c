@@ -24,10 +24,10 @@ static const char slurm_tmpl_array[] =
     "#SBATCH --time={walltime}\n"
     "#SBATCH --account={account}\n"
     "#SBATCH --output={log_dir}/{job_name}-%A_%a.slurm.out\n"
-    "# plexa: one array task per engine; the task id is the engine's index.\n"
+    "# plexa: one array task per engine; engine index = {first_index} + task id.\n"
     "umask 077\n"
     "cd \"{work_dir}\" || exit 1\n"
-    "PLX_ENGINE_INDEX=$SLURM_ARRAY_TASK_ID; export PLX_ENGINE_INDEX\n"
+    "PLX_ENGINE_INDEX=$(({first_index} + SLURM_ARRAY_TASK_ID)); export PLX_ENGINE_INDEX\n"
     "exec {engine_command} >>\"{log_dir}/{prog}-$PLX_ENGINE_INDEX.out\" 2>&1\n";
 
 static const char slurm_tmpl_single[] =
@@ -40,11 +40,11 @@ static const char slurm_tmpl_single[] =
     "#SBATCH --account={account}\n"
     "#SBATCH --output={log_dir}/{job_name}-%j.slurm.out\n"
     "# plexa: one job of {n} tasks; srun starts an engine per task, on every\n"
-    "# node of the allocation, and SLURM_PROCID is the engine's index.\n"
+    "# node of the allocation; engine index = {first_index} + SLURM_PROCID.\n"
     "umask 077\n"
     "cd \"{work_dir}\" || exit 1\n"
     "PLX_LOG_DIR=\"{log_dir}\"; export PLX_LOG_DIR\n"
-    "exec srun --kill-on-bad-exit=0 sh -c 'PLX_ENGINE_INDEX=$SLURM_PROCID; "
+    "exec srun --kill-on-bad-exit=0 sh -c 'PLX_ENGINE_INDEX=$(({first_index} + SLURM_PROCID)); "
     "export PLX_ENGINE_INDEX; exec \"$@\" >>\"$PLX_LOG_DIR/{prog}-$PLX_ENGINE_INDEX.out\" "
     "2>&1' {prog} {engine_command}\n";
 

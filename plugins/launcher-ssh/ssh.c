@@ -136,8 +136,8 @@ static int ssh_spawn_one(ssh_job_t *j, const plx_launch_spec *spec, const ssh_co
         ssh_argv(&j->ssh, j->host[i], cmd, argv);
     snprintf(label, sizeof label, "%.40s #%d on %.40s", prog, i, j->host[i]);
     if (rc == PLX_OK && spec->log_dir && *spec->log_dir) {
-        if ((size_t)snprintf(log, sizeof log, "%s/%s-%d.out", spec->log_dir, prog, i) >=
-            sizeof log)
+        if ((size_t)snprintf(log, sizeof log, "%s/%s-%d.out", spec->log_dir, prog,
+                             plx_launch_first_index(spec) + i) >= sizeof log)
             rc = plx_err_set(err, PLX_EINVAL, "launcher ssh: log path too long in %s",
                              spec->log_dir);
         pc.log_path = log;

@@ -99,7 +99,7 @@ char *ssh_stdin_payload(const ssh_conf_t *c, const plx_launch_spec *spec, int i,
         put_env(&b, spec->env[k]);
     for (int k = 0; k < c->remote_env.n; k++)
         put_env(&b, c->remote_env.w[k]);
-    snprintf(index, sizeof index, "PLX_ENGINE_INDEX=%d", i);
+    snprintf(index, sizeof index, "PLX_ENGINE_INDEX=%d", plx_launch_first_index(spec) + i);
     put_env(&b, index);
     plx_strbuf_puts(&b, "\n");
     if (c->sshx)

@@ -105,6 +105,13 @@ def test_add_engines_to_a_running_cluster(tmp_path):
         assert "2/2 more registered" in c.output and c.n == 3
         assert mec.get_ids() == [0, 1, 2]
         assert sorted(mec.pull("id")) == [0, 1, 2]
+        # engine numbering goes on across starts: unique indices, and a log
+        # file each (the second start's engines used to be 0 and 1 again)
+        mec.execute("import os; index = os.environ['PLX_ENGINE_INDEX']")
+        assert sorted(mec.pull("index")) == ["0", "1", "2"]
+        logs = sorted(n for n in os.listdir(root / "profile_default" / "log")
+                      if n.startswith("ipengine-") and n.endswith(".out"))
+        assert logs == ["ipengine-0.out", "ipengine-1.out", "ipengine-2.out"], logs
         with pytest.raises(ValueError):
             c.add_engines(0)
     assert gone(root)

@@ -97,5 +97,9 @@ def test_more_engines_come_as_another_job(slurm, batch_cluster):
     assert p.returncode == 0, c.diagnose(p)
     assert "1/1 more registered" in p.stdout and "now has 2 engines" in p.stdout, p.stdout
     assert len({line.split()[0].split("_")[0] for line in slurm.jobs()}) == 2, slurm.jobs()
-    assert sorted(c.client().get_ids()) == [0, 1]
+    mec = c.client()
+    assert sorted(mec.get_ids()) == [0, 1]
+    # the second job's engine goes on from the first's: index 1, its own log
+    mec.execute("import os; index = os.environ['PLX_ENGINE_INDEX']")
+    assert sorted(mec.pull("index")) == ["0", "1"]
     checks.stop_clean(c, slurm)
