@@ -84,28 +84,37 @@ PyObject *plx_recvbuffer_new(plx_buf_t *b)
     return (PyObject *)rb;
 }
 
-/* shared_buffer(nbytes): a writable RecvBuffer over a new shared-memory
- * region of this process (plx_region.h), for plexa.shared_array: what
- * lives there is sent by descriptor, without a copy. */
-static PyObject *shared_buffer(PyObject *mod, PyObject *arg)
+/* A new region of n bytes of this process's, as one view (plx_region_new:
+ * made here, so sent by descriptor). */
+static int new_shared(size_t n, plx_buf_t **out, plx_err_t *err)
+{
+    plx_region_t *r = NULL;
+    int rc = plx_region_new(n, &r, err);
+    if (rc != PLX_OK)
+        return rc;
+    *out = plx_region_view(r, 0, n);
+    plx_region_unref(&r);
+    return *out ? PLX_OK : plx_err_set(err, PLX_ENOMEM, "region: out of memory");
+}
+
+/* A writable RecvBuffer of nbytes made by make (GIL released); who names
+ * the Python function in errors. */
+static PyObject *region_buffer(PyObject *arg, const char *who,
+                               int (*make)(size_t, plx_buf_t **, plx_err_t *))
 {
     Py_ssize_t n = PyLong_AsSsize_t(arg);
     if (n < 0 && PyErr_Occurred())
         return NULL;
     if (n <= 0)
-        return PyErr_Format(PyExc_ValueError, "shared_buffer: %zd bytes (expected > 0)", n);
-    plx_region_t *r = NULL;
+        return PyErr_Format(PyExc_ValueError, "%s: %zd bytes (expected > 0)", who, n);
+    plx_buf_t *b = NULL;
     plx_err_t err = {0};
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = plx_region_new((size_t)n, &r, &err);
+    rc = make((size_t)n, &b, &err);
     Py_END_ALLOW_THREADS
     if (rc != PLX_OK)
         return PyErr_Format(rc == PLX_ENOMEM ? PyExc_MemoryError : PyExc_OSError, "%s", err.msg);
-    plx_buf_t *b = plx_region_view(r, 0, (size_t)n);
-    plx_region_unref(&r);
-    if (!b)
-        return PyErr_NoMemory();
     PyObject *o = plx_pydesc_buf(b, 0, b->len, &err);
     plx_buf_unref(&b);
     if (!o && !PyErr_Occurred())
@@ -113,28 +122,19 @@ static PyObject *shared_buffer(PyObject *mod, PyObject *arg)
     return o;
 }
 
+/* shared_buffer(nbytes): a writable RecvBuffer over a new shared-memory
+ * region of this process (plx_region.h), for plexa.shared_array: what
+ * lives there is sent by descriptor, without a copy. */
+static PyObject *shared_buffer(PyObject *mod, PyObject *arg)
+{
+    return region_buffer(arg, "shared_buffer", new_shared);
+}
+
 /* scratch_buffer(nbytes): a writable RecvBuffer over a pooled region
  * (plx_region_scratch): memory already mapped, for a gather's result. */
 static PyObject *scratch_buffer(PyObject *mod, PyObject *arg)
 {
-    Py_ssize_t n = PyLong_AsSsize_t(arg);
-    if (n < 0 && PyErr_Occurred())
-        return NULL;
-    if (n <= 0)
-        return PyErr_Format(PyExc_ValueError, "scratch_buffer: %zd bytes (expected > 0)", n);
-    plx_buf_t *b = NULL;
-    plx_err_t err = {0};
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = plx_region_scratch((size_t)n, &b, &err);
-    Py_END_ALLOW_THREADS
-    if (rc != PLX_OK)
-        return PyErr_Format(rc == PLX_ENOMEM ? PyExc_MemoryError : PyExc_OSError, "%s", err.msg);
-    PyObject *o = plx_pydesc_buf(b, 0, b->len, &err);
-    plx_buf_unref(&b);
-    if (!o && !PyErr_Occurred())
-        PyErr_SetString(PyExc_MemoryError, err.msg);
-    return o;
+    return region_buffer(arg, "scratch_buffer", plx_region_scratch);
 }
 
 /* read_into(dst, offset, src): copy the bytes of src (C-contiguous) into
