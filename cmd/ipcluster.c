@@ -407,7 +407,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(a.command, "stop") == 0) {
-        if (plx_cluster_stop(a.o.profile, a.o.timeout > 0 ? a.o.timeout : 15.0, &err)) {
+        /* A batch stop waits for the cancelled jobs to leave the queue. */
+        if (plx_cluster_stop(a.o.profile, a.o.timeout > 0 ? a.o.timeout : 60.0, &err)) {
             fprintf(stderr, "ipcluster: %s\n", err.msg);
             return 1;
         }

@@ -1,5 +1,5 @@
 /* ipcluster's machinery; see plx_cluster.h. */
-#include "plx_cluster.h"
+#include "plx_cluster_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,42 +22,11 @@
 #include "plx_profile.h"
 #include "plx_time.h"
 
-#define POLL_S 0.01
-#define MAX_ENGINE_JOBS 256     /* the first job plus replacements */
-#define BACKOFF_MAX_S   30.0
-
-typedef struct cluster {
-    plx_cluster_opts_t      o;
-    plx_profile_t           prof;
-    plx_conf_t             *conf;
-    const char             *level;
-    const plx_launcher_ops *cops, *eops;
-    void                   *cjob, *ejob;
-    void                   *rjobs[MAX_ENGINE_JOBS];   /* replacement engines */
-    int                     nrjobs;
-    int                     next_index;    /* the next engine's PLX_ENGINE_INDEX */
-    char                    engine_url[1024];
-    const char             *engine_launcher;
-    const char             *controller_launcher;
-    char                    bindir[PATH_MAX];
-    char                    cwd[PATH_MAX];
-    char                    pidfile[PATH_MAX];
-    int                     progress_fd;   /* daemon child: pipe to the waiting parent */
-    int                     one_output;    /* stdout and stderr are one file (see progress) */
-    int                     owns_pidfile;
-    struct timespec         ctl_started;   /* coarse wall clock, as file times are */
-} cluster_t;
 
 static volatile sig_atomic_t got_signal, got_usr1;
 
 static void on_signal(int sig) { got_signal = sig; }
 static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
-
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    nanosleep(&ts, NULL);
-}
 
 /* Whether stdout and stderr are the same open file: one terminal, or
  * `> file 2>&1`. */
@@ -233,7 +202,7 @@ static int wait_controller(cluster_t *c, double deadline, char *url, size_t len,
         if (plx_now_s() > deadline || got_signal)
             return plx_err_set(err, PLX_ETIMEDOUT, "the controller did not write %s in time",
                                path);
-        sleep_s(POLL_S);
+        plx_cluster_sleep(POLL_S);
     }
 }
 
@@ -260,8 +229,10 @@ static int spawn_engines(cluster_t *c, int n, void **job, plx_err_t *err)
      * `ipcluster engines` and replacements. */
     int rc = start_job(c, c->eops, c->engine_launcher, PLX_LAUNCH_ENGINES, n, c->next_index,
                        argv, env, job, err);
-    if (rc == PLX_OK)
+    if (rc == PLX_OK) {
         c->next_index += n;
+        plx_cluster_note_job(c, *job);
+    }
     return rc;
 }
 
@@ -350,34 +321,13 @@ static int wait_engines(cluster_t *c, int n, double deadline, plx_err_t *err)
                              st.detail[0] ? ")" : "", c->prof.log_dir);
             break;
         }
-        sleep_s(POLL_S * 2);
+        plx_cluster_sleep(POLL_S * 2);
     }
     plx_client_destroy(&cl);
     return rc;
 }
 
 /* ---- running and stopping ---------------------------------------------- */
-
-static void stop_jobs(cluster_t *c)
-{
-    plx_err_t err = {0};
-    if (c->ejob) {
-        c->eops->stop(c->ejob, 2.0, &err);
-        c->eops->destroy(&c->ejob);
-    }
-    for (int i = 0; i < c->nrjobs; i++) {
-        c->eops->stop(c->rjobs[i], 2.0, &err);
-        c->eops->destroy(&c->rjobs[i]);
-    }
-    c->nrjobs = 0;
-    if (c->cjob) {
-        c->cops->stop(c->cjob, 3.0, &err);
-        c->cops->destroy(&c->cjob);
-    }
-    if (c->owns_pidfile)
-        unlink(c->pidfile);
-    c->owns_pidfile = 0;
-}
 
 /* Engine processes that ended with an error, over every engine job. */
 static int engines_failed_count(cluster_t *c, char *detail, size_t dlen)
@@ -524,6 +474,22 @@ static void serve_add_engines(cluster_t *c, restarts_t *r)
     unlink(req);
 }
 
+/* Stop the cluster's jobs; those that would not stop are kept (and named
+ * in pid/stop-failed) until the next signal (`ipcluster stop` again) says
+ * to try once more. */
+static void stop_until_done(cluster_t *c)
+{
+    plx_err_t err = {0};
+    while (plx_cluster_stop_jobs(c, &err) != PLX_OK) {
+        PLX_ERROR("%s", err.msg);
+        got_signal = 0;
+        while (!got_signal)
+            plx_cluster_sleep(0.2);
+        PLX_INFO("received signal %d; stopping the jobs that remain", (int)got_signal);
+        memset(&err, 0, sizeof err);
+    }
+}
+
 /* Watch until a signal or the controller's exit; returns exit status. */
 static int watch(cluster_t *c, int n)
 {
@@ -538,7 +504,7 @@ static int watch(cluster_t *c, int n)
             serve_add_engines(c, &r);
         }
         restart_check(c, &r);
-        sleep_s(0.2);
+        plx_cluster_sleep(0.2);
     }
     PLX_INFO("received signal %d; stopping the cluster", (int)got_signal);
     return 0;
@@ -753,10 +719,13 @@ int plx_cluster_run(const plx_cluster_opts_t *o, plx_err_t *err)
     sa.sa_handler = on_usr1;
     sigaction(SIGUSR1, &sa, NULL);
     rc = cluster_start(&c, err);
+    plx_err_t serr = {0};
     if (rc != PLX_OK) {
-        /* A failed start returns only once nothing it started is left. */
+        /* A failed start returns only once nothing it started is left,
+         * or says what is. */
         PLX_ERROR("%s", err->msg);
-        stop_jobs(&c);
+        if (plx_cluster_stop_jobs(&c, &serr) != PLX_OK)
+            plx_err_set(err, rc, "%.200s; then %.300s", err->msg, serr.msg);
     }
     if (c.progress_fd >= 0) {
         child_report(c.progress_fd, rc, err);
@@ -766,51 +735,10 @@ int plx_cluster_run(const plx_cluster_opts_t *o, plx_err_t *err)
     int status = 1;
     if (rc == PLX_OK)
         status = watch(&c, c.o.engines > 0 ? c.o.engines : plx_conf_cluster(c.conf)->engines);
-    stop_jobs(&c);
+    stop_until_done(&c);
     PLX_INFO("cluster for profile '%s' stopped", c.prof.name);
     plx_conf_destroy(&c.conf);
     return status;
 }
 
 /* ---- ipcluster stop ----------------------------------------------------- */
-
-static void kill_pidfile(const plx_profile_t *p, const char *file)
-{
-    char path[PATH_MAX];
-    pid_t pid;
-    plx_profile_file(p, "pid", file, path, sizeof path);
-    if (plx_pidfile_read(path, &pid, NULL) == PLX_OK && plx_pid_alive(pid))
-        kill(pid, SIGTERM);
-    unlink(path);
-}
-
-int plx_cluster_stop(const char *profile, double timeout, plx_err_t *err)
-{
-    plx_profile_t p;
-    char path[PATH_MAX];
-    pid_t pid;
-    if (plx_profile_open(profile, 0, &p, err) != PLX_OK)
-        return err->code;
-    plx_profile_file(&p, "pid", "ipcluster.pid", path, sizeof path);
-    if (plx_pidfile_read(path, &pid, NULL) != PLX_OK)
-        return plx_err_set(err, PLX_ENOTFOUND, "no cluster is running for profile '%s' "
-                           "(no %s)", p.name, path);
-    if (!plx_pid_alive(pid)) {
-        unlink(path);
-        kill_pidfile(&p, "ipcontroller.pid");
-        return plx_err_set(err, PLX_ENOTFOUND, "the cluster for profile '%s' was not running "
-                           "(removed the stale pid file)", p.name);
-    }
-    kill(pid, SIGTERM);
-    double deadline = plx_now_s() + timeout;
-    while (plx_pid_alive(pid) && plx_now_s() < deadline)
-        sleep_s(POLL_S);
-    if (plx_pid_alive(pid)) {
-        /* Its children die with it (PR_SET_PDEATHSIG in the local launcher). */
-        kill(pid, SIGKILL);
-        kill_pidfile(&p, "ipcontroller.pid");
-        unlink(path);
-    }
-    return PLX_OK;
-}
-

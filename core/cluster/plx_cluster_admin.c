@@ -130,6 +130,10 @@ int plx_cluster_status(const char *profile, FILE *out, plx_err_t *err)
     }
     fprintf(out, "cluster '%s': running (ipcluster pid %d)\n  profile:    %s\n", p.name,
             (int)pid, p.dir);
+    char failed[PATH_MAX], said[2048];
+    plx_profile_file(&p, "pid", "stop-failed", failed, sizeof failed);
+    if (plx_file_read_small(failed, said, sizeof said, NULL) == PLX_OK)
+        fprintf(out, "  stop failed: %s\n", said);
     if (print_status_page(&p, "/status.txt", NULL, out) != PLX_OK)
         print_engines(&p, NULL, out);
     return PLX_OK;

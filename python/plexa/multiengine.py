@@ -402,7 +402,7 @@ class MultiEngineClient(object):
             _check(replies, 'gather')
             parts = [r.values[0] for r in replies]
             joined = None
-            if type(mapObject) is Map.Map and self.shared_memory:
+            if type(mapObject) is Map.Map and shared.joinable(parts) and self.shared_memory:
                 joined = shared.join_arrays(parts)
             return joined if joined is not None else mapObject.joinPartitions(parts)
         return self._finish(req, convert, block)

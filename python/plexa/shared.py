@@ -51,27 +51,34 @@ def shared_array(shape, dtype=float, order='C'):
 _JOIN_MIN = 1 << 20
 
 
+def joinable(parts):
+    """Whether join_arrays takes parts: C-contiguous numpy arrays of one
+    plain dtype and one trailing shape, of 1 MiB and more together."""
+    np = sys.modules.get('numpy')
+    if np is None or not parts or not all(type(p) is np.ndarray for p in parts):
+        return False
+    first = parts[0]
+    if first.ndim == 0 or first.dtype.hasobject or any(
+            p.dtype != first.dtype or p.shape[1:] != first.shape[1:] or
+            not p.flags.c_contiguous for p in parts):
+        return False
+    return sum(p.nbytes for p in parts) >= _JOIN_MIN
+
+
 def join_arrays(parts):
     """numpy.concatenate(parts) into pooled shared memory of this process,
-    or None when parts are not C-contiguous arrays of one plain dtype and
-    one trailing shape, of 1 MiB and more (the caller concatenates).
+    or None when they are not joinable() (the caller concatenates).
 
     For a gather's partitions, received through shared memory: the result
     goes into a region whose pages are mapped already (a fresh array's
     first touch costs more than the copy), and each part is read from its
     region's file rather than faulted in through its fresh mapping. The
     result is the caller's own: a push of it is copied, like any array."""
-    np = sys.modules.get('numpy')
-    if np is None or not parts or not all(type(p) is np.ndarray for p in parts):
+    if not joinable(parts):
         return None
+    np = sys.modules['numpy']
     first = parts[0]
-    if first.ndim == 0 or first.dtype.hasobject or any(
-            p.dtype != first.dtype or p.shape[1:] != first.shape[1:] or
-            not p.flags.c_contiguous for p in parts):
-        return None
     total = sum(p.nbytes for p in parts)
-    if total < _JOIN_MIN:
-        return None
     mod = _module()
     buf = mod.scratch_buffer(total)
     off = 0

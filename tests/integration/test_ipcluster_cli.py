@@ -8,6 +8,7 @@ import subprocess
 import time
 
 from conftest import tool
+from plexa_testing import alive
 
 
 def test_profile_create_list_status(cluster_factory):
@@ -143,3 +144,28 @@ def test_start_into_a_closed_pipe_leaves_a_working_cluster(cluster_factory):
     assert c.client().get_ids() == [0, 1]
     stop = c.run("stop")
     assert "stopped" in stop.stdout
+
+
+def test_stop_after_ipcluster_died_names_its_batch_jobs(cluster_factory):
+    """The ipcluster that ran a cluster was killed: `ipcluster stop` cleans
+    up what it can and names the batch jobs it had noted in
+    pid/engine-jobs (they may still be queued), exiting non-zero; a second
+    stop finds nothing running."""
+    c = cluster_factory(n=1)
+    c.start()
+    with open(c.path("pid", "ipcluster.pid")) as f:
+        keeper = int(f.read().split()[0])
+    # what a batch launcher's start notes (the local launcher has no job ids)
+    with open(c.path("pid", "engine-jobs"), "w") as f:
+        f.write("slurm 4242\nslurm 4243\n")
+    os.kill(keeper, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while alive(keeper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    p = c.run("stop", check=False)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert "had died" in p.stderr and "slurm 4242" in p.stderr and "slurm 4243" in p.stderr, \
+        p.stderr
+    assert not os.path.exists(c.path("pid", "engine-jobs"))
+    again = c.run("stop", check=False)
+    assert again.returncode != 0 and "no cluster is running" in again.stderr, again.stderr

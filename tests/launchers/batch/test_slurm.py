@@ -103,3 +103,33 @@ def test_more_engines_come_as_another_job(slurm, batch_cluster):
     mec.execute("import os; index = os.environ['PLX_ENGINE_INDEX']")
     assert sorted(mec.pull("index")) == ["0", "1"]
     checks.stop_clean(c, slurm)
+
+
+def test_a_refused_cancel_is_reported_and_retried(slurm, batch_cluster, tmp_path):
+    """scancel refuses once: `ipcluster stop` exits non-zero naming the job
+    and scancel's words, the job and the cluster stay (status says why),
+    and a second `ipcluster stop` cancels it."""
+    import shutil
+    wrapper = tmp_path / "scancel-once"
+    wrapper.write_text("#!/bin/sh\n"
+                       "if [ ! -e \"$0.refused\" ]; then\n"
+                       "    : > \"$0.refused\"\n"
+                       "    echo \"scancel: error: Kill job error on job id $1: "
+                       "Access/permission denied\" >&2\n"
+                       "    exit 1\n"
+                       "fi\n"
+                       f"exec {shutil.which('scancel', path=slurm.job_env().get('PATH'))} "
+                       "\"$@\"\n")
+    wrapper.chmod(0o755)
+    c = batch_cluster(slurm, "slurm", {"scancel": str(wrapper)})
+    checks.start_ok(c)
+    job = slurm.jobs()[0].split()[0].split("_")[0]
+    p = c.stop()
+    assert p.returncode != 0, c.diagnose(p)
+    assert "could not stop every job" in p.stderr and job in p.stderr, p.stderr
+    assert "Access/permission denied" in p.stderr and "ipcluster stop` again" in p.stderr
+    assert slurm.jobs(), "the job is still there, and the cluster says so"
+    st = c.ipcluster("status")
+    assert "running" in st.stdout and "stop failed:" in st.stdout and job in st.stdout, st.stdout
+    checks.stop_clean(c, slurm)                 # the retry cancels it
+
