@@ -44,6 +44,9 @@ static void usage(FILE *f)
         "  stop      stop the profile's cluster: engines, controller, everything\n"
         "  status    show whether the profile's cluster runs, and its engines\n"
         "  list      list the profiles and which of them run\n"
+        "  plugins   list the launcher and transport plugins found (PLX_PLUGIN_PATH,\n"
+        "            then the built-in directory): kind, name, version, ABI, file,\n"
+        "            and why the loader refuses any\n"
         "  tokens    print the running controller's capability tokens and files\n"
         "  revoke CAPABILITY\n"
         "            revoke engine, mec, task or status: a new token replaces the old\n"
@@ -375,6 +378,13 @@ int main(int argc, char **argv)
         if (rc != PLX_OK)
             fprintf(stderr, "ipcluster: %s\n", err.msg);
         return rc == PLX_OK ? 0 : 1;
+    }
+    if (strcmp(a.command, "plugins") == 0) {
+        if (plx_cluster_plugins(stdout, &err) != PLX_OK) {
+            fprintf(stderr, "ipcluster: %s\n", err.msg);
+            return 1;
+        }
+        return 0;
     }
     if (strcmp(a.command, "list") == 0) {
         if (plx_cluster_list(stdout, &err) != PLX_OK) {

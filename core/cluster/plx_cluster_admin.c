@@ -189,6 +189,55 @@ int plx_cluster_list(FILE *out, plx_err_t *err)
     return PLX_OK;
 }
 
+typedef struct {
+    FILE       *out;
+    const char *kind;
+    int         refused;
+} plugin_rows;
+
+static void plugin_row(const plx_plugin *p, const char *path, const char *why, void *ud)
+{
+    plugin_rows *r = ud;
+    if (p) {
+        fprintf(r->out, "%-10s %-10s %-12s %-4u %s\n", r->kind, p->name,
+                p->version && *p->version ? p->version : "-", (unsigned)p->abi, path);
+        return;
+    }
+    /* its name, from its file name: plexa-KIND-NAME[.so] */
+    char name[64] = "?";
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    size_t skip = strlen("plexa-") + strlen(r->kind) + 1;
+    if (strlen(base) > skip) {
+        snprintf(name, sizeof name, "%s", base + skip);
+        char *dot = strstr(name, ".so");
+        if (dot)
+            *dot = '\0';
+    }
+    r->refused++;
+    fprintf(r->out, "%-10s %-10s %-12s %-4s %s\n    refused: %s\n", r->kind, name, "-", "-",
+            path, why && *why ? why : "(no reason given)");
+}
+
+int plx_cluster_plugins(FILE *out, plx_err_t *err)
+{
+    static const struct { plx_plugin_kind kind; const char *name; } kinds[] = {
+        { PLX_PLUGIN_LAUNCHER, "launcher" }, { PLX_PLUGIN_TRANSPORT, "transport" },
+    };
+    char dir[PATH_MAX];
+    const char *path = getenv("PLX_PLUGIN_PATH");
+    fprintf(out, "search path: %s%s%s\n", path && *path ? path : "",
+            path && *path ? ":" : "",
+            plx_plugin_default_dir(dir, sizeof dir) == PLX_OK ? dir : "(built-in directory unknown)");
+    fprintf(out, "%-10s %-10s %-12s %-4s %s\n", "kind", "name", "version", "abi", "file");
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        plugin_rows r = { out, kinds[i].name, 0 };
+        int n = plx_plugin_survey(kinds[i].kind, plugin_row, &r);
+        if (n < 0)
+            return plx_err_set(err, n, "listing %s plugins failed", kinds[i].name);
+    }
+    return PLX_OK;
+}
+
 int plx_cluster_profile_create(const char *profile, const char *engine_launcher, FILE *out,
                                plx_err_t *err)
 {

@@ -677,23 +677,27 @@ static bool plx_plugin_parse_file_name(const char *file, plx_plugin_kind kind,
 }
 
 static int plx_plugin_list_dir(const char *dir, plx_plugin_kind kind, plx_name_set *seen,
-                               void (*cb)(const plx_plugin *, const char *, void *),
-                               void *ud)
+                               plx_plugin_seen_fn cb, void *ud)
 {
     struct dirent **ents = NULL;
-    char name[PLX_PLUGIN_NAME_MAX + 1];
+    char name[PLX_PLUGIN_NAME_MAX + 1], path[PATH_MAX];
     int n = scandir(dir, &ents, NULL, alphasort);
     int reported = 0;
 
     for (int i = 0; i < n; i++) {
         plx_plugin_entry *e;
+        plx_err_t err = { 0 };
         /* The first directory holding a name decides, valid or not,
          * exactly as plx_plugin_load does. */
         if (plx_plugin_parse_file_name(ents[i]->d_name, kind, name, sizeof name) &&
-            plx_name_set_add(seen, name) &&
-            plx_plugin_load_entry(kind, name, &e, NULL) == PLX_OK) {
-            cb(e->desc, e->path, ud);
-            reported++;
+            plx_name_set_add(seen, name)) {
+            if (plx_plugin_load_entry(kind, name, &e, &err) == PLX_OK) {
+                cb(e->desc, e->path, NULL, ud);
+                reported++;
+            } else {
+                snprintf(path, sizeof path, "%s/%s", dir, ents[i]->d_name);
+                cb(NULL, path, err.msg, ud);
+            }
         }
         free(ents[i]);
     }
@@ -701,9 +705,7 @@ static int plx_plugin_list_dir(const char *dir, plx_plugin_kind kind, plx_name_s
     return reported;
 }
 
-int plx_plugin_list(plx_plugin_kind kind,
-                    void (*cb)(const plx_plugin *p, const char *path, void *ud),
-                    void *ud)
+int plx_plugin_survey(plx_plugin_kind kind, plx_plugin_seen_fn cb, void *ud)
 {
     plx_search_path sp;
     plx_name_set seen = { 0 };
@@ -720,4 +722,28 @@ int plx_plugin_list(plx_plugin_kind kind,
     free(seen.names);
     plx_search_path_fini(&sp);
     return total;
+}
+
+typedef struct {
+    void (*cb)(const plx_plugin *p, const char *path, void *ud);
+    void *ud;
+} valid_only;
+
+static void plx_plugin_valid_only(const plx_plugin *p, const char *path, const char *why,
+                                  void *ud)
+{
+    const valid_only *v = ud;
+    (void)why;
+    if (p)
+        v->cb(p, path, v->ud);
+}
+
+int plx_plugin_list(plx_plugin_kind kind,
+                    void (*cb)(const plx_plugin *p, const char *path, void *ud),
+                    void *ud)
+{
+    if (cb == NULL)
+        return PLX_EINVAL;
+    valid_only v = { cb, ud };
+    return plx_plugin_survey(kind, plx_plugin_valid_only, &v);
 }

@@ -67,7 +67,7 @@ typedef struct plx_plugin {
     uint32_t        abi;          /* PLX_PLUGIN_ABI the plugin was built against */
     plx_plugin_kind kind;         /* what ops points to */
     const char     *name;         /* "tcp", "tls", "local", "pbs", ...; must match the file name */
-    const char     *description;  /* one line for `ipcluster plugins` and logs */
+    const char     *description;  /* one line for logs and people */
     const char     *version;      /* the plugin's own version string ("1.2") */
     const void     *ops;          /* const plx_transport_ops * or const plx_launcher_ops * */
     void           *reserved[4];  /* zero; room to grow without an ABI bump */

@@ -169,3 +169,29 @@ def test_stop_after_ipcluster_died_names_its_batch_jobs(cluster_factory):
     assert not os.path.exists(c.path("pid", "engine-jobs"))
     again = c.run("stop", check=False)
     assert again.returncode != 0 and "no cluster is running" in again.stderr, again.stderr
+
+
+def test_plugins_lists_what_the_loader_finds(cluster_factory):
+    """`ipcluster plugins`: every plugin on the search path with its kind,
+    name, version, ABI and file, and each file the loader refuses with its
+    reason (the fixtures of tests/plugin are on PLX_PLUGIN_PATH here)."""
+    from plexa_testing import BUILD
+    c = cluster_factory(n=1)
+    fixtures = os.path.join(BUILD, "tests", "fixture-plugins")
+    env = dict(c.env, PLX_PLUGIN_PATH=fixtures)
+    p = subprocess.run([tool("ipcluster"), "plugins"], env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("search path: " + fixtures + ":")
+    rows = {tuple(line.split()[:2]): line.split() for line in lines[2:]
+            if not line.startswith(" ")}
+    for kind, name in (("launcher", "local"), ("launcher", "ssh"), ("launcher", "slurm"),
+                       ("transport", "tcp"), ("transport", "tls"), ("transport", "shm")):
+        row = rows[(kind, name)]
+        assert row[3] == "1" and row[4].endswith(f"/plexa-{kind}-{name}"), row
+    assert rows[("transport", "good")][2] == "1"        # the fixture's own version
+    text = p.stdout
+    assert "plexa-transport-badabi.so\n    refused: " in text
+    assert "built against plugin ABI 7" in text
+    assert "invalid ELF header" in text and "plx_buf_pool_trim" in text
+    assert "libplxfixturedep.so.1: cannot open shared object file" in text

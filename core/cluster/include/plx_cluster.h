@@ -69,6 +69,15 @@ int plx_cluster_add_engines(const char *profile, int n, double timeout_s, FILE *
 int plx_cluster_list(FILE *out, plx_err_t *err);
 
 /*
+ * `ipcluster plugins`: every launcher and transport plugin on the search
+ * path (PLX_PLUGIN_PATH, then the built-in directory), one line each with
+ * kind, name, version, plugin ABI and file; the files the loader refuses
+ * with the reason. Returns PLX_OK, or a negative code when the search
+ * path cannot be read.
+ */
+int plx_cluster_plugins(FILE *out, plx_err_t *err);
+
+/*
  * Read an IPython 0.10 ssh cluster file (`engines = {'host': N, ...}`)
  * into hosts ("host1:2, host2:5", the [ssh] hosts syntax) and the total
  * number of engines. Errors name the file and line.

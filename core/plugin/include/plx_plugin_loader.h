@@ -114,4 +114,17 @@ int plx_plugin_list(plx_plugin_kind kind,
                     void (*cb)(const plx_plugin *p, const char *path, void *ud),
                     void *ud);
 
+/* What plx_plugin_survey reports of each file: its descriptor and the
+ * path it was loaded from, or p NULL, the file's path and why the loader
+ * refused it (the message plx_plugin_load would give). */
+typedef void (*plx_plugin_seen_fn)(const plx_plugin *p, const char *path, const char *why,
+                                   void *ud);
+
+/*
+ * plx_plugin_list, refusals included (for `ipcluster plugins`): cb once for
+ * every file of `kind` on the search path that decides its name. Returns
+ * the number of valid plugins, or a negative PLX_E* code.
+ */
+int plx_plugin_survey(plx_plugin_kind kind, plx_plugin_seen_fn cb, void *ud);
+
 #endif
