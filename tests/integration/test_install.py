@@ -52,6 +52,17 @@ def check_tree(prefix):
     for name in PY_EXAMPLES:
         with open(os.path.join(SRC, "examples", name)) as f:
             assert (examples / name).read_text() == f.read(), name
+    # the documentation a site admin writes a launcher or a profile from,
+    # and the plugin example, as in the source tree
+    doc = prefix / "share" / "doc" / "plexa"
+    for name in ("launcher-plugins.md", "batch-launchers.md", "profiles.md", "security.md",
+                 "threat-model.md", "python-api.md", "overview.md"):
+        with open(os.path.join(SRC, "docs", name)) as f:
+            assert (doc / name).read_text() == f.read(), name
+    for name in ("Makefile", "README.md", "niced.c"):
+        assert (examples / "launcher-plugin" / name).exists(), name
+    man = (prefix / "share" / "man" / "man1" / "ipcluster.1").read_text()
+    assert "share/doc/plexa" in man and "launcher-plugins.md" in man
     return pkg
 
 
