@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "plx_batch.h"
+#include "plexa/batch.h"
 #include "plx_time.h"
 
 #define BATCH_SUBMIT_TIMEOUT_S  60.0   /* sbatch retries a busy controller */
@@ -119,10 +119,15 @@ static int batch_read_conf(const plx_batch_conf *c, plx_batch_job *j, plx_err_t 
     const plx_batch_system *sys = c->sys;
     int rc;
 
-    if ((rc = plx_batch_conf_bool(c, "job_array", true, &j->array, err)) != PLX_OK ||
+    /* A system without job arrays (no array template) runs one job. */
+    bool arrays = sys->tmpl_array != NULL;
+    if ((rc = plx_batch_conf_bool(c, "job_array", arrays, &j->array, err)) != PLX_OK ||
         (rc = plx_batch_conf_seconds(c, "poll_interval", 1.0, &j->poll_interval, err)) ||
         (rc = batch_url_delivery(c, j, err)) != PLX_OK || (rc = batch_job_name(c, j, err)))
         return rc;
+    if (j->array && !arrays)
+        return plx_err_set(err, PLX_EINVAL, "[%s] job_array: %s has no job arrays (false: one "
+                           "job for all engines)", sys->name, sys->name);
     for (int i = 0; i < PLX_BATCH_NCMDS; i++) {
         const char *v = plx_batch_conf_str(c, sys->cmd_key[i]);
         j->cmd[i] = strdup(*v ? v : sys->cmd_default[i]);
@@ -203,7 +208,8 @@ static int batch_submit(plx_batch_job *j, plx_err_t *err)
     if (words == NULL)
         return plx_err_set(err, PLX_ENOMEM, "out of memory");
     snprintf(what, sizeof what, "[%s] submit_args", j->sys->name);
-    j->sys->submit_flags(j, &av);   /* may use j->sys_arg */
+    if (j->sys->submit_flags)
+        j->sys->submit_flags(j, &av);   /* may use j->sys_arg */
     rc = plx_batch_split_words(words, &av, what, err);
     plx_batch_argv_add(&av, j->script_path);
     if (rc == PLX_OK && av.overflow)
@@ -448,7 +454,7 @@ int plx_batch_output_file(void *job, int index, char *path, size_t len)
     struct stat sb;
 
     if (j == NULL || !j->job_id[0] || index < 0 || index >= j->n || len == 0 ||
-        (size_t)j->sys->output_path(j, index, path, len) >= len) {
+        !j->sys->output_path || (size_t)j->sys->output_path(j, index, path, len) >= len) {
         if (len > 0)
             path[0] = '\0';
         return 0;

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "plx_batch.h"
+#include "plexa/batch.h"
 
 const char *plx_batch_conf_str(const plx_batch_conf *c, const char *key)
 {

@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "plx_batch.h"
+#include "plexa/batch.h"
 #include "plx_sigreset.h"
 #include "plx_strbuf.h"
 #include "plx_time.h"

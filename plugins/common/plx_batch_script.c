@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "plx_batch.h"
+#include "plexa/batch.h"
 
 #define BATCH_TEMPLATE_MAX (256 * 1024)
 
@@ -91,7 +91,8 @@ static const char *batch_lookup(void *ctx, const char *name)
         { "profile_dir", s->profile_dir ? s->profile_dir : "" },
         { "log_dir", v->job->log_dir },    { "work_dir", v->work_dir },
         { "prog", batch_basename(s->argv[0]) },
-        { "queue", plx_batch_conf_str(v->conf, v->conf->sys->queue_key) },
+        { "queue", v->conf->sys->queue_key
+                       ? plx_batch_conf_str(v->conf, v->conf->sys->queue_key) : "" },
     };
 
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
@@ -206,13 +207,13 @@ int plx_batch_script_render(const plx_batch_conf *c, const plx_batch_job *j, cha
                                 err)
              : plx_err_set(err, PLX_ENOMEM, "out of memory");
     if (rc == PLX_ENOTFOUND)
-        plx_err_prefix(err, "job script template (placeholders: n, array_range, job_name, "
-                       "engine_command, queue, profile_dir, log_dir, work_dir, prog, and "
-                       "the section's keys)");
+        plx_err_prefix(err, "job script template (placeholders: n, array_range, first_index, "
+                       "job_name, engine_command, queue, profile_dir, log_dir, work_dir, "
+                       "prog, and the section's keys)");
+    const char *queue = c->sys->queue_key ? plx_batch_conf_str(c, c->sys->queue_key) : "";
     if (rc == PLX_OK &&
-        (rc = plx_batch_script_complete(c->sys, j->array, v.range,
-                                        plx_batch_conf_str(c, c->sys->queue_key), script,
-                                        err)) != PLX_OK) {
+        (rc = plx_batch_script_complete(c->sys, j->array, v.range, queue, script, err)) !=
+            PLX_OK) {
         free(*script);
         *script = NULL;
     }

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "plx_batch.h"
+#include "plexa/batch.h"
 
 void plx_batch_tally_add(plx_batch_tally *t, plx_batch_cat cat, int k, const char *state,
                          const char *reason)

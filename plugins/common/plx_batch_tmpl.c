@@ -11,7 +11,7 @@
 #include <ctype.h>
 #include <string.h>
 
-#include "plx_batch.h"
+#include "plexa/batch.h"
 #include "plx_strbuf.h"
 
 #define TMPL_NAME_MAX 48

@@ -17,7 +17,7 @@
 
 #include "plexa/launcher.h"
 #include "plexa/plugin.h"
-#include "plx_batch.h"
+#include "plexa/batch.h"
 
 #define PBS_UNKNOWN_JOB 153     /* qstat's exit status for "Unknown Job Id" */
 

@@ -15,7 +15,7 @@
 
 #include "plexa/launcher.h"
 #include "plexa/plugin.h"
-#include "plx_batch.h"
+#include "plexa/batch.h"
 
 static const char sge_tmpl_array[] =
     "#!/bin/sh\n"

@@ -13,7 +13,7 @@
 
 #include "plexa/launcher.h"
 #include "plexa/plugin.h"
-#include "plx_batch.h"
+#include "plexa/batch.h"
 
 static const char slurm_tmpl_array[] =
     "#!/bin/sh\n"

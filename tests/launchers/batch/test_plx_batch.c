@@ -20,7 +20,7 @@
 
 #include "plx_test.h"
 
-#include "plx_batch.h"
+#include "plexa/batch.h"
 
 static const char *lookup(void *ctx, const char *name)
 {

@@ -1,20 +1,31 @@
 /*
- * plx_batch: what the pbs, sge and slurm launcher plugins share.
+ * plexa/batch.h: the toolkit for batch launcher plugins (public, version
+ * PLX_BATCH_API_VERSION).
  *
  * A batch launcher renders a job script from a template, submits it, reads
  * the job id from the submit command's output, polls the queue and cancels
  * the job. Everything but the system's own words (directives, commands,
- * output formats) is the same for the three, so it lives here; a plugin
- * describes its system in a plx_batch_system and wires plx_batch_start/
- * poll/signal/stop/destroy into its plx_launcher_ops.
+ * output formats) is the same for every batch system, so it lives here; a
+ * plugin describes its system in a plx_batch_system and gets its
+ * plx_launcher_ops from PLX_BATCH_LAUNCHER (or wires plx_batch_start/poll/
+ * signal/stop/destroy itself). plexa's own pbs, sge and slurm launchers are
+ * built on exactly this, and so can a site's (docs/launcher-plugins.md,
+ * examples/launcher-plugin-batch: a whole plugin in under 120 lines).
  *
- * Like plx_sock this is a static library with hidden visibility compiled
- * into each plugin, so nothing here is exported and plugins never clash.
+ * It is a static library (`pkg-config --cflags --libs --static
+ * plexa-batch`), compiled with hidden visibility into each plugin: nothing
+ * here is exported from a plugin, plugins never clash, and a plugin keeps
+ * working with a later plexa as long as the launcher ABI (launcher.h)
+ * holds, whatever this toolkit becomes. PLX_BATCH_API_VERSION says which
+ * version of this source interface a header offers; additions raise it,
+ * and nothing documented here changes meaning within a version.
  *
- * Modules: plx_batch.c (job life cycle), plx_batch_conf.c (keys of the
- * launcher's section), plx_batch_tmpl.c (job script templates),
- * plx_batch_run.c (running qsub/sbatch/... and capturing their words),
- * plx_batch_tally.c (turning queue states into a plx_job_status).
+ * Sources (plugins/common): plx_batch.c (job life cycle), plx_batch_conf.c
+ * (keys of the launcher's section), plx_batch_tmpl.c (job script
+ * templates), plx_batch_script.c (rendering and writing a job's script),
+ * plx_batch_run.c (running qsub/sbatch/... with a timeout and capturing
+ * their stdout and stderr apart), plx_batch_tally.c (turning queue states
+ * into a plx_job_status).
  */
 #ifndef PLX_BATCH_H
 #define PLX_BATCH_H
@@ -25,6 +36,8 @@
 #include "plexa/error.h"
 #include "plexa/launcher.h"
 #include "plexa/version.h"
+
+#define PLX_BATCH_API_VERSION 1
 
 #define PLX_BATCH_ARGV_MAX   64
 #define PLX_BATCH_ID_MAX     64
@@ -138,34 +151,37 @@ char *plx_batch_shell_join(const char *const *argv);
 enum { PLX_BATCH_SUBMIT, PLX_BATCH_STATUS, PLX_BATCH_CANCEL, PLX_BATCH_NCMDS };
 
 typedef struct plx_batch_system {
+    /* Members marked "optional" may be NULL (or left out of the
+     * initializer); the others are required. */
     const char *name;           /* "slurm": section name, messages, script suffix */
     const char *directive;      /* "#SBATCH" */
-    const char *queue_key;      /* key that names the queue: "partition" or "queue" */
+    const char *queue_key;      /* optional: key that names the queue: "partition", "queue" */
     /* What a template must say, and is given when it does not (as IPython
      * 0.10 added "#PBS -t 1-N" and "#PBS -q" to a user's script): the
      * spellings of the option, and the line's format for its value. */
-    const char *array_opts[3];  /* {"-t", "-J"}: an array job (job_array = true) */
-    const char *array_fmt;      /* "-t %s", with {array_range} */
-    const char *queue_opts[3];  /* {"-q"}: the queue, when the queue key is set */
-    const char *queue_fmt;      /* "-q %s" */
-    const char *tmpl_array;     /* built-in template: one array task per engine */
+    const char *array_opts[3];  /* optional: {"-t", "-J"}: an array job (job_array = true) */
+    const char *array_fmt;      /* optional: "-t %s", with {array_range} */
+    const char *queue_opts[3];  /* optional: {"-q"}: the queue, when the queue key is set */
+    const char *queue_fmt;      /* optional: "-q %s" */
+    const char *tmpl_array;     /* optional: built-in template, one array task per engine;
+                                 * NULL: no job arrays (job_array defaults to false) */
     const char *tmpl_single;    /* built-in template: one job with n engines */
     int         array_first;    /* first array index: {array_range} = F-(F+n-1) */
     bool        url_in_script;  /* default of url_delivery: script (true) or env */
     const char *cmd_key[PLX_BATCH_NCMDS];       /* "sbatch", "squeue", "scancel" */
     const char *cmd_default[PLX_BATCH_NCMDS];
     const plx_launcher_key *keys;               /* the plugin's whole key table */
-    /* Add the system's flags for submitting the script (after argv[0] and
-     * before the user's submit_args). Strings it adds must live in static
-     * storage or in j->sys_arg. */
+    /* Optional: add the system's flags for submitting the script (after
+     * argv[0] and before the user's submit_args). Strings it adds must live
+     * in static storage or in j->sys_arg. */
     void (*submit_flags)(plx_batch_job *j, plx_batch_argv *av);
     /* The job id in the submit command's stdout: PLX_OK or PLX_EPROTO. */
     int  (*parse_id)(const char *out, char *id, size_t len);
     /* Ask the queue about the job and tally its engines. PLX_OK, or an
      * error naming the command and its words. */
     int  (*query)(plx_batch_job *j, plx_batch_tally *t, plx_err_t *err);
-    /* Where the built-in templates have the batch system write engine
-     * index's job output: path under j->log_dir. Returns the length
+    /* Optional: where the built-in templates have the batch system write
+     * engine index's job output: path under j->log_dir. Returns the length
      * snprintf would (>= len: did not fit). */
     int  (*output_path)(const plx_batch_job *j, int index, char *path, size_t len);
 } plx_batch_system;
@@ -256,9 +272,13 @@ int plx_batch_split_words(char *buf, plx_batch_argv *av, const char *what, plx_e
  * The plugin around a batch system: its start (plx_batch_start with sys),
  * the shared poll/signal/stop/destroy, its key table, and the descriptor.
  * NAME is a C identifier and the launcher's name, SYS a plx_batch_system,
- * KEYS its key table, DESC the one-line description.
+ * KEYS its key table, DESC the one-line description, VERSION the plugin's
+ * own release (PLX_BATCH_LAUNCHER: plexa's, for plexa's own launchers).
  */
-#define PLX_BATCH_LAUNCHER(NAME, SYS, KEYS, DESC)                                        \
+#define PLX_BATCH_LAUNCHER(NAME, SYS, KEYS, DESC) \
+    PLX_BATCH_LAUNCHER_VERSION(NAME, SYS, KEYS, DESC, PLX_VERSION_STRING)
+
+#define PLX_BATCH_LAUNCHER_VERSION(NAME, SYS, KEYS, DESC, VERSION)                       \
     static int NAME##_start(const plx_launch_spec *spec, void **job, plx_err_t *err)     \
     {                                                                                    \
         return plx_batch_start(&(SYS), spec, job, err);                                  \
@@ -275,6 +295,6 @@ int plx_batch_split_words(char *buf, plx_batch_argv *av, const char *what, plx_e
         .remote_host = plx_batch_remote_host,                                            \
         .output_file = plx_batch_output_file,                                            \
     };                                                                                   \
-    PLX_PLUGIN_DEFINE(PLX_PLUGIN_LAUNCHER, #NAME, DESC, PLX_VERSION_STRING, &NAME##_ops)
+    PLX_PLUGIN_DEFINE(PLX_PLUGIN_LAUNCHER, #NAME, DESC, VERSION, &NAME##_ops)
 
 #endif
