@@ -6,6 +6,7 @@ A test is skipped only when the batch system's packages are missing;
 tests/launchers/batch/setup-batch installs them.
 """
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -133,4 +134,11 @@ def batch_cluster(tmp_path):
     yield make
     for c in made:
         c.stop()
-        batchsys.wait_for(lambda: not c.engines(), 15)
+        if not batchsys.wait_for(lambda: not c.engines(), 15):
+            # a stop that failed keeps its ipcluster (and the controller)
+            # to retry: a test that ends there leaves nothing behind
+            for pid in c.engines():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
