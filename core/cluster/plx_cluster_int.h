@@ -56,7 +56,7 @@ int plx_cluster_stop_jobs(cluster_t *c, plx_err_t *err);
 
 /* After a start of an engine job: its batch job id, if it has one, joins
  * pid/engine-jobs, so that a stop after ipcluster itself died can still
- * name the jobs that may be queued. */
+ * cancel it. */
 void plx_cluster_note_job(cluster_t *c, void *job);
 
 #endif

@@ -11,8 +11,8 @@
  *   - `ipcluster stop` exits non-zero with that text, and `ipcluster
  *     status` shows it;
  *   - batch job ids go to pid/engine-jobs as jobs start, so that a stop
- *     after the keeper itself died can still name the jobs that may be
- *     queued.
+ *     after the keeper itself died can still cancel them (the launcher's
+ *     cancel_job) and name those it could not.
  *
  * File map: the keeper's side (plx_cluster_stop_jobs, plx_cluster_note_job);
  * the command's side (plx_cluster_stop).
@@ -26,7 +26,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "plexa/plugin.h"
 #include "plx_log.h"
+#include "plx_plugin_loader.h"
 #include "plx_time.h"
 
 #define STOP_FAILED "stop-failed"
@@ -116,21 +118,63 @@ static void kill_pidfile(const plx_profile_t *p, const char *file)
     unlink(path);
 }
 
-/* The keeper is gone without stopping its jobs: name the batch jobs it
- * had started (pid/engine-jobs), which may still be queued or running. */
+/* Cancel batch job id with launcher name, as the profile's cluster.conf
+ * configures it (the launcher's cancel_job). */
+static int cancel_orphan(const plx_profile_t *p, const plx_conf_t *conf, const char *name,
+                         const char *id, plx_err_t *err)
+{
+    const plx_launcher_ops *ops = plx_launcher_find(name, err);
+    if (!ops)
+        return err->code;
+    if (!PLX_OPS_HAS(ops, plx_launcher_ops, cancel_job))
+        return plx_err_set(err, PLX_EINVAL, "the %s launcher cannot cancel a job by its id",
+                           name);
+    plx_conf_view_t view = {.conf = conf, .section = name};
+    const char *argv[] = {"ipengine", NULL};
+    plx_launch_spec spec = {
+        .size = sizeof spec, .role = PLX_LAUNCH_ENGINES, .count = 0, .argv = argv,
+        .profile_dir = p->dir, .log_dir = p->log_dir, .conf = plx_conf_view_get,
+        .conf_ctx = &view,
+    };
+    return ops->cancel_job(&spec, id, err);
+}
+
+/* The keeper is gone without stopping its jobs: cancel the batch jobs it
+ * had started (pid/engine-jobs), which may still be queued or running,
+ * and name any that could not be. 0 when there were none, 1 when all were
+ * cancelled, else an error naming those left. */
 static int orphaned_jobs(const plx_profile_t *p, plx_err_t *err)
 {
-    char path[PATH_MAX], jobs[2048];
+    char path[PATH_MAX], jobs[2048], conf_path[PATH_MAX], left[2048] = "";
     plx_profile_file(p, "pid", ENGINE_JOBS, path, sizeof path);
     if (plx_file_read_small(path, jobs, sizeof jobs, NULL) != PLX_OK || !jobs[0])
         return PLX_OK;
+    plx_conf_t *conf = plx_conf_new_defaults();
+    plx_profile_file(p, NULL, "cluster.conf", conf_path, sizeof conf_path);
+    plx_err_t cerr = {0};
+    if (!conf || plx_conf_load(conf, conf_path, &cerr) != PLX_OK)
+        snprintf(left, sizeof left, "(%s) ", conf ? cerr.msg : "out of memory");
+    char *save = NULL;
+    for (char *line = strtok_r(jobs, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char name[64], id[128];
+        plx_err_t why = {0};
+        if (sscanf(line, "%63s %127s", name, id) != 2)
+            continue;
+        if (conf && !cerr.code && cancel_orphan(p, conf, name, id, &why) == PLX_OK) {
+            PLX_INFO("cancelled %s job %s, left by an ipcluster that died", name, id);
+            continue;
+        }
+        size_t used = strlen(left);
+        snprintf(left + used, sizeof left - used, "%s%s job %s%s%s", used ? "; " : "", name,
+                 id, why.code ? ": " : "", why.msg);
+    }
+    plx_conf_destroy(&conf);
     unlink(path);
-    for (char *q = jobs; *q; q++)
-        if (*q == '\n')
-            *q = ',';
+    if (!left[0])
+        return 1;
     return plx_err_set(err, PLX_ERR, "ipcluster for profile '%s' had died without stopping "
-                       "its batch jobs, which may still be queued or running (launcher and "
-                       "job id: %s): cancel them with the batch system", p->name, jobs);
+                       "its batch jobs, and these may still be queued or running: %s; cancel "
+                       "them with the batch system", p->name, left);
 }
 
 int plx_cluster_stop(const char *profile, double timeout, plx_err_t *err)
@@ -149,8 +193,11 @@ int plx_cluster_stop(const char *profile, double timeout, plx_err_t *err)
         unlink(path);
         unlink(failed);
         kill_pidfile(&p, "ipcontroller.pid");
-        if (orphaned_jobs(&p, err) != PLX_OK)
-            return err->code;
+        int orphans = orphaned_jobs(&p, err);
+        if (orphans < 0)
+            return orphans;
+        if (orphans == 1)
+            return PLX_OK;   /* what ipcluster had left is stopped */
         return plx_err_set(err, PLX_ENOTFOUND, "the cluster for profile '%s' was not running "
                            "(removed the stale pid file)", p.name);
     }
@@ -167,7 +214,8 @@ int plx_cluster_stop(const char *profile, double timeout, plx_err_t *err)
         kill(pid, SIGKILL);
         kill_pidfile(&p, "ipcontroller.pid");
         unlink(path);
-        return orphaned_jobs(&p, err);
+        int orphans = orphaned_jobs(&p, err);
+        return orphans < 0 ? orphans : PLX_OK;
     }
     return PLX_OK;
 }

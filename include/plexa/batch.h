@@ -241,6 +241,12 @@ void plx_batch_destroy(void **job);
 int  plx_batch_remote_host(const plx_launch_spec *spec, char *host, size_t len,
                            plx_err_t *err);
 
+/* Cancel batch job job_id of sys with its cancel command as spec's section
+ * names it (plx_launcher_ops.cancel_job): PLX_OK when the command
+ * succeeded, else an error with its words. */
+int  plx_batch_cancel_id(const plx_batch_system *sys, const plx_launch_spec *spec,
+                         const char *job_id, plx_err_t *err);
+
 /* The job's output file for engine index (plx_launcher_ops.output_file):
  * 1 with its path when it exists, else 0. */
 int  plx_batch_output_file(void *job, int index, char *path, size_t len);
@@ -283,6 +289,11 @@ int plx_batch_split_words(char *buf, plx_batch_argv *av, const char *what, plx_e
     {                                                                                    \
         return plx_batch_start(&(SYS), spec, job, err);                                  \
     }                                                                                    \
+    static int NAME##_cancel_job(const plx_launch_spec *spec, const char *id,            \
+                                 plx_err_t *err)                                         \
+    {                                                                                    \
+        return plx_batch_cancel_id(&(SYS), spec, id, err);                               \
+    }                                                                                    \
     static const plx_launcher_ops NAME##_ops = {                                         \
         .size = sizeof NAME##_ops,                                                       \
         .start = NAME##_start,                                                           \
@@ -294,6 +305,7 @@ int plx_batch_split_words(char *buf, plx_batch_argv *av, const char *what, plx_e
         .keys = KEYS,                                                                    \
         .remote_host = plx_batch_remote_host,                                            \
         .output_file = plx_batch_output_file,                                            \
+        .cancel_job = NAME##_cancel_job,                                                 \
     };                                                                                   \
     PLX_PLUGIN_DEFINE(PLX_PLUGIN_LAUNCHER, #NAME, DESC, VERSION, &NAME##_ops)
 

@@ -146,7 +146,17 @@ typedef struct plx_launcher_ops {
      * does not (not yet written, or a template that sends it elsewhere). */
     int  (*output_file)(void *job, int index, char *path, size_t len);
 
-    /* ---- Members above are in version 4 of this table. Append new ones
+    /* ---- Members above are in version 4 of this table. */
+
+    /* Optional (NULL: jobs end with the processes that keep them). Cancel
+     * batch job job_id (a job_id that poll reported) without its job
+     * handle: `ipcluster stop` after the ipcluster that started the job
+     * died. spec is the launcher's section as for start (conf readable;
+     * argv a placeholder, count 0). PLX_OK once the batch system took the
+     * cancel, or a negative code with the batch system's words in err. */
+    int  (*cancel_job)(const plx_launch_spec *spec, const char *job_id, plx_err_t *err);
+
+    /* ---- Members above are in version 5 of this table. Append new ones
      * below, each version behind a fence of its own. */
 } plx_launcher_ops;
 

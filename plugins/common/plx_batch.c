@@ -437,6 +437,21 @@ int plx_batch_stop(void *job, double grace_s, plx_err_t *err)
                        BATCH_STOP_WAIT_S + grace_s, j->last.detail);
 }
 
+int plx_batch_cancel_id(const plx_batch_system *sys, const plx_launch_spec *spec,
+                        const char *job_id, plx_err_t *err)
+{
+    plx_batch_conf c = { .spec = spec, .sys = sys };
+    const char *cmd = plx_batch_conf_str(&c, sys->cmd_key[PLX_BATCH_CANCEL]);
+    const char *argv[] = { *cmd ? cmd : sys->cmd_default[PLX_BATCH_CANCEL], job_id, NULL };
+    plx_batch_out out = { 0 };
+    int rc = plx_batch_run(argv, NULL, spec->cwd, BATCH_QUERY_TIMEOUT_S, &out, err);
+
+    if (rc == PLX_OK && !plx_batch_out_ok(&out))
+        rc = plx_batch_fail(err, argv[0], &out);
+    plx_batch_out_free(&out);
+    return rc;
+}
+
 int plx_batch_remote_host(const plx_launch_spec *spec, char *host, size_t len,
                           plx_err_t *err)
 {

@@ -148,24 +148,27 @@ def test_start_into_a_closed_pipe_leaves_a_working_cluster(cluster_factory):
 
 def test_stop_after_ipcluster_died_names_its_batch_jobs(cluster_factory):
     """The ipcluster that ran a cluster was killed: `ipcluster stop` cleans
-    up what it can and names the batch jobs it had noted in
-    pid/engine-jobs (they may still be queued), exiting non-zero; a second
-    stop finds nothing running."""
+    up what it can, cancels the batch jobs it had noted in pid/engine-jobs
+    with their launcher, and names those it could not (here: a launcher
+    that is not installed, and one that cannot cancel by id), exiting
+    non-zero; a second stop finds nothing running. (A real cancel:
+    tests/launchers/batch/test_slurm.py.)"""
     c = cluster_factory(n=1)
     c.start()
     with open(c.path("pid", "ipcluster.pid")) as f:
         keeper = int(f.read().split()[0])
     # what a batch launcher's start notes (the local launcher has no job ids)
     with open(c.path("pid", "engine-jobs"), "w") as f:
-        f.write("slurm 4242\nslurm 4243\n")
+        f.write("sitequeue 4242\nlocal 4243\n")
     os.kill(keeper, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while alive(keeper) and time.monotonic() < deadline:
         time.sleep(0.05)
     p = c.run("stop", check=False)
     assert p.returncode == 1, (p.stdout, p.stderr)
-    assert "had died" in p.stderr and "slurm 4242" in p.stderr and "slurm 4243" in p.stderr, \
-        p.stderr
+    assert "had died" in p.stderr, p.stderr
+    assert "sitequeue job 4242: " in p.stderr and "plexa-launcher-sitequeue" in p.stderr
+    assert "local job 4243: the local launcher cannot cancel a job by its id" in p.stderr
     assert not os.path.exists(c.path("pid", "engine-jobs"))
     again = c.run("stop", check=False)
     assert again.returncode != 0 and "no cluster is running" in again.stderr, again.stderr

@@ -133,3 +133,23 @@ def test_a_refused_cancel_is_reported_and_retried(slurm, batch_cluster, tmp_path
     assert "running" in st.stdout and "stop failed:" in st.stdout and job in st.stdout, st.stdout
     checks.stop_clean(c, slurm)                 # the retry cancels it
 
+
+
+def test_stop_after_ipcluster_died_cancels_its_jobs(slurm, batch_cluster):
+    """ipcluster is killed while its engines run as a Slurm job: the next
+    `ipcluster stop` cancels the job it had noted (pid/engine-jobs) with
+    scancel, and nothing is left in the queue."""
+    import os
+    import signal
+    c = batch_cluster(slurm, "slurm", {})
+    checks.start_ok(c)
+    job = slurm.jobs()[0].split()[0].split("_")[0]
+    with open(os.path.join(c.profile_dir, "pid", "engine-jobs")) as f:
+        assert f.read() == f"slurm {job}\n"
+    with open(os.path.join(c.profile_dir, "pid", "ipcluster.pid")) as f:
+        os.kill(int(f.read().split()[0]), signal.SIGKILL)
+    assert slurm.jobs(), "the job outlives the ipcluster that submitted it"
+    p = c.stop()
+    assert p.returncode == 0, c.diagnose(p)
+    assert checks.batchsys.wait_for(lambda: slurm.jobs() == [], 15), slurm.jobs()
+    assert checks.batchsys.wait_for(lambda: not c.engines(), 15), c.engines()
