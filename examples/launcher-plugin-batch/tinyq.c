@@ -36,15 +36,6 @@ static const plx_launcher_key tinyq_keys[] = {
     { NULL, NULL, NULL },
 };
 
-/* "Submitted job 17" */
-static int tinyq_parse_id(const char *out, char *id, size_t len)
-{
-    unsigned long n;
-    if (sscanf(out, "Submitted job %lu", &n) != 1 || (size_t)snprintf(id, len, "%lu", n) >= len)
-        return PLX_EPROTO;
-    return PLX_OK;
-}
-
 /* "17 RUNNING": the job's engines are all in one state. A job tinyq no
  * longer knows is left out, and the toolkit counts its engines failed. */
 static int tinyq_query(plx_batch_job *j, plx_batch_tally *t, plx_err_t *err)
@@ -75,8 +66,7 @@ static const plx_batch_system tinyq_system = {
     .cmd_key = { "submit", "stat", "cancel" },
     .cmd_default = { "tinyq-submit", "tinyq-stat", "tinyq-cancel" },
     .keys = tinyq_keys,
-    .parse_id = tinyq_parse_id,
-    .query = tinyq_query,
+    .query = tinyq_query,          /* the job id: the toolkit's rule ("Submitted job 17") */
 };
 
 PLX_BATCH_LAUNCHER_VERSION(tinyq, tinyq_system, tinyq_keys,

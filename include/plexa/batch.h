@@ -175,7 +175,8 @@ typedef struct plx_batch_system {
      * argv[0] and before the user's submit_args). Strings it adds must live
      * in static storage or in j->sys_arg. */
     void (*submit_flags)(plx_batch_job *j, plx_batch_argv *av);
-    /* The job id in the submit command's stdout: PLX_OK or PLX_EPROTO. */
+    /* Optional: the job id in the submit command's stdout: PLX_OK or
+     * PLX_EPROTO. NULL: plx_batch_parse_id. */
     int  (*parse_id)(const char *out, char *id, size_t len);
     /* Ask the queue about the job and tally its engines. PLX_OK, or an
      * error naming the command and its words. */
@@ -240,6 +241,13 @@ void plx_batch_destroy(void **job);
  * any real cluster is another host: 1, with a description in host. */
 int  plx_batch_remote_host(const plx_launch_spec *spec, char *host, size_t len,
                            plx_err_t *err);
+
+/* The default job id rule: the first word of out that starts with a digit,
+ * up to a space, ';', '(' or a quote ("Submitted batch job 17" -> "17",
+ * "123.server" -> "123.server", "Your job 9 (\"x\") has been submitted" ->
+ * "9", "17;cluster" -> "17"). PLX_OK, or PLX_EPROTO when there is none or
+ * it does not fit in len. */
+int  plx_batch_parse_id(const char *out, char *id, size_t len);
 
 /* Cancel batch job job_id of sys with its cancel command as spec's section
  * names it (plx_launcher_ops.cancel_job): PLX_OK when the command

@@ -14,6 +14,7 @@
  * job's environment to every user (qstat -j), Slurm shows it to nobody;
  * each plugin picks its default.
  */
+#include <ctype.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -218,7 +219,9 @@ static int batch_submit(plx_batch_job *j, plx_err_t *err)
         rc = plx_batch_run_cmd(j, PLX_BATCH_SUBMIT, av.v, &out, err);
     if (rc == PLX_OK && !plx_batch_out_ok(&out))
         rc = plx_batch_fail(err, j->cmd[PLX_BATCH_SUBMIT], &out);
-    if (rc == PLX_OK && j->sys->parse_id(out.out, j->job_id, sizeof j->job_id) != PLX_OK) {
+    int (*parse_id)(const char *, char *, size_t) =
+        j->sys->parse_id ? j->sys->parse_id : plx_batch_parse_id;
+    if (rc == PLX_OK && parse_id(out.out, j->job_id, sizeof j->job_id) != PLX_OK) {
         char said[200];
         plx_batch_squeeze(said, sizeof said, out.out);
         rc = plx_err_set(err, PLX_EPROTO, "%s printed no job id: '%s'",
@@ -435,6 +438,21 @@ int plx_batch_stop(void *job, double grace_s, plx_err_t *err)
     return plx_err_set(err, PLX_ETIMEDOUT, "%s job %s still in the queue %.0f s after "
                        "cancelling it: %s", j->sys->name, j->job_id,
                        BATCH_STOP_WAIT_S + grace_s, j->last.detail);
+}
+
+int plx_batch_parse_id(const char *out, char *id, size_t len)
+{
+    for (const char *p = out; p && *p; p++) {
+        if (!isdigit((unsigned char)*p) || (p > out && !isspace((unsigned char)p[-1])))
+            continue;
+        size_t n = strcspn(p, " \t\r\n;(\"'");
+        if (n == 0 || n >= len)
+            return PLX_EPROTO;
+        memcpy(id, p, n);
+        id[n] = '\0';
+        return PLX_OK;
+    }
+    return PLX_EPROTO;
 }
 
 int plx_batch_cancel_id(const plx_batch_system *sys, const plx_launch_spec *spec,

@@ -94,6 +94,26 @@ static void test_render_empty(void **state)
 }
 
 /* The empty command line is "", and so is an empty word (quoted). */
+/* The default job id rule, on what real submit commands print. */
+static void test_parse_id(void **state)
+{
+    (void)state;
+    char id[24];
+    assert_int_equal(plx_batch_parse_id("Submitted batch job 17\n", id, sizeof id), PLX_OK);
+    assert_string_equal(id, "17");
+    assert_int_equal(plx_batch_parse_id("123.server.example\n", id, sizeof id), PLX_OK);
+    assert_string_equal(id, "123.server.example");
+    assert_int_equal(plx_batch_parse_id("Your job 9 (\"ipengine\") has been submitted\n", id,
+                                        sizeof id), PLX_OK);
+    assert_string_equal(id, "9");
+    assert_int_equal(plx_batch_parse_id("17;cluster\n", id, sizeof id), PLX_OK);
+    assert_string_equal(id, "17");
+    assert_int_equal(plx_batch_parse_id("job abc2 queued", id, sizeof id), PLX_EPROTO);
+    assert_int_equal(plx_batch_parse_id("", id, sizeof id), PLX_EPROTO);
+    assert_int_equal(plx_batch_parse_id("123456789012345678901234567890", id, sizeof id),
+                     PLX_EPROTO);   /* does not fit */
+}
+
 static void test_shell_join_empty(void **state)
 {
     (void)state;
@@ -333,6 +353,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_render_unknown_placeholder),
     cmocka_unit_test(test_render_empty),
     cmocka_unit_test(test_shell_join),
+    cmocka_unit_test(test_parse_id),
     cmocka_unit_test(test_shell_join_empty),
     cmocka_unit_test(test_split_words),
     cmocka_unit_test(test_tally_pending_with_reason),
