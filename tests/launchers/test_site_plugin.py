@@ -11,27 +11,36 @@ import pytest
 
 from conftest import BUILD, tool, wait_for
 
-SRC = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "launcher-plugin")
-BATCH_SRC = SRC + "-batch"
+BATCH_SRC = os.path.join(os.path.dirname(__file__), "..", "..", "examples",
+                         "launcher-plugin-batch")
 
 
-@pytest.fixture(scope="module")
-def site_plugin(tmp_path_factory):
+def build_installed(tmp_path_factory, name, example, pc_name):
+    """Install the build into a fresh prefix, copy example (a directory of
+    share/doc/plexa/examples there: what a site admin has) and run its
+    Makefile with pkg-config pointed at the prefix. (prefix, the copy, make's
+    output)."""
     if not shutil.which("make") or not shutil.which("pkg-config"):
         pytest.skip("make / pkg-config not installed (scripts/setup installs them)")
-    root = tmp_path_factory.mktemp("site")
+    root = tmp_path_factory.mktemp(name)
     prefix = root / "prefix"
     subprocess.run(["cmake", "--install", BUILD, "--prefix", str(prefix)], check=True,
                    capture_output=True)
     src = root / "src"                       # a copy: nothing is built in the source tree
-    shutil.copytree(SRC, src)
-    pc = [str(p.parent) for p in prefix.rglob("plexa.pc")]
+    shutil.copytree(prefix / "share" / "doc" / "plexa" / "examples" / example, src)
+    pc = [str(p.parent) for p in prefix.rglob(pc_name)]
     env = dict(os.environ, PKG_CONFIG_PATH=":".join(pc))
     p = subprocess.run(["make", "-C", str(src)], env=env, capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
+    return prefix, src, p.stdout
+
+
+@pytest.fixture(scope="module")
+def site_plugin(tmp_path_factory):
+    prefix, src, out = build_installed(tmp_path_factory, "site", "launcher-plugin", "plexa.pc")
     # The headers come from the installed tree, through plexa.pc.
-    incs = [w[2:] for w in p.stdout.split() if w.startswith("-I")]
-    assert incs and all(os.path.realpath(i) == str(prefix / "include") for i in incs), p.stdout
+    incs = [w[2:] for w in out.split() if w.startswith("-I")]
+    assert incs and all(os.path.realpath(i) == str(prefix / "include") for i in incs), out
     assert (src / "plexa-launcher-niced.so").exists()
     return str(src)
 
@@ -75,23 +84,12 @@ def test_site_plugin_keys_are_checked(site_plugin, cluster):
 def batch_plugin(tmp_path_factory):
     """examples/launcher-plugin-batch as installed (share/doc/plexa/examples),
     built against the installed prefix alone: its .so and tinyq's commands."""
-    if not shutil.which("make") or not shutil.which("pkg-config"):
-        pytest.skip("make / pkg-config not installed (scripts/setup installs them)")
-    root = tmp_path_factory.mktemp("batchsite")
-    prefix = root / "prefix"
-    subprocess.run(["cmake", "--install", BUILD, "--prefix", str(prefix)], check=True,
-                   capture_output=True)
-    installed = prefix / "share" / "doc" / "plexa" / "examples" / "launcher-plugin-batch"
-    src = root / "src"
-    shutil.copytree(installed, src)
     with open(os.path.join(BATCH_SRC, "tinyq.c")) as f:
         lines = f.read().count("\n")
     assert lines < 120, lines                # the issue's bound for a batch launcher
-    pc = [str(p.parent) for p in prefix.rglob("plexa-batch.pc")]
-    env = dict(os.environ, PKG_CONFIG_PATH=":".join(pc))
-    p = subprocess.run(["make", "-C", str(src)], env=env, capture_output=True, text=True)
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert str(prefix) in p.stdout           # headers and archives of the installed tree
+    prefix, src, out = build_installed(tmp_path_factory, "batchsite", "launcher-plugin-batch",
+                                       "plexa-batch.pc")
+    assert str(prefix) in out                # headers and archives of the installed tree
     assert (src / "plexa-launcher-tinyq.so").exists()
     return src
 
