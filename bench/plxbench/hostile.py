@@ -75,6 +75,7 @@ def attack(addr, tls, stop, sent):
     head = frame_header(len(bad), 1) + bad + struct.pack('<Q', 1 << 30)
     chunk = b'x' * (1 << 20)
     while not stop.is_set():
+        s = None
         try:
             s = attacker_socket(addr, tls)
             s.sendall(head)
@@ -84,10 +85,8 @@ def attack(addr, tls, stop, sent):
         except OSError:
             pass   # dropped, as it should be: connect again
         finally:
-            try:
+            if s is not None:
                 s.close()
-            except (OSError, UnboundLocalError):
-                pass
 
 
 def flood(cluster, mec, calls):

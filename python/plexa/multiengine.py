@@ -401,10 +401,9 @@ class MultiEngineClient(object):
         def convert(replies):
             _check(replies, 'gather')
             parts = [r.values[0] for r in replies]
-            joined = None
             if type(mapObject) is Map.Map and shared.joinable(parts) and self.shared_memory:
-                joined = shared.join_arrays(parts)
-            return joined if joined is not None else mapObject.joinPartitions(parts)
+                return shared.join_arrays(parts)
+            return mapObject.joinPartitions(parts)
         return self._finish(req, convert, block)
 
     def raw_map(self, func, seqs, dist='b', targets=None, block=None):

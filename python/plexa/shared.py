@@ -66,16 +66,14 @@ def joinable(parts):
 
 
 def join_arrays(parts):
-    """numpy.concatenate(parts) into pooled shared memory of this process,
-    or None when they are not joinable() (the caller concatenates).
+    """numpy.concatenate(parts), parts being joinable(), into pooled shared
+    memory of this process.
 
     For a gather's partitions, received through shared memory: the result
     goes into a region whose pages are mapped already (a fresh array's
     first touch costs more than the copy), and each part is read from its
     region's file rather than faulted in through its fresh mapping. The
     result is the caller's own: a push of it is copied, like any array."""
-    if not joinable(parts):
-        return None
     np = sys.modules['numpy']
     first = parts[0]
     total = sum(p.nbytes for p in parts)
