@@ -15,7 +15,7 @@ import cloudpickle
 BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(BENCH_DIR)
 EXAMPLES = os.path.join(REPO, 'examples')
-SYSTEMS = ('plexa', 'ipyparallel', 'dask', 'limits', 'field')
+SYSTEMS = ('plexa', 'ipyparallel', 'dask', 'limits', 'field', 'hosts')
 PEERS = ('ipyparallel', 'dask')
 MiB = 1 << 20
 

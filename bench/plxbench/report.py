@@ -7,7 +7,7 @@ import platform
 import subprocess
 import sys
 
-from plxbench import hostile
+from plxbench import hostile, hosts
 from plxbench.common import (
     BCAST_ENGINES, BCAST_PP_CASE, BCAST_REF_CASE, BCAST_REF_RSS_CASE, ENGINES, LB_EXP_CASE,
     LB_LONG_CASE, MiB, NAP, NAP_NS, PEERS, PER_IDEAL, UNEVEN_SPEC, W10, W3, W7, exp_durations,
@@ -330,7 +330,25 @@ def issue22_targets(R, ctx=None):
         v = out.med(system, rss)
         out.add('... the controller grows by < 64 MiB meanwhile', v, v is not None and v < 64,
                 '%s MiB' % fmt(v), system=system, case=rss)
+    cross_host_targets(out, P)
     return out
+
+
+def cross_host_targets(out, P):
+    """Workload 12's: what crosses the controller between hosts."""
+    sz = size_name(P.field_bytes)
+    v = out.med('plexa', hosts.REF_CTL_CASE % sz)
+    out.add('cross-host: plexa.ref %s from node1 to node2 does not cross the controller '
+            '(< 1 MiB through it)' % sz, v, v is not None and v < 1, '%s MiB' % fmt(v),
+            case=hosts.REF_CTL_CASE % sz)
+    v, w = out.med('plexa', hosts.REF_CASE % sz), out.med('plexa', hosts.REF_PP_CASE % sz)
+    out.add('cross-host: ... and is faster than a pull to the client and a push', v,
+            v is not None and w is not None and v < w, '%s s (pull + push: %s s)'
+            % (fmt(v), fmt(w)), case=hosts.REF_CASE % sz)
+    v = out.med('plexa', hosts.GATHER_CTL_CASE % sz)
+    out.add('cross-host: gather %s from engines on 2 hosts does not cross the controller '
+            '(< 1 MiB through it)' % sz, v, v is not None and v < 1, '%s MiB' % fmt(v),
+            case=hosts.GATHER_CTL_CASE % sz)
 
 
 # Workload 10's table: the bulk cases on plexa's three paths and the peers.

@@ -28,6 +28,7 @@
 #include "plx_request_priv.h"
 #include "plx_taskout.h"
 #include "plx_tunnel.h"
+#include "plx_direct.h"
 #include "plx_rqb.h"
 #include "plx_url.h"
 
@@ -65,6 +66,10 @@ struct plx_client {
     char                     peer[300];   /* "HOST:PORT" */
     plx_taskouts_t          *taskouts;    /* live output of our tasks (thread-safe) */
     plx_tunnel_t            *tunnel;      /* the ssh tunnel it connects through, or NULL */
+    atomic_int               direct;      /* pulls fetch big values from engines (plx_direct.c) */
+    atomic_int               direct_stop; /* destroy: direct fetches give up */
+    int                      ndirect;     /* (mu) direct fetch threads running */
+    pthread_cond_t           direct_cv;   /* (mu) ... one ended */
 };
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
@@ -158,6 +163,69 @@ static void keep_output(plx_client_t *c, uint64_t id, const Plexa__Envelope *env
     plx_request_destroy(&req);
 }
 
+/* ---- direct pulls (plx_direct.c) ----------------------------------------------- */
+
+typedef struct direct_job {
+    plx_client_t    *c;
+    plx_request_t   *req;
+    plx_msg_t       *m;
+    Plexa__Envelope *env;
+} direct_job_t;
+
+static void *direct_main(void *arg)
+{
+    direct_job_t *j = arg;
+    plx_client_t *c = j->c;
+    plx_direct_resolve(c, j->req, j->req->dkeys, j->m, j->env, &c->direct_stop);
+    plx_request_destroy(&j->req);
+    free(j);
+    pthread_mutex_lock(&c->mu);
+    c->ndirect--;
+    pthread_cond_broadcast(&c->direct_cv);
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* Hand a reply naming values to fetch to a thread of its own (takes req's
+ * reference, m and env on PLX_OK). */
+static int direct_spawn(plx_client_t *c, plx_request_t *req, plx_msg_t *m, Plexa__Envelope *env)
+{
+    direct_job_t *j = calloc(1, sizeof *j);
+    if (!j)
+        return PLX_ENOMEM;
+    *j = (direct_job_t){ .c = c, .req = req, .m = m, .env = env };
+    pthread_attr_t a;
+    pthread_t t;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_mutex_lock(&c->mu);
+    int rc = pthread_create(&t, &a, direct_main, j);
+    c->ndirect += rc == 0;
+    pthread_mutex_unlock(&c->mu);
+    pthread_attr_destroy(&a);
+    if (rc != 0) {
+        PLX_WARN("client %s: no thread to fetch pulled values (%s)", c->peer, strerror(rc));
+        free(j);
+        return PLX_ENOMEM;   /* completed as it is: the values are missing, and say so */
+    }
+    return PLX_OK;
+}
+
+void plx_client_direct_off(plx_client_t *c)
+{
+    atomic_store(&c->direct, 0);
+}
+
+void plx_client_set_direct(plx_client_t *c, int on)
+{
+    atomic_store(&c->direct, on && !c->tunnel);
+}
+
+int plx_client_direct_wanted(plx_client_t *c)
+{
+    return atomic_load(&c->direct);
+}
+
 static void on_msg(plx_conn_t *conn, plx_msg_t *m, void *ud)
 {
     plx_client_t *c = ud;
@@ -199,6 +267,8 @@ static void on_msg(plx_conn_t *conn, plx_msg_t *m, void *ud)
         plx_msg_destroy(&m);
         return;
     }
+    if (plx_direct_wanted(env) && direct_spawn(c, req, m, env) == PLX_OK)
+        return;
     plx_request_complete(req, m, env);
     plx_request_destroy(&req);
 }
@@ -408,6 +478,7 @@ int plx_client_submit(plx_client_t *c, const Plexa__Envelope *env, plx_buf_t *co
     plx_request_t *req = plx_request_new(0);
     if (!req)
         return plx_err_set(err, PLX_ENOMEM, "out of memory for a request");
+    req->dkeys = plx_direct_keys_of(env);   /* none: a failed fetch fails, said why */
     plx_err_t e = {0};
     pthread_mutex_lock(&c->mu);
     int rc = submit_locked(c, env, bufs, nbufs, req, &e);
@@ -456,6 +527,8 @@ static plx_client_t *client_new(plx_err_t *err)
     }
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->loop_mu, NULL);
+    pthread_cond_init(&c->direct_cv, NULL);
+    atomic_init(&c->direct, 1);
     ev_set_userdata(c->loop, c);
     ev_set_loop_release_cb(c->loop, loop_release, loop_acquire);
     c->next_id = HELLO_ID;
@@ -615,6 +688,8 @@ plx_client_t *plx_client_connect_ssh(const char *url_or_file, const char *profil
         plx_client_destroy(&c);
         return NULL;
     }
+    if (c->tunnel)
+        atomic_store(&c->direct, 0);   /* the engines' addresses are the far side's */
     if (client_start(c, &u, timeout_s > 0 ? timeout_s : PLX_CLIENT_CONNECT_TIMEOUT_DEFAULT,
                      err) != PLX_OK) {
         plx_client_destroy(&c);
@@ -634,6 +709,9 @@ void plx_client_destroy(plx_client_t **cp)
     if (c->running) {
         pthread_mutex_lock(&c->mu);
         c->stopping = 1;
+        atomic_store(&c->direct_stop, 1);
+        while (c->ndirect)
+            pthread_cond_wait(&c->direct_cv, &c->mu);
         pthread_mutex_unlock(&c->mu);
         ev_async_send(c->loop, &c->wake);
         pthread_join(c->thread, NULL);
@@ -647,6 +725,7 @@ void plx_client_destroy(plx_client_t **cp)
         plx_buf_pool_trim(0);
     plx_taskouts_destroy(&c->taskouts);
     plx_tunnel_close(&c->tunnel);
+    pthread_cond_destroy(&c->direct_cv);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->loop_mu);
     free(c);

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "plx_envelope.h"
+#include "plx_direct.h"
 #include "plx_request_priv.h"
 #include "plx_spin.h"
 #include "plx_time.h"
@@ -49,6 +50,7 @@ void plx_request_destroy(plx_request_t **rp)
     for (size_t i = 0; i < req->nouts; i++)
         free((char *)req->outs[i].text);
     free(req->outs);
+    plx_direct_keys_free(&req->dkeys);
     pthread_cond_destroy(&req->cond);
     pthread_mutex_destroy(&req->mu);
     free(req);

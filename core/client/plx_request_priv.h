@@ -35,6 +35,7 @@ struct plx_request {
     size_t               nouts, capouts;
     size_t               out_bytes;  /* (mu) their text, for the cap */
     int                  out_capped; /* (mu) the cap was reached: later pieces dropped */
+    struct plx_direct_keys *dkeys; /* a direct pull's keys (plx_direct.h), else NULL */
     struct plx_request  *next;     /* bucket chain; owned by the client's table */
 };
 

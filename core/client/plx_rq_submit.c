@@ -5,6 +5,7 @@
  * quiet TaskSubmit).
  */
 #include "plx_request_priv.h"
+#include "plx_direct.h"
 #include "plx_rqb.h"
 
 /* ---- submitting ---------------------------------------------------------------- */
@@ -48,10 +49,38 @@ int plx_rq_push(plx_client_t *c, const plx_targets_t *t, const char *const *name
     RQ_SUBMIT(c, req, err, plx_rqb_push(&b_, t, names, values, n, err));
 }
 
+/* A pull asks to fetch big values from the engines itself unless the
+ * client cannot reach them (plx_direct.c). */
+static int pull_build(plx_client_t *c, plx_rqb_t *b, const plx_targets_t *t,
+                      const char *const *names, size_t n, plx_err_t *err)
+{
+    int rc = plx_rqb_pull(b, t, names, n, err);
+    if (rc == PLX_OK && plx_client_direct_wanted(c))
+        b->body.pull.has_direct = b->body.pull.direct = 1;
+    return rc;
+}
+
+/* Through the controller, ending the tickets of direct pulls not used. */
+static int pull_ending(plx_rqb_t *b, const plx_targets_t *t, const char *const *names, size_t n,
+                       char *const *tickets, size_t ntickets, plx_err_t *err)
+{
+    int rc = plx_rqb_pull(b, t, names, n, err);
+    b->body.pull.n_tickets = ntickets;
+    b->body.pull.tickets = (char **)tickets;
+    return rc;
+}
+
 int plx_rq_pull(plx_client_t *c, const plx_targets_t *t, const char *const *names, size_t n,
                 plx_request_t **req, plx_err_t *err)
 {
-    RQ_SUBMIT(c, req, err, plx_rqb_pull(&b_, t, names, n, err));
+    RQ_SUBMIT(c, req, err, pull_build(c, &b_, t, names, n, err));
+}
+
+int plx_rq_pull_ending(plx_client_t *c, const plx_targets_t *t, const char *const *names,
+                       size_t n, char *const *tickets, size_t ntickets, plx_request_t **req,
+                       plx_err_t *err)
+{
+    RQ_SUBMIT(c, req, err, pull_ending(&b_, t, names, n, tickets, ntickets, err));
 }
 
 int plx_rq_call(plx_client_t *c, const plx_targets_t *t, const char *method,

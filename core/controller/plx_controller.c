@@ -203,6 +203,7 @@ static void on_hello(peer_t *p, Plexa__Envelope *env)
     }
     ev_timer_stop(p->ctl->loop, &p->auth_timer);
     p->role = h->role;
+    snprintf(p->host, sizeof p->host, "%s", h->hostname ? h->hostname : "");
     p->cap_epoch = p->ctl->caps[h->role].revocations;
     adm_authenticated(p->ctl, p);
     if (h->role == PLEXA__ROLE__ROLE_ENGINE) {

@@ -52,6 +52,8 @@ struct peer {
     uint64_t          blk_next, blk_end;  /* role == TASK: reserved task ids left */
     ev_timer          auth_timer;  /* drops connections that never say Hello */
     char              addr[64];
+    char              host[128];   /* clients: the host their Hello names ("" if none) */
+    struct mdirect_kept *direct_kept;  /* mec clients: tickets of their direct pulls */
     peer_t           *prev, *next;
     peer_t           *uprev, *unext;   /* the unauthenticated, oldest first */
     unsigned          cap_epoch;   /* revocations of its capability when it said Hello */
@@ -97,6 +99,7 @@ struct mreq {
     mreq_t           *prev, *next; /* client's list */
     struct mrefs     *refs;        /* a push with plexa.refs: what it waits for */
     struct mbcast    *bcast;       /* a push broadcast through a tree of engines */
+    struct mdirect   *direct;      /* a pull the client fetches from engines itself */
     int               fetch;       /* a fetch of refs' values (no client) ... */
     mreq_t           *parent;      /* ... for this push, NULL once that went */
     int               fetch_idx;   /* ... its index among the push's fetches */
@@ -260,6 +263,9 @@ void mec_enqueue(engine_t *e, sub_t *s);
 void mec_unqueue(engine_t *e, sub_t *s);
 void mec_sub_fail(sub_t *s, const char *ename, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Make s's reply an error of the controller's (s stays answered). */
+void mec_sub_synth(sub_t *s, const char *ename, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void mec_free(mreq_t *r);
 
 /* plx_mec_refs.c: pushes of plexa.ref values. The push's shares wait,
@@ -303,6 +309,8 @@ int  mserve_accept(plx_controller_t *c, int32_t engine_id, mserve_t *sv, const c
                    char *why, size_t whylen);
 /* The URL that share i fetches from (its own ticket). */
 int  mserve_url(const mserve_t *sv, size_t i, char *out, size_t len);
+/* Whether a peer address ("IP:PORT", "[IP6]:PORT") is a loopback one. */
+int  mserve_addr_loopback(const char *addr);
 /* Whether dst can be expected to reach src's listener. */
 int  mserve_reachable(const engine_t *src, const engine_t *dst);
 /* The source drops what it kept for sv's tickets (sent once). */
@@ -324,6 +332,17 @@ void mbcast_fetched(mreq_t *fetch);
  * reply is not its outcome. */
 int  mbcast_answered(sub_t *s);
 void mbcast_free(mreq_t *r);
+
+/* plx_mec_direct.c: a client's pull of values it fetches from the
+ * engines itself (Pull.direct), the controller issuing tickets. */
+/* Build r's shares of the pull env (every pull goes through here: a
+ * client's own tickets are dropped). PLX_ENOMEM: the caller frees r. */
+int  mdirect_start(plx_controller_t *c, peer_t *client, mreq_t *r, const Plexa__Envelope *env);
+/* Share s's engine answered: pass its serve_url on, with the ticket. */
+void mdirect_answered(sub_t *s);
+void mdirect_free(mreq_t *r);
+/* A client went: the engines drop what they still serve for its pulls. */
+void mdirect_client_gone(plx_controller_t *c, peer_t *client);
 
 /* plx_controller.c */
 void ctl_stop_soon(plx_controller_t *c);

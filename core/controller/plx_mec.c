@@ -167,6 +167,8 @@ void mec_free(mreq_t *r)
         mrefs_free(r);
     if (r->bcast)
         mbcast_free(r);
+    if (r->direct)
+        mdirect_free(r);
     for (int i = 0; i < r->n; i++) {
         sub_t *s = &r->subs[i];
         plx_msg_destroy(&s->out);
@@ -228,15 +230,10 @@ static void sub_done(sub_t *s)
         mreq_finish(s->req);
 }
 
-/* Answer a share on the engine's behalf with an error. */
-void mec_sub_fail(sub_t *s, const char *ename, const char *fmt, ...)
+static void sub_synth_v(sub_t *s, const char *ename, const char *fmt, va_list ap)
 {
     mreq_t *r = s->req;
-    plx_msg_destroy(&s->out);
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(s->synth_text, sizeof s->synth_text, fmt, ap);
-    va_end(ap);
     plexa__remote_error__init(&s->synth_err);
     snprintf(s->synth_ename, sizeof s->synth_ename, "%s", ename);
     s->synth_err.ename = s->synth_ename;
@@ -248,6 +245,24 @@ void mec_sub_fail(sub_t *s, const char *ename, const char *fmt, ...)
     s->synth.method = r->method;
     s->synth.error = &s->synth_err;
     s->reply = &s->synth;
+}
+
+void mec_sub_synth(sub_t *s, const char *ename, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sub_synth_v(s, ename, fmt, ap);
+    va_end(ap);
+}
+
+/* Answer a share on the engine's behalf with an error. */
+void mec_sub_fail(sub_t *s, const char *ename, const char *fmt, ...)
+{
+    plx_msg_destroy(&s->out);
+    va_list ap;
+    va_start(ap, fmt);
+    sub_synth_v(s, ename, fmt, ap);
+    va_end(ap);
     sub_done(s);
 }
 
@@ -349,6 +364,12 @@ void mec_submit(plx_controller_t *c, peer_t *client, plx_msg_t *m, Plexa__Envelo
             mec_free(r);
             goto out;
         }
+    } else if (env->body_case == PLEXA__ENVELOPE__BODY_PULL) {
+        if (mdirect_start(c, client, r, env) != PLX_OK) {
+            mec_free(r);
+            ctl_send_error(client, env->id, PLX_ENOMEM, "out of memory");
+            goto out;
+        }
     } else if (!mbcast_start(c, r, &m, &env) && make_outs(c, r, m, env) != PLX_OK) {
         mec_free(r);
         ctl_send_error(client, env->id, PLX_ENOMEM, "out of memory");
@@ -414,6 +435,8 @@ void mec_engine_reply(plx_controller_t *c, engine_t *e, plx_msg_t *m, Plexa__Env
     }
     if (s->req->refs)
         mrefs_answered(s);
+    if (s->req->direct)
+        mdirect_answered(s);
     if (s->req->bcast && mbcast_answered(s)) {
         mec_pump(c, e);   /* sent again, first in the queue */
         return;
@@ -451,6 +474,7 @@ void mec_client_gone(peer_t *client)
      * user counts on); their replies are dropped. */
     while (client->reqs)
         mreq_unlink(client->reqs);
+    mdirect_client_gone(client->ctl, client);
 }
 
 /* Take s out of e's queue of shares not yet sent. */

@@ -1,7 +1,7 @@
 /*
- * Engines serving values to other engines, for the controller's two users
- * of direct transfers: pushes of plexa.refs (plx_mec_refs.c) and
- * broadcast pushes (plx_mec_bcast.c).
+ * Engines serving values to other engines, for the controller's users of
+ * direct transfers: pushes of plexa.refs (plx_mec_refs.c), broadcast
+ * pushes (plx_mec_bcast.c), and clients' direct pulls (plx_mec_direct.c).
  *
  * A source is asked, by a Pull of the controller's own (a "fetch": an
  * mreq with no client, queued on the source like any request), to keep
@@ -129,6 +129,12 @@ int mserve_url(const mserve_t *sv, size_t i, char *out, size_t len)
     return plx_url_format(&u, out, len, NULL) == PLX_OK ? PLX_OK : PLX_ELIMIT;
 }
 
+int mserve_addr_loopback(const char *addr)
+{
+    char h[64];
+    return addr_host(addr, h, sizeof h) && ctl_is_loopback(h);
+}
+
 int mserve_reachable(const engine_t *src, const engine_t *dst)
 {
     if (strncmp(src->peer->addr, "shm:", 4) == 0 || dst->no_direct)
@@ -136,9 +142,7 @@ int mserve_reachable(const engine_t *src, const engine_t *dst)
     /* Engines reaching the controller through a tunnel all come from its
      * loopback, wherever they run: a loopback source serves only engines
      * of its own host. */
-    char h[64];
-    int loopback = addr_host(src->peer->addr, h, sizeof h) && ctl_is_loopback(h);
-    return !loopback || strcmp(src->host, dst->host) == 0;
+    return !mserve_addr_loopback(src->peer->addr) || strcmp(src->host, dst->host) == 0;
 }
 
 void mserve_end(plx_controller_t *c, int32_t engine_id, mserve_t *sv)

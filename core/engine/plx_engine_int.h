@@ -68,7 +68,7 @@ typedef struct plx_engine {
     char                     url_shown[300];   /* scheme://host:port, no token */
     const plx_transport_ops *ops;
     struct plx_tunnel       *tunnel;           /* --enginessh: the ssh tunnel url goes through */
-    struct plx_engine_peers *peers;            /* direct transfers (plx_engine_peer.c) */
+    struct plx_serve        *peers;            /* direct transfers (plx_engine_peer.c) */
     pthread_t                py_thread;
     pid_t                    pid;              /* the engine process (not a fork of it) */
     pthread_t                io_thread;
@@ -161,9 +161,10 @@ void plx_engine_peer_io_stop(plx_engine_t *e);
 /* Python thread: serve *msg (an EngineReply frame; taken on success) to
  * the peers presenting tickets[0..n), each once. Its URL (token all
  * zeros) in url. PLX_ENOTFOUND (with why) when this engine has no
- * endpoint other engines can reach: the caller answers with the values. */
-int  plx_engine_peer_offer(plx_engine_t *e, char *const *tickets, size_t n, plx_msg_t **msg,
-                           char *url, size_t url_len, plx_err_t *err);
+ * endpoint other engines can reach: the caller answers with the values.
+ * ttl_s > 0 drops the offer after that long even if tickets are left. */
+int  plx_engine_peer_offer(plx_engine_t *e, char *const *tickets, size_t n, double ttl_s,
+                           plx_msg_t **msg, char *url, size_t url_len, plx_err_t *err);
 /* Any thread: the controller ended these tickets (ServeEnd). */
 void plx_engine_peer_end(plx_engine_t *e, char *const *tickets, size_t n);
 /* Python thread, without the GIL: the frame served at url (its token the

@@ -478,6 +478,14 @@ static int snapshot(plx_msg_t *bufs)
     return PLX_OK;
 }
 
+static uint64_t payload_bytes(const plx_msg_t *m)
+{
+    uint64_t n = 0;
+    for (uint32_t b = 0; m && b < m->nbufs; b++)
+        n += m->bufs[b]->len;
+    return n;
+}
+
 /* The pulled values in r go to the peers holding p's tickets instead of
  * the controller, which is told where they are. Without an endpoint of
  * its own the engine answers with the values, as for any pull. */
@@ -493,9 +501,10 @@ static void serve_directly(plx_engine_t *e, const Plexa__Pull *p, reply_t *r)
     env.engine_reply = &values;
     plx_err_t err = {0};
     char url[320];
-    plx_msg_t *m = snapshot(r->bufs) == PLX_OK ? pack_frame(&env, r->bufs, &err) : NULL;
-    if (!m || plx_engine_peer_offer(e, p->tickets, p->n_tickets, &m, url, sizeof url, &err)
-                  != PLX_OK) {
+    plx_msg_t *m = p->serve_hold || snapshot(r->bufs) == PLX_OK ? pack_frame(&env, r->bufs, &err)
+                                                                : NULL;
+    if (!m || plx_engine_peer_offer(e, p->tickets, p->n_tickets, p->serve_ttl_s, &m, url,
+                                    sizeof url, &err) != PLX_OK) {
         PLX_DEBUG("answering a pull for a push with its values: %s", err.msg);
         plx_msg_destroy(&m);
         return;
@@ -524,7 +533,7 @@ static void serve_pull(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
     else
         pull_values(r, PyTuple_GET_ITEM(res, 0), p->n_keys);
     Py_XDECREF(res);
-    if (p->n_tickets && !r->rep.error)
+    if (p->n_tickets && !r->rep.error && payload_bytes(r->bufs) >= p->serve_min)
         serve_directly(e, p, r);
 }
 

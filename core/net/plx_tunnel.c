@@ -35,7 +35,8 @@
 #define POLL_S   0.02
 
 struct plx_tunnel {
-    pid_t pid;        /* 0 once reaped */
+    pid_t pid;        /* the keeper; 0 once reaped */
+    pid_t group;      /* its session and process group, which ssh is in */
     int   errfd;      /* ssh's stderr (a memfd) */
 };
 
@@ -93,7 +94,9 @@ static void keep_ssh(pid_t parent, const char *const *argv, int errfd)
     sigprocmask(SIG_BLOCK, &term, NULL);
     pid_t ssh = fork();
     if (ssh == 0) {
-        setpgid(0, 0);   /* with what it starts (a ProxyCommand): ended as one */
+        /* In the keeper's group (its session), with what it starts (a
+         * ProxyCommand): ended as one, by the keeper or by
+         * plx_tunnel_close should the keeper itself be killed. */
         sigprocmask(SIG_UNBLOCK, &term, NULL);
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
         dup2(null, 0);
@@ -105,16 +108,14 @@ static void keep_ssh(pid_t parent, const char *const *argv, int errfd)
     }
     if (ssh < 0)
         _exit(126);
-    setpgid(ssh, ssh);   /* also here: whichever of the two runs first */
     struct timespec tick = {0, 200 * 1000 * 1000};
     for (;;) {
         int status;
         if (waitpid(ssh, &status, WNOHANG) == ssh)
             _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
         if (sigtimedwait(&term, NULL, &tick) == SIGTERM || getppid() != parent) {
-            kill(-ssh, SIGTERM);
+            kill(0, SIGTERM);   /* the group; blocked here */
             waitpid(ssh, &status, 0);
-            kill(-ssh, SIGKILL);   /* whatever of its group outlived it */
             _exit(143);
         }
     }
@@ -223,7 +224,7 @@ int plx_tunnel_open(const char *server, const char *sshkey, const char *host, ui
     if (!t)
         return plx_err_set(err, PLX_ENOMEM, "out of memory");
     t->errfd = memfd_create("plexa-ssh-stderr", MFD_CLOEXEC);
-    if (t->errfd < 0 || (t->pid = spawn_ssh(argv, t->errfd)) < 0) {
+    if (t->errfd < 0 || (t->group = t->pid = spawn_ssh(argv, t->errfd)) < 0) {
         int e = errno;
         t->pid = 0;
         plx_tunnel_close(&t);
@@ -258,11 +259,16 @@ void plx_tunnel_close(plx_tunnel_t **tp)
             struct timespec ts = {0, (long)(POLL_S * 1e9)};
             nanosleep(&ts, NULL);
         }
-        if (t->pid) {
-            kill(t->pid, SIGKILL);
-            waitpid(t->pid, &status, 0);
-        }
     }
+    if (t->pid) {
+        kill(t->pid, SIGKILL);
+        waitpid(t->pid, &status, 0);
+    }
+    /* The keeper's session is the tunnel's: whatever of it outlived the
+     * keeper (an ssh slow to act on its SIGTERM) goes. Its id is not
+     * reused while any member lives, so this hits nothing else. */
+    if (t->group > 0)
+        kill(-t->group, SIGKILL);
     if (t->errfd >= 0)
         close(t->errfd);
     free(t);

@@ -114,7 +114,8 @@ const keyspec_t plx_conf_schema[] = {
       "targets directly (each target connects to that engine with TLS and a one-time ticket "
       "the controller issued), instead of through the controller. Engines connected through "
       "shared memory or an ssh tunnel always go through the controller. Set false when "
-      "engines cannot reach each other. See docs/shared-memory.md." },
+      "engines cannot reach each other. Also lets clients fetch what they pull from each "
+      "engine directly. See docs/shared-memory.md." },
     { "controller", "broadcast_min", K_SIZE, "1048576", 0, 1LL << 50, NULL, CT(broadcast_min),
       "A push whose buffers hold at least this many bytes, to several engines that reach "
       "each other over the network, goes as a tree: the controller sends it to one engine, "

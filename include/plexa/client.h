@@ -166,6 +166,15 @@ PLX_API void plx_client_destroy(plx_client_t **c);
  */
 PLX_API void plx_client_set_timeout(plx_client_t *c, double timeout_s);
 
+/*
+ * Direct pulls (on by default; off through an ssh tunnel): pulls and
+ * gathers fetch values of 1 MiB or more from each engine that serves them
+ * (TLS, a one-time ticket from the controller), not through the
+ * controller. An engine this client cannot reach is pulled through the
+ * controller instead, and so is everything after. on 0 turns them off.
+ */
+PLX_API void plx_client_set_direct(plx_client_t *c, int on);
+
 /* "HOST:PORT" of the controller, for messages. Valid while c lives. */
 PLX_API const char *plx_client_peer(const plx_client_t *c);
 

@@ -262,12 +262,12 @@ int nv_parse_targets(PyObject *o, plx_targets_t *t, int32_t **ids)
 static int Client_init(ClientObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = { "url_or_file", "profile", "timeout", "role", "trust_pickles",
-                              "sshserver", "sshkey", NULL };
+                              "sshserver", "sshkey", "direct", NULL };
     const char *url = "", *profile = NULL, *role_s = "mec", *sshserver = NULL, *sshkey = NULL;
     double timeout = CONNECT_TIMEOUT_S;
-    int trust = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzdspzz:Client", kwlist, &url, &profile,
-                                     &timeout, &role_s, &trust, &sshserver, &sshkey))
+    int trust = 1, direct = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzdspzzp:Client", kwlist, &url, &profile,
+                                     &timeout, &role_s, &trust, &sshserver, &sshkey, &direct))
         return -1;
     plx_client_role_t role;
     if (strcmp(role_s, "mec") == 0) {
@@ -295,6 +295,7 @@ static int Client_init(ClientObject *self, PyObject *args, PyObject *kw)
         nv_raise_err((PyObject *)self, &err);
         return -1;
     }
+    plx_client_set_direct(c, direct);
     self->c = c;
     self->role = role;
     self->trust_pickles = trust;

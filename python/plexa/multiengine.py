@@ -108,14 +108,22 @@ class MultiEngineClient(object):
     agent ($PLEXA_SSH: the command, e.g. ``ssh -F FILE``); TLS and the
     token stay end to end. A tunnel that cannot be made raises
     ConnectionError with ssh's own words, within ``timeout``.
+
+    ``direct``: pulls and gathers fetch values of 1 MiB or more from each
+    engine itself (TLS, a one-time ticket the controller issues), so they
+    never cross the controller. An engine this client cannot reach is
+    pulled through the controller instead, and so is everything after;
+    ``direct=False`` always goes through the controller. Off through an
+    ssh tunnel, and where the profile says ``[controller]
+    direct_transfers = false``.
     """
 
     def __init__(self, url_or_file='', profile=None, timeout=10.0, trust_engine_pickles=None,
-                 furl_or_file=None, sshserver=None, sshkey=None):
+                 furl_or_file=None, sshserver=None, sshkey=None, direct=True):
         from plexa import _native
         self._client = _native.Client(_url_arg(url_or_file, furl_or_file), profile, timeout,
                                       trust_pickles=_trust(trust_engine_pickles, profile),
-                                      sshserver=sshserver, sshkey=sshkey)
+                                      sshserver=sshserver, sshkey=sshkey, direct=direct)
         self.block = True
         self.targets = 'all'
         self._pending = weakref.WeakSet()

@@ -315,6 +315,8 @@ static void on_msg(plx_conn_t *c, plx_msg_t *m, void *ud)
     plx_msg_destroy(&m);
 }
 
+const char *fake_hostname = "fakehost";
+
 static void on_open(plx_conn_t *c, void *ud)
 {
     fake_t *f = ud;
@@ -322,6 +324,7 @@ static void on_open(plx_conn_t *c, void *ud)
     h.has_role = 1;
     h.role = (Plexa__Role)f->role;
     h.token = f->token;
+    h.hostname = (char *)fake_hostname;
     h.has_version = 1;
     h.version = PLX_PROTOCOL_VERSION;
     if (f->claim_id >= 0) {
@@ -382,6 +385,12 @@ fake_t *fake_new_claim(int role, behaviour_t b, int32_t claim, const char *secre
     f->conn = plx_conn_new(loop, tcp, h, fd, NULL, &cbs, f, "fake");
     assert_true(run_until(welcomed, f));
     return f;
+}
+
+void fake_destroy_all(fake_t **const *fs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fake_destroy(fs[i]);
 }
 
 void fake_destroy(fake_t **fp)

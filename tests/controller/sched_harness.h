@@ -78,6 +78,8 @@ typedef struct fake {
     int              serve_direct;       /* answer pulls with tickets with a serve_url
                                           * (2: on an address it does not connect from) */
     int              tickets_asked;      /* tickets in the pulls it received */
+    uint64_t         serve_min_seen;     /* the last such pull's serve_min ... */
+    uint32_t         serve_ttl_seen;     /* ... and serve_ttl_s */
     int              fail_direct;        /* pushes with a direct ref fail (unreachable) */
     int              tickets_ended;      /* tickets in the ServeEnds it received */
     int              replies;            /* replies it received (kept: the last) ... */
@@ -87,6 +89,9 @@ typedef struct fake {
     plx_msg_t       *reply_msg;
     char         token[129];
 } fake_t;
+
+/* The host fakes made from now on name in their Hello ("fakehost"). */
+extern const char *fake_hostname;
 
 extern struct ev_loop *loop;
 extern plx_controller_t *ctl;
@@ -100,6 +105,11 @@ fake_t *fake_new(int role, behaviour_t b);
 /* An engine asking for id claim, proving it with secret (NULL: none). */
 fake_t *fake_new_claim(int role, behaviour_t b, int32_t claim, const char *secret);
 void fake_destroy(fake_t **fp);
+/* fake_destroy each of fs[0..n); DESTROY(&a, &b, ...) says it shorter. */
+void fake_destroy_all(fake_t **const *fs, size_t n);
+#define DESTROY(...)                                                                  \
+    fake_destroy_all((fake_t **const[]){ __VA_ARGS__ },                               \
+                     sizeof((fake_t **const[]){ __VA_ARGS__ }) / sizeof(fake_t **))
 
 /* Run the loop until cond(arg) holds (or 10 s pass). */
 int run_until(int (*cond)(void *), void *arg);

@@ -152,16 +152,6 @@ static void assert_value(const fake_t *e, const char *name, const char *want)
     assert_memory_equal(got, want, len);
 }
 
-static void destroy(fake_t **const *fs, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        fake_destroy(fs[i]);
-}
-
-#define DESTROY(...)                                                                  \
-    destroy((fake_t **const[]){ __VA_ARGS__ },                                        \
-            sizeof((fake_t **const[]){ __VA_ARGS__ }) / sizeof(fake_t **))
-
 static int held_one(void *arg) { return ((fake_t *)arg)->nmheld >= 1; }
 static int seen_one(void *arg) { return ((fake_t *)arg)->mec_seen >= 1; }
 

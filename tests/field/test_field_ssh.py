@@ -151,6 +151,62 @@ DISAPPEAR = ("from plexa import client\nfrom plexa.error import CompositeError\n
              "print(ids, mec.execute('x = 1')[0]['id'] in ids)\n")
 
 
+# Run on login: scatter 64 MiB over the four engines, gather it back;
+# whether it arrived, and how many MiB the controller received from its
+# engines meanwhile (the status page's bytes_received), twice.
+GATHER = ("import json, urllib.request, numpy\nfrom plexa import client\n"
+          "url = open(%r).read().strip().replace('/?', '/status.json?')\n"
+          "def received():\n"
+          "    with urllib.request.urlopen(url, timeout=10) as r:\n"
+          "        return sum(e['bytes_received'] for e in json.load(r)['engines'])\n"
+          "mec = client.MultiEngineClient()\n"
+          "mec.scatter('x', numpy.arange(8 << 20, dtype=numpy.float64))\n"
+          "mec.execute('x += 1')\n"
+          "for _ in range(2):\n"
+          "    before = received()\n"
+          "    g = mec.gather('x')\n"
+          "    print(bool((g == numpy.arange(8 << 20) + 1).all()), "
+          "(received() - before) >> 20)\n")
+
+# login may open no connection into the cluster network but ssh's.
+NO_WAY_IN = ("table inet plexa_direct {\n"
+             " chain output {\n"
+             "  type filter hook output priority 0; policy accept;\n"
+             "  ip daddr 10.231.2.0/24 tcp dport != 22 ct state new reject\n"
+             " }\n"
+             "}\n")
+
+
+def test_gather_comes_straight_from_the_nodes(bed, tmp_path):
+    """A client on login gathers from engines on node1 and node2: each
+    piece comes from its engine to the client, never through the
+    controller. When login's firewall lets the client reach no engine,
+    the gather still arrives, through the controller."""
+    c = FieldCluster(bed, tmp_path)
+    c.ipcluster("start")
+    try:
+        status = os.path.join(c.profile_dir, "security", "ipcontroller-status.http")
+        assert c.python(GATHER % status) == "True 0\nTrue 0\n"
+        rules = tmp_path / "no-way-in.nft"
+        rules.write_text(NO_WAY_IN)
+        bed.run("login", ["nft", "-f", str(rules)], check=True)
+        t0 = time.monotonic()
+        p = bed.run("login", ["/usr/bin/python3", "-c", GATHER % status], env=c.env)
+        assert p.returncode == 0, p.stderr
+        # The engines held the values for the client's tickets; the pull
+        # through the controller ended them at once, not at their expiry
+        # a minute later (a liveness bound, not a speed).
+        assert time.monotonic() - t0 < 45
+        first, second = p.stdout.splitlines()
+        assert first.startswith("True ") and int(first.split()[1]) >= 63, first
+        assert second.startswith("True ") and int(second.split()[1]) >= 63, second
+        # each engine failed once, in the first gather; the second did not try
+        assert p.stderr.count("pulls through the controller from now on") == 4, p.stderr
+    finally:
+        c.ipcluster("stop", check=False)
+    nothing_left(bed)
+
+
 def test_a_host_that_disappears(bed, tmp_path):
     """node2 drops off the network while its engines run code: that work
     fails with the engines' error, they are declared dead, and the others

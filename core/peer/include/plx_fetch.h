@@ -1,0 +1,46 @@
+/*
+ * Fetching values a peer serves with a one-time ticket (direct transfers:
+ * proto/plexa.proto, Ref and Pull). An engine fetches a ref's values from
+ * the engine that holds them; a client fetches what it pulled from each
+ * engine that served it.
+ *
+ * Each fetch connects (TLS pinned to the served certificate's
+ * fingerprint), says Hello with role ROLE_PEER and the ticket as its
+ * token, and keeps the one frame the peer answers with. The fetches of one
+ * call run side by side on an event loop of their own, in the calling
+ * thread, which blocks until every one has its frame or has failed.
+ */
+#ifndef PLX_FETCH_H
+#define PLX_FETCH_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "plexa/transport.h"
+#include "plx_frame.h"
+
+typedef struct plx_fetch {
+    /* What to fetch (borrowed for the call). */
+    const plx_transport_ops *ops;
+    const char              *host;
+    uint16_t                 port;
+    const char              *fingerprint;   /* lowercase hex SHA-256; "" or NULL: no pin */
+    const char              *ticket;
+    /* The outcome: msg (owned by the caller afterwards), or code and why. */
+    plx_msg_t               *msg;
+    int                      code;
+    char                     why[PLX_ERR_MSG_MAX];
+    /* private */
+    struct plx_conn         *conn;
+    struct plx_fetch_run    *run;
+} plx_fetch_t;
+
+/*
+ * Run the fetches f[0..n). Each ends with f[i].msg set, or with f[i].code
+ * (a negative PLX_E* code) and f[i].why. timeout_s bounds the whole call;
+ * a non-NULL stop is polled every 50 ms and, once non-zero, fails the
+ * fetches still running (PLX_ECLOSED). Returns how many failed.
+ */
+size_t plx_fetch_all(plx_fetch_t *f, size_t n, double timeout_s, const atomic_int *stop);
+
+#endif
