@@ -29,6 +29,7 @@
 #include "plx_taskout.h"
 #include "plx_tunnel.h"
 #include "plx_direct.h"
+#include "plx_serve.h"
 #include "plx_rqb.h"
 #include "plx_url.h"
 
@@ -69,6 +70,10 @@ struct plx_client {
     atomic_int               direct;      /* pulls fetch big values from engines (plx_direct.c) */
     atomic_int               direct_stop; /* destroy: direct fetches give up */
     int                      ndirect;     /* (mu) direct fetch threads running */
+    struct plx_serve        *serve;       /* scatters' pieces served to engines */
+    char                     transport[16];  /* the controller URL's ... */
+    char                     url_host[256];  /* ... and its host */
+    int                      fd;          /* the controller connection's socket */
     pthread_cond_t           direct_cv;   /* (mu) ... one ended */
 };
 
@@ -176,7 +181,7 @@ static void *direct_main(void *arg)
 {
     direct_job_t *j = arg;
     plx_client_t *c = j->c;
-    plx_direct_resolve(c, j->req, j->req->dkeys, j->m, j->env, &c->direct_stop);
+    plx_direct_run(c, j->req, j->m, j->env, &c->direct_stop);
     plx_request_destroy(&j->req);
     free(j);
     pthread_mutex_lock(&c->mu);
@@ -214,6 +219,34 @@ static int direct_spawn(plx_client_t *c, plx_request_t *req, plx_msg_t *m, Plexa
 void plx_client_direct_off(plx_client_t *c)
 {
     atomic_store(&c->direct, 0);
+}
+
+struct plx_serve *plx_client_serve(plx_client_t *c)
+{
+    return c->serve;
+}
+
+int plx_client_serve_where(plx_client_t *c, char *transport, size_t tlen, char *host,
+                           size_t hlen, int *only)
+{
+    if (c->tunnel || !c->serve)
+        return PLX_ENOTFOUND;
+    snprintf(transport, tlen, "%s", c->transport);
+    /* On the controller's host (shared memory, loopback) the engines
+     * reach this host where they reach the controller: the address its
+     * URL names. Through shared memory the values go along too, for
+     * engines on shared memory. */
+    *only = !atomic_load(&c->shm);
+    if (!*only || plx_sock_local_host(c->fd, host, hlen) != PLX_OK ||
+        strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0)
+        snprintf(host, hlen, "%s", c->url_host);
+    return PLX_OK;
+}
+
+static void wake_serve(void *ud)
+{
+    plx_client_t *c = ud;
+    ev_async_send(c->loop, &c->wake);
 }
 
 void plx_client_set_direct(plx_client_t *c, int on)
@@ -267,7 +300,10 @@ static void on_msg(plx_conn_t *conn, plx_msg_t *m, void *ud)
         plx_msg_destroy(&m);
         return;
     }
-    if (plx_direct_wanted(env) && direct_spawn(c, req, m, env) == PLX_OK)
+    if (req->dpush && plx_direct_push_answered(c, req, env) &&
+        direct_spawn(c, req, m, env) == PLX_OK)
+        return;
+    if (!req->dpush && plx_direct_wanted(env) && direct_spawn(c, req, m, env) == PLX_OK)
         return;
     plx_request_complete(req, m, env);
     plx_request_destroy(&req);
@@ -317,6 +353,7 @@ static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
     int stop = c->stopping;
     pthread_mutex_unlock(&c->mu);
     outq_send(c);
+    plx_serve_on_wake(c->serve, loop);
     if (stop) {
         plx_conn_destroy(&c->conn);
         ev_break(loop, EVBREAK_ALL);
@@ -474,16 +511,25 @@ int plx_client_send(plx_client_t *c, const Plexa__Envelope *env, plx_buf_t *cons
 int plx_client_submit(plx_client_t *c, const Plexa__Envelope *env, plx_buf_t *const *bufs,
                       size_t nbufs, plx_request_t **out, plx_err_t *err)
 {
+    return plx_client_submit_direct(c, env, bufs, nbufs, NULL, out, err);
+}
+
+int plx_client_submit_direct(plx_client_t *c, const Plexa__Envelope *env,
+                             plx_buf_t *const *bufs, size_t nbufs, plx_direct_push_t *dp,
+                             plx_request_t **out, plx_err_t *err)
+{
     *out = NULL;
     plx_request_t *req = plx_request_new(0);
     if (!req)
         return plx_err_set(err, PLX_ENOMEM, "out of memory for a request");
     req->dkeys = plx_direct_keys_of(env);   /* none: a failed fetch fails, said why */
+    req->dpush = dp;
     plx_err_t e = {0};
     pthread_mutex_lock(&c->mu);
     int rc = submit_locked(c, env, bufs, nbufs, req, &e);
     pthread_mutex_unlock(&c->mu);
     if (rc != PLX_OK) {
+        req->dpush = NULL;   /* the caller's still */
         plx_request_destroy(&req);
         return plx_err_set(err, rc, "%s", e.msg);
     }
@@ -529,6 +575,8 @@ static plx_client_t *client_new(plx_err_t *err)
     pthread_mutex_init(&c->loop_mu, NULL);
     pthread_cond_init(&c->direct_cv, NULL);
     atomic_init(&c->direct, 1);
+    c->fd = -1;
+    c->serve = plx_serve_new("client", wake_serve, c);   /* none: scatters go as pushes */
     ev_set_userdata(c->loop, c);
     ev_set_loop_release_cb(c->loop, loop_release, loop_acquire);
     c->next_id = HELLO_ID;
@@ -566,6 +614,9 @@ static int open_conn(plx_client_t *c, const plx_url_t *u, plx_err_t *err)
     if (d.shm)
         plx_conn_share_regions(c->conn, PLX_REGION_PRIVATE);
     atomic_store(&c->shm, d.shm);
+    snprintf(c->transport, sizeof c->transport, "%s", u->transport);
+    snprintf(c->url_host, sizeof c->url_host, "%s", u->host);
+    c->fd = d.fd;
     return PLX_OK;
 }
 
@@ -717,6 +768,7 @@ void plx_client_destroy(plx_client_t **cp)
         pthread_join(c->thread, NULL);
     }
     plx_conn_destroy(&c->conn);
+    plx_serve_io_stop(c->serve);   /* the loop runs no more: its watchers go here */
     client_lose(c, PLX_ECLOSED, "the client was closed");
     ev_async_stop(c->loop, &c->wake);
     ev_timer_stop(c->loop, &c->trim);
@@ -724,6 +776,7 @@ void plx_client_destroy(plx_client_t **cp)
     if (atomic_fetch_sub(&live_clients, 1) == 1)
         plx_buf_pool_trim(0);
     plx_taskouts_destroy(&c->taskouts);
+    plx_serve_destroy(&c->serve);
     plx_tunnel_close(&c->tunnel);
     pthread_cond_destroy(&c->direct_cv);
     pthread_mutex_destroy(&c->mu);

@@ -22,9 +22,11 @@ int plx_task_outcome(plx_request_t *req, uint64_t task_id, plx_task_result_t **o
                      plx_err_t *err);
 
 /* One push per target engine with its block of value; on PLX_OK *reqs
- * holds *k requests (a malloc'd array, the caller's). */
+ * holds *k requests (a malloc'd array, the caller's). direct: the caller
+ * waits for them all (a blocking scatter), so big pieces may be served by
+ * this client to their engines (plx_rq_push_direct). */
 int plx_scatter_submit(plx_client_t *c, const plx_targets_t *t, const char *name,
-                       const plx_value_t *value, plx_request_t ***reqs, size_t *k,
+                       const plx_value_t *value, int direct, plx_request_t ***reqs, size_t *k,
                        plx_err_t *err);
 
 /* Join the parts of a gather (moved out of p). With all_targets the parts

@@ -325,3 +325,16 @@ out:
     plx_envelope_free(&env);
     plx_msg_destroy(&m);
 }
+
+void plx_direct_run(plx_client_t *c, plx_request_t *req, plx_msg_t *m, Plexa__Envelope *env,
+                    const atomic_int *stop)
+{
+    if (req->dpush) {
+        int32_t id = env->multi_reply->replies[0]->engine_id;
+        plx_envelope_free(&env);
+        plx_msg_destroy(&m);
+        plx_direct_push_again(c, req, id, stop);
+        return;
+    }
+    plx_direct_resolve(c, req, req->dkeys, m, env, stop);
+}

@@ -108,7 +108,7 @@ int plx_client_scatter_nb(plx_client_t *c, const plx_targets_t *t, const char *n
     plx_request_t **reqs = NULL;
     size_t k = 0;
     *out = NULL;
-    int rc = plx_scatter_submit(c, t, name, value, &reqs, &k, err);
+    int rc = plx_scatter_submit(c, t, name, value, 0, &reqs, &k, err);
     if (rc == PLX_OK)
         rc = pending_new(reqs, k, P_SCATTER, out, err);
     free(reqs);

@@ -51,6 +51,7 @@ void plx_request_destroy(plx_request_t **rp)
         free((char *)req->outs[i].text);
     free(req->outs);
     plx_direct_keys_free(&req->dkeys);
+    plx_direct_push_free(&req->dpush);
     pthread_cond_destroy(&req->cond);
     pthread_mutex_destroy(&req->mu);
     free(req);

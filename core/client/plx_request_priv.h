@@ -36,6 +36,7 @@ struct plx_request {
     size_t               out_bytes;  /* (mu) their text, for the cap */
     int                  out_capped; /* (mu) the cap was reached: later pieces dropped */
     struct plx_direct_keys *dkeys; /* a direct pull's keys (plx_direct.h), else NULL */
+    struct plx_direct_push *dpush; /* a push whose values this client serves, else NULL */
     struct plx_request  *next;     /* bucket chain; owned by the client's table */
 };
 

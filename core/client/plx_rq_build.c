@@ -206,6 +206,58 @@ int plx_rqb_push(plx_rqb_t *b, const plx_targets_t *t, const char *const *names,
     return PLX_OK;
 }
 
+int plx_rqb_push_wire(plx_rqb_t *b, const plx_targets_t *t, char *const *names,
+                      Plexa__Value *const *vals, size_t n, const plx_msg_t *bufs, plx_err_t *err)
+{
+    Plexa__NamedValue *nv = plx_rqb_alloc(b, n, sizeof *nv);
+    Plexa__NamedValue **nvp = nv ? plx_rqb_alloc(b, n, sizeof *nvp) : NULL;
+    if (!nvp)
+        return plx_err_set(err, PLX_ENOMEM, "push: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        plexa__named_value__init(&nv[i]);
+        nv[i].name = names[i];
+        nv[i].value = vals[i];
+        nvp[i] = &nv[i];
+    }
+    for (uint32_t i = 0; i < bufs->nbufs; i++)
+        if (plx_msg_add_buf(b->bufs, bufs->bufs[i]) != PLX_OK)
+            return plx_err_set(err, PLX_ENOMEM, "push: out of memory");
+    Plexa__Push *push = &b->body.push;
+    plexa__push__init(push);
+    push->n_values = n;
+    push->values = nvp;
+    set_targets(b, t);
+    b->env.body_case = PLEXA__ENVELOPE__BODY_PUSH;
+    b->env.push = push;
+    return PLX_OK;
+}
+
+int plx_rqb_push_served(plx_rqb_t *b, const char *url, int only, plx_err_t *err)
+{
+    Plexa__Push *push = &b->body.push;
+    size_t n = push->n_values;
+    Plexa__Value *none = plx_rqb_alloc(b, n ? n : 1, sizeof *none);
+    char *u = none ? plx_rqb_alloc(b, strlen(url) + 1, 1) : NULL;
+    plx_msg_t *empty = u && only ? plx_msg_new(0) : NULL;
+    if (!u || (only && !empty))
+        return plx_err_set(err, PLX_ENOMEM, "push: out of memory");
+    memcpy(u, url, strlen(url) + 1);
+    push->served_at = u;
+    push->has_served_only = 1;
+    push->served_only = only;
+    if (!only)
+        return PLX_OK;
+    for (size_t i = 0; i < n; i++) {
+        plexa__value__init(&none[i]);
+        none[i].kind_case = PLEXA__VALUE__KIND_NONE;
+        none[i].none = 1;
+        push->values[i]->value = &none[i];
+    }
+    plx_msg_destroy(&b->bufs);   /* the served frame holds them */
+    b->bufs = empty;
+    return PLX_OK;
+}
+
 int plx_rqb_pull(plx_rqb_t *b, const plx_targets_t *t, const char *const *names, size_t n,
                  plx_err_t *err)
 {

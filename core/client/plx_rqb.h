@@ -60,6 +60,13 @@ int plx_rqb_get_ids(plx_rqb_t *b, plx_err_t *err);
 int plx_rqb_execute(plx_rqb_t *b, const plx_targets_t *t, const char *code, plx_err_t *err);
 int plx_rqb_push(plx_rqb_t *b, const plx_targets_t *t, const char *const *names,
                  const plx_value_t *const *values, size_t n, plx_err_t *err);
+/* A push of wire values whose buffers are bufs' (referenced): the same
+ * values again, as a served push failed (plx_direct_push.c). */
+int plx_rqb_push_wire(plx_rqb_t *b, const plx_targets_t *t, char *const *names,
+                      Plexa__Value *const *vals, size_t n, const plx_msg_t *bufs, plx_err_t *err);
+/* The push built in b says its values are served at url (Push.served_at);
+ * only: it carries their names alone (each value none, no buffer). */
+int plx_rqb_push_served(plx_rqb_t *b, const char *url, int only, plx_err_t *err);
 int plx_rqb_pull(plx_rqb_t *b, const plx_targets_t *t, const char *const *names, size_t n,
                  plx_err_t *err);
 int plx_rqb_call(plx_rqb_t *b, const plx_targets_t *t, const char *method,

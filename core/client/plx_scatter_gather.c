@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "plx_data_priv.h"
+#include "plx_direct.h"
 #include "plx_value_int.h"
 
 void plx_block_partition(size_t len, size_t k, size_t p, size_t *lo, size_t *count)
@@ -77,8 +78,8 @@ static void part_free(plx_value_t **p)
 }
 
 int plx_scatter_submit(plx_client_t *c, const plx_targets_t *t, const char *name,
-                          const plx_value_t *value, plx_request_t ***reqs_out, size_t *k_out,
-                          plx_err_t *err)
+                          const plx_value_t *value, int direct, plx_request_t ***reqs_out,
+                          size_t *k_out, plx_err_t *err)
 {
     *reqs_out = NULL;
     *k_out = 0;
@@ -112,7 +113,8 @@ int plx_scatter_submit(plx_client_t *c, const plx_targets_t *t, const char *name
         }
         plx_targets_t one = { .ids = &ids[i], .n = 1 };
         const plx_value_t *pv = part;
-        rc = plx_rq_push(c, &one, &name, &pv, 1, &reqs[i], err);
+        rc = direct ? plx_rq_push_direct(c, &one, &name, &pv, 1, &reqs[i], err)
+                    : plx_rq_push(c, &one, &name, &pv, 1, &reqs[i], err);
         part_free(&part);
     }
     free(ids);
@@ -134,7 +136,7 @@ int plx_client_scatter(plx_client_t *c, const plx_targets_t *t, const char *name
     size_t k = 0;
     /* Every part is sent before any reply is awaited: the engines work in
      * parallel. */
-    int rc = plx_scatter_submit(c, t, name, value, &reqs, &k, err);
+    int rc = plx_scatter_submit(c, t, name, value, 1, &reqs, &k, err);
     double timeout = plx_client_timeout_get(c);
     for (size_t i = 0; i < k; i++) {
         if (rc == PLX_OK) {

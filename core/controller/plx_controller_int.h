@@ -309,6 +309,8 @@ int  mserve_accept(plx_controller_t *c, int32_t engine_id, mserve_t *sv, const c
                    char *why, size_t whylen);
 /* The URL that share i fetches from (its own ticket). */
 int  mserve_url(const mserve_t *sv, size_t i, char *out, size_t len);
+/* Whether host is the host of a peer address ("IP:PORT", "[IP6]:PORT"). */
+int  mserve_same_host(const char *addr, const char *host);
 /* Whether a peer address ("IP:PORT", "[IP6]:PORT") is a loopback one. */
 int  mserve_addr_loopback(const char *addr);
 /* Whether dst can be expected to reach src's listener. */
@@ -341,6 +343,14 @@ int  mdirect_start(plx_controller_t *c, peer_t *client, mreq_t *r, const Plexa__
 /* Share s's engine answered: pass its serve_url on, with the ticket. */
 void mdirect_answered(sub_t *s);
 void mdirect_free(mreq_t *r);
+/* A push whose values the client serves itself (Push.served_at, a
+ * blocking scatter's piece): builds r's one share (refs to the client, or
+ * the values; one that cannot be served so is logged and goes with the
+ * values). 0 if it is no such push; 1 built; 2 answered already (the
+ * engine cannot fetch, and the client sent no values: it pushes them
+ * again); < 0 out of memory (error sent). */
+int  mdirect_push(plx_controller_t *c, peer_t *client, mreq_t *r, const plx_msg_t *m,
+                  const Plexa__Envelope *env);
 /* A client went: the engines drop what they still serve for its pulls. */
 void mdirect_client_gone(plx_controller_t *c, peer_t *client);
 

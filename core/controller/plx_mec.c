@@ -359,7 +359,15 @@ void mec_submit(plx_controller_t *c, peer_t *client, plx_msg_t *m, Plexa__Envelo
         r->subs[i].engine_id = ids[i];
         r->subs[i].eng = reg_engine(c, ids[i]);
     }
-    if (mrefs_wanted(env)) {
+    int served = mdirect_push(c, client, r, m, env);
+    if (served < 0) {
+        mec_free(r);
+        goto out;
+    }
+    if (served) {
+        /* built (1), or answered (2): the engine cannot fetch what the
+         * client serves, and the client pushes the values again */
+    } else if (mrefs_wanted(env)) {
         if (mrefs_start(c, client, r, &m, &env) != PLX_OK) {
             mec_free(r);
             goto out;
@@ -380,6 +388,12 @@ void mec_submit(plx_controller_t *c, peer_t *client, plx_msg_t *m, Plexa__Envelo
     if (client->reqs)
         client->reqs->prev = r;
     client->reqs = r;
+    if (served == 2) {
+        sub_t *subs = r->subs;   /* the last sub_done frees r */
+        for (size_t i = 0; i < n; i++)
+            sub_done(&subs[i]);
+        goto out;
+    }
     for (size_t i = 0; i < n; i++) {
         mec_enqueue(r->subs[i].eng, &r->subs[i]);
         mec_pump(c, r->subs[i].eng);

@@ -30,11 +30,16 @@
  */
 #include "plx_controller_int.h"
 
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include "plx_conn.h"
 #include "plx_log.h"
+#include "plx_url.h"
 
 #define DIRECT_MIN   (1u << 20)   /* bytes: smaller values are not worth a connection */
 #define DIRECT_TTL_S 60u
@@ -182,4 +187,130 @@ void mdirect_free(mreq_t *r)
     }
     free(d->sv);
     free(d);
+}
+
+/* ---- pushes the client serves --------------------------------------------- */
+
+/* Whether host is an address of this machine: one a socket can be bound
+ * to (a client on the controller's host serves where engines reach the
+ * controller, which may be any of its addresses). */
+static int host_is_here(const char *host)
+{
+    struct addrinfo hints = { .ai_flags = AI_NUMERICHOST, .ai_socktype = SOCK_DGRAM }, *ai = NULL;
+    if (getaddrinfo(host, "0", &hints, &ai) != 0)
+        return 0;
+    int fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int here = fd >= 0 && bind(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return here;
+}
+
+/* Why a push served at u by client is refused; NULL if it is not. */
+static const char *served_refusal(const plx_controller_t *c, const peer_t *client,
+                                  const mreq_t *r, const Plexa__Push *p, const plx_url_t *u,
+                                  int url_ok)
+{
+    if (r->n != 1)
+        return "goes to more than one engine (a ticket is good once)";
+    if (!url_ok)
+        return "names a malformed URL";
+    if (client_local(client) ? !host_is_here(u->host) : !mserve_same_host(client->addr, u->host))
+        return "is served somewhere other than the client's host";
+    for (size_t i = 0; i < p->n_values; i++)
+        if (!p->values[i]->name || !p->values[i]->value)
+            return "has a value without a name";
+    if (!c->opts.direct_transfers && p->served_only)
+        return "is off in this profile ([controller] direct_transfers = false)";
+    return NULL;
+}
+
+/* Share s as refs to url, index i for value i. */
+static int make_refs_out(plx_controller_t *c, sub_t *s, const Plexa__Push *p, char *url)
+{
+    size_t n = p->n_values;
+    Plexa__NamedValue *nv = calloc(n ? n : 1, sizeof *nv);
+    Plexa__NamedValue **nvp = calloc(n ? n : 1, sizeof *nvp);
+    Plexa__Value *v = calloc(n ? n : 1, sizeof *v);
+    Plexa__Ref *ref = calloc(n ? n : 1, sizeof *ref);
+    int rc = nv && nvp && v && ref ? PLX_OK : PLX_ENOMEM;
+    for (size_t i = 0; rc == PLX_OK && i < n; i++) {
+        plexa__ref__init(&ref[i]);
+        ref[i].key = p->values[i]->name;
+        ref[i].url = url;
+        ref[i].has_index = 1;
+        ref[i].index = (uint32_t)i;
+        plexa__value__init(&v[i]);
+        v[i].kind_case = PLEXA__VALUE__KIND_REF;
+        v[i].ref = &ref[i];
+        plexa__named_value__init(&nv[i]);
+        nv[i].name = p->values[i]->name;
+        nv[i].value = &v[i];
+        nvp[i] = &nv[i];
+    }
+    if (rc == PLX_OK) {
+        Plexa__Push push = PLEXA__PUSH__INIT;
+        push.n_values = n;
+        push.values = nvp;
+        Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+        env.body_case = PLEXA__ENVELOPE__BODY_PUSH;
+        env.push = &push;
+        plx_msg_t none = {0};
+        rc = mec_make_out(c, s, &none, &env);
+    }
+    free(nv);
+    free(nvp);
+    free(v);
+    free(ref);
+    return rc;
+}
+
+/* The push as the client sent it, without saying where it is served. */
+static int make_values_out(plx_controller_t *c, sub_t *s, const plx_msg_t *m,
+                           const Plexa__Envelope *env)
+{
+    Plexa__Push push = *env->push;
+    push.served_at = NULL;
+    push.has_served_only = 0;
+    Plexa__Envelope e = *env;
+    e.push = &push;
+    return mec_make_out(c, s, m, &e);
+}
+
+int mdirect_push(plx_controller_t *c, peer_t *client, mreq_t *r, const plx_msg_t *m,
+                 const Plexa__Envelope *env)
+{
+    if (env->body_case != PLEXA__ENVELOPE__BODY_PUSH || !env->push->served_at)
+        return 0;
+    const Plexa__Push *p = env->push;
+    plx_url_t u;
+    int url_ok = plx_url_parse(p->served_at, &u, NULL) == PLX_OK;
+    const char *why = served_refusal(c, client, r, p, &u, url_ok);
+    if (why)
+        PLX_WARN("client %s serves the values of %s itself, which is refused: the push %s; "
+                 "they go through the controller", client->addr, r->desc, why);
+    sub_t *s = &r->subs[0];
+    const engine_t *e = s->eng;
+    int fetch = !why && c->opts.direct_transfers && e && strncmp(e->peer->addr, "shm:", 4) != 0;
+    int rc = fetch ? make_refs_out(c, s, p, p->served_at) : PLX_ENOTFOUND;
+    if (rc == PLX_ENOTFOUND && !p->served_only) {
+        rc = PLX_OK;   /* shared memory, or refused: the values */
+        for (int i = 0; rc == PLX_OK && i < r->n; i++)
+            rc = make_values_out(c, &r->subs[i], m, env);
+    }
+    if (rc == PLX_ENOTFOUND) {
+        /* The client pushes the values again when told why. */
+        for (int i = 0; i < r->n; i++)
+            mec_sub_synth(&r->subs[i], "DirectTransferError", "engine %d cannot fetch values "
+                          "from the client (%s)", (int)r->subs[i].engine_id, why ? why
+                          : !e ? "it is gone" : "it is connected through shared memory or "
+                          "direct transfers are off");
+        return 2;
+    }
+    if (rc != PLX_OK) {
+        ctl_send_error(client, env->id, PLX_ENOMEM, "out of memory");
+        return PLX_ENOMEM;
+    }
+    return 1;
 }

@@ -129,6 +129,11 @@ int mserve_url(const mserve_t *sv, size_t i, char *out, size_t len)
     return plx_url_format(&u, out, len, NULL) == PLX_OK ? PLX_OK : PLX_ELIMIT;
 }
 
+int mserve_same_host(const char *addr, const char *host)
+{
+    return same_host(addr, host);
+}
+
 int mserve_addr_loopback(const char *addr)
 {
     char h[64];

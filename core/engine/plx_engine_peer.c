@@ -66,7 +66,10 @@ static int local_address(plx_engine_t *e, char *host, size_t len, plx_err_t *err
     if (e->tunnel)
         return plx_err_set(err, PLX_ENOTFOUND, "the engine reaches the controller through "
                            "an ssh tunnel");
-    return plx_serve_local_address(atomic_load(&plx_engine_conn_fd), host, len, err);
+    if (plx_sock_local_host(atomic_load(&plx_engine_conn_fd), host, len) != PLX_OK)
+        return plx_err_set(err, PLX_ENOTFOUND, "the controller connection is not a network "
+                           "one (shared memory), or is gone");
+    return PLX_OK;
 }
 
 int plx_engine_peer_offer(plx_engine_t *e, char *const *tickets, size_t n, double ttl_s,

@@ -330,10 +330,12 @@ static PyObject *ref_desc(const Plexa__Ref *ref, fetched_t *f, size_t *n, reply_
         rc = plx_engine_peer_fetch(ref->url, FETCH_TIMEOUT_S, &f[i].msg, &f[i].env, &err);
         Py_END_ALLOW_THREADS
         if (rc != PLX_OK) {
-            char msg[PLX_ERR_MSG_MAX + 200];
-            snprintf(msg, sizeof msg, "fetching '%s' from engine %d directly: %s (engines that "
+            char msg[PLX_ERR_MSG_MAX + 200], from[40] = "the client";
+            if (ref->has_engine)
+                snprintf(from, sizeof from, "engine %d", (int)ref->engine);
+            snprintf(msg, sizeof msg, "fetching '%s' from %s directly: %s (engines that "
                      "cannot reach each other need [controller] direct_transfers = false)",
-                     ref->key ? ref->key : "", (int)ref->engine, err.msg);
+                     ref->key ? ref->key : "", from, err.msg);
             reply_error(r, "DirectTransferError", msg, "");
             return NULL;
         }

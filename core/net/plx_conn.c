@@ -1,11 +1,14 @@
 /* Framed connections; see plx_conn.h. */
 #include "plx_conn.h"
 
+#include <arpa/inet.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "plx_log.h"
@@ -548,4 +551,21 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
     else if (c->state == C_OPEN || c->state == C_FLUSHING)
         conn_flush(c, 0);
     conn_leave(c);
+}
+
+int plx_conn_fd(const plx_conn_t *c)
+{
+    return c->fd;
+}
+
+int plx_sock_local_host(int fd, char *host, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+        return PLX_ENOTFOUND;
+    const void *a = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+                    : ss.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                                               : NULL;
+    return a && inet_ntop(ss.ss_family, a, host, (socklen_t)len) ? PLX_OK : PLX_ENOTFOUND;
 }

@@ -10,10 +10,16 @@
 #include "plx_conn.h"
 #include "plx_envelope.h"
 
+/* A peer that does not connect within this long is taken to be
+ * unreachable (a firewall that drops), whatever the whole call's bound. */
+#define CONNECT_S 10.0
+
 typedef struct plx_fetch_run {
     struct ev_loop   *loop;
     size_t            left;   /* fetches still running */
     const atomic_int *stop;
+    plx_fetch_t      *f;
+    size_t            n;
 } run_t;
 
 static void fetch_end(plx_fetch_t *f, int code, const char *why)
@@ -30,6 +36,7 @@ static void fetch_end(plx_fetch_t *f, int code, const char *why)
 static void on_open(plx_conn_t *c, void *ud)
 {
     plx_fetch_t *f = ud;
+    f->opened = 1;
     Plexa__Hello h = PLEXA__HELLO__INIT;
     h.has_role = 1;
     h.role = PLEXA__ROLE__ROLE_PEER;
@@ -72,6 +79,18 @@ static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+static void connect_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    run_t *r = w->data;
+    for (size_t i = 0; i < r->n; i++)
+        if (!r->f[i].opened && r->f[i].conn) {
+            plx_conn_destroy(&r->f[i].conn);
+            char why[80];
+            snprintf(why, sizeof why, "no connection within %.0f s", CONNECT_S);
+            fetch_end(&r->f[i], PLX_ETIMEDOUT, why);
+        }
+}
+
 static void poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     run_t *r = w->data;
@@ -107,13 +126,14 @@ static void fetch_start(plx_fetch_t *f, run_t *r)
 
 size_t plx_fetch_all(plx_fetch_t *f, size_t n, double timeout_s, const atomic_int *stop)
 {
-    run_t r = { .loop = ev_loop_new(EVFLAG_AUTO), .stop = stop };
+    run_t r = { .loop = ev_loop_new(EVFLAG_AUTO), .stop = stop, .f = f, .n = n };
     for (size_t i = 0; i < n; i++) {
         f[i].msg = NULL;
         f[i].code = 0;
         f[i].why[0] = '\0';
         f[i].conn = NULL;
         f[i].run = NULL;
+        f[i].opened = 0;
     }
     if (!r.loop) {
         for (size_t i = 0; i < n; i++) {
@@ -124,17 +144,21 @@ size_t plx_fetch_all(plx_fetch_t *f, size_t n, double timeout_s, const atomic_in
     }
     for (size_t i = 0; i < n; i++)
         fetch_start(&f[i], &r);
-    ev_timer t, p;
+    ev_timer t, p, o;
     ev_timer_init(&t, timeout_cb, timeout_s, 0.);
     ev_timer_init(&p, poll_cb, 0.05, 0.05);
-    p.data = &r;
+    ev_timer_init(&o, connect_cb, CONNECT_S, 0.);
+    p.data = o.data = &r;
     ev_timer_start(r.loop, &t);
+    if (CONNECT_S < timeout_s)
+        ev_timer_start(r.loop, &o);
     if (stop)
         ev_timer_start(r.loop, &p);
     if (r.left)
         ev_run(r.loop, 0);
     ev_timer_stop(r.loop, &t);
     ev_timer_stop(r.loop, &p);
+    ev_timer_stop(r.loop, &o);
     size_t failed = 0;
     for (size_t i = 0; i < n; i++) {
         int stopped = stop && atomic_load(stop);

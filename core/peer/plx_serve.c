@@ -345,21 +345,6 @@ void plx_serve_on_wake(plx_serve_t *s, struct ev_loop *loop)
 
 /* ---- life ------------------------------------------------------------------- */
 
-int plx_serve_local_address(int fd, char *host, size_t len, plx_err_t *err)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
-        return plx_err_set(err, PLX_ENOTFOUND, "no connection to the controller");
-    const void *a = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
-                    : ss.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
-                                               : NULL;
-    if (!a || !inet_ntop(ss.ss_family, a, host, (socklen_t)len))
-        return plx_err_set(err, PLX_ENOTFOUND, "the controller connection is not a network "
-                           "one (shared memory)");
-    return PLX_OK;
-}
-
 plx_serve_t *plx_serve_new(const char *what, plx_serve_wake_fn wake, void *ud)
 {
     plx_serve_t *s = calloc(1, sizeof *s);

@@ -181,18 +181,32 @@ static int rq_push(plx_client_t *c, const plx_targets_t *t, const void *arg,
                        req, err);
 }
 
+static int rq_push_direct(plx_client_t *c, const plx_targets_t *t, const void *arg,
+                          plx_request_t **req, plx_err_t *err)
+{
+    const push_items_t *a = arg;
+    return plx_rq_push_direct(c, t, a->names, (const plx_value_t *const *)a->vals.v,
+                              (size_t)a->n, req, err);
+}
+
+/* submit_push(targets, items, direct=False): direct, for a caller that
+ * waits for the push (a blocking scatter's piece), lets this client serve
+ * big values to the one engine itself. */
 PyObject *nv_submit_push(ClientObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = { "targets", "items", NULL };
+    static char *kwlist[] = { "targets", "items", "direct", NULL };
     PyObject *targets, *items, *req = NULL;
     push_items_t a;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:submit_push", kwlist, &targets, &items))
+    int direct = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|p:submit_push", kwlist, &targets, &items,
+                                     &direct))
         return NULL;
     native_state *st = nv_state((PyObject *)self);
     if (!st)
         return NULL;
     if (push_items_parse(st, items, &a) == 0)
-        req = submit_targeted(self, targets, rq_push, &a, REQ_MULTI, NULL);
+        req = submit_targeted(self, targets, direct ? rq_push_direct : rq_push, &a, REQ_MULTI,
+                              NULL);
     push_items_clear(&a);
     return req;
 }

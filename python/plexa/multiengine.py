@@ -391,7 +391,12 @@ class MultiEngineClient(object):
                 partition = mapObject.getPartition(seq, index, n)
                 if flatten and len(partition) == 1:
                     partition = partition[0]
-                reqs.append(self._client.submit_push(engine_id, [(str(key), partition)]))
+                # A blocking scatter's big pieces go from this client to
+                # each engine directly (it waits: nothing of its own runs
+                # there before a piece the engine could not fetch is pushed
+                # again through the controller).
+                reqs.append(self._client.submit_push(engine_id, [(str(key), partition)],
+                                                     direct=block))
         except BaseException:
             for r in reqs:
                 r.cancel()

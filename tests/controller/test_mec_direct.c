@@ -4,7 +4,9 @@
  * TCP on loopback (sched_harness.c). A client's direct pull makes each
  * engine it can reach serve the values with a ticket of the controller's,
  * and the reply names where, with that ticket; nothing else a client
- * sends makes an engine serve. Under the sanitizers, nothing leaks.
+ * sends makes an engine serve. A push whose values the client serves
+ * reaches its engine as refs to the client, or with the values when it
+ * cannot be served so. Under the sanitizers, nothing leaks.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -200,6 +202,117 @@ static void test_profile_off(void **state)
     DESTROY(&a, &cl);
 }
 
+/* ---- pushes the client serves ------------------------------------------- */
+
+#define SERVED "plx+tcp://127.0.0.1:9/0123456789abcdef0123456789abcdef"
+
+/* A push of "a" (and "b") to targets, served by the client at url; only:
+ * names alone, else the bytes values too. */
+static void push_served(fake_t *cl, const fake_t *const *targets, size_t n, const char *url,
+                        int only)
+{
+    int32_t ids[8];
+    for (size_t i = 0; i < n; i++)
+        ids[i] = targets[i]->engine_id;
+    Plexa__Targets t = PLEXA__TARGETS__INIT;
+    t.n_ids = n;
+    t.ids = ids;
+    plx_msg_t *bufs = plx_msg_new(0);
+    plx_buf_t *b = plx_buf_copy("inline", 6);
+    plx_msg_add_buf(bufs, b);
+    plx_buf_unref(&b);
+    Plexa__Value v[2];
+    Plexa__NamedValue nv[2], *nvp[2];
+    const char *names[2] = { "a", "b" };
+    for (int i = 0; i < 2; i++) {
+        plexa__value__init(&v[i]);
+        if (only) {
+            v[i].kind_case = PLEXA__VALUE__KIND_NONE;
+            v[i].none = 1;
+        } else {
+            v[i].kind_case = PLEXA__VALUE__KIND_BYTES;
+            v[i].bytes = 0;
+        }
+        plexa__named_value__init(&nv[i]);
+        nv[i].name = (char *)names[i];
+        nv[i].value = &v[i];
+        nvp[i] = &nv[i];
+    }
+    Plexa__Push p = PLEXA__PUSH__INIT;
+    p.n_values = 2;
+    p.values = nvp;
+    p.served_at = (char *)url;
+    p.has_served_only = 1;
+    p.served_only = only;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_PUSH;
+    env.push = &p;
+    env.targets = &t;
+    plx_envelope_free(&cl->reply);
+    plx_msg_destroy(&cl->reply_msg);
+    send_env(cl, &env, only ? NULL : bufs);
+    plx_msg_destroy(&bufs);
+}
+
+static void assert_held(const fake_t *e, const char *name, const char *want)
+{
+    size_t n = 0;
+    const uint8_t *v = mec_fake_get(e, name, &n);
+    assert_non_null(v);
+    char got[700];
+    snprintf(got, sizeof got, "%.*s", (int)n, (const char *)v);
+    assert_string_equal(got, want);
+}
+
+/* The engine gets refs to where the client serves, one index per value,
+ * and nothing of the values through the controller. */
+static void test_served_push(void **state)
+{
+    fake_t *a = fake_new(1, B_ECHO), *cl = fake_new(2, B_ECHO);
+    push_served(cl, (const fake_t *[]){ a }, 1, SERVED, 1);
+    Plexa__MultiReply *mr = wait_multi(cl);
+    assert_null(mr->replies[0]->error);
+    assert_held(a, "a", SERVED "|0");
+    assert_held(a, "b", SERVED "|1");
+    DESTROY(&a, &cl);
+}
+
+/* Served somewhere not of the client's host: refused, logged. With the
+ * values along they go instead; with names alone the engine's part is a
+ * DirectTransferError (the client pushes them again). */
+static void test_served_elsewhere(void **state)
+{
+    fake_t *a = fake_new(1, B_ECHO), *cl = fake_new(2, B_ECHO);
+    const char *far = "plx+tcp://10.9.9.9:9/0123456789abcdef0123456789abcdef";
+    push_served(cl, (const fake_t *[]){ a }, 1, far, 0);
+    assert_null(wait_multi(cl)->replies[0]->error);
+    assert_held(a, "a", "inline");
+    push_served(cl, (const fake_t *[]){ a }, 1, far, 1);
+    Plexa__MultiReply *mr = wait_multi(cl);
+    assert_string_equal(mr->replies[0]->error->ename, "DirectTransferError");
+    assert_non_null(strstr(mr->replies[0]->error->evalue, "somewhere other than the client's"));
+    assert_int_equal(a->mec_seen, 1);   /* the second push never reached it */
+    DESTROY(&a, &cl);
+}
+
+/* A ticket is good once: a served push to two engines goes with the
+ * values, or fails on both. */
+static void test_served_to_two(void **state)
+{
+    fake_t *a = fake_new(1, B_ECHO), *b = fake_new(1, B_ECHO), *cl = fake_new(2, B_ECHO);
+    push_served(cl, (const fake_t *[]){ a, b }, 2, SERVED, 0);
+    Plexa__MultiReply *mr = wait_multi(cl);
+    assert_null(mr->replies[0]->error);
+    assert_null(mr->replies[1]->error);
+    assert_held(b, "b", "inline");
+    push_served(cl, (const fake_t *[]){ a, b }, 2, SERVED, 1);
+    mr = wait_multi(cl);
+    assert_int_equal(mr->n_replies, 2);
+    assert_string_equal(mr->replies[0]->error->ename, "DirectTransferError");
+    assert_string_equal(mr->replies[1]->error->ename, "DirectTransferError");
+    DESTROY(&a, &b, &cl);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_direct_pull, setup, teardown),
     cmocka_unit_test_setup_teardown(test_direct_elsewhere_refused, setup, teardown),
@@ -207,6 +320,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_loopback_engines_only_from_their_host, setup, teardown),
     cmocka_unit_test_setup_teardown(test_client_gone_ends_tickets, setup, teardown),
     cmocka_unit_test_setup_teardown(test_profile_off, setup_off, teardown),
+    cmocka_unit_test_setup_teardown(test_served_push, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_served_elsewhere, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_served_to_two, setup, teardown),
 };
 
 PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("mec_direct", tests, NULL, NULL))

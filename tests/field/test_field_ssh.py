@@ -207,6 +207,57 @@ def test_gather_comes_straight_from_the_nodes(bed, tmp_path):
     nothing_left(bed)
 
 
+# Run on login: scatter 64 MiB over the four engines, twice; what the
+# controller sent its engines meanwhile, in MiB, and whether they have it.
+SCATTER = ("import json, urllib.request, numpy\nfrom plexa import client\n"
+           "url = open(%r).read().strip().replace('/?', '/status.json?')\n"
+           "def sent():\n"
+           "    with urllib.request.urlopen(url, timeout=10) as r:\n"
+           "        return sum(e['bytes_sent'] for e in json.load(r)['engines'])\n"
+           "mec = client.MultiEngineClient()\n"
+           "v = numpy.arange(8 << 20, dtype=numpy.float64)\n"
+           "for _ in range(2):\n"
+           "    before = sent()\n"
+           "    mec.scatter('x', v)\n"
+           "    print((sent() - before) >> 20, bool((mec.gather('x') == v).all()))\n")
+
+# login accepts no new connection from the cluster network but to its
+# sshd and the controller's port.
+NO_WAY_OUT = ("table inet plexa_direct {\n"
+              " chain input {\n"
+              "  type filter hook input priority 0; policy accept;\n"
+              "  iifname \"cluster\" tcp dport != { 22, %d } ct state new reject\n"
+              " }\n"
+              "}\n")
+
+
+def test_scatter_goes_straight_to_the_nodes(bed, tmp_path):
+    """A client on login scatters to engines on node1 and node2: each
+    engine fetches its piece from the client, and the controller sends
+    none of it. When login's firewall lets no engine reach the client, the
+    pieces go through the controller, and the scatter still arrives."""
+    c = FieldCluster(bed, tmp_path)
+    c.ipcluster("start")
+    try:
+        status = os.path.join(c.profile_dir, "security", "ipcontroller-status.http")
+        assert c.python(SCATTER % status) == "0 True\n0 True\n"
+        port = int(c.url("mec").split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+        rules = tmp_path / "no-way-out.nft"
+        rules.write_text(NO_WAY_OUT % port)
+        bed.run("login", ["nft", "-f", str(rules)], check=True)
+        p = bed.run("login", ["/usr/bin/python3", "-c", SCATTER % status], env=c.env)
+        assert p.returncode == 0, p.stderr
+        first, second = p.stdout.splitlines()
+        assert int(first.split()[0]) >= 63 and first.endswith(" True"), first
+        assert int(second.split()[0]) >= 63 and second.endswith(" True"), second
+        # each engine failed once, in the first scatter; the second did not try
+        assert p.stderr.count("could not fetch a scatter's values from this client") == 4, \
+            p.stderr
+    finally:
+        c.ipcluster("stop", check=False)
+    nothing_left(bed)
+
+
 def test_a_host_that_disappears(bed, tmp_path):
     """node2 drops off the network while its engines run code: that work
     fails with the engines' error, they are declared dead, and the others

@@ -61,6 +61,14 @@ PLX_API int plx_rq_execute(plx_client_t *c, const plx_targets_t *t, const char *
 PLX_API int plx_rq_push(plx_client_t *c, const plx_targets_t *t, const char *const *names,
                         const plx_value_t *const *values, size_t n, plx_request_t **req,
                         plx_err_t *err);
+/* plx_rq_push for a caller that waits for the push at once (a blocking
+ * scatter's piece): to one engine, values of 1 MiB and more are served by
+ * this client and fetched by the engine, not sent through the controller;
+ * an engine that cannot fetch them gets them pushed again through the
+ * controller before the request completes (docs/shared-memory.md). */
+PLX_API int plx_rq_push_direct(plx_client_t *c, const plx_targets_t *t, const char *const *names,
+                               const plx_value_t *const *values, size_t n, plx_request_t **req,
+                               plx_err_t *err);
 PLX_API int plx_rq_pull(plx_client_t *c, const plx_targets_t *t, const char *const *names,
                         size_t n, plx_request_t **req, plx_err_t *err);
 /* An engine helper (keys, reset, get_result, map, apply) with args. */

@@ -48,6 +48,14 @@ int plx_conn_send(plx_conn_t *c, plx_msg_t *m);
  * few seconds); on_close runs afterwards with code and why. */
 void plx_conn_close(plx_conn_t *c, int flush, int code, const char *why);
 
+/* The connection's socket. */
+int plx_conn_fd(const plx_conn_t *c);
+
+/* The local address of the connected socket fd, as text into host (the
+ * address a peer of that network reaches this host at): PLX_OK, or
+ * PLX_ENOTFOUND when fd is no IP connection (a Unix socket: shm). */
+int plx_sock_local_host(int fd, char *host, size_t len);
+
 /* Close if open (no callback) and free. NULL-safe; NULLs *cp. */
 void plx_conn_destroy(plx_conn_t **cp);
 

@@ -33,11 +33,14 @@ typedef struct plx_fetch {
     /* private */
     struct plx_conn         *conn;
     struct plx_fetch_run    *run;
+    int                      opened;
 } plx_fetch_t;
 
 /*
  * Run the fetches f[0..n). Each ends with f[i].msg set, or with f[i].code
- * (a negative PLX_E* code) and f[i].why. timeout_s bounds the whole call;
+ * (a negative PLX_E* code) and f[i].why. A peer not connected (and its
+ * TLS handshake done) within 10 s fails (PLX_ETIMEDOUT): a firewall that
+ * drops is not waited for. timeout_s bounds the whole call;
  * a non-NULL stop is polled every 50 ms and, once non-zero, fails the
  * fetches still running (PLX_ECLOSED). Returns how many failed.
  */

@@ -61,11 +61,6 @@ int plx_serve_offer(plx_serve_t *s, const char *transport, const char *host,
                     char *const *tickets, size_t n, double ttl_s, plx_msg_t **msg, char *url,
                     size_t url_len, plx_err_t *err);
 
-/* The local address of the connected socket fd (a peer reaches this
- * process at the address its connection to the controller leaves from),
- * as text into host; PLX_ENOTFOUND when fd is not a network connection. */
-int plx_serve_local_address(int fd, char *host, size_t len, plx_err_t *err);
-
 /* Any thread: the offers holding these tickets go; tickets not offered
  * yet are remembered, so that a late offer of them is never made. */
 void plx_serve_end(plx_serve_t *s, char *const *tickets, size_t n);

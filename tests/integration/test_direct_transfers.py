@@ -1,11 +1,13 @@
-"""Direct pulls: what a client pulls and gathers goes from each engine to
-the client itself, on real clusters without shared memory.
+"""Direct transfers between the client and the engines, on real clusters
+without shared memory.
 
-The controller only issues one-time tickets: each engine that holds 1 MiB
-or more serves its values on its own TLS listener, and the client fetches
-them side by side. Each test checks the values that arrive and how many
-bytes the controller received from its engines (the status page's
-bytes_received): a pull through the controller costs it every byte.
+Pulls and gathers: the controller only issues one-time tickets; each
+engine that holds 1 MiB or more serves its values on its own TLS
+listener, and the client fetches them side by side. Blocking scatters:
+the client serves each engine its piece, and the engine fetches it. Each
+test checks the values that arrive and how many bytes the controller
+received from or sent to its engines (the status page's bytes_received
+and bytes_sent): a transfer through the controller costs it every byte.
 """
 import json
 import os
@@ -20,11 +22,19 @@ MiB = 1 << 20
 NO_SHM = "[controller]\nshm = false\n"
 
 
-def received_from_engines_mib(c):
+def engines_mib(c, what):
     with open(c.path("security", "ipcontroller-status.http")) as f:
         url = f.read().strip().replace("/?", "/status.json?")
     with urllib.request.urlopen(url, timeout=10) as r:
-        return sum(e["bytes_received"] for e in json.load(r)["engines"]) / MiB
+        return sum(e[what] for e in json.load(r)["engines"]) / MiB
+
+
+def received_from_engines_mib(c):
+    return engines_mib(c, "bytes_received")
+
+
+def sent_to_engines_mib(c):
+    return engines_mib(c, "bytes_sent")
 
 
 def engine_logs(c):
@@ -114,3 +124,44 @@ def test_profile_turns_it_off(cluster_factory):
         assert "serving values to other engines" not in engine_logs(c)
     finally:
         m.close()
+
+
+def test_blocking_scatter_goes_straight_to_the_engines(two):
+    """Each engine fetches its piece from the client; the controller sends
+    them only the push with a reference."""
+    c, m = two
+    value = numpy.arange(8 * MiB, dtype="i8")   # 64 MiB
+    before = sent_to_engines_mib(c)
+    assert m.scatter("x", value) == [None, None]
+    sent = sent_to_engines_mib(c) - before
+    assert sent < 8, sent
+    m.execute("import numpy; ok = isinstance(x, numpy.ndarray) and x.dtype == numpy.int64")
+    assert m.pull("ok") == [True, True]
+    assert (m.gather("x") == value).all()
+    # what the client serves is gone once each engine has it: the same
+    # pieces again are served again
+    value[:] = 3
+    m.scatter("x", value)
+    assert (m.gather("x") == 3).all()
+
+
+def test_small_and_non_blocking_scatters_go_through_the_controller(two):
+    c, m = two
+    before = sent_to_engines_mib(c)
+    pr = m.scatter("y", numpy.ones(4 * MiB), block=False)   # 32 MiB, not waited for
+    pr.get_result()
+    assert sent_to_engines_mib(c) - before >= 31
+    m.scatter("z", list(range(1000)))
+    assert m.gather("z") == list(range(1000))
+    assert (m.gather("y") == 1).all()
+
+
+def test_scatter_of_objects_that_pickle(two):
+    """Pieces that are not arrays (a list of big bytes) are served too:
+    what the engine fetches is what a push would carry."""
+    c, m = two
+    parts = [bytes([i]) * (1 << 20) for i in range(4)]
+    m.scatter("p", parts)
+    m.execute("ok = all(len(b) == 2**20 for b in p)")
+    assert m.pull("ok") == [True, True]
+    assert m.gather("p") == parts
