@@ -9,6 +9,9 @@ Each repetition, from a client on login:
     them (direct pulls) and, with ``direct=False``, through the
     controller; how many MiB the controller received from its engines
     meanwhile (the status page's bytes_received);
+  - scatter it back, fetched from the client by each engine and, with
+    ``direct=False``, through the controller; how many MiB the controller
+    sent its engines meanwhile (bytes_sent);
   - move an array from an engine on node1 to the two on node2 by
     plexa.ref, against a pull to the client and a push; how many MiB
     crossed the controller (received and sent) for the ref.
@@ -28,6 +31,8 @@ from plxbench.common import (
 W12 = '12 cross-host'
 GATHER_CASE = 'gather %s from 4 engines on 2 hosts, %s'
 GATHER_CTL_CASE = 'gather %s, direct: the controller received'
+SCATTER_CASE = 'scatter %s over 4 engines on 2 hosts, %s'
+SCATTER_CTL_CASE = 'scatter %s, direct: the controller sent'
 REF_CASE = 'plexa.ref %s from node1 to 2 engines on node2'
 REF_PP_CASE = 'pull %s to the client + push to 2 engines on node2'
 REF_CTL_CASE = 'plexa.ref %s: bytes through the controller'
@@ -59,7 +64,8 @@ n = size // 8
 want = numpy.arange(n, dtype='f8')
 direct.scatter('x', want)
 direct.execute('import numpy; big = numpy.arange(%d, dtype="f8")' % n, targets=src)
-out = dict(gather_direct=[], gather_relay=[], gather_ctl=[], ref=[], pull_push=[], ref_ctl=[])
+out = dict(gather_direct=[], gather_relay=[], gather_ctl=[], scatter_direct=[],
+           scatter_relay=[], scatter_ctl=[], ref=[], pull_push=[], ref_ctl=[])
 for rep in range(repeat + 1):          # the first is a warm-up
     got = {}
     for name, m in (('direct', direct), ('relay', relay)):
@@ -70,6 +76,12 @@ for rep in range(repeat + 1):          # the first is a warm-up
         r1, _ = ctl()
         assert (g == want).all()
         got[name] = (size / t / 1e6, (r1 - r0) / 2**20)
+        _, s0 = ctl()
+        t0 = time.perf_counter()
+        m.scatter('y', want)
+        t = time.perf_counter() - t0
+        _, s1 = ctl()
+        got['scatter ' + name] = (size / t / 1e6, (s1 - s0) / 2**20)
     r0, s0 = ctl()
     t0 = time.perf_counter()
     direct.push({'c': plexa.ref('big', engine=src)}, targets=dst)
@@ -86,6 +98,9 @@ for rep in range(repeat + 1):          # the first is a warm-up
         out['gather_direct'].append(got['direct'][0])
         out['gather_relay'].append(got['relay'][0])
         out['gather_ctl'].append(got['direct'][1])
+        out['scatter_direct'].append(got['scatter direct'][0])
+        out['scatter_relay'].append(got['scatter relay'][0])
+        out['scatter_ctl'].append(got['scatter direct'][1])
         out['ref'].append(t_ref)
         out['pull_push'].append(t_pp)
         out['ref_ctl'].append((r1 - r0 + s1 - s0) / 2**20)
@@ -100,6 +115,11 @@ def specs(P):
                  "MultiEngineClient(direct=False).gather('x')", 'MB/s', True),
             Spec(W12, GATHER_CTL_CASE % sz, 'plexa', 'status page bytes_received', 'MiB',
                  False),
+            Spec(W12, SCATTER_CASE % (sz, 'direct'), 'plexa', "mec.scatter('y', a)", 'MB/s',
+                 True),
+            Spec(W12, SCATTER_CASE % (sz, 'through the controller'), 'plexa',
+                 "MultiEngineClient(direct=False).scatter('y', a)", 'MB/s', True),
+            Spec(W12, SCATTER_CTL_CASE % sz, 'plexa', 'status page bytes_sent', 'MiB', False),
             Spec(W12, REF_CASE % sz, 'plexa', "mec.push({'c': plexa.ref('big', engine=src)})",
                  's', False),
             Spec(W12, REF_PP_CASE % sz, 'plexa', 'mec.pull + mec.push', 's', False),
@@ -131,7 +151,8 @@ class Hosts(object):
             return
         finally:
             bed.teardown()
-        for spec, key in zip(specs(P), ('gather_direct', 'gather_relay', 'gather_ctl', 'ref',
+        for spec, key in zip(specs(P), ('gather_direct', 'gather_relay', 'gather_ctl',
+                                        'scatter_direct', 'scatter_relay', 'scatter_ctl', 'ref',
                                         'pull_push', 'ref_ctl')):
             R.add(spec, out[key])
 

@@ -349,6 +349,10 @@ def cross_host_targets(out, P):
     out.add('cross-host: gather %s from engines on 2 hosts does not cross the controller '
             '(< 1 MiB through it)' % sz, v, v is not None and v < 1, '%s MiB' % fmt(v),
             case=hosts.GATHER_CTL_CASE % sz)
+    v = out.med('plexa', hosts.SCATTER_CTL_CASE % sz)
+    out.add('cross-host: scatter %s to engines on 2 hosts does not cross the controller '
+            '(< 1 MiB through it)' % sz, v, v is not None and v < 1, '%s MiB' % fmt(v),
+            case=hosts.SCATTER_CTL_CASE % sz)
 
 
 # Workload 10's table: the bulk cases on plexa's three paths and the peers.

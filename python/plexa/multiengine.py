@@ -110,12 +110,13 @@ class MultiEngineClient(object):
     ConnectionError with ssh's own words, within ``timeout``.
 
     ``direct``: pulls and gathers fetch values of 1 MiB or more from each
-    engine itself (TLS, a one-time ticket the controller issues), so they
-    never cross the controller. An engine this client cannot reach is
-    pulled through the controller instead, and so is everything after;
-    ``direct=False`` always goes through the controller. Off through an
-    ssh tunnel, and where the profile says ``[controller]
-    direct_transfers = false``.
+    engine itself (TLS, a one-time ticket the controller issues), and a
+    blocking scatter's pieces of 1 MiB or more are fetched by each engine
+    from this client, so they never cross the controller. An engine that
+    cannot be reached gets its values through the controller instead,
+    and so does everything after; ``direct=False`` always goes through
+    the controller. Off through an ssh tunnel, and where the profile says
+    ``[controller] direct_transfers = false``.
     """
 
     def __init__(self, url_or_file='', profile=None, timeout=10.0, trust_engine_pickles=None,

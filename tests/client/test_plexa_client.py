@@ -274,6 +274,7 @@ class SimNative:
     def __init__(self, n=2):
         self.engines = {i: SimEngine(i) for i in range(n)}
         self.calls = []
+        self.direct_pushes = []   # submit_push(direct=...) as asked
         self.hold = False          # True: requests are not done until released
         self.requests = []
 
@@ -301,8 +302,9 @@ class SimNative:
         self.calls.append(('execute', code, targets))
         return self._req([self.engines[i].execute(code) for i in self._targets(targets)])
 
-    def submit_push(self, targets, items):
+    def submit_push(self, targets, items, direct=False):
         self.calls.append(('push', [k for k, _ in items], targets))
+        self.direct_pushes.append(direct)
         out = []
         for i in self._targets(targets):
             for k, v in items:
@@ -563,8 +565,15 @@ def test_scatter_gather():
     assert isinstance(g, np.ndarray) and (g == np.arange(100)).all()
     with pytest.raises(error.InvalidEngineID, match='engine with id 7 does not exist'):
         mec.scatter('a', [1], targets=[0, 7])
+    # a blocking scatter lets the native client serve its pieces (it
+    # waits for them); a pending one may not
+    sim = mec._client
+    del sim.direct_pushes[:]
+    mec.scatter('y', range(6))
+    assert sim.direct_pushes == [True, True, True]
     pr = mec.scatter('z', range(6), block=False)
     assert isinstance(pr, PendingResult) and pr.r == [None, None, None]
+    assert sim.direct_pushes[3:] == [False, False, False]
     mec.scatter('s', range(6))
     assert mec.gather('s') == list(range(6))          # range partitions -> one list
 
