@@ -119,13 +119,24 @@ static plx_direct_push_t *dp_new(const plx_rqb_t *b)
     return dp;
 }
 
-/* Serve b's values (a push to one engine) and make them refs to where.
+/* Whether the push holds a plexa.ref: the controller resolves those, and
+ * a served frame may not carry one. */
+static int holds_ref(const Plexa__Push *p)
+{
+    for (size_t i = 0; i < p->n_values; i++)
+        if (p->values[i]->value->kind_case == PLEXA__VALUE__KIND_REF)
+            return 1;
+    return 0;
+}
+
+/* Serve b's values (a push to one engine) and say where in the push.
  * NULL, b untouched, when not worth it or not possible. */
 static plx_direct_push_t *serve_values(plx_client_t *c, plx_rqb_t *b)
 {
     char transport[16], host[64], zeros[320], url[600];
     int only = 1;
     if (!plx_client_direct_wanted(c) || payload(b->bufs) < DIRECT_MIN ||
+        holds_ref(&b->body.push) ||
         plx_client_serve_where(c, transport, sizeof transport, host, sizeof host, &only)
             != PLX_OK)
         return NULL;

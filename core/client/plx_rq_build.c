@@ -177,23 +177,18 @@ int plx_rqb_execute(plx_rqb_t *b, const plx_targets_t *t, const char *code, plx_
     return PLX_OK;
 }
 
-int plx_rqb_push(plx_rqb_t *b, const plx_targets_t *t, const char *const *names,
-                 const plx_value_t *const *values, size_t n, plx_err_t *err)
+/* The Push of names[i] = vals[i] (wire values over b's buffers). */
+static int push_body(plx_rqb_t *b, const plx_targets_t *t, char *const *names,
+                     Plexa__Value *const *vals, size_t n, plx_err_t *err)
 {
-    int rc = check_names(names, n, err);
-    if (rc != PLX_OK)
-        return prefixed(rc, err, "push");
-    Plexa__Value **w = wire_values(b, values, n, &rc, err);
-    if (!w)
-        return prefixed(rc, err, "push");
     Plexa__NamedValue *nv = plx_rqb_alloc(b, n, sizeof *nv);
     Plexa__NamedValue **nvp = nv ? plx_rqb_alloc(b, n, sizeof *nvp) : NULL;
     if (!nvp)
         return plx_err_set(err, PLX_ENOMEM, "push: out of memory");
     for (size_t i = 0; i < n; i++) {
         plexa__named_value__init(&nv[i]);
-        nv[i].name = (char *)names[i];
-        nv[i].value = w[i];
+        nv[i].name = names[i];
+        nv[i].value = vals[i];
         nvp[i] = &nv[i];
     }
     Plexa__Push *push = &b->body.push;
@@ -206,30 +201,25 @@ int plx_rqb_push(plx_rqb_t *b, const plx_targets_t *t, const char *const *names,
     return PLX_OK;
 }
 
+int plx_rqb_push(plx_rqb_t *b, const plx_targets_t *t, const char *const *names,
+                 const plx_value_t *const *values, size_t n, plx_err_t *err)
+{
+    int rc = check_names(names, n, err);
+    if (rc != PLX_OK)
+        return prefixed(rc, err, "push");
+    Plexa__Value **w = wire_values(b, values, n, &rc, err);
+    if (!w)
+        return prefixed(rc, err, "push");
+    return push_body(b, t, (char *const *)names, w, n, err);
+}
+
 int plx_rqb_push_wire(plx_rqb_t *b, const plx_targets_t *t, char *const *names,
                       Plexa__Value *const *vals, size_t n, const plx_msg_t *bufs, plx_err_t *err)
 {
-    Plexa__NamedValue *nv = plx_rqb_alloc(b, n, sizeof *nv);
-    Plexa__NamedValue **nvp = nv ? plx_rqb_alloc(b, n, sizeof *nvp) : NULL;
-    if (!nvp)
-        return plx_err_set(err, PLX_ENOMEM, "push: out of memory");
-    for (size_t i = 0; i < n; i++) {
-        plexa__named_value__init(&nv[i]);
-        nv[i].name = names[i];
-        nv[i].value = vals[i];
-        nvp[i] = &nv[i];
-    }
     for (uint32_t i = 0; i < bufs->nbufs; i++)
         if (plx_msg_add_buf(b->bufs, bufs->bufs[i]) != PLX_OK)
             return plx_err_set(err, PLX_ENOMEM, "push: out of memory");
-    Plexa__Push *push = &b->body.push;
-    plexa__push__init(push);
-    push->n_values = n;
-    push->values = nvp;
-    set_targets(b, t);
-    b->env.body_case = PLEXA__ENVELOPE__BODY_PUSH;
-    b->env.push = push;
-    return PLX_OK;
+    return push_body(b, t, names, vals, n, err);
 }
 
 int plx_rqb_push_served(plx_rqb_t *b, const char *url, int only, plx_err_t *err)

@@ -564,8 +564,10 @@ int plx_sock_local_host(int fd, char *host, size_t len)
     socklen_t sl = sizeof ss;
     if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
         return PLX_ENOTFOUND;
-    const void *a = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
-                    : ss.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
-                                               : NULL;
+    const void *a = NULL;
+    if (ss.ss_family == AF_INET)
+        a = &((const struct sockaddr_in *)&ss)->sin_addr;
+    else if (ss.ss_family == AF_INET6)
+        a = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
     return a && inet_ntop(ss.ss_family, a, host, (socklen_t)len) ? PLX_OK : PLX_ENOTFOUND;
 }

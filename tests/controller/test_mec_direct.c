@@ -52,17 +52,24 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The engines of targets[0..n) as a request's Targets (ids: room for n). */
+static Plexa__Targets targets_of(const fake_t *const *targets, size_t n, int32_t *ids)
+{
+    for (size_t i = 0; i < n; i++)
+        ids[i] = targets[i]->engine_id;
+    Plexa__Targets t = PLEXA__TARGETS__INIT;
+    t.n_ids = n;
+    t.ids = ids;
+    return t;
+}
+
 /* A pull of key from targets; direct as said; tickets as a client might
  * (wrongly) send them. */
 static void pull(fake_t *cl, const fake_t *const *targets, size_t n, const char *key,
                  int direct, char **tickets, size_t ntickets)
 {
     int32_t ids[8];
-    for (size_t i = 0; i < n; i++)
-        ids[i] = targets[i]->engine_id;
-    Plexa__Targets t = PLEXA__TARGETS__INIT;
-    t.n_ids = n;
-    t.ids = ids;
+    Plexa__Targets t = targets_of(targets, n, ids);
     char *keys[] = { (char *)key };
     Plexa__Pull p = PLEXA__PULL__INIT;
     p.n_keys = 1;
@@ -212,11 +219,7 @@ static void push_served(fake_t *cl, const fake_t *const *targets, size_t n, cons
                         int only)
 {
     int32_t ids[8];
-    for (size_t i = 0; i < n; i++)
-        ids[i] = targets[i]->engine_id;
-    Plexa__Targets t = PLEXA__TARGETS__INIT;
-    t.n_ids = n;
-    t.ids = ids;
+    Plexa__Targets t = targets_of(targets, n, ids);
     plx_msg_t *bufs = plx_msg_new(0);
     plx_buf_t *b = plx_buf_copy("inline", 6);
     plx_msg_add_buf(bufs, b);

@@ -222,11 +222,12 @@ SCATTER = ("import json, urllib.request, numpy\nfrom plexa import client\n"
            "    print((sent() - before) >> 20, bool((mec.gather('x') == v).all()))\n")
 
 # login accepts no new connection from the cluster network but to its
-# sshd and the controller's port.
+# sshd and the controller's port; others are dropped unanswered (the
+# engines' fetches give up after 10 s without a connection).
 NO_WAY_OUT = ("table inet plexa_direct {\n"
               " chain input {\n"
               "  type filter hook input priority 0; policy accept;\n"
-              "  iifname \"cluster\" tcp dport != { 22, %d } ct state new reject\n"
+              "  iifname \"cluster\" tcp dport != { 22, %d } ct state new drop\n"
               " }\n"
               "}\n")
 
