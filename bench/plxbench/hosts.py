@@ -1,27 +1,33 @@
 """Workload 12: bulk data across hosts, on the field test bed of network
-namespaces (tests/field/testbed.py): the controller and the client on
-login, two engines on each of node1 and node2, started by the ssh
-launcher. Engines reach each other and login over a bridge of veth links,
-so the rows measure what crosses which host, not a real network's speed.
+namespaces (tests/field/testbed.py): the controller (ipyparallel's
+controller, Dask's scheduler) and the client on login, two engines
+(workers) on each of node1 and node2. Engines reach each other and login
+over a bridge of veth links, and every "host" shares this machine's
+cores: the rows say what crosses which host more than how fast a real
+network would carry it.
 
-Each repetition, from a client on login:
-  - gather a float64 array from the four engines, fetched straight from
-    them (direct pulls) and, with ``direct=False``, through the
-    controller; how many MiB the controller received from its engines
-    meanwhile (the status page's bytes_received);
-  - scatter it back, fetched from the client by each engine and, with
-    ``direct=False``, through the controller; how many MiB the controller
-    sent its engines meanwhile (bytes_sent);
-  - move an array from an engine on node1 to the two on node2 by
-    plexa.ref, against a pull to the client and a push; how many MiB
-    crossed the controller (received and sent) for the ref.
+Each repetition, from a client on login, with a float64 array:
+  - gather it from the four engines and scatter it back: plexa moves the
+    pieces straight between the client and each engine (and, for
+    comparison, with ``direct=False`` through the controller), and says
+    how many MiB its controller received and sent meanwhile (the status
+    page's bytes); ipyparallel with a DirectView's gather and scatter,
+    Dask with client.gather and client.scatter of one piece per worker;
+  - move it from an engine on node1 to the two on node2: plexa by
+    plexa.ref, Dask by a task on each node2 worker that takes the node1
+    worker's future (worker to worker); and by a pull to the client and
+    a push, the only way ipyparallel has. plexa says how many MiB
+    crossed its controller for the ref.
 
-Only plexa: ipyparallel and Dask have no launcher for this bed.
+Each system runs on a bed of its own, one after the other; plexa's
+engines are started by its ssh launcher, the peers' by their own
+commands run in the nodes' namespaces.
 """
 
 import json
 import os
 import sys
+import time
 import traceback
 
 from plxbench.common import (
@@ -29,22 +35,45 @@ from plxbench.common import (
 )
 
 W12 = '12 cross-host'
-GATHER_CASE = 'gather %s from 4 engines on 2 hosts, %s'
-GATHER_CTL_CASE = 'gather %s, direct: the controller received'
-SCATTER_CASE = 'scatter %s over 4 engines on 2 hosts, %s'
-SCATTER_CTL_CASE = 'scatter %s, direct: the controller sent'
-REF_CASE = 'plexa.ref %s from node1 to 2 engines on node2'
-REF_PP_CASE = 'pull %s to the client + push to 2 engines on node2'
-REF_CTL_CASE = 'plexa.ref %s: bytes through the controller'
+GATHER_CASE = 'gather %s from 4 engines on 2 hosts'
+GATHER_VIA_CASE = 'gather %s from 4 engines on 2 hosts, through the controller'
+GATHER_CTL_CASE = 'gather %s: what the controller received'
+SCATTER_CASE = 'scatter %s over 4 engines on 2 hosts'
+SCATTER_VIA_CASE = 'scatter %s over 4 engines on 2 hosts, through the controller'
+SCATTER_CTL_CASE = 'scatter %s: what the controller sent'
+REF_CASE = '%s from node1 to 2 engines on node2, engine to engine'
+REF_PP_CASE = '%s from node1 to 2 engines on node2, a pull to the client and a push'
+REF_CTL_CASE = '%s from node1 to node2 by plexa.ref: bytes through the controller'
+SCHED_PORT = 8786
 
-# Runs on login; argv: bytes, repetitions, the status page's file.
-SCRIPT = r'''
-import json, sys, time, urllib.request
-import numpy, plexa
+# Run on login: timed(name, fn) keeps fn's time from the second run on
+# (the first warms up); the scripts below define it first.
+COMMON = r'''
+import json, sys, time
+import numpy
+size, repeat = int(sys.argv[1]), int(sys.argv[2])
+n = size // 8
+want = numpy.arange(n, dtype='f8')
+out = {}
+WHERE = ("import subprocess\n"
+         "where = subprocess.run(['ip', '-o', '-4', 'addr', 'show', 'cluster'], "
+         "capture_output=True, text=True).stdout.split()[3].split('/')[0]")
+
+
+def timed(name, fn, keep=True):
+    t0 = time.perf_counter()
+    v = fn()
+    t = time.perf_counter() - t0
+    if keep:
+        out.setdefault(name, []).append(t)
+    return v
+'''
+
+PLEXA = COMMON + r'''
+import urllib.request
+import plexa
 from plexa import client
-
-size, repeat, status = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-url = open(status).read().strip().replace('/?', '/status.json?')
+url = open(sys.argv[3]).read().strip().replace('/?', '/status.json?')
 
 
 def ctl():
@@ -54,76 +83,136 @@ def ctl():
 
 
 direct, relay = client.MultiEngineClient(), client.MultiEngineClient(direct=False)
-direct.execute("import subprocess\n"
-               "where = subprocess.run(['ip', '-o', '-4', 'addr', 'show', 'cluster'], "
-               "capture_output=True, text=True).stdout.split()[3].split('/')[0]")
+direct.execute(WHERE)
 w = dict(zip(direct.get_ids(), direct.pull('where')))
 src = min(i for i in w if w[i] == '10.231.2.11')
 dst = sorted(i for i in w if w[i] == '10.231.2.12')
-n = size // 8
-want = numpy.arange(n, dtype='f8')
 direct.scatter('x', want)
 direct.execute('import numpy; big = numpy.arange(%d, dtype="f8")' % n, targets=src)
-out = dict(gather_direct=[], gather_relay=[], gather_ctl=[], scatter_direct=[],
-           scatter_relay=[], scatter_ctl=[], ref=[], pull_push=[], ref_ctl=[])
-for rep in range(repeat + 1):          # the first is a warm-up
-    got = {}
-    for name, m in (('direct', direct), ('relay', relay)):
-        r0, _ = ctl()
-        t0 = time.perf_counter()
-        g = m.gather('x')
-        t = time.perf_counter() - t0
-        r1, _ = ctl()
+for rep in range(repeat + 1):
+    keep = rep > 0
+    for name, m in (('', direct), (' via', relay)):
+        r0, s0 = ctl()
+        g = timed('gather' + name, lambda: m.gather('x'), keep)
+        r1, s1 = ctl()
         assert (g == want).all()
-        got[name] = (size / t / 1e6, (r1 - r0) / 2**20)
-        _, s0 = ctl()
-        t0 = time.perf_counter()
-        m.scatter('y', want)
-        t = time.perf_counter() - t0
-        _, s1 = ctl()
-        got['scatter ' + name] = (size / t / 1e6, (s1 - s0) / 2**20)
+        timed('scatter' + name, lambda: m.scatter('x', want), keep)
+        r2, s2 = ctl()
+        if keep and not name:
+            out.setdefault('gather ctl', []).append((r1 - r0) / 2**20)
+            out.setdefault('scatter ctl', []).append((s2 - s1) / 2**20)
     r0, s0 = ctl()
-    t0 = time.perf_counter()
-    direct.push({'c': plexa.ref('big', engine=src)}, targets=dst)
-    t_ref = time.perf_counter() - t0
+    timed('ref', lambda: direct.push({'c': plexa.ref('big', engine=src)}, targets=dst), keep)
     r1, s1 = ctl()
-    t0 = time.perf_counter()
-    v = direct.pull('big', targets=src)[0]
-    direct.push({'d': v}, targets=dst)
-    t_pp = time.perf_counter() - t0
-    del v
+    if keep:
+        out.setdefault('ref ctl', []).append((r1 - r0 + s1 - s0) / 2**20)
+    timed('pull push', lambda: direct.push({'d': direct.pull('big', targets=src)[0]},
+                                           targets=dst), keep)
     direct.execute('ok = bool((c == d).all() and c[-1] == %d)' % (n - 1), targets=dst)
     assert direct.pull('ok', targets=dst) == [True, True]
-    if rep:
-        out['gather_direct'].append(got['direct'][0])
-        out['gather_relay'].append(got['relay'][0])
-        out['gather_ctl'].append(got['direct'][1])
-        out['scatter_direct'].append(got['scatter direct'][0])
-        out['scatter_relay'].append(got['scatter relay'][0])
-        out['scatter_ctl'].append(got['scatter direct'][1])
-        out['ref'].append(t_ref)
-        out['pull_push'].append(t_pp)
-        out['ref_ctl'].append((r1 - r0 + s1 - s0) / 2**20)
+print(json.dumps(out))
+'''
+
+IPP = COMMON + r'''
+import ipyparallel as ipp
+rc = ipp.Client(profile_dir=sys.argv[3], timeout=60)
+rc.wait_for_engines(4, timeout=120)
+dv = rc[:]
+dv.execute(WHERE, block=True)
+w = dict(zip(rc.ids, dv.pull('where', block=True)))
+src = min(i for i in w if w[i] == '10.231.2.11')
+dst = sorted(i for i in w if w[i] == '10.231.2.12')
+dv.scatter('x', want, block=True)
+rc[src].execute('import numpy; big = numpy.arange(%d, dtype="f8")' % n, block=True)
+for rep in range(repeat + 1):
+    keep = rep > 0
+    g = timed('gather', lambda: dv.gather('x', block=True), keep)
+    assert (g == want).all()
+    timed('scatter', lambda: dv.scatter('x', want, block=True), keep)
+    timed('pull push', lambda: rc[dst].push({'d': rc[src].pull('big', block=True)}, block=True),
+          keep)
+    assert all(rc[dst].apply_sync(lambda: bool(d[-1] == d.size - 1)))
+rc.close()
+print(json.dumps(out))
+'''
+
+DASK = COMMON + r'''
+from distributed import Client, wait
+client = Client(sys.argv[3], timeout=60)
+client.wait_for_workers(4, timeout=120)
+workers = sorted(client.scheduler_info()['workers'])
+on1 = [a for a in workers if '10.231.2.11' in a]
+on2 = [a for a in workers if '10.231.2.12' in a]
+parts = numpy.array_split(want, len(workers))
+futs = [client.scatter(p, workers=[a], hash=False) for p, a in zip(parts, workers)]
+
+
+def make(n):
+    import numpy
+    return numpy.arange(n, dtype='f8')
+
+
+def last(a):
+    return float(a[-1])
+
+
+for rep in range(repeat + 1):
+    keep = rep > 0
+    g = timed('gather', lambda: numpy.concatenate(client.gather(futs)), keep)
+    assert (g == want).all()
+    futs = timed('scatter', lambda: [client.scatter(p, workers=[a], hash=False)
+                                     for p, a in zip(parts, workers)], keep)
+    big = client.submit(make, n, workers=on1, pure=False)
+    wait(big)
+
+    def e2e():
+        got = [client.submit(last, big, workers=[a], pure=False) for a in on2]
+        return client.gather(got)
+    assert timed('ref', e2e, keep) == [n - 1.0] * 2
+
+    def pull_push():
+        v = big.result()
+        return [client.scatter(v, workers=[a], hash=False) for a in on2]
+    timed('pull push', pull_push, keep)
+    del big
+client.close()
 print(json.dumps(out))
 '''
 
 
 def specs(P):
     sz = size_name(P.field_bytes)
-    return [Spec(W12, GATHER_CASE % (sz, 'direct'), 'plexa', "mec.gather('x')", 'MB/s', True),
-            Spec(W12, GATHER_CASE % (sz, 'through the controller'), 'plexa',
-                 "MultiEngineClient(direct=False).gather('x')", 'MB/s', True),
-            Spec(W12, GATHER_CTL_CASE % sz, 'plexa', 'status page bytes_received', 'MiB',
-                 False),
-            Spec(W12, SCATTER_CASE % (sz, 'direct'), 'plexa', "mec.scatter('y', a)", 'MB/s',
+    s = [Spec(W12, GATHER_CASE % sz, 'plexa', "mec.gather('x')", 'MB/s', True),
+         Spec(W12, GATHER_VIA_CASE % sz, 'plexa', "MultiEngineClient(direct=False).gather('x')",
+              'MB/s', True),
+         Spec(W12, GATHER_CTL_CASE % sz, 'plexa', 'status page bytes_received', 'MiB', False),
+         Spec(W12, SCATTER_CASE % sz, 'plexa', "mec.scatter('x', a)", 'MB/s', True),
+         Spec(W12, SCATTER_VIA_CASE % sz, 'plexa',
+              "MultiEngineClient(direct=False).scatter('x', a)", 'MB/s', True),
+         Spec(W12, SCATTER_CTL_CASE % sz, 'plexa', 'status page bytes_sent', 'MiB', False),
+         Spec(W12, REF_CASE % sz, 'plexa', "mec.push({'c': plexa.ref('big', engine=src)})",
+              's', False),
+         Spec(W12, REF_PP_CASE % sz, 'plexa', 'mec.pull + mec.push', 's', False),
+         Spec(W12, REF_CTL_CASE % sz, 'plexa', 'status page bytes', 'MiB', False)]
+    return s
+
+
+def peer_specs(P, system):
+    sz = size_name(P.field_bytes)
+    if system == 'ipyparallel':
+        return [Spec(W12, GATHER_CASE % sz, system, "rc[:].gather('x')", 'MB/s', True),
+                Spec(W12, SCATTER_CASE % sz, system, "rc[:].scatter('x', a)", 'MB/s', True),
+                Spec(W12, REF_PP_CASE % sz, system, 'rc[src].pull + rc[dst].push', 's', False)]
+    return [Spec(W12, GATHER_CASE % sz, system, 'client.gather(futures)', 'MB/s', True),
+            Spec(W12, SCATTER_CASE % sz, system, 'client.scatter(piece, workers=[w])', 'MB/s',
                  True),
-            Spec(W12, SCATTER_CASE % (sz, 'through the controller'), 'plexa',
-                 "MultiEngineClient(direct=False).scatter('y', a)", 'MB/s', True),
-            Spec(W12, SCATTER_CTL_CASE % sz, 'plexa', 'status page bytes_sent', 'MiB', False),
-            Spec(W12, REF_CASE % sz, 'plexa', "mec.push({'c': plexa.ref('big', engine=src)})",
-                 's', False),
-            Spec(W12, REF_PP_CASE % sz, 'plexa', 'mec.pull + mec.push', 's', False),
-            Spec(W12, REF_CTL_CASE % sz, 'plexa', 'status page bytes', 'MiB', False)]
+            Spec(W12, REF_CASE % sz, system, 'client.submit(f, future, workers=node2)', 's',
+                 False),
+            Spec(W12, REF_PP_CASE % sz, system, 'future.result() + client.scatter', 's', False)]
+
+
+def rates(out, key, size):
+    return [size / t / 1e6 for t in out[key]]
 
 
 class Hosts(object):
@@ -135,30 +224,54 @@ class Hosts(object):
     def run(self, R):
         P = self.ctx.params
         sys.path.insert(0, os.path.join(REPO, 'tests', 'field'))
-        from testbed import Testbed, can_build
+        from testbed import can_build
         why = can_build()
-        if why:
-            R.fail_all(specs(P), 'n/a', 'not available: %s' % why)
-            return
-        bed = Testbed(os.path.join(self.ctx.tmp, 'hosts'))
+        for system, measure, sp in (('plexa', self.plexa, specs(P)),
+                                    ('ipyparallel', self.ipp, peer_specs(P, 'ipyparallel')),
+                                    ('dask', self.dask, peer_specs(P, 'dask'))):
+            if why:
+                R.fail_all(sp, 'n/a', 'not available: %s' % why)
+                continue
+            try:
+                out = self.on_bed(system, measure)
+            except Exception as e:
+                reraise_if_interrupted(e)
+                log(traceback.format_exc().rstrip())
+                R.fail_all(sp, 'error', '%s: %s' % (type(e).__name__, str(e)[:200]))
+                continue
+            for spec, values in zip(sp, self.values(system, out)):
+                R.add(spec, values)
+
+    def values(self, system, out):
+        size = self.ctx.params.field_bytes
+        if system == 'plexa':
+            return [rates(out, 'gather', size), rates(out, 'gather via', size), out['gather ctl'],
+                    rates(out, 'scatter', size), rates(out, 'scatter via', size),
+                    out['scatter ctl'], out['ref'], out['pull push'], out['ref ctl']]
+        if system == 'ipyparallel':
+            return [rates(out, 'gather', size), rates(out, 'scatter', size), out['pull push']]
+        return [rates(out, 'gather', size), rates(out, 'scatter', size), out['ref'],
+                out['pull push']]
+
+    def on_bed(self, system, measure):
+        from testbed import Testbed
+        bed = Testbed(os.path.join(self.ctx.tmp, 'hosts-' + system))
         try:
             bed.build()
-            out = self.measure(bed)
-        except Exception as e:
-            reraise_if_interrupted(e)
-            log(traceback.format_exc().rstrip())
-            R.fail_all(specs(P), 'error', '%s: %s' % (type(e).__name__, str(e)[:200]))
-            return
+            return measure(bed)
         finally:
             bed.teardown()
-        for spec, key in zip(specs(P), ('gather_direct', 'gather_relay', 'gather_ctl',
-                                        'scatter_direct', 'scatter_relay', 'scatter_ctl', 'ref',
-                                        'pull_push', 'ref_ctl')):
-            R.add(spec, out[key])
 
-    def measure(self, bed):
+    def script(self, bed, code, arg, env=None):
         P = self.ctx.params
-        root = os.path.join(self.ctx.tmp, 'hosts', 'plexa')
+        p = bed.run('login', [sys.executable, '-c', code, str(P.field_bytes), str(P.repeat), arg],
+                    env=env, timeout=P.timeout)
+        if p.returncode != 0:
+            raise RuntimeError((p.stderr.strip().splitlines() or ['failed'])[-1])
+        return json.loads(p.stdout)
+
+    def plexa(self, bed):
+        root = os.path.join(self.ctx.tmp, 'hosts-plexa', 'plexa')
         profile = os.path.join(root, 'profile_default')
         os.makedirs(profile, mode=0o700)
         with open(os.path.join(profile, 'cluster.conf'), 'w') as f:
@@ -175,10 +288,48 @@ class Hosts(object):
             raise RuntimeError('ipcluster start on login: %s' % (p.stderr or p.stdout)[-300:])
         try:
             status = os.path.join(profile, 'security', 'ipcontroller-status.http')
-            p = bed.run('login', [sys.executable, '-c', SCRIPT, str(P.field_bytes),
-                                  str(P.repeat), status], env=env, timeout=P.timeout)
-            if p.returncode != 0:
-                raise RuntimeError((p.stderr.strip().splitlines() or ['failed'])[-1])
-            return json.loads(p.stdout)
+            return self.script(bed, PLEXA, status, env)
         finally:
             bed.run('login', [ipcluster, 'stop'], env=env, timeout=120)
+
+    def peer_env(self):
+        env = dict(os.environ)
+        env['PYTHONPATH'] = os.pathsep.join(p for p in env.get('PYTHONPATH', '').split(os.pathsep)
+                                            if p and 'build' not in p)
+        return env
+
+    def ipp(self, bed):
+        profile = os.path.join(self.ctx.tmp, 'hosts-ipyparallel', 'profile')
+        os.makedirs(profile, mode=0o700)
+        env = self.peer_env()
+        bed.popen('login', ['/usr/bin/ipcontroller', '--ip=10.231.2.1',
+                            '--profile-dir=%s' % profile, '--log-level=WARN'], env=env)
+        engine_file = os.path.join(profile, 'security', 'ipcontroller-engine.json')
+        self.wait_for(lambda: os.path.exists(engine_file), 'ipcontroller wrote no connection file')
+        for node in ('node1', 'node2'):
+            for _ in range(2):
+                bed.popen(node, ['/usr/bin/ipengine', '--profile-dir=%s' % profile,
+                                 '--log-level=WARN'], env=env)
+        return self.script(bed, IPP, profile, env)
+
+    def dask(self, bed):
+        env = self.peer_env()
+        env['DASK_DISTRIBUTED__WORKER__DAEMON'] = 'False'
+        bed.popen('login', ['/usr/bin/dask', 'scheduler', '--host', '10.231.2.1', '--port',
+                            str(SCHED_PORT), '--no-dashboard'], env=env)
+        addr = 'tcp://10.231.2.1:%d' % SCHED_PORT
+        self.wait_for(lambda: bed.connects('login', '10.231.2.1', SCHED_PORT),
+                      'the Dask scheduler does not listen')
+        for node in ('node1', 'node2'):
+            bed.popen(node, ['/usr/bin/dask', 'worker', addr, '--nworkers', '2', '--nthreads',
+                             '1', '--no-dashboard', '--host', bed.addr(node, 'cluster')],
+                      env=env)
+        return self.script(bed, DASK, addr, env)
+
+    @staticmethod
+    def wait_for(cond, why, timeout=60):
+        end = time.time() + timeout
+        while not cond():
+            if time.time() > end:
+                raise RuntimeError(why)
+            time.sleep(0.2)

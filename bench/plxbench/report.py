@@ -337,22 +337,17 @@ def issue22_targets(R, ctx=None):
 def cross_host_targets(out, P):
     """Workload 12's: what crosses the controller between hosts."""
     sz = size_name(P.field_bytes)
-    v = out.med('plexa', hosts.REF_CTL_CASE % sz)
-    out.add('cross-host: plexa.ref %s from node1 to node2 does not cross the controller '
-            '(< 1 MiB through it)' % sz, v, v is not None and v < 1, '%s MiB' % fmt(v),
-            case=hosts.REF_CTL_CASE % sz)
+    for case, what in ((hosts.REF_CTL_CASE % sz, 'plexa.ref %s from node1 to node2' % sz),
+                       (hosts.GATHER_CTL_CASE % sz,
+                        'gather %s from engines on 2 hosts' % sz),
+                       (hosts.SCATTER_CTL_CASE % sz, 'scatter %s to engines on 2 hosts' % sz)):
+        v = out.med('plexa', case)
+        out.add('cross-host: %s does not cross the controller (< 1 MiB through it)' % what, v,
+                v is not None and v < 1, '%s MiB' % fmt(v), case=case)
     v, w = out.med('plexa', hosts.REF_CASE % sz), out.med('plexa', hosts.REF_PP_CASE % sz)
-    out.add('cross-host: ... and is faster than a pull to the client and a push', v,
-            v is not None and w is not None and v < w, '%s s (pull + push: %s s)'
-            % (fmt(v), fmt(w)), case=hosts.REF_CASE % sz)
-    v = out.med('plexa', hosts.GATHER_CTL_CASE % sz)
-    out.add('cross-host: gather %s from engines on 2 hosts does not cross the controller '
-            '(< 1 MiB through it)' % sz, v, v is not None and v < 1, '%s MiB' % fmt(v),
-            case=hosts.GATHER_CTL_CASE % sz)
-    v = out.med('plexa', hosts.SCATTER_CTL_CASE % sz)
-    out.add('cross-host: scatter %s to engines on 2 hosts does not cross the controller '
-            '(< 1 MiB through it)' % sz, v, v is not None and v < 1, '%s MiB' % fmt(v),
-            case=hosts.SCATTER_CTL_CASE % sz)
+    out.add('cross-host: plexa.ref %s from node1 to node2 is faster than a pull to the client '
+            'and a push' % sz, v, v is not None and w is not None and v < w,
+            '%s s (pull + push: %s s)' % (fmt(v), fmt(w)), case=hosts.REF_CASE % sz)
 
 
 # Workload 10's table: the bulk cases on plexa's three paths and the peers.

@@ -311,8 +311,13 @@ static int start_listening(plx_serve_t *s, const char *transport, const char *ho
     ev_timer_init(&s->sweep, sweep_cb, SWEEP_S, SWEEP_S);
     s->sweep.data = s;
     ev_timer_start(s->loop, &s->sweep);
-    PLX_INFO("serving values to other %s on %s:%u", strcmp(s->what, "client") == 0 ?
-             "processes" : "engines", host, (unsigned)plx_listener_port(s->listener));
+    /* An engine's log is a file; a client's is the user's terminal. */
+    if (strcmp(s->what, "client") == 0)
+        PLX_DEBUG("serving values to engines on %s:%u", host,
+                  (unsigned)plx_listener_port(s->listener));
+    else
+        PLX_INFO("serving values to other engines on %s:%u", host,
+                 (unsigned)plx_listener_port(s->listener));
     return PLX_OK;
 }
 
@@ -340,7 +345,8 @@ void plx_serve_on_wake(plx_serve_t *s, struct ev_loop *loop)
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     if (rc != PLX_OK)
-        PLX_INFO("values are not served to other processes directly: %s", err.msg);
+        PLX_INFO("values are not served to other processes directly (they go through the "
+                 "controller): %s", err.msg);
 }
 
 /* ---- life ------------------------------------------------------------------- */
