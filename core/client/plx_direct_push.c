@@ -32,7 +32,7 @@
 #include "plx_serve.h"
 #include "plx_url.h"
 
-#define DIRECT_MIN   (1u << 20)   /* bytes: smaller pieces are not worth a connection */
+#define DIRECT_MIN   (8u << 20)   /* bytes: as plx_mec_direct.c's, for the same reason */
 #define OFFER_TTL_S  60.0         /* an engine that never came (it died) */
 
 struct plx_direct_push {

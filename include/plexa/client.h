@@ -168,9 +168,9 @@ PLX_API void plx_client_set_timeout(plx_client_t *c, double timeout_s);
 
 /*
  * Direct transfers (on by default; off through an ssh tunnel): pulls and
- * gathers fetch values of 1 MiB or more from each engine that serves them
+ * gathers fetch values of 8 MiB or more from each engine that serves them
  * (TLS, a one-time ticket from the controller), and plx_client_scatter's
- * pieces of 1 MiB or more are fetched by each engine from this client,
+ * pieces of 8 MiB or more are fetched by each engine from this client,
  * not sent through the controller. An engine that cannot be reached gets
  * its values through the controller instead, and so does everything
  * after. on 0 turns them off.

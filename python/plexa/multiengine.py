@@ -109,9 +109,9 @@ class MultiEngineClient(object):
     token stay end to end. A tunnel that cannot be made raises
     ConnectionError with ssh's own words, within ``timeout``.
 
-    ``direct``: pulls and gathers fetch values of 1 MiB or more from each
+    ``direct``: pulls and gathers fetch values of 8 MiB or more from each
     engine itself (TLS, a one-time ticket the controller issues), and a
-    blocking scatter's pieces of 1 MiB or more are fetched by each engine
+    blocking scatter's pieces of 8 MiB or more are fetched by each engine
     from this client, so they never cross the controller. An engine that
     cannot be reached gets its values through the controller instead,
     and so does everything after; ``direct=False`` always goes through

@@ -113,7 +113,7 @@ static void test_direct_pull(void **state)
     assert_int_equal(a->tickets_asked, 1);
     assert_int_equal(b->tickets_asked, 1);
     assert_int_equal(c->tickets_asked, 1);
-    assert_int_equal(a->serve_min_seen, 1u << 20);
+    assert_int_equal(a->serve_min_seen, 8u << 20);
     assert_int_equal(a->serve_ttl_seen, 60);
     const char *ua = mr->replies[0]->serve_url, *ub = mr->replies[1]->serve_url;
     assert_non_null(ua);

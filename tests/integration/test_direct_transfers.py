@@ -2,7 +2,7 @@
 without shared memory.
 
 Pulls and gathers: the controller only issues one-time tickets; each
-engine that holds 1 MiB or more serves its values on its own TLS
+engine that holds 8 MiB or more serves its values on its own TLS
 listener, and the client fetches them side by side. Blocking scatters:
 the client serves each engine its piece, and the engine fetches it. Each
 test checks the values that arrive and how many bytes the controller
@@ -76,7 +76,13 @@ def test_pull_and_gather_skip_the_controller(two):
 
 
 def test_small_values_and_errors_come_as_before(two):
+    """Values under 8 MiB an engine answers with, as before; an error is
+    the engine's error; a pending pull gets the values as they were."""
     c, m = two
+    before = received_from_engines_mib(c)
+    m.execute("import numpy; mid = numpy.ones(2**19)")   # 4 MiB: not worth a connection
+    assert all((g == 1).all() for g in m.pull("mid"))
+    assert received_from_engines_mib(c) - before >= 7
     m.execute("import numpy; big = numpy.ones(2**20); small = 3")
     assert m.pull(["small", "big"], targets=[0])[0][0] == 3
     with pytest.raises(Exception) as e:
@@ -160,8 +166,10 @@ def test_scatter_of_objects_that_pickle(two):
     """Pieces that are not arrays (a list of big bytes) are served too:
     what the engine fetches is what a push would carry."""
     c, m = two
-    parts = [bytes([i]) * (1 << 20) for i in range(4)]
+    parts = [bytes([i]) * (5 << 20) for i in range(4)]   # 10 MiB per engine
+    before = sent_to_engines_mib(c)
     m.scatter("p", parts)
-    m.execute("ok = all(len(b) == 2**20 for b in p)")
+    assert sent_to_engines_mib(c) - before < 4
+    m.execute("ok = all(len(b) == 5 * 2**20 for b in p)")
     assert m.pull("ok") == [True, True]
     assert m.gather("p") == parts

@@ -62,7 +62,7 @@ PLX_API int plx_rq_push(plx_client_t *c, const plx_targets_t *t, const char *con
                         const plx_value_t *const *values, size_t n, plx_request_t **req,
                         plx_err_t *err);
 /* plx_rq_push for a caller that waits for the push at once (a blocking
- * scatter's piece): to one engine, values of 1 MiB and more are served by
+ * scatter's piece): to one engine, values of 8 MiB and more are served by
  * this client and fetched by the engine, not sent through the controller;
  * an engine that cannot fetch them gets them pushed again through the
  * controller before the request completes (docs/shared-memory.md). */
