@@ -203,12 +203,19 @@ static void report(const swarm_t *sw, const char *path)
     printf("engine-swarm: %d of %d engines registered; first Welcome after %.3f s, last "
            "after %.3f s\n", sw->welcomed, sw->n, sw->t_first, sw->t_last);
     fflush(stdout);
-    FILE *f = path ? fopen(path, "w") : NULL;
-    if (f) {
-        fprintf(f, "{\"engines\": %d, \"registered\": %d, \"first_s\": %.4f, \"all_s\": %.4f}\n",
-                sw->n, sw->welcomed, sw->t_first, sw->t_last);
-        fclose(f);
-    }
+    if (!path)
+        return;
+    /* Written beside it and renamed: whoever waits for the file to appear
+     * reads it whole. */
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return;
+    fprintf(f, "{\"engines\": %d, \"registered\": %d, \"first_s\": %.4f, \"all_s\": %.4f}\n",
+            sw->n, sw->welcomed, sw->t_first, sw->t_last);
+    if (fclose(f) == 0)
+        rename(tmp, path);
 }
 
 int main(int argc, char **argv)
