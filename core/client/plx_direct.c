@@ -148,7 +148,7 @@ static void check_fetched(part_t *p)
 
 /* ---- pulling again through the controller ---------------------------------------- */
 
-static int wait_stoppable(plx_request_t *r, const atomic_int *stop)
+int plx_direct_wait(plx_request_t *r, const atomic_int *stop)
 {
     while (!plx_request_done(r)) {
         if (atomic_load(stop))
@@ -179,7 +179,7 @@ static plx_request_t *pull_again(plx_client_t *c, const plx_direct_keys_t *keys,
     int rc = !ids || !tickets || !keys ? plx_err_set(&err, PLX_ENOMEM, "out of memory")
            : !k ? PLX_OK : plx_rq_pull_ending(c, &t, (const char *const *)keys->keys, keys->n,
                                               tickets, k, &r, &err);
-    if (rc == PLX_OK && r && (rc = wait_stoppable(r, stop)) == PLX_OK)
+    if (rc == PLX_OK && r && (rc = plx_direct_wait(r, stop)) == PLX_OK)
         rc = plx_request_reply(r, &m, &env, &err);
     if (rc == PLX_OK && r && (env->body_case != PLEXA__ENVELOPE__BODY_MULTI_REPLY ||
                               env->multi_reply->n_replies != k))
@@ -190,10 +190,7 @@ static plx_request_t *pull_again(plx_client_t *c, const plx_direct_keys_t *keys,
             continue;
         if (rc == PLX_OK) {
             p->got = env->multi_reply->replies[j++];
-            p->msg = plx_msg_new(0);
-            for (uint32_t b = 0; p->msg && b < m->nbufs; b++)
-                if (plx_msg_add_buf(p->msg, m->bufs[b]) != PLX_OK)
-                    plx_msg_destroy(&p->msg);
+            p->msg = plx_msg_share(m);   /* its buffers: the EngineReply indexes them */
             if (!p->msg)
                 p->got = NULL;
             else

@@ -17,6 +17,10 @@ typedef struct plx_direct_keys plx_direct_keys_t;
 plx_direct_keys_t *plx_direct_keys_of(const Plexa__Envelope *env);
 void plx_direct_keys_free(plx_direct_keys_t **k);
 
+/* Wait for r on a direct transfer's thread: PLX_OK once done, PLX_ECLOSED
+ * as soon as *stop is set (the client is closing). */
+int  plx_direct_wait(plx_request_t *r, const atomic_int *stop);
+
 /* Whether a reply names values to fetch (an EngineReply with serve_url). */
 int  plx_direct_wanted(const Plexa__Envelope *env);
 

@@ -55,29 +55,6 @@ void plx_direct_push_free(plx_direct_push_t **dpp)
     free(dp);
 }
 
-static uint64_t payload(const plx_msg_t *m)
-{
-    uint64_t n = 0;
-    for (uint32_t i = 0; i < m->nbufs; i++)
-        n += m->bufs[i]->len;
-    return n;
-}
-
-/* Another message with m's envelope and buffers (referenced). */
-static plx_msg_t *msg_share(const plx_msg_t *m)
-{
-    plx_msg_t *c = plx_msg_new(m->env_len);
-    if (!c)
-        return NULL;
-    memcpy(plx_msg_env(c), plx_msg_env(m), m->env_len);
-    for (uint32_t i = 0; i < m->nbufs; i++)
-        if (plx_msg_add_buf(c, m->bufs[i]) != PLX_OK) {
-            plx_msg_destroy(&c);
-            return NULL;
-        }
-    return c;
-}
-
 /* The frame a peer is served: the push's values as a pull's reply. */
 static plx_msg_t *frame_of(const plx_rqb_t *b)
 {
@@ -135,13 +112,13 @@ static plx_direct_push_t *serve_values(plx_client_t *c, plx_rqb_t *b)
 {
     char transport[16], host[64], zeros[320], url[600];
     int only = 1;
-    if (!plx_client_direct_wanted(c) || payload(b->bufs) < DIRECT_MIN ||
+    if (!plx_client_direct_wanted(c) || plx_msg_payload(b->bufs) < DIRECT_MIN ||
         holds_ref(&b->body.push) ||
         plx_client_serve_where(c, transport, sizeof transport, host, sizeof host, &only)
             != PLX_OK)
         return NULL;
     plx_direct_push_t *dp = dp_new(b);
-    plx_msg_t *offered = dp ? msg_share(dp->frame) : NULL;
+    plx_msg_t *offered = dp ? plx_msg_share(dp->frame) : NULL;
     char *ticket = dp ? dp->ticket : NULL;
     plx_err_t err = {0};
     plx_url_t u;
@@ -224,17 +201,13 @@ void plx_direct_push_again(plx_client_t *c, plx_request_t *req, int32_t engine_i
             rc = plx_rqb_submit(c, &b, &r, &err);
         plx_rqb_clear(&b);
     }
-    while (rc == PLX_OK && !plx_request_done(r)) {
-        if (atomic_load(stop))
-            rc = plx_err_set(&err, PLX_ECLOSED, "the client closed");
-        else
-            plx_request_wait(r, 0.1, NULL);
-    }
+    if (rc == PLX_OK && plx_direct_wait(r, stop) != PLX_OK)
+        rc = plx_err_set(&err, PLX_ECLOSED, "the client closed");
     const plx_msg_t *m = NULL;
     const Plexa__Envelope *renv = NULL;
     if (rc == PLX_OK)
         rc = plx_request_reply(r, &m, &renv, &err);
-    plx_msg_t *copy = rc == PLX_OK ? msg_share(m) : NULL;
+    plx_msg_t *copy = rc == PLX_OK ? plx_msg_share(m) : NULL;
     Plexa__Envelope *cenv = copy ? plx_envelope_unpack(copy, &err) : NULL;
     if (cenv)
         plx_request_complete(req, copy, cenv);

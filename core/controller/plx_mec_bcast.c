@@ -64,14 +64,6 @@ typedef struct mbcast {
 
 /* ---- planning ------------------------------------------------------------- */
 
-static uint64_t payload(const plx_msg_t *m)
-{
-    uint64_t n = 0;
-    for (uint32_t b = 0; b < m->nbufs; b++)
-        n += m->bufs[b]->len;
-    return n;
-}
-
 /* The push's names, if every value is native (no pickle: what a parent
  * serves is data, never code its children run) and no name repeats: what
  * a Pull on a target gives back is then the push itself. */
@@ -202,7 +194,7 @@ int mbcast_start(plx_controller_t *c, mreq_t *r, plx_msg_t **m, Plexa__Envelope 
     if (!c->opts.direct_transfers || (*env)->body_case != PLEXA__ENVELOPE__BODY_PUSH ||
         !(*env)->push->n_values || r->n < 2)
         return 0;
-    uint64_t bytes = payload(*m);
+    uint64_t bytes = plx_msg_payload(*m);
     if (!bytes || bytes < c->opts.broadcast_min)
         return 0;
     mbcast_t *b = bcast_new((*env)->push, r->n);

@@ -480,14 +480,6 @@ static int snapshot(plx_msg_t *bufs)
     return PLX_OK;
 }
 
-static uint64_t payload_bytes(const plx_msg_t *m)
-{
-    uint64_t n = 0;
-    for (uint32_t b = 0; m && b < m->nbufs; b++)
-        n += m->bufs[b]->len;
-    return n;
-}
-
 /* The pulled values in r go to the peers holding p's tickets instead of
  * the controller, which is told where they are. Without an endpoint of
  * its own the engine answers with the values, as for any pull. */
@@ -535,7 +527,7 @@ static void serve_pull(plx_engine_t *e, const plx_engine_req_t *q, reply_t *r)
     else
         pull_values(r, PyTuple_GET_ITEM(res, 0), p->n_keys);
     Py_XDECREF(res);
-    if (p->n_tickets && !r->rep.error && payload_bytes(r->bufs) >= p->serve_min)
+    if (p->n_tickets && !r->rep.error && plx_msg_payload(r->bufs) >= p->serve_min)
         serve_directly(e, p, r);
 }
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@ struct plx_serve {
     plx_serve_wake_fn  wake;
     void              *wake_ud;
     pthread_mutex_t    mu;
+    atomic_int         asked;       /* an offer wants a listener: the loop's wake looks */
     /* under mu */
     pthread_cond_t     cv;          /* the listener's outcome */
     int                want_listen, listening, failed;
@@ -103,13 +105,7 @@ static plx_msg_t *offer_take_locked(plx_serve_t *s, const char *ticket, offer_t 
             if (!o->tickets[i][0] || !plx_token_equal(o->tickets[i], ticket))
                 continue;
             o->tickets[i][0] = '\0';
-            plx_msg_t *m = plx_msg_new(o->msg->env_len);
-            if (m) {
-                memcpy(plx_msg_env(m), plx_msg_env(o->msg), o->msg->env_len);
-                for (uint32_t b = 0; b < o->msg->nbufs; b++)
-                    if (plx_msg_add_buf(m, o->msg->bufs[b]) != PLX_OK)
-                        plx_msg_destroy(&m);
-            }
+            plx_msg_t *m = plx_msg_share(o->msg);
             if (--o->left == 0)
                 offer_unlink(op, dead);
             return m;
@@ -323,7 +319,9 @@ static int start_listening(plx_serve_t *s, const char *transport, const char *ho
 
 void plx_serve_on_wake(plx_serve_t *s, struct ev_loop *loop)
 {
-    if (!s)
+    /* Called on every wake of the owner's loop (a client's are per
+     * request): nothing to lock until an offer asked. */
+    if (!s || !atomic_load(&s->asked))
         return;
     pthread_mutex_lock(&s->mu);
     int want = s->want_listen && !s->listening && !s->failed;
@@ -342,6 +340,7 @@ void plx_serve_on_wake(plx_serve_t *s, struct ev_loop *loop)
     s->failed = rc != PLX_OK;
     snprintf(s->why, sizeof s->why, "%s", err.msg);
     snprintf(s->url, sizeof s->url, "%s", url);
+    atomic_store(&s->asked, 0);
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     if (rc != PLX_OK)
@@ -404,6 +403,7 @@ static void listen_locked(plx_serve_t *s, const char *transport, const char *hos
         snprintf(s->transport, sizeof s->transport, "%s", transport);
         snprintf(s->host, sizeof s->host, "%s", host);
     }
+    atomic_store(&s->asked, 1);
     s->wake(s->wake_ud);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);

@@ -651,3 +651,25 @@ int plx_decoder_commit(plx_decoder_t *d, size_t n, plx_msg_t **out, plx_err_t *e
         return plx_err_set(err, PLX_EINVAL, "frame: commit outside a body");
     return advance(d, out, err);
 }
+
+plx_msg_t *plx_msg_share(const plx_msg_t *m)
+{
+    plx_msg_t *c = plx_msg_new(m->env_len);
+    if (!c)
+        return NULL;
+    memcpy(plx_msg_env(c), plx_msg_env(m), m->env_len);
+    for (uint32_t i = 0; i < m->nbufs; i++)
+        if (plx_msg_add_buf(c, m->bufs[i]) != PLX_OK) {
+            plx_msg_destroy(&c);
+            return NULL;
+        }
+    return c;
+}
+
+uint64_t plx_msg_payload(const plx_msg_t *m)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; m && i < m->nbufs; i++)
+        n += m->bufs[i]->len;
+    return n;
+}

@@ -72,6 +72,13 @@ static inline uint8_t *plx_msg_env(const plx_msg_t *m) { return m->raw + PLX_FRA
 /* Append a buffer; takes a new reference (the caller keeps its own). */
 PLX_SHARED int plx_msg_add_buf(plx_msg_t *m, plx_buf_t *b);
 
+/* Another message with m's envelope and buffers (referenced, not copied);
+ * NULL on ENOMEM. */
+plx_msg_t *plx_msg_share(const plx_msg_t *m);
+
+/* The bytes of m's buffers, envelope and header not counted. */
+uint64_t plx_msg_payload(const plx_msg_t *m);
+
 /* Total bytes the frame occupies on the wire. */
 uint64_t plx_msg_wire_size(const plx_msg_t *m);
 
