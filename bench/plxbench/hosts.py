@@ -19,6 +19,13 @@ Each repetition, from a client on login, with a float64 array:
     a push, the only way ipyparallel has. plexa says how many MiB
     crossed its controller for the ref.
 
+Then every host's link is shaped to LINK (tc tbf on its egress, as a
+1 Gbit/s NIC would carry it) and the client pushes the array to all
+four engines: plexa as a pipelined tree of engines (the controller sends
+it once), ipyparallel from its hub to each engine, Dask by
+client.scatter(broadcast=True) (to one worker, then replicated). Shaped,
+the links and not this machine's cores set the pace, as on a cluster.
+
 Each system runs on a bed of its own, one after the other; plexa's
 engines are started by its ssh launcher, the peers' by their own
 commands run in the nodes' namespaces.
@@ -44,6 +51,9 @@ SCATTER_CTL_CASE = 'scatter %s: what the controller sent'
 REF_CASE = '%s from node1 to 2 engines on node2, engine to engine'
 REF_PP_CASE = '%s from node1 to 2 engines on node2, a pull to the client and a push'
 REF_CTL_CASE = '%s from node1 to node2 by plexa.ref: bytes through the controller'
+LINK = '1gbit'
+BCAST_CASE = 'push %s from login to 4 engines on 2 hosts, 1 Gbit/s links'
+BCAST_CTL_CASE = 'push %s to 4 engines on 2 hosts: what the controller sent'
 SCHED_PORT = 8786
 
 # Run on login: timed(name, fn) keeps fn's time from the second run on
@@ -110,6 +120,52 @@ for rep in range(repeat + 1):
                                            targets=dst), keep)
     direct.execute('ok = bool((c == d).all() and c[-1] == %d)' % (n - 1), targets=dst)
     assert direct.pull('ok', targets=dst) == [True, True]
+print(json.dumps(out))
+'''
+
+PLEXA_BCAST = COMMON + r'''
+import urllib.request
+from plexa import client
+url = open(sys.argv[3]).read().strip().replace('/?', '/status.json?')
+
+
+def sent():
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return sum(e['bytes_sent'] for e in json.load(r)['engines'])
+
+
+m = client.MultiEngineClient()
+for rep in range(repeat + 1):
+    keep = rep > 0
+    s0 = sent()
+    timed('bcast', lambda: m.push({'b': want}), keep)
+    if keep:
+        out.setdefault('bcast ctl', []).append((sent() - s0) / 2**20)
+m.execute('ok = bool(b[-1] == %d)' % (n - 1))
+assert m.pull('ok') == [True] * 4
+print(json.dumps(out))
+'''
+
+IPP_BCAST = COMMON + r'''
+import ipyparallel as ipp
+rc = ipp.Client(profile_dir=sys.argv[3], timeout=60)
+rc.wait_for_engines(4, timeout=120)
+for rep in range(repeat + 1):
+    timed('bcast', lambda: rc[:].push({'b': want}, block=True), rep > 0)
+assert all(rc[:].apply_sync(lambda: bool(b[-1] == b.size - 1)))
+rc.close()
+print(json.dumps(out))
+'''
+
+DASK_BCAST = COMMON + r'''
+from distributed import Client, wait
+client = Client(sys.argv[3], timeout=60)
+client.wait_for_workers(4, timeout=120)
+for rep in range(repeat + 1):
+    f = timed('bcast', lambda: client.scatter(want, broadcast=True, hash=False), rep > 0)
+    assert len(client.who_has([f])[f.key]) == 4
+    del f
+client.close()
 print(json.dumps(out))
 '''
 
@@ -193,7 +249,10 @@ def specs(P):
          Spec(W12, REF_CASE % sz, 'plexa', "mec.push({'c': plexa.ref('big', engine=src)})",
               's', False),
          Spec(W12, REF_PP_CASE % sz, 'plexa', 'mec.pull + mec.push', 's', False),
-         Spec(W12, REF_CTL_CASE % sz, 'plexa', 'status page bytes', 'MiB', False)]
+         Spec(W12, REF_CTL_CASE % sz, 'plexa', 'status page bytes', 'MiB', False),
+         Spec(W12, BCAST_CASE % sz, 'plexa', "mec.push({'b': a}): a pipelined tree", 's',
+              False),
+         Spec(W12, BCAST_CTL_CASE % sz, 'plexa', 'status page bytes_sent', 'MiB', False)]
     return s
 
 
@@ -202,13 +261,15 @@ def peer_specs(P, system):
     if system == 'ipyparallel':
         return [Spec(W12, GATHER_CASE % sz, system, "rc[:].gather('x')", 'MB/s', True),
                 Spec(W12, SCATTER_CASE % sz, system, "rc[:].scatter('x', a)", 'MB/s', True),
-                Spec(W12, REF_PP_CASE % sz, system, 'rc[src].pull + rc[dst].push', 's', False)]
+                Spec(W12, REF_PP_CASE % sz, system, 'rc[src].pull + rc[dst].push', 's', False),
+                Spec(W12, BCAST_CASE % sz, system, "rc[:].push({'b': a})", 's', False)]
     return [Spec(W12, GATHER_CASE % sz, system, 'client.gather(futures)', 'MB/s', True),
             Spec(W12, SCATTER_CASE % sz, system, 'client.scatter(piece, workers=[w])', 'MB/s',
                  True),
             Spec(W12, REF_CASE % sz, system, 'client.submit(f, future, workers=node2)', 's',
                  False),
-            Spec(W12, REF_PP_CASE % sz, system, 'future.result() + client.scatter', 's', False)]
+            Spec(W12, REF_PP_CASE % sz, system, 'future.result() + client.scatter', 's', False),
+            Spec(W12, BCAST_CASE % sz, system, 'client.scatter(a, broadcast=True)', 's', False)]
 
 
 def rates(out, key, size):
@@ -247,11 +308,13 @@ class Hosts(object):
         if system == 'plexa':
             return [rates(out, 'gather', size), rates(out, 'gather via', size), out['gather ctl'],
                     rates(out, 'scatter', size), rates(out, 'scatter via', size),
-                    out['scatter ctl'], out['ref'], out['pull push'], out['ref ctl']]
+                    out['scatter ctl'], out['ref'], out['pull push'], out['ref ctl'],
+                    out['bcast'], out['bcast ctl']]
         if system == 'ipyparallel':
-            return [rates(out, 'gather', size), rates(out, 'scatter', size), out['pull push']]
+            return [rates(out, 'gather', size), rates(out, 'scatter', size), out['pull push'],
+                    out['bcast']]
         return [rates(out, 'gather', size), rates(out, 'scatter', size), out['ref'],
-                out['pull push']]
+                out['pull push'], out['bcast']]
 
     def on_bed(self, system, measure):
         from testbed import Testbed
@@ -261,6 +324,19 @@ class Hosts(object):
             return measure(bed)
         finally:
             bed.teardown()
+
+    @staticmethod
+    def shape(bed):
+        """Every host's cluster link carries LINK from now on."""
+        for host in ('login', 'node1', 'node2'):
+            bed.run(host, ['tc', 'qdisc', 'replace', 'dev', 'cluster', 'root', 'tbf', 'rate',
+                           LINK, 'burst', '256kb', 'latency', '100ms'], check=True)
+
+    def shaped(self, bed, code, arg, env, out):
+        """out, with what code measures once the links are shaped."""
+        self.shape(bed)
+        out.update(self.script(bed, code, arg, env))
+        return out
 
     def script(self, bed, code, arg, env=None):
         P = self.ctx.params
@@ -288,7 +364,8 @@ class Hosts(object):
             raise RuntimeError('ipcluster start on login: %s' % (p.stderr or p.stdout)[-300:])
         try:
             status = os.path.join(profile, 'security', 'ipcontroller-status.http')
-            return self.script(bed, PLEXA, status, env)
+            return self.shaped(bed, PLEXA_BCAST, status, env,
+                               self.script(bed, PLEXA, status, env))
         finally:
             bed.run('login', [ipcluster, 'stop'], env=env, timeout=120)
 
@@ -310,7 +387,7 @@ class Hosts(object):
             for _ in range(2):
                 bed.popen(node, ['/usr/bin/ipengine', '--profile-dir=%s' % profile,
                                  '--log-level=WARN'], env=env)
-        return self.script(bed, IPP, profile, env)
+        return self.shaped(bed, IPP_BCAST, profile, env, self.script(bed, IPP, profile, env))
 
     def dask(self, bed):
         env = self.peer_env()
@@ -324,7 +401,7 @@ class Hosts(object):
             bed.popen(node, ['/usr/bin/dask', 'worker', addr, '--nworkers', '2', '--nthreads',
                              '1', '--no-dashboard', '--host', bed.addr(node, 'cluster')],
                       env=env)
-        return self.script(bed, DASK, addr, env)
+        return self.shaped(bed, DASK_BCAST, addr, env, self.script(bed, DASK, addr, env))
 
     @staticmethod
     def wait_for(cond, why, timeout=60):

@@ -344,6 +344,10 @@ def cross_host_targets(out, P):
         v = out.med('plexa', case)
         out.add('cross-host: %s does not cross the controller (< 1 MiB through it)' % what, v,
                 v is not None and v < 1, '%s MiB' % fmt(v), case=case)
+    v = out.med('plexa', hosts.BCAST_CTL_CASE % sz)
+    out.add('cross-host: a push of %s to 4 engines leaves the controller once (a tree)' % sz,
+            v, v is not None and v < 1.5 * P.field_bytes / 2**20, '%s MiB' % fmt(v),
+            case=hosts.BCAST_CTL_CASE % sz)
     v, w = out.med('plexa', hosts.REF_CASE % sz), out.med('plexa', hosts.REF_PP_CASE % sz)
     out.add('cross-host: plexa.ref %s from node1 to node2 is faster than a pull to the client '
             'and a push' % sz, v, v is not None and w is not None and v < w,

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "plx_bufpool.h"
+#include "plx_addr.h"
 #include "plx_conn.h"
 #include "plx_dial.h"
 #include "plx_envelope.h"
@@ -238,7 +239,7 @@ int plx_client_serve_where(plx_client_t *c, char *transport, size_t tlen, char *
      * engines on shared memory. */
     *only = !atomic_load(&c->shm);
     if (!*only || plx_sock_local_host(c->fd, host, hlen) != PLX_OK ||
-        strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0)
+        plx_addr_is_loopback(host))
         snprintf(host, hlen, "%s", c->url_host);
     return PLX_OK;
 }

@@ -91,19 +91,11 @@ void plx_direct_keys_free(plx_direct_keys_t **kp)
 static void prepare(part_t *p)
 {
     plx_err_t err = {0};
-    const plx_transport_ops *ops = NULL;
-    if (plx_url_parse(p->src->serve_url, &p->url, &err) == PLX_OK)
-        ops = plx_transport_find(p->url.transport, &err);
-    if (!ops) {
+    if (plx_fetch_from_url(&p->f, &p->url, p->src->serve_url, &err) != PLX_OK) {
+        p->f.ops = NULL;
         p->f.code = err.code ? err.code : PLX_EINVAL;
         snprintf(p->why, sizeof p->why, "%s", err.msg);
-        return;
     }
-    p->f.ops = ops;
-    p->f.host = p->url.host;
-    p->f.port = p->url.port;
-    p->f.fingerprint = p->url.fingerprint;
-    p->f.ticket = p->url.token;
 }
 
 /* Fetch every part that has a transport; the others failed already. */
@@ -135,14 +127,11 @@ static void check_fetched(part_t *p)
     plx_err_t err = {0};
     if (!p->msg)
         return;
-    p->env = plx_envelope_unpack(p->msg, &err);
-    if (p->env && p->env->body_case == PLEXA__ENVELOPE__BODY_ENGINE_REPLY) {
+    if ((p->env = plx_fetch_reply(p->msg, &err))) {
         p->got = p->env->engine_reply;
         return;
     }
-    snprintf(p->why, sizeof p->why, "%s", p->env ? "the engine served something other than "
-             "values" : err.msg);
-    plx_envelope_free(&p->env);
+    snprintf(p->why, sizeof p->why, "%s", err.msg);
     plx_msg_destroy(&p->msg);
 }
 

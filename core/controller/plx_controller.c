@@ -354,16 +354,6 @@ static void on_accept(plx_listener_t *l, void *handle, int fd, const char *addr,
 
 /* A loopback address written as one (127.0.0.0/8, ::1) or "localhost";
  * a name like 127.example.invalid is whatever DNS says, not loopback. */
-int ctl_is_loopback(const char *host)
-{
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (!host || !*host || strcmp(host, "localhost") == 0)
-        return 1;
-    if (inet_pton(AF_INET, host, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
-}
 
 /* TLS: make sure the profile has a key and certificate, pin its
  * fingerprint in the URLs. Plaintext only on loopback unless allowed. */
@@ -373,7 +363,7 @@ static int check_transport(plx_controller_t *c, plx_err_t *err)
     if (strcmp(o->transport, "tls") == 0)
         return plx_cert_ensure(c->profile.security_dir, c->cert_file, sizeof c->cert_file,
                                c->key_file, sizeof c->key_file, c->fingerprint, err);
-    if (strcmp(o->transport, "tcp") == 0 && !ctl_is_loopback(o->listen_host) && !o->allow_insecure)
+    if (strcmp(o->transport, "tcp") == 0 && !plx_addr_is_loopback(o->listen_host) && !o->allow_insecure)
         return plx_err_set(err, PLX_EINVAL,
                            "refusing plaintext tcp on %s, which is not a loopback address: "
                            "anyone on the network could read the traffic. Use transport = tls, "

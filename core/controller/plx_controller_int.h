@@ -12,6 +12,7 @@
 #define PLX_CONTROLLER_INT_H
 
 #include "plexa.pb-c.h"
+#include "plx_addr.h"
 #include "plx_conn.h"
 #include "plx_controller.h"
 #include "plx_listener.h"
@@ -297,12 +298,16 @@ typedef struct mserve {
     int       served;      /* the source serves them itself, at serve */
     plx_url_t serve;
 } mserve_t;
+/* Whether two network engines run on one host (where they connect from;
+ * for loopback ones, the host names they report). */
+int  mserve_one_host(const engine_t *a, const engine_t *b);
 /* Issue n tickets; PLX_ENOMEM (none issued) if that fails. */
 int  mserve_tickets(mserve_t *sv, size_t n);
 /* A fetch: a Pull of keys by the controller itself, for parent (its
- * fetch_idx-th), with sv's tickets if sv has any. NULL on ENOMEM. */
+ * fetch_idx-th), with sv's tickets if sv has any; relay: of the push
+ * that follows it, as that push arrives (Pull.relay). NULL on ENOMEM. */
 mreq_t *mserve_fetch(plx_controller_t *c, mreq_t *parent, int idx, int32_t engine_id,
-                     char **keys, size_t nkeys, const mserve_t *sv);
+                     char **keys, size_t nkeys, const mserve_t *sv, int relay);
 /* The source's answer url: accepted (sv->served) only where the engine
  * connects from; else PLX_EPROTO with why written. */
 int  mserve_accept(plx_controller_t *c, int32_t engine_id, mserve_t *sv, const char *url,
@@ -325,8 +330,8 @@ void mserve_clear(mserve_t *sv);
 /* Set r up as a tree if it is worth it (r->subs set, not yet queued):
  * takes *m and *env then. 0 if not (the caller fans out as usual). */
 int  mbcast_start(plx_controller_t *c, mreq_t *r, plx_msg_t **m, Plexa__Envelope **env);
-/* r's shares were queued: queue the fetches behind them. */
-void mbcast_queued(mreq_t *r);
+/* Queue and send the relay Pulls, ahead of r's shares (queued next). */
+void mbcast_queue_relays(mreq_t *r);
 /* A fetch finished (answered or failed): on to the shares it serves. */
 void mbcast_fetched(mreq_t *fetch);
 /* Share s's engine answered. 1 if the share goes again instead (the
@@ -356,8 +361,6 @@ void mdirect_client_gone(plx_controller_t *c, peer_t *client);
 
 /* plx_controller.c */
 void ctl_stop_soon(plx_controller_t *c);
-/* A loopback address written as one (127.0.0.0/8, ::1) or "localhost". */
-int  ctl_is_loopback(const char *host);
 
 /* The load-balanced task scheduler (plx_tasks.c and the files
  * plx_tasks_int.h lists) */

@@ -394,12 +394,12 @@ void mec_submit(plx_controller_t *c, peer_t *client, plx_msg_t *m, Plexa__Envelo
             sub_done(&subs[i]);
         goto out;
     }
+    if (r->bcast)
+        mbcast_queue_relays(r);
     for (size_t i = 0; i < n; i++) {
         mec_enqueue(r->subs[i].eng, &r->subs[i]);
         mec_pump(c, r->subs[i].eng);
     }
-    if (r->bcast)
-        mbcast_queued(r);
 out:
     free(ids);
     plx_envelope_free(&env);

@@ -9,12 +9,15 @@
  * (direct transfers, as for plexa.ref: plx_mec_serve.c). The controller
  * sends the values once per tree; the tree is log2(n) levels deep.
  *
- * Each serving engine i gets a fetch (a Pull of the push's names with one
- * ticket per child) queued right behind its share: it serves exactly what
- * the push gave it, before anything sent after the push runs there. A
- * child's share is held in its queue until its parent's fetch answers;
- * it then goes with refs naming the parent's URL and the child's ticket,
- * and the child fetches the values itself.
+ * The tree is pipelined: each level passes the value on while it still
+ * arrives. Each serving engine i gets a relay Pull (Pull.relay, one ticket
+ * per child) right ahead of its share: its I/O thread answers it at once
+ * with its URL, and serves its share's values to the children as they
+ * come in (from the controller, or from its own parent: plx_relay.h). A
+ * child's share is held in its queue until its parent's relay Pull
+ * answers; it then goes with refs naming the parent's URL and the child's
+ * ticket, and the child fetches the values itself while its parent still
+ * receives them.
  *
  * Whatever goes wrong costs time, never the push: a parent whose share
  * failed, that died, or that cannot serve gives its children the values
@@ -45,7 +48,7 @@ typedef struct bnode {
     int      kids_left;   /* children sent refs, not answered: ServeEnd at 0 */
     mreq_t  *fetch;       /* the Pull behind its share; NULL once answered */
     mserve_t sv;
-    int      share_ok;    /* its share was answered without an error */
+    int      share_failed; /* its share was answered with an error */
     int      refs;        /* its share went with refs to its parent, unanswered */
 } bnode_t;
 
@@ -102,6 +105,22 @@ static int candidate(const mreq_t *r, int i)
     return 1;
 }
 
+/* A serving share with room for child i, on i's host if any is (so that
+ * each host's link carries the value once, and its other engines get it
+ * there); -1 if none. */
+static int parent_for(const mreq_t *r, const bnode_t *nodes, const int *serv, int nserv, int i)
+{
+    const engine_t *e = r->subs[i].eng;
+    for (int local = 1; local >= 0; local--)
+        for (int q = 0; q < nserv; q++) {
+            const engine_t *p = r->subs[serv[q]].eng;
+            if (nodes[serv[q]].nkids < FANOUT && mserve_reachable(p, e) &&
+                (!local || mserve_one_host(p, e)))
+                return serv[q];
+        }
+    return -1;
+}
+
 /* Give each share a parent: idle engines first, each serving up to FANOUT
  * engines it can reach. The number of shares with a parent. */
 static int plan(const mreq_t *r, bnode_t *nodes)
@@ -115,15 +134,11 @@ static int plan(const mreq_t *r, bnode_t *nodes)
     for (int i = 0; i < r->n; i++)
         nodes[i].parent = -1;
     for (int k = 0; serv && k < n; k++) {
-        int i = order[k];
-        for (int q = 0; q < nserv; q++) {
-            bnode_t *p = &nodes[serv[q]];
-            if (p->nkids < FANOUT && mserve_reachable(r->subs[serv[q]].eng, r->subs[i].eng)) {
-                nodes[i].parent = serv[q];
-                nodes[i].nth = p->nkids++;
-                linked++;
-                break;
-            }
+        int i = order[k], p = parent_for(r, nodes, serv, nserv, i);
+        if (p >= 0) {
+            nodes[i].parent = p;
+            nodes[i].nth = nodes[p].nkids++;
+            linked++;
         }
         if (idle(r->subs[i].eng))
             serv[nserv++] = i;
@@ -181,7 +196,7 @@ static int plan_serving(plx_controller_t *c, mreq_t *r, mbcast_t *b)
         bnode_t *nd = &b->nodes[i];
         if (nd->nkids && (mserve_tickets(&nd->sv, (size_t)nd->nkids) != PLX_OK ||
                           !(nd->fetch = mserve_fetch(c, r, i, r->subs[i].engine_id, b->keys,
-                                                     b->nkeys, &nd->sv)))) {
+                                                     b->nkeys, &nd->sv, 1)))) {
             unplan(r, b);
             return PLX_ENOMEM;
         }
@@ -227,7 +242,7 @@ int mbcast_start(plx_controller_t *c, mreq_t *r, plx_msg_t **m, Plexa__Envelope 
     return 1;
 }
 
-void mbcast_queued(mreq_t *r)
+void mbcast_queue_relays(mreq_t *r)
 {
     mbcast_t *b = r->bcast;
     for (int i = 0; i < r->n; i++) {
@@ -305,7 +320,7 @@ void mbcast_fetched(mreq_t *f)
     nd->fetch = NULL;
     const Plexa__EngineReply *rep = f->subs[0].reply;
     char why[300] = "";
-    int ok = nd->share_ok && !rep->error && rep->serve_url &&
+    int ok = !nd->share_failed && !rep->error && rep->serve_url &&
              mserve_accept(c, r->subs[p].engine_id, &nd->sv, rep->serve_url, why,
                            sizeof why) == PLX_OK;
     if (!ok && why[0])
@@ -376,7 +391,7 @@ int mbcast_answered(sub_t *s)
                 return 1;
         }
     }
-    nd->share_ok = !err;
+    nd->share_failed = err != NULL;
     return 0;
 }
 

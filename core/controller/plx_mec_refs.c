@@ -197,7 +197,7 @@ int mrefs_start(plx_controller_t *c, peer_t *client, mreq_t *r, plx_msg_t **m,
         plan_direct(c, r, &mr->srcs[j], (size_t)r->n);
     for (int j = 0; rc == PLX_OK && j < mr->nsrcs; j++)
         if (!(mr->srcs[j].fetch = mserve_fetch(c, r, j, mr->srcs[j].engine_id, mr->srcs[j].keys,
-                                               mr->srcs[j].nkeys, &mr->srcs[j].sv))) {
+                                               mr->srcs[j].nkeys, &mr->srcs[j].sv, 0))) {
             ctl_send_error(client, id, PLX_ENOMEM, "out of memory");
             rc = PLX_ENOMEM;
         }

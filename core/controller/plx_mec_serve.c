@@ -40,7 +40,7 @@ int mserve_tickets(mserve_t *sv, size_t n)
 }
 
 mreq_t *mserve_fetch(plx_controller_t *c, mreq_t *parent, int idx, int32_t engine_id,
-                     char **keys, size_t nkeys, const mserve_t *sv)
+                     char **keys, size_t nkeys, const mserve_t *sv, int relay)
 {
     mreq_t *f = calloc(1, sizeof *f);
     if (!f || !(f->subs = calloc(1, sizeof *f->subs))) {
@@ -64,6 +64,8 @@ mreq_t *mserve_fetch(plx_controller_t *c, mreq_t *parent, int idx, int32_t engin
     pull.keys = keys;
     pull.n_tickets = sv ? sv->ntickets : 0;
     pull.tickets = sv ? sv->ticketp : NULL;
+    pull.has_relay = relay;
+    pull.relay = relay;
     Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
     env.body_case = PLEXA__ENVELOPE__BODY_PULL;
     env.pull = &pull;
@@ -137,7 +139,7 @@ int mserve_same_host(const char *addr, const char *host)
 int mserve_addr_loopback(const char *addr)
 {
     char h[64];
-    return addr_host(addr, h, sizeof h) && ctl_is_loopback(h);
+    return addr_host(addr, h, sizeof h) && plx_addr_is_loopback(h);
 }
 
 int mserve_reachable(const engine_t *src, const engine_t *dst)
@@ -148,6 +150,18 @@ int mserve_reachable(const engine_t *src, const engine_t *dst)
      * loopback, wherever they run: a loopback source serves only engines
      * of its own host. */
     return !mserve_addr_loopback(src->peer->addr) || strcmp(src->host, dst->host) == 0;
+}
+
+int mserve_one_host(const engine_t *a, const engine_t *b)
+{
+    char ha[64], hb[64];
+    if (!addr_host(a->peer->addr, ha, sizeof ha) || !addr_host(b->peer->addr, hb, sizeof hb))
+        return 0;
+    /* Loopback (tunnels, or the controller's own host): the names they
+     * report; else where they connect from. */
+    if (plx_addr_is_loopback(ha) || plx_addr_is_loopback(hb))
+        return plx_addr_is_loopback(ha) && plx_addr_is_loopback(hb) && strcmp(a->host, b->host) == 0;
+    return strcmp(ha, hb) == 0;
 }
 
 void mserve_end(plx_controller_t *c, int32_t engine_id, mserve_t *sv)

@@ -13,6 +13,7 @@
 
 #include "plx_envelope.h"
 #include "plx_log.h"
+#include "plx_relay.h"
 #include "plx_tunnel.h"
 #include "plx_plugin_loader.h"
 
@@ -175,6 +176,9 @@ void plx_engine_req_free(plx_engine_req_t *r)
         return;
     plx_envelope_free(&r->env);
     plx_msg_destroy(&r->msg);
+    if (r->relay)
+        plx_relay_finish(r->relay, 0);   /* if its fetch never came to an end */
+    plx_relay_unref(&r->relay);
     free(r);
 }
 

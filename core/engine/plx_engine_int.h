@@ -52,6 +52,7 @@ typedef struct plx_engine_req {
     Plexa__Envelope        *env;   /* unpacked envelope (owned) */
     plx_msg_t              *msg;   /* its frame: the payload buffers (owned) */
     uint64_t                session;      /* the connection it came on */
+    struct plx_relay       *relay;        /* its fetch is passed on (a broadcast tree) */
     struct plx_engine_req  *next;
 } plx_engine_req_t;
 
@@ -69,6 +70,7 @@ typedef struct plx_engine {
     const plx_transport_ops *ops;
     struct plx_tunnel       *tunnel;           /* --enginessh: the ssh tunnel url goes through */
     struct plx_serve        *peers;            /* direct transfers (plx_engine_peer.c) */
+    struct plx_relay        *relay_next;       /* I/O thread: the next push's relay */
     pthread_t                py_thread;
     pid_t                    pid;              /* the engine process (not a fork of it) */
     pthread_t                io_thread;
@@ -168,9 +170,17 @@ int  plx_engine_peer_offer(plx_engine_t *e, char *const *tickets, size_t n, doub
 /* Any thread: the controller ended these tickets (ServeEnd). */
 void plx_engine_peer_end(plx_engine_t *e, char *const *tickets, size_t n);
 /* Python thread, without the GIL: the frame served at url (its token the
- * ticket), within timeout_s. */
-int  plx_engine_peer_fetch(const char *url, double timeout_s, plx_msg_t **msg,
-                           Plexa__Envelope **env, plx_err_t *err);
+ * ticket), within timeout_s, passed on to tee as it arrives (NULL: no). */
+int  plx_engine_peer_fetch(const char *url, double timeout_s, struct plx_relay *tee,
+                           plx_msg_t **msg, Plexa__Envelope **env, plx_err_t *err);
+/* I/O thread: a Pull with relay set (a broadcast tree) is answered here,
+ * at once: 1; anything else 0. */
+int  plx_engine_relay_pull(plx_engine_t *e, const Plexa__Envelope *env);
+/* I/O thread: the relay a push of refs passes on as its fetch arrives
+ * (the Python thread's, from now on), or NULL. */
+struct plx_relay *plx_engine_relay_claim(plx_engine_t *e, const Plexa__Envelope *env);
+/* I/O thread: a relay still waiting for its push never gets it. */
+void plx_engine_relay_drop(plx_engine_t *e);
 
 /* ---- plx_engine_output.c: live output ----------------------------------- */
 

@@ -68,6 +68,7 @@ static void io_queue_request(plx_engine_t *e, Plexa__Envelope *env, plx_msg_t *m
     }
     r->env = env;
     r->msg = m;
+    r->relay = plx_engine_relay_claim(e, env);
     pthread_mutex_lock(&e->mu);
     r->session = e->session;
     if (e->req_tail)
@@ -356,7 +357,7 @@ static void on_msg(plx_conn_t *c, plx_msg_t *m, void *ud)
         plx_msg_destroy(&m);
         return;
     }
-    if (io_control(e, env)) {
+    if (io_control(e, env) || plx_engine_relay_pull(e, env)) {
         plx_envelope_free(&env);
         plx_msg_destroy(&m);
         return;
@@ -452,6 +453,7 @@ static void on_close(plx_conn_t *c, int code, const char *why, void *ud)
         io_drop_session(e);
     }
     e->welcomed = 0;
+    plx_engine_relay_drop(e);
     plx_conn_destroy(&e->old_conn);   /* not c: that one is freed by the retry timer */
     e->old_conn = e->conn;
     e->conn = NULL;

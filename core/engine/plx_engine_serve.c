@@ -15,6 +15,7 @@
 
 #include "plx_envelope.h"
 #include "plx_log.h"
+#include "plx_relay.h"
 #include "plx_time.h"
 
 /* Text fields are capped so that a reply always fits the 16 MiB envelope
@@ -318,7 +319,8 @@ static void fetched_clear(fetched_t *f, size_t n)
 
 /* The descriptor of ref, fetched from the engine serving it (found in, or
  * added to, f[0..*n)); NULL with r's error set. */
-static PyObject *ref_desc(const Plexa__Ref *ref, fetched_t *f, size_t *n, reply_t *r)
+static PyObject *ref_desc(const Plexa__Ref *ref, fetched_t *f, size_t *n, plx_relay_t *tee,
+                          reply_t *r)
 {
     size_t i = 0;
     while (i < *n && strcmp(f[i].url, ref->url) != 0)
@@ -327,7 +329,8 @@ static PyObject *ref_desc(const Plexa__Ref *ref, fetched_t *f, size_t *n, reply_
     if (i == *n) {
         int rc;
         Py_BEGIN_ALLOW_THREADS
-        rc = plx_engine_peer_fetch(ref->url, FETCH_TIMEOUT_S, &f[i].msg, &f[i].env, &err);
+        rc = plx_engine_peer_fetch(ref->url, FETCH_TIMEOUT_S, *n ? NULL : tee, &f[i].msg,
+                                   &f[i].env, &err);
         Py_END_ALLOW_THREADS
         if (rc != PLX_OK) {
             char msg[PLX_ERR_MSG_MAX + 200], from[40] = "the client";
@@ -381,7 +384,7 @@ static PyObject *push_pairs(const plx_engine_req_t *q, reply_t *r)
             break;
         }
         int direct = nv->value->kind_case == PLEXA__VALUE__KIND_REF && nv->value->ref->url;
-        PyObject *desc = direct ? ref_desc(nv->value->ref, f, &nf, r)
+        PyObject *desc = direct ? ref_desc(nv->value->ref, f, &nf, q->relay, r)
                                 : plx_pyvalue_to_desc(nv->value, q->msg->bufs, q->msg->nbufs,
                                                       &err);
         if (!desc && direct) {

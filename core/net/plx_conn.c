@@ -33,6 +33,7 @@ typedef struct outq {
     int           fds[PLX_TRANSPORT_MAX_FDS];   /* its regions' descriptors (the buffers') */
     int           nfds;
     int           fds_sent;
+    plx_buf_t    *raw;     /* plx_conn_send_bytes: the bytes' buffer (msg is NULL) */
     struct outq  *next;
 } outq_t;
 
@@ -66,6 +67,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void close_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void conn_flush(plx_conn_t *c, int from_caller);
+static void conn_enqueue(plx_conn_t *c, outq_t *q);
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
@@ -120,6 +122,7 @@ static void outq_free(outq_t *q)
     for (int i = 0; i < q->nfds; i++)
         close(q->fds[i]);
     plx_msg_destroy(&q->msg);
+    plx_buf_unref(&q->raw);
     free(q->iov);
     free(q);
 }
@@ -256,6 +259,7 @@ void plx_conn_set_ud(plx_conn_t *c, void *ud) { c->ud = ud; }
 void *plx_conn_ud(const plx_conn_t *c) { return c->ud; }
 const char *plx_conn_peer(const plx_conn_t *c) { return c->peer; }
 uint64_t plx_conn_out_bytes(const plx_conn_t *c) { return c->out_bytes; }
+void plx_conn_set_tap(plx_conn_t *c, const plx_tap_t *tap) { plx_decoder_set_tap(c->dec, tap); }
 int plx_conn_is_open(const plx_conn_t *c) { return c->state == C_OPEN; }
 uint64_t plx_conn_bytes_received(const plx_conn_t *c) { return c->received; }
 uint64_t plx_conn_bytes_sent(const plx_conn_t *c) { return c->sent; }
@@ -283,6 +287,33 @@ int plx_conn_send(plx_conn_t *c, plx_msg_t *m)
         return PLX_ENOMEM;
     }
     q->msg = m;
+    conn_enqueue(c, q);
+    return PLX_OK;
+}
+
+int plx_conn_send_bytes(plx_conn_t *c, plx_buf_t *b, size_t off, size_t len)
+{
+    if (c->state == C_CLOSED || c->state == C_FLUSHING || c->state == C_CLOSING)
+        return PLX_ECLOSED;
+    outq_t *q = calloc(1, sizeof *q);
+    if (q)
+        q->iov = malloc(sizeof *q->iov);
+    if (!q || !q->iov) {
+        if (q)
+            free(q->iov);
+        free(q);
+        return PLX_ENOMEM;
+    }
+    q->raw = plx_buf_ref(b);
+    q->iov[0].iov_base = b->data + off;
+    q->iov[0].iov_len = len;
+    q->iovcnt = 1;
+    conn_enqueue(c, q);
+    return PLX_OK;
+}
+
+static void conn_enqueue(plx_conn_t *c, outq_t *q)
+{
     for (int i = 0; i < q->iovcnt; i++)
         c->out_bytes += q->iov[i].iov_len;
     if (c->qtail)
@@ -293,7 +324,6 @@ int plx_conn_send(plx_conn_t *c, plx_msg_t *m)
     /* Write at once (lower latency); errors are reported from the loop. */
     if (c->state == C_OPEN && !ev_is_active(&c->wio))
         conn_flush(c, 1);
-    return PLX_OK;
 }
 
 /* Collect iovecs of queued frames, starting mid-frame where we left off,
@@ -556,18 +586,4 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
 int plx_conn_fd(const plx_conn_t *c)
 {
     return c->fd;
-}
-
-int plx_sock_local_host(int fd, char *host, size_t len)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
-        return PLX_ENOTFOUND;
-    const void *a = NULL;
-    if (ss.ss_family == AF_INET)
-        a = &((const struct sockaddr_in *)&ss)->sin_addr;
-    else if (ss.ss_family == AF_INET6)
-        a = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
-    return a && inet_ntop(ss.ss_family, a, host, (socklen_t)len) ? PLX_OK : PLX_ENOTFOUND;
 }

@@ -8,7 +8,9 @@
 
 #include "plexa/version.h"
 #include "plx_conn.h"
+#include "plx_plugin_loader.h"
 #include "plx_envelope.h"
+#include "plx_relay.h"
 
 /* A peer that does not connect within this long is taken to be
  * unreachable (a firewall that drops), whatever the whole call's bound. */
@@ -120,8 +122,14 @@ static void fetch_start(plx_fetch_t *f, run_t *r)
     snprintf(peer, sizeof peer, "%s:%u", f->host, (unsigned)f->port);
     plx_limits_t lim = plx_limits_default();
     f->conn = plx_conn_new(r->loop, f->ops, h, fd, &lim, &cbs, f, peer);
-    if (!f->conn)
+    if (!f->conn) {
         fetch_end(f, PLX_ENOMEM, "out of memory for a connection");
+        return;
+    }
+    if (f->tee) {
+        plx_tap_t tap = plx_relay_tap(f->tee);
+        plx_conn_set_tap(f->conn, &tap);
+    }
 }
 
 size_t plx_fetch_all(plx_fetch_t *f, size_t n, double timeout_s, const atomic_int *stop)
@@ -168,9 +176,37 @@ size_t plx_fetch_all(plx_fetch_t *f, size_t n, double timeout_s, const atomic_in
                      : "no answer within %.0f s", timeout_s);
         }
         plx_conn_destroy(&f[i].conn);
+        if (f[i].tee)
+            plx_relay_finish(f[i].tee, f[i].msg != NULL);
         f[i].run = NULL;
         failed += f[i].msg == NULL;
     }
     ev_loop_destroy(r.loop);
     return failed;
+}
+
+int plx_fetch_from_url(plx_fetch_t *f, plx_url_t *u, const char *url, plx_err_t *err)
+{
+    if (plx_url_parse(url, u, err) != PLX_OK)
+        return err->code;
+    const plx_transport_ops *ops = plx_transport_find(u->transport, err);
+    if (!ops)
+        return err->code ? err->code : PLX_EINVAL;
+    f->ops = ops;
+    f->host = u->host;
+    f->port = u->port;
+    f->fingerprint = u->fingerprint;
+    f->ticket = u->token;
+    return PLX_OK;
+}
+
+Plexa__Envelope *plx_fetch_reply(const plx_msg_t *msg, plx_err_t *err)
+{
+    Plexa__Envelope *env = plx_envelope_unpack(msg, err);
+    if (env && env->body_case != PLEXA__ENVELOPE__BODY_ENGINE_REPLY) {
+        plx_err_set(err, PLX_EPROTO, "the peer served a %s, not values",
+                    plx_envelope_body_name(env));
+        plx_envelope_free(&env);
+    }
+    return env;
 }

@@ -22,6 +22,7 @@
 #include "plx_log.h"
 #include "plx_plugin_loader.h"
 #include "plx_profile.h"
+#include "plx_relay.h"
 #include "plx_time.h"
 #include "plx_url.h"
 
@@ -36,6 +37,7 @@ typedef struct offer {
     char         (*tickets)[PLX_TOKEN_MAX_HEX + 1];   /* "" once used */
     size_t        n, left;
     plx_msg_t    *msg;       /* the EngineReply frame: envelope and buffers */
+    plx_relay_t  *relay;     /* or that frame as it arrives: reader i for tickets[i] */
     double        expires;   /* plx_now_s() */
     struct offer *next;
 } offer_t;
@@ -43,6 +45,8 @@ typedef struct offer {
 typedef struct pconn {
     plx_serve_t  *s;
     plx_conn_t   *conn;
+    plx_relay_t  *relay;     /* a relay's reader, once its Hello came */
+    size_t        reader;
     ev_timer      hello;
     struct pconn *prev, *next;
 } pconn_t;
@@ -53,6 +57,7 @@ struct plx_serve {
     void              *wake_ud;
     pthread_mutex_t    mu;
     atomic_int         asked;       /* an offer wants a listener: the loop's wake looks */
+    atomic_int         kick;        /* a relay has more for a reader that ran dry */
     /* under mu */
     pthread_cond_t     cv;          /* the listener's outcome */
     int                want_listen, listening, failed;
@@ -80,6 +85,10 @@ static void offers_free(offer_t *o)
 {
     while (o) {
         offer_t *next = o->next;
+        for (size_t i = 0; o->relay && i < o->n; i++)
+            if (o->tickets[i][0])
+                plx_relay_drop_reader(o->relay, i);   /* its peer never came */
+        plx_relay_unref(&o->relay);
         plx_msg_destroy(&o->msg);
         free(o->tickets);
         free(o);
@@ -95,9 +104,10 @@ static void offer_unlink(offer_t **op, offer_t **dead)
     *dead = o;
 }
 
-/* A copy of the frame offered to ticket, which is then used up; NULL if
- * none. */
-static plx_msg_t *offer_take_locked(plx_serve_t *s, const char *ticket, offer_t **dead)
+/* What is offered to ticket, which is then used up: a copy of the frame,
+ * or a relay (a new reference) and the ticket's reader. 0 if none. */
+static int offer_take_locked(plx_serve_t *s, const char *ticket, plx_msg_t **m,
+                             plx_relay_t **relay, size_t *reader, offer_t **dead)
 {
     for (offer_t **op = &s->offers; *op; op = &(*op)->next) {
         offer_t *o = *op;
@@ -105,13 +115,18 @@ static plx_msg_t *offer_take_locked(plx_serve_t *s, const char *ticket, offer_t 
             if (!o->tickets[i][0] || !plx_token_equal(o->tickets[i], ticket))
                 continue;
             o->tickets[i][0] = '\0';
-            plx_msg_t *m = plx_msg_share(o->msg);
+            if (o->relay) {
+                *relay = plx_relay_ref(o->relay);
+                *reader = i;
+            } else {
+                *m = plx_msg_share(o->msg);
+            }
             if (--o->left == 0)
                 offer_unlink(op, dead);
-            return m;
+            return *m || *relay;
         }
     }
-    return NULL;
+    return 0;
 }
 
 static int ended_locked(const plx_serve_t *s, const char *ticket)
@@ -140,6 +155,8 @@ static void offers_end_locked(plx_serve_t *s, char *const *tickets, size_t n, of
                 if (plx_token_equal(o->tickets[i], tickets[k])) {
                     o->tickets[i][0] = '\0';
                     o->left--;
+                    if (o->relay)
+                        plx_relay_drop_reader(o->relay, i);
                 }
         if (o->left == 0)
             offer_unlink(op, dead);
@@ -155,6 +172,9 @@ static void pconn_free(pconn_t *pc)
     plx_serve_t *s = pc->s;
     ev_timer_stop(s->loop, &pc->hello);
     plx_conn_destroy(&pc->conn);
+    if (pc->relay)
+        plx_relay_drop_reader(pc->relay, pc->reader);
+    plx_relay_unref(&pc->relay);
     if (pc->prev)
         pc->prev->next = pc->next;
     else
@@ -170,6 +190,38 @@ static void peer_on_close(plx_conn_t *c, int code, const char *why, void *ud)
     pconn_free(ud);
 }
 
+/* Write what pc's relay has for it; close once it has all, or never will. */
+static void relay_pump(pconn_t *pc)
+{
+    for (;;) {
+        plx_buf_t *b = NULL;
+        size_t off = 0, len = 0;
+        int rc = plx_relay_next(pc->relay, pc->reader, &b, &off, &len);
+        if (rc == PLX_RELAY_MORE) {
+            int sent = plx_conn_send_bytes(pc->conn, b, off, len);
+            plx_buf_unref(&b);
+            if (sent == PLX_OK)
+                continue;
+        }
+        if (rc == PLX_RELAY_WAIT)
+            return;
+        plx_relay_drop_reader(pc->relay, pc->reader);
+        plx_relay_unref(&pc->relay);
+        if (rc == PLX_RELAY_DONE)
+            plx_conn_close(pc->conn, 1, PLX_OK, "served");
+        else
+            plx_conn_close(pc->conn, 0, PLX_EIO, "the values stopped arriving");
+        return;
+    }
+}
+
+static void relay_notify(void *ud)
+{
+    plx_serve_t *s = ud;
+    atomic_store(&s->kick, 1);
+    s->wake(s->wake_ud);
+}
+
 static void peer_on_msg(plx_conn_t *c, plx_msg_t *m, void *ud)
 {
     pconn_t *pc = ud;
@@ -178,19 +230,24 @@ static void peer_on_msg(plx_conn_t *c, plx_msg_t *m, void *ud)
     plx_msg_destroy(&m);
     plx_msg_t *out = NULL;
     offer_t *dead = NULL;
-    if (env && env->body_case == PLEXA__ENVELOPE__BODY_HELLO && env->hello->token &&
-        env->hello->has_role && env->hello->role == PLEXA__ROLE__ROLE_PEER) {
+    int found = 0;
+    if (!pc->relay && env && env->body_case == PLEXA__ENVELOPE__BODY_HELLO &&
+        env->hello->token && env->hello->has_role && env->hello->role == PLEXA__ROLE__ROLE_PEER) {
         pthread_mutex_lock(&s->mu);
-        out = offer_take_locked(s, env->hello->token, &dead);
+        found = offer_take_locked(s, env->hello->token, &out, &pc->relay, &pc->reader, &dead);
         pthread_mutex_unlock(&s->mu);
     }
     offers_free(dead);
     plx_envelope_free(&env);
     ev_timer_stop(s->loop, &pc->hello);
-    if (!out) {
+    if (!found) {
         PLX_WARN("refused a peer from %s: not a Hello with a ticket this %s serves",
                  plx_conn_peer(c), s->what);
         plx_conn_close(c, 0, PLX_EAUTH, "no such ticket");
+        return;
+    }
+    if (pc->relay) {
+        relay_pump(pc);
         return;
     }
     plx_conn_send(c, out);
@@ -317,12 +374,9 @@ static int start_listening(plx_serve_t *s, const char *transport, const char *ho
     return PLX_OK;
 }
 
-void plx_serve_on_wake(plx_serve_t *s, struct ev_loop *loop)
+/* The loop's thread: listen if an offer asked and nobody tried yet. */
+static void listen_now(plx_serve_t *s, struct ev_loop *loop)
 {
-    /* Called on every wake of the owner's loop (a client's are per
-     * request): nothing to lock until an offer asked. */
-    if (!s || !atomic_load(&s->asked))
-        return;
     pthread_mutex_lock(&s->mu);
     int want = s->want_listen && !s->listening && !s->failed;
     char transport[16], host[64];
@@ -346,6 +400,22 @@ void plx_serve_on_wake(plx_serve_t *s, struct ev_loop *loop)
     if (rc != PLX_OK)
         PLX_INFO("values are not served to other processes directly (they go through the "
                  "controller): %s", err.msg);
+}
+
+void plx_serve_on_wake(plx_serve_t *s, struct ev_loop *loop)
+{
+    /* Called on every wake of the owner's loop (a client's are per
+     * request): nothing to lock until an offer asked or a relay moved. */
+    if (!s)
+        return;
+    if (atomic_load(&s->asked))
+        listen_now(s, loop);
+    if (atomic_exchange(&s->kick, 0))
+        for (pconn_t *pc = s->conns, *next; pc; pc = next) {
+            next = pc->next;   /* a close frees pc only from the loop, later */
+            if (pc->relay)
+                relay_pump(pc);
+        }
 }
 
 /* ---- life ------------------------------------------------------------------- */
@@ -447,6 +517,45 @@ int plx_serve_offer(plx_serve_t *s, const char *transport, const char *host,
     }
     if (ok)
         plx_msg_destroy(msg);   /* not kept: its transfer is over */
+    return ok ? PLX_OK : err->code;
+}
+
+int plx_serve_offer_relay(plx_serve_t *s, struct ev_loop *loop, const char *transport,
+                          const char *host, char *const *tickets, size_t n, double ttl_s,
+                          plx_relay_t *relay, char *url, size_t url_len, plx_err_t *err)
+{
+    offer_t *o = calloc(1, sizeof *o);
+    if (!o || !(o->tickets = calloc(n ? n : 1, sizeof *o->tickets))) {
+        free(o);
+        return plx_err_set(err, PLX_ENOMEM, "out of memory for served values");
+    }
+    for (size_t i = 0; i < n; i++)
+        snprintf(o->tickets[i], sizeof o->tickets[i], "%s", tickets[i] ? tickets[i] : "");
+    o->n = o->left = n;
+    o->expires = plx_now_s() + (ttl_s > 0 && ttl_s < OFFER_TTL_S ? ttl_s : OFFER_TTL_S);
+    o->relay = plx_relay_ref(relay);
+    plx_relay_set_notify(relay, relay_notify, s);
+    pthread_mutex_lock(&s->mu);
+    if (!s->want_listen) {
+        s->want_listen = 1;
+        snprintf(s->transport, sizeof s->transport, "%s", transport);
+        snprintf(s->host, sizeof s->host, "%s", host);
+    }
+    pthread_mutex_unlock(&s->mu);
+    listen_now(s, loop);
+    pthread_mutex_lock(&s->mu);
+    int ok = s->listening, keep = ok && !(n && ended_locked(s, o->tickets[0]));
+    if (keep) {
+        o->next = s->offers;
+        s->offers = o;
+        o = NULL;
+    }
+    if (ok)
+        snprintf(url, url_len, "%s", s->url);
+    else
+        plx_err_set(err, PLX_ENOTFOUND, "%s", s->why);
+    pthread_mutex_unlock(&s->mu);
+    offers_free(o);
     return ok ? PLX_OK : err->code;
 }
 

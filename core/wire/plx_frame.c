@@ -37,6 +37,13 @@ static uint32_t get_u32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+void plx_frame_header(uint8_t out[PLX_FRAME_HDR_LEN], uint32_t env_len, uint32_t nbufs)
+{
+    memcpy(out, PLX_FRAME_MAGIC, 4);
+    put_u32(out + 4, env_len);
+    put_u32(out + 8, nbufs);
+}
+
 static uint64_t get_u64(const uint8_t *p)
 {
     uint64_t v = 0;
@@ -122,9 +129,7 @@ static int lend_buf(plx_msg_t *m, uint32_t i, size_t copy_min, uint64_t *off)
 static int msg_iov(plx_msg_t *m, struct iovec *iov, size_t copy_min, int *fds, int maxfds,
                    int *nfds)
 {
-    memcpy(m->raw, PLX_FRAME_MAGIC, 4);
-    put_u32(m->raw + 4, m->env_len);
-    put_u32(m->raw + 8, m->nbufs);
+    plx_frame_header(m->raw, m->env_len, m->nbufs);
     if (m->nbufs) {
         uint64_t *bl = realloc(m->blens, 3 * (size_t)m->nbufs * sizeof *bl);
         if (!bl)
@@ -208,7 +213,44 @@ struct plx_decoder {
     int          regions;      /* plx_region_kind_t to map references as; -1: refused */
     int          fdq[FDQ_MAX]; /* descriptors received, not yet used, oldest first */
     int          fdq_head, fdq_len;
+    plx_tap_t    tap;          /* valid while has_tap */
+    int          has_tap;
+    int          tapping;      /* this frame's bytes go to tap */
 };
+
+/* ---- tap ------------------------------------------------------------------ */
+
+static void tap_end(plx_decoder_t *d, int whole)
+{
+    if (!d->tapping)
+        return;
+    plx_tap_t t = d->tap;
+    d->tapping = d->has_tap = 0;
+    t.end(t.ud, whole);
+}
+
+void plx_decoder_set_tap(plx_decoder_t *d, const plx_tap_t *tap)
+{
+    tap_end(d, 0);
+    d->has_tap = tap != NULL;
+    if (tap)
+        d->tap = *tap;
+}
+
+/* The envelope is in: does the tap take this frame? */
+static void tap_head(plx_decoder_t *d)
+{
+    if (d->has_tap && d->regions < 0 &&
+        d->tap.head(d->tap.ud, plx_msg_env(d->msg), d->msg->env_len, d->bufs_total) ==
+            PLX_TAP_TAKE)
+        d->tapping = 1;
+}
+
+static void tap_bytes(plx_decoder_t *d, const uint8_t *p, size_t n)
+{
+    if (d->tapping && n)
+        d->tap.bytes(d->tap.ud, p, n);
+}
 
 plx_decoder_t *plx_decoder_new(const plx_limits_t *lim)
 {
@@ -291,6 +333,7 @@ void plx_decoder_set_budget(plx_decoder_t *d, plx_budget_t *budget)
  * the receiver gets the envelope and can say what went wrong. */
 static void refuse(plx_decoder_t *d, int code, uint64_t body_left)
 {
+    tap_end(d, 0);
     if (!d->refused_code) {
         for (uint32_t i = 0; i < d->msg->nbufs; i++) {
             d->refused += d->msg->bufs[i]->len;
@@ -323,6 +366,7 @@ void plx_decoder_destroy(plx_decoder_t **dp)
     if (!d)
         return;
     *dp = NULL;
+    tap_end(d, 0);
     decoder_reset(d);
     fdq_close_all(d);
     free(d);
@@ -348,6 +392,7 @@ static int fail(plx_decoder_t *d, plx_err_t *err, int code, const char *fmt, ...
     __attribute__((format(printf, 4, 5)));
 static int fail(plx_decoder_t *d, plx_err_t *err, int code, const char *fmt, ...)
 {
+    tap_end(d, 0);
     decoder_reset(d);
     d->state = D_FAILED;
     char msg[256];
@@ -524,6 +569,7 @@ static int advance(plx_decoder_t *d, plx_msg_t **out, plx_err_t *err)
     for (;;) {
         if (d->state == D_ENV && d->env_have == d->msg->env_len) {
             d->state = D_BLEN;
+            tap_head(d);
             continue;
         }
         if (d->state == D_SKIP && d->skip_left == 0) {
@@ -546,6 +592,7 @@ static int advance(plx_decoder_t *d, plx_msg_t **out, plx_err_t *err)
             *out = d->msg;
             d->msg = NULL;
             decoder_reset(d);
+            tap_end(d, 1);
             return 1;
         }
         return 0;
@@ -569,6 +616,8 @@ int plx_decoder_feed(plx_decoder_t *d, const uint8_t *data, size_t len, size_t *
             size_t n = avail < need ? avail : need;
             memcpy(d->small + d->small_have, data + pos, n);
             d->small_have += n;
+            if (d->state != D_HEADER)
+                tap_bytes(d, data + pos, n);
             pos += n;
             if (n < need)
                 break;
@@ -596,6 +645,7 @@ int plx_decoder_feed(plx_decoder_t *d, const uint8_t *data, size_t len, size_t *
             } else {
                 memcpy(d->body->data + d->body->len, data + pos, n);
                 d->body->len += n;
+                tap_bytes(d, data + pos, n);
                 pos += n;
             }
         }
@@ -645,9 +695,10 @@ int plx_decoder_commit(plx_decoder_t *d, size_t n, plx_msg_t **out, plx_err_t *e
 {
     if (d->state == D_ENV)
         d->env_have += n;
-    else if (d->state == D_BODY)
+    else if (d->state == D_BODY) {
+        tap_bytes(d, d->body->data + d->body->len, n);
         d->body->len += n;
-    else
+    } else
         return plx_err_set(err, PLX_EINVAL, "frame: commit outside a body");
     return advance(d, out, err);
 }

@@ -100,6 +100,8 @@ static void answer_pull(fake_t *f, const Plexa__Envelope *env)
     size_t n = env->pull->n_keys;
     Plexa__EngineReply r = PLEXA__ENGINE_REPLY__INIT;
     f->tickets_asked += (int)env->pull->n_tickets;
+    if (env->pull->relay && n && find(f, env->pull->keys[0]) < 0)
+        f->relays_ahead++;
     if (env->pull->n_tickets) {
         f->serve_min_seen = env->pull->serve_min;
         f->serve_ttl_seen = env->pull->serve_ttl_s;

@@ -78,6 +78,7 @@ typedef struct fake {
     int              serve_direct;       /* answer pulls with tickets with a serve_url
                                           * (2: on an address it does not connect from) */
     int              tickets_asked;      /* tickets in the pulls it received */
+    int              relays_ahead;       /* relay pulls that came before their push */
     uint64_t         serve_min_seen;     /* the last such pull's serve_min ... */
     uint32_t         serve_ttl_seen;     /* ... and serve_ttl_s */
     int              fail_direct;        /* pushes with a direct ref fail (unreachable) */

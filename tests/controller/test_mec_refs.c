@@ -606,8 +606,9 @@ static void assert_all_ok(fake_t *cl, size_t n)
 }
 
 /* Four engines: the controller sends to a, a serves b and c, b serves d,
- * each with a ticket of its own; each source is told to drop the values
- * once its children have them. */
+ * each with a ticket of its own, asked to relay ahead of its share (a
+ * pipelined tree); each source is told to drop the values once its
+ * children have them. */
 static void test_bcast_tree(void **state)
 {
     fake_t *a = fake_new(1, B_ECHO), *b = fake_new(1, B_ECHO), *c = fake_new(1, B_ECHO);
@@ -627,6 +628,8 @@ static void test_bcast_tree(void **state)
     assert_int_equal(a->tickets_asked, 2);
     assert_int_equal(b->tickets_asked, 1);
     assert_int_equal(c->tickets_asked + d->tickets_asked, 0);
+    assert_int_equal(a->relays_ahead, 1);
+    assert_int_equal(b->relays_ahead, 1);
     run_for(50);
     assert_int_equal(a->tickets_ended, 2);
     assert_int_equal(b->tickets_ended, 1);

@@ -169,7 +169,10 @@ uint64_t fake_send(fake_t *f, Plexa__Envelope *env, plx_buf_t **bufs, uint32_t n
     return env->id;
 }
 
-uint64_t fake_send_slowly(fake_t *f, Plexa__Envelope *env, int pieces, double seconds)
+/* env (an id given if it has none) and bufs as one frame's bytes, in
+ * *total; NULL on ENOMEM. Caller frees. */
+static uint8_t *flat_frame(fake_t *f, Plexa__Envelope *env, plx_buf_t **bufs, uint32_t nbufs,
+                           size_t *total)
 {
     if (!env->has_id || env->id == 0) {
         env->has_id = 1;
@@ -177,15 +180,26 @@ uint64_t fake_send_slowly(fake_t *f, Plexa__Envelope *env, int pieces, double se
     }
     plx_err_t err = {0};
     plx_msg_t *m = plx_envelope_pack(env, &err);
+    for (uint32_t i = 0; m && i < nbufs; i++)
+        plx_msg_add_buf(m, bufs[i]);
     int cnt = m ? plx_msg_iovcnt(m) : 0;
     struct iovec *iov = cnt > 0 ? calloc((size_t)cnt, sizeof *iov) : NULL;
-    size_t total = 0;
+    *total = 0;
     if (iov && plx_msg_iov(m, iov) == cnt)
         for (int i = 0; i < cnt; i++)
-            total += iov[i].iov_len;
-    uint8_t *flat = total ? malloc(total) : NULL;
+            *total += iov[i].iov_len;
+    uint8_t *flat = *total ? malloc(*total) : NULL;
     for (size_t i = 0, at = 0; flat && i < (size_t)cnt; at += iov[i].iov_len, i++)
         memcpy(flat + at, iov[i].iov_base, iov[i].iov_len);
+    free(iov);
+    plx_msg_destroy(&m);
+    return flat;
+}
+
+uint64_t fake_send_slowly(fake_t *f, Plexa__Envelope *env, int pieces, double seconds)
+{
+    size_t total;
+    uint8_t *flat = flat_frame(f, env, NULL, 0, &total);
     size_t step = flat ? (total + (size_t)pieces - 1) / (size_t)pieces : 0;
     for (size_t at = 0; flat && at < total; at += step) {
         struct iovec one = { flat + at, total - at < step ? total - at : step };
@@ -196,8 +210,24 @@ uint64_t fake_send_slowly(fake_t *f, Plexa__Envelope *env, int pieces, double se
         usleep((useconds_t)(seconds / pieces * 1e6));
     }
     free(flat);
-    free(iov);
-    plx_msg_destroy(&m);
+    return env->id;
+}
+
+uint64_t fake_send_halves(fake_t *f, Plexa__Envelope *env, plx_buf_t **bufs, uint32_t nbufs,
+                          void (*between)(void *ud), void *ud)
+{
+    size_t total;
+    uint8_t *flat = flat_frame(f, env, bufs, nbufs, &total);
+    struct iovec half[2] = { { flat, total / 2 }, { flat + total / 2, total - total / 2 } };
+    for (int i = 0; flat && i < 2; i++) {
+        if (write_all(f->fd, &half[i], 1) < 0) {
+            fprintf(stderr, "fake controller: send failed\n");
+            break;
+        }
+        if (i == 0)
+            between(ud);
+    }
+    free(flat);
     return env->id;
 }
 

@@ -80,6 +80,11 @@ Plexa__Envelope *fake_recv_reply(fake_t *f, double timeout_s, plx_msg_t **msg);
  * a frame that takes that long to arrive (a large push on a slow link). */
 uint64_t fake_send_slowly(fake_t *f, Plexa__Envelope *env, int pieces, double seconds);
 
+/* Send env and bufs as fake_send does, in two halves, calling between(ud)
+ * after the first: what the engine does with a frame half arrived. */
+uint64_t fake_send_halves(fake_t *f, Plexa__Envelope *env, plx_buf_t **bufs, uint32_t nbufs,
+                          void (*between)(void *ud), void *ud);
+
 /* Wait for the engine to exit within timeout_s. 0 (f->status set) or -1. */
 int fake_wait_exit(fake_t *f, double timeout_s);
 

@@ -5,7 +5,9 @@
  * once, over a connection of its own; a wrong, used or ended ticket gets
  * nothing; a push whose refs carry such a URL makes the engine fetch the
  * values itself (here from itself), and a URL nobody serves fails that
- * push with a DirectTransferError that says what to do.
+ * push with a DirectTransferError that says what to do. A relay Pull (a
+ * broadcast tree) is answered before its push, which the engine passes
+ * on to the peer while it still arrives.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,12 +287,135 @@ static void test_silent_peers_are_bounded(void **state)
     plx_msg_destroy(&m);
 }
 
+/* ---- relaying (a broadcast tree's inner engine) ------------------------------ */
+
+#define RELAY_BODY ((size_t)8 << 20)
+
+/* A peer that reads what the engine serves it, raw, counting as it goes. */
+typedef struct rpeer {
+    uint16_t       port;
+    pthread_t      thread;
+    atomic_size_t  got;
+    uint8_t       *bytes;
+    size_t         cap;
+    int            ahead;   /* it had bytes while the push was half sent */
+} rpeer_t;
+
+static void *rpeer_main(void *arg)
+{
+    rpeer_t *p = arg;
+    fake_t peer;
+    memset(&peer, 0, sizeof peer);
+    peer.next_id = 1;
+    peer.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(p->port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    if (connect(peer.fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+        Plexa__Hello h = PLEXA__HELLO__INIT;
+        h.has_role = 1;
+        h.role = PLEXA__ROLE__ROLE_PEER;
+        h.token = T1;
+        h.has_version = 1;
+        h.version = PLX_PROTOCOL_VERSION;
+        Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+        env.body_case = PLEXA__ENVELOPE__BODY_HELLO;
+        env.hello = &h;
+        fake_send(&peer, &env, NULL, 0);
+        size_t n = 0;
+        ssize_t k;
+        p->cap = RELAY_BODY + 4096;
+        p->bytes = malloc(p->cap);
+        while (n < p->cap && (k = recv(peer.fd, p->bytes + n, p->cap - n, 0)) > 0)
+            atomic_store(&p->got, n += (size_t)k);
+    }
+    close(peer.fd);
+    return NULL;
+}
+
+static void half_sent(void *ud)
+{
+    rpeer_t *p = ud;
+    for (int i = 0; i < 2000 && atomic_load(&p->got) < (1u << 20); i++)
+        usleep(10000);
+    p->ahead = atomic_load(&p->got) >= (1u << 20);
+}
+
+/* A relay Pull is answered at once, before its push, with where the engine
+ * serves; the push that follows is passed on to the peer while it still
+ * arrives (the peer holds a MiB of it when half is sent), as an
+ * EngineReply of the push's values; and the engine runs the push. */
+static void test_relays_a_push_as_it_arrives(void **state)
+{
+    fake_t *f = *state;
+    fake_start_registered(f);
+    const char *keys[] = { "big" }, *tickets[] = { T1 };
+    Plexa__Pull pl = PLEXA__PULL__INIT;
+    pl.n_keys = 1;
+    pl.keys = (char **)keys;
+    pl.n_tickets = 1;
+    pl.tickets = (char **)tickets;
+    pl.has_relay = pl.relay = 1;
+    Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
+    env.body_case = PLEXA__ENVELOPE__BODY_PULL;
+    env.pull = &pl;
+    Plexa__Envelope *r = fake_call(f, &env, NULL, 0, T_REPLY, NULL);
+    assert_non_null(r);
+    assert_null(r->engine_reply->error);
+    assert_non_null(r->engine_reply->serve_url);
+    rpeer_t peer = { .port = url_port(r->engine_reply->serve_url) };
+    plx_envelope_free(&r);
+    assert_int_equal(pthread_create(&peer.thread, NULL, rpeer_main, &peer), 0);
+
+    plx_buf_t *b = plx_buf_new(RELAY_BODY);
+    for (size_t i = 0; i < RELAY_BODY; i++)
+        b->data[i] = (uint8_t)(i * 7 + (i >> 12));
+    Plexa__Value v = PLEXA__VALUE__INIT;
+    v.kind_case = PLEXA__VALUE__KIND_BYTES;
+    v.bytes = 0;
+    Plexa__NamedValue nv = PLEXA__NAMED_VALUE__INIT, *nvp = &nv;
+    nv.name = "big";
+    nv.value = &v;
+    Plexa__Push push = PLEXA__PUSH__INIT;
+    push.n_values = 1;
+    push.values = &nvp;
+    Plexa__Envelope penv = PLEXA__ENVELOPE__INIT;
+    penv.body_case = PLEXA__ENVELOPE__BODY_PUSH;
+    penv.push = &push;
+    fake_send_halves(f, &penv, &b, 1, half_sent, &peer);
+    r = fake_recv(f, T_REPLY, NULL);
+    assert_non_null(r);
+    assert_null(r->engine_reply->error);
+    plx_envelope_free(&r);
+    pthread_join(peer.thread, NULL);
+    assert_true(peer.ahead);
+
+    plx_decoder_t *d = plx_decoder_new(NULL);
+    plx_msg_t *m = NULL;
+    plx_err_t err = {0};
+    size_t used = 0, n = atomic_load(&peer.got);
+    assert_int_equal(plx_decoder_feed(d, peer.bytes, n, &used, &m, &err), 1);
+    assert_int_equal(used, n);
+    Plexa__Envelope *got = plx_envelope_unpack(m, NULL);
+    assert_int_equal(got->body_case, PLEXA__ENVELOPE__BODY_ENGINE_REPLY);
+    assert_int_equal(got->engine_reply->n_values, 1);
+    assert_int_equal(got->engine_reply->values[0]->kind_case, PLEXA__VALUE__KIND_BYTES);
+    assert_int_equal(m->bufs[0]->len, RELAY_BODY);
+    assert_memory_equal(m->bufs[0]->data, b->data, RELAY_BODY);
+    plx_envelope_free(&got);
+    plx_msg_destroy(&m);
+    plx_decoder_destroy(&d);
+    free(peer.bytes);
+    plx_buf_unref(&b);
+    fake_exec_ok(f, "print(len(big))", "8388608\n", 1);
+}
+
 static const struct CMUnitTest tests[] = {
     FAKE_TEST(test_silent_peers_are_bounded),
     FAKE_TEST(test_broadcast_takes_no_pickle),
     FAKE_TEST(test_served_once_per_ticket),
     FAKE_TEST(test_ended_tickets),
     FAKE_TEST(test_nothing_served_there),
+    FAKE_TEST(test_relays_a_push_as_it_arrives),
 };
 
 PLX_TEST_SUITE(engine_test_init, NULL, PLX_TEST_GROUP("engine_peer", tests, NULL, NULL))

@@ -6,6 +6,7 @@ a client on login sees 4 engines on 2 hosts; ipcluster stop leaves
 nothing on any host; a host that disappears has its engines declared dead
 and the others serve on.
 """
+import json
 import os
 import time
 
@@ -83,13 +84,26 @@ def test_ssh_launcher_across_hosts(bed, tmp_path):
                        if n.startswith("ipengine"))
         assert "serving values to other engines on 10.231.2.11:" in logs, logs
         # A push of 32 MiB to all four engines leaves login once: the
-        # engines pass it on between the nodes, as a tree.
+        # engines pass it on between the nodes, as a tree that knows
+        # hosts: the nodes' links carry it once between them (to the first
+        # engine of the other node), and each node's second engine gets it
+        # on its own host.
         status = os.path.join(c.profile_dir, "security", "ipcontroller-status.http")
+        before = {h: tx_mib(bed, h) for h in ("login", "node1", "node2")}
         out = c.python(BROADCAST % status)
         assert out == "1\n[True, True, True, True]\n", out
+        sent = {h: tx_mib(bed, h) - before[h] for h in before}
+        assert 32 <= sent["login"] < 40, sent
+        assert 32 <= sent["node1"] + sent["node2"] < 40, sent
     finally:
         c.ipcluster("stop", check=False)
     nothing_left(bed)
+
+
+def tx_mib(bed, host):
+    """What host has sent on its cluster link so far, in MiB."""
+    p = bed.run(host, ["ip", "-j", "-s", "link", "show", "dev", "cluster"], check=True)
+    return json.loads(p.stdout)[0]["stats64"]["tx"]["bytes"] / 2**20
 
 
 def controller_hwm_mib(c):
@@ -116,17 +130,22 @@ DIRECT = ("import plexa\nfrom plexa import client\n"
           "mec.execute('ok = bool(big[-1] == (8 << 20) - 1)', targets=dst)\n"
           "print(mec.pull('ok', targets=dst))\n") % WHERE
 
-# Run on login: 32 MiB to every engine; how many times the controller
-# sent it (the status page's bytes_sent), and whether each has it.
+# Run on login: 32 MiB to every engine, node1's listed first (a tree
+# blind to hosts would have each node1 engine serve a node2 one); how many
+# times the controller sent it (the status page's bytes_sent), and
+# whether each has it.
 BROADCAST = ("import json, urllib.request, numpy\nfrom plexa import client\n"
              "url = open(%r).read().strip().replace('/?', '/status.json?')\n"
              "def sent():\n"
              "    with urllib.request.urlopen(url, timeout=10) as r:\n"
              "        return sum(e['bytes_sent'] for e in json.load(r)['engines'])\n"
              "mec = client.MultiEngineClient()\n"
+             "mec.execute(" + repr(WHERE) + ")\n"
+             "w = dict(zip(mec.get_ids(), mec.pull('where')))\n"
+             "order = sorted(w, key=lambda i: (w[i], i))\n"
              "b = numpy.arange(4 << 20, dtype=numpy.float64)\n"
              "before = sent()\n"
-             "mec.push({'b': b})\n"
+             "mec.push({'b': b}, targets=order)\n"
              "print((sent() - before) // (32 << 20))\n"
              "mec.execute('ok = bool(b[-1] == (4 << 20) - 1)')\n"
              "print(mec.pull('ok'))\n")

@@ -563,6 +563,133 @@ static void test_direct_into_pooled_block(void **state)
     plx_buf_pool_set_max(0);
 }
 
+/* ---- taps ------------------------------------------------------------------ */
+
+typedef struct tapped {
+    int      heads, ends, whole, take;
+    uint32_t env_len, nbufs;
+    uint8_t *bytes;
+    size_t   n, cap;
+} tapped_t;
+
+static int tk_head(void *ud, const uint8_t *env, uint32_t env_len, uint32_t nbufs)
+{
+    tapped_t *t = ud;
+    t->heads++;
+    t->env_len = env_len;
+    t->nbufs = nbufs;
+    if (env_len)
+        assert_int_equal(env[0], pattern(t->take ? 21 : 20, 0));
+    return t->take ? PLX_TAP_TAKE : PLX_TAP_SKIP;
+}
+
+static void tk_bytes(void *ud, const uint8_t *p, size_t n)
+{
+    tapped_t *t = ud;
+    if (t->n + n > t->cap) {
+        t->cap = (t->n + n) * 2;
+        t->bytes = realloc(t->bytes, t->cap);
+        assert_non_null(t->bytes);
+    }
+    memcpy(t->bytes + t->n, p, n);
+    t->n += n;
+}
+
+static void tk_end(void *ud, int whole)
+{
+    tapped_t *t = ud;
+    t->ends++;
+    t->whole = whole;
+}
+
+static plx_tap_t tap_of(tapped_t *t)
+{
+    return (plx_tap_t){ .head = tk_head, .bytes = tk_bytes, .end = tk_end, .ud = t };
+}
+
+/* A tap sees a frame's envelope, then every byte after it as on the wire
+ * (fed in pieces and read in place alike), and its end; a frame it skips
+ * leaves it set for the next one, and one it took clears it. */
+static void test_tap_passes_bytes_on(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = { 3u * 1000 * 1000, 7, 0, 70000 };
+    plx_msg_t *skip = make_msg(20, 40, sizes + 1, 1), *take = make_msg(21, 300, sizes, 4);
+    size_t slen, tlen, pos = 0;
+    uint8_t *sw = encode(skip, &slen), *tw = encode(take, &tlen);
+    uint8_t *wire = malloc(slen + 2 * tlen);
+    memcpy(wire, sw, slen);
+    memcpy(wire + slen, tw, tlen);
+    memcpy(wire + slen + tlen, tw, tlen);
+    plx_decoder_t *d = plx_decoder_new(NULL);
+    tapped_t t = { 0 };
+    plx_tap_t tap = tap_of(&t);
+    plx_decoder_set_tap(d, &tap);
+    plx_msg_t *out = NULL;
+    int direct = 0;
+    assert_int_equal(pump_direct(d, wire, slen, &pos, &out, &direct), 1);
+    assert_int_equal(t.heads, 1);
+    assert_int_equal(t.ends + (int)t.n, 0);   /* skipped: nothing passed on */
+    plx_msg_destroy(&out);
+    t.take = 1;
+    assert_int_equal(pump_direct(d, wire, slen + tlen, &pos, &out, &direct), 1);
+    assert_true(direct > 0);
+    assert_int_equal(t.heads, 2);
+    assert_int_equal(t.env_len, 300);
+    assert_int_equal(t.nbufs, 4);
+    assert_int_equal(t.ends, 1);
+    assert_int_equal(t.whole, 1);
+    assert_int_equal(t.n, tlen - PLX_FRAME_HDR_LEN - 300);
+    assert_memory_equal(t.bytes, tw + PLX_FRAME_HDR_LEN + 300, t.n);
+    assert_msg_equal(take, out);   /* the receiver gets its frame as ever */
+    plx_msg_destroy(&out);
+    assert_int_equal(pump_direct(d, wire, slen + 2 * tlen, &pos, &out, &direct), 1);
+    assert_int_equal(t.heads, 2);   /* cleared after the frame it took */
+    plx_msg_destroy(&out);
+    plx_decoder_destroy(&d);
+    free(t.bytes);
+    free(wire);
+    free(sw);
+    free(tw);
+    plx_msg_destroy(&skip);
+    plx_msg_destroy(&take);
+}
+
+/* A tapped frame that will not be whole ends the tap with 0: its buffers
+ * refused for the budget, or the decoder destroyed halfway. */
+static void test_tap_ends_unwhole(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = { 100000, 100000 };
+    plx_msg_t *m = make_msg(21, 16, sizes, 2);
+    size_t len, used;
+    uint8_t *wire = encode(m, &len);
+    plx_err_t err = { 0 };
+    plx_msg_t *out = NULL;
+    for (int budgeted = 0; budgeted < 2; budgeted++) {
+        plx_decoder_t *d = plx_decoder_new(NULL);
+        plx_budget_t budget = { .max = 150000 };
+        tapped_t t = { .take = 1 };
+        plx_tap_t tap = tap_of(&t);
+        plx_decoder_set_tap(d, &tap);
+        if (budgeted) {
+            plx_decoder_set_budget(d, &budget);
+            assert_int_equal(plx_decoder_feed(d, wire, len, &used, &out, &err), 1);
+            assert_int_equal(out->refused_code, PLX_ELIMIT);
+            plx_msg_destroy(&out);
+        } else {
+            assert_int_equal(plx_decoder_feed(d, wire, len / 2, &used, &out, &err), 0);
+        }
+        assert_int_equal(t.ends, budgeted);
+        plx_decoder_destroy(&d);
+        assert_int_equal(t.ends, 1);
+        assert_int_equal(t.whole, 0);
+        free(t.bytes);
+    }
+    free(wire);
+    plx_msg_destroy(&m);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_every_split),
     cmocka_unit_test(test_byte_by_byte),
@@ -578,6 +705,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_use_after_error),
     cmocka_unit_test(test_direct_10mb),
     cmocka_unit_test(test_direct_into_pooled_block),
+    cmocka_unit_test(test_tap_passes_bytes_on),
+    cmocka_unit_test(test_tap_ends_unwhole),
 };
 
 PLX_TEST_SUITE(NULL, NULL, PLX_TEST_GROUP("frame", tests, NULL, NULL))

@@ -44,17 +44,20 @@ plx_conn_t *plx_conn_new(struct ev_loop *loop, const plx_transport_ops *ops, voi
  * when the socket allows. PLX_ECLOSED once the connection is closing. */
 int plx_conn_send(plx_conn_t *c, plx_msg_t *m);
 
+/* Queue len raw bytes of b from off, unframed, after what is queued
+ * (takes a new reference to b): a frame passed on in pieces as it arrives
+ * (plx_relay.h). PLX_ECLOSED once the connection is closing. */
+int plx_conn_send_bytes(plx_conn_t *c, plx_buf_t *b, size_t off, size_t len);
+
+/* Tap the frames received from now on (plx_decoder_set_tap). */
+void plx_conn_set_tap(plx_conn_t *c, const plx_tap_t *tap);
+
 /* Close. With flush, queued messages are written first (bounded by a
  * few seconds); on_close runs afterwards with code and why. */
 void plx_conn_close(plx_conn_t *c, int flush, int code, const char *why);
 
 /* The connection's socket. */
 int plx_conn_fd(const plx_conn_t *c);
-
-/* The local address of the connected socket fd, as text into host (the
- * address a peer of that network reaches this host at): PLX_OK, or
- * PLX_ENOTFOUND when fd is no IP connection (a Unix socket: shm). */
-int plx_sock_local_host(int fd, char *host, size_t len);
 
 /* Close if open (no callback) and free. NULL-safe; NULLs *cp. */
 void plx_conn_destroy(plx_conn_t **cp);

@@ -17,7 +17,9 @@
 #include <stdint.h>
 
 #include "plexa/transport.h"
+#include "plexa.pb-c.h"
 #include "plx_frame.h"
+#include "plx_url.h"
 
 typedef struct plx_fetch {
     /* What to fetch (borrowed for the call). */
@@ -26,6 +28,9 @@ typedef struct plx_fetch {
     uint16_t                 port;
     const char              *fingerprint;   /* lowercase hex SHA-256; "" or NULL: no pin */
     const char              *ticket;
+    /* Pass the frame on as it arrives (borrowed; NULL: no): the relay
+     * gets every byte, and is finished whole or not when the fetch ends. */
+    struct plx_relay        *tee;
     /* The outcome: msg (owned by the caller afterwards), or code and why. */
     plx_msg_t               *msg;
     int                      code;
@@ -45,5 +50,16 @@ typedef struct plx_fetch {
  * fetches still running (PLX_ECLOSED). Returns how many failed.
  */
 size_t plx_fetch_all(plx_fetch_t *f, size_t n, double timeout_s, const atomic_int *stop);
+
+/* Set f up to fetch what is served at url (a URL plx_serve_offer gave,
+ * its token the ticket): *u gets the parsed URL, which f borrows (keep u
+ * as long as f). PLX_OK, or err says why not (a malformed URL, a
+ * transport this process cannot load). */
+int plx_fetch_from_url(plx_fetch_t *f, plx_url_t *u, const char *url, plx_err_t *err);
+
+/* The envelope of a fetched frame if it is an EngineReply (the values);
+ * else NULL with err (PLX_EPROTO: the peer served something else).
+ * Caller frees. */
+Plexa__Envelope *plx_fetch_reply(const plx_msg_t *msg, plx_err_t *err);
 
 #endif

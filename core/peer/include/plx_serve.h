@@ -61,6 +61,17 @@ int plx_serve_offer(plx_serve_t *s, const char *transport, const char *host,
                     char *const *tickets, size_t n, double ttl_s, plx_msg_t **msg, char *url,
                     size_t url_len, plx_err_t *err);
 
+/*
+ * The loop's thread: serve relay's frame, as it arrives (plx_relay.h), to
+ * the peers presenting tickets[0..n), each once, ticket i as reader i;
+ * listen first if nothing did yet. Otherwise as plx_serve_offer; s takes a
+ * reference to relay, and drops the readers whose peer never comes.
+ */
+struct plx_relay;
+int plx_serve_offer_relay(plx_serve_t *s, struct ev_loop *loop, const char *transport,
+                          const char *host, char *const *tickets, size_t n, double ttl_s,
+                          struct plx_relay *relay, char *url, size_t url_len, plx_err_t *err);
+
 /* Any thread: the offers holding these tickets go; tickets not offered
  * yet are remembered, so that a late offer of them is never made. */
 void plx_serve_end(plx_serve_t *s, char *const *tickets, size_t n);

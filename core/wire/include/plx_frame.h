@@ -165,6 +165,33 @@ void plx_decoder_set_regions(plx_decoder_t *d, int kind);
  * could ever use, which only a broken peer sends. */
 int plx_decoder_give_fds(plx_decoder_t *d, const int *fds, int n, plx_err_t *err);
 
+/*
+ * A tap: a frame's bytes as they arrive, for passing them on before the
+ * frame is whole (a pipelined broadcast tree: plx_relay.h). Once a
+ * frame's envelope is in, head() sees it and says whether to tap that
+ * frame (PLX_TAP_TAKE) or not (PLX_TAP_SKIP: the tap waits for the next
+ * frame). A tapped frame's remaining bytes (its buffer lengths and bodies,
+ * exactly as on the wire) go to bytes() as they are read, and end() says
+ * how it ended: 1 whole, 0 not (its buffers refused for the budget or for
+ * memory, the decoder failed or was destroyed, the tap was replaced). The
+ * tap is cleared before end() runs, so end() may set the next one.
+ * Connections that pass descriptors (shm) are never tapped.
+ */
+enum { PLX_TAP_SKIP = 0, PLX_TAP_TAKE = 1 };
+typedef struct plx_tap {
+    int  (*head)(void *ud, const uint8_t *env, uint32_t env_len, uint32_t nbufs);
+    void (*bytes)(void *ud, const uint8_t *p, size_t n);
+    void (*end)(void *ud, int whole);
+    void *ud;
+} plx_tap_t;
+
+/* Tap the next frames (copied); NULL: none. */
+void plx_decoder_set_tap(plx_decoder_t *d, const plx_tap_t *tap);
+
+/* Write the 12-byte frame header of a frame with this envelope length and
+ * buffer count into out. */
+void plx_frame_header(uint8_t out[PLX_FRAME_HDR_LEN], uint32_t env_len, uint32_t nbufs);
+
 /* Bytes the decoder holds for an incomplete frame (for memory accounting). */
 uint64_t plx_decoder_buffered(const plx_decoder_t *d);
 
