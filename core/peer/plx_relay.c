@@ -35,6 +35,7 @@ struct plx_relay {
     size_t               n;
     uint64_t            *pos;           /* what each reader took; DROPPED */
     int                  waiting;       /* a reader ran dry */
+    uint64_t             want;          /* ... and is woken once size reaches this */
     plx_relay_notify_fn  notify;
     void                *notify_ud;
 };
@@ -122,10 +123,7 @@ typedef struct wake {
 static wake_t wake_locked(plx_relay_t *r)
 {
     wake_t w = {0};
-    /* Every append that finds a reader dry wakes it: a tail held back for
-     * more would wait for bytes that may be long in coming. The wakes
-     * cost little: a reader is dry only once per pass over what came. */
-    if (!r->waiting || !r->notify)
+    if (!r->waiting || !r->notify || (r->state == 0 && r->size < r->want))
         return w;
     r->waiting = 0;
     w.fn = r->notify;
@@ -214,7 +212,8 @@ void plx_relay_set_notify(plx_relay_t *r, plx_relay_notify_fn fn, void *ud)
     pthread_mutex_unlock(&r->mu);
 }
 
-int plx_relay_next(plx_relay_t *r, size_t k, plx_buf_t **buf, size_t *off, size_t *len)
+int plx_relay_next(plx_relay_t *r, size_t k, size_t min, plx_buf_t **buf, size_t *off,
+                   size_t *len)
 {
     int rc;
     blk_t *dead = NULL;
@@ -225,7 +224,7 @@ int plx_relay_next(plx_relay_t *r, size_t k, plx_buf_t **buf, size_t *off, size_
         rc = PLX_EINVAL;
     } else if (r->state < 0) {
         rc = PLX_EIO;
-    } else if (at < r->size) {
+    } else if (at < r->size && (r->size - at >= min || r->state > 0)) {
         blk_t *b = r->head;
         while (b && b->start + b->fill <= at)
             b = b->next;
@@ -236,9 +235,12 @@ int plx_relay_next(plx_relay_t *r, size_t k, plx_buf_t **buf, size_t *off, size_
         r->pos[k] = at + *len;
         dead = trim_locked(r);
         rc = PLX_RELAY_MORE;
-    } else if (r->state > 0) {
+    } else if (at == r->size && r->state > 0) {
         rc = PLX_RELAY_DONE;
     } else {
+        uint64_t want = at + (min ? min : 1);
+        if (!r->waiting || want < r->want)
+            r->want = want;
         r->waiting = 1;
         rc = PLX_RELAY_WAIT;
     }

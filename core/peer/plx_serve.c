@@ -190,13 +190,16 @@ static void peer_on_close(plx_conn_t *c, int code, const char *why, void *ud)
     pconn_free(ud);
 }
 
-/* Write what pc's relay has for it; close once it has all, or never will. */
+/* Write what pc's relay has for it, once a batch has come; close once it
+ * has all, or never will. */
+#define RELAY_BATCH (256u * 1024u)
+
 static void relay_pump(pconn_t *pc)
 {
-    for (;;) {
+    for (size_t min = RELAY_BATCH;; min = 1) {
         plx_buf_t *b = NULL;
         size_t off = 0, len = 0;
-        int rc = plx_relay_next(pc->relay, pc->reader, &b, &off, &len);
+        int rc = plx_relay_next(pc->relay, pc->reader, min, &b, &off, &len);
         if (rc == PLX_RELAY_MORE) {
             int sent = plx_conn_send_bytes(pc->conn, b, off, len);
             plx_buf_unref(&b);

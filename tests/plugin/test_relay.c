@@ -54,7 +54,7 @@ static int drain(plx_relay_t *r, size_t k, size_t *at)
     for (;;) {
         plx_buf_t *b = NULL;
         size_t off = 0, len = 0;
-        int rc = plx_relay_next(r, k, &b, &off, &len);
+        int rc = plx_relay_next(r, k, 1, &b, &off, &len);
         if (rc != PLX_RELAY_MORE)
             return rc;
         for (size_t i = 0; i < len; i++)
@@ -116,8 +116,9 @@ static void count_wake(void *ud)
     (*(int *)ud)++;
 }
 
-/* A reader that ran dry is woken by what comes next, or by the end; a
- * reader that has not asked is not. A failed relay fails its readers. */
+/* A reader that ran dry is woken by what comes next, or by the end, or,
+ * asking for a batch, once the batch has come; a reader that has not
+ * asked is not. A failed relay fails its readers. */
 static void test_wakes_and_failure(void **state)
 {
     plx_relay_t *r = plx_relay_new(1);
@@ -134,12 +135,29 @@ static void test_wakes_and_failure(void **state)
     assert_int_equal(drain(r, 0, &a), PLX_RELAY_WAIT);
     plx_relay_finish(r, 0);
     assert_int_equal(wakes, 2);
+    plx_relay_unref(&r);
+
+    /* A reader asking for a batch is woken once the batch has come. */
+    r = plx_relay_new(1);
+    wakes = 0;
+    plx_relay_set_notify(r, count_wake, &wakes);
     plx_buf_t *b = NULL;
     size_t off, len;
-    assert_int_equal(plx_relay_next(r, 0, &b, &off, &len), PLX_EIO);
+    assert_int_equal(plx_relay_next(r, 0, 1000, &b, &off, &len), PLX_RELAY_WAIT);
+    append_pattern(r, 0, 999);
+    assert_int_equal(wakes, 0);
+    assert_int_equal(plx_relay_next(r, 0, 1000, &b, &off, &len), PLX_RELAY_WAIT);
+    append_pattern(r, 999, 1);
+    assert_int_equal(wakes, 1);
+    assert_int_equal(plx_relay_next(r, 0, 1000, &b, &off, &len), PLX_RELAY_MORE);
+    assert_int_equal(len, 1000);
+    plx_buf_unref(&b);
+    append_pattern(r, 1000, 10);
+    plx_relay_finish(r, 0);
+    assert_int_equal(plx_relay_next(r, 0, 1, &b, &off, &len), PLX_EIO);
     assert_null(b);
     assert_int_equal(plx_relay_append(r, "x", 1), PLX_OK);   /* ignored */
-    assert_int_equal(plx_relay_size(r), 2 * MIB + 10);
+    assert_int_equal(plx_relay_size(r), 1010);
     plx_relay_unref(&r);
 }
 
@@ -390,7 +408,7 @@ static void test_upstream_fails(void **state)
     assert_true(x.f.code < 0);
     plx_buf_t *b = NULL;
     size_t off, len;
-    assert_int_equal(plx_relay_next(tee, 0, &b, &off, &len), PLX_EIO);
+    assert_int_equal(plx_relay_next(tee, 0, 1, &b, &off, &len), PLX_EIO);
     server_stop(&s);
     plx_relay_unref(&r);
     plx_relay_unref(&tee);

@@ -67,12 +67,17 @@ enum {
 };
 
 /*
- * The next bytes for reader k: *buf (a new reference) holds them at
- * [*off, *off + *len), and the reader is counted as having taken them.
- * Returns PLX_RELAY_MORE, PLX_RELAY_WAIT, PLX_RELAY_DONE, or PLX_EIO when
- * the frame will never be whole (the reader should drop its peer).
+ * The next bytes for reader k, if at least min have come for it (or the
+ * frame is whole): *buf (a new reference) holds them at [*off, *off +
+ * *len), and the reader is counted as having taken them. Returns
+ * PLX_RELAY_MORE, PLX_RELAY_WAIT (notify is called once min have come,
+ * or at the end), PLX_RELAY_DONE, or PLX_EIO when the frame will never be
+ * whole (the reader should drop its peer). A reader that writes to a
+ * socket asks for a batch first (each write has its cost, a TLS record's
+ * more) and then takes whatever is there.
  */
-int plx_relay_next(plx_relay_t *r, size_t k, plx_buf_t **buf, size_t *off, size_t *len);
+int plx_relay_next(plx_relay_t *r, size_t k, size_t min, plx_buf_t **buf, size_t *off,
+                   size_t *len);
 
 /* Reader k takes nothing more (done, its peer gone, its ticket ended). */
 void plx_relay_drop_reader(plx_relay_t *r, size_t k);
