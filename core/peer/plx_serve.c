@@ -192,11 +192,9 @@ static void peer_on_close(plx_conn_t *c, int code, const char *why, void *ud)
 
 /* Write what pc's relay has for it, once a batch has come; close once it
  * has all, or never will. */
-#define RELAY_BATCH (256u * 1024u)
-
 static void relay_pump(pconn_t *pc)
 {
-    for (size_t min = RELAY_BATCH;; min = 1) {
+    for (size_t min = PLX_SERVE_RELAY_BATCH;; min = 1) {
         plx_buf_t *b = NULL;
         size_t off = 0, len = 0;
         int rc = plx_relay_next(pc->relay, pc->reader, min, &b, &off, &len);
@@ -486,19 +484,30 @@ static void listen_locked(plx_serve_t *s, const char *transport, const char *hos
         ;
 }
 
-int plx_serve_offer(plx_serve_t *s, const char *transport, const char *host,
-                    char *const *tickets, size_t n, double ttl_s, plx_msg_t **msg, char *url,
-                    size_t url_len, plx_err_t *err)
+/* An offer to tickets[0..n) for ttl_s (0: the bound), holding nothing
+ * yet; NULL with err on ENOMEM. */
+static offer_t *offer_new(char *const *tickets, size_t n, double ttl_s, plx_err_t *err)
 {
     offer_t *o = calloc(1, sizeof *o);
     if (!o || !(o->tickets = calloc(n ? n : 1, sizeof *o->tickets))) {
         free(o);
-        return plx_err_set(err, PLX_ENOMEM, "out of memory for served values");
+        plx_err_set(err, PLX_ENOMEM, "out of memory for served values");
+        return NULL;
     }
     for (size_t i = 0; i < n; i++)
         snprintf(o->tickets[i], sizeof o->tickets[i], "%s", tickets[i] ? tickets[i] : "");
     o->n = o->left = n;
     o->expires = plx_now_s() + (ttl_s > 0 && ttl_s < OFFER_TTL_S ? ttl_s : OFFER_TTL_S);
+    return o;
+}
+
+int plx_serve_offer(plx_serve_t *s, const char *transport, const char *host,
+                    char *const *tickets, size_t n, double ttl_s, plx_msg_t **msg, char *url,
+                    size_t url_len, plx_err_t *err)
+{
+    offer_t *o = offer_new(tickets, n, ttl_s, err);
+    if (!o)
+        return err->code;
     pthread_mutex_lock(&s->mu);
     listen_locked(s, transport, host);
     int ok = s->listening, keep = ok && !(n && ended_locked(s, o->tickets[0]));
@@ -527,15 +536,9 @@ int plx_serve_offer_relay(plx_serve_t *s, struct ev_loop *loop, const char *tran
                           const char *host, char *const *tickets, size_t n, double ttl_s,
                           plx_relay_t *relay, char *url, size_t url_len, plx_err_t *err)
 {
-    offer_t *o = calloc(1, sizeof *o);
-    if (!o || !(o->tickets = calloc(n ? n : 1, sizeof *o->tickets))) {
-        free(o);
-        return plx_err_set(err, PLX_ENOMEM, "out of memory for served values");
-    }
-    for (size_t i = 0; i < n; i++)
-        snprintf(o->tickets[i], sizeof o->tickets[i], "%s", tickets[i] ? tickets[i] : "");
-    o->n = o->left = n;
-    o->expires = plx_now_s() + (ttl_s > 0 && ttl_s < OFFER_TTL_S ? ttl_s : OFFER_TTL_S);
+    offer_t *o = offer_new(tickets, n, ttl_s, err);
+    if (!o)
+        return err->code;
     o->relay = plx_relay_ref(relay);
     plx_relay_set_notify(relay, relay_notify, s);
     pthread_mutex_lock(&s->mu);

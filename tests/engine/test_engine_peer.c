@@ -75,16 +75,16 @@ static uint16_t url_port(const char *url)
 
 /* Connect to port as a peer presenting ticket; what the engine sends back
  * (NULL: it closed without an answer). */
-static Plexa__Envelope *fetch_as_peer(uint16_t port, const char *ticket, plx_msg_t **msg)
+/* A peer connected to port that said Hello with ticket (assert: it
+ * connects; peer->dec is the caller's to set). */
+static void peer_hello(fake_t *peer, uint16_t port, const char *ticket)
 {
-    fake_t peer;
-    memset(&peer, 0, sizeof peer);
-    peer.next_id = 1;
-    peer.dec = plx_decoder_new(NULL);
-    peer.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    memset(peer, 0, sizeof *peer);
+    peer->next_id = 1;
+    peer->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    assert_int_equal(connect(peer.fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(connect(peer->fd, (struct sockaddr *)&sa, sizeof sa), 0);
     Plexa__Hello h = PLEXA__HELLO__INIT;
     h.has_role = 1;
     h.role = PLEXA__ROLE__ROLE_PEER;
@@ -94,7 +94,14 @@ static Plexa__Envelope *fetch_as_peer(uint16_t port, const char *ticket, plx_msg
     Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
     env.body_case = PLEXA__ENVELOPE__BODY_HELLO;
     env.hello = &h;
-    fake_send(&peer, &env, NULL, 0);
+    fake_send(peer, &env, NULL, 0);
+}
+
+static Plexa__Envelope *fetch_as_peer(uint16_t port, const char *ticket, plx_msg_t **msg)
+{
+    fake_t peer;
+    peer_hello(&peer, port, ticket);
+    peer.dec = plx_decoder_new(NULL);
     Plexa__Envelope *r = fake_recv(&peer, T_REPLY, msg);
     close(peer.fd);
     plx_decoder_destroy(&peer.dec);
@@ -305,29 +312,13 @@ static void *rpeer_main(void *arg)
 {
     rpeer_t *p = arg;
     fake_t peer;
-    memset(&peer, 0, sizeof peer);
-    peer.next_id = 1;
-    peer.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(p->port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    if (connect(peer.fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
-        Plexa__Hello h = PLEXA__HELLO__INIT;
-        h.has_role = 1;
-        h.role = PLEXA__ROLE__ROLE_PEER;
-        h.token = T1;
-        h.has_version = 1;
-        h.version = PLX_PROTOCOL_VERSION;
-        Plexa__Envelope env = PLEXA__ENVELOPE__INIT;
-        env.body_case = PLEXA__ENVELOPE__BODY_HELLO;
-        env.hello = &h;
-        fake_send(&peer, &env, NULL, 0);
-        size_t n = 0;
-        ssize_t k;
-        p->cap = RELAY_BODY + 4096;
-        p->bytes = malloc(p->cap);
-        while (n < p->cap && (k = recv(peer.fd, p->bytes + n, p->cap - n, 0)) > 0)
-            atomic_store(&p->got, n += (size_t)k);
-    }
+    peer_hello(&peer, p->port, T1);
+    size_t n = 0;
+    ssize_t k;
+    p->cap = RELAY_BODY + 4096;
+    p->bytes = malloc(p->cap);
+    while (n < p->cap && (k = recv(peer.fd, p->bytes + n, p->cap - n, 0)) > 0)
+        atomic_store(&p->got, n += (size_t)k);
     close(peer.fd);
     return NULL;
 }

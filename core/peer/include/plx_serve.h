@@ -68,6 +68,10 @@ int plx_serve_offer(plx_serve_t *s, const char *transport, const char *host,
  * reference to relay, and drops the readers whose peer never comes.
  */
 struct plx_relay;
+/* A relay's peer is written once this much has come for it (each write
+ * costs a system call and, with tls, a record), then all there is; a last
+ * part shorter than this goes at the frame's end, or with what follows. */
+#define PLX_SERVE_RELAY_BATCH ((size_t)256 << 10)
 int plx_serve_offer_relay(plx_serve_t *s, struct ev_loop *loop, const char *transport,
                           const char *host, char *const *tickets, size_t n, double ttl_s,
                           struct plx_relay *relay, char *url, size_t url_len, plx_err_t *err);
