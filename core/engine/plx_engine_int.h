@@ -147,6 +147,15 @@ typedef struct plx_engine {
 } plx_engine_t;
 
 /* A new envelope id (both threads). */
+/* The id the controller gave this engine; any thread. */
+static inline int32_t plx_engine_id(plx_engine_t *e)
+{
+    pthread_mutex_lock(&e->mu);
+    int32_t id = e->engine_id;
+    pthread_mutex_unlock(&e->mu);
+    return id;
+}
+
 static inline uint64_t plx_engine_next_id(plx_engine_t *e)
 {
     return atomic_fetch_add(&e->next_id, 1);

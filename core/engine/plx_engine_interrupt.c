@@ -51,9 +51,7 @@ static void io_answer_interrupted(plx_engine_t *e, plx_engine_req_t *r)
     err.ename = "KeyboardInterrupt";
     err.evalue = "interrupted before it started";
     err.traceback = "KeyboardInterrupt: interrupted before it started\n";
-    pthread_mutex_lock(&e->mu);
-    int32_t id = e->engine_id;
-    pthread_mutex_unlock(&e->mu);
+    int32_t id = plx_engine_id(e);
     Plexa__TaskResult tr = PLEXA__TASK_RESULT__INIT;
     Plexa__EngineReply er = PLEXA__ENGINE_REPLY__INIT;
     Plexa__Envelope env;

@@ -129,9 +129,7 @@ static void io_send_hello(plx_engine_t *e)
     if (e->ever_welcomed) {
         /* Coming back: ask for the id we had (the controller honours it
          * while nobody else holds it). */
-        pthread_mutex_lock(&e->mu);
-        int32_t id = e->engine_id;
-        pthread_mutex_unlock(&e->mu);
+        int32_t id = plx_engine_id(e);
         if (id >= 0) {
             hello.has_engine_id = 1;
             hello.engine_id = id;

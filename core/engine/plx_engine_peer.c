@@ -100,14 +100,6 @@ void plx_engine_peer_end(plx_engine_t *e, char *const *tickets, size_t n)
 
 /* ---- relaying (the I/O thread) ----------------------------------------------- */
 
-static int32_t engine_id(plx_engine_t *e)
-{
-    pthread_mutex_lock(&e->mu);
-    int32_t id = e->engine_id;
-    pthread_mutex_unlock(&e->mu);
-    return id;
-}
-
 void plx_engine_relay_drop(plx_engine_t *e)
 {
     if (e->conn)
@@ -148,7 +140,7 @@ static int tap_head(void *ud, const uint8_t *bytes, uint32_t len, uint32_t nbufs
         vals[i] = env->push->values[i]->value;
     Plexa__EngineReply rep = PLEXA__ENGINE_REPLY__INIT;
     rep.has_engine_id = 1;
-    rep.engine_id = engine_id(e);
+    rep.engine_id = plx_engine_id(e);
     rep.n_values = n;
     rep.values = vals;
     Plexa__Envelope out = PLEXA__ENVELOPE__INIT;
@@ -191,7 +183,7 @@ static void relay_answer(plx_engine_t *e, const Plexa__Envelope *req, const char
 {
     Plexa__EngineReply rep = PLEXA__ENGINE_REPLY__INIT;
     rep.has_engine_id = 1;
-    rep.engine_id = engine_id(e);
+    rep.engine_id = plx_engine_id(e);
     rep.method = "pull";
     rep.serve_url = (char *)url;
     Plexa__Envelope env = PLEXA__ENVELOPE__INIT;

@@ -34,8 +34,8 @@ struct plx_relay {
     int                  state;         /* 0 arriving, 1 whole, -1 never */
     size_t               n;
     uint64_t            *pos;           /* what each reader took; DROPPED */
-    int                  waiting;       /* a reader ran dry */
-    uint64_t             want;          /* ... and is woken once size reaches this */
+    uint64_t             want;          /* a reader ran dry: wake it once size reaches
+                                           this; 0: none waits */
     plx_relay_notify_fn  notify;
     void                *notify_ud;
 };
@@ -123,9 +123,9 @@ typedef struct wake {
 static wake_t wake_locked(plx_relay_t *r)
 {
     wake_t w = {0};
-    if (!r->waiting || !r->notify || (r->state == 0 && r->size < r->want))
+    if (!r->want || !r->notify || (r->state == 0 && r->size < r->want))
         return w;
-    r->waiting = 0;
+    r->want = 0;
     w.fn = r->notify;
     w.ud = r->notify_ud;
     return w;
@@ -239,9 +239,8 @@ int plx_relay_next(plx_relay_t *r, size_t k, size_t min, plx_buf_t **buf, size_t
         rc = PLX_RELAY_DONE;
     } else {
         uint64_t want = at + (min ? min : 1);
-        if (!r->waiting || want < r->want)
+        if (!r->want || want < r->want)
             r->want = want;
-        r->waiting = 1;
         rc = PLX_RELAY_WAIT;
     }
     pthread_mutex_unlock(&r->mu);

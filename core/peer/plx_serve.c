@@ -501,6 +501,25 @@ static offer_t *offer_new(char *const *tickets, size_t n, double ttl_s, plx_err_
     return o;
 }
 
+/* Under s->mu, listening tried: where it is served into url, and *op
+ * kept (NULLed) unless its tickets were ended already; else err says why
+ * nothing is served. What is not kept is the caller's to free. */
+static int offer_place_locked(plx_serve_t *s, offer_t **op, char *url, size_t url_len,
+                              plx_err_t *err)
+{
+    if (!s->listening)
+        return plx_err_set(err, PLX_ENOTFOUND, "%s", s->failed ? s->why : "the I/O thread did "
+                           "not start listening in time");
+    snprintf(url, url_len, "%s", s->url);
+    offer_t *o = *op;
+    if (!(o->n && ended_locked(s, o->tickets[0]))) {
+        o->next = s->offers;
+        s->offers = o;
+        *op = NULL;
+    }
+    return PLX_OK;
+}
+
 int plx_serve_offer(plx_serve_t *s, const char *transport, const char *host,
                     char *const *tickets, size_t n, double ttl_s, plx_msg_t **msg, char *url,
                     size_t url_len, plx_err_t *err)
@@ -510,26 +529,14 @@ int plx_serve_offer(plx_serve_t *s, const char *transport, const char *host,
         return err->code;
     pthread_mutex_lock(&s->mu);
     listen_locked(s, transport, host);
-    int ok = s->listening, keep = ok && !(n && ended_locked(s, o->tickets[0]));
-    if (keep) {
+    if (s->listening) {   /* served, or its transfer is over: ours either way */
         o->msg = *msg;
         *msg = NULL;
-        o->next = s->offers;
-        s->offers = o;
     }
-    if (ok)
-        snprintf(url, url_len, "%s", s->url);
-    else
-        plx_err_set(err, PLX_ENOTFOUND, "%s", s->failed ? s->why : "the I/O thread did not "
-                    "start listening in time");
+    int rc = offer_place_locked(s, &o, url, url_len, err);
     pthread_mutex_unlock(&s->mu);
-    if (!keep) {
-        free(o->tickets);
-        free(o);
-    }
-    if (ok)
-        plx_msg_destroy(msg);   /* not kept: its transfer is over */
-    return ok ? PLX_OK : err->code;
+    offers_free(o);
+    return rc;
 }
 
 int plx_serve_offer_relay(plx_serve_t *s, struct ev_loop *loop, const char *transport,
@@ -550,19 +557,10 @@ int plx_serve_offer_relay(plx_serve_t *s, struct ev_loop *loop, const char *tran
     pthread_mutex_unlock(&s->mu);
     listen_now(s, loop);
     pthread_mutex_lock(&s->mu);
-    int ok = s->listening, keep = ok && !(n && ended_locked(s, o->tickets[0]));
-    if (keep) {
-        o->next = s->offers;
-        s->offers = o;
-        o = NULL;
-    }
-    if (ok)
-        snprintf(url, url_len, "%s", s->url);
-    else
-        plx_err_set(err, PLX_ENOTFOUND, "%s", s->why);
+    int rc = offer_place_locked(s, &o, url, url_len, err);
     pthread_mutex_unlock(&s->mu);
     offers_free(o);
-    return ok ? PLX_OK : err->code;
+    return rc;
 }
 
 void plx_serve_end(plx_serve_t *s, char *const *tickets, size_t n)
